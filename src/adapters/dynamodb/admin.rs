@@ -1,0 +1,300 @@
+//! Operations of the admin CLI: table creation, projects, apps, keys, invitations.
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+};
+
+use super::item::*;
+use super::{DynamoStore, store_error};
+use crate::domain::invitation::{ClaimRules, RegistrationStatus, ShownStatus};
+use crate::domain::{ApiKey, App, PhoneNumber, Plan, RegistrationRecord, Token};
+use crate::ports::StoreError;
+
+/// An invitation as listed for an administrator.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListedInvitation {
+    pub record: RegistrationRecord,
+    pub status: ShownStatus,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MarkRegistered {
+    Registered,
+    /// Registered, or held by a live invitation, in another project.
+    InUseElsewhere,
+}
+
+fn key_schema(name: &str, key_type: KeyType) -> KeySchemaElement {
+    KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(key_type)
+        .build()
+        .expect("key schema has its required fields")
+}
+
+fn string_attribute(name: &str) -> AttributeDefinition {
+    AttributeDefinition::builder()
+        .attribute_name(name)
+        .attribute_type(ScalarAttributeType::S)
+        .build()
+        .expect("attribute definition has its required fields")
+}
+
+impl DynamoStore {
+    /// Creates the table with its index and TTL; does nothing to an existing table.
+    /// Returns whether it created it.
+    pub async fn create_table(&self) -> Result<bool, StoreError> {
+        let index = GlobalSecondaryIndex::builder()
+            .index_name(INVITES_INDEX)
+            .key_schema(key_schema(GSI1_PK, KeyType::Hash))
+            .key_schema(key_schema(GSI1_SK, KeyType::Range))
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::All)
+                    .build(),
+            )
+            .build()
+            .expect("index has its required fields");
+        let created = self
+            .client
+            .create_table()
+            .table_name(&self.table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .key_schema(key_schema(PK, KeyType::Hash))
+            .key_schema(key_schema(SK, KeyType::Range))
+            .attribute_definitions(string_attribute(PK))
+            .attribute_definitions(string_attribute(SK))
+            .attribute_definitions(string_attribute(GSI1_PK))
+            .attribute_definitions(string_attribute(GSI1_SK))
+            .global_secondary_indexes(index)
+            .send()
+            .await;
+        match created {
+            Ok(_) => {}
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_resource_in_use_exception()) =>
+            {
+                return Ok(false);
+            }
+            Err(e) => return Err(store_error(&e)),
+        }
+        self.client
+            .update_time_to_live()
+            .table_name(&self.table)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder()
+                    .attribute_name(TTL)
+                    .enabled(true)
+                    .build()
+                    .expect("TTL specification has its required fields"),
+            )
+            .send()
+            .await
+            .map_err(|e| store_error(&e))?;
+        Ok(true)
+    }
+
+    pub async fn put_project(
+        &self,
+        domain: &str,
+        display_name: Option<&str>,
+        plan: Plan,
+        enabled: bool,
+    ) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(project_item(domain, display_name, plan, enabled)))
+            .send()
+            .await
+            .map_err(|e| store_error(&e))?;
+        Ok(())
+    }
+
+    /// Adds or replaces an app; `Ok(false)` when the project does not exist.
+    pub async fn put_app(&self, domain: &str, app: &App) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(
+                aws_sdk_dynamodb::types::TransactWriteItem::builder()
+                    .condition_check(
+                        aws_sdk_dynamodb::types::ConditionCheck::builder()
+                            .table_name(&self.table)
+                            .key(PK, s(project_pk(domain)))
+                            .key(SK, s(PROJECT_SK))
+                            .condition_expression("attribute_exists(pk)")
+                            .build()
+                            .expect("condition check has its required fields"),
+                    )
+                    .build(),
+            )
+            .transact_items(
+                aws_sdk_dynamodb::types::TransactWriteItem::builder()
+                    .put(
+                        aws_sdk_dynamodb::types::Put::builder()
+                            .table_name(&self.table)
+                            .set_item(Some(app_item(domain, app)))
+                            .build()
+                            .expect("put has its required fields"),
+                    )
+                    .build(),
+            )
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_transaction_canceled_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(store_error(&e)),
+        }
+    }
+
+    pub async fn put_key(&self, key: &ApiKey, created_at: u64) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(key_item(key, created_at)))
+            .send()
+            .await
+            .map_err(|e| store_error(&e))?;
+        Ok(())
+    }
+
+    /// Deletes a key; returns whether there was one.
+    pub async fn delete_key(&self, domain: &str, username: &str) -> Result<bool, StoreError> {
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key(PK, s(user_pk(username)))
+            .key(SK, s(key_sk(domain)))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(|e| store_error(&e))?;
+        Ok(out.attributes.is_some_and(|a| !a.is_empty()))
+    }
+
+    /// A project's invitations, newest first, from the index (no scan).
+    pub async fn list_invitations(
+        &self,
+        domain: &str,
+        status: Option<ShownStatus>,
+        now: u64,
+    ) -> Result<Vec<ListedInvitation>, StoreError> {
+        let mut listed = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(INVITES_INDEX)
+                .key_condition_expression("gsi1pk = :pk")
+                .expression_attribute_values(":pk", s(invites_pk(domain)))
+                .scan_index_forward(false)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| store_error(&e))?;
+            for item in out.items() {
+                let record = registration_from_item(item)?;
+                let shown = record.shown_status(now);
+                if status.is_none_or(|s| s == shown) {
+                    listed.push(ListedInvitation {
+                        record,
+                        status: shown,
+                    });
+                }
+            }
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => break,
+            }
+        }
+        Ok(listed)
+    }
+
+    pub async fn registration(
+        &self,
+        phone: &PhoneNumber,
+    ) -> Result<Option<RegistrationRecord>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, s(phone_pk(phone.as_str())))
+            .key(SK, s(REGISTRATION_SK))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| store_error(&e))?;
+        out.item.as_ref().map(registration_from_item).transpose()
+    }
+
+    /// Records that the worker behind `phone` registered in `domain`. Allowed where a
+    /// claim would be: no record, this project's invitation, or an expired or stale one.
+    pub async fn mark_registered(
+        &self,
+        domain: &str,
+        phone: &PhoneNumber,
+        rules: ClaimRules<'_>,
+    ) -> Result<MarkRegistered, StoreError> {
+        let existing = self.registration(phone).await?;
+        let record = match existing.clone() {
+            Some(mut r) if r.domain == domain => {
+                r.status = RegistrationStatus::Registered;
+                r.registered_at.get_or_insert(rules.now);
+                r
+            }
+            Some(r) if !r.can_be_claimed(rules) => return Ok(MarkRegistered::InUseElsewhere),
+            _ => RegistrationRecord {
+                domain: domain.to_owned(),
+                phone: phone.clone(),
+                token: Token::generate(),
+                app_id: None,
+                android_only: false,
+                require_email: false,
+                custom_user_data: None,
+                phone_type: None,
+                status: RegistrationStatus::Registered,
+                created_at: rules.now,
+                expires_at: rules.now,
+                sent_at: None,
+                registered_at: Some(rules.now),
+            },
+        };
+        let mut put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(registration_item(&record)));
+        put = match &existing {
+            // Written only over what was read, so a concurrent claim is not overwritten.
+            Some(r) => put
+                .condition_expression("#token = :token")
+                .expression_attribute_names("#token", "token")
+                .expression_attribute_values(":token", s(r.token.as_str())),
+            None => put.condition_expression("attribute_not_exists(pk)"),
+        };
+        match put.send().await {
+            Ok(_) => Ok(MarkRegistered::Registered),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Err(StoreError::Unavailable {
+                    code: "ConcurrentChange: try again".into(),
+                })
+            }
+            Err(e) => Err(store_error(&e)),
+        }
+    }
+}

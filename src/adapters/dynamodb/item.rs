@@ -1,0 +1,290 @@
+//! The single-table layout: keys of each kind of item, and conversions to and from items.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use crate::domain::invitation::{PhoneType, RegistrationStatus};
+use crate::domain::{ApiKey, App, PhoneNumber, Plan, RegistrationRecord, Token};
+use crate::ports::StoreError;
+
+pub type Item = HashMap<String, AttributeValue>;
+
+/// Partition and sort key attributes of the table.
+pub const PK: &str = "pk";
+pub const SK: &str = "sk";
+/// The index listing a project's invitations, newest first.
+pub const INVITES_INDEX: &str = "gsi1";
+pub const GSI1_PK: &str = "gsi1pk";
+pub const GSI1_SK: &str = "gsi1sk";
+/// DynamoDB TTL attribute: set on pending invitations only.
+pub const TTL: &str = "ttl";
+
+pub const PROJECT_SK: &str = "PROJECT";
+pub const REGISTRATION_SK: &str = "REGISTRATION";
+
+pub fn project_pk(domain: &str) -> String {
+    format!("DOMAIN#{domain}")
+}
+
+pub fn app_sk(app_id: &str) -> String {
+    format!("APP#{app_id}")
+}
+
+pub fn user_pk(username: &str) -> String {
+    format!("USER#{username}")
+}
+
+pub fn key_sk(domain: &str) -> String {
+    format!("KEY#{domain}")
+}
+
+pub fn phone_pk(phone: &str) -> String {
+    format!("PHONE#{phone}")
+}
+
+pub fn invites_pk(domain: &str) -> String {
+    format!("INVITES#{domain}")
+}
+
+pub fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+pub fn n(v: u64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn malformed(what: &str) -> StoreError {
+    StoreError::Malformed(what.to_owned())
+}
+
+pub fn opt_s(item: &Item, name: &str) -> Option<String> {
+    item.get(name).and_then(|v| v.as_s().ok()).cloned()
+}
+
+pub fn get_s(item: &Item, name: &str) -> Result<String, StoreError> {
+    opt_s(item, name).ok_or_else(|| malformed(name))
+}
+
+pub fn opt_n(item: &Item, name: &str) -> Result<Option<u64>, StoreError> {
+    match item.get(name) {
+        None | Some(AttributeValue::Null(_)) => Ok(None),
+        Some(AttributeValue::N(v)) => v.parse().map(Some).map_err(|_| malformed(name)),
+        Some(_) => Err(malformed(name)),
+    }
+}
+
+pub fn get_n(item: &Item, name: &str) -> Result<u64, StoreError> {
+    opt_n(item, name)?.ok_or_else(|| malformed(name))
+}
+
+pub fn get_bool(item: &Item, name: &str) -> bool {
+    matches!(item.get(name), Some(AttributeValue::Bool(true)))
+}
+
+pub fn project_item(domain: &str, display_name: Option<&str>, plan: Plan, enabled: bool) -> Item {
+    let mut item = Item::from([
+        (PK.into(), s(project_pk(domain))),
+        (SK.into(), s(PROJECT_SK)),
+        ("kind".into(), s("project")),
+        ("domain".into(), s(domain)),
+        ("plan".into(), s(plan.as_str())),
+        ("registration_enabled".into(), AttributeValue::Bool(enabled)),
+    ]);
+    if let Some(name) = display_name {
+        item.insert("display_name".into(), s(name));
+    }
+    item
+}
+
+pub fn app_item(domain: &str, app: &App) -> Item {
+    let mut item = Item::from([
+        (PK.into(), s(project_pk(domain))),
+        (SK.into(), s(app_sk(&app.id))),
+        ("kind".into(), s("app")),
+        ("app_id".into(), s(&app.id)),
+        ("name".into(), s(&app.name)),
+    ]);
+    if let Some(url) = &app.install_url {
+        item.insert("install_url".into(), s(url));
+    }
+    item
+}
+
+pub fn app_from_item(item: &Item) -> Result<App, StoreError> {
+    Ok(App {
+        id: get_s(item, "app_id")?,
+        name: get_s(item, "name")?,
+        install_url: opt_s(item, "install_url"),
+    })
+}
+
+fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn from_hex(s: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    if s.len() != 64 {
+        return None;
+    }
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+pub fn key_item(key: &ApiKey, created_at: u64) -> Item {
+    Item::from([
+        (PK.into(), s(user_pk(&key.username))),
+        (SK.into(), s(key_sk(&key.domain))),
+        ("kind".into(), s("api_key")),
+        ("username".into(), s(&key.username)),
+        ("domain".into(), s(&key.domain)),
+        ("key_sha256".into(), s(to_hex(&key.key_hash))),
+        ("edit_data".into(), AttributeValue::Bool(key.can_edit_data)),
+        ("created_at".into(), n(created_at)),
+    ])
+}
+
+pub fn key_from_item(item: &Item) -> Result<ApiKey, StoreError> {
+    Ok(ApiKey {
+        username: get_s(item, "username")?,
+        domain: get_s(item, "domain")?,
+        key_hash: from_hex(&get_s(item, "key_sha256")?).ok_or_else(|| malformed("key_sha256"))?,
+        can_edit_data: get_bool(item, "edit_data"),
+    })
+}
+
+pub fn registration_item(r: &RegistrationRecord) -> Item {
+    let phone = r.phone.as_str();
+    let mut item = Item::from([
+        (PK.into(), s(phone_pk(phone))),
+        (SK.into(), s(REGISTRATION_SK)),
+        ("kind".into(), s("registration")),
+        ("domain".into(), s(&r.domain)),
+        ("phone_number".into(), s(phone)),
+        ("token".into(), s(r.token.as_str())),
+        ("android_only".into(), AttributeValue::Bool(r.android_only)),
+        (
+            "require_email".into(),
+            AttributeValue::Bool(r.require_email),
+        ),
+        ("status".into(), s(r.status.as_str())),
+        ("created_at".into(), n(r.created_at)),
+        ("expires_at".into(), n(r.expires_at)),
+        (GSI1_PK.into(), s(invites_pk(&r.domain))),
+        (GSI1_SK.into(), s(format!("{:012}#{phone}", r.created_at))),
+    ]);
+    if let Some(app_id) = &r.app_id {
+        item.insert("app_id".into(), s(app_id));
+    }
+    if let Some(data) = &r.custom_user_data {
+        let json = serde_json::to_string(data).unwrap_or_else(|_| "{}".into());
+        item.insert("custom_user_data".into(), s(json));
+    }
+    if let Some(t) = r.phone_type {
+        item.insert("phone_type".into(), s(t.as_str()));
+    }
+    if let Some(t) = r.sent_at {
+        item.insert("sent_at".into(), n(t));
+    }
+    if let Some(t) = r.registered_at {
+        item.insert("registered_at".into(), n(t));
+    }
+    // TTL may clean up pending invitations once expired; never registered workers.
+    if r.status == RegistrationStatus::Pending {
+        item.insert(TTL.into(), n(r.expires_at));
+    }
+    item
+}
+
+pub fn registration_from_item(item: &Item) -> Result<RegistrationRecord, StoreError> {
+    let phone = get_s(item, "phone_number")?;
+    Ok(RegistrationRecord {
+        domain: get_s(item, "domain")?,
+        phone: PhoneNumber::parse(&phone).map_err(|_| malformed("phone_number"))?,
+        token: Token::from_stored(get_s(item, "token")?),
+        app_id: opt_s(item, "app_id"),
+        android_only: get_bool(item, "android_only"),
+        require_email: get_bool(item, "require_email"),
+        custom_user_data: match opt_s(item, "custom_user_data") {
+            None => None,
+            Some(json) => {
+                Some(serde_json::from_str(&json).map_err(|_| malformed("custom_user_data"))?)
+            }
+        },
+        phone_type: opt_s(item, "phone_type").and_then(|t| PhoneType::parse(&t)),
+        status: RegistrationStatus::parse(&get_s(item, "status")?)
+            .ok_or_else(|| malformed("status"))?,
+        created_at: get_n(item, "created_at")?,
+        expires_at: get_n(item, "expires_at")?,
+        sent_at: opt_n(item, "sent_at")?,
+        registered_at: opt_n(item, "registered_at")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_registration_survives_the_round_trip_through_an_item() {
+        let record = RegistrationRecord {
+            domain: "demo".into(),
+            phone: PhoneNumber::parse("+16175551234").unwrap(),
+            token: Token::generate(),
+            app_id: Some("app1".into()),
+            android_only: true,
+            require_email: true,
+            custom_user_data: json!({"a": 1, "b": [true, null, 1.5]}).as_object().cloned(),
+            phone_type: Some(PhoneType::Android),
+            status: RegistrationStatus::Pending,
+            created_at: 100,
+            expires_at: 200,
+            sent_at: Some(101),
+            registered_at: None,
+        };
+        let item = registration_item(&record);
+        assert_eq!(item[TTL], n(200));
+        assert_eq!(item[GSI1_SK], s("000000000100#+16175551234"));
+        assert_eq!(registration_from_item(&item).unwrap(), record);
+    }
+
+    #[test]
+    fn a_registered_worker_has_no_ttl() {
+        let mut record = registration_from_item(&registration_item(&RegistrationRecord {
+            domain: "demo".into(),
+            phone: PhoneNumber::parse("+16175551234").unwrap(),
+            token: Token::generate(),
+            app_id: None,
+            android_only: false,
+            require_email: false,
+            custom_user_data: None,
+            phone_type: None,
+            status: RegistrationStatus::Pending,
+            created_at: 1,
+            expires_at: 2,
+            sent_at: None,
+            registered_at: None,
+        }))
+        .unwrap();
+        record.status = RegistrationStatus::Registered;
+        assert!(!registration_item(&record).contains_key(TTL));
+    }
+
+    #[test]
+    fn a_key_keeps_only_its_hash() {
+        let key = ApiKey {
+            username: "u".into(),
+            domain: "d".into(),
+            key_hash: crate::domain::project::hash_key("secret"),
+            can_edit_data: true,
+        };
+        let item = key_item(&key, 5);
+        assert!(!format!("{item:?}").contains("secret"));
+        assert_eq!(key_from_item(&item).unwrap(), key);
+    }
+}

@@ -1,0 +1,220 @@
+//! In-memory directory, invitation store and SMS sender, with injectable faults:
+//! the same rules as the real adapters, for fast tests.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
+use crate::domain::invitation::ClaimRules;
+use crate::domain::{ApiKey, Invitation, PhoneNumber, Project, RegistrationRecord};
+use crate::ports::{Claim, Directory, InvitationStore, SmsError, SmsSender, StoreError};
+
+fn unavailable() -> StoreError {
+    StoreError::Unavailable {
+        code: "InjectedFault".into(),
+    }
+}
+
+#[derive(Default)]
+struct StoreState {
+    projects: HashMap<String, Project>,
+    keys: Vec<ApiKey>,
+    records: HashMap<String, RegistrationRecord>,
+    down: bool,
+    failing_claims: HashSet<String>,
+    failing_releases: HashSet<String>,
+}
+
+/// Directory and invitation store in one map, guarded by a mutex.
+#[derive(Default)]
+pub struct MemoryStore {
+    state: Mutex<StoreState>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, StoreState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn put_project(&self, project: Project) {
+        self.state().projects.insert(project.name.clone(), project);
+    }
+
+    pub fn put_key(&self, key: ApiKey) {
+        let mut state = self.state();
+        state
+            .keys
+            .retain(|k| !(k.username == key.username && k.domain == key.domain));
+        state.keys.push(key);
+    }
+
+    pub fn put_record(&self, record: RegistrationRecord) {
+        self.state()
+            .records
+            .insert(record.phone.as_str().to_owned(), record);
+    }
+
+    pub fn record(&self, phone: &str) -> Option<RegistrationRecord> {
+        self.state().records.get(phone).cloned()
+    }
+
+    /// Every call fails, as when the store cannot be reached.
+    pub fn set_down(&self, down: bool) {
+        self.state().down = down;
+    }
+
+    pub fn fail_claims_for(&self, phone: &str) {
+        self.state().failing_claims.insert(phone.to_owned());
+    }
+
+    pub fn fail_releases_for(&self, phone: &str) {
+        self.state().failing_releases.insert(phone.to_owned());
+    }
+}
+
+impl Directory for MemoryStore {
+    async fn api_keys_of(&self, username: &str) -> Result<Vec<ApiKey>, StoreError> {
+        let state = self.state();
+        if state.down {
+            return Err(unavailable());
+        }
+        Ok(state
+            .keys
+            .iter()
+            .filter(|k| k.username == username)
+            .cloned()
+            .collect())
+    }
+
+    async fn project(&self, domain: &str) -> Result<Option<Project>, StoreError> {
+        let state = self.state();
+        if state.down {
+            return Err(unavailable());
+        }
+        Ok(state.projects.get(domain).cloned())
+    }
+}
+
+impl InvitationStore for MemoryStore {
+    type Previous = RegistrationRecord;
+
+    async fn claim(
+        &self,
+        invitation: &Invitation,
+        rules: ClaimRules<'_>,
+    ) -> Result<Claim<RegistrationRecord>, StoreError> {
+        let mut state = self.state();
+        let phone = invitation.phone.as_str();
+        if state.down || state.failing_claims.contains(phone) {
+            return Err(unavailable());
+        }
+        if let Some(existing) = state.records.get(phone)
+            && !existing.can_be_claimed(rules)
+        {
+            return Ok(Claim::InUse);
+        }
+        let previous = state.records.insert(phone.to_owned(), invitation.clone());
+        Ok(Claim::Taken { previous })
+    }
+
+    async fn mark_sent(&self, invitation: &Invitation, sent_at: u64) -> Result<(), StoreError> {
+        let mut state = self.state();
+        if state.down {
+            return Err(unavailable());
+        }
+        if let Some(record) = state.records.get_mut(invitation.phone.as_str())
+            && record.token == invitation.token
+        {
+            record.sent_at = Some(sent_at);
+        }
+        Ok(())
+    }
+
+    async fn release(
+        &self,
+        invitation: &Invitation,
+        previous: Option<RegistrationRecord>,
+    ) -> Result<(), StoreError> {
+        let mut state = self.state();
+        let phone = invitation.phone.as_str();
+        if state.down || state.failing_releases.contains(phone) {
+            return Err(unavailable());
+        }
+        if state
+            .records
+            .get(phone)
+            .is_some_and(|r| r.token == invitation.token)
+        {
+            match previous {
+                Some(previous) => state.records.insert(phone.to_owned(), previous),
+                None => state.records.remove(phone),
+            };
+        }
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct SmsState {
+    sent: Vec<(String, String)>,
+    failing: HashSet<String>,
+    fail_nth: HashMap<String, usize>,
+}
+
+/// Records every SMS instead of sending it.
+#[derive(Default)]
+pub struct MemorySms {
+    state: Mutex<SmsState>,
+}
+
+impl MemorySms {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, SmsState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Every SMS accepted so far, as (E.164 number, text).
+    pub fn sent(&self) -> Vec<(String, String)> {
+        self.state().sent.clone()
+    }
+
+    pub fn sent_to(&self, phone: &str) -> Vec<String> {
+        self.state()
+            .sent
+            .iter()
+            .filter(|(to, _)| to == phone)
+            .map(|(_, text)| text.clone())
+            .collect()
+    }
+
+    /// Every SMS to `phone` fails.
+    pub fn fail_for(&self, phone: &str) {
+        self.state().failing.insert(phone.to_owned());
+    }
+
+    /// The `n`th SMS (counting from 1) to `phone` fails; earlier ones go through.
+    pub fn fail_nth_for(&self, phone: &str, n: usize) {
+        self.state().fail_nth.insert(phone.to_owned(), n);
+    }
+}
+
+impl SmsSender for MemorySms {
+    async fn send(&self, to: &PhoneNumber, text: &str) -> Result<(), SmsError> {
+        let mut state = self.state();
+        let phone = to.as_str();
+        let attempt = state.sent.iter().filter(|(p, _)| p == phone).count() + 1;
+        if state.failing.contains(phone) || state.fail_nth.get(phone) == Some(&attempt) {
+            return Err(SmsError {
+                code: "InjectedFault".into(),
+            });
+        }
+        state.sent.push((phone.to_owned(), text.to_owned()));
+        Ok(())
+    }
+}

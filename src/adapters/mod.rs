@@ -1,0 +1,44 @@
+//! Implementations of the ports: DynamoDB and SNS for real, in-memory for tests.
+
+pub mod dynamodb;
+pub mod memory;
+pub mod sns;
+
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+
+/// The shared AWS configuration: region, credentials and `AWS_ENDPOINT_URL` from the
+/// environment, with retries (throttling backs off) bounded so calls end well within a
+/// Lambda invocation.
+pub async fn load_aws_config() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(4)
+                .with_initial_backoff(Duration::from_millis(50)),
+        )
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(2))
+                .operation_attempt_timeout(Duration::from_secs(3))
+                .operation_timeout(Duration::from_secs(8))
+                .build(),
+        )
+        .load()
+        .await
+}
+
+/// The code of an SDK failure, for logs: never its message, which may quote request data.
+pub(crate) fn error_code<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> String {
+    match error {
+        SdkError::TimeoutError(_) => "Timeout",
+        SdkError::DispatchFailure(_) => "DispatchFailure",
+        SdkError::ResponseError(_) => "ResponseError",
+        _ => error.code().unwrap_or("Unknown"),
+    }
+    .to_owned()
+}

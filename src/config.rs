@@ -1,0 +1,158 @@
+//! Configuration from environment variables, each with its documented default.
+
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// `TABLE_NAME`: the DynamoDB table.
+    pub table_name: String,
+    /// `PUBLIC_BASE_URL`: where the registration pages are served.
+    pub public_base_url: String,
+    /// `SMS_SENDER_ID`: alphanumeric sender ID, where the destination country allows it.
+    pub sms_sender_id: Option<String>,
+    /// `SMS_ORIGINATION_NUMBER`: the number SMS are sent from, in E.164.
+    pub sms_origination_number: Option<String>,
+    /// `MAX_USERS_PER_REQUEST`
+    pub max_users_per_request: usize,
+    /// `CONCURRENCY`: DynamoDB and SNS calls in flight per request.
+    pub concurrency: usize,
+    /// `INVITATION_LIFETIME_DAYS`
+    pub invitation_lifetime: Duration,
+    /// `CLAIM_STALE_SECONDS`: when a claim never marked sent counts as left by a crash.
+    pub claim_stale_after: Duration,
+    /// `DEADLINE_MARGIN_MS`: no number is started with less time than this left.
+    pub deadline_margin: Duration,
+}
+
+pub const DEFAULT_TABLE_NAME: &str = "sms-registration";
+pub const DEFAULT_PUBLIC_BASE_URL: &str = "http://127.0.0.1:9000";
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            table_name: DEFAULT_TABLE_NAME.into(),
+            public_base_url: DEFAULT_PUBLIC_BASE_URL.into(),
+            sms_sender_id: None,
+            sms_origination_number: None,
+            max_users_per_request: 500,
+            concurrency: 16,
+            invitation_lifetime: Duration::from_secs(30 * 86_400),
+            claim_stale_after: Duration::from_secs(300),
+            deadline_margin: Duration::from_millis(2_000),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid configuration: {name}={value:?}: {reason}")]
+pub struct ConfigError {
+    pub name: &'static str,
+    pub value: String,
+    pub reason: &'static str,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads each variable through `lookup`; unset or empty means the default.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let d = Config::default();
+        let number =
+            |name: &'static str, default: u64, min: u64, max: u64| -> Result<u64, ConfigError> {
+                match get(name) {
+                    None => Ok(default),
+                    Some(v) => match v.trim().parse::<u64>() {
+                        Ok(n) if (min..=max).contains(&n) => Ok(n),
+                        _ => Err(ConfigError {
+                            name,
+                            value: v,
+                            reason: "expected a whole number in the allowed range (see README)",
+                        }),
+                    },
+                }
+            };
+        let public_base_url = get("PUBLIC_BASE_URL").unwrap_or(d.public_base_url);
+        if !(public_base_url.starts_with("https://") || public_base_url.starts_with("http://")) {
+            return Err(ConfigError {
+                name: "PUBLIC_BASE_URL",
+                value: public_base_url,
+                reason: "expected an http:// or https:// URL",
+            });
+        }
+        Ok(Config {
+            table_name: get("TABLE_NAME").unwrap_or(d.table_name),
+            public_base_url: public_base_url.trim_end_matches('/').to_owned(),
+            sms_sender_id: get("SMS_SENDER_ID"),
+            sms_origination_number: get("SMS_ORIGINATION_NUMBER"),
+            max_users_per_request: number("MAX_USERS_PER_REQUEST", 500, 1, 10_000)? as usize,
+            concurrency: number("CONCURRENCY", 16, 1, 256)? as usize,
+            invitation_lifetime: Duration::from_secs(
+                number("INVITATION_LIFETIME_DAYS", 30, 1, 365)? * 86_400,
+            ),
+            claim_stale_after: Duration::from_secs(number("CLAIM_STALE_SECONDS", 300, 30, 86_400)?),
+            deadline_margin: Duration::from_millis(number("DEADLINE_MARGIN_MS", 2_000, 0, 60_000)?),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn from(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn nothing_set_gives_the_defaults() {
+        assert_eq!(from(&[]).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn every_variable_is_read() {
+        let c = from(&[
+            ("TABLE_NAME", "t"),
+            ("PUBLIC_BASE_URL", "https://x.example/"),
+            ("SMS_SENDER_ID", "DEMO"),
+            ("SMS_ORIGINATION_NUMBER", "+18005550100"),
+            ("MAX_USERS_PER_REQUEST", "100"),
+            ("CONCURRENCY", "4"),
+            ("INVITATION_LIFETIME_DAYS", "7"),
+            ("CLAIM_STALE_SECONDS", "60"),
+            ("DEADLINE_MARGIN_MS", "500"),
+        ])
+        .unwrap();
+        assert_eq!(c.table_name, "t");
+        assert_eq!(c.public_base_url, "https://x.example");
+        assert_eq!(c.sms_sender_id.as_deref(), Some("DEMO"));
+        assert_eq!(c.sms_origination_number.as_deref(), Some("+18005550100"));
+        assert_eq!(c.max_users_per_request, 100);
+        assert_eq!(c.concurrency, 4);
+        assert_eq!(c.invitation_lifetime, Duration::from_secs(7 * 86_400));
+        assert_eq!(c.claim_stale_after, Duration::from_secs(60));
+        assert_eq!(c.deadline_margin, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_the_variable_named() {
+        for (name, value) in [
+            ("CONCURRENCY", "0"),
+            ("CONCURRENCY", "many"),
+            ("MAX_USERS_PER_REQUEST", "-1"),
+            ("INVITATION_LIFETIME_DAYS", "1000"),
+            ("PUBLIC_BASE_URL", "sms.example.org"),
+        ] {
+            let err = from(&[(name, value)]).unwrap_err();
+            assert_eq!(err.name, name);
+            assert!(err.to_string().contains(name));
+        }
+    }
+}

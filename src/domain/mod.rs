@@ -1,0 +1,16 @@
+//! The pure domain: phone numbers, requests, invitations, projects and SMS texts.
+
+pub mod invitation;
+pub mod outcome;
+pub mod phone;
+pub mod project;
+pub mod request;
+pub mod sms;
+
+pub use invitation::{Invitation, RegistrationRecord, RegistrationStatus, Token};
+pub use outcome::{InviteOutcome, RegistrationReport};
+pub use phone::{PhoneError, PhoneNumber};
+pub use project::{ApiKey, App, Plan, Project};
+pub use request::{
+    FieldErrors, RegistrationRequest, RequestedNumber, UserEntry, ValidationContext,
+};

@@ -1,0 +1,66 @@
+//! Per-number outcomes and the response that gathers them.
+
+use serde::Serialize;
+
+/// What happened to one number of a request; each lands in exactly one list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InviteOutcome {
+    /// Invitation recorded and every SMS accepted (E.164).
+    Success(String),
+    /// Failed the phone rules (as the client sent it).
+    InvalidFormat(String),
+    /// Registered, or held by another project's live invitation (E.164).
+    InUse(String),
+    /// Could not be recorded or sent; left as it was (E.164).
+    Error(String),
+}
+
+/// The response body of a create-invitations request.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RegistrationReport {
+    pub success_numbers: Vec<String>,
+    pub invalid_format_numbers: Vec<String>,
+    pub numbers_in_use: Vec<String>,
+    pub error_numbers: Vec<String>,
+}
+
+impl FromIterator<InviteOutcome> for RegistrationReport {
+    fn from_iter<T: IntoIterator<Item = InviteOutcome>>(outcomes: T) -> Self {
+        let mut report = RegistrationReport::default();
+        for outcome in outcomes {
+            match outcome {
+                InviteOutcome::Success(n) => report.success_numbers.push(n),
+                InviteOutcome::InvalidFormat(n) => report.invalid_format_numbers.push(n),
+                InviteOutcome::InUse(n) => report.numbers_in_use.push(n),
+                InviteOutcome::Error(n) => report.error_numbers.push(n),
+            }
+        }
+        report
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_are_gathered_in_request_order() {
+        let report: RegistrationReport = [
+            InviteOutcome::Success("+1".into()),
+            InviteOutcome::InUse("+2".into()),
+            InviteOutcome::Success("+3".into()),
+            InviteOutcome::InvalidFormat("x".into()),
+            InviteOutcome::Error("+4".into()),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(report.success_numbers, ["+1", "+3"]);
+        assert_eq!(report.numbers_in_use, ["+2"]);
+        assert_eq!(report.invalid_format_numbers, ["x"]);
+        assert_eq!(report.error_numbers, ["+4"]);
+        assert_eq!(
+            serde_json::to_string(&RegistrationReport::default()).unwrap(),
+            r#"{"success_numbers":[],"invalid_format_numbers":[],"numbers_in_use":[],"error_numbers":[]}"#
+        );
+    }
+}

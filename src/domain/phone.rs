@@ -1,0 +1,169 @@
+//! Phone numbers: the API's leniency rules, then libphonenumber validity, held as E.164.
+
+use std::fmt;
+
+use phonenumber::Mode;
+
+/// E.164 allows at most 15 digits; anything longer is rejected before libphonenumber sees it.
+const MAX_E164_DIGITS: usize = 15;
+
+/// A number that passed the leniency rules and is valid by libphonenumber's metadata.
+/// It can only be made by [`PhoneNumber::parse`], so holding one proves validity.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PhoneNumber {
+    e164: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PhoneError {
+    #[error("the number has characters other than digits")]
+    NotDigits,
+    #[error("the number has more than 15 digits")]
+    TooLong,
+    #[error("the number cannot be parsed")]
+    Unparseable,
+    #[error("the number is not a valid number for its country")]
+    NotValid,
+}
+
+/// Applies the API's leniency: drops whitespace and `(`, `)`, `-`, `.`.
+pub fn lenient(raw: &str) -> String {
+    raw.chars()
+        .filter(|c| !(c.is_whitespace() || matches!(c, '(' | ')' | '-' | '.')))
+        .collect()
+}
+
+impl PhoneNumber {
+    /// Reads a number as a client sent it. A number without a leading `+` is read as
+    /// E.164 without its plus (`16175551234` is `+16175551234`).
+    pub fn parse(raw: &str) -> Result<Self, PhoneError> {
+        let cleaned = lenient(raw);
+        let digits = cleaned.strip_prefix('+').unwrap_or(&cleaned);
+        // libphonenumber maps letters to keypad digits (`JKL` -> `555`); the API does not.
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(PhoneError::NotDigits);
+        }
+        if digits.len() > MAX_E164_DIGITS {
+            return Err(PhoneError::TooLong);
+        }
+        let parsed =
+            phonenumber::parse(None, format!("+{digits}")).map_err(|_| PhoneError::Unparseable)?;
+        if !parsed.is_valid() {
+            return Err(PhoneError::NotValid);
+        }
+        Ok(Self {
+            e164: parsed.format().mode(Mode::E164).to_string(),
+        })
+    }
+
+    /// The number in E.164 with its plus, e.g. `+16175551234`.
+    pub fn as_str(&self) -> &str {
+        &self.e164
+    }
+
+    /// The form that may appear in logs: `+1617***1234`.
+    pub fn masked(&self) -> Masked<'_> {
+        Masked(&self.e164)
+    }
+}
+
+impl fmt::Display for PhoneNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.e164)
+    }
+}
+
+/// A phone number shown with its middle digits hidden.
+#[derive(Debug, Clone, Copy)]
+pub struct Masked<'a>(&'a str);
+
+impl fmt::Display for Masked<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self.0;
+        let (head, tail) = if s.len() >= 10 { (5, 4) } else { (3, 2) };
+        match (s.get(..head), s.get(s.len().saturating_sub(tail)..)) {
+            (Some(h), Some(t)) if s.len() > head + tail => write!(f, "{h}***{t}"),
+            _ => f.write_str("***"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn valid_numbers_are_normalised_to_e164_with_plus() {
+        let cases = [
+            ("+16175551234", "+16175551234"),
+            ("+16175555512", "+16175555512"),
+            ("16175551234", "+16175551234"),
+            ("+1 (617) 555-1234", "+16175551234"),
+            ("+1.617.555.1234", "+16175551234"),
+            (" +1 617 555 1234 ", "+16175551234"),
+            ("1-617-555-1234", "+16175551234"),
+            ("+1\t617\u{a0}555 1234", "+16175551234"),
+            ("+254712345678", "+254712345678"),
+            ("254 712 345 678", "+254712345678"),
+            ("+442079460958", "+442079460958"),
+            ("+919876543210", "+919876543210"),
+        ];
+        for (raw, expected) in cases {
+            let parsed = PhoneNumber::parse(raw);
+            assert_eq!(
+                parsed.as_ref().map(PhoneNumber::as_str),
+                Ok(expected),
+                "input {raw:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn invalid_numbers_are_rejected_with_the_reason() {
+        let cases = [
+            ("+1617JKL1234", PhoneError::NotDigits),
+            ("", PhoneError::NotDigits),
+            ("+", PhoneError::NotDigits),
+            ("   ", PhoneError::NotDigits),
+            ("++16175551234", PhoneError::NotDigits),
+            ("+1617555123x", PhoneError::NotDigits),
+            ("tel:+16175551234", PhoneError::NotDigits),
+            ("+1 617 555 1234 ext 5", PhoneError::NotDigits),
+            ("+1234567890123456", PhoneError::TooLong),
+            // parses, but is not a valid number
+            ("+1234", PhoneError::NotValid),
+            ("+16175551", PhoneError::NotValid),
+            ("+161755512345", PhoneError::NotValid),
+            ("+10005551234", PhoneError::NotValid),
+            ("+2547123", PhoneError::NotValid),
+        ];
+        for (raw, expected) in cases {
+            let result = PhoneNumber::parse(raw);
+            assert!(
+                matches!(result, Err(e) if e == expected || (expected == PhoneError::NotValid && e == PhoneError::Unparseable)),
+                "input {raw:?}: got {result:?}, expected {expected:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn unassigned_country_codes_are_invalid() {
+        for raw in ["+8091234567", "+9991234567890", "+2801234567"] {
+            assert!(PhoneNumber::parse(raw).is_err(), "input {raw:?}");
+        }
+    }
+
+    #[test]
+    fn a_ten_thousand_digit_number_is_rejected_quickly() {
+        let raw = "1".repeat(10_000);
+        assert_eq!(PhoneNumber::parse(&raw), Err(PhoneError::TooLong));
+    }
+
+    #[test]
+    fn masking_hides_the_middle_digits() {
+        let n = PhoneNumber::parse("+16175551234").unwrap();
+        assert_eq!(n.masked().to_string(), "+1617***1234");
+        assert_eq!(Masked("+1234567").to_string(), "+12***67");
+        assert_eq!(Masked("+123").to_string(), "***");
+    }
+}

@@ -1,0 +1,184 @@
+//! Projects (CommCare "domains"), their apps and the API keys of their users.
+
+use std::fmt;
+use std::str::FromStr;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// Subscription plans, lowest first; the registration API needs [`Plan::Pro`] or higher.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Plan {
+    Community,
+    Standard,
+    Pro,
+    Advanced,
+    Enterprise,
+}
+
+impl Plan {
+    pub const ALL: [Plan; 5] = [
+        Plan::Community,
+        Plan::Standard,
+        Plan::Pro,
+        Plan::Advanced,
+        Plan::Enterprise,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Plan::Community => "COMMUNITY",
+            Plan::Standard => "STANDARD",
+            Plan::Pro => "PRO",
+            Plan::Advanced => "ADVANCED",
+            Plan::Enterprise => "ENTERPRISE",
+        }
+    }
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown plan {0:?}: expected one of COMMUNITY, STANDARD, PRO, ADVANCED, ENTERPRISE")]
+pub struct UnknownPlan(pub String);
+
+impl FromStr for Plan {
+    type Err = UnknownPlan;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Plan::ALL
+            .into_iter()
+            .find(|p| p.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| UnknownPlan(s.to_owned()))
+    }
+}
+
+/// An app of a project: what an Android worker installs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct App {
+    pub id: String,
+    pub name: String,
+    pub install_url: Option<String>,
+}
+
+/// A project with everything the registration API checks about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Project {
+    pub name: String,
+    pub display_name: Option<String>,
+    pub plan: Plan,
+    pub registration_enabled: bool,
+    pub apps: Vec<App>,
+}
+
+impl Project {
+    /// The name workers see in SMS texts.
+    pub fn title(&self) -> &str {
+        self.display_name.as_deref().unwrap_or(&self.name)
+    }
+
+    pub fn app(&self, id: &str) -> Option<&App> {
+        self.apps.iter().find(|a| a.id == id)
+    }
+}
+
+/// Project names are what CommCare allows: lowercase letters, digits and hyphens.
+pub fn is_valid_project_name(name: &str) -> bool {
+    (1..=63).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+}
+
+/// A stored API key: only its SHA-256 is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    pub username: String,
+    pub domain: String,
+    pub key_hash: [u8; 32],
+    pub can_edit_data: bool,
+}
+
+impl ApiKey {
+    /// Compares a presented key with the stored hash in constant time.
+    pub fn matches(&self, presented: &str) -> bool {
+        hash_key(presented).ct_eq(&self.key_hash).into()
+    }
+}
+
+pub fn hash_key(key: &str) -> [u8; 32] {
+    Sha256::digest(key.as_bytes()).into()
+}
+
+/// A new random key: 256 bits from the OS CSPRNG, URL-safe base64.
+pub fn generate_key() -> String {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).expect("the OS random source failed");
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plans_are_ordered_and_parse_case_insensitively() {
+        assert!(Plan::Standard < Plan::Pro && Plan::Pro < Plan::Enterprise);
+        assert_eq!("pro".parse::<Plan>(), Ok(Plan::Pro));
+        assert_eq!("ENTERPRISE".parse::<Plan>(), Ok(Plan::Enterprise));
+        assert!("GOLD".parse::<Plan>().is_err());
+    }
+
+    #[test]
+    fn a_key_matches_only_its_own_hash() {
+        let key = generate_key();
+        let stored = ApiKey {
+            username: "admin@example.com".into(),
+            domain: "demo".into(),
+            key_hash: hash_key(&key),
+            can_edit_data: true,
+        };
+        assert!(stored.matches(&key));
+        assert!(!stored.matches(&generate_key()));
+        assert!(!stored.matches(""));
+    }
+
+    #[test]
+    fn generated_keys_are_long_random_and_url_safe() {
+        let (a, b) = (generate_key(), generate_key());
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 43);
+        assert!(
+            a.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+        );
+    }
+
+    #[test]
+    fn project_names_follow_commcare_rules() {
+        assert!(is_valid_project_name("demo-project-2"));
+        for bad in ["", "Demo", "a b", "a/b", "-x", &"x".repeat(64)] {
+            assert!(!is_valid_project_name(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_title_falls_back_to_the_project_name() {
+        let mut p = Project {
+            name: "demo".into(),
+            display_name: None,
+            plan: Plan::Pro,
+            registration_enabled: true,
+            apps: vec![],
+        };
+        assert_eq!(p.title(), "demo");
+        p.display_name = Some("Demo Health".into());
+        assert_eq!(p.title(), "Demo Health");
+    }
+}

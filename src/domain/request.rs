@@ -1,0 +1,460 @@
+//! The create-invitations request: parsed from JSON, checked against every field rule.
+
+use std::collections::{BTreeMap, HashSet};
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::phone::{PhoneNumber, lenient};
+use super::project::Project;
+
+/// The most characters SNS sends in one SMS.
+pub const MAX_SMS_CHARS: usize = 1600;
+/// The most bytes a user's `custom_user_data` may take as JSON.
+pub const MAX_CUSTOM_USER_DATA_BYTES: usize = 4096;
+
+const REQUIRED: &str = "This field is required";
+
+/// Every field error of a request, by field name (`users[3].phone_number`, ...).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct FieldErrors(BTreeMap<String, String>);
+
+impl FieldErrors {
+    fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.0.entry(field.into()).or_insert_with(|| message.into());
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn get(&self, field: &str) -> Option<&str> {
+        self.0.get(field).map(String::as_str)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+/// A number of the request: valid and normalised, or kept exactly as the client sent it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RequestedNumber {
+    Valid(PhoneNumber),
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserEntry {
+    pub number: RequestedNumber,
+    pub custom_user_data: Option<Map<String, Value>>,
+}
+
+/// A request that passed every field rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RegistrationRequest {
+    pub app_id: String,
+    pub android_only: bool,
+    pub require_email: bool,
+    /// Trimmed and non-empty; `None` means the default message.
+    pub custom_registration_message: Option<String>,
+    pub users: Vec<UserEntry>,
+}
+
+/// What the field rules depend on besides the body itself.
+#[derive(Debug, Clone, Copy)]
+pub struct ValidationContext<'a> {
+    pub project: &'a Project,
+    pub max_users: usize,
+    /// Characters of a registration URL of this project, for the SMS length rule.
+    pub registration_url_chars: usize,
+}
+
+fn type_name(expected: &str) -> String {
+    format!("Expected type: {expected}")
+}
+
+impl RegistrationRequest {
+    /// Applies every field rule and reports all errors at once. Unknown fields are ignored.
+    pub fn validate(
+        body: &Map<String, Value>,
+        ctx: ValidationContext<'_>,
+    ) -> Result<Self, FieldErrors> {
+        let mut errors = FieldErrors::default();
+
+        let app_id = match body.get("app_id") {
+            None => {
+                errors.add("app_id", REQUIRED);
+                None
+            }
+            Some(Value::String(id)) if ctx.project.app(id).is_some() => Some(id.clone()),
+            Some(Value::String(_)) => {
+                errors.add("app_id", "Invalid app_id specified");
+                None
+            }
+            Some(_) => {
+                errors.add("app_id", type_name("str"));
+                None
+            }
+        };
+
+        let mut optional_bool = |field: &str| match body.get(field) {
+            None => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => {
+                errors.add(field, type_name("bool"));
+                false
+            }
+        };
+        let android_only = optional_bool("android_only");
+        let require_email = optional_bool("require_email");
+
+        let custom_registration_message = match body.get("custom_registration_message") {
+            None => None,
+            Some(Value::String(s)) => {
+                let trimmed = s.trim();
+                if trimmed.is_empty() {
+                    None
+                } else {
+                    if let Err(message) = check_custom_message(trimmed, android_only, ctx) {
+                        errors.add("custom_registration_message", message);
+                    }
+                    Some(trimmed.to_owned())
+                }
+            }
+            Some(_) => {
+                errors.add("custom_registration_message", type_name("str"));
+                None
+            }
+        };
+
+        let users = match body.get("users") {
+            None => {
+                errors.add("users", REQUIRED);
+                Vec::new()
+            }
+            Some(Value::Array(items)) => validate_users(items, ctx, &mut errors),
+            Some(_) => {
+                errors.add("users", type_name("list"));
+                Vec::new()
+            }
+        };
+
+        match app_id {
+            Some(app_id) if errors.is_empty() => Ok(RegistrationRequest {
+                app_id,
+                android_only,
+                require_email,
+                custom_registration_message,
+                users,
+            }),
+            _ => Err(errors),
+        }
+    }
+}
+
+fn check_custom_message(
+    message: &str,
+    android_only: bool,
+    ctx: ValidationContext<'_>,
+) -> Result<(), String> {
+    let placeholders = message.matches("{}").count();
+    let chars = message.chars().count();
+    if android_only {
+        if placeholders != 1 {
+            return Err(
+                "With android_only true, the message must contain {} exactly once: \
+                 the registration URL goes there"
+                    .into(),
+            );
+        }
+        if chars - 2 + ctx.registration_url_chars > MAX_SMS_CHARS {
+            return Err(format!(
+                "The message must be at most {MAX_SMS_CHARS} characters once the \
+                 registration URL ({} characters) replaces {{}}",
+                ctx.registration_url_chars
+            ));
+        }
+    } else {
+        if placeholders != 0 {
+            return Err("With android_only false, the message must not contain {}: \
+                 the registration URL is sent after the worker replies 1"
+                .into());
+        }
+        if chars > MAX_SMS_CHARS {
+            return Err(format!(
+                "The message must be at most {MAX_SMS_CHARS} characters"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn validate_users(
+    items: &[Value],
+    ctx: ValidationContext<'_>,
+    errors: &mut FieldErrors,
+) -> Vec<UserEntry> {
+    if items.len() > ctx.max_users {
+        errors.add(
+            "users",
+            format!("At most {} users per request", ctx.max_users),
+        );
+        return Vec::new();
+    }
+    if !items.iter().all(Value::is_object) {
+        errors.add("users", "Expected a list of dictionaries");
+        return Vec::new();
+    }
+
+    let mut users = Vec::with_capacity(items.len());
+    let mut seen = HashSet::with_capacity(items.len());
+    for (i, user) in items.iter().filter_map(Value::as_object).enumerate() {
+        let number = match user.get("phone_number") {
+            None => {
+                errors.add(format!("users[{i}].phone_number"), REQUIRED);
+                None
+            }
+            Some(Value::String(raw)) => Some(match PhoneNumber::parse(raw) {
+                Ok(phone) => RequestedNumber::Valid(phone),
+                Err(_) => RequestedNumber::Invalid(raw.clone()),
+            }),
+            Some(_) => {
+                errors.add(format!("users[{i}].phone_number"), type_name("str"));
+                None
+            }
+        };
+        let custom_user_data = match user.get("custom_user_data") {
+            None => None,
+            Some(Value::Object(data)) => {
+                let size = serde_json::to_vec(data).map_or(usize::MAX, |v| v.len());
+                if size > MAX_CUSTOM_USER_DATA_BYTES {
+                    errors.add(
+                        format!("users[{i}].custom_user_data"),
+                        format!("Must be at most {MAX_CUSTOM_USER_DATA_BYTES} bytes as JSON"),
+                    );
+                }
+                Some(data.clone())
+            }
+            Some(_) => {
+                errors.add(format!("users[{i}].custom_user_data"), type_name("dict"));
+                None
+            }
+        };
+        let Some(number) = number else { continue };
+        let (key, shown) = match &number {
+            RequestedNumber::Valid(phone) => (phone.as_str().to_owned(), phone.as_str()),
+            RequestedNumber::Invalid(raw) => (lenient(raw), raw.as_str()),
+        };
+        if !seen.insert(key) {
+            errors.add(
+                "users",
+                format!("phone_number cannot be reused within a request: {shown}"),
+            );
+        }
+        users.push(UserEntry {
+            number,
+            custom_user_data,
+        });
+    }
+    users
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::project::{App, Plan};
+    use serde_json::json;
+
+    fn project() -> Project {
+        Project {
+            name: "demo".into(),
+            display_name: None,
+            plan: Plan::Pro,
+            registration_enabled: true,
+            apps: vec![App {
+                id: "abcd1234abcd1234".into(),
+                name: "Demo".into(),
+                install_url: None,
+            }],
+        }
+    }
+
+    fn validate(body: Value) -> Result<RegistrationRequest, FieldErrors> {
+        let project = project();
+        let ctx = ValidationContext {
+            project: &project,
+            max_users: 500,
+            registration_url_chars: 60,
+        };
+        RegistrationRequest::validate(body.as_object().unwrap(), ctx)
+    }
+
+    fn errors_of(body: Value) -> FieldErrors {
+        validate(body).expect_err("the body should be rejected")
+    }
+
+    fn users(n: usize) -> Value {
+        (0..n)
+            .map(|i| json!({"phone_number": format!("+1617555{:04}", i)}))
+            .collect()
+    }
+
+    #[test]
+    fn the_seeds_simple_input_is_valid() {
+        let req = validate(json!({
+            "app_id": "abcd1234abcd1234",
+            "users": [{"phone_number": "+16175551234"}]
+        }))
+        .unwrap();
+        assert_eq!(req.app_id, "abcd1234abcd1234");
+        assert!(!req.android_only && !req.require_email);
+        assert_eq!(req.custom_registration_message, None);
+        assert_eq!(
+            req.users[0].number,
+            RequestedNumber::Valid(PhoneNumber::parse("+16175551234").unwrap())
+        );
+    }
+
+    #[test]
+    fn the_seeds_complex_input_is_valid() {
+        let req = validate(json!({
+            "app_id": "abcd1234abcd1234",
+            "android_only": true,
+            "require_email": true,
+            "custom_registration_message": "Please register a new user here: {}",
+            "users": [
+                {"phone_number": "+16175551234", "custom_user_data": {"customdata1": "foo", "customdata2": "X"}},
+                {"phone_number": "+16175555512", "custom_user_data": {"customdata1": "bar", "customdata2": "Y"}}
+            ]
+        }))
+        .unwrap();
+        assert!(req.android_only && req.require_email);
+        assert_eq!(
+            req.custom_registration_message.as_deref(),
+            Some("Please register a new user here: {}")
+        );
+        assert_eq!(req.users.len(), 2);
+        assert_eq!(
+            req.users[1].custom_user_data.as_ref().unwrap()["customdata1"],
+            "bar"
+        );
+    }
+
+    #[test]
+    fn each_field_rule_gives_its_message() {
+        let app = "abcd1234abcd1234";
+        let one = json!([{"phone_number": "+16175551234"}]);
+        let long = "x".repeat(1601);
+        let long_with_url = format!("{} {{}}", "x".repeat(1600 - 60));
+        let big_data: Value = json!({"k": "v".repeat(4100)});
+        let cases: Vec<(Value, &str, String)> = vec![
+            (json!({"users": one}), "app_id", REQUIRED.into()),
+            (json!({"app_id": null, "users": one}), "app_id", "Expected type: str".into()),
+            (json!({"app_id": 7, "users": one}), "app_id", "Expected type: str".into()),
+            (json!({"app_id": "nope", "users": one}), "app_id", "Invalid app_id specified".into()),
+            (json!({"app_id": app}), "users", REQUIRED.into()),
+            (json!({"app_id": app, "users": null}), "users", "Expected type: list".into()),
+            (json!({"app_id": app, "users": {"phone_number": "+16175551234"}}), "users", "Expected type: list".into()),
+            (json!({"app_id": app, "users": ["+16175551234"]}), "users", "Expected a list of dictionaries".into()),
+            (json!({"app_id": app, "users": [{"phone_number": "+16175551234"}, []]}), "users", "Expected a list of dictionaries".into()),
+            (json!({"app_id": app, "users": users(501)}), "users", "At most 500 users per request".into()),
+            (json!({"app_id": app, "users": [{}]}), "users[0].phone_number", REQUIRED.into()),
+            (json!({"app_id": app, "users": [{"phone_number": "+16175551234"}, {"phone_number": 16175551235_u64}]}), "users[1].phone_number", "Expected type: str".into()),
+            (json!({"app_id": app, "users": [{"phone_number": null}]}), "users[0].phone_number", "Expected type: str".into()),
+            (json!({"app_id": app, "users": [{"phone_number": "+16175551234", "custom_user_data": []}]}), "users[0].custom_user_data", "Expected type: dict".into()),
+            (json!({"app_id": app, "users": [{"phone_number": "+16175551234", "custom_user_data": null}]}), "users[0].custom_user_data", "Expected type: dict".into()),
+            (json!({"app_id": app, "users": [{"phone_number": "+16175551234", "custom_user_data": big_data}]}), "users[0].custom_user_data", "Must be at most 4096 bytes as JSON".into()),
+            (json!({"app_id": app, "users": [{"phone_number": "+16175551234"}, {"phone_number": "1 (617) 555-1234"}]}), "users", "phone_number cannot be reused within a request: +16175551234".into()),
+            (json!({"app_id": app, "users": [{"phone_number": "bad"}, {"phone_number": "b-a-d"}]}), "users", "phone_number cannot be reused within a request: b-a-d".into()),
+            (json!({"app_id": app, "users": one, "android_only": "yes"}), "android_only", "Expected type: bool".into()),
+            (json!({"app_id": app, "users": one, "android_only": null}), "android_only", "Expected type: bool".into()),
+            (json!({"app_id": app, "users": one, "require_email": 1}), "require_email", "Expected type: bool".into()),
+            (json!({"app_id": app, "users": one, "custom_registration_message": ["x"]}), "custom_registration_message", "Expected type: str".into()),
+            (json!({"app_id": app, "users": one, "android_only": true, "custom_registration_message": "no url"}), "custom_registration_message", "With android_only true, the message must contain {} exactly once: the registration URL goes there".into()),
+            (json!({"app_id": app, "users": one, "android_only": true, "custom_registration_message": "{} and {}"}), "custom_registration_message", "With android_only true, the message must contain {} exactly once: the registration URL goes there".into()),
+            (json!({"app_id": app, "users": one, "custom_registration_message": "go to {}"}), "custom_registration_message", "With android_only false, the message must not contain {}: the registration URL is sent after the worker replies 1".into()),
+            (json!({"app_id": app, "users": one, "custom_registration_message": long}), "custom_registration_message", "The message must be at most 1600 characters".into()),
+            (json!({"app_id": app, "users": one, "android_only": true, "custom_registration_message": long_with_url}), "custom_registration_message", "The message must be at most 1600 characters once the registration URL (60 characters) replaces {}".into()),
+        ];
+        for (body, field, message) in cases {
+            let errors = errors_of(body.clone());
+            assert_eq!(
+                errors.get(field),
+                Some(message.as_str()),
+                "body {body}: {errors:?}"
+            );
+            assert_eq!(errors.len(), 1, "body {body}: {errors:?}");
+        }
+    }
+
+    #[test]
+    fn all_errors_are_reported_at_once() {
+        let errors = errors_of(json!({
+            "app_id": 1,
+            "android_only": "no",
+            "users": [{"phone_number": 5}, {"custom_user_data": 1}]
+        }));
+        assert_eq!(errors.len(), 5, "{errors:?}");
+        for field in [
+            "app_id",
+            "android_only",
+            "users[0].phone_number",
+            "users[1].phone_number",
+            "users[1].custom_user_data",
+        ] {
+            assert!(
+                errors.get(field).is_some(),
+                "{field} missing from {errors:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn limits_are_inclusive() {
+        assert!(validate(json!({"app_id": "abcd1234abcd1234", "users": users(500)})).is_ok());
+        let fits = format!("{} {{}}", "x".repeat(1600 - 60 - 1));
+        assert!(validate(json!({"app_id": "abcd1234abcd1234", "users": [], "android_only": true, "custom_registration_message": fits})).is_ok());
+        let data = json!({"k": "v".repeat(4096 - 8)});
+        assert_eq!(serde_json::to_vec(&data).unwrap().len(), 4096);
+        assert!(validate(json!({"app_id": "abcd1234abcd1234", "users": [{"phone_number": "+16175551234", "custom_user_data": data}]})).is_ok());
+    }
+
+    #[test]
+    fn an_empty_user_list_is_valid() {
+        let req = validate(json!({"app_id": "abcd1234abcd1234", "users": []})).unwrap();
+        assert!(req.users.is_empty());
+    }
+
+    #[test]
+    fn the_custom_message_is_trimmed_and_blank_means_default() {
+        let base = json!({"app_id": "abcd1234abcd1234", "users": []});
+        let mut body = base.clone();
+        body["custom_registration_message"] = json!("  Reply to join  ");
+        assert_eq!(
+            validate(body)
+                .unwrap()
+                .custom_registration_message
+                .as_deref(),
+            Some("Reply to join")
+        );
+        let mut body = base;
+        body["custom_registration_message"] = json!("   ");
+        assert_eq!(validate(body).unwrap().custom_registration_message, None);
+    }
+
+    #[test]
+    fn invalid_numbers_are_kept_as_sent_and_unknown_fields_ignored() {
+        let req = validate(json!({
+            "app_id": "abcd1234abcd1234",
+            "users": [{"phone_number": "+1617JKL1234", "extra": 1}],
+            "something_else": true
+        }))
+        .unwrap();
+        assert_eq!(
+            req.users[0].number,
+            RequestedNumber::Invalid("+1617JKL1234".into())
+        );
+    }
+}

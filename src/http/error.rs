@@ -1,0 +1,117 @@
+//! Every way a request can fail, mapped to its status, headers and JSON body in one place.
+
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Response};
+use serde_json::{Value, json};
+
+use crate::domain::FieldErrors;
+use crate::service::AccessError;
+
+/// Seconds a client should wait before retrying after a 503.
+pub const RETRY_AFTER_SECONDS: u32 = 2;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    #[error("not found")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed { allow: &'static str },
+    #[error("authentication failed")]
+    Unauthenticated,
+    #[error("forbidden")]
+    Forbidden,
+    #[error("plan below PRO")]
+    PlanTooLow,
+    #[error("feature disabled")]
+    FeatureDisabled,
+    #[error("request body too large")]
+    PayloadTooLarge,
+    #[error("request body is not a JSON object")]
+    InvalidJson,
+    #[error("field validation failed")]
+    Validation(FieldErrors),
+    #[error("a backing service is unavailable")]
+    Unavailable,
+}
+
+impl From<AccessError> for ApiError {
+    fn from(error: AccessError) -> Self {
+        match error {
+            AccessError::Unauthenticated => ApiError::Unauthenticated,
+            AccessError::Forbidden => ApiError::Forbidden,
+            AccessError::PlanTooLow => ApiError::PlanTooLow,
+            AccessError::FeatureDisabled => ApiError::FeatureDisabled,
+            AccessError::Store(_) => ApiError::Unavailable,
+        }
+    }
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden | ApiError::PlanTooLow | ApiError::FeatureDisabled => {
+                StatusCode::FORBIDDEN
+            }
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::InvalidJson | ApiError::Validation(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    pub fn body(&self) -> Value {
+        let message = match self {
+            ApiError::Validation(errors) => return json!({ "sms_user_registration": errors }),
+            ApiError::NotFound => "Not found.",
+            ApiError::MethodNotAllowed { .. } => "Method not allowed.",
+            ApiError::Unauthenticated => {
+                "Authentication required: send 'Authorization: ApiKey <username>:<key>' \
+                 or HTTP Basic credentials."
+            }
+            ApiError::Forbidden => {
+                "You do not have permission to register mobile workers in this project."
+            }
+            ApiError::PlanTooLow => "Your current plan does not have access to this feature",
+            ApiError::FeatureDisabled => {
+                "Please first enable SMS mobile worker registration for your project."
+            }
+            ApiError::PayloadTooLarge => "Request body is larger than 1 MiB.",
+            ApiError::InvalidJson => "Request is not valid JSON.",
+            ApiError::Unavailable => "The service is temporarily unavailable. Please retry.",
+        };
+        json!({ "error": message })
+    }
+
+    pub fn into_response(self) -> Response<Body> {
+        let mut response = json_response(self.status(), &self.body());
+        let headers = response.headers_mut();
+        match self {
+            ApiError::Unauthenticated => {
+                headers.insert(
+                    "www-authenticate",
+                    "ApiKey realm=\"sms-registration\", Basic realm=\"sms-registration\""
+                        .parse()
+                        .expect("a valid header value"),
+                );
+            }
+            ApiError::MethodNotAllowed { allow } => {
+                headers.insert("allow", allow.parse().expect("a valid header value"));
+            }
+            ApiError::Unavailable => {
+                headers.insert("retry-after", RETRY_AFTER_SECONDS.into());
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+pub fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Body::Text(body.to_string()))
+        .expect("a response with a valid status and header")
+}

@@ -1,0 +1,94 @@
+//! Which endpoint a method and path name.
+
+/// API versions that have the registration endpoints (added in `v0_5`).
+pub const VERSIONS: [&str; 3] = ["v0_5", "v0_6", "v1"];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route<'a> {
+    CreateInvitations { domain: &'a str },
+    MethodNotAllowed { allow: &'static str },
+    NotFound,
+}
+
+/// Routes a request. `stage` is the API Gateway stage, whose name may prefix the path.
+pub fn route<'a>(method: &str, path: &'a str, stage: Option<&str>) -> Route<'a> {
+    let path = match stage {
+        Some(stage) if stage != "$default" => path
+            .strip_prefix('/')
+            .and_then(|p| p.strip_prefix(stage))
+            .filter(|p| p.starts_with('/'))
+            .unwrap_or(path),
+        _ => path,
+    };
+    let path = path.strip_prefix('/').unwrap_or(path);
+    let path = path.strip_suffix('/').unwrap_or(path);
+    let segments: Vec<&str> = path.split('/').collect();
+    match segments.as_slice() {
+        ["a", domain, "api", version, "sms_user_registration"]
+            if !domain.is_empty() && VERSIONS.contains(version) =>
+        {
+            if method == "POST" {
+                Route::CreateInvitations { domain }
+            } else {
+                Route::MethodNotAllowed { allow: "POST" }
+            }
+        }
+        _ => Route::NotFound,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_version_with_or_without_trailing_slash_is_routed() {
+        for version in VERSIONS {
+            for path in [
+                format!("/a/demo/api/{version}/sms_user_registration/"),
+                format!("/a/demo/api/{version}/sms_user_registration"),
+            ] {
+                assert_eq!(
+                    route("POST", &path, None),
+                    Route::CreateInvitations { domain: "demo" },
+                    "{path}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_versions_and_paths_are_not_found() {
+        for path in [
+            "/a/demo/api/v0_4/sms_user_registration/",
+            "/a/demo/api/v2/sms_user_registration/",
+            "/a//api/v0_5/sms_user_registration/",
+            "/a/demo/api/v0_5/sms_user_registration//",
+            "/a/demo/api/v0_5/other/",
+            "/",
+            "",
+        ] {
+            assert_eq!(route("POST", path, None), Route::NotFound, "{path}");
+        }
+    }
+
+    #[test]
+    fn other_methods_are_not_allowed() {
+        for method in ["GET", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"] {
+            assert_eq!(
+                route(method, "/a/demo/api/v0_5/sms_user_registration/", None),
+                Route::MethodNotAllowed { allow: "POST" }
+            );
+        }
+    }
+
+    #[test]
+    fn a_named_stage_prefix_is_dropped() {
+        let path = "/prod/a/demo/api/v1/sms_user_registration/";
+        assert_eq!(
+            route("POST", path, Some("prod")),
+            Route::CreateInvitations { domain: "demo" }
+        );
+        assert_eq!(route("POST", path, Some("$default")), Route::NotFound);
+    }
+}

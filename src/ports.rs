@@ -1,0 +1,99 @@
+//! The traits the service needs from the outside world: project directory, invitation
+//! store, SMS sender and clock. Adapters in `adapters` implement them.
+
+use std::future::Future;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::domain::invitation::ClaimRules;
+use crate::domain::{ApiKey, Invitation, PhoneNumber, Project};
+
+/// A store call that failed. It carries an error code, never request data, so it is
+/// safe to log.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    #[error("the store is unavailable ({code})")]
+    Unavailable { code: String },
+    #[error("a stored item is malformed ({0})")]
+    Malformed(String),
+}
+
+/// An SMS that was not accepted, after the sender's own retries.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the SMS was not accepted ({code})")]
+pub struct SmsError {
+    pub code: String,
+}
+
+/// Projects, their apps, and API keys: read-only for the function.
+pub trait Directory: Send + Sync {
+    /// Every key of a user, one per project the user belongs to.
+    fn api_keys_of(
+        &self,
+        username: &str,
+    ) -> impl Future<Output = Result<Vec<ApiKey>, StoreError>> + Send;
+
+    fn project(
+        &self,
+        domain: &str,
+    ) -> impl Future<Output = Result<Option<Project>, StoreError>> + Send;
+}
+
+/// The result of a claim: the number is ours now, or somebody else's.
+#[derive(Debug)]
+pub enum Claim<P> {
+    /// Recorded; `previous` is what the claim replaced, to put back on a rollback.
+    Taken { previous: Option<P> },
+    /// Registered, or held by another project's live invitation.
+    InUse,
+}
+
+/// The record of each phone number, written with conditional writes.
+pub trait InvitationStore: Send + Sync {
+    /// What a claim replaced, exactly as stored.
+    type Previous: Send + Sync;
+
+    /// Records the invitation in one conditional write, if [`ClaimRules`] allow it.
+    fn claim(
+        &self,
+        invitation: &Invitation,
+        rules: ClaimRules<'_>,
+    ) -> impl Future<Output = Result<Claim<Self::Previous>, StoreError>> + Send;
+
+    /// Marks the invitation sent, if it is still ours (same token).
+    fn mark_sent(
+        &self,
+        invitation: &Invitation,
+        sent_at: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Undoes a claim: puts back what it replaced, or removes it, if it is still ours.
+    fn release(
+        &self,
+        invitation: &Invitation,
+        previous: Option<Self::Previous>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+pub trait SmsSender: Send + Sync {
+    fn send(
+        &self,
+        to: &PhoneNumber,
+        text: &str,
+    ) -> impl Future<Output = Result<(), SmsError>> + Send;
+}
+
+/// Seconds since the Unix epoch; a trait so tests can move time.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> u64;
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    }
+}

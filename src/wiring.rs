@@ -1,0 +1,31 @@
+//! Builds the function from its real adapters: shared by the binaries.
+
+use std::sync::Arc;
+
+use crate::adapters::dynamodb::DynamoStore;
+use crate::adapters::load_aws_config;
+use crate::adapters::sns::SnsSender;
+use crate::config::Config;
+use crate::http::Api;
+use crate::ports::SystemClock;
+use crate::service::RegistrationService;
+
+pub type AwsApi = Api<DynamoStore, DynamoStore, SnsSender>;
+
+/// The API over DynamoDB and SNS, configured from the environment.
+pub async fn aws_api(config: Config) -> AwsApi {
+    let aws = load_aws_config().await;
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), &config.table_name);
+    let sms = SnsSender::new(
+        aws_sdk_sns::Client::new(&aws),
+        config.sms_sender_id.clone(),
+        config.sms_origination_number.clone(),
+    );
+    Api::new(RegistrationService::new(
+        store.clone(),
+        store,
+        sms,
+        Arc::new(SystemClock),
+        config,
+    ))
+}
