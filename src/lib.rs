@@ -5,6 +5,7 @@
 //! `http` (API Gateway requests in, JSON responses out).
 
 pub mod adapters;
+pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod http;

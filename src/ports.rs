@@ -97,3 +97,59 @@ impl Clock for SystemClock {
             .map_or(0, |d| d.as_secs())
     }
 }
+
+// Shared adapters (one store serving as directory and invitation store, kept by a test
+// for inspection) work through an `Arc`.
+impl<T: Directory> Directory for std::sync::Arc<T> {
+    fn api_keys_of(
+        &self,
+        username: &str,
+    ) -> impl Future<Output = Result<Vec<ApiKey>, StoreError>> + Send {
+        (**self).api_keys_of(username)
+    }
+
+    fn project(
+        &self,
+        domain: &str,
+    ) -> impl Future<Output = Result<Option<Project>, StoreError>> + Send {
+        (**self).project(domain)
+    }
+}
+
+impl<T: InvitationStore> InvitationStore for std::sync::Arc<T> {
+    type Previous = T::Previous;
+
+    fn claim(
+        &self,
+        invitation: &Invitation,
+        rules: ClaimRules<'_>,
+    ) -> impl Future<Output = Result<Claim<Self::Previous>, StoreError>> + Send {
+        (**self).claim(invitation, rules)
+    }
+
+    fn mark_sent(
+        &self,
+        invitation: &Invitation,
+        sent_at: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).mark_sent(invitation, sent_at)
+    }
+
+    fn release(
+        &self,
+        invitation: &Invitation,
+        previous: Option<Self::Previous>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).release(invitation, previous)
+    }
+}
+
+impl<T: SmsSender> SmsSender for std::sync::Arc<T> {
+    fn send(
+        &self,
+        to: &PhoneNumber,
+        text: &str,
+    ) -> impl Future<Output = Result<(), SmsError>> + Send {
+        (**self).send(to, text)
+    }
+}

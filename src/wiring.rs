@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use aws_config::SdkConfig;
+
 use crate::adapters::dynamodb::DynamoStore;
 use crate::adapters::load_aws_config;
 use crate::adapters::sns::SnsSender;
@@ -14,10 +16,14 @@ pub type AwsApi = Api<DynamoStore, DynamoStore, SnsSender>;
 
 /// The API over DynamoDB and SNS, configured from the environment.
 pub async fn aws_api(config: Config) -> AwsApi {
-    let aws = load_aws_config().await;
-    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), &config.table_name);
+    aws_api_with(&load_aws_config().await, config)
+}
+
+/// The API over DynamoDB and SNS with a given AWS configuration.
+pub fn aws_api_with(aws: &SdkConfig, config: Config) -> AwsApi {
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), &config.table_name);
     let sms = SnsSender::new(
-        aws_sdk_sns::Client::new(&aws),
+        aws_sdk_sns::Client::new(aws),
         config.sms_sender_id.clone(),
         config.sms_origination_number.clone(),
     );

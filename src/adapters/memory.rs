@@ -73,6 +73,14 @@ impl MemoryStore {
     pub fn fail_releases_for(&self, phone: &str) {
         self.state().failing_releases.insert(phone.to_owned());
     }
+
+    /// Clears every injected fault.
+    pub fn recover(&self) {
+        let mut state = self.state();
+        state.down = false;
+        state.failing_claims.clear();
+        state.failing_releases.clear();
+    }
 }
 
 impl Directory for MemoryStore {
@@ -196,6 +204,13 @@ impl MemorySms {
     /// Every SMS to `phone` fails.
     pub fn fail_for(&self, phone: &str) {
         self.state().failing.insert(phone.to_owned());
+    }
+
+    /// Clears every injected fault.
+    pub fn recover(&self) {
+        let mut state = self.state();
+        state.failing.clear();
+        state.fail_nth.clear();
     }
 
     /// The `n`th SMS (counting from 1) to `phone` fails; earlier ones go through.

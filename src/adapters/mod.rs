@@ -8,13 +8,18 @@ use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_config::{BehaviorVersion, ConfigLoader, SdkConfig};
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 
 /// The shared AWS configuration: region, credentials and `AWS_ENDPOINT_URL` from the
 /// environment, with retries (throttling backs off) bounded so calls end well within a
 /// Lambda invocation.
 pub async fn load_aws_config() -> SdkConfig {
+    aws_config_loader().load().await
+}
+
+/// The loader behind [`load_aws_config`], for callers that set more (tests set the endpoint).
+pub fn aws_config_loader() -> ConfigLoader {
     aws_config::defaults(BehaviorVersion::latest())
         .retry_config(
             RetryConfig::standard()
@@ -28,8 +33,6 @@ pub async fn load_aws_config() -> SdkConfig {
                 .operation_timeout(Duration::from_secs(8))
                 .build(),
         )
-        .load()
-        .await
 }
 
 /// The code of an SDK failure, for logs: never its message, which may quote request data.

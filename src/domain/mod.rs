@@ -6,6 +6,7 @@ pub mod phone;
 pub mod project;
 pub mod request;
 pub mod sms;
+pub mod time;
 
 pub use invitation::{Invitation, RegistrationRecord, RegistrationStatus, Token};
 pub use outcome::{InviteOutcome, RegistrationReport};

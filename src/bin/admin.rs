@@ -1,0 +1,6 @@
+//! `smsreg-admin`: the administrator's command-line tool.
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    smsreg::cli::main().await
+}

@@ -1,0 +1,267 @@
+//! The admin CLI `smsreg-admin`: provisions projects, apps and keys, and inspects invitations.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{ArgGroup, Parser, Subcommand};
+use serde_json::json;
+
+use crate::adapters::dynamodb::{DynamoStore, MarkRegistered};
+use crate::adapters::load_aws_config;
+use crate::config::Config;
+use crate::domain::invitation::{ClaimRules, ShownStatus};
+use crate::domain::project::{generate_key, hash_key, is_valid_project_name};
+use crate::domain::time::rfc3339;
+use crate::domain::{ApiKey, App, PhoneNumber, Plan};
+use crate::ports::{Clock, Directory, SystemClock};
+
+/// Administers the SMS registration service's table: projects ("domains"), apps, API keys
+/// and invitations. Reads TABLE_NAME, AWS_ENDPOINT_URL, AWS_REGION and the usual AWS
+/// credentials from the environment, as the function does.
+#[derive(Debug, Parser)]
+#[command(name = "smsreg-admin", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Creates the table with its index and TTL (does nothing if it exists).
+    CreateTable,
+    /// Creates or updates a project.
+    #[command(group(ArgGroup::new("feature").required(true).args(["enable", "disable"])))]
+    PutDomain {
+        /// Project name: lowercase letters, digits and hyphens.
+        domain: String,
+        /// COMMUNITY, STANDARD, PRO, ADVANCED or ENTERPRISE (the API needs PRO or higher).
+        #[arg(long, value_parser = clap::value_parser!(PlanArg))]
+        plan: PlanArg,
+        /// Turns SMS mobile worker registration on.
+        #[arg(long)]
+        enable: bool,
+        /// Turns SMS mobile worker registration off.
+        #[arg(long)]
+        disable: bool,
+        /// The name workers see in SMS (defaults to the project name).
+        #[arg(long)]
+        display_name: Option<String>,
+    },
+    /// Creates or updates an app of a project.
+    PutApp {
+        domain: String,
+        app_id: String,
+        #[arg(long)]
+        name: String,
+        /// Link from which the CommCare app installs it; sent by SMS to Android workers.
+        #[arg(long)]
+        install_url: Option<String>,
+    },
+    /// Creates (or replaces) the API key of a user in a project; prints USERNAME:KEY.
+    CreateKey {
+        domain: String,
+        username: String,
+        /// A key without the edit_data permission (cannot create invitations).
+        #[arg(long)]
+        read_only: bool,
+    },
+    /// Revokes the API key of a user in a project.
+    RevokeKey { domain: String, username: String },
+    /// Lists a project's invitations, newest first, one JSON object per line.
+    ListInvitations {
+        domain: String,
+        #[arg(long, value_parser = ["pending", "registered", "expired"])]
+        status: Option<String>,
+    },
+    /// Records that the worker behind a number registered in the project.
+    MarkRegistered { domain: String, phone: String },
+}
+
+/// A plan as given on the command line.
+#[derive(Debug, Clone, Copy)]
+struct PlanArg(Plan);
+
+impl std::str::FromStr for PlanArg {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        s.parse()
+            .map(PlanArg)
+            .map_err(|e: crate::domain::project::UnknownPlan| e.to_string())
+    }
+}
+
+/// A failure to report on stderr, with the exit code to leave with.
+struct Failure(String, u8);
+
+fn usage(message: impl Into<String>) -> Failure {
+    Failure(message.into(), 2)
+}
+
+fn failed(message: impl std::fmt::Display) -> Failure {
+    Failure(message.to_string(), 1)
+}
+
+fn check_domain(domain: &str) -> Result<(), Failure> {
+    if is_valid_project_name(domain) {
+        Ok(())
+    } else {
+        Err(usage(format!(
+            "invalid project name {domain:?}: use 1 to 63 lowercase letters, digits and hyphens"
+        )))
+    }
+}
+
+async fn require_project(store: &DynamoStore, domain: &str) -> Result<(), Failure> {
+    match store.project(domain).await.map_err(failed)? {
+        Some(_) => Ok(()),
+        None => Err(failed(format!(
+            "project {domain:?} does not exist: create it with put-domain first"
+        ))),
+    }
+}
+
+/// Runs the CLI; the `smsreg-admin` binary only calls this.
+pub async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure(message, code)) => {
+            eprintln!("smsreg-admin: {message}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), Failure> {
+    let config = Config::from_env().map_err(|e| usage(e.to_string()))?;
+    let aws = load_aws_config().await;
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), &config.table_name);
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    match cli.command {
+        Command::CreateTable => {
+            let created = store.create_table().await.map_err(failed)?;
+            let verb = if created { "created" } else { "already exists" };
+            println!("table {} {verb}", store.table());
+        }
+        Command::PutDomain {
+            domain,
+            plan,
+            enable,
+            disable: _,
+            display_name,
+        } => {
+            check_domain(&domain)?;
+            store
+                .put_project(&domain, display_name.as_deref(), plan.0, enable)
+                .await
+                .map_err(failed)?;
+            let state = if enable { "enabled" } else { "disabled" };
+            println!("project {domain}: plan {}, registration {state}", plan.0);
+        }
+        Command::PutApp {
+            domain,
+            app_id,
+            name,
+            install_url,
+        } => {
+            check_domain(&domain)?;
+            if app_id.trim().is_empty() {
+                return Err(usage("the app id must not be empty"));
+            }
+            if let Some(url) = &install_url
+                && !(url.starts_with("https://") || url.starts_with("http://"))
+            {
+                return Err(usage(format!(
+                    "--install-url must be an http(s) URL, not {url:?}"
+                )));
+            }
+            let app = App {
+                id: app_id,
+                name,
+                install_url,
+            };
+            if !store.put_app(&domain, &app).await.map_err(failed)? {
+                return Err(failed(format!(
+                    "project {domain:?} does not exist: create it with put-domain first"
+                )));
+            }
+            println!("app {} of project {domain} saved", app.id);
+        }
+        Command::CreateKey {
+            domain,
+            username,
+            read_only,
+        } => {
+            check_domain(&domain)?;
+            if username.is_empty()
+                || username.contains(':')
+                || username.chars().any(char::is_whitespace)
+            {
+                return Err(usage(
+                    "the username must be non-empty, without ':' or spaces",
+                ));
+            }
+            require_project(&store, &domain).await?;
+            let key = generate_key();
+            let record = ApiKey {
+                username: username.clone(),
+                domain,
+                key_hash: hash_key(&key),
+                can_edit_data: !read_only,
+            };
+            store.put_key(&record, clock.now()).await.map_err(failed)?;
+            println!("{username}:{key}");
+        }
+        Command::RevokeKey { domain, username } => {
+            check_domain(&domain)?;
+            if !store.delete_key(&domain, &username).await.map_err(failed)? {
+                return Err(failed(format!("{username} has no key in project {domain}")));
+            }
+            println!("key of {username} in project {domain} revoked");
+        }
+        Command::ListInvitations { domain, status } => {
+            check_domain(&domain)?;
+            let status = status.as_deref().and_then(ShownStatus::parse);
+            let listed = store
+                .list_invitations(&domain, status, clock.now())
+                .await
+                .map_err(failed)?;
+            for item in listed {
+                let r = &item.record;
+                let line = json!({
+                    "phone_number": r.phone.as_str(),
+                    "status": item.status.as_str(),
+                    "phone_type": r.phone_type.map(|t| t.as_str()),
+                    "app_id": r.app_id,
+                    "created_at": rfc3339(r.created_at),
+                    "expires_at": rfc3339(r.expires_at),
+                    "registered_at": r.registered_at.map(rfc3339),
+                });
+                println!("{line}");
+            }
+        }
+        Command::MarkRegistered { domain, phone } => {
+            check_domain(&domain)?;
+            let phone = PhoneNumber::parse(&phone)
+                .map_err(|e| usage(format!("invalid phone number {phone:?}: {e}")))?;
+            require_project(&store, &domain).await?;
+            let now = clock.now();
+            let rules = ClaimRules {
+                domain: &domain,
+                now,
+                stale_before: now.saturating_sub(config.claim_stale_after.as_secs()),
+            };
+            match store
+                .mark_registered(&domain, &phone, rules)
+                .await
+                .map_err(failed)?
+            {
+                MarkRegistered::Registered => println!("{phone} registered in project {domain}"),
+                MarkRegistered::InUseElsewhere => {
+                    return Err(failed(format!("{phone} is in use by another project")));
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,233 @@
+//! Test helpers: a moto server per test, the demo project, event files.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_config::{Region, SdkConfig};
+use aws_sdk_dynamodb::config::Credentials;
+use serde_json::Value;
+use smsreg::adapters::dynamodb::DynamoStore;
+use smsreg::domain::project::hash_key;
+use smsreg::domain::{ApiKey, App, Plan};
+
+pub const DEMO_DOMAIN: &str = "demo";
+pub const DEMO_APP: &str = "abcd1234abcd1234";
+pub const DEMO_USER: &str = "admin@demo.example";
+pub const DEMO_KEY: &str = "demo-test-key-0123456789abcdef";
+pub const VIEWER_USER: &str = "viewer@demo.example";
+pub const VIEWER_KEY: &str = "viewer-test-key-0123456789abcdef";
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The moto server the tests use: `MOTO_SERVER`, or the one `scripts/test` installs.
+fn moto_executable() -> PathBuf {
+    std::env::var_os("MOTO_SERVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".venv/bin/moto_server"))
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free local port")
+}
+
+/// A `moto_server` (DynamoDB and SNS) on a free port of 127.0.0.1, stopped on drop.
+/// It panics, failing the test, when moto cannot start: these tests never skip.
+pub struct Moto {
+    child: Child,
+    pub endpoint: String,
+}
+
+impl Moto {
+    pub fn start() -> Moto {
+        let exe = moto_executable();
+        assert!(
+            exe.exists(),
+            "moto_server not found at {}: run scripts/test, which installs it into .venv",
+            exe.display()
+        );
+        for _ in 0..3 {
+            let port = free_port();
+            let mut child = Command::new(&exe)
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("moto_server starts");
+            let endpoint = format!("http://127.0.0.1:{port}");
+            let started = Instant::now();
+            while started.elapsed() < Duration::from_secs(60) {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break; // exited: most likely the port was taken meanwhile
+                }
+                if ureq::get(format!("{endpoint}/moto-api/data.json"))
+                    .call()
+                    .is_ok()
+                {
+                    return Moto { child, endpoint };
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("moto_server did not start");
+    }
+
+    /// AWS configuration pointing the real SDK clients at this server.
+    pub async fn sdk_config(&self) -> SdkConfig {
+        smsreg::adapters::aws_config_loader()
+            .endpoint_url(&self.endpoint)
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
+            .load()
+            .await
+    }
+
+    /// Environment for a process (the admin CLI, the function) to use this server.
+    pub fn env(&self, table: &str) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_ACCESS_KEY_ID", "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+            ("TABLE_NAME", table.into()),
+        ]
+    }
+
+    /// Every SMS moto recorded as published, as (phone number, message), oldest first.
+    pub fn sms(&self) -> Vec<(String, String)> {
+        let body: Value = ureq::get(format!("{}/moto-api/data.json", self.endpoint))
+            .call()
+            .expect("moto data")
+            .body_mut()
+            .read_to_string()
+            .ok()
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .expect("moto data is JSON");
+        let sent: Vec<(String, String)> = body["sns"]["SMS"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|sms| {
+                (
+                    sms["phone_number"].as_str().unwrap_or_default().to_owned(),
+                    sms["message"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect();
+        sent
+    }
+
+    pub fn sms_to(&self, phone: &str) -> Vec<String> {
+        self.sms()
+            .into_iter()
+            .filter(|(to, _)| to == phone)
+            .map(|(_, m)| m)
+            .collect()
+    }
+
+    pub async fn store(&self, table: &str) -> DynamoStore {
+        let aws = self.sdk_config().await;
+        DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table)
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Creates the table and the demo project: PRO, registration on, one app, an
+/// editing key and a read-only key; plus `other`, a second project with its own key.
+pub async fn provision_demo(store: &DynamoStore, install_url: Option<&str>) {
+    store.create_table().await.expect("table created");
+    store
+        .put_project(DEMO_DOMAIN, Some("Demo Health"), Plan::Pro, true)
+        .await
+        .unwrap();
+    let app = App {
+        id: DEMO_APP.into(),
+        name: "Demo app".into(),
+        install_url: install_url.map(str::to_owned),
+    };
+    assert!(store.put_app(DEMO_DOMAIN, &app).await.unwrap());
+    for (user, key, edit) in [
+        (DEMO_USER, DEMO_KEY, true),
+        (VIEWER_USER, VIEWER_KEY, false),
+    ] {
+        store
+            .put_key(
+                &ApiKey {
+                    username: user.into(),
+                    domain: DEMO_DOMAIN.into(),
+                    key_hash: hash_key(key),
+                    can_edit_data: edit,
+                },
+                0,
+            )
+            .await
+            .unwrap();
+    }
+    store
+        .put_project("other", None, Plan::Enterprise, true)
+        .await
+        .unwrap();
+    let other_app = App {
+        id: DEMO_APP.into(),
+        name: "Other app".into(),
+        install_url: None,
+    };
+    assert!(store.put_app("other", &other_app).await.unwrap());
+    store
+        .put_key(
+            &ApiKey {
+                username: "admin@other.example".into(),
+                domain: "other".into(),
+                key_hash: hash_key("other-test-key-0123456789abcdef"),
+                can_edit_data: true,
+            },
+            0,
+        )
+        .await
+        .unwrap();
+}
+
+/// An event file of `events/`, as text.
+pub fn event(name: &str) -> String {
+    let path = repo_root().join("events").join(format!("{name}.json"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A POST event of the create endpoint with a given body and Authorization header.
+pub fn post_event(domain: &str, body: &Value, authorization: &str) -> String {
+    let mut event: Value = serde_json::from_str(&event("create-simple")).unwrap();
+    let path = format!("/a/{domain}/api/v0_5/sms_user_registration/");
+    event["rawPath"] = path.clone().into();
+    event["requestContext"]["http"]["path"] = path.into();
+    event["body"] = body.to_string().into();
+    event["headers"]["authorization"] = authorization.into();
+    event.to_string()
+}
+
+pub fn api_key_header(user: &str, key: &str) -> String {
+    format!("ApiKey {user}:{key}")
+}
+
+/// Status and JSON body of a response.
+pub fn response_parts(response: &lambda_http::Response<lambda_http::Body>) -> (u16, Value) {
+    let body: &[u8] = response.body().as_ref();
+    let json = serde_json::from_slice(body)
+        .unwrap_or_else(|_| panic!("the body is JSON: {:?}", String::from_utf8_lossy(body)));
+    (response.status().as_u16(), json)
+}

@@ -1,0 +1,434 @@
+//! The service over in-memory adapters: faults injected where the real services cannot.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{Value, json};
+use smsreg::adapters::memory::{MemorySms, MemoryStore};
+use smsreg::config::Config;
+use smsreg::domain::invitation::{RegistrationStatus, Token};
+use smsreg::domain::project::hash_key;
+use smsreg::domain::{ApiKey, App, PhoneNumber, Plan, Project, RegistrationRecord};
+use smsreg::http::Api;
+use smsreg::ports::{Clock, SmsError, SmsSender};
+use smsreg::service::RegistrationService;
+
+struct TestClock(AtomicU64);
+
+impl Clock for TestClock {
+    fn now(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+const T0: u64 = 1_800_000_000;
+
+struct World<S> {
+    store: Arc<MemoryStore>,
+    sms: Arc<S>,
+    clock: Arc<TestClock>,
+    api: Api<Arc<MemoryStore>, Arc<MemoryStore>, Arc<S>>,
+}
+
+fn demo_project(install_url: Option<&str>) -> Project {
+    Project {
+        name: DEMO_DOMAIN.into(),
+        display_name: Some("Demo Health".into()),
+        plan: Plan::Pro,
+        registration_enabled: true,
+        apps: vec![App {
+            id: DEMO_APP.into(),
+            name: "Demo app".into(),
+            install_url: install_url.map(str::to_owned),
+        }],
+    }
+}
+
+fn world_with<S: SmsSender>(sms: S, config: Config) -> World<S> {
+    let store = Arc::new(MemoryStore::new());
+    store.put_project(demo_project(None));
+    store.put_project(Project {
+        name: "other".into(),
+        display_name: None,
+        plan: Plan::Pro,
+        registration_enabled: true,
+        apps: demo_project(None).apps,
+    });
+    for (user, key, domain, edit) in [
+        (DEMO_USER, DEMO_KEY, DEMO_DOMAIN, true),
+        (VIEWER_USER, VIEWER_KEY, DEMO_DOMAIN, false),
+        ("admin@other.example", "other-key", "other", true),
+    ] {
+        store.put_key(ApiKey {
+            username: user.into(),
+            domain: domain.into(),
+            key_hash: hash_key(key),
+            can_edit_data: edit,
+        });
+    }
+    let sms = Arc::new(sms);
+    let clock = Arc::new(TestClock(AtomicU64::new(T0)));
+    let service = RegistrationService::new(
+        store.clone(),
+        store.clone(),
+        sms.clone(),
+        clock.clone(),
+        config,
+    );
+    World {
+        store,
+        sms,
+        clock,
+        api: Api::new(service),
+    }
+}
+
+fn world() -> World<MemorySms> {
+    world_with(MemorySms::new(), Config::default())
+}
+
+impl<S: SmsSender> World<S> {
+    async fn post_as(&self, domain: &str, auth: &str, body: &Value) -> (u16, Value) {
+        let request = lambda_http::request::from_str(&post_event(domain, body, auth)).unwrap();
+        response_parts(&self.api.handle(request).await)
+    }
+
+    async fn post(&self, body: &Value) -> (u16, Value) {
+        self.post_as(DEMO_DOMAIN, &api_key_header(DEMO_USER, DEMO_KEY), body)
+            .await
+    }
+}
+
+fn invite(numbers: &[&str]) -> Value {
+    let users: Vec<Value> = numbers.iter().map(|n| json!({"phone_number": n})).collect();
+    json!({"app_id": DEMO_APP, "users": users})
+}
+
+fn record_of(domain: &str, phone: &str) -> RegistrationRecord {
+    RegistrationRecord {
+        domain: domain.into(),
+        phone: PhoneNumber::parse(phone).unwrap(),
+        token: Token::generate(),
+        app_id: Some(DEMO_APP.into()),
+        android_only: false,
+        require_email: false,
+        custom_user_data: None,
+        phone_type: None,
+        status: RegistrationStatus::Pending,
+        created_at: T0 - 100,
+        expires_at: T0 + 1_000,
+        sent_at: Some(T0 - 99),
+        registered_at: None,
+    }
+}
+
+const A: &str = "+16175551234";
+const B: &str = "+16175555512";
+const C: &str = "+16175550123";
+
+fn report(success: &[&str], invalid: &[&str], in_use: &[&str], errors: &[&str]) -> Value {
+    json!({
+        "success_numbers": success,
+        "invalid_format_numbers": invalid,
+        "numbers_in_use": in_use,
+        "error_numbers": errors,
+    })
+}
+
+#[tokio::test]
+async fn when_the_sms_fails_after_a_claim_the_claim_is_undone_and_the_number_is_an_error() {
+    let w = world();
+    w.sms.fail_for(B);
+    let (status, body) = w.post(&invite(&[A, B, C])).await;
+    assert_eq!(status, 200);
+    assert_eq!(body, report(&[A, C], &[], &[], &[B]));
+    assert!(
+        w.store.record(B).is_none(),
+        "no half-made invitation is left"
+    );
+    assert!(w.store.record(A).is_some_and(|r| r.sent_at.is_some()));
+}
+
+#[tokio::test]
+async fn when_the_sms_fails_on_a_reinvite_the_previous_invitation_is_restored() {
+    let w = world();
+    let before = record_of(DEMO_DOMAIN, A);
+    w.store.put_record(before.clone());
+    w.sms.fail_for(A);
+    let (_, body) = w.post(&invite(&[A])).await;
+    assert_eq!(body, report(&[], &[], &[], &[A]));
+    assert_eq!(w.store.record(A), Some(before));
+}
+
+#[tokio::test]
+async fn when_the_sms_fails_over_an_expired_invitation_of_another_project_that_one_is_restored() {
+    let w = world();
+    let mut before = record_of("other", A);
+    before.expires_at = T0 - 1;
+    w.store.put_record(before.clone());
+    w.sms.fail_for(A);
+    let (_, body) = w.post(&invite(&[A])).await;
+    assert_eq!(body, report(&[], &[], &[], &[A]));
+    assert_eq!(w.store.record(A), Some(before));
+}
+
+#[tokio::test]
+async fn when_the_install_link_sms_fails_the_invitation_is_undone() {
+    let w = world();
+    w.store
+        .put_project(demo_project(Some("https://example.org/install/1")));
+    w.sms.fail_nth_for(A, 2);
+    let body = json!({"app_id": DEMO_APP, "android_only": true, "users": [{"phone_number": A}]});
+    let (_, body) = w.post(&body).await;
+    assert_eq!(body, report(&[], &[], &[], &[A]));
+    assert!(w.store.record(A).is_none());
+}
+
+#[tokio::test]
+async fn a_store_error_on_one_number_does_not_affect_the_others() {
+    let w = world();
+    w.store.fail_claims_for(B);
+    let (status, body) = w.post(&invite(&[A, B, C])).await;
+    assert_eq!(status, 200);
+    assert_eq!(body, report(&[A, C], &[], &[], &[B]));
+    assert_eq!(w.sms.sent_to(B), Vec::<String>::new());
+    assert_eq!(w.sms.sent_to(C).len(), 1);
+}
+
+#[tokio::test]
+async fn a_failed_rollback_leaves_a_claim_that_any_project_can_take_once_stale() {
+    let w = world();
+    w.sms.fail_for(A);
+    w.store.fail_releases_for(A);
+    let (_, body) = w.post(&invite(&[A])).await;
+    assert_eq!(body, report(&[], &[], &[], &[A]));
+    let left = w.store.record(A).expect("the claim is left behind");
+    assert_eq!(left.sent_at, None);
+
+    // Once the faults are gone: another project finds it in use until it is stale.
+    w.sms.recover();
+    w.store.recover();
+    let other = api_key_header("admin@other.example", "other-key");
+    w.clock.0.store(T0 + 10, Ordering::SeqCst);
+    let (_, body) = w.post_as("other", &other, &invite(&[A])).await;
+    assert_eq!(body, report(&[], &[], &[A], &[]));
+    w.clock.0.store(T0 + 300, Ordering::SeqCst);
+    let (_, body) = w.post_as("other", &other, &invite(&[A])).await;
+    assert_eq!(body, report(&[A], &[], &[], &[]));
+    assert_eq!(w.store.record(A).unwrap().domain, "other");
+}
+
+#[tokio::test]
+async fn another_projects_live_invitation_is_in_use_and_left_untouched() {
+    let w = world();
+    let theirs = record_of("other", A);
+    w.store.put_record(theirs.clone());
+    let (_, body) = w.post(&invite(&[A])).await;
+    assert_eq!(body, report(&[], &[], &[A], &[]));
+    assert_eq!(w.store.record(A), Some(theirs));
+    assert!(w.sms.sent().is_empty());
+}
+
+#[tokio::test]
+async fn a_reinvite_in_the_same_project_replaces_the_token() {
+    let w = world();
+    let old = record_of(DEMO_DOMAIN, A);
+    w.store.put_record(old.clone());
+    let (_, body) = w.post(&invite(&[A])).await;
+    assert_eq!(body, report(&[A], &[], &[], &[]));
+    let new = w.store.record(A).unwrap();
+    assert_ne!(new.token, old.token);
+    assert_eq!(new.created_at, T0);
+    assert_eq!(new.expires_at, T0 + 30 * 86_400);
+}
+
+#[tokio::test]
+async fn a_registered_number_is_in_use_even_for_its_own_project() {
+    let w = world();
+    let mut registered = record_of(DEMO_DOMAIN, A);
+    registered.status = RegistrationStatus::Registered;
+    w.store.put_record(registered);
+    let (_, body) = w.post(&invite(&[A])).await;
+    assert_eq!(body, report(&[], &[], &[A], &[]));
+}
+
+#[tokio::test]
+async fn no_number_is_started_when_the_deadline_is_too_close() {
+    let w = world();
+    let project = demo_project(None);
+    let body = invite(&[A, B, "+1617JKL1234"]);
+    let request = w
+        .api
+        .service
+        .validate(&project, body.as_object().unwrap())
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_millis(500); // below the 2 s margin
+    let report_ = w
+        .api
+        .service
+        .invite(&project, request, Some(deadline))
+        .await;
+    assert_eq!(report_.error_numbers, [A, B]);
+    assert_eq!(report_.invalid_format_numbers, ["+1617JKL1234"]);
+    assert!(w.store.record(A).is_none() && w.store.record(B).is_none());
+    assert!(w.sms.sent().is_empty());
+}
+
+/// An SMS sender that takes its time and counts how many sends overlap.
+#[derive(Default)]
+struct SlowSms {
+    in_flight: AtomicUsize,
+    most: AtomicUsize,
+}
+
+impl SmsSender for SlowSms {
+    async fn send(&self, _to: &PhoneNumber, _text: &str) -> Result<(), SmsError> {
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most.fetch_max(now, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+fn us_numbers(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("+1617555{:04}", 1000 + i)).collect()
+}
+
+#[tokio::test]
+async fn calls_run_concurrently_up_to_the_bound_and_results_keep_request_order() {
+    let config = Config {
+        concurrency: 4,
+        ..Config::default()
+    };
+    let w = world_with(SlowSms::default(), config);
+    let numbers = us_numbers(40);
+    let refs: Vec<&str> = numbers.iter().map(String::as_str).collect();
+    let (_, body) = w.post(&invite(&refs)).await;
+    assert_eq!(body["success_numbers"], json!(numbers));
+    let most = w.sms.most.load(Ordering::SeqCst);
+    assert!(
+        (2..=4).contains(&most),
+        "at most 4 in flight, and more than 1: {most}"
+    );
+}
+
+#[tokio::test]
+async fn the_store_unreachable_gives_503_with_retry_after_and_no_detail() {
+    let w = world();
+    w.store.set_down(true);
+    let request = lambda_http::request::from_str(&post_event(
+        DEMO_DOMAIN,
+        &invite(&[A]),
+        &api_key_header(DEMO_USER, DEMO_KEY),
+    ))
+    .unwrap();
+    let response = w.api.handle(request).await;
+    assert_eq!(response.headers()["retry-after"], "2");
+    let (status, body) = response_parts(&response);
+    assert_eq!(status, 503);
+    assert_eq!(
+        body,
+        json!({"error": "The service is temporarily unavailable. Please retry."})
+    );
+}
+
+#[tokio::test]
+async fn plan_and_feature_gates_answer_with_the_contracts_bodies() {
+    let w = world();
+    let mut p = demo_project(None);
+    p.plan = Plan::Standard;
+    w.store.put_project(p.clone());
+    let (status, body) = w.post(&invite(&[A])).await;
+    assert_eq!(
+        (status, body),
+        (
+            403,
+            json!({"error": "Your current plan does not have access to this feature"})
+        )
+    );
+    p.plan = Plan::Enterprise;
+    p.registration_enabled = false;
+    w.store.put_project(p);
+    let (status, body) = w.post(&invite(&[A])).await;
+    assert_eq!(
+        (status, body),
+        (
+            403,
+            json!({"error": "Please first enable SMS mobile worker registration for your project."})
+        )
+    );
+    assert!(w.sms.sent().is_empty());
+}
+
+#[tokio::test]
+async fn gates_come_before_the_body_is_read() {
+    let w = world();
+    let mut p = demo_project(None);
+    p.plan = Plan::Community;
+    w.store.put_project(p);
+    let (status, _) = w.post(&json!({"users": "not even a list"})).await;
+    assert_eq!(status, 403);
+}
+
+#[tokio::test]
+async fn a_body_over_one_mib_is_refused_with_413() {
+    let w = world();
+    let padding = "x".repeat(1024 * 1024);
+    let (status, body) = w
+        .post(&json!({"app_id": DEMO_APP, "users": [], "padding": padding}))
+        .await;
+    assert_eq!(status, 413);
+    assert!(body["error"].is_string());
+}
+
+#[tokio::test]
+async fn authentication_does_not_depend_on_the_domain_but_authorisation_does() {
+    let w = world();
+    // A valid key of another project authenticates, then is forbidden here.
+    let other = api_key_header("admin@other.example", "other-key");
+    let (status, _) = w.post_as(DEMO_DOMAIN, &other, &invite(&[A])).await;
+    assert_eq!(status, 403);
+    // An unknown project looks the same as a forbidden one.
+    let mine = api_key_header(DEMO_USER, DEMO_KEY);
+    let (status, body) = w.post_as("nowhere", &mine, &invite(&[A])).await;
+    assert_eq!(status, 403);
+    let (_, forbidden_body) = w.post_as(DEMO_DOMAIN, &other, &invite(&[A])).await;
+    assert_eq!(body, forbidden_body);
+    // Wrong key for an unknown project: 401, revealing nothing.
+    let (status, _) = w
+        .post_as(
+            "nowhere",
+            &api_key_header(DEMO_USER, "wrong"),
+            &invite(&[A]),
+        )
+        .await;
+    assert_eq!(status, 401);
+}
+
+#[tokio::test]
+async fn the_sms_name_the_project_and_carry_a_registration_link_with_a_token() {
+    let w = world();
+    w.store
+        .put_project(demo_project(Some("https://example.org/install/1")));
+    let body = json!({"app_id": DEMO_APP, "android_only": true, "require_email": true,
+        "users": [{"phone_number": A, "custom_user_data": {"k": "v"}}]});
+    let (_, response) = w.post(&body).await;
+    assert_eq!(response, report(&[A], &[], &[], &[]));
+    let record = w.store.record(A).unwrap();
+    let texts = w.sms.sent_to(A);
+    assert_eq!(texts.len(), 2);
+    assert!(texts[0].starts_with("Demo Health invites you"));
+    assert!(texts[0].ends_with(&format!(
+        "http://127.0.0.1:9000/a/demo/register/{}",
+        record.token.as_str()
+    )));
+    assert!(texts[1].starts_with("[commcare app - do not delete] "));
+    assert!(record.android_only && record.require_email);
+    assert_eq!(record.custom_user_data.unwrap()["k"], "v");
+    assert_eq!(record.phone_type.map(|t| t.as_str()), Some("android"));
+}
