@@ -1,0 +1,224 @@
+//! Replays every API Gateway event of `events/` through the handler, against moto.
+
+mod common;
+
+use common::*;
+use serde_json::{Value, json};
+use smsreg::config::Config;
+use smsreg::domain::PhoneNumber;
+use smsreg::wiring::aws_api_with;
+
+const TABLE: &str = "sms-registration-events";
+
+/// What an event must answer: status, then a check of headers and body.
+struct Expected {
+    status: u16,
+    body: Option<Value>,
+    header: Option<(&'static str, &'static str)>,
+}
+
+fn exactly(status: u16, body: Value) -> Expected {
+    Expected {
+        status,
+        body: Some(body),
+        header: None,
+    }
+}
+
+fn lists(success: &[&str], invalid: &[&str], in_use: &[&str]) -> Value {
+    json!({"success_numbers": success, "invalid_format_numbers": invalid, "numbers_in_use": in_use, "error_numbers": []})
+}
+
+fn expectations() -> Vec<(&'static str, Expected)> {
+    let forbidden =
+        json!({"error": "You do not have permission to register mobile workers in this project."});
+    vec![
+        // The seeds' simple input gives exactly the seeds' sample output (plus error_numbers).
+        (
+            "create-simple",
+            exactly(200, lists(&["+16175551234"], &[], &[])),
+        ),
+        (
+            "create-complex",
+            exactly(200, lists(&["+16175551234", "+16175555512"], &[], &[])),
+        ),
+        (
+            "create-basic-auth",
+            exactly(200, lists(&["+16175551234"], &[], &[])),
+        ),
+        (
+            "create-base64-body",
+            exactly(200, lists(&["+16175551234"], &[], &[])),
+        ),
+        (
+            "create-named-stage",
+            exactly(200, lists(&["+16175551234"], &[], &[])),
+        ),
+        (
+            "create-mixed-numbers",
+            exactly(
+                200,
+                lists(
+                    &["+16175551234", "+16175555512"],
+                    &["+1617JKL1234", "+1234"],
+                    &[],
+                ),
+            ),
+        ),
+        ("create-empty-users", exactly(200, lists(&[], &[], &[]))),
+        (
+            "bad-invalid-json",
+            exactly(400, json!({"error": "Request is not valid JSON."})),
+        ),
+        (
+            "bad-json-array",
+            exactly(400, json!({"error": "Request is not valid JSON."})),
+        ),
+        (
+            "bad-field-errors",
+            exactly(
+                400,
+                json!({"sms_user_registration": {
+                    "app_id": "Invalid app_id specified",
+                    "android_only": "Expected type: bool",
+                    "users[0].phone_number": "Expected type: str",
+                    "users[1].phone_number": "This field is required",
+                    "users[1].custom_user_data": "Expected type: dict",
+                }}),
+            ),
+        ),
+        (
+            "bad-duplicate-number",
+            exactly(
+                400,
+                json!({"sms_user_registration": {
+                    "users": "phone_number cannot be reused within a request: +16175551234"
+                }}),
+            ),
+        ),
+        (
+            "bad-no-auth",
+            Expected {
+                status: 401,
+                body: None,
+                header: Some(("www-authenticate", "ApiKey")),
+            },
+        ),
+        (
+            "bad-wrong-key",
+            Expected {
+                status: 401,
+                body: None,
+                header: Some(("www-authenticate", "Basic")),
+            },
+        ),
+        ("bad-other-domain", exactly(403, forbidden.clone())),
+        ("bad-read-only-key", exactly(403, forbidden)),
+        (
+            "bad-unknown-version",
+            exactly(404, json!({"error": "Not found."})),
+        ),
+        (
+            "bad-get-method",
+            Expected {
+                status: 405,
+                body: Some(json!({"error": "Method not allowed."})),
+                header: Some(("allow", "POST")),
+            },
+        ),
+    ]
+}
+
+#[test]
+fn every_event_file_has_an_expectation() {
+    let mut files: Vec<String> = std::fs::read_dir(repo_root().join("events"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter_map(|f| f.strip_suffix(".json").map(str::to_owned))
+        .collect();
+    files.sort();
+    let mut named: Vec<String> = expectations().iter().map(|(n, _)| n.to_string()).collect();
+    named.sort();
+    assert_eq!(files, named);
+}
+
+#[tokio::test]
+async fn every_event_gives_its_expected_response() {
+    let moto = Moto::start();
+    let aws = moto.sdk_config().await;
+    let config = Config {
+        table_name: TABLE.into(),
+        ..Config::default()
+    };
+    let api = aws_api_with(&aws, config);
+    let mut failures = Vec::new();
+    for (name, expected) in expectations() {
+        // Each event starts from a fresh emulator: the numbers are free again.
+        ureq::post(format!("{}/moto-api/reset", moto.endpoint))
+            .send_empty()
+            .unwrap();
+        provision_demo(&moto.store(TABLE).await, None).await;
+
+        let request =
+            lambda_http::request::from_str(&event(name)).expect("a valid API Gateway v2 event");
+        let response = api.handle(request).await;
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/json",
+            "{name}"
+        );
+        if let Some((header, contains)) = expected.header {
+            let value = response
+                .headers()
+                .get(header)
+                .map(|v| v.to_str().unwrap().to_owned());
+            if !value.as_deref().is_some_and(|v| v.contains(contains)) {
+                failures.push(format!(
+                    "{name}: header {header} = {value:?}, wanted it to contain {contains:?}"
+                ));
+            }
+        }
+        let (status, body) = response_parts(&response);
+        if status != expected.status {
+            failures.push(format!(
+                "{name}: status {status}, wanted {}: {body}",
+                expected.status
+            ));
+        }
+        match expected.body {
+            Some(want) if body != want => {
+                failures.push(format!("{name}: body {body}, wanted {want}"))
+            }
+            None if !body["error"].is_string() => {
+                failures.push(format!("{name}: no error message: {body}"))
+            }
+            _ => {}
+        }
+        // What a success claims is stored and texted; a refusal changes nothing.
+        let sent = moto.sms();
+        let store = moto.store(TABLE).await;
+        let stored = store
+            .registration(&PhoneNumber::parse("+16175551234").unwrap())
+            .await
+            .unwrap();
+        let succeeded = body["success_numbers"].as_array().map_or(0, Vec::len);
+        let android_only = name == "create-complex";
+        if sent.len() != succeeded || (succeeded == 0) != stored.is_none() {
+            failures.push(format!(
+                "{name}: {} SMS, stored {:?}, for {succeeded} successes",
+                sent.len(),
+                stored.is_some()
+            ));
+        }
+        if android_only
+            && !sent.iter().all(|(_, m)| {
+                m.starts_with(
+                    "Please register a new user here: http://127.0.0.1:9000/a/demo/register/",
+                )
+            })
+        {
+            failures.push(format!("{name}: SMS {sent:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

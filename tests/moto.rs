@@ -1,0 +1,332 @@
+//! The real SDK clients against moto: conditional claims, rollbacks and published SMS.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use serde_json::{Value, json};
+use smsreg::adapters::dynamodb::{DynamoStore, MarkRegistered};
+use smsreg::adapters::sns::SnsSender;
+use smsreg::config::Config;
+use smsreg::domain::invitation::{ClaimRules, RegistrationStatus, Token};
+use smsreg::domain::{PhoneNumber, RegistrationRecord};
+use smsreg::http::Api;
+use smsreg::ports::{Claim, InvitationStore, SmsError, SmsSender, SystemClock};
+use smsreg::service::RegistrationService;
+
+const TABLE: &str = "sms-registration-test";
+const A: &str = "+16175551234";
+const B: &str = "+16175555512";
+
+/// Real SNS, except for numbers told to fail: SNS offers no way to make moto refuse.
+struct FailingFor {
+    inner: SnsSender,
+    failing: Vec<String>,
+}
+
+impl SmsSender for FailingFor {
+    async fn send(&self, to: &PhoneNumber, text: &str) -> Result<(), SmsError> {
+        if self.failing.iter().any(|f| f == to.as_str()) {
+            return Err(SmsError {
+                code: "Throttling".into(),
+            });
+        }
+        self.inner.send(to, text).await
+    }
+}
+
+struct Env {
+    moto: Moto,
+    store: DynamoStore,
+    api: Api<DynamoStore, DynamoStore, FailingFor>,
+}
+
+async fn env_with(install_url: Option<&str>, failing: &[&str]) -> Env {
+    let moto = Moto::start();
+    let aws = moto.sdk_config().await;
+    let store = moto.store(TABLE).await;
+    provision_demo(&store, install_url).await;
+    let config = Config {
+        table_name: TABLE.into(),
+        public_base_url: "https://sms.example.org".into(),
+        ..Config::default()
+    };
+    let sms = FailingFor {
+        inner: SnsSender::new(aws_sdk_sns::Client::new(&aws), None, None),
+        failing: failing.iter().map(|s| s.to_string()).collect(),
+    };
+    let service = RegistrationService::new(
+        store.clone(),
+        store.clone(),
+        sms,
+        Arc::new(SystemClock),
+        config,
+    );
+    Env {
+        moto,
+        store,
+        api: Api::new(service),
+    }
+}
+
+async fn env() -> Env {
+    env_with(None, &[]).await
+}
+
+impl Env {
+    async fn post_as(&self, domain: &str, auth: &str, body: &Value) -> (u16, Value) {
+        let request = lambda_http::request::from_str(&post_event(domain, body, auth)).unwrap();
+        response_parts(&self.api.handle(request).await)
+    }
+
+    async fn post(&self, body: &Value) -> (u16, Value) {
+        self.post_as(DEMO_DOMAIN, &api_key_header(DEMO_USER, DEMO_KEY), body)
+            .await
+    }
+
+    async fn post_other(&self, body: &Value) -> (u16, Value) {
+        let auth = api_key_header("admin@other.example", "other-test-key-0123456789abcdef");
+        self.post_as("other", &auth, body).await
+    }
+
+    async fn record(&self, phone: &str) -> Option<RegistrationRecord> {
+        self.store
+            .registration(&PhoneNumber::parse(phone).unwrap())
+            .await
+            .unwrap()
+    }
+}
+
+fn invite(numbers: &[&str]) -> Value {
+    let users: Vec<Value> = numbers.iter().map(|n| json!({"phone_number": n})).collect();
+    json!({"app_id": DEMO_APP, "users": users})
+}
+
+fn lists(success: &[&str], in_use: &[&str], errors: &[&str]) -> Value {
+    json!({"success_numbers": success, "invalid_format_numbers": [], "numbers_in_use": in_use, "error_numbers": errors})
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[tokio::test]
+async fn a_fresh_number_is_claimed_stored_and_texted() {
+    let e = env().await;
+    let (status, body) = e.post(&invite(&[A])).await;
+    assert_eq!((status, body), (200, lists(&[A], &[], &[])));
+
+    let record = e.record(A).await.expect("the invitation is stored");
+    assert_eq!(record.domain, DEMO_DOMAIN);
+    assert_eq!(record.status, RegistrationStatus::Pending);
+    assert_eq!(record.app_id.as_deref(), Some(DEMO_APP));
+    assert!(
+        record.sent_at.is_some(),
+        "marked sent after SNS accepted it"
+    );
+    assert_eq!(record.expires_at - record.created_at, 30 * 86_400);
+
+    let sms = e.moto.sms_to(A);
+    assert_eq!(sms.len(), 1);
+    assert!(sms[0].starts_with("Demo Health invites you"), "{}", sms[0]);
+    assert!(sms[0].contains("Reply 1"));
+}
+
+#[tokio::test]
+async fn a_reinvite_in_the_same_project_succeeds_with_a_new_token() {
+    let e = env().await;
+    e.post(&invite(&[A])).await;
+    let first = e.record(A).await.unwrap();
+    let (_, body) = e.post(&invite(&[A])).await;
+    assert_eq!(body, lists(&[A], &[], &[]));
+    let second = e.record(A).await.unwrap();
+    assert_ne!(first.token, second.token);
+    assert_eq!(e.moto.sms_to(A).len(), 2);
+}
+
+#[tokio::test]
+async fn another_projects_pending_invitation_is_in_use() {
+    let e = env().await;
+    e.post(&invite(&[A])).await;
+    let (_, body) = e.post_other(&invite(&[A, B])).await;
+    assert_eq!(body, lists(&[B], &[A], &[]));
+    assert_eq!(e.record(A).await.unwrap().domain, DEMO_DOMAIN);
+    assert_eq!(e.moto.sms_to(A).len(), 1, "no SMS for a number in use");
+}
+
+#[tokio::test]
+async fn a_registered_number_is_in_use_for_every_project() {
+    let e = env().await;
+    let phone = PhoneNumber::parse(A).unwrap();
+    let t = now();
+    let rules = ClaimRules {
+        domain: DEMO_DOMAIN,
+        now: t,
+        stale_before: t - 300,
+    };
+    assert_eq!(
+        e.store
+            .mark_registered(DEMO_DOMAIN, &phone, rules)
+            .await
+            .unwrap(),
+        MarkRegistered::Registered
+    );
+    assert_eq!(e.post(&invite(&[A])).await.1, lists(&[], &[A], &[]));
+    assert_eq!(e.post_other(&invite(&[A])).await.1, lists(&[], &[A], &[]));
+    assert!(e.moto.sms_to(A).is_empty());
+}
+
+fn stored(
+    domain: &str,
+    phone: &str,
+    created_at: u64,
+    expires_at: u64,
+    sent_at: Option<u64>,
+) -> RegistrationRecord {
+    RegistrationRecord {
+        domain: domain.into(),
+        phone: PhoneNumber::parse(phone).unwrap(),
+        token: Token::generate(),
+        app_id: Some(DEMO_APP.into()),
+        android_only: false,
+        require_email: false,
+        custom_user_data: Some(json!({"team": "north"}).as_object().unwrap().clone()),
+        phone_type: None,
+        status: RegistrationStatus::Pending,
+        created_at,
+        expires_at,
+        sent_at,
+        registered_at: None,
+    }
+}
+
+/// Writes a record as a claim of its own project would.
+async fn put(store: &DynamoStore, record: &RegistrationRecord) {
+    let rules = ClaimRules {
+        domain: &record.domain,
+        now: record.created_at,
+        stale_before: 0,
+    };
+    assert!(matches!(
+        store.claim(record, rules).await.unwrap(),
+        Claim::Taken { .. }
+    ));
+    if let Some(sent) = record.sent_at {
+        store.mark_sent(record, sent).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn an_expired_invitation_of_another_project_can_be_claimed() {
+    let e = env().await;
+    let t = now();
+    put(
+        &e.store,
+        &stored(
+            "other",
+            A,
+            t - 40 * 86_400,
+            t - 10 * 86_400,
+            Some(t - 40 * 86_400),
+        ),
+    )
+    .await;
+    assert_eq!(e.post(&invite(&[A])).await.1, lists(&[A], &[], &[]));
+    assert_eq!(e.record(A).await.unwrap().domain, DEMO_DOMAIN);
+}
+
+#[tokio::test]
+async fn a_never_sent_claim_of_another_project_is_in_use_until_stale() {
+    let e = env().await;
+    let t = now();
+    put(&e.store, &stored("other", A, t - 60, t + 86_400, None)).await;
+    put(&e.store, &stored("other", B, t - 301, t + 86_400, None)).await;
+    assert_eq!(e.post(&invite(&[A, B])).await.1, lists(&[B], &[A], &[]));
+}
+
+#[tokio::test]
+async fn when_sns_fails_a_fresh_claim_is_deleted() {
+    let e = env_with(None, &[B]).await;
+    assert_eq!(e.post(&invite(&[A, B])).await.1, lists(&[A], &[], &[B]));
+    assert!(e.record(B).await.is_none());
+    // ...and any project can invite it at once.
+    let e2_body = e.post_other(&invite(&[B])).await.1;
+    assert_eq!(
+        e2_body,
+        lists(&[], &[], &[B]),
+        "the SNS fault is still injected for B"
+    );
+    assert!(e.record(B).await.is_none());
+}
+
+#[tokio::test]
+async fn when_sns_fails_a_reinvite_restores_the_previous_invitation_exactly() {
+    let e = env_with(None, &[A]).await;
+    let t = now();
+    let before = stored(DEMO_DOMAIN, A, t - 1_000, t + 86_400, Some(t - 999));
+    put(&e.store, &before).await;
+    assert_eq!(e.post(&invite(&[A])).await.1, lists(&[], &[], &[A]));
+    assert_eq!(e.record(A).await, Some(before));
+}
+
+#[tokio::test]
+async fn android_only_with_an_install_link_publishes_two_sms_in_order() {
+    let e = env_with(Some("https://www.commcarehq.org/a/demo/app/1"), &[]).await;
+    let body = json!({
+        "app_id": DEMO_APP, "android_only": true, "require_email": true,
+        "custom_registration_message": "Please register a new user here: {}",
+        "users": [{"phone_number": A, "custom_user_data": {"customdata1": "foo"}}]
+    });
+    assert_eq!(e.post(&body).await.1, lists(&[A], &[], &[]));
+    let record = e.record(A).await.unwrap();
+    let sms = e.moto.sms_to(A);
+    assert_eq!(
+        sms,
+        vec![
+            format!(
+                "Please register a new user here: https://sms.example.org/a/demo/register/{}",
+                record.token.as_str()
+            ),
+            "[commcare app - do not delete] aHR0cHM6Ly93d3cuY29tbWNhcmVocS5vcmcvYS9kZW1vL2FwcC8x"
+                .to_owned(),
+        ]
+    );
+    assert!(record.require_email && record.android_only);
+    assert_eq!(record.custom_user_data.unwrap()["customdata1"], "foo");
+}
+
+#[tokio::test]
+async fn two_projects_racing_for_a_fresh_number_one_wins() {
+    let e = env().await;
+    let mut tasks = Vec::new();
+    let e = Arc::new(e);
+    for i in 0..20 {
+        let e = e.clone();
+        tasks.push(tokio::spawn(async move {
+            let body = invite(&["+16175552000"]);
+            let (status, body) = if i % 2 == 0 {
+                e.post(&body).await
+            } else {
+                e.post_other(&body).await
+            };
+            assert_eq!(status, 200);
+            (i % 2 == 0, body)
+        }));
+    }
+    let mut winners = std::collections::HashSet::new();
+    for task in tasks {
+        let (is_demo, body) = task.await.unwrap();
+        if body["success_numbers"].as_array().unwrap().len() == 1 {
+            winners.insert(is_demo);
+        } else {
+            assert_eq!(body["numbers_in_use"], json!(["+16175552000"]));
+        }
+    }
+    assert_eq!(winners.len(), 1, "successes come from one project only");
+    let owner = e.record("+16175552000").await.unwrap().domain;
+    assert_eq!(owner == DEMO_DOMAIN, winners.contains(&true));
+}
