@@ -1,6 +1,8 @@
 //! Test helpers: a moto server per test, the demo project, event files.
 #![allow(dead_code)]
 
+pub mod runtime;
+
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

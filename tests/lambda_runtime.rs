@@ -1,0 +1,156 @@
+//! The real `smsreg-api` binary, run as Lambda runs it (Runtime API, `AWS_LAMBDA_*`),
+//! provisioned with the real `smsreg-admin`, against moto: a black-box check.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::runtime::RuntimeApi;
+use common::*;
+use serde_json::{Value, json};
+
+const TABLE: &str = "sms-registration-lambda";
+
+fn admin(moto: &Moto, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_smsreg-admin"))
+        .args(args)
+        .envs(moto.env(TABLE))
+        .output()
+        .expect("smsreg-admin runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+struct Function {
+    child: Child,
+    log: std::path::PathBuf,
+}
+
+impl Drop for Function {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_function(moto: &Moto, runtime: &RuntimeApi) -> Function {
+    let log = std::env::temp_dir().join(format!("smsreg-api-{}.log", std::process::id()));
+    let child = Command::new(env!("CARGO_BIN_EXE_smsreg-api"))
+        .env_clear()
+        .envs(moto.env(TABLE))
+        .envs(runtime.env())
+        .env("PUBLIC_BASE_URL", "https://sms.example.org")
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(std::fs::File::options().append(true).open(&log).unwrap())
+        .spawn()
+        .expect("smsreg-api starts");
+    Function { child, log }
+}
+
+/// Status, headers and JSON body of an API Gateway v2 response.
+fn parse_response(raw: &str) -> (u16, Value, Value) {
+    let response: Value = serde_json::from_str(raw).expect("the function answers JSON");
+    let body: Value =
+        serde_json::from_str(response["body"].as_str().unwrap()).expect("a JSON body");
+    (
+        response["statusCode"].as_u64().unwrap() as u16,
+        response["headers"].clone(),
+        body,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_bootstrap_serves_the_contract_under_the_lambda_runtime_api() {
+    let moto = Moto::start();
+    // Provisioned with the admin CLI, as an operator would.
+    assert!(admin(&moto, &["create-table"]).0);
+    assert!(
+        admin(
+            &moto,
+            &[
+                "put-domain",
+                "demo",
+                "--plan",
+                "PRO",
+                "--enable",
+                "--display-name",
+                "Demo Health"
+            ]
+        )
+        .0
+    );
+    assert!(admin(&moto, &["put-app", "demo", DEMO_APP, "--name", "Demo app"]).0);
+    let (ok, key_line, _) = admin(&moto, &["create-key", "demo", "ops@demo.example"]);
+    assert!(ok);
+    let key_line = key_line.trim().to_owned();
+
+    let runtime = RuntimeApi::start(30_000);
+    let function = start_function(&moto, &runtime);
+    let simple = json!({"app_id": DEMO_APP, "users": [{"phone_number": "+16175551234"}]});
+    let auth = format!("ApiKey {key_line}");
+
+    let raw = runtime
+        .invoke(&post_event("demo", &simple, &auth), Duration::from_secs(60))
+        .expect("the invocation succeeds");
+    let (status, headers, body) = parse_response(&raw);
+    assert_eq!(status, 200);
+    assert_eq!(headers["content-type"], "application/json");
+    assert_eq!(
+        body,
+        json!({"success_numbers": ["+16175551234"], "invalid_format_numbers": [], "numbers_in_use": [], "error_numbers": []})
+    );
+    assert_eq!(moto.sms_to("+16175551234").len(), 1);
+
+    // Same runtime, next invocation: a wrong key gets 401 with its challenge.
+    let raw = runtime
+        .invoke(
+            &post_event("demo", &simple, "ApiKey ops@demo.example:wrong"),
+            Duration::from_secs(30),
+        )
+        .unwrap();
+    let (status, headers, body) = parse_response(&raw);
+    assert_eq!(status, 401);
+    assert!(
+        headers["www-authenticate"]
+            .as_str()
+            .unwrap()
+            .contains("ApiKey")
+    );
+    assert!(body["error"].is_string());
+
+    // The listing of the admin CLI shows the invitation.
+    let (ok, listing, _) = admin(&moto, &["list-invitations", "demo", "--status", "pending"]);
+    assert!(ok);
+    let line: Value = serde_json::from_str(listing.lines().next().unwrap()).unwrap();
+    assert_eq!(line["phone_number"], "+16175551234");
+
+    // Logs: JSON lines with the request id and the domain; no number, key or link in clear.
+    drop(runtime);
+    let log_path = function.log.clone();
+    drop(function);
+    let logs = std::fs::read_to_string(log_path).unwrap();
+    let key = key_line.split_once(':').unwrap().1;
+    for secret in [
+        "+16175551234",
+        "6175551234",
+        key,
+        "/register/",
+        "Demo Health invites",
+    ] {
+        assert!(!logs.contains(secret), "the logs hold {secret:?}:\n{logs}");
+    }
+    let handled: Vec<Value> = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["fields"]["message"] == "invitations processed")
+        .collect();
+    assert_eq!(handled.len(), 1, "{logs}");
+    assert_eq!(handled[0]["span"]["request_id"], "invocation-1");
+    assert_eq!(handled[0]["span"]["domain"], "demo");
+    assert_eq!(handled[0]["fields"]["success"], 1);
+}
