@@ -108,10 +108,12 @@ impl ApiError {
     }
 }
 
-pub fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
+/// A JSON response; fields keep their declared order (`success_numbers` first).
+pub fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Response<Body> {
+    let text = serde_json::to_string(body).expect("response bodies serialise");
     Response::builder()
         .status(status)
         .header("content-type", "application/json")
-        .body(Body::Text(body.to_string()))
+        .body(Body::Text(text))
         .expect("a response with a valid status and header")
 }

@@ -38,16 +38,18 @@ fn request_id(request: &Request) -> String {
     }
 }
 
-/// The invocation's deadline as an `Instant`; `None` outside Lambda (replayed events).
+/// Deadlines before this (September 2001, in ms) are not Unix times: `cargo lambda watch`
+/// sends a relative `600000`. Such a deadline is treated as unknown.
+const PLAUSIBLE_DEADLINE_MS: u64 = 1_000_000_000_000;
+
+/// The invocation's deadline as an `Instant`; `None` where there is no real one
+/// (replayed events, local emulators).
 fn deadline(request: &Request) -> Option<Instant> {
     let deadline_ms = request.lambda_context_ref()?.deadline;
-    if deadline_ms == 0 {
+    if deadline_ms < PLAUSIBLE_DEADLINE_MS {
         return None;
     }
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .ok()?
-        .as_millis() as u64;
+    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_millis() as u64;
     Some(Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms)))
 }
 
@@ -113,8 +115,7 @@ impl<D: Directory, I: InvitationStore, S: SmsSender> Api<D, I, S> {
             .service
             .invite(&project, invitation_request, deadline(request))
             .await;
-        let body = serde_json::to_value(&report).expect("a report serialises");
-        Ok(json_response(StatusCode::OK, &body))
+        Ok(json_response(StatusCode::OK, &report))
     }
 }
 
@@ -126,5 +127,32 @@ fn read_json_object(body: &Body) -> Result<serde_json::Map<String, Value>, ApiEr
     match serde_json::from_slice(bytes) {
         Ok(Value::Object(map)) => Ok(map),
         _ => Err(ApiError::InvalidJson),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lambda_http::Context;
+
+    fn request_with_deadline(deadline_ms: u64) -> Request {
+        let mut context = Context::default();
+        context.deadline = deadline_ms;
+        Request::default().with_lambda_context(context)
+    }
+
+    #[test]
+    fn a_real_deadline_becomes_an_instant_that_far_ahead() {
+        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+        let at = deadline(&request_with_deadline(now_ms + 10_000)).unwrap();
+        let left = at.saturating_duration_since(Instant::now());
+        assert!(left > Duration::from_secs(9) && left <= Duration::from_secs(10), "{left:?}");
+    }
+
+    #[test]
+    fn a_relative_or_missing_deadline_is_unknown() {
+        assert!(deadline(&request_with_deadline(600_000)).is_none());
+        assert!(deadline(&request_with_deadline(0)).is_none());
+        assert!(deadline(&Request::default()).is_none());
     }
 }
