@@ -49,7 +49,10 @@ fn deadline(request: &Request) -> Option<Instant> {
     if deadline_ms < PLAUSIBLE_DEADLINE_MS {
         return None;
     }
-    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_millis() as u64;
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .ok()?
+        .as_millis() as u64;
     Some(Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms)))
 }
 
@@ -143,10 +146,16 @@ mod tests {
 
     #[test]
     fn a_real_deadline_becomes_an_instant_that_far_ahead() {
-        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
         let at = deadline(&request_with_deadline(now_ms + 10_000)).unwrap();
         let left = at.saturating_duration_since(Instant::now());
-        assert!(left > Duration::from_secs(9) && left <= Duration::from_secs(10), "{left:?}");
+        assert!(
+            left > Duration::from_secs(9) && left <= Duration::from_secs(10),
+            "{left:?}"
+        );
     }
 
     #[test]
