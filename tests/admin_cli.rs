@@ -1,0 +1,296 @@
+//! The `smsreg-admin` binary against moto: every command, its output and exit codes.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+use serde_json::Value;
+use smsreg::domain::PhoneNumber;
+use smsreg::domain::invitation::RegistrationStatus;
+use smsreg::ports::Directory;
+
+const TABLE: &str = "sms-registration-admin";
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn admin(moto: &Moto, args: &[&str]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_smsreg-admin"))
+        .args(args)
+        .envs(moto.env(TABLE))
+        .output()
+        .expect("smsreg-admin runs");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn ok(moto: &Moto, args: &[&str]) -> String {
+    let run = admin(moto, args);
+    assert_eq!(run.code, 0, "{args:?}: {}", run.stderr);
+    run.stdout
+}
+
+fn setup(moto: &Moto) {
+    ok(moto, &["create-table"]);
+    ok(
+        moto,
+        &[
+            "put-domain",
+            "demo",
+            "--plan",
+            "PRO",
+            "--enable",
+            "--display-name",
+            "Demo Health",
+        ],
+    );
+    ok(
+        moto,
+        &[
+            "put-app",
+            "demo",
+            DEMO_APP,
+            "--name",
+            "Demo app",
+            "--install-url",
+            "https://example.org/install",
+        ],
+    );
+}
+
+#[tokio::test]
+async fn create_table_is_idempotent() {
+    let moto = Moto::start();
+    assert!(ok(&moto, &["create-table"]).contains("created"));
+    assert!(ok(&moto, &["create-table"]).contains("already exists"));
+}
+
+#[tokio::test]
+async fn put_domain_and_put_app_store_what_the_function_reads() {
+    let moto = Moto::start();
+    setup(&moto);
+    let project = moto
+        .store(TABLE)
+        .await
+        .project("demo")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(project.plan, smsreg::domain::Plan::Pro);
+    assert!(project.registration_enabled);
+    assert_eq!(project.title(), "Demo Health");
+    let app = project.app(DEMO_APP).unwrap();
+    assert_eq!(
+        app.install_url.as_deref(),
+        Some("https://example.org/install")
+    );
+
+    ok(
+        &moto,
+        &["put-domain", "demo", "--plan", "standard", "--disable"],
+    );
+    let project = moto
+        .store(TABLE)
+        .await
+        .project("demo")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(project.plan, smsreg::domain::Plan::Standard);
+    assert!(!project.registration_enabled);
+    assert_eq!(project.apps.len(), 1, "apps survive a project update");
+}
+
+#[tokio::test]
+async fn create_key_prints_only_the_header_value_and_stores_only_a_hash() {
+    let moto = Moto::start();
+    setup(&moto);
+    let out = ok(&moto, &["create-key", "demo", "ops@demo.example"]);
+    assert_eq!(out.lines().count(), 1);
+    let (user, key) = out.trim().split_once(':').unwrap();
+    assert_eq!(user, "ops@demo.example");
+    assert!(key.len() >= 43);
+
+    let keys = moto
+        .store(TABLE)
+        .await
+        .api_keys_of("ops@demo.example")
+        .await
+        .unwrap();
+    assert_eq!(keys.len(), 1);
+    assert!(keys[0].matches(key) && keys[0].can_edit_data);
+    let raw = ureq::get(format!("{}/moto-api/data.json", moto.endpoint))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    assert!(!raw.contains(key), "the key is never stored in clear");
+
+    let out = ok(
+        &moto,
+        &["create-key", "demo", "viewer@demo.example", "--read-only"],
+    );
+    let viewer = moto
+        .store(TABLE)
+        .await
+        .api_keys_of("viewer@demo.example")
+        .await
+        .unwrap();
+    assert!(viewer[0].matches(out.trim().split_once(':').unwrap().1));
+    assert!(!viewer[0].can_edit_data);
+}
+
+#[tokio::test]
+async fn revoke_key_removes_it_and_says_when_there_was_none() {
+    let moto = Moto::start();
+    setup(&moto);
+    ok(&moto, &["create-key", "demo", "ops@demo.example"]);
+    ok(&moto, &["revoke-key", "demo", "ops@demo.example"]);
+    assert!(
+        moto.store(TABLE)
+            .await
+            .api_keys_of("ops@demo.example")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let again = admin(&moto, &["revoke-key", "demo", "ops@demo.example"]);
+    assert_eq!(again.code, 1);
+    assert!(again.stderr.contains("has no key"), "{}", again.stderr);
+}
+
+#[tokio::test]
+async fn mark_registered_and_list_invitations_work_together() {
+    let moto = Moto::start();
+    setup(&moto);
+    ok(
+        &moto,
+        &["put-domain", "other", "--plan", "ENTERPRISE", "--enable"],
+    );
+    ok(&moto, &["mark-registered", "demo", "1 (617) 555-1234"]);
+    let record = moto
+        .store(TABLE)
+        .await
+        .registration(&PhoneNumber::parse("+16175551234").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.status, RegistrationStatus::Registered);
+
+    let refused = admin(&moto, &["mark-registered", "other", "+16175551234"]);
+    assert_eq!(refused.code, 1);
+    assert!(refused.stderr.contains("in use by another project"));
+
+    let listed: Vec<Value> = ok(&moto, &["list-invitations", "demo"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["phone_number"], "+16175551234");
+    assert_eq!(listed[0]["status"], "registered");
+    assert!(listed[0]["registered_at"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(
+        ok(&moto, &["list-invitations", "demo", "--status", "pending"]),
+        ""
+    );
+    assert_eq!(ok(&moto, &["list-invitations", "other"]), "");
+}
+
+#[tokio::test]
+async fn bad_arguments_get_a_clear_message_and_a_non_zero_exit() {
+    let moto = Moto::start();
+    setup(&moto);
+    let cases: &[(&[&str], i32, &str)] = &[
+        (
+            &["put-domain", "demo", "--plan", "GOLD", "--enable"],
+            2,
+            "unknown plan",
+        ),
+        (&["put-domain", "demo", "--plan", "PRO"], 2, "--enable"),
+        (
+            &[
+                "put-domain",
+                "demo",
+                "--plan",
+                "PRO",
+                "--enable",
+                "--disable",
+            ],
+            2,
+            "cannot be used with",
+        ),
+        (
+            &["put-domain", "Bad Name", "--plan", "PRO", "--enable"],
+            2,
+            "invalid project name",
+        ),
+        (
+            &["put-app", "nowhere", "app", "--name", "x"],
+            1,
+            "does not exist",
+        ),
+        (
+            &[
+                "put-app",
+                "demo",
+                "app",
+                "--name",
+                "x",
+                "--install-url",
+                "ftp://x",
+            ],
+            2,
+            "--install-url",
+        ),
+        (&["create-key", "nowhere", "ops"], 1, "does not exist"),
+        (&["create-key", "demo", "a:b"], 2, "username"),
+        (
+            &["list-invitations", "demo", "--status", "lost"],
+            2,
+            "invalid value",
+        ),
+        (
+            &["mark-registered", "demo", "+1617JKL1234"],
+            2,
+            "invalid phone number",
+        ),
+        (&["no-such-command"], 2, "unrecognized subcommand"),
+    ];
+    for (args, code, message) in cases {
+        let run = admin(&moto, args);
+        assert_eq!(run.code, *code, "{args:?}: {}", run.stderr);
+        assert!(run.stderr.contains(message), "{args:?}: {}", run.stderr);
+        assert!(run.stdout.is_empty(), "{args:?}: {}", run.stdout);
+    }
+}
+
+#[test]
+fn every_command_has_help() {
+    for command in [
+        "create-table",
+        "put-domain",
+        "put-app",
+        "create-key",
+        "revoke-key",
+        "list-invitations",
+        "mark-registered",
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_smsreg-admin"))
+            .args([command, "--help"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{command}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("Usage: smsreg-admin"),
+            "{command}"
+        );
+    }
+}
