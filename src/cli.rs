@@ -6,7 +6,7 @@ use std::sync::Arc;
 use clap::{ArgGroup, Parser, Subcommand};
 use serde_json::json;
 
-use crate::adapters::dynamodb::{DynamoStore, MarkRegistered};
+use crate::adapters::dynamodb::{DynamoStore, MarkRegistered, ProjectUpdate};
 use crate::adapters::load_aws_config;
 use crate::config::Config;
 use crate::domain::invitation::{ClaimRules, ShownStatus};
@@ -46,6 +46,13 @@ enum Command {
         /// The name workers see in SMS (defaults to the project name).
         #[arg(long)]
         display_name: Option<String>,
+        /// Countries the project may text, as ISO codes (`US,CA,KE`); "" allows all.
+        /// Unset keeps the current list (new projects: all countries).
+        #[arg(long, value_parser = parse_countries)]
+        allowed_countries: Option<CountryList>,
+        /// Most invitations per UTC day (new projects: 1000). Unset keeps the current limit.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        daily_invitation_limit: Option<u32>,
     },
     /// Creates or updates an app of a project.
     PutApp {
@@ -75,6 +82,14 @@ enum Command {
     },
     /// Records that the worker behind a number registered in the project.
     MarkRegistered { domain: String, phone: String },
+}
+
+/// Country codes as given on the command line.
+#[derive(Debug, Clone)]
+struct CountryList(Vec<String>);
+
+fn parse_countries(list: &str) -> Result<CountryList, String> {
+    crate::domain::project::parse_country_list(list).map(CountryList)
 }
 
 /// A plan as given on the command line.
@@ -149,10 +164,19 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             enable,
             disable: _,
             display_name,
+            allowed_countries,
+            daily_invitation_limit,
         } => {
             check_domain(&domain)?;
             store
-                .put_project(&domain, display_name.as_deref(), plan.0, enable)
+                .put_project(&ProjectUpdate {
+                    domain: &domain,
+                    plan: plan.0,
+                    enabled: enable,
+                    display_name: display_name.as_deref(),
+                    allowed_countries: allowed_countries.as_ref().map(|c| c.0.as_slice()),
+                    daily_invitation_limit,
+                })
                 .await
                 .map_err(failed)?;
             let state = if enable { "enabled" } else { "disabled" };

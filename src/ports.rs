@@ -74,6 +74,79 @@ pub trait InvitationStore: Send + Sync {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
+/// Per-project, per-day counters of invitations, changed atomically.
+pub trait DailyQuota: Send + Sync {
+    /// Adds `n` to the day's count if it stays within `limit`; returns whether it did.
+    fn reserve(
+        &self,
+        domain: &str,
+        day: &str,
+        n: u32,
+        limit: u32,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Gives back `n` reserved invitations that were not sent.
+    fn refund(
+        &self,
+        domain: &str,
+        day: &str,
+        n: u32,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// A stored answer to a request made with an `Idempotency-Key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredResponse {
+    pub status: u16,
+    pub body: String,
+}
+
+/// What to do with a request carrying an `Idempotency-Key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdempotencyBegin {
+    /// First use (or the earlier use expired or was abandoned): run it, holding `lease`.
+    Proceed { lease: String },
+    /// Already answered with the same body: answer the same.
+    Replay(StoredResponse),
+    /// The key was used with another body.
+    Mismatch,
+    /// The first request with this key is still running.
+    InProgress,
+}
+
+/// Records of `Idempotency-Key` uses, scoped to a project.
+pub trait IdempotencyStore: Send + Sync {
+    /// Claims `key` for a request whose body hashes to `request_hash`, unless a live
+    /// record says otherwise. Records older than `expires_after` seconds count as absent,
+    /// as do running ones whose lease of `lease_for` seconds ran out.
+    fn begin(
+        &self,
+        domain: &str,
+        key: &str,
+        request_hash: &str,
+        now: u64,
+        lease_for: u64,
+        expires_after: u64,
+    ) -> impl Future<Output = Result<IdempotencyBegin, StoreError>> + Send;
+
+    /// Stores the answer, if the lease is still ours.
+    fn complete(
+        &self,
+        domain: &str,
+        key: &str,
+        lease: &str,
+        response: &StoredResponse,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Forgets the key (the request failed as a whole), if the lease is still ours.
+    fn abandon(
+        &self,
+        domain: &str,
+        key: &str,
+        lease: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
 pub trait SmsSender: Send + Sync {
     fn send(
         &self,
@@ -141,6 +214,60 @@ impl<T: InvitationStore> InvitationStore for std::sync::Arc<T> {
         previous: Option<Self::Previous>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         (**self).release(invitation, previous)
+    }
+}
+
+impl<T: DailyQuota> DailyQuota for std::sync::Arc<T> {
+    fn reserve(
+        &self,
+        domain: &str,
+        day: &str,
+        n: u32,
+        limit: u32,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).reserve(domain, day, n, limit)
+    }
+
+    fn refund(
+        &self,
+        domain: &str,
+        day: &str,
+        n: u32,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).refund(domain, day, n)
+    }
+}
+
+impl<T: IdempotencyStore> IdempotencyStore for std::sync::Arc<T> {
+    fn begin(
+        &self,
+        domain: &str,
+        key: &str,
+        request_hash: &str,
+        now: u64,
+        lease_for: u64,
+        expires_after: u64,
+    ) -> impl Future<Output = Result<IdempotencyBegin, StoreError>> + Send {
+        (**self).begin(domain, key, request_hash, now, lease_for, expires_after)
+    }
+
+    fn complete(
+        &self,
+        domain: &str,
+        key: &str,
+        lease: &str,
+        response: &StoredResponse,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).complete(domain, key, lease, response)
+    }
+
+    fn abandon(
+        &self,
+        domain: &str,
+        key: &str,
+        lease: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).abandon(domain, key, lease)
     }
 }
 

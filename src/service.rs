@@ -11,11 +11,14 @@ use crate::config::Config;
 use crate::domain::invitation::{ClaimRules, PhoneType, registration_url};
 use crate::domain::request::ValidationContext;
 use crate::domain::sms::InvitationSms;
+use crate::domain::time::{seconds_to_midnight, utc_day};
 use crate::domain::{
     ApiKey, FieldErrors, Invitation, InviteOutcome, Plan, Project, RegistrationReport,
     RegistrationRequest, RegistrationStatus, RequestedNumber, Token,
 };
-use crate::ports::{Claim, Clock, Directory, InvitationStore, SmsSender, StoreError};
+use crate::ports::{
+    Claim, Clock, DailyQuota, Directory, IdempotencyStore, InvitationStore, SmsSender, StoreError,
+};
 
 /// Why a caller may not create invitations in a project.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -28,6 +31,8 @@ pub enum AccessError {
     PlanTooLow,
     #[error("SMS registration is off in the project")]
     FeatureDisabled,
+    #[error("the project's daily invitation limit is reached")]
+    DailyLimit { limit: u32, retry_after: u64 },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -57,7 +62,19 @@ pub struct RegistrationService<D, I, S> {
     pub config: Config,
 }
 
-impl<D: Directory, I: InvitationStore, S: SmsSender> RegistrationService<D, I, S> {
+/// Invitations counted against a project's daily limit, before they are sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reservation {
+    day: String,
+    count: u32,
+}
+
+impl<D, I, S> RegistrationService<D, I, S>
+where
+    D: Directory + DailyQuota + IdempotencyStore,
+    I: InvitationStore,
+    S: SmsSender,
+{
     pub fn new(directory: D, store: I, sms: S, clock: Arc<dyn Clock>, config: Config) -> Self {
         RegistrationService {
             directory,
@@ -118,6 +135,53 @@ impl<D: Directory, I: InvitationStore, S: SmsSender> RegistrationService<D, I, S
                 registration_url_chars: sample.chars().count(),
             },
         )
+    }
+
+    /// Counts the request's valid numbers against the project's daily limit, all or none.
+    pub async fn reserve_invitations(
+        &self,
+        project: &Project,
+        request: &RegistrationRequest,
+    ) -> Result<Reservation, AccessError> {
+        let count = request
+            .users
+            .iter()
+            .filter(|u| matches!(u.number, RequestedNumber::Valid(_)))
+            .count();
+        let count = u32::try_from(count).unwrap_or(u32::MAX);
+        let now = self.clock.now();
+        let day = utc_day(now);
+        let limit = project.daily_invitation_limit;
+        if !self
+            .directory
+            .reserve(&project.name, &day, count, limit)
+            .await?
+        {
+            warn!(requested = count, limit, "daily invitation limit reached");
+            return Err(AccessError::DailyLimit {
+                limit,
+                retry_after: seconds_to_midnight(now),
+            });
+        }
+        Ok(Reservation { day, count })
+    }
+
+    /// Gives back the reserved invitations that were not sent.
+    pub async fn settle(
+        &self,
+        project: &Project,
+        reservation: Reservation,
+        report: &RegistrationReport,
+    ) {
+        let sent = u32::try_from(report.success_numbers.len()).unwrap_or(u32::MAX);
+        let unused = reservation.count.saturating_sub(sent);
+        if let Err(error) = self
+            .directory
+            .refund(&project.name, &reservation.day, unused)
+            .await
+        {
+            warn!(%error, unused, "could not give back unused invitations of the daily limit");
+        }
     }
 
     /// Invites every number of the request, at most `concurrency` at a time, and

@@ -45,6 +45,8 @@ fn demo_project(install_url: Option<&str>) -> Project {
             name: "Demo app".into(),
             install_url: install_url.map(str::to_owned),
         }],
+        allowed_countries: None,
+        daily_invitation_limit: 1000,
     }
 }
 
@@ -57,6 +59,8 @@ fn world_with<S: SmsSender>(sms: S, config: Config) -> World<S> {
         plan: Plan::Pro,
         registration_enabled: true,
         apps: demo_project(None).apps,
+        allowed_countries: None,
+        daily_invitation_limit: 1000,
     });
     for (user, key, domain, edit) in [
         (DEMO_USER, DEMO_KEY, DEMO_DOMAIN, true),
@@ -95,6 +99,23 @@ impl<S: SmsSender> World<S> {
     async fn post_as(&self, domain: &str, auth: &str, body: &Value) -> (u16, Value) {
         let request = lambda_http::request::from_str(&post_event(domain, body, auth)).unwrap();
         response_parts(&self.api.handle(request).await)
+    }
+
+    /// Posts with an `Idempotency-Key`; returns the whole response.
+    async fn post_with_key(
+        &self,
+        key: &str,
+        body: &Value,
+    ) -> lambda_http::Response<lambda_http::Body> {
+        let mut event: Value = serde_json::from_str(&post_event(
+            DEMO_DOMAIN,
+            body,
+            &api_key_header(DEMO_USER, DEMO_KEY),
+        ))
+        .unwrap();
+        event["headers"]["idempotency-key"] = key.into();
+        let request = lambda_http::request::from_str(&event.to_string()).unwrap();
+        self.api.handle(request).await
     }
 
     async fn post(&self, body: &Value) -> (u16, Value) {
@@ -431,4 +452,271 @@ async fn the_sms_name_the_project_and_carry_a_registration_link_with_a_token() {
     assert!(record.android_only && record.require_email);
     assert_eq!(record.custom_user_data.unwrap()["k"], "v");
     assert_eq!(record.phone_type.map(|t| t.as_str()), Some("android"));
+}
+
+#[tokio::test]
+async fn the_same_idempotency_key_and_body_replays_the_answer_without_sending_again() {
+    let w = world();
+    let body = invite(&[A, B]);
+    let first = w.post_with_key("batch-2026-11-24", &body).await;
+    let (status, first_body) = response_parts(&first);
+    assert_eq!(status, 200);
+    let token = w.store.record(A).unwrap().token;
+
+    let again = w.post_with_key("batch-2026-11-24", &body).await;
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(response_parts(&again), (200, first_body));
+    assert_eq!(w.sms.sent().len(), 2, "no SMS sent by the replay");
+    assert_eq!(
+        w.store.record(A).unwrap().token,
+        token,
+        "no invitation written by the replay"
+    );
+}
+
+#[tokio::test]
+async fn the_same_idempotency_key_with_another_body_is_refused_with_422() {
+    let w = world();
+    w.post_with_key("k1", &invite(&[A])).await;
+    let (status, body) = response_parts(&w.post_with_key("k1", &invite(&[B])).await);
+    assert_eq!(status, 422);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("different request body")
+    );
+    assert!(w.store.record(B).is_none());
+}
+
+#[tokio::test]
+async fn an_idempotency_key_in_use_by_a_running_request_gets_409_with_retry_after() {
+    let w = world();
+    let key_body = invite(&[A]);
+    // A first request that started and has not finished: its lease is live.
+    let hash = {
+        use sha2::Digest;
+        let event: Value = serde_json::from_str(&post_event(DEMO_DOMAIN, &key_body, "x")).unwrap();
+        sha2::Sha256::digest(event["body"].as_str().unwrap().as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    use smsreg::ports::IdempotencyStore;
+    w.store
+        .begin(DEMO_DOMAIN, "k2", &hash, T0, 120, 86_400)
+        .await
+        .unwrap();
+    let response = w.post_with_key("k2", &key_body).await;
+    assert_eq!(response.headers()["retry-after"], "1");
+    assert_eq!(response_parts(&response).0, 409);
+    // Once the lease has run out (a crashed run), the key is free again.
+    w.clock.0.store(T0 + 121, Ordering::SeqCst);
+    assert_eq!(
+        response_parts(&w.post_with_key("k2", &key_body).await).0,
+        200
+    );
+}
+
+#[tokio::test]
+async fn a_request_that_failed_as_a_whole_keeps_no_key_and_expired_keys_run_afresh() {
+    let w = world();
+    w.store.set_down(true);
+    // The store is down from the start: nothing recorded, 503.
+    assert_eq!(
+        response_parts(&w.post_with_key("k3", &invite(&[A])).await).0,
+        503
+    );
+    w.store.recover();
+    assert_eq!(
+        response_parts(&w.post_with_key("k3", &invite(&[A])).await).1,
+        report(&[A], &[], &[], &[])
+    );
+    // 24 hours later the key starts over: the SMS goes out again.
+    w.clock.0.store(T0 + 86_400, Ordering::SeqCst);
+    w.post_with_key("k3", &invite(&[A])).await;
+    assert_eq!(w.sms.sent_to(A).len(), 2);
+}
+
+#[tokio::test]
+async fn a_429_keeps_no_key_so_a_retry_after_midnight_runs() {
+    let config = Config::default();
+    let w = world_with(MemorySms::new(), config);
+    let mut p = demo_project(None);
+    p.daily_invitation_limit = 1;
+    w.store.put_project(p);
+    let response = w.post_with_key("k4", &invite(&[A, B])).await;
+    assert_eq!(response_parts(&response).0, 429);
+    w.clock.0.store(T0 + 86_400, Ordering::SeqCst);
+    assert_eq!(
+        response_parts(&w.post_with_key("k4", &invite(&[A])).await).0,
+        200
+    );
+}
+
+#[tokio::test]
+async fn bad_idempotency_keys_are_refused_with_400() {
+    let w = world();
+    for key in ["", &"k".repeat(256), "tab\there", "é"] {
+        let (status, body) = response_parts(&w.post_with_key(key, &invite(&[A])).await);
+        assert_eq!(status, 400, "{key:?}");
+        assert!(body["error"].as_str().unwrap().contains("Idempotency-Key"));
+    }
+    assert!(w.sms.sent().is_empty());
+    assert_eq!(
+        response_parts(&w.post_with_key(&"k".repeat(255), &invite(&[A])).await).0,
+        200
+    );
+}
+
+#[tokio::test]
+async fn numbers_outside_the_allowed_countries_reject_the_request_and_nothing_is_sent() {
+    let w = world();
+    let mut p = demo_project(None);
+    p.allowed_countries = Some(vec!["US".into(), "CA".into(), "KE".into()]);
+    w.store.put_project(p);
+    let (status, body) = w
+        .post(&invite(&[
+            A,
+            "+442079460958",
+            "+919876543210",
+            "+254712345678",
+        ]))
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        body["sms_user_registration"]["users"],
+        "These numbers are outside the countries this project may text (US, CA, KE): +442079460958, +919876543210"
+    );
+    assert!(w.sms.sent().is_empty() && w.store.record(A).is_none());
+}
+
+#[tokio::test]
+async fn the_daily_limit_refuses_a_request_that_would_pass_it_and_gives_back_unsent_ones() {
+    let w = world();
+    let mut p = demo_project(None);
+    p.daily_invitation_limit = 3;
+    w.store.put_project(p);
+    let day = "2027-01-15"; // T0 = 2027-01-15T08:00:00Z
+    // A in use elsewhere: reserved, not sent, given back.
+    w.store.put_record(record_of("other", A));
+    let (_, body) = w.post(&invite(&[A, B, "+1617JKL1234"])).await;
+    assert_eq!(body, report(&[B], &["+1617JKL1234"], &[A], &[]));
+    assert_eq!(w.store.usage(DEMO_DOMAIN, day), 1);
+
+    let response = {
+        let request = lambda_http::request::from_str(&post_event(
+            DEMO_DOMAIN,
+            &invite(&[C, "+16175552001", "+16175552002"]),
+            &api_key_header(DEMO_USER, DEMO_KEY),
+        ))
+        .unwrap();
+        w.api.handle(request).await
+    };
+    assert_eq!(
+        response.headers()["retry-after"],
+        (86_400 - T0 % 86_400).to_string().as_str()
+    );
+    let (status, body) = response_parts(&response);
+    assert_eq!(status, 429);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("limit of 3 invitations per day")
+    );
+    assert!(w.sms.sent_to(C).is_empty());
+    assert_eq!(
+        w.store.usage(DEMO_DOMAIN, day),
+        1,
+        "a refused request counts nothing"
+    );
+
+    assert_eq!(w.post(&invite(&[C, "+16175552001"])).await.0, 200);
+    assert_eq!(w.store.usage(DEMO_DOMAIN, day), 3);
+}
+
+#[tokio::test]
+async fn bad_input_never_produces_a_server_error() {
+    let w = world();
+    let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    let huge = format!(r#"{{"app_id": "{}", "users": []}}"#, "x".repeat(900_000));
+    let digits = format!(
+        r#"{{"app_id": "{DEMO_APP}", "users": [{{"phone_number": "{}"}}]}}"#,
+        "1".repeat(10_000)
+    );
+    let big_data = format!(
+        r#"{{"app_id": "{DEMO_APP}", "users": [{{"phone_number": "{A}", "custom_user_data": {{"k": "{}"}}}}]}}"#,
+        "v".repeat(5_000)
+    );
+    let mut bodies: Vec<Vec<u8>> = vec![
+        vec![0xff, 0xfe, 0x00, 0x7b],
+        b"\xef\xbb\xbf{}".to_vec(),
+        deep.into_bytes(),
+        huge.into_bytes(),
+        digits.into_bytes(),
+        big_data.into_bytes(),
+        b"".to_vec(),
+        b"null".to_vec(),
+        b"{\"users\": [".to_vec(),
+    ];
+    let values = [
+        json!(null),
+        json!(true),
+        json!(0),
+        json!(-1.5e300),
+        json!("s"),
+        json!([]),
+        json!({}),
+        json!([null]),
+        json!([{}]),
+        json!([1, "x"]),
+    ];
+    for field in [
+        "app_id",
+        "users",
+        "android_only",
+        "require_email",
+        "custom_registration_message",
+    ] {
+        for value in &values {
+            let mut body = json!({"app_id": DEMO_APP, "users": [{"phone_number": A}]});
+            body[field] = value.clone();
+            bodies.push(body.to_string().into_bytes());
+        }
+    }
+    for field in ["phone_number", "custom_user_data"] {
+        for value in &values {
+            let mut user = json!({"phone_number": B});
+            user[field] = value.clone();
+            bodies.push(
+                json!({"app_id": DEMO_APP, "users": [user]})
+                    .to_string()
+                    .into_bytes(),
+            );
+        }
+    }
+    let count = bodies.len();
+    for body in bodies {
+        let mut event: Value = serde_json::from_str(&post_event(
+            DEMO_DOMAIN,
+            &json!({}),
+            &api_key_header(DEMO_USER, DEMO_KEY),
+        ))
+        .unwrap();
+        use base64::Engine;
+        event["body"] = base64::engine::general_purpose::STANDARD
+            .encode(&body)
+            .into();
+        event["isBase64Encoded"] = true.into();
+        let request = lambda_http::request::from_str(&event.to_string()).unwrap();
+        let response = w.api.handle(request).await;
+        let (status, _) = response_parts(&response);
+        assert!(
+            status < 500,
+            "{status} for {:?}",
+            String::from_utf8_lossy(&body[..body.len().min(80)])
+        );
+    }
+    assert_eq!(count, 79, "every kind of bad input was tried");
 }

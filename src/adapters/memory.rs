@@ -4,9 +4,13 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
+use crate::domain::Token;
 use crate::domain::invitation::ClaimRules;
 use crate::domain::{ApiKey, Invitation, PhoneNumber, Project, RegistrationRecord};
-use crate::ports::{Claim, Directory, InvitationStore, SmsError, SmsSender, StoreError};
+use crate::ports::{
+    Claim, DailyQuota, Directory, IdempotencyBegin, IdempotencyStore, InvitationStore, SmsError,
+    SmsSender, StoreError, StoredResponse,
+};
 
 fn unavailable() -> StoreError {
     StoreError::Unavailable {
@@ -14,8 +18,18 @@ fn unavailable() -> StoreError {
     }
 }
 
+#[derive(Debug, Clone)]
+struct IdempotencyRecord {
+    request_hash: String,
+    expires_at: u64,
+    /// `Err((lease, lease_until))` while running.
+    answer: Result<StoredResponse, (String, u64)>,
+}
+
 #[derive(Default)]
 struct StoreState {
+    usage: HashMap<(String, String), u32>,
+    idempotency: HashMap<(String, String), IdempotencyRecord>,
     projects: HashMap<String, Project>,
     keys: Vec<ApiKey>,
     records: HashMap<String, RegistrationRecord>,
@@ -59,6 +73,12 @@ impl MemoryStore {
 
     pub fn record(&self, phone: &str) -> Option<RegistrationRecord> {
         self.state().records.get(phone).cloned()
+    }
+
+    /// Invitations counted for a project on a day.
+    pub fn usage(&self, domain: &str, day: &str) -> u32 {
+        let key = (domain.to_owned(), day.to_owned());
+        self.state().usage.get(&key).copied().unwrap_or(0)
     }
 
     /// Every call fails, as when the store cannot be reached.
@@ -160,6 +180,119 @@ impl InvitationStore for MemoryStore {
                 Some(previous) => state.records.insert(phone.to_owned(), previous),
                 None => state.records.remove(phone),
             };
+        }
+        Ok(())
+    }
+}
+
+impl DailyQuota for MemoryStore {
+    async fn reserve(
+        &self,
+        domain: &str,
+        day: &str,
+        n: u32,
+        limit: u32,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.state();
+        if state.down {
+            return Err(unavailable());
+        }
+        let used = state
+            .usage
+            .entry((domain.to_owned(), day.to_owned()))
+            .or_insert(0);
+        if u64::from(*used) + u64::from(n) > u64::from(limit) {
+            return Ok(false);
+        }
+        *used += n;
+        Ok(true)
+    }
+
+    async fn refund(&self, domain: &str, day: &str, n: u32) -> Result<(), StoreError> {
+        let mut state = self.state();
+        if state.down {
+            return Err(unavailable());
+        }
+        let used = state
+            .usage
+            .entry((domain.to_owned(), day.to_owned()))
+            .or_insert(0);
+        *used = used.saturating_sub(n);
+        Ok(())
+    }
+}
+
+impl IdempotencyStore for MemoryStore {
+    async fn begin(
+        &self,
+        domain: &str,
+        key: &str,
+        request_hash: &str,
+        now: u64,
+        lease_for: u64,
+        expires_after: u64,
+    ) -> Result<IdempotencyBegin, StoreError> {
+        let mut state = self.state();
+        if state.down {
+            return Err(unavailable());
+        }
+        let id = (domain.to_owned(), key.to_owned());
+        if let Some(existing) = state.idempotency.get(&id)
+            && existing.expires_at > now
+        {
+            match &existing.answer {
+                _ if existing.request_hash != request_hash => {
+                    return Ok(IdempotencyBegin::Mismatch);
+                }
+                Ok(response) => return Ok(IdempotencyBegin::Replay(response.clone())),
+                Err((_, lease_until)) if *lease_until > now => {
+                    return Ok(IdempotencyBegin::InProgress);
+                }
+                Err(_) => {}
+            }
+        }
+        let lease = Token::generate().as_str().to_owned();
+        state.idempotency.insert(
+            id,
+            IdempotencyRecord {
+                request_hash: request_hash.to_owned(),
+                expires_at: now + expires_after,
+                answer: Err((lease.clone(), now + lease_for)),
+            },
+        );
+        Ok(IdempotencyBegin::Proceed { lease })
+    }
+
+    async fn complete(
+        &self,
+        domain: &str,
+        key: &str,
+        lease: &str,
+        response: &StoredResponse,
+    ) -> Result<(), StoreError> {
+        let mut state = self.state();
+        if state.down {
+            return Err(unavailable());
+        }
+        if let Some(record) = state
+            .idempotency
+            .get_mut(&(domain.to_owned(), key.to_owned()))
+            && matches!(&record.answer, Err((l, _)) if l == lease)
+        {
+            record.answer = Ok(response.clone());
+        }
+        Ok(())
+    }
+
+    async fn abandon(&self, domain: &str, key: &str, lease: &str) -> Result<(), StoreError> {
+        let mut state = self.state();
+        if state.down {
+            return Err(unavailable());
+        }
+        let id = (domain.to_owned(), key.to_owned());
+        if matches!(state.idempotency.get(&id), Some(r) if matches!(&r.answer, Err((l, _)) if l == lease))
+        {
+            state.idempotency.remove(&id);
         }
         Ok(())
     }

@@ -12,6 +12,7 @@ const MAX_E164_DIGITS: usize = 15;
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PhoneNumber {
     e164: String,
+    region: Option<phonenumber::country::Id>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -53,12 +54,18 @@ impl PhoneNumber {
         }
         Ok(Self {
             e164: parsed.format().mode(Mode::E164).to_string(),
+            region: parsed.country().id(),
         })
     }
 
     /// The number in E.164 with its plus, e.g. `+16175551234`.
     pub fn as_str(&self) -> &str {
         &self.e164
+    }
+
+    /// The ISO 3166 code of the number's country (`US`), if it has one (`+800` has none).
+    pub fn region(&self) -> Option<&str> {
+        self.region.as_ref().map(|id| id.as_ref())
     }
 
     /// The form that may appear in logs: `+1617***1234`.
@@ -157,6 +164,15 @@ mod tests {
     fn a_ten_thousand_digit_number_is_rejected_quickly() {
         let raw = "1".repeat(10_000);
         assert_eq!(PhoneNumber::parse(&raw), Err(PhoneError::TooLong));
+    }
+
+    #[test]
+    fn the_country_of_a_number_is_known() {
+        let region = |raw| PhoneNumber::parse(raw).unwrap().region().map(str::to_owned);
+        assert_eq!(region("+16175551234").as_deref(), Some("US"));
+        assert_eq!(region("+16135550123").as_deref(), Some("CA"));
+        assert_eq!(region("+254712345678").as_deref(), Some("KE"));
+        assert_eq!(region("+442079460958").as_deref(), Some("GB"));
     }
 
     #[test]

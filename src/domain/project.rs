@@ -66,6 +66,9 @@ pub struct App {
     pub install_url: Option<String>,
 }
 
+/// Invitations a project may send per UTC day unless configured otherwise.
+pub const DEFAULT_DAILY_INVITATION_LIMIT: u32 = 1000;
+
 /// A project with everything the registration API checks about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Project {
@@ -74,6 +77,9 @@ pub struct Project {
     pub plan: Plan,
     pub registration_enabled: bool,
     pub apps: Vec<App>,
+    /// ISO 3166 codes of the countries it may text; `None` allows every country.
+    pub allowed_countries: Option<Vec<String>>,
+    pub daily_invitation_limit: u32,
 }
 
 impl Project {
@@ -85,6 +91,31 @@ impl Project {
     pub fn app(&self, id: &str) -> Option<&App> {
         self.apps.iter().find(|a| a.id == id)
     }
+
+    /// Whether the project may text numbers of `region` (guards against SMS pumping).
+    pub fn may_text(&self, region: Option<&str>) -> bool {
+        match &self.allowed_countries {
+            None => true,
+            Some(allowed) => region.is_some_and(|r| allowed.iter().any(|a| a == r)),
+        }
+    }
+}
+
+/// Reads a comma-separated list of ISO 3166 country codes (`US,ca, KE`), upper-cased.
+pub fn parse_country_list(list: &str) -> Result<Vec<String>, String> {
+    let mut codes = Vec::new();
+    for code in list.split(',').map(str::trim).filter(|c| !c.is_empty()) {
+        let upper = code.to_ascii_uppercase();
+        if upper.len() != 2 || upper.parse::<phonenumber::country::Id>().is_err() {
+            return Err(format!(
+                "{code:?} is not an ISO 3166 country code such as US or KE"
+            ));
+        }
+        if !codes.contains(&upper) {
+            codes.push(upper);
+        }
+    }
+    Ok(codes)
 }
 
 /// Project names are what CommCare allows: lowercase letters, digits and hyphens.
@@ -126,6 +157,34 @@ pub fn generate_key() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn country_lists_are_checked_and_normalised() {
+        assert_eq!(
+            parse_country_list("US, ca,KE,us"),
+            Ok(vec!["US".into(), "CA".into(), "KE".into()])
+        );
+        assert_eq!(parse_country_list(""), Ok(vec![]));
+        assert!(parse_country_list("USA").is_err());
+        assert!(parse_country_list("XX").is_err());
+    }
+
+    #[test]
+    fn an_allow_list_limits_the_countries_texted() {
+        let mut p = Project {
+            name: "demo".into(),
+            display_name: None,
+            plan: Plan::Pro,
+            registration_enabled: true,
+            apps: vec![],
+            allowed_countries: None,
+            daily_invitation_limit: 10,
+        };
+        assert!(p.may_text(Some("GB")) && p.may_text(None));
+        p.allowed_countries = Some(vec!["US".into(), "KE".into()]);
+        assert!(p.may_text(Some("KE")));
+        assert!(!p.may_text(Some("GB")) && !p.may_text(None));
+    }
 
     #[test]
     fn plans_are_ordered_and_parse_case_insensitively() {
@@ -176,6 +235,8 @@ mod tests {
             plan: Plan::Pro,
             registration_enabled: true,
             apps: vec![],
+            allowed_countries: None,
+            daily_invitation_limit: DEFAULT_DAILY_INVITATION_LIMIT,
         };
         assert_eq!(p.title(), "demo");
         p.display_name = Some("Demo Health".into());

@@ -141,6 +141,27 @@ impl RegistrationRequest {
             }
         };
 
+        let outside: Vec<&str> = users
+            .iter()
+            .filter_map(|u| match &u.number {
+                RequestedNumber::Valid(phone) if !ctx.project.may_text(phone.region()) => {
+                    Some(phone.as_str())
+                }
+                _ => None,
+            })
+            .collect();
+        if !outside.is_empty() {
+            let allowed = ctx.project.allowed_countries.as_deref().unwrap_or_default();
+            errors.add(
+                "users",
+                format!(
+                    "These numbers are outside the countries this project may text ({}): {}",
+                    allowed.join(", "),
+                    outside.join(", ")
+                ),
+            );
+        }
+
         match app_id {
             Some(app_id) if errors.is_empty() => Ok(RegistrationRequest {
                 app_id,
@@ -278,6 +299,8 @@ mod tests {
                 name: "Demo".into(),
                 install_url: None,
             }],
+            allowed_countries: None,
+            daily_invitation_limit: 1000,
         }
     }
 
@@ -419,6 +442,29 @@ mod tests {
         let data = json!({"k": "v".repeat(4096 - 8)});
         assert_eq!(serde_json::to_vec(&data).unwrap().len(), 4096);
         assert!(validate(json!({"app_id": "abcd1234abcd1234", "users": [{"phone_number": "+16175551234", "custom_user_data": data}]})).is_ok());
+    }
+
+    #[test]
+    fn numbers_outside_the_allowed_countries_are_all_listed() {
+        let mut project = project();
+        project.allowed_countries = Some(vec!["US".into(), "CA".into()]);
+        let ctx = ValidationContext {
+            project: &project,
+            max_users: 500,
+            registration_url_chars: 60,
+        };
+        let body = json!({"app_id": "abcd1234abcd1234", "users": [
+            {"phone_number": "+16175551234"}, {"phone_number": "+442079460958"},
+            {"phone_number": "not a number"}, {"phone_number": "+254712345678"}]});
+        let errors = RegistrationRequest::validate(body.as_object().unwrap(), ctx).unwrap_err();
+        assert_eq!(
+            errors.get("users"),
+            Some(
+                "These numbers are outside the countries this project may text (US, CA): +442079460958, +254712345678"
+            )
+        );
+        let ok = json!({"app_id": "abcd1234abcd1234", "users": [{"phone_number": "+16135550123"}]});
+        assert!(RegistrationRequest::validate(ok.as_object().unwrap(), ctx).is_ok());
     }
 
     #[test]

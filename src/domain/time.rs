@@ -22,9 +22,47 @@ pub fn rfc3339(secs: u64) -> String {
     )
 }
 
+/// The UTC day of a time, as `YYYY-MM-DD`.
+pub fn utc_day(secs: u64) -> String {
+    rfc3339(secs)[..10].to_owned()
+}
+
+/// Seconds from `secs` to the next UTC midnight (at least 1).
+pub fn seconds_to_midnight(secs: u64) -> u64 {
+    86_400 - secs % 86_400
+}
+
+/// The start of a UTC day given as `YYYY-MM-DD`, in seconds since the epoch.
+pub fn day_start(day: &str) -> Option<u64> {
+    let mut parts = day.splitn(3, '-').map(|p| p.parse::<i64>().ok());
+    let (y, m, d) = (parts.next()??, parts.next()??, parts.next()??);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    // Days from civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    u64::try_from(days * 86_400).ok()
+}
+
 #[cfg(test)]
 mod tests {
-    use super::rfc3339;
+    use super::*;
+
+    #[test]
+    fn days_and_midnights() {
+        assert_eq!(utc_day(1_795_478_399), "2026-11-23");
+        assert_eq!(seconds_to_midnight(1_795_478_399), 1);
+        assert_eq!(seconds_to_midnight(1_795_478_400), 86_400);
+        assert_eq!(day_start("2026-11-24"), Some(1_795_478_400));
+        assert_eq!(day_start("2000-02-29"), Some(951_782_400));
+        assert_eq!(day_start("nonsense"), None);
+    }
 
     #[test]
     fn known_instants_format_correctly() {

@@ -32,6 +32,14 @@ pub enum ApiError {
     Validation(FieldErrors),
     #[error("a backing service is unavailable")]
     Unavailable,
+    #[error("bad Idempotency-Key header")]
+    BadIdempotencyKey,
+    #[error("the Idempotency-Key is in use by a running request")]
+    IdempotencyInProgress,
+    #[error("the Idempotency-Key was used with another body")]
+    IdempotencyMismatch,
+    #[error("daily invitation limit reached")]
+    DailyLimit { limit: u32, retry_after: u64 },
 }
 
 impl From<AccessError> for ApiError {
@@ -41,6 +49,9 @@ impl From<AccessError> for ApiError {
             AccessError::Forbidden => ApiError::Forbidden,
             AccessError::PlanTooLow => ApiError::PlanTooLow,
             AccessError::FeatureDisabled => ApiError::FeatureDisabled,
+            AccessError::DailyLimit { limit, retry_after } => {
+                ApiError::DailyLimit { limit, retry_after }
+            }
             AccessError::Store(_) => ApiError::Unavailable,
         }
     }
@@ -56,14 +67,34 @@ impl ApiError {
                 StatusCode::FORBIDDEN
             }
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::InvalidJson | ApiError::Validation(_) => StatusCode::BAD_REQUEST,
+            ApiError::InvalidJson | ApiError::Validation(_) | ApiError::BadIdempotencyKey => {
+                StatusCode::BAD_REQUEST
+            }
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::IdempotencyInProgress => StatusCode::CONFLICT,
+            ApiError::IdempotencyMismatch => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::DailyLimit { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
     pub fn body(&self) -> Value {
         let message = match self {
             ApiError::Validation(errors) => return json!({ "sms_user_registration": errors }),
+            ApiError::DailyLimit { limit, .. } => {
+                return json!({ "error": format!(
+                    "This request would pass the project's limit of {limit} invitations per day. \
+                     Nothing was sent; try again after midnight UTC."
+                ) });
+            }
+            ApiError::BadIdempotencyKey => {
+                "The Idempotency-Key header must be 1 to 255 printable ASCII characters."
+            }
+            ApiError::IdempotencyInProgress => {
+                "A request with this Idempotency-Key is still being processed. Retry shortly."
+            }
+            ApiError::IdempotencyMismatch => {
+                "This Idempotency-Key was already used with a different request body."
+            }
             ApiError::NotFound => "Not found.",
             ApiError::MethodNotAllowed { .. } => "Method not allowed.",
             ApiError::Unauthenticated => {
@@ -101,6 +132,12 @@ impl ApiError {
             }
             ApiError::Unavailable => {
                 headers.insert("retry-after", RETRY_AFTER_SECONDS.into());
+            }
+            ApiError::IdempotencyInProgress => {
+                headers.insert("retry-after", 1.into());
+            }
+            ApiError::DailyLimit { retry_after, .. } => {
+                headers.insert("retry-after", retry_after.into());
             }
             _ => {}
         }

@@ -10,9 +10,13 @@ use lambda_http::http::StatusCode;
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::Value;
-use tracing::{Instrument, info, info_span};
+use tracing::{Instrument, info, info_span, warn};
 
-use crate::ports::{Directory, InvitationStore, SmsSender};
+use crate::domain::Project;
+use crate::ports::{
+    DailyQuota, Directory, IdempotencyBegin, IdempotencyStore, InvitationStore, SmsSender,
+    StoredResponse,
+};
 use crate::service::RegistrationService;
 pub use error::ApiError;
 use error::json_response;
@@ -63,7 +67,12 @@ fn stage(request: &Request) -> Option<String> {
     }
 }
 
-impl<D: Directory, I: InvitationStore, S: SmsSender> Api<D, I, S> {
+impl<D, I, S> Api<D, I, S>
+where
+    D: Directory + DailyQuota + IdempotencyStore,
+    I: InvitationStore,
+    S: SmsSender,
+{
     pub fn new(service: RegistrationService<D, I, S>) -> Self {
         Api { service }
     }
@@ -109,17 +118,115 @@ impl<D: Directory, I: InvitationStore, S: SmsSender> Api<D, I, S> {
         let key = self.service.authenticate(&credentials).await?;
         let project = self.service.authorize(&key, domain).await?;
 
+        let Some(idempotency_key) = idempotency_key(request)? else {
+            return self.invite_from_body(request, &project).await;
+        };
+        let store = &self.service.directory;
+        let request_hash = sha256_hex(request.body().as_ref());
+        let begun = store
+            .begin(
+                domain,
+                &idempotency_key,
+                &request_hash,
+                self.service.clock.now(),
+                IDEMPOTENCY_LEASE_SECONDS,
+                IDEMPOTENCY_WINDOW_SECONDS,
+            )
+            .await
+            .map_err(|error| {
+                warn!(%error, "idempotency record unavailable");
+                ApiError::Unavailable
+            })?;
+        let lease = match begun {
+            IdempotencyBegin::Proceed { lease } => lease,
+            IdempotencyBegin::Replay(stored) => {
+                info!(status = stored.status, "replaying the stored response");
+                return Ok(replay(&stored));
+            }
+            IdempotencyBegin::Mismatch => return Err(ApiError::IdempotencyMismatch),
+            IdempotencyBegin::InProgress => return Err(ApiError::IdempotencyInProgress),
+        };
+        let response = self
+            .invite_from_body(request, &project)
+            .await
+            .unwrap_or_else(ApiError::into_response);
+        let status = response.status();
+        // A request that failed as a whole, or was turned away for now, keeps no key.
+        let outcome = if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+            store.abandon(domain, &idempotency_key, &lease).await
+        } else {
+            let stored = StoredResponse {
+                status: status.as_u16(),
+                body: String::from_utf8_lossy(response.body().as_ref()).into_owned(),
+            };
+            store
+                .complete(domain, &idempotency_key, &lease, &stored)
+                .await
+        };
+        if let Err(error) = outcome {
+            // The lease runs out on its own; until then a retry gets 409.
+            warn!(%error, "could not record the idempotent response");
+        }
+        Ok(response)
+    }
+
+    async fn invite_from_body(
+        &self,
+        request: &Request,
+        project: &Project,
+    ) -> Result<Response<Body>, ApiError> {
         let body = read_json_object(request.body())?;
         let invitation_request = self
             .service
-            .validate(&project, &body)
+            .validate(project, &body)
             .map_err(ApiError::Validation)?;
+        let reservation = self
+            .service
+            .reserve_invitations(project, &invitation_request)
+            .await?;
         let report = self
             .service
-            .invite(&project, invitation_request, deadline(request))
+            .invite(project, invitation_request, deadline(request))
             .await;
+        self.service.settle(project, reservation, &report).await;
         Ok(json_response(StatusCode::OK, &report))
     }
+}
+
+/// How long the answer to an `Idempotency-Key` is replayed.
+pub const IDEMPOTENCY_WINDOW_SECONDS: u64 = 24 * 3600;
+/// How long a running request holds its key: past the function's timeout, so the key of
+/// a crashed run frees itself.
+pub const IDEMPOTENCY_LEASE_SECONDS: u64 = 120;
+
+/// The `Idempotency-Key` header: 1 to 255 printable ASCII characters, if present.
+fn idempotency_key(request: &Request) -> Result<Option<String>, ApiError> {
+    let Some(value) = request.headers().get("idempotency-key") else {
+        return Ok(None);
+    };
+    let bytes = value.as_bytes();
+    if bytes.is_empty() || bytes.len() > 255 || !bytes.iter().all(|b| (0x20..=0x7e).contains(b)) {
+        return Err(ApiError::BadIdempotencyKey);
+    }
+    Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The stored answer, as first given.
+fn replay(stored: &StoredResponse) -> Response<Body> {
+    Response::builder()
+        .status(stored.status)
+        .header("content-type", "application/json")
+        .header("idempotent-replayed", "true")
+        .body(Body::Text(stored.body.clone()))
+        .expect("a stored status is valid")
 }
 
 fn read_json_object(body: &Body) -> Result<serde_json::Map<String, Value>, ApiError> {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use aws_config::{Region, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
 use serde_json::Value;
-use smsreg::adapters::dynamodb::DynamoStore;
+use smsreg::adapters::dynamodb::{DynamoStore, ProjectUpdate};
 use smsreg::domain::project::hash_key;
 use smsreg::domain::{ApiKey, App, Plan};
 
@@ -150,12 +150,28 @@ impl Drop for Moto {
     }
 }
 
+/// An enabled project with no allow-list and the default daily limit.
+pub fn project<'a>(
+    domain: &'a str,
+    display_name: Option<&'a str>,
+    plan: Plan,
+) -> ProjectUpdate<'a> {
+    ProjectUpdate {
+        domain,
+        plan,
+        enabled: true,
+        display_name,
+        allowed_countries: None,
+        daily_invitation_limit: None,
+    }
+}
+
 /// Creates the table and the demo project: PRO, registration on, one app, an
 /// editing key and a read-only key; plus `other`, a second project with its own key.
 pub async fn provision_demo(store: &DynamoStore, install_url: Option<&str>) {
     store.create_table().await.expect("table created");
     store
-        .put_project(DEMO_DOMAIN, Some("Demo Health"), Plan::Pro, true)
+        .put_project(&project(DEMO_DOMAIN, Some("Demo Health"), Plan::Pro))
         .await
         .unwrap();
     let app = App {
@@ -182,7 +198,7 @@ pub async fn provision_demo(store: &DynamoStore, install_url: Option<&str>) {
             .unwrap();
     }
     store
-        .put_project("other", None, Plan::Enterprise, true)
+        .put_project(&project("other", None, Plan::Enterprise))
         .await
         .unwrap();
     let other_app = App {

@@ -1,8 +1,8 @@
 //! Operations of the admin CLI: table creation, projects, apps, keys, invitations.
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
+    KeyType, Projection, ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
 };
 
 use super::item::*;
@@ -10,6 +10,18 @@ use super::{DynamoStore, store_error};
 use crate::domain::invitation::{ClaimRules, RegistrationStatus, ShownStatus};
 use crate::domain::{ApiKey, App, PhoneNumber, Plan, RegistrationRecord, Token};
 use crate::ports::StoreError;
+
+/// A project's settings as the admin CLI sets them.
+#[derive(Debug, Clone, Copy)]
+pub struct ProjectUpdate<'a> {
+    pub domain: &'a str,
+    pub plan: Plan,
+    pub enabled: bool,
+    pub display_name: Option<&'a str>,
+    /// `Some(&[])` removes the allow-list (every country allowed).
+    pub allowed_countries: Option<&'a [String]>,
+    pub daily_invitation_limit: Option<u32>,
+}
 
 /// An invitation as listed for an administrator.
 #[derive(Debug, Clone, PartialEq)]
@@ -96,17 +108,51 @@ impl DynamoStore {
         Ok(true)
     }
 
-    pub async fn put_project(
-        &self,
-        domain: &str,
-        display_name: Option<&str>,
-        plan: Plan,
-        enabled: bool,
-    ) -> Result<(), StoreError> {
-        self.client
-            .put_item()
+    /// Creates or updates a project. Settings left `None` keep their stored value.
+    pub async fn put_project(&self, update: &ProjectUpdate<'_>) -> Result<(), StoreError> {
+        let mut set = vec![
+            "kind = :kind",
+            "#domain = :domain",
+            "#plan = :plan",
+            "registration_enabled = :enabled",
+        ];
+        let mut remove = Vec::new();
+        let mut request = self
+            .client
+            .update_item()
             .table_name(&self.table)
-            .set_item(Some(project_item(domain, display_name, plan, enabled)))
+            .key(PK, s(project_pk(update.domain)))
+            .key(SK, s(PROJECT_SK))
+            .expression_attribute_names("#domain", "domain")
+            .expression_attribute_names("#plan", "plan")
+            .expression_attribute_values(":kind", s("project"))
+            .expression_attribute_values(":domain", s(update.domain))
+            .expression_attribute_values(":plan", s(update.plan.as_str()))
+            .expression_attribute_values(":enabled", AttributeValue::Bool(update.enabled));
+        if let Some(name) = update.display_name {
+            set.push("display_name = :display_name");
+            request = request.expression_attribute_values(":display_name", s(name));
+        }
+        match update.allowed_countries {
+            Some([]) => remove.push("allowed_countries"),
+            Some(codes) => {
+                set.push("allowed_countries = :countries");
+                let list = codes.iter().map(|c| s(c.as_str())).collect();
+                request =
+                    request.expression_attribute_values(":countries", AttributeValue::L(list));
+            }
+            None => {}
+        }
+        if let Some(limit) = update.daily_invitation_limit {
+            set.push("daily_invitation_limit = :limit");
+            request = request.expression_attribute_values(":limit", n(u64::from(limit)));
+        }
+        let mut expression = format!("SET {}", set.join(", "));
+        if !remove.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
+        }
+        request
+            .update_expression(expression)
             .send()
             .await
             .map_err(|e| store_error(&e))?;

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::domain::invitation::{PhoneType, RegistrationStatus};
-use crate::domain::{ApiKey, App, PhoneNumber, Plan, RegistrationRecord, Token};
+use crate::domain::{ApiKey, App, PhoneNumber, RegistrationRecord, Token};
 use crate::ports::StoreError;
 
 pub type Item = HashMap<String, AttributeValue>;
@@ -83,19 +83,20 @@ pub fn get_bool(item: &Item, name: &str) -> bool {
     matches!(item.get(name), Some(AttributeValue::Bool(true)))
 }
 
-pub fn project_item(domain: &str, display_name: Option<&str>, plan: Plan, enabled: bool) -> Item {
-    let mut item = Item::from([
-        (PK.into(), s(project_pk(domain))),
-        (SK.into(), s(PROJECT_SK)),
-        ("kind".into(), s("project")),
-        ("domain".into(), s(domain)),
-        ("plan".into(), s(plan.as_str())),
-        ("registration_enabled".into(), AttributeValue::Bool(enabled)),
-    ]);
-    if let Some(name) = display_name {
-        item.insert("display_name".into(), s(name));
-    }
-    item
+pub fn usage_pk(domain: &str) -> String {
+    format!("USAGE#{domain}")
+}
+
+pub fn day_sk(day: &str) -> String {
+    format!("DAY#{day}")
+}
+
+pub fn idempotency_pk(domain: &str) -> String {
+    format!("IDEMPOTENCY#{domain}")
+}
+
+pub fn idempotency_sk(key: &str) -> String {
+    format!("KEY#{key}")
 }
 
 pub fn app_item(domain: &str, app: &App) -> Item {

@@ -6,14 +6,18 @@ pub mod item;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 
-pub use admin::{ListedInvitation, MarkRegistered};
+pub use admin::{ListedInvitation, MarkRegistered, ProjectUpdate};
 use item::*;
 
 use crate::domain::invitation::ClaimRules;
-use crate::domain::{ApiKey, Invitation, Plan, Project};
-use crate::ports::{Claim, Directory, InvitationStore, StoreError};
+use crate::domain::project::DEFAULT_DAILY_INVITATION_LIMIT;
+use crate::domain::{ApiKey, Invitation, Plan, Project, Token};
+use crate::ports::{
+    Claim, DailyQuota, Directory, IdempotencyBegin, IdempotencyStore, InvitationStore, StoreError,
+    StoredResponse,
+};
 
 /// Turns an SDK failure into a loggable error.
 pub(crate) fn store_error<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> StoreError {
@@ -96,12 +100,28 @@ impl Directory for DynamoStore {
             .filter(|i| opt_s(i, SK).is_some_and(|sk| sk.starts_with("APP#")))
             .map(app_from_item)
             .collect::<Result<_, _>>()?;
+        let allowed_countries = match meta.get("allowed_countries") {
+            Some(AttributeValue::L(codes)) => Some(
+                codes
+                    .iter()
+                    .filter_map(|c| c.as_s().ok().cloned())
+                    .collect(),
+            ),
+            _ => None,
+        };
+        let daily_invitation_limit = match opt_n(meta, "daily_invitation_limit")? {
+            Some(n) => u32::try_from(n)
+                .map_err(|_| StoreError::Malformed("daily_invitation_limit".into()))?,
+            None => DEFAULT_DAILY_INVITATION_LIMIT,
+        };
         Ok(Some(Project {
             name: domain.to_owned(),
             display_name: opt_s(meta, "display_name"),
             plan,
             registration_enabled: get_bool(meta, "registration_enabled"),
             apps,
+            allowed_countries,
+            daily_invitation_limit,
         }))
     }
 }
@@ -225,6 +245,206 @@ impl InvitationStore for DynamoStore {
             // Someone else's claim replaced ours meanwhile: theirs stays.
             Err((true, _)) => Ok(()),
             Err((false, error)) => Err(error),
+        }
+    }
+}
+
+fn is_condition_failure<E, R>(error: &SdkError<E, R>) -> bool
+where
+    E: ProvideErrorMetadata,
+{
+    error.code() == Some("ConditionalCheckFailedException")
+}
+
+impl DailyQuota for DynamoStore {
+    async fn reserve(
+        &self,
+        domain: &str,
+        day: &str,
+        count: u32,
+        limit: u32,
+    ) -> Result<bool, StoreError> {
+        if count == 0 {
+            return Ok(true);
+        }
+        if count > limit {
+            return Ok(false);
+        }
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(usage_pk(domain)))
+            .key(SK, s(day_sk(day)))
+            // One atomic add, refused if it would pass the limit.
+            .update_expression("ADD invitations :n SET #ttl = if_not_exists(#ttl, :ttl)")
+            .condition_expression("attribute_not_exists(invitations) OR invitations <= :room")
+            .expression_attribute_names("#ttl", TTL)
+            .expression_attribute_values(":n", n_u32(count))
+            .expression_attribute_values(":room", n_u32(limit - count))
+            .expression_attribute_values(":ttl", n(usage_expiry(day)))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(store_error(&e)),
+        }
+    }
+
+    async fn refund(&self, domain: &str, day: &str, count: u32) -> Result<(), StoreError> {
+        if count == 0 {
+            return Ok(());
+        }
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(usage_pk(domain)))
+            .key(SK, s(day_sk(day)))
+            .update_expression("ADD invitations :minus")
+            .expression_attribute_values(":minus", AttributeValue::N(format!("-{count}")))
+            .send()
+            .await
+            .map_err(|e| store_error(&e))?;
+        Ok(())
+    }
+}
+
+fn n_u32(v: u32) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+/// Usage counters are kept two days past their day (`YYYY-MM-DD`), then TTL may drop them.
+fn usage_expiry(day: &str) -> u64 {
+    crate::domain::time::day_start(day).map_or(0, |start| start + 3 * 86_400)
+}
+
+impl IdempotencyStore for DynamoStore {
+    async fn begin(
+        &self,
+        domain: &str,
+        key: &str,
+        request_hash: &str,
+        now: u64,
+        lease_for: u64,
+        expires_after: u64,
+    ) -> Result<IdempotencyBegin, StoreError> {
+        let lease = Token::generate().as_str().to_owned();
+        let expires_at = now + expires_after;
+        let item = Item::from([
+            (PK.into(), s(idempotency_pk(domain))),
+            (SK.into(), s(idempotency_sk(key))),
+            ("kind".into(), s("idempotency")),
+            ("request_hash".into(), s(request_hash)),
+            ("state".into(), s("running")),
+            ("lease".into(), s(&lease)),
+            ("lease_until".into(), n(now + lease_for)),
+            ("expires_at".into(), n(expires_at)),
+            (TTL.into(), n(expires_at)),
+        ]);
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            // Expiry is decided here, by the clock, not by when TTL deletes.
+            .condition_expression(
+                "attribute_not_exists(pk) OR expires_at <= :now OR \
+                 (#state = :running AND lease_until <= :now)",
+            )
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":running", s("running"))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        let existing = match result {
+            Ok(_) => return Ok(IdempotencyBegin::Proceed { lease }),
+            Err(e) => match e.as_service_error() {
+                Some(PutItemError::ConditionalCheckFailedException(refusal)) => {
+                    refusal.item().cloned()
+                }
+                _ => return Err(store_error(&e)),
+            },
+        };
+        let existing = match existing {
+            Some(item) => Some(item),
+            None => {
+                self.client
+                    .get_item()
+                    .table_name(&self.table)
+                    .key(PK, s(idempotency_pk(domain)))
+                    .key(SK, s(idempotency_sk(key)))
+                    .consistent_read(true)
+                    .send()
+                    .await
+                    .map_err(|e| store_error(&e))?
+                    .item
+            }
+        };
+        let Some(existing) = existing else {
+            // Abandoned between the write and the read: the caller may simply retry.
+            return Ok(IdempotencyBegin::InProgress);
+        };
+        if opt_s(&existing, "request_hash").as_deref() != Some(request_hash) {
+            return Ok(IdempotencyBegin::Mismatch);
+        }
+        if opt_s(&existing, "state").as_deref() == Some("done") {
+            let status = get_n(&existing, "status")?;
+            return Ok(IdempotencyBegin::Replay(StoredResponse {
+                status: u16::try_from(status)
+                    .map_err(|_| StoreError::Malformed("status".into()))?,
+                body: get_s(&existing, "body")?,
+            }));
+        }
+        Ok(IdempotencyBegin::InProgress)
+    }
+
+    async fn complete(
+        &self,
+        domain: &str,
+        key: &str,
+        lease: &str,
+        response: &StoredResponse,
+    ) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(idempotency_pk(domain)))
+            .key(SK, s(idempotency_sk(key)))
+            .update_expression("SET #state = :done, #status = :status, body = :body")
+            .condition_expression("lease = :lease")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":done", s("done"))
+            .expression_attribute_values(":status", n(u64::from(response.status)))
+            .expression_attribute_values(":body", s(&response.body))
+            .expression_attribute_values(":lease", s(lease))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failure(&e) => Ok(()),
+            Err(e) => Err(store_error(&e)),
+        }
+    }
+
+    async fn abandon(&self, domain: &str, key: &str, lease: &str) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key(PK, s(idempotency_pk(domain)))
+            .key(SK, s(idempotency_sk(key)))
+            .condition_expression("lease = :lease")
+            .expression_attribute_values(":lease", s(lease))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failure(&e) => Ok(()),
+            Err(e) => Err(store_error(&e)),
         }
     }
 }
