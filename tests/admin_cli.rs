@@ -106,6 +106,55 @@ async fn put_domain_and_put_app_store_what_the_function_reads() {
     assert_eq!(project.plan, smsreg::domain::Plan::Standard);
     assert!(!project.registration_enabled);
     assert_eq!(project.apps.len(), 1, "apps survive a project update");
+    assert_eq!(project.title(), "Demo Health", "unset settings are kept");
+
+    ok(
+        &moto,
+        &[
+            "put-domain",
+            "demo",
+            "--plan",
+            "PRO",
+            "--enable",
+            "--allowed-countries",
+            "us, KE",
+            "--daily-invitation-limit",
+            "50",
+        ],
+    );
+    let project = moto
+        .store(TABLE)
+        .await
+        .project("demo")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        project.allowed_countries,
+        Some(vec!["US".to_owned(), "KE".to_owned()])
+    );
+    assert_eq!(project.daily_invitation_limit, 50);
+    ok(
+        &moto,
+        &[
+            "put-domain",
+            "demo",
+            "--plan",
+            "PRO",
+            "--enable",
+            "--allowed-countries",
+            "",
+        ],
+    );
+    let project = moto
+        .store(TABLE)
+        .await
+        .project("demo")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(project.allowed_countries, None);
+    assert_eq!(project.daily_invitation_limit, 50);
 }
 
 #[tokio::test]

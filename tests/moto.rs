@@ -330,3 +330,115 @@ async fn two_projects_racing_for_a_fresh_number_one_wins() {
     let owner = e.record("+16175552000").await.unwrap().domain;
     assert_eq!(owner == DEMO_DOMAIN, winners.contains(&true));
 }
+
+impl Env {
+    async fn post_with_key(
+        &self,
+        key: &str,
+        body: &Value,
+    ) -> lambda_http::Response<lambda_http::Body> {
+        let mut event: Value = serde_json::from_str(&post_event(
+            DEMO_DOMAIN,
+            body,
+            &api_key_header(DEMO_USER, DEMO_KEY),
+        ))
+        .unwrap();
+        event["headers"]["idempotency-key"] = key.into();
+        self.api
+            .handle(lambda_http::request::from_str(&event.to_string()).unwrap())
+            .await
+    }
+}
+
+#[tokio::test]
+async fn an_idempotent_retry_is_answered_from_dynamodb_without_a_second_sms() {
+    let e = env().await;
+    let body = invite(&[A, B]);
+    let (status, first) = response_parts(&e.post_with_key("import-42", &body).await);
+    assert_eq!((status, &first), (200, &lists(&[A, B], &[], &[])));
+    let token = e.record(A).await.unwrap().token;
+
+    let again = e.post_with_key("import-42", &body).await;
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(response_parts(&again), (200, first));
+    assert_eq!(e.moto.sms().len(), 2);
+    assert_eq!(e.record(A).await.unwrap().token, token);
+
+    let (status, _) = response_parts(&e.post_with_key("import-42", &invite(&[A])).await);
+    assert_eq!(status, 422);
+    // Keys are scoped to the project: the same key elsewhere is a new request.
+    let mut event: Value = serde_json::from_str(&post_event(
+        "other",
+        &invite(&["+16175552100"]),
+        &api_key_header("admin@other.example", "other-test-key-0123456789abcdef"),
+    ))
+    .unwrap();
+    event["headers"]["idempotency-key"] = "import-42".into();
+    let response = e
+        .api
+        .handle(lambda_http::request::from_str(&event.to_string()).unwrap())
+        .await;
+    assert_eq!(
+        response_parts(&response).1,
+        lists(&["+16175552100"], &[], &[])
+    );
+}
+
+#[tokio::test]
+async fn the_daily_limit_is_an_atomic_counter_in_dynamodb() {
+    let e = env().await;
+    let mut update = project(DEMO_DOMAIN, Some("Demo Health"), smsreg::domain::Plan::Pro);
+    update.daily_invitation_limit = Some(2);
+    e.store.put_project(&update).await.unwrap();
+
+    let (status, body) = e.post(&invite(&[A, B, "+16175552200"])).await;
+    assert_eq!(status, 429, "{body}");
+    assert!(e.moto.sms().is_empty());
+    // In use elsewhere: counted, then given back.
+    e.post_other(&invite(&[A])).await;
+    assert_eq!(e.post(&invite(&[A, B])).await.1, lists(&[B], &[A], &[]));
+    assert_eq!(
+        e.post(&invite(&["+16175552200"])).await.1,
+        lists(&["+16175552200"], &[], &[])
+    );
+    assert_eq!(e.post(&invite(&["+16175552201"])).await.0, 429);
+
+    // Concurrent requests never pass the limit together.
+    update.daily_invitation_limit = Some(5);
+    e.store.put_project(&update).await.unwrap();
+    let e = Arc::new(e);
+    let tasks: Vec<_> = (0..10)
+        .map(|i| {
+            let e = e.clone();
+            tokio::spawn(async move { e.post(&invite(&[&format!("+1617555230{i}")])).await })
+        })
+        .collect();
+    let mut ok = 0;
+    for task in tasks {
+        let (status, _) = task.await.unwrap();
+        ok += usize::from(status == 200);
+    }
+    assert_eq!(ok, 3, "two of five were used before");
+}
+
+#[tokio::test]
+async fn an_allow_list_stored_in_dynamodb_rejects_other_countries() {
+    let e = env().await;
+    let codes = vec!["US".to_owned(), "KE".to_owned()];
+    let mut update = project(DEMO_DOMAIN, Some("Demo Health"), smsreg::domain::Plan::Pro);
+    update.allowed_countries = Some(&codes);
+    e.store.put_project(&update).await.unwrap();
+    let (status, body) = e.post(&invite(&[A, "+442079460958"])).await;
+    assert_eq!(status, 400);
+    assert!(
+        body["sms_user_registration"]["users"]
+            .as_str()
+            .unwrap()
+            .ends_with("(US, KE): +442079460958")
+    );
+    assert_eq!(e.post(&invite(&[A, "+254712345678"])).await.0, 200);
+    // An empty list removes the allow-list.
+    update.allowed_countries = Some(&[]);
+    e.store.put_project(&update).await.unwrap();
+    assert_eq!(e.post(&invite(&["+442079460958"])).await.0, 200);
+}
