@@ -304,7 +304,7 @@ async fn two_projects_racing_for_a_fresh_number_one_wins() {
     let e = env().await;
     let mut tasks = Vec::new();
     let e = Arc::new(e);
-    for i in 0..20 {
+    for i in 0..50 {
         let e = e.clone();
         tasks.push(tokio::spawn(async move {
             let body = invite(&["+16175552000"]);

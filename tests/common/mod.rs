@@ -1,6 +1,7 @@
 //! Test helpers: a moto server per test, the demo project, event files.
 #![allow(dead_code)]
 
+pub mod fault_proxy;
 pub mod runtime;
 
 use std::net::TcpListener;

@@ -1,0 +1,234 @@
+//! A proxy between the SDK clients and moto that fails chosen calls: throttling, server
+//! errors or timeouts, for given DynamoDB operations or SNS publishes.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// 400 ThrottlingException (DynamoDB) / Throttling (SNS).
+    Throttle,
+    /// 500 InternalServerError / InternalError.
+    ServerError,
+    /// No answer for this long, then the connection closes.
+    Hang(Duration),
+}
+
+/// Which calls a rule fails, and how many times (`None`: every time).
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// `PutItem`, `Query`, ... (DynamoDB `X-Amz-Target`) or `Publish` (SNS `Action`).
+    pub operation: &'static str,
+    /// Text the request body must contain (an item key, a phone number), if any.
+    pub body_contains: Option<String>,
+    pub fault: Fault,
+    pub times: Option<usize>,
+}
+
+impl Rule {
+    pub fn always(operation: &'static str, body_contains: Option<&str>, fault: Fault) -> Rule {
+        Rule {
+            operation,
+            body_contains: body_contains.map(str::to_owned),
+            fault,
+            times: None,
+        }
+    }
+
+    pub fn times(mut self, n: usize) -> Rule {
+        self.times = Some(n);
+        self
+    }
+}
+
+#[derive(Default)]
+struct State {
+    rules: Vec<Rule>,
+    latency: Duration,
+    injected: usize,
+    forwarded: usize,
+}
+
+pub struct FaultProxy {
+    pub endpoint: String,
+    state: Arc<Mutex<State>>,
+}
+
+struct Request {
+    head: String,
+    target: String,
+    body: Vec<u8>,
+}
+
+fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Request> {
+    let mut head = String::new();
+    let (mut length, mut target) = (0usize, String::new());
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        if line == "\r\n" {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            match name.trim().to_ascii_lowercase().as_str() {
+                "content-length" => length = value.trim().parse().ok()?,
+                "x-amz-target" => target = value.trim().to_owned(),
+                // Every forwarded request gets its own connection to moto.
+                "connection" => continue,
+                _ => {}
+            }
+        }
+        head.push_str(&line);
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).ok()?;
+    Some(Request { head, target, body })
+}
+
+fn operation_of(request: &Request) -> String {
+    if let Some(op) = request
+        .target
+        .rsplit('.')
+        .next()
+        .filter(|op| !op.is_empty())
+    {
+        return op.to_owned();
+    }
+    let body = String::from_utf8_lossy(&request.body);
+    body.split('&')
+        .find_map(|pair| pair.strip_prefix("Action="))
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn fault_response(fault: Fault, dynamodb: bool) -> Vec<u8> {
+    let (status, code) = match fault {
+        Fault::Throttle if dynamodb => ("400 Bad Request", "ThrottlingException"),
+        Fault::Throttle => ("400 Bad Request", "Throttling"),
+        _ if dynamodb => ("500 Internal Server Error", "InternalServerError"),
+        _ => ("500 Internal Server Error", "InternalError"),
+    };
+    let (content_type, body) = if dynamodb {
+        (
+            "application/x-amz-json-1.0",
+            format!(
+                r#"{{"__type":"com.amazonaws.dynamodb.v20120810#{code}","message":"injected fault"}}"#
+            ),
+        )
+    } else {
+        (
+            "text/xml",
+            format!(
+                "<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code>\
+                 <Message>injected fault</Message></Error><RequestId>fault</RequestId></ErrorResponse>"
+            ),
+        )
+    };
+    format!(
+        "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+fn serve(client: TcpStream, upstream: String, state: Arc<Mutex<State>>) {
+    let mut writer = client.try_clone().unwrap();
+    let mut reader = BufReader::new(client);
+    // Answers say `connection: close`: one request per connection.
+    if let Some(request) = read_request(&mut reader) {
+        let operation = operation_of(&request);
+        let dynamodb = !request.target.is_empty();
+        let (fault, latency) = {
+            let mut state = state.lock().unwrap();
+            let body = String::from_utf8_lossy(&request.body);
+            let hit = state.rules.iter_mut().find(|rule| {
+                rule.operation == operation
+                    && rule.times != Some(0)
+                    && rule
+                        .body_contains
+                        .as_deref()
+                        .is_none_or(|needle| body.contains(needle))
+            });
+            let fault = hit.map(|rule| {
+                if let Some(n) = rule.times.as_mut() {
+                    *n -= 1;
+                }
+                rule.fault
+            });
+            if fault.is_some() {
+                state.injected += 1;
+            } else {
+                state.forwarded += 1;
+            }
+            (fault, state.latency)
+        };
+        std::thread::sleep(latency);
+        match fault {
+            Some(Fault::Hang(duration)) => {
+                std::thread::sleep(duration);
+                return;
+            }
+            Some(fault) => {
+                let _ = writer.write_all(&fault_response(fault, dynamodb));
+            }
+            None => {
+                let Ok(mut moto) = TcpStream::connect(&upstream) else {
+                    return;
+                };
+                let mut forwarded = request.head.clone().into_bytes();
+                forwarded.extend_from_slice(b"connection: close\r\n\r\n");
+                forwarded.extend_from_slice(&request.body);
+                let mut answer = Vec::new();
+                if moto.write_all(&forwarded).is_err() || moto.read_to_end(&mut answer).is_err() {
+                    return;
+                }
+                let _ = writer.write_all(&answer);
+            }
+        }
+    }
+}
+
+impl FaultProxy {
+    /// Starts a proxy in front of moto at `upstream` (`http://127.0.0.1:PORT`).
+    pub fn start(upstream: &str) -> FaultProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let upstream = upstream.trim_start_matches("http://").to_owned();
+        let state = Arc::new(Mutex::new(State::default()));
+        let shared = state.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let (upstream, state) = (upstream.clone(), shared.clone());
+                std::thread::spawn(move || serve(client, upstream, state));
+            }
+        });
+        FaultProxy { endpoint, state }
+    }
+
+    pub fn add(&self, rule: Rule) {
+        self.state.lock().unwrap().rules.push(rule);
+    }
+
+    pub fn clear(&self) {
+        self.state.lock().unwrap().rules.clear();
+    }
+
+    /// Delay added to every call, as a slower network would.
+    pub fn set_latency(&self, latency: Duration) {
+        self.state.lock().unwrap().latency = latency;
+    }
+
+    /// Calls failed so far.
+    pub fn injected(&self) -> usize {
+        self.state.lock().unwrap().injected
+    }
+
+    pub fn forwarded(&self) -> usize {
+        self.state.lock().unwrap().forwarded
+    }
+}
