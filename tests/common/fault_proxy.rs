@@ -169,10 +169,8 @@ fn serve(client: TcpStream, upstream: String, state: Arc<Mutex<State>>) {
         };
         std::thread::sleep(latency);
         match fault {
-            Some(Fault::Hang(duration)) => {
-                std::thread::sleep(duration);
-                return;
-            }
+            // Then the connection closes without an answer.
+            Some(Fault::Hang(duration)) => std::thread::sleep(duration),
             Some(fault) => {
                 let _ = writer.write_all(&fault_response(fault, dynamodb));
             }
