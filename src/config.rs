@@ -12,6 +12,8 @@ pub struct Config {
     pub sms_sender_id: Option<String>,
     /// `SMS_ORIGINATION_NUMBER`: the number SMS are sent from, in E.164.
     pub sms_origination_number: Option<String>,
+    /// `REGISTRATION_EVENTS_TOPIC_ARN`: SNS topic for `worker_registered` events.
+    pub registration_events_topic_arn: Option<String>,
     /// `MAX_USERS_PER_REQUEST`
     pub max_users_per_request: usize,
     /// `CONCURRENCY`: DynamoDB and SNS calls in flight per request.
@@ -34,6 +36,7 @@ impl Default for Config {
             public_base_url: DEFAULT_PUBLIC_BASE_URL.into(),
             sms_sender_id: None,
             sms_origination_number: None,
+            registration_events_topic_arn: None,
             max_users_per_request: 500,
             concurrency: 16,
             invitation_lifetime: Duration::from_secs(30 * 86_400),
@@ -87,6 +90,7 @@ impl Config {
             public_base_url: public_base_url.trim_end_matches('/').to_owned(),
             sms_sender_id: get("SMS_SENDER_ID"),
             sms_origination_number: get("SMS_ORIGINATION_NUMBER"),
+            registration_events_topic_arn: get("REGISTRATION_EVENTS_TOPIC_ARN"),
             max_users_per_request: number("MAX_USERS_PER_REQUEST", 500, 1, 10_000)? as usize,
             concurrency: number("CONCURRENCY", 16, 1, 256)? as usize,
             invitation_lifetime: Duration::from_secs(
@@ -123,6 +127,7 @@ mod tests {
             ("PUBLIC_BASE_URL", "https://x.example/"),
             ("SMS_SENDER_ID", "DEMO"),
             ("SMS_ORIGINATION_NUMBER", "+18005550100"),
+            ("REGISTRATION_EVENTS_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:events"),
             ("MAX_USERS_PER_REQUEST", "100"),
             ("CONCURRENCY", "4"),
             ("INVITATION_LIFETIME_DAYS", "7"),
@@ -134,6 +139,10 @@ mod tests {
         assert_eq!(c.public_base_url, "https://x.example");
         assert_eq!(c.sms_sender_id.as_deref(), Some("DEMO"));
         assert_eq!(c.sms_origination_number.as_deref(), Some("+18005550100"));
+        assert_eq!(
+            c.registration_events_topic_arn.as_deref(),
+            Some("arn:aws:sns:us-east-1:123456789012:events")
+        );
         assert_eq!(c.max_users_per_request, 100);
         assert_eq!(c.concurrency, 4);
         assert_eq!(c.invitation_lifetime, Duration::from_secs(7 * 86_400));

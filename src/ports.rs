@@ -5,7 +5,8 @@ use std::future::Future;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::domain::invitation::ClaimRules;
-use crate::domain::{ApiKey, Invitation, PhoneNumber, Project};
+use crate::domain::worker::Worker;
+use crate::domain::{ApiKey, Invitation, PhoneNumber, Project, RegistrationRecord};
 
 /// A store call that failed. It carries an error code, never request data, so it is
 /// safe to log.
@@ -147,6 +148,39 @@ pub trait IdempotencyStore: Send + Sync {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
+/// Why completing an invitation did not happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegisterOutcome {
+    Registered,
+    /// Another worker of the project has the username.
+    UsernameTaken,
+    /// The invitation is no longer the same pending, unexpired one.
+    InvitationChanged,
+}
+
+/// Worker accounts, and the invitations they complete.
+pub trait WorkerStore: Send + Sync {
+    /// The invitation (pending or registered) a registration link's token names.
+    fn invitation_by_token(
+        &self,
+        token: &str,
+    ) -> impl Future<Output = Result<Option<RegistrationRecord>, StoreError>> + Send;
+
+    /// In one transaction: creates the account if the username is free, and marks the
+    /// invitation registered if it is still the same pending, unexpired one.
+    fn register(
+        &self,
+        invitation: &RegistrationRecord,
+        worker: &Worker,
+    ) -> impl Future<Output = Result<RegisterOutcome, StoreError>> + Send;
+}
+
+/// Where `worker_registered` events go, for the organisation's own systems.
+pub trait RegistrationEvents: Send + Sync {
+    /// Publishes the event; `Ok` also when publishing is not configured.
+    fn worker_registered(&self, event: &serde_json::Value) -> impl Future<Output = Result<(), SmsError>> + Send;
+}
+
 pub trait SmsSender: Send + Sync {
     fn send(
         &self,
@@ -268,6 +302,29 @@ impl<T: IdempotencyStore> IdempotencyStore for std::sync::Arc<T> {
         lease: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         (**self).abandon(domain, key, lease)
+    }
+}
+
+impl<T: WorkerStore> WorkerStore for std::sync::Arc<T> {
+    fn invitation_by_token(
+        &self,
+        token: &str,
+    ) -> impl Future<Output = Result<Option<RegistrationRecord>, StoreError>> + Send {
+        (**self).invitation_by_token(token)
+    }
+
+    fn register(
+        &self,
+        invitation: &RegistrationRecord,
+        worker: &Worker,
+    ) -> impl Future<Output = Result<RegisterOutcome, StoreError>> + Send {
+        (**self).register(invitation, worker)
+    }
+}
+
+impl<T: RegistrationEvents> RegistrationEvents for std::sync::Arc<T> {
+    fn worker_registered(&self, event: &serde_json::Value) -> impl Future<Output = Result<(), SmsError>> + Send {
+        (**self).worker_registered(event)
     }
 }
 

@@ -26,7 +26,8 @@ pub fn aws_api_with(aws: &SdkConfig, config: Config) -> AwsApi {
         aws_sdk_sns::Client::new(aws),
         config.sms_sender_id.clone(),
         config.sms_origination_number.clone(),
-    );
+    )
+    .with_events_topic(config.registration_events_topic_arn.clone());
     Api::new(RegistrationService::new(
         store.clone(),
         store,

@@ -5,11 +5,14 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use crate::domain::Token;
+use crate::domain::invitation::RegistrationStatus;
+use crate::domain::worker::Worker;
 use crate::domain::invitation::ClaimRules;
 use crate::domain::{ApiKey, Invitation, PhoneNumber, Project, RegistrationRecord};
 use crate::ports::{
-    Claim, DailyQuota, Directory, IdempotencyBegin, IdempotencyStore, InvitationStore, SmsError,
-    SmsSender, StoreError, StoredResponse,
+    Claim, DailyQuota, Directory, IdempotencyBegin, IdempotencyStore, InvitationStore,
+    RegisterOutcome, RegistrationEvents, SmsError, SmsSender, StoreError, StoredResponse,
+    WorkerStore,
 };
 
 fn unavailable() -> StoreError {
@@ -28,6 +31,7 @@ struct IdempotencyRecord {
 
 #[derive(Default)]
 struct StoreState {
+    workers: HashMap<(String, String), Worker>,
     usage: HashMap<(String, String), u32>,
     idempotency: HashMap<(String, String), IdempotencyRecord>,
     projects: HashMap<String, Project>,
@@ -73,6 +77,11 @@ impl MemoryStore {
 
     pub fn record(&self, phone: &str) -> Option<RegistrationRecord> {
         self.state().records.get(phone).cloned()
+    }
+
+    pub fn worker(&self, domain: &str, username: &str) -> Option<Worker> {
+        let key = (domain.to_owned(), username.to_owned());
+        self.state().workers.get(&key).cloned()
     }
 
     /// Invitations counted for a project on a day.
@@ -298,8 +307,54 @@ impl IdempotencyStore for MemoryStore {
     }
 }
 
+impl WorkerStore for MemoryStore {
+    async fn invitation_by_token(&self, token: &str) -> Result<Option<RegistrationRecord>, StoreError> {
+        let state = self.state();
+        if state.down {
+            return Err(unavailable());
+        }
+        Ok(state
+            .records
+            .values()
+            .find(|r| r.token.as_str() == token)
+            .cloned())
+    }
+
+    async fn register(
+        &self,
+        invitation: &RegistrationRecord,
+        worker: &Worker,
+    ) -> Result<RegisterOutcome, StoreError> {
+        let mut state = self.state();
+        if state.down {
+            return Err(unavailable());
+        }
+        let phone = invitation.phone.as_str();
+        let still_pending = state.records.get(phone).is_some_and(|r| {
+            r.token == invitation.token
+                && r.status == RegistrationStatus::Pending
+                && r.expires_at > worker.registered_at
+        });
+        if !still_pending {
+            return Ok(RegisterOutcome::InvitationChanged);
+        }
+        let key = (worker.domain.clone(), worker.username.clone());
+        if state.workers.contains_key(&key) {
+            return Ok(RegisterOutcome::UsernameTaken);
+        }
+        state.workers.insert(key, worker.clone());
+        if let Some(record) = state.records.get_mut(phone) {
+            record.status = RegistrationStatus::Registered;
+            record.registered_at = Some(worker.registered_at);
+        }
+        Ok(RegisterOutcome::Registered)
+    }
+}
+
 #[derive(Default)]
 struct SmsState {
+    events: Vec<serde_json::Value>,
+    events_failing: bool,
     sent: Vec<(String, String)>,
     failing: HashSet<String>,
     fail_nth: HashMap<String, usize>,
@@ -339,9 +394,19 @@ impl MemorySms {
         self.state().failing.insert(phone.to_owned());
     }
 
+    /// `worker_registered` events published so far.
+    pub fn events(&self) -> Vec<serde_json::Value> {
+        self.state().events.clone()
+    }
+
+    pub fn fail_events(&self) {
+        self.state().events_failing = true;
+    }
+
     /// Clears every injected fault.
     pub fn recover(&self) {
         let mut state = self.state();
+        state.events_failing = false;
         state.failing.clear();
         state.fail_nth.clear();
     }
@@ -363,6 +428,19 @@ impl SmsSender for MemorySms {
             });
         }
         state.sent.push((phone.to_owned(), text.to_owned()));
+        Ok(())
+    }
+}
+
+impl RegistrationEvents for MemorySms {
+    async fn worker_registered(&self, event: &serde_json::Value) -> Result<(), SmsError> {
+        let mut state = self.state();
+        if state.events_failing {
+            return Err(SmsError {
+                code: "InjectedFault".into(),
+            });
+        }
+        state.events.push(event.clone());
         Ok(())
     }
 }

@@ -4,13 +4,14 @@ use aws_sdk_sns::Client;
 use aws_sdk_sns::types::MessageAttributeValue;
 
 use crate::domain::PhoneNumber;
-use crate::ports::{SmsError, SmsSender};
+use crate::ports::{RegistrationEvents, SmsError, SmsSender};
 
 #[derive(Debug, Clone)]
 pub struct SnsSender {
     client: Client,
     sender_id: Option<String>,
     origination_number: Option<String>,
+    events_topic_arn: Option<String>,
 }
 
 fn string_attribute(value: &str) -> MessageAttributeValue {
@@ -31,7 +32,14 @@ impl SnsSender {
             client,
             sender_id,
             origination_number,
+            events_topic_arn: None,
         }
+    }
+
+    /// Publishes `worker_registered` events to this topic.
+    pub fn with_events_topic(mut self, topic_arn: Option<String>) -> Self {
+        self.events_topic_arn = topic_arn;
+        self
     }
 }
 
@@ -54,5 +62,24 @@ impl SmsSender for SnsSender {
         publish.send().await.map(|_| ()).map_err(|error| SmsError {
             code: crate::adapters::error_code(&error),
         })
+    }
+}
+
+impl RegistrationEvents for SnsSender {
+    async fn worker_registered(&self, event: &serde_json::Value) -> Result<(), SmsError> {
+        let Some(topic) = &self.events_topic_arn else {
+            return Ok(());
+        };
+        self.client
+            .publish()
+            .topic_arn(topic)
+            .message(event.to_string())
+            .message_attributes("event", string_attribute("worker_registered"))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|error| SmsError {
+                code: crate::adapters::error_code(&error),
+            })
     }
 }

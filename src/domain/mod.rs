@@ -7,6 +7,7 @@ pub mod project;
 pub mod request;
 pub mod sms;
 pub mod time;
+pub mod worker;
 
 pub use invitation::{Invitation, RegistrationRecord, RegistrationStatus, Token};
 pub use outcome::{InviteOutcome, RegistrationReport};

@@ -2,6 +2,8 @@
 
 pub mod auth;
 pub mod error;
+pub mod pages;
+pub mod register;
 pub mod route;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -14,8 +16,8 @@ use tracing::{Instrument, info, info_span, warn};
 
 use crate::domain::Project;
 use crate::ports::{
-    DailyQuota, Directory, IdempotencyBegin, IdempotencyStore, InvitationStore, SmsSender,
-    StoredResponse,
+    DailyQuota, Directory, IdempotencyBegin, IdempotencyStore, InvitationStore,
+    RegistrationEvents, SmsSender, StoredResponse, WorkerStore,
 };
 use crate::service::RegistrationService;
 pub use error::ApiError;
@@ -70,8 +72,8 @@ fn stage(request: &Request) -> Option<String> {
 impl<D, I, S> Api<D, I, S>
 where
     D: Directory + DailyQuota + IdempotencyStore,
-    I: InvitationStore,
-    S: SmsSender,
+    I: InvitationStore + WorkerStore,
+    S: SmsSender + RegistrationEvents,
 {
     pub fn new(service: RegistrationService<D, I, S>) -> Self {
         Api { service }
@@ -104,6 +106,14 @@ where
             Route::CreateInvitations { domain } => {
                 tracing::Span::current().record("domain", domain);
                 self.create_invitations(request, domain).await
+            }
+            Route::Registration {
+                domain,
+                token,
+                submit,
+            } => {
+                tracing::Span::current().record("domain", domain);
+                Ok(register::handle(&self.service, request, domain, token, submit).await)
             }
         }
     }

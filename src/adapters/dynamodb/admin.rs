@@ -8,6 +8,7 @@ use aws_sdk_dynamodb::types::{
 use super::item::*;
 use super::{DynamoStore, store_error};
 use crate::domain::invitation::{ClaimRules, RegistrationStatus, ShownStatus};
+use crate::domain::worker::Worker;
 use crate::domain::{ApiKey, App, PhoneNumber, Plan, RegistrationRecord, Token};
 use crate::ports::StoreError;
 
@@ -68,6 +69,16 @@ impl DynamoStore {
             )
             .build()
             .expect("index has its required fields");
+        let token_index = GlobalSecondaryIndex::builder()
+            .index_name(TOKEN_INDEX)
+            .key_schema(key_schema(TOKEN, KeyType::Hash))
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::All)
+                    .build(),
+            )
+            .build()
+            .expect("index has its required fields");
         let created = self
             .client
             .create_table()
@@ -79,7 +90,9 @@ impl DynamoStore {
             .attribute_definitions(string_attribute(SK))
             .attribute_definitions(string_attribute(GSI1_PK))
             .attribute_definitions(string_attribute(GSI1_SK))
+            .attribute_definitions(string_attribute(TOKEN))
             .global_secondary_indexes(index)
+            .global_secondary_indexes(token_index)
             .send()
             .await;
         match created {
@@ -266,6 +279,32 @@ impl DynamoStore {
             }
         }
         Ok(listed)
+    }
+
+    /// A project's worker accounts, by username.
+    pub async fn list_workers(&self, domain: &str) -> Result<Vec<Worker>, StoreError> {
+        let mut workers = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(worker_pk(domain)))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| store_error(&e))?;
+            for item in out.items() {
+                workers.push(worker_from_item(item)?);
+            }
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => break,
+            }
+        }
+        Ok(workers)
     }
 
     pub async fn registration(

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::domain::invitation::{PhoneType, RegistrationStatus};
+use crate::domain::worker::Worker;
 use crate::domain::{ApiKey, App, PhoneNumber, RegistrationRecord, Token};
 use crate::ports::StoreError;
 
@@ -17,6 +18,9 @@ pub const SK: &str = "sk";
 pub const INVITES_INDEX: &str = "gsi1";
 pub const GSI1_PK: &str = "gsi1pk";
 pub const GSI1_SK: &str = "gsi1sk";
+/// The index finding an invitation by its registration token.
+pub const TOKEN_INDEX: &str = "gsi2";
+pub const TOKEN: &str = "token";
 /// DynamoDB TTL attribute: set on pending invitations only.
 pub const TTL: &str = "ttl";
 
@@ -81,6 +85,55 @@ pub fn get_n(item: &Item, name: &str) -> Result<u64, StoreError> {
 
 pub fn get_bool(item: &Item, name: &str) -> bool {
     matches!(item.get(name), Some(AttributeValue::Bool(true)))
+}
+
+pub fn worker_pk(domain: &str) -> String {
+    format!("WORKER#{domain}")
+}
+
+pub fn worker_sk(username: &str) -> String {
+    format!("USER#{username}")
+}
+
+pub fn worker_item(w: &Worker) -> Item {
+    let mut item = Item::from([
+        (PK.into(), s(worker_pk(&w.domain))),
+        (SK.into(), s(worker_sk(&w.username))),
+        ("kind".into(), s("worker")),
+        ("domain".into(), s(&w.domain)),
+        ("username".into(), s(&w.username)),
+        ("password_hash".into(), s(&w.password_hash)),
+        ("phone_number".into(), s(w.phone.as_str())),
+        ("registered_at".into(), n(w.registered_at)),
+    ]);
+    if let Some(email) = &w.email {
+        item.insert("email".into(), s(email));
+    }
+    if let Some(data) = &w.custom_user_data {
+        let json = serde_json::to_string(data).unwrap_or_else(|_| "{}".into());
+        item.insert("custom_user_data".into(), s(json));
+    }
+    if let Some(app_id) = &w.app_id {
+        item.insert("app_id".into(), s(app_id));
+    }
+    item
+}
+
+pub fn worker_from_item(item: &Item) -> Result<Worker, StoreError> {
+    let phone = get_s(item, "phone_number")?;
+    Ok(Worker {
+        domain: get_s(item, "domain")?,
+        username: get_s(item, "username")?,
+        password_hash: get_s(item, "password_hash")?,
+        phone: PhoneNumber::parse(&phone).map_err(|_| malformed("phone_number"))?,
+        email: opt_s(item, "email"),
+        custom_user_data: match opt_s(item, "custom_user_data") {
+            None => None,
+            Some(json) => Some(serde_json::from_str(&json).map_err(|_| malformed("custom_user_data"))?),
+        },
+        app_id: opt_s(item, "app_id"),
+        registered_at: get_n(item, "registered_at")?,
+    })
 }
 
 pub fn usage_pk(domain: &str) -> String {

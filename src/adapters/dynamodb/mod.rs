@@ -6,17 +6,21 @@ pub mod item;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+};
 
 pub use admin::{ListedInvitation, MarkRegistered, ProjectUpdate};
 use item::*;
 
 use crate::domain::invitation::ClaimRules;
 use crate::domain::project::DEFAULT_DAILY_INVITATION_LIMIT;
-use crate::domain::{ApiKey, Invitation, Plan, Project, Token};
+use crate::domain::worker::Worker;
+use crate::domain::{ApiKey, Invitation, Plan, Project, RegistrationRecord, Token};
 use crate::ports::{
-    Claim, DailyQuota, Directory, IdempotencyBegin, IdempotencyStore, InvitationStore, StoreError,
-    StoredResponse,
+    Claim, DailyQuota, Directory, IdempotencyBegin, IdempotencyStore, InvitationStore,
+    RegisterOutcome, StoreError, StoredResponse, WorkerStore,
 };
 
 /// Turns an SDK failure into a loggable error.
@@ -446,5 +450,95 @@ impl IdempotencyStore for DynamoStore {
             Err(e) if is_condition_failure(&e) => Ok(()),
             Err(e) => Err(store_error(&e)),
         }
+    }
+}
+
+impl WorkerStore for DynamoStore {
+    async fn invitation_by_token(&self, token: &str) -> Result<Option<RegistrationRecord>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(TOKEN_INDEX)
+            .key_condition_expression("#token = :token")
+            .expression_attribute_names("#token", TOKEN)
+            .expression_attribute_values(":token", s(token))
+            .send()
+            .await
+            .map_err(|e| store_error(&e))?;
+        out.items()
+            .iter()
+            .find(|item| opt_s(item, SK).as_deref() == Some(REGISTRATION_SK))
+            .map(registration_from_item)
+            .transpose()
+    }
+
+    async fn register(
+        &self,
+        invitation: &RegistrationRecord,
+        worker: &Worker,
+    ) -> Result<RegisterOutcome, StoreError> {
+        let create_account = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(worker_item(worker)))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .expect("put has its required fields");
+        let complete_invitation = Update::builder()
+            .table_name(&self.table)
+            .key(PK, s(phone_pk(invitation.phone.as_str())))
+            .key(SK, s(REGISTRATION_SK))
+            .update_expression(
+                "SET #status = :registered, registered_at = :now, username = :username REMOVE #ttl",
+            )
+            .condition_expression("#token = :token AND #status = :pending AND expires_at > :now")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#token", TOKEN)
+            .expression_attribute_names("#ttl", TTL)
+            .expression_attribute_values(":registered", s("registered"))
+            .expression_attribute_values(":pending", s("pending"))
+            .expression_attribute_values(":now", n(worker.registered_at))
+            .expression_attribute_values(":username", s(&worker.username))
+            .expression_attribute_values(":token", s(invitation.token.as_str()))
+            .build()
+            .expect("update has its required fields");
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(create_account).build())
+            .transact_items(TransactWriteItem::builder().update(complete_invitation).build())
+            .send()
+            .await;
+        let canceled = match result {
+            Ok(_) => return Ok(RegisterOutcome::Registered),
+            Err(e) => match e.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(c)) => c.clone(),
+                _ => return Err(store_error(&e)),
+            },
+        };
+        // Which condition failed: from the cancellation reasons where given, else by reading.
+        let failed = |i: usize| {
+            canceled
+                .cancellation_reasons()
+                .get(i)
+                .and_then(|r| r.code())
+                .map(|code| code == "ConditionalCheckFailed")
+        };
+        let invitation_changed = match failed(1) {
+            Some(changed) => changed,
+            None => !self
+                .registration(&invitation.phone)
+                .await?
+                .is_some_and(|r| {
+                    r.token == invitation.token
+                        && r.status == crate::domain::RegistrationStatus::Pending
+                        && r.expires_at > worker.registered_at
+                }),
+        };
+        Ok(if invitation_changed {
+            RegisterOutcome::InvitationChanged
+        } else {
+            RegisterOutcome::UsernameTaken
+        })
     }
 }

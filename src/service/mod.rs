@@ -1,5 +1,7 @@
 //! The use cases: who may call, and inviting a list of numbers.
 
+pub mod registration;
+
 use std::sync::Arc;
 use std::time::Instant;
 

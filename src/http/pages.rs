@@ -1,0 +1,176 @@
+//! The registration pages: small server-rendered HTML, readable on a 320 px screen,
+//! usable without JavaScript.
+
+use std::sync::OnceLock;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Response};
+use maud::{DOCTYPE, Markup, PreEscaped, html};
+use sha2::{Digest, Sha256};
+
+use crate::domain::worker::FormErrors;
+use crate::domain::{App, Project};
+
+/// Where Android workers get the CommCare app.
+pub const PLAY_STORE_URL: &str = "https://play.google.com/store/apps/details?id=org.commcare.dalvik";
+
+const CSS: &str = "body{font-family:system-ui,sans-serif;margin:0;padding:1rem;max-width:30rem;\
+line-height:1.4;color:#1a1a1a}h1{font-size:1.3rem;margin:0 0 .25rem}h2{font-size:1.1rem}\
+label{display:block;margin-top:1rem;font-weight:600}input{display:block;width:100%;\
+box-sizing:border-box;padding:.6rem;font-size:1rem;margin-top:.25rem;border:1px solid #888;\
+border-radius:4px}.error{color:#b00020;margin:.25rem 0 0}.hint{color:#555;font-size:.9rem;\
+margin:.25rem 0 0}button{margin-top:1.5rem;width:100%;padding:.8rem;font-size:1.05rem;\
+background:#1b5e20;color:#fff;border:0;border-radius:4px}a{color:#0b57d0}";
+
+/// The page's security headers: the token is in the URL, so nothing may leak it.
+fn content_security_policy() -> &'static str {
+    static CSP: OnceLock<String> = OnceLock::new();
+    CSP.get_or_init(|| {
+        let hash = STANDARD.encode(Sha256::digest(CSS.as_bytes()));
+        format!(
+            "default-src 'none'; style-src 'sha256-{hash}'; form-action 'self'; \
+             frame-ancestors 'none'; base-uri 'none'"
+        )
+    })
+}
+
+pub fn html_response(status: StatusCode, page: Markup) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "text/html; charset=utf-8")
+        .header("cache-control", "no-store")
+        .header("referrer-policy", "no-referrer")
+        .header("content-security-policy", content_security_policy())
+        .header("x-frame-options", "DENY")
+        .header("x-content-type-options", "nosniff")
+        .body(Body::Text(page.into_string()))
+        .expect("a valid HTML response")
+}
+
+fn layout(heading: &str, title: &str, content: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                meta name="robots" content="noindex";
+                title { (title) }
+                style { (PreEscaped(CSS)) }
+            }
+            body {
+                main {
+                    h1 { (heading) }
+                    (content)
+                }
+            }
+        }
+    }
+}
+
+fn install_links(app: Option<&App>) -> Markup {
+    html! {
+        ul {
+            li { a href=(PLAY_STORE_URL) { "Install CommCare from the Google Play store" } }
+            @if let Some(url) = app.and_then(|a| a.install_url.as_deref()) {
+                li { a href=(url) { "Install " (app.map_or("the app", |a| a.name.as_str())) } }
+            }
+        }
+    }
+}
+
+/// What the form shows back: never the passwords.
+#[derive(Debug, Clone, Default)]
+pub struct FormValues {
+    pub username: String,
+    pub email: String,
+}
+
+fn field(name: &str, label: &str, kind: &str, value: &str, autocomplete: &str, required: bool, errors: &FormErrors, hint: Option<&str>) -> Markup {
+    let error = errors.get(name);
+    let error_id = format!("{name}-error");
+    html! {
+        label for=(name) { (label) @if !required { " (optional)" } }
+        input id=(name) name=(name) type=(kind) value=(value) autocomplete=(autocomplete)
+            required[required] aria-invalid=[error.map(|_| "true")]
+            aria-describedby=[error.map(|_| error_id.as_str())];
+        @if let Some(hint) = hint { p.hint { (hint) } }
+        @if let Some(message) = error { p.error id=(error_id) role="alert" { (message) } }
+    }
+}
+
+pub fn form_page(project: &Project, require_email: bool, values: &FormValues, errors: &FormErrors) -> Markup {
+    let title = project.title();
+    layout(
+        title,
+        &format!("Register with {title}"),
+        html! {
+            p { "You are invited to register as a mobile worker. Choose a username and a password." }
+            form method="post" {
+                (field("username", "Username", "text", &values.username, "username", true, errors,
+                    Some("3 to 80 letters, digits, '.', '_' or '-'")))
+                (field("password", "Password", "password", "", "new-password", true, errors,
+                    Some("At least 8 characters")))
+                (field("password2", "Password again", "password", "", "new-password", true, errors, None))
+                (field("email", "Email", "email", &values.email, "email", require_email, errors, None))
+                button type="submit" { "Register" }
+            }
+        },
+    )
+}
+
+pub fn success_page(project: &Project, username: &str, app: Option<&App>) -> Markup {
+    layout(
+        project.title(),
+        "Registration complete",
+        html! {
+            h2 { "Thank you, you are registered" }
+            p { "Your username is " strong { (username) } ". Next, install the app on your phone:" }
+            (install_links(app))
+        },
+    )
+}
+
+pub fn registered_page(project: &Project, app: Option<&App>) -> Markup {
+    layout(
+        project.title(),
+        "Already registered",
+        html! {
+            h2 { "This invitation was already used" }
+            p { "A worker has already registered with this invitation. To use the app, install it:" }
+            (install_links(app))
+        },
+    )
+}
+
+pub fn expired_page(project: &Project) -> Markup {
+    layout(
+        project.title(),
+        "Invitation expired",
+        html! {
+            h2 { "This invitation has expired" }
+            p { "Ask the administrator of " (project.title()) " to send you a new invitation." }
+        },
+    )
+}
+
+pub fn not_found_page() -> Markup {
+    layout(
+        "Invitation not found",
+        "Invitation not found",
+        html! {
+            p { "This registration link is not valid. It may have been replaced by a newer invitation: \
+                 use the link in the most recent SMS you received." }
+        },
+    )
+}
+
+pub fn unavailable_page() -> Markup {
+    layout(
+        "Please try again",
+        "Temporarily unavailable",
+        html! { p { "The service is temporarily unavailable. Please try again in a moment." } },
+    )
+}

@@ -1,0 +1,140 @@
+//! Completing an invitation: the registration page's use cases.
+
+use serde_json::json;
+use tracing::{info, warn};
+
+use super::RegistrationService;
+use crate::domain::invitation::ShownStatus;
+use crate::domain::time::rfc3339;
+use crate::domain::worker::{FormErrors, RegistrationForm, Worker, hash_password};
+use crate::domain::{Project, RegistrationRecord};
+use crate::ports::{
+    Directory, InvitationStore, RegisterOutcome, RegistrationEvents, SmsSender, StoreError,
+    WorkerStore,
+};
+
+/// What a registration link leads to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Invitation {
+    /// Unknown token, another project's token, or an invitation replaced by a newer one.
+    NotFound,
+    Expired(Project),
+    Registered(Project, RegistrationRecord),
+    Pending(Project, RegistrationRecord),
+}
+
+/// Why a registration did not complete.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RegisterError {
+    /// The link no longer leads to a pending invitation (see [`Invitation`]).
+    Unavailable(Invitation),
+    /// The form has errors; the invitation is still pending.
+    Form(Project, RegistrationRecord, FormErrors),
+    Store(StoreError),
+}
+
+impl From<StoreError> for RegisterError {
+    fn from(error: StoreError) -> Self {
+        RegisterError::Store(error)
+    }
+}
+
+/// A completed registration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Registered {
+    pub project: Project,
+    pub invitation: RegistrationRecord,
+    pub username: String,
+}
+
+impl<D, I, S> RegistrationService<D, I, S>
+where
+    D: Directory,
+    I: InvitationStore + WorkerStore,
+    S: SmsSender + RegistrationEvents,
+{
+    /// Finds the invitation behind a registration link of `domain`.
+    pub async fn open_invitation(&self, domain: &str, token: &str) -> Result<Invitation, StoreError> {
+        let Some(record) = self.store.invitation_by_token(token).await? else {
+            return Ok(Invitation::NotFound);
+        };
+        if record.domain != domain {
+            return Ok(Invitation::NotFound);
+        }
+        let Some(project) = self.directory.project(domain).await? else {
+            return Ok(Invitation::NotFound);
+        };
+        Ok(match record.shown_status(self.clock.now()) {
+            ShownStatus::Registered => Invitation::Registered(project, record),
+            ShownStatus::Expired => Invitation::Expired(project),
+            ShownStatus::Pending => Invitation::Pending(project, record),
+        })
+    }
+
+    /// Creates the worker's account and marks the invitation registered, both or neither.
+    pub async fn complete_registration(
+        &self,
+        domain: &str,
+        token: &str,
+        form: &RegistrationForm,
+    ) -> Result<Registered, RegisterError> {
+        let (project, invitation) = match self.open_invitation(domain, token).await? {
+            Invitation::Pending(project, record) => (project, record),
+            other => return Err(RegisterError::Unavailable(other)),
+        };
+        let valid = match form.validate(invitation.require_email) {
+            Ok(valid) => valid,
+            Err(errors) => return Err(RegisterError::Form(project, invitation, errors)),
+        };
+        let password = valid.password.clone();
+        // argon2 takes tens of milliseconds of CPU: off the async workers.
+        let password_hash = tokio::task::spawn_blocking(move || hash_password(&password))
+            .await
+            .expect("password hashing does not panic");
+        let worker = Worker {
+            domain: domain.to_owned(),
+            username: valid.username.clone(),
+            password_hash,
+            phone: invitation.phone.clone(),
+            email: valid.email.clone(),
+            custom_user_data: invitation.custom_user_data.clone(),
+            app_id: invitation.app_id.clone(),
+            registered_at: self.clock.now(),
+        };
+        match self.store.register(&invitation, &worker).await? {
+            RegisterOutcome::Registered => {}
+            RegisterOutcome::UsernameTaken => {
+                let errors = FormErrors::single("username", "This username is already taken");
+                return Err(RegisterError::Form(project, invitation, errors));
+            }
+            RegisterOutcome::InvitationChanged => {
+                let now = self.open_invitation(domain, token).await?;
+                return Err(RegisterError::Unavailable(match now {
+                    // Still pending means it was replaced and came back; say it changed.
+                    Invitation::Pending(..) => Invitation::NotFound,
+                    other => other,
+                }));
+            }
+        }
+        info!(phone = %worker.phone.masked(), "worker registered");
+        let event = json!({
+            "event": "worker_registered",
+            "domain": worker.domain,
+            "username": worker.username,
+            "phone_number": worker.phone.as_str(),
+            "email": worker.email,
+            "custom_user_data": worker.custom_user_data,
+            "app_id": worker.app_id,
+            "registered_at": rfc3339(worker.registered_at),
+        });
+        if let Err(error) = self.sms.worker_registered(&event).await {
+            // The account exists; the event is lost to the subscriber, so say so loudly.
+            warn!(%error, "worker_registered event not published");
+        }
+        Ok(Registered {
+            project,
+            invitation,
+            username: worker.username,
+        })
+    }
+}
