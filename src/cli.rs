@@ -82,6 +82,8 @@ enum Command {
     },
     /// Records that the worker behind a number registered in the project.
     MarkRegistered { domain: String, phone: String },
+    /// Lists a project's worker accounts, one JSON object per line (no password hashes).
+    ListWorkers { domain: String },
 }
 
 /// Country codes as given on the command line.
@@ -260,6 +262,20 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                     "created_at": rfc3339(r.created_at),
                     "expires_at": rfc3339(r.expires_at),
                     "registered_at": r.registered_at.map(rfc3339),
+                });
+                println!("{line}");
+            }
+        }
+        Command::ListWorkers { domain } => {
+            check_domain(&domain)?;
+            for worker in store.list_workers(&domain).await.map_err(failed)? {
+                let line = json!({
+                    "username": worker.username,
+                    "phone_number": worker.phone.as_str(),
+                    "email": worker.email,
+                    "app_id": worker.app_id,
+                    "custom_user_data": worker.custom_user_data,
+                    "registered_at": rfc3339(worker.registered_at),
                 });
                 println!("{line}");
             }

@@ -127,7 +127,10 @@ mod tests {
             ("PUBLIC_BASE_URL", "https://x.example/"),
             ("SMS_SENDER_ID", "DEMO"),
             ("SMS_ORIGINATION_NUMBER", "+18005550100"),
-            ("REGISTRATION_EVENTS_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:events"),
+            (
+                "REGISTRATION_EVENTS_TOPIC_ARN",
+                "arn:aws:sns:us-east-1:123456789012:events",
+            ),
             ("MAX_USERS_PER_REQUEST", "100"),
             ("CONCURRENCY", "4"),
             ("INVITATION_LIFETIME_DAYS", "7"),

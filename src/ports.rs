@@ -178,7 +178,10 @@ pub trait WorkerStore: Send + Sync {
 /// Where `worker_registered` events go, for the organisation's own systems.
 pub trait RegistrationEvents: Send + Sync {
     /// Publishes the event; `Ok` also when publishing is not configured.
-    fn worker_registered(&self, event: &serde_json::Value) -> impl Future<Output = Result<(), SmsError>> + Send;
+    fn worker_registered(
+        &self,
+        event: &serde_json::Value,
+    ) -> impl Future<Output = Result<(), SmsError>> + Send;
 }
 
 pub trait SmsSender: Send + Sync {
@@ -323,7 +326,10 @@ impl<T: WorkerStore> WorkerStore for std::sync::Arc<T> {
 }
 
 impl<T: RegistrationEvents> RegistrationEvents for std::sync::Arc<T> {
-    fn worker_registered(&self, event: &serde_json::Value) -> impl Future<Output = Result<(), SmsError>> + Send {
+    fn worker_registered(
+        &self,
+        event: &serde_json::Value,
+    ) -> impl Future<Output = Result<(), SmsError>> + Send {
         (**self).worker_registered(event)
     }
 }

@@ -12,7 +12,7 @@ use smsreg::config::Config;
 use smsreg::domain::invitation::{ClaimRules, RegistrationStatus, Token};
 use smsreg::domain::{PhoneNumber, RegistrationRecord};
 use smsreg::http::Api;
-use smsreg::ports::{Claim, InvitationStore, SmsError, SmsSender, SystemClock};
+use smsreg::ports::{Claim, InvitationStore, RegistrationEvents, SmsError, SmsSender, SystemClock};
 use smsreg::service::RegistrationService;
 
 const TABLE: &str = "sms-registration-test";
@@ -33,6 +33,12 @@ impl SmsSender for FailingFor {
             });
         }
         self.inner.send(to, text).await
+    }
+}
+
+impl RegistrationEvents for FailingFor {
+    async fn worker_registered(&self, event: &Value) -> Result<(), SmsError> {
+        self.inner.worker_registered(event).await
     }
 }
 
@@ -441,4 +447,160 @@ async fn an_allow_list_stored_in_dynamodb_rejects_other_countries() {
     update.allowed_countries = Some(&[]);
     e.store.put_project(&update).await.unwrap();
     assert_eq!(e.post(&invite(&["+442079460958"])).await.0, 200);
+}
+
+// ---- Registration: the transaction against DynamoDB -------------------------------------
+
+use smsreg::domain::worker::{Worker, hash_password};
+use smsreg::ports::{RegisterOutcome, WorkerStore};
+
+fn worker_for(record: &RegistrationRecord, username: &str, at: u64) -> Worker {
+    Worker {
+        domain: record.domain.clone(),
+        username: username.into(),
+        password_hash: hash_password("correct horse"),
+        phone: record.phone.clone(),
+        email: None,
+        custom_user_data: record.custom_user_data.clone(),
+        app_id: record.app_id.clone(),
+        registered_at: at,
+    }
+}
+
+async fn register_json(e: &Env, token: &str, body: &Value) -> (u16, Value) {
+    let mut event: Value =
+        serde_json::from_str(&post_event(DEMO_DOMAIN, &json!({}), "none")).unwrap();
+    let path = format!("/a/{DEMO_DOMAIN}/register/{token}");
+    event["rawPath"] = path.clone().into();
+    event["requestContext"]["http"]["path"] = path.into();
+    event["headers"] = json!({"content-type": "application/json"});
+    event["body"] = body.to_string().into();
+    response_parts(
+        &e.api
+            .handle(lambda_http::request::from_str(&event.to_string()).unwrap())
+            .await,
+    )
+}
+
+#[tokio::test]
+async fn a_worker_registers_through_the_link_and_the_number_is_then_in_use() {
+    let e = env().await;
+    e.post(&invite(&[A])).await;
+    let record = e.record(A).await.unwrap();
+    let found = e
+        .store
+        .invitation_by_token(record.token.as_str())
+        .await
+        .unwrap();
+    assert_eq!(
+        found.as_ref().map(|r| &r.phone),
+        Some(&record.phone),
+        "found by token through the index"
+    );
+
+    let form =
+        json!({"username": "Jane", "password": "correct horse", "password2": "correct horse"});
+    assert_eq!(
+        register_json(&e, record.token.as_str(), &form).await,
+        (201, json!({"username": "jane"}))
+    );
+    assert_eq!(
+        e.record(A).await.unwrap().status,
+        RegistrationStatus::Registered
+    );
+    let workers = e.store.list_workers(DEMO_DOMAIN).await.unwrap();
+    assert_eq!(workers.len(), 1);
+    assert_eq!(workers[0].phone.as_str(), A);
+    assert_eq!(e.post_other(&invite(&[A])).await.1, lists(&[], &[A], &[]));
+    assert_eq!(e.post(&invite(&[A])).await.1, lists(&[], &[A], &[]));
+}
+
+#[tokio::test]
+async fn a_taken_username_leaves_the_invitation_pending() {
+    let e = env().await;
+    e.post(&invite(&[A, B])).await;
+    let (a, b) = (e.record(A).await.unwrap(), e.record(B).await.unwrap());
+    let t = now();
+    assert_eq!(
+        e.store
+            .register(&a, &worker_for(&a, "jane", t))
+            .await
+            .unwrap(),
+        RegisterOutcome::Registered
+    );
+    assert_eq!(
+        e.store
+            .register(&b, &worker_for(&b, "jane", t))
+            .await
+            .unwrap(),
+        RegisterOutcome::UsernameTaken
+    );
+    assert_eq!(
+        e.record(B).await.unwrap().status,
+        RegistrationStatus::Pending
+    );
+}
+
+#[tokio::test]
+async fn an_invitation_replaced_meanwhile_creates_no_account() {
+    let e = env().await;
+    e.post(&invite(&[A])).await;
+    let old = e.record(A).await.unwrap();
+    e.post(&invite(&[A])).await; // a re-invite replaces the token
+    let outcome = e
+        .store
+        .register(&old, &worker_for(&old, "jane", now()))
+        .await
+        .unwrap();
+    assert_eq!(outcome, RegisterOutcome::InvitationChanged);
+    assert!(e.store.list_workers(DEMO_DOMAIN).await.unwrap().is_empty());
+    assert_eq!(
+        e.record(A).await.unwrap().status,
+        RegistrationStatus::Pending
+    );
+}
+
+#[tokio::test]
+async fn an_invitation_expired_meanwhile_creates_no_account() {
+    let e = env().await;
+    e.post(&invite(&[A])).await;
+    let record = e.record(A).await.unwrap();
+    let after_expiry = record.expires_at;
+    let outcome = e
+        .store
+        .register(&record, &worker_for(&record, "jane", after_expiry))
+        .await
+        .unwrap();
+    assert_eq!(outcome, RegisterOutcome::InvitationChanged);
+    assert!(e.store.list_workers(DEMO_DOMAIN).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn two_submissions_racing_for_one_link_one_wins() {
+    let e = Arc::new(env().await);
+    e.post(&invite(&[A])).await;
+    let token = e.record(A).await.unwrap().token.as_str().to_owned();
+    let tasks: Vec<_> = (0..6)
+        .map(|i| {
+            let (e, token) = (e.clone(), token.clone());
+            tokio::spawn(async move {
+                let form = json!({"username": format!("worker{i}"), "password": "12345678", "password2": "12345678"});
+                register_json(&e, &token, &form).await.0
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for task in tasks {
+        statuses.push(task.await.unwrap());
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| *s == 201 || *s == 409),
+        "{statuses:?}"
+    );
+    assert_eq!(e.store.list_workers(DEMO_DOMAIN).await.unwrap().len(), 1);
 }

@@ -14,7 +14,7 @@ use smsreg::domain::invitation::{RegistrationStatus, Token};
 use smsreg::domain::project::hash_key;
 use smsreg::domain::{ApiKey, App, PhoneNumber, Plan, Project, RegistrationRecord};
 use smsreg::http::Api;
-use smsreg::ports::{Clock, SmsError, SmsSender};
+use smsreg::ports::{Clock, RegistrationEvents, SmsError, SmsSender};
 use smsreg::service::RegistrationService;
 
 struct TestClock(AtomicU64);
@@ -50,7 +50,7 @@ fn demo_project(install_url: Option<&str>) -> Project {
     }
 }
 
-fn world_with<S: SmsSender>(sms: S, config: Config) -> World<S> {
+fn world_with<S: SmsSender + RegistrationEvents>(sms: S, config: Config) -> World<S> {
     let store = Arc::new(MemoryStore::new());
     store.put_project(demo_project(None));
     store.put_project(Project {
@@ -95,7 +95,7 @@ fn world() -> World<MemorySms> {
     world_with(MemorySms::new(), Config::default())
 }
 
-impl<S: SmsSender> World<S> {
+impl<S: SmsSender + RegistrationEvents> World<S> {
     async fn post_as(&self, domain: &str, auth: &str, body: &Value) -> (u16, Value) {
         let request = lambda_http::request::from_str(&post_event(domain, body, auth)).unwrap();
         response_parts(&self.api.handle(request).await)
@@ -312,6 +312,12 @@ impl SmsSender for SlowSms {
         self.most.fetch_max(now, Ordering::SeqCst);
         tokio::time::sleep(Duration::from_millis(5)).await;
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+impl RegistrationEvents for SlowSms {
+    async fn worker_registered(&self, _event: &Value) -> Result<(), SmsError> {
         Ok(())
     }
 }
@@ -719,4 +725,296 @@ async fn bad_input_never_produces_a_server_error() {
         );
     }
     assert_eq!(count, 79, "every kind of bad input was tried");
+}
+
+// ---- The registration page -------------------------------------------------------------
+
+fn page_event(method: &str, domain: &str, token: &str, content_type: &str, body: &str) -> String {
+    let mut event: Value = serde_json::from_str(&post_event(domain, &json!({}), "none")).unwrap();
+    let path = format!("/a/{domain}/register/{token}");
+    event["rawPath"] = path.clone().into();
+    event["requestContext"]["http"]["path"] = path.into();
+    event["requestContext"]["http"]["method"] = method.into();
+    event["headers"] = json!({"content-type": content_type, "host": "sms.example.org"});
+    event["body"] = body.into();
+    event.to_string()
+}
+
+impl<S: SmsSender + RegistrationEvents> World<S> {
+    async fn page(
+        &self,
+        method: &str,
+        domain: &str,
+        token: &str,
+        content_type: &str,
+        body: &str,
+    ) -> (u16, String, lambda_http::http::HeaderMap) {
+        let request =
+            lambda_http::request::from_str(&page_event(method, domain, token, content_type, body))
+                .unwrap();
+        let response = self.api.handle(request).await;
+        let text = String::from_utf8_lossy(response.body().as_ref()).into_owned();
+        (response.status().as_u16(), text, response.headers().clone())
+    }
+
+    async fn get_page(&self, token: &str) -> (u16, String) {
+        let (status, body, headers) = self.page("GET", DEMO_DOMAIN, token, "", "").await;
+        for (name, value) in [
+            ("cache-control", "no-store"),
+            ("referrer-policy", "no-referrer"),
+            ("x-frame-options", "DENY"),
+            ("content-type", "text/html; charset=utf-8"),
+        ] {
+            assert_eq!(headers[name], value, "{name} on every page");
+        }
+        assert!(
+            headers["content-security-policy"]
+                .to_str()
+                .unwrap()
+                .starts_with("default-src 'none'")
+        );
+        (status, body)
+    }
+
+    async fn post_form(&self, token: &str, form: &str) -> (u16, String) {
+        let (status, body, _) = self
+            .page(
+                "POST",
+                DEMO_DOMAIN,
+                token,
+                "application/x-www-form-urlencoded",
+                form,
+            )
+            .await;
+        (status, body)
+    }
+
+    async fn post_json(&self, token: &str, body: &Value) -> (u16, Value) {
+        let (status, text, _) = self
+            .page(
+                "POST",
+                DEMO_DOMAIN,
+                token,
+                "application/json",
+                &body.to_string(),
+            )
+            .await;
+        (status, serde_json::from_str(&text).unwrap())
+    }
+}
+
+/// Invites A (optionally requiring an email) and returns its registration token.
+async fn invited(w: &World<MemorySms>, require_email: bool) -> String {
+    let body = json!({"app_id": DEMO_APP, "require_email": require_email,
+        "users": [{"phone_number": A, "custom_user_data": {"team": "north"}}]});
+    assert_eq!(w.post(&body).await.0, 200);
+    w.store.record(A).unwrap().token.as_str().to_owned()
+}
+
+const GOOD_FORM: &str =
+    "username=Jane.Doe&password=correct+horse&password2=correct+horse&email=jane%40example.org";
+
+#[tokio::test]
+async fn a_pending_invitation_shows_the_form_with_the_project_name_and_no_phone_number() {
+    let w = world();
+    let token = invited(&w, true).await;
+    let (status, page) = w.get_page(&token).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("<h1>Demo Health</h1>"));
+    for field in ["username", "password", "password2", "email"] {
+        assert!(
+            page.contains(&format!(r#"<label for="{field}">"#)),
+            "label for {field}"
+        );
+        assert!(
+            page.contains(&format!(r#"name="{field}""#)),
+            "input {field}"
+        );
+    }
+    assert!(
+        page.contains(r#"name="email" type="email" value="" autocomplete="email" required"#),
+        "email required"
+    );
+    assert!(!page.contains("6175551234") && !page.contains("<script"));
+}
+
+#[tokio::test]
+async fn email_is_optional_unless_the_invitation_requires_it() {
+    let w = world();
+    let token = invited(&w, false).await;
+    let (_, page) = w.get_page(&token).await;
+    assert!(page.contains("Email (optional)"));
+    let (status, body) = w
+        .post_json(
+            &token,
+            &json!({"username": "jane", "password": "12345678", "password2": "12345678"}),
+        )
+        .await;
+    assert_eq!((status, body), (201, json!({"username": "jane"})));
+}
+
+#[tokio::test]
+async fn unknown_tokens_and_tokens_of_another_project_get_404() {
+    let w = world();
+    let token = invited(&w, false).await;
+    assert_eq!(w.get_page("no-such-token").await.0, 404);
+    let (status, page, _) = w.page("GET", "other", &token, "", "").await;
+    assert_eq!(status, 404);
+    assert!(page.contains("not valid") && !page.contains("Demo Health"));
+    let (status, body) = w.post_json("no-such-token", &json!({})).await;
+    assert_eq!(status, 404);
+    assert!(body["errors"]["token"].is_string());
+}
+
+#[tokio::test]
+async fn an_expired_invitation_says_so_and_cannot_be_completed() {
+    let w = world();
+    let token = invited(&w, false).await;
+    w.clock.0.store(T0 + 30 * 86_400, Ordering::SeqCst);
+    let (status, page) = w.get_page(&token).await;
+    assert_eq!(status, 410);
+    assert!(page.contains("has expired") && page.contains("administrator of Demo Health"));
+    let (status, _) = w.post_form(&token, GOOD_FORM).await;
+    assert_eq!(status, 410);
+    assert!(w.store.worker(DEMO_DOMAIN, "jane.doe").is_none());
+}
+
+#[tokio::test]
+async fn form_errors_are_shown_next_to_their_fields_keeping_what_was_typed_but_passwords() {
+    let w = world();
+    let token = invited(&w, true).await;
+    let (status, page) = w
+        .post_form(
+            &token,
+            "username=ab&password=short1&password2=short2&email=bad",
+        )
+        .await;
+    assert_eq!(status, 400);
+    for message in [
+        "Usernames are 3 to 80 characters long",
+        "Passwords have at least 8 characters",
+        "The two passwords do not match",
+        "Enter a valid email address",
+    ] {
+        assert!(page.contains(message), "{message}");
+    }
+    assert!(page.contains(r#"value="ab""#) && page.contains(r#"value="bad""#));
+    assert!(!page.contains("short1") && !page.contains("short2"));
+    assert!(w.store.worker(DEMO_DOMAIN, "ab").is_none());
+    assert_eq!(
+        w.store.record(A).unwrap().status,
+        RegistrationStatus::Pending,
+        "nothing stored"
+    );
+}
+
+#[tokio::test]
+async fn a_json_submission_gets_json_errors_by_field() {
+    let w = world();
+    let token = invited(&w, true).await;
+    let (status, body) = w
+        .post_json(
+            &token,
+            &json!({"username": "admin", "password": "12345678", "password2": "12345678"}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        body,
+        json!({"errors": {
+            "username": "This username is reserved; choose another",
+            "email": "This field is required"
+        }})
+    );
+}
+
+#[tokio::test]
+async fn a_successful_registration_creates_the_account_and_marks_the_number_registered() {
+    let w = world();
+    w.store
+        .put_project(demo_project(Some("https://example.org/install/1")));
+    let token = invited(&w, true).await;
+    let (status, page) = w.post_form(&token, GOOD_FORM).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Thank you") && page.contains("jane.doe"));
+    assert!(page.contains("play.google.com") && page.contains("https://example.org/install/1"));
+
+    let worker = w.store.worker(DEMO_DOMAIN, "jane.doe").unwrap();
+    assert!(smsreg::domain::worker::verify_password(
+        "correct horse",
+        &worker.password_hash
+    ));
+    assert_eq!(worker.email.as_deref(), Some("jane@example.org"));
+    assert_eq!(worker.phone.as_str(), A);
+    assert_eq!(worker.custom_user_data.unwrap()["team"], "north");
+    assert_eq!(worker.app_id.as_deref(), Some(DEMO_APP));
+    assert_eq!(
+        w.store.record(A).unwrap().status,
+        RegistrationStatus::Registered
+    );
+
+    // The event for the organisation's systems: never the password.
+    let events = w.sms.events();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["event"], "worker_registered");
+    assert_eq!(events[0]["username"], "jane.doe");
+    assert_eq!(events[0]["phone_number"], A);
+    assert!(
+        !events[0].to_string().contains("correct horse")
+            && !events[0].to_string().contains("argon2")
+    );
+
+    // The link now shows the registered page; new invitations find the number in use.
+    let (status, page) = w.get_page(&token).await;
+    assert_eq!(status, 409);
+    assert!(page.contains("already used") && page.contains("play.google.com"));
+    assert_eq!(w.post(&invite(&[A])).await.1, report(&[], &[], &[A], &[]));
+}
+
+#[tokio::test]
+async fn a_taken_username_is_refused_on_its_field() {
+    let w = world();
+    let token = invited(&w, false).await;
+    w.post_form(&token, GOOD_FORM).await;
+    // A second worker, invited on B, tries the same username.
+    assert_eq!(w.post(&invite(&[B])).await.0, 200);
+    let token_b = w.store.record(B).unwrap().token.as_str().to_owned();
+    let (status, page) = w
+        .post_form(
+            &token_b,
+            "username=JANE.DOE&password=12345678&password2=12345678",
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(page.contains("This username is already taken"));
+    assert_eq!(
+        w.store.record(B).unwrap().status,
+        RegistrationStatus::Pending
+    );
+}
+
+#[tokio::test]
+async fn a_replaced_invitation_link_no_longer_works() {
+    let w = world();
+    let old = invited(&w, false).await;
+    invited(&w, false).await; // re-invite: new token
+    assert_eq!(w.get_page(&old).await.0, 404);
+    assert_eq!(w.post_form(&old, GOOD_FORM).await.0, 404);
+}
+
+#[tokio::test]
+async fn a_failed_event_publication_does_not_undo_the_registration() {
+    let w = world();
+    let token = invited(&w, false).await;
+    w.sms.fail_events();
+    assert_eq!(w.post_form(&token, GOOD_FORM).await.0, 200);
+    assert!(w.store.worker(DEMO_DOMAIN, "jane.doe").is_some());
+}
+
+#[tokio::test]
+async fn other_methods_on_a_registration_link_get_405() {
+    let w = world();
+    let (status, _, headers) = w.page("DELETE", DEMO_DOMAIN, "t", "", "").await;
+    assert_eq!(status, 405);
+    assert_eq!(headers["allow"], "GET, POST");
 }

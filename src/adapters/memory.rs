@@ -5,9 +5,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use crate::domain::Token;
+use crate::domain::invitation::ClaimRules;
 use crate::domain::invitation::RegistrationStatus;
 use crate::domain::worker::Worker;
-use crate::domain::invitation::ClaimRules;
 use crate::domain::{ApiKey, Invitation, PhoneNumber, Project, RegistrationRecord};
 use crate::ports::{
     Claim, DailyQuota, Directory, IdempotencyBegin, IdempotencyStore, InvitationStore,
@@ -308,7 +308,10 @@ impl IdempotencyStore for MemoryStore {
 }
 
 impl WorkerStore for MemoryStore {
-    async fn invitation_by_token(&self, token: &str) -> Result<Option<RegistrationRecord>, StoreError> {
+    async fn invitation_by_token(
+        &self,
+        token: &str,
+    ) -> Result<Option<RegistrationRecord>, StoreError> {
         let state = self.state();
         if state.down {
             return Err(unavailable());

@@ -159,8 +159,11 @@ pub fn hash_password(password: &str) -> String {
 /// Checks a password against a stored argon2id hash.
 pub fn verify_password(password: &str, hash: &str) -> bool {
     use argon2::PasswordVerifier;
-    argon2::password_hash::phc::PasswordHash::new(hash)
-        .is_ok_and(|h| argon2::Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+    argon2::password_hash::phc::PasswordHash::new(hash).is_ok_and(|h| {
+        argon2::Argon2::default()
+            .verify_password(password.as_bytes(), &h)
+            .is_ok()
+    })
 }
 
 #[cfg(test)]
@@ -178,37 +181,102 @@ mod tests {
 
     #[test]
     fn a_good_form_is_normalised() {
-        let valid = form("  Jane.Doe-1 ", "correct horse", "correct horse", " jane@example.org ")
-            .validate(true)
-            .unwrap();
+        let valid = form(
+            "  Jane.Doe-1 ",
+            "correct horse",
+            "correct horse",
+            " jane@example.org ",
+        )
+        .validate(true)
+        .unwrap();
         assert_eq!(valid.username, "jane.doe-1");
         assert_eq!(valid.email.as_deref(), Some("jane@example.org"));
-        assert_eq!(form("jane", "12345678", "12345678", "").validate(false).unwrap().email, None);
+        assert_eq!(
+            form("jane", "12345678", "12345678", "")
+                .validate(false)
+                .unwrap()
+                .email,
+            None
+        );
     }
 
     #[test]
     fn each_rule_gives_its_message_on_its_field() {
         let cases = [
-            (form("", "12345678", "12345678", ""), "username", "This field is required"),
-            (form("ab", "12345678", "12345678", ""), "username", "Usernames are 3 to 80 characters long"),
-            (form(&"a".repeat(81), "12345678", "12345678", ""), "username", "Usernames are 3 to 80 characters long"),
-            (form("jane doe", "12345678", "12345678", ""), "username", "Use only letters, digits, '.', '_' and '-'"),
-            (form("jané", "12345678", "12345678", ""), "username", "Use only letters, digits, '.', '_' and '-'"),
-            (form("Admin", "12345678", "12345678", ""), "username", "This username is reserved; choose another"),
-            (form("demo_user", "12345678", "12345678", ""), "username", "This username is reserved; choose another"),
-            (form("jane", "", "", ""), "password", "This field is required"),
-            (form("jane", "1234567", "1234567", ""), "password", "Passwords have at least 8 characters"),
-            (form("jane", "12345678", "12345679", ""), "password2", "The two passwords do not match"),
-            (form("jane", "12345678", "12345678", "not-an-email"), "email", "Enter a valid email address"),
-            (form("jane", "12345678", "12345678", "a@b"), "email", "Enter a valid email address"),
-            (form("jane", "12345678", "12345678", "a b@c.org"), "email", "Enter a valid email address"),
+            (
+                form("", "12345678", "12345678", ""),
+                "username",
+                "This field is required",
+            ),
+            (
+                form("ab", "12345678", "12345678", ""),
+                "username",
+                "Usernames are 3 to 80 characters long",
+            ),
+            (
+                form(&"a".repeat(81), "12345678", "12345678", ""),
+                "username",
+                "Usernames are 3 to 80 characters long",
+            ),
+            (
+                form("jane doe", "12345678", "12345678", ""),
+                "username",
+                "Use only letters, digits, '.', '_' and '-'",
+            ),
+            (
+                form("jané", "12345678", "12345678", ""),
+                "username",
+                "Use only letters, digits, '.', '_' and '-'",
+            ),
+            (
+                form("Admin", "12345678", "12345678", ""),
+                "username",
+                "This username is reserved; choose another",
+            ),
+            (
+                form("demo_user", "12345678", "12345678", ""),
+                "username",
+                "This username is reserved; choose another",
+            ),
+            (
+                form("jane", "", "", ""),
+                "password",
+                "This field is required",
+            ),
+            (
+                form("jane", "1234567", "1234567", ""),
+                "password",
+                "Passwords have at least 8 characters",
+            ),
+            (
+                form("jane", "12345678", "12345679", ""),
+                "password2",
+                "The two passwords do not match",
+            ),
+            (
+                form("jane", "12345678", "12345678", "not-an-email"),
+                "email",
+                "Enter a valid email address",
+            ),
+            (
+                form("jane", "12345678", "12345678", "a@b"),
+                "email",
+                "Enter a valid email address",
+            ),
+            (
+                form("jane", "12345678", "12345678", "a b@c.org"),
+                "email",
+                "Enter a valid email address",
+            ),
         ];
         for (f, field, message) in cases {
             let errors = f.validate(false).unwrap_err();
             assert_eq!(errors.get(field), Some(message), "{f:?}");
             assert_eq!(errors.0.len(), 1, "{f:?}: {errors:?}");
         }
-        let errors = form("jane", "12345678", "12345678", "").validate(true).unwrap_err();
+        let errors = form("jane", "12345678", "12345678", "")
+            .validate(true)
+            .unwrap_err();
         assert_eq!(errors.get("email"), Some("This field is required"));
     }
 

@@ -16,8 +16,8 @@ use tracing::{Instrument, info, info_span, warn};
 
 use crate::domain::Project;
 use crate::ports::{
-    DailyQuota, Directory, IdempotencyBegin, IdempotencyStore, InvitationStore,
-    RegistrationEvents, SmsSender, StoredResponse, WorkerStore,
+    DailyQuota, Directory, IdempotencyBegin, IdempotencyStore, InvitationStore, RegistrationEvents,
+    SmsSender, StoredResponse, WorkerStore,
 };
 use crate::service::RegistrationService;
 pub use error::ApiError;

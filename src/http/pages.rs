@@ -14,7 +14,8 @@ use crate::domain::worker::FormErrors;
 use crate::domain::{App, Project};
 
 /// Where Android workers get the CommCare app.
-pub const PLAY_STORE_URL: &str = "https://play.google.com/store/apps/details?id=org.commcare.dalvik";
+pub const PLAY_STORE_URL: &str =
+    "https://play.google.com/store/apps/details?id=org.commcare.dalvik";
 
 const CSS: &str = "body{font-family:system-ui,sans-serif;margin:0;padding:1rem;max-width:30rem;\
 line-height:1.4;color:#1a1a1a}h1{font-size:1.3rem;margin:0 0 .25rem}h2{font-size:1.1rem}\
@@ -88,7 +89,16 @@ pub struct FormValues {
     pub email: String,
 }
 
-fn field(name: &str, label: &str, kind: &str, value: &str, autocomplete: &str, required: bool, errors: &FormErrors, hint: Option<&str>) -> Markup {
+fn field(
+    name: &str,
+    label: &str,
+    kind: &str,
+    value: &str,
+    autocomplete: &str,
+    required: bool,
+    errors: &FormErrors,
+    hint: Option<&str>,
+) -> Markup {
     let error = errors.get(name);
     let error_id = format!("{name}-error");
     html! {
@@ -101,7 +111,12 @@ fn field(name: &str, label: &str, kind: &str, value: &str, autocomplete: &str, r
     }
 }
 
-pub fn form_page(project: &Project, require_email: bool, values: &FormValues, errors: &FormErrors) -> Markup {
+pub fn form_page(
+    project: &Project,
+    require_email: bool,
+    values: &FormValues,
+    errors: &FormErrors,
+) -> Markup {
     let title = project.title();
     layout(
         title,

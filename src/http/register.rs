@@ -8,8 +8,8 @@ use tracing::warn;
 
 use super::error::json_response;
 use super::pages::{self, FormValues};
-use crate::domain::RegistrationRecord;
 use crate::domain::Project;
+use crate::domain::RegistrationRecord;
 use crate::domain::worker::{FormErrors, RegistrationForm};
 use crate::ports::{Directory, InvitationStore, RegistrationEvents, SmsSender, WorkerStore};
 use crate::service::RegistrationService;
@@ -50,7 +50,10 @@ fn unavailable(invitation: &Invitation, json: bool) -> Response<Body> {
             StatusCode::CONFLICT,
             "This invitation was already used to register.",
         ),
-        _ => (StatusCode::NOT_FOUND, "This registration link is not valid."),
+        _ => (
+            StatusCode::NOT_FOUND,
+            "This registration link is not valid.",
+        ),
     };
     if json {
         return json_response(status, &json!({ "errors": { "token": message } }));
@@ -69,7 +72,8 @@ fn store_unavailable(json: bool) -> Response<Body> {
     if json {
         return super::ApiError::Unavailable.into_response();
     }
-    let mut response = pages::html_response(StatusCode::SERVICE_UNAVAILABLE, pages::unavailable_page());
+    let mut response =
+        pages::html_response(StatusCode::SERVICE_UNAVAILABLE, pages::unavailable_page());
     response
         .headers_mut()
         .insert("retry-after", super::error::RETRY_AFTER_SECONDS.into());
@@ -93,7 +97,12 @@ where
         return match service.open_invitation(domain, token).await {
             Ok(Invitation::Pending(project, record)) => pages::html_response(
                 StatusCode::OK,
-                pages::form_page(&project, record.require_email, &FormValues::default(), &FormErrors::default()),
+                pages::form_page(
+                    &project,
+                    record.require_email,
+                    &FormValues::default(),
+                    &FormErrors::default(),
+                ),
             ),
             Ok(other) => unavailable(&other, false),
             Err(error) => {
@@ -104,10 +113,16 @@ where
     }
     let form = read_form(request, json);
     match service.complete_registration(domain, token, &form).await {
-        Ok(done) if json => json_response(StatusCode::CREATED, &json!({ "username": done.username })),
+        Ok(done) if json => {
+            json_response(StatusCode::CREATED, &json!({ "username": done.username }))
+        }
         Ok(done) => pages::html_response(
             StatusCode::OK,
-            pages::success_page(&done.project, &done.username, app_of(&done.project, &done.invitation)),
+            pages::success_page(
+                &done.project,
+                &done.username,
+                app_of(&done.project, &done.invitation),
+            ),
         ),
         Err(RegisterError::Form(_, _, errors)) if json => {
             json_response(StatusCode::BAD_REQUEST, &json!({ "errors": errors }))

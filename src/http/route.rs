@@ -5,14 +5,18 @@ pub const VERSIONS: [&str; 3] = ["v0_5", "v0_6", "v1"];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route<'a> {
-    CreateInvitations { domain: &'a str },
+    CreateInvitations {
+        domain: &'a str,
+    },
     /// The registration page of a link sent by SMS: GET shows it, POST submits it.
     Registration {
         domain: &'a str,
         token: &'a str,
         submit: bool,
     },
-    MethodNotAllowed { allow: &'static str },
+    MethodNotAllowed {
+        allow: &'static str,
+    },
     NotFound,
 }
 
@@ -39,13 +43,20 @@ pub fn route<'a>(method: &str, path: &'a str, stage: Option<&str>) -> Route<'a> 
                 Route::MethodNotAllowed { allow: "POST" }
             }
         }
-        ["a", domain, "register", token] if !domain.is_empty() && !token.is_empty() => {
-            match method {
-                "GET" | "HEAD" => Route::Registration { domain, token, submit: false },
-                "POST" => Route::Registration { domain, token, submit: true },
-                _ => Route::MethodNotAllowed { allow: "GET, POST" },
-            }
-        }
+        ["a", domain, "register", token] if !domain.is_empty() && !token.is_empty() => match method
+        {
+            "GET" | "HEAD" => Route::Registration {
+                domain,
+                token,
+                submit: false,
+            },
+            "POST" => Route::Registration {
+                domain,
+                token,
+                submit: true,
+            },
+            _ => Route::MethodNotAllowed { allow: "GET, POST" },
+        },
         _ => Route::NotFound,
     }
 }
@@ -100,13 +111,24 @@ mod tests {
         for path in ["/a/demo/register/TOKEN", "/a/demo/register/TOKEN/"] {
             assert_eq!(
                 route("GET", path, None),
-                Route::Registration { domain: "demo", token: "TOKEN", submit: false }
+                Route::Registration {
+                    domain: "demo",
+                    token: "TOKEN",
+                    submit: false
+                }
             );
             assert_eq!(
                 route("POST", path, None),
-                Route::Registration { domain: "demo", token: "TOKEN", submit: true }
+                Route::Registration {
+                    domain: "demo",
+                    token: "TOKEN",
+                    submit: true
+                }
             );
-            assert_eq!(route("PUT", path, None), Route::MethodNotAllowed { allow: "GET, POST" });
+            assert_eq!(
+                route("PUT", path, None),
+                Route::MethodNotAllowed { allow: "GET, POST" }
+            );
         }
         assert_eq!(route("GET", "/a/demo/register/", None), Route::NotFound);
         assert_eq!(route("GET", "/a/demo/register/T/x", None), Route::NotFound);

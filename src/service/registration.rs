@@ -54,7 +54,11 @@ where
     S: SmsSender + RegistrationEvents,
 {
     /// Finds the invitation behind a registration link of `domain`.
-    pub async fn open_invitation(&self, domain: &str, token: &str) -> Result<Invitation, StoreError> {
+    pub async fn open_invitation(
+        &self,
+        domain: &str,
+        token: &str,
+    ) -> Result<Invitation, StoreError> {
         let Some(record) = self.store.invitation_by_token(token).await? else {
             return Ok(Invitation::NotFound);
         };

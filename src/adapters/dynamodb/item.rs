@@ -129,7 +129,9 @@ pub fn worker_from_item(item: &Item) -> Result<Worker, StoreError> {
         email: opt_s(item, "email"),
         custom_user_data: match opt_s(item, "custom_user_data") {
             None => None,
-            Some(json) => Some(serde_json::from_str(&json).map_err(|_| malformed("custom_user_data"))?),
+            Some(json) => {
+                Some(serde_json::from_str(&json).map_err(|_| malformed("custom_user_data"))?)
+            }
         },
         app_id: opt_s(item, "app_id"),
         registered_at: get_n(item, "registered_at")?,

@@ -8,7 +8,8 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+    AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+    Update,
 };
 
 pub use admin::{ListedInvitation, MarkRegistered, ProjectUpdate};
@@ -454,7 +455,10 @@ impl IdempotencyStore for DynamoStore {
 }
 
 impl WorkerStore for DynamoStore {
-    async fn invitation_by_token(&self, token: &str) -> Result<Option<RegistrationRecord>, StoreError> {
+    async fn invitation_by_token(
+        &self,
+        token: &str,
+    ) -> Result<Option<RegistrationRecord>, StoreError> {
         let out = self
             .client
             .query()
@@ -506,7 +510,11 @@ impl WorkerStore for DynamoStore {
             .client
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().put(create_account).build())
-            .transact_items(TransactWriteItem::builder().update(complete_invitation).build())
+            .transact_items(
+                TransactWriteItem::builder()
+                    .update(complete_invitation)
+                    .build(),
+            )
             .send()
             .await;
         let canceled = match result {
