@@ -604,3 +604,79 @@ async fn two_submissions_racing_for_one_link_one_wins() {
     );
     assert_eq!(e.store.list_workers(DEMO_DOMAIN).await.unwrap().len(), 1);
 }
+
+/// Collects the bodies POSTed to it, as an HTTP subscriber of an SNS topic.
+fn http_subscriber() -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/events", listener.local_addr().unwrap());
+    let received = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = received.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            sink.lock().unwrap().push(String::from_utf8_lossy(&body).into_owned());
+            let _ = (&stream).write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+        }
+    });
+    (url, received)
+}
+
+#[tokio::test]
+async fn a_registration_publishes_a_worker_registered_event_to_the_topic() {
+    let moto = Moto::start();
+    let aws = moto.sdk_config().await;
+    let store = moto.store(TABLE).await;
+    provision_demo(&store, None).await;
+    let sns = aws_sdk_sns::Client::new(&aws);
+    let topic = sns.create_topic().name("worker-events").send().await.unwrap().topic_arn.unwrap();
+    let (url, received) = http_subscriber();
+    sns.subscribe().topic_arn(&topic).protocol("http").endpoint(&url).send().await.unwrap();
+
+    let config = Config {
+        table_name: TABLE.into(),
+        registration_events_topic_arn: Some(topic),
+        ..Config::default()
+    };
+    let api = smsreg::wiring::aws_api_with(&aws, config);
+    let e = Env { moto, store, api: Api::new(RegistrationService::new(
+        api.service.directory.clone(), api.service.store.clone(),
+        FailingFor { inner: api.service.sms.clone(), failing: vec![] },
+        Arc::new(SystemClock), api.service.config.clone(),
+    )) };
+    let body = json!({"app_id": DEMO_APP, "users": [{"phone_number": A, "custom_user_data": {"team": "north"}}]});
+    e.post(&body).await;
+    let token = e.record(A).await.unwrap().token.as_str().to_owned();
+    let form = json!({"username": "jane", "password": "correct horse", "password2": "correct horse", "email": "jane@example.org"});
+    assert_eq!(register_json(&e, &token, &form).await.0, 201);
+
+    let notifications = received.lock().unwrap().clone();
+    let events: Vec<Value> = notifications
+        .iter()
+        .filter_map(|n| serde_json::from_str::<Value>(n).ok())
+        .filter(|n| n["Type"] == "Notification")
+        .map(|n| serde_json::from_str(n["Message"].as_str().unwrap()).unwrap())
+        .collect();
+    assert_eq!(events.len(), 1, "{notifications:?}");
+    let event = &events[0];
+    assert_eq!(event["event"], "worker_registered");
+    assert_eq!((event["domain"].as_str(), event["username"].as_str()), (Some(DEMO_DOMAIN), Some("jane")));
+    assert_eq!(event["phone_number"], A);
+    assert_eq!(event["email"], "jane@example.org");
+    assert_eq!(event["custom_user_data"]["team"], "north");
+    assert_eq!(event["app_id"], DEMO_APP);
+    assert!(event["registered_at"].as_str().unwrap().ends_with('Z'));
+    assert!(!notifications.concat().contains("correct horse"));
+}
