@@ -627,8 +627,11 @@ fn http_subscriber() -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
             }
             let mut body = vec![0; length];
             let _ = reader.read_exact(&mut body);
-            sink.lock().unwrap().push(String::from_utf8_lossy(&body).into_owned());
-            let _ = (&stream).write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            sink.lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(&body).into_owned());
+            let _ = (&stream)
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
         }
     });
     (url, received)
@@ -641,9 +644,22 @@ async fn a_registration_publishes_a_worker_registered_event_to_the_topic() {
     let store = moto.store(TABLE).await;
     provision_demo(&store, None).await;
     let sns = aws_sdk_sns::Client::new(&aws);
-    let topic = sns.create_topic().name("worker-events").send().await.unwrap().topic_arn.unwrap();
+    let topic = sns
+        .create_topic()
+        .name("worker-events")
+        .send()
+        .await
+        .unwrap()
+        .topic_arn
+        .unwrap();
     let (url, received) = http_subscriber();
-    sns.subscribe().topic_arn(&topic).protocol("http").endpoint(&url).send().await.unwrap();
+    sns.subscribe()
+        .topic_arn(&topic)
+        .protocol("http")
+        .endpoint(&url)
+        .send()
+        .await
+        .unwrap();
 
     let config = Config {
         table_name: TABLE.into(),
@@ -651,11 +667,20 @@ async fn a_registration_publishes_a_worker_registered_event_to_the_topic() {
         ..Config::default()
     };
     let api = smsreg::wiring::aws_api_with(&aws, config);
-    let e = Env { moto, store, api: Api::new(RegistrationService::new(
-        api.service.directory.clone(), api.service.store.clone(),
-        FailingFor { inner: api.service.sms.clone(), failing: vec![] },
-        Arc::new(SystemClock), api.service.config.clone(),
-    )) };
+    let e = Env {
+        moto,
+        store,
+        api: Api::new(RegistrationService::new(
+            api.service.directory.clone(),
+            api.service.store.clone(),
+            FailingFor {
+                inner: api.service.sms.clone(),
+                failing: vec![],
+            },
+            Arc::new(SystemClock),
+            api.service.config.clone(),
+        )),
+    };
     let body = json!({"app_id": DEMO_APP, "users": [{"phone_number": A, "custom_user_data": {"team": "north"}}]});
     e.post(&body).await;
     let token = e.record(A).await.unwrap().token.as_str().to_owned();
@@ -672,7 +697,10 @@ async fn a_registration_publishes_a_worker_registered_event_to_the_topic() {
     assert_eq!(events.len(), 1, "{notifications:?}");
     let event = &events[0];
     assert_eq!(event["event"], "worker_registered");
-    assert_eq!((event["domain"].as_str(), event["username"].as_str()), (Some(DEMO_DOMAIN), Some("jane")));
+    assert_eq!(
+        (event["domain"].as_str(), event["username"].as_str()),
+        (Some(DEMO_DOMAIN), Some("jane"))
+    );
     assert_eq!(event["phone_number"], A);
     assert_eq!(event["email"], "jane@example.org");
     assert_eq!(event["custom_user_data"]["team"], "north");

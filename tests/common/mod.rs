@@ -2,7 +2,9 @@
 #![allow(dead_code)]
 
 pub mod fault_proxy;
+pub mod gateway;
 pub mod runtime;
+pub mod webdriver;
 
 use std::net::TcpListener;
 use std::path::PathBuf;

@@ -1,0 +1,112 @@
+//! A worker completes an invitation in headless Chromium: the link from the SMS that moto
+//! recorded, a mistake, its error, the fix, the success page; then the number is in use.
+//! Screenshots of each page go to target/browser-screenshots/.
+
+mod common;
+
+use common::webdriver::Browser;
+use common::*;
+use serde_json::{Value, json};
+use smsreg::config::Config;
+
+const TABLE: &str = "sms-registration-browser";
+
+#[test]
+fn a_worker_registers_from_the_sms_link_in_a_real_browser() {
+    let moto = Moto::start();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let aws = runtime.block_on(async {
+        provision_demo(
+            &moto.store(TABLE).await,
+            Some("https://www.commcarehq.org/a/demo/app/1"),
+        )
+        .await;
+        moto.sdk_config().await
+    });
+    // The function behind a local gateway; its links point at the gateway.
+    let base = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        format!("http://127.0.0.1:{port}")
+    };
+    let config = Config {
+        table_name: TABLE.into(),
+        ..Config::default()
+    };
+    let served = common::gateway::serve(smsreg::wiring::aws_api_with(
+        &aws,
+        Config {
+            public_base_url: base,
+            ..config
+        },
+    ));
+
+    let invite = |phone: &str| -> Value {
+        let body = json!({"app_id": DEMO_APP, "android_only": true, "require_email": true,
+            "custom_registration_message": "Welcome to Demo Health! Register here: {}",
+            "users": [{"phone_number": phone}]});
+        let mut response = ureq::post(format!("{served}/a/demo/api/v0_5/sms_user_registration/"))
+            .header("authorization", format!("ApiKey {DEMO_USER}:{DEMO_KEY}"))
+            .content_type("application/json")
+            .send(body.to_string())
+            .unwrap();
+        serde_json::from_str(&response.body_mut().read_to_string().unwrap()).unwrap()
+    };
+    assert_eq!(
+        invite("+16175551234")["success_numbers"],
+        json!(["+16175551234"])
+    );
+
+    // The link, as the worker's phone received it; the gateway stands in for the API's host.
+    let sms = moto.sms_to("+16175551234");
+    let link = sms[0].rsplit(' ').next().unwrap().to_owned();
+    let path = link
+        .split_once("/a/")
+        .map(|(_, rest)| format!("/a/{rest}"))
+        .unwrap();
+    let shots = repo_root().join("target/browser-screenshots");
+
+    let browser = Browser::start();
+    browser.goto(&format!("{served}{path}"));
+    assert_eq!(browser.text("h1"), "Demo Health");
+    browser.screenshot(&shots.join("1-form.png"));
+
+    // A mistake: the passwords differ.
+    browser.fill("#username", "Jane.Doe");
+    browser.fill("#password", "correct horse");
+    browser.fill("#password2", "correct hose");
+    browser.fill("#email", "jane@example.org");
+    browser.click("button[type=submit]");
+    assert_eq!(
+        browser.text("#password2-error"),
+        "The two passwords do not match"
+    );
+    assert_eq!(
+        browser.value("#username"),
+        "Jane.Doe",
+        "what was typed is kept"
+    );
+    assert_eq!(browser.value("#password"), "", "passwords are not");
+    browser.screenshot(&shots.join("2-error.png"));
+
+    browser.fill("#password", "correct horse");
+    browser.fill("#password2", "correct horse");
+    browser.click("button[type=submit]");
+    assert_eq!(browser.title(), "Registration complete");
+    let page = browser.source();
+    assert!(
+        page.contains("jane.doe") && page.contains("play.google.com"),
+        "{page}"
+    );
+    browser.screenshot(&shots.join("3-success.png"));
+
+    // The same link now says it was used; the number is in use.
+    browser.goto(&format!("{served}{path}"));
+    assert_eq!(browser.title(), "Already registered");
+    browser.screenshot(&shots.join("4-already-registered.png"));
+    assert_eq!(
+        invite("+16175551234")["numbers_in_use"],
+        json!(["+16175551234"])
+    );
+}
