@@ -89,25 +89,29 @@ pub struct FormValues {
     pub email: String,
 }
 
-fn field(
-    name: &str,
-    label: &str,
-    kind: &str,
-    value: &str,
-    autocomplete: &str,
+/// One input of the form.
+struct Field<'a> {
+    name: &'a str,
+    label: &'a str,
+    kind: &'a str,
+    autocomplete: &'a str,
     required: bool,
-    errors: &FormErrors,
-    hint: Option<&str>,
-) -> Markup {
-    let error = errors.get(name);
-    let error_id = format!("{name}-error");
-    html! {
-        label for=(name) { (label) @if !required { " (optional)" } }
-        input id=(name) name=(name) type=(kind) value=(value) autocomplete=(autocomplete)
-            required[required] aria-invalid=[error.map(|_| "true")]
-            aria-describedby=[error.map(|_| error_id.as_str())];
-        @if let Some(hint) = hint { p.hint { (hint) } }
-        @if let Some(message) = error { p.error id=(error_id) role="alert" { (message) } }
+    hint: Option<&'a str>,
+}
+
+impl Field<'_> {
+    fn render(&self, value: &str, errors: &FormErrors) -> Markup {
+        let error = errors.get(self.name);
+        let error_id = format!("{}-error", self.name);
+        html! {
+            label for=(self.name) { (self.label) @if !self.required { " (optional)" } }
+            input id=(self.name) name=(self.name) type=(self.kind) value=(value)
+                autocomplete=(self.autocomplete) required[self.required]
+                aria-invalid=[error.map(|_| "true")]
+                aria-describedby=[error.map(|_| error_id.as_str())];
+            @if let Some(hint) = self.hint { p.hint { (hint) } }
+            @if let Some(message) = error { p.error id=(error_id) role="alert" { (message) } }
+        }
     }
 }
 
@@ -124,12 +128,18 @@ pub fn form_page(
         html! {
             p { "You are invited to register as a mobile worker. Choose a username and a password." }
             form method="post" {
-                (field("username", "Username", "text", &values.username, "username", true, errors,
-                    Some("3 to 80 letters, digits, '.', '_' or '-'")))
-                (field("password", "Password", "password", "", "new-password", true, errors,
-                    Some("At least 8 characters")))
-                (field("password2", "Password again", "password", "", "new-password", true, errors, None))
-                (field("email", "Email", "email", &values.email, "email", require_email, errors, None))
+                (Field { name: "username", label: "Username", kind: "text", autocomplete: "username",
+                    required: true, hint: Some("3 to 80 letters, digits, '.', '_' or '-'") }
+                    .render(&values.username, errors))
+                (Field { name: "password", label: "Password", kind: "password",
+                    autocomplete: "new-password", required: true, hint: Some("At least 8 characters") }
+                    .render("", errors))
+                (Field { name: "password2", label: "Password again", kind: "password",
+                    autocomplete: "new-password", required: true, hint: None }
+                    .render("", errors))
+                (Field { name: "email", label: "Email", kind: "email", autocomplete: "email",
+                    required: require_email, hint: None }
+                    .render(&values.email, errors))
                 button type="submit" { "Register" }
             }
         },
