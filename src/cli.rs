@@ -13,7 +13,7 @@ use crate::domain::invitation::{ClaimRules, ShownStatus};
 use crate::domain::project::{generate_key, hash_key, is_valid_project_name};
 use crate::domain::time::rfc3339;
 use crate::domain::{ApiKey, App, PhoneNumber, Plan};
-use crate::ports::{Clock, Directory, SystemClock};
+use crate::ports::{Clock, Directory, InvitationStore, ListQuery, SystemClock};
 
 /// Administers the SMS registration service's table: projects ("domains"), apps, API keys
 /// and invitations. Reads TABLE_NAME, AWS_ENDPOINT_URL, AWS_REGION and the usual AWS
@@ -248,22 +248,22 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::ListInvitations { domain, status } => {
             check_domain(&domain)?;
             let status = status.as_deref().and_then(ShownStatus::parse);
-            let listed = store
-                .list_invitations(&domain, status, clock.now())
-                .await
-                .map_err(failed)?;
-            for item in listed {
-                let r = &item.record;
-                let line = json!({
-                    "phone_number": r.phone.as_str(),
-                    "status": item.status.as_str(),
-                    "phone_type": r.phone_type.map(|t| t.as_str()),
-                    "app_id": r.app_id,
-                    "created_at": rfc3339(r.created_at),
-                    "expires_at": rfc3339(r.expires_at),
-                    "registered_at": r.registered_at.map(rfc3339),
-                });
-                println!("{line}");
+            let mut query = ListQuery {
+                domain: domain.clone(),
+                status,
+                now: clock.now(),
+                limit: 100,
+                after: None,
+            };
+            loop {
+                let page = store.list(&query).await.map_err(failed)?;
+                for r in &page.items {
+                    println!("{}", r.listed(query.now));
+                }
+                match page.next {
+                    Some(next) => query.after = Some(next),
+                    None => break,
+                }
             }
         }
         Command::ListWorkers { domain } => {

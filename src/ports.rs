@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::domain::invitation::ClaimRules;
+use crate::domain::invitation::{ClaimRules, ShownStatus};
 use crate::domain::worker::Worker;
 use crate::domain::{ApiKey, Invitation, PhoneNumber, Project, RegistrationRecord};
 
@@ -73,6 +73,53 @@ pub trait InvitationStore: Send + Sync {
         invitation: &Invitation,
         previous: Option<Self::Previous>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// What is stored for a number.
+    fn find(
+        &self,
+        phone: &PhoneNumber,
+    ) -> impl Future<Output = Result<Option<RegistrationRecord>, StoreError>> + Send;
+
+    /// A page of a project's invitations, newest first, from an index (no scan).
+    fn list(
+        &self,
+        query: &ListQuery,
+    ) -> impl Future<Output = Result<InvitationPage, StoreError>> + Send;
+}
+
+/// Where a page of invitations starts: after this invitation, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ListCursor {
+    #[serde(rename = "c")]
+    pub created_at: u64,
+    #[serde(rename = "p")]
+    pub phone: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListQuery {
+    pub domain: String,
+    pub status: Option<ShownStatus>,
+    /// Decides which pending invitations count as expired.
+    pub now: u64,
+    pub limit: usize,
+    pub after: Option<ListCursor>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct InvitationPage {
+    pub items: Vec<RegistrationRecord>,
+    /// Where the next page starts, when there may be one.
+    pub next: Option<ListCursor>,
+}
+
+impl ListCursor {
+    pub fn after(record: &RegistrationRecord) -> Self {
+        ListCursor {
+            created_at: record.created_at,
+            phone: record.phone.as_str().to_owned(),
+        }
+    }
 }
 
 /// Per-project, per-day counters of invitations, changed atomically.
@@ -251,6 +298,20 @@ impl<T: InvitationStore> InvitationStore for std::sync::Arc<T> {
         previous: Option<Self::Previous>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         (**self).release(invitation, previous)
+    }
+
+    fn find(
+        &self,
+        phone: &PhoneNumber,
+    ) -> impl Future<Output = Result<Option<RegistrationRecord>, StoreError>> + Send {
+        (**self).find(phone)
+    }
+
+    fn list(
+        &self,
+        query: &ListQuery,
+    ) -> impl Future<Output = Result<InvitationPage, StoreError>> + Send {
+        (**self).list(query)
     }
 }
 

@@ -6,6 +6,7 @@ use std::process::Command;
 
 use common::*;
 use serde_json::Value;
+use smsreg::ports::InvitationStore;
 use smsreg::domain::PhoneNumber;
 use smsreg::domain::invitation::RegistrationStatus;
 use smsreg::ports::Directory;
@@ -228,7 +229,7 @@ async fn mark_registered_and_list_invitations_work_together() {
     let record = moto
         .store(TABLE)
         .await
-        .registration(&PhoneNumber::parse("+16175551234").unwrap())
+        .find(&PhoneNumber::parse("+16175551234").unwrap())
         .await
         .unwrap()
         .unwrap();

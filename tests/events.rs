@@ -4,6 +4,7 @@ mod common;
 
 use common::*;
 use serde_json::{Value, json};
+use smsreg::ports::InvitationStore;
 use smsreg::config::Config;
 use smsreg::domain::PhoneNumber;
 use smsreg::wiring::aws_api_with;
@@ -198,7 +199,7 @@ async fn every_event_gives_its_expected_response() {
         let sent = moto.sms();
         let store = moto.store(TABLE).await;
         let stored = store
-            .registration(&PhoneNumber::parse("+16175551234").unwrap())
+            .find(&PhoneNumber::parse("+16175551234").unwrap())
             .await
             .unwrap();
         let succeeded = body["success_numbers"].as_array().map_or(0, Vec::len);

@@ -17,6 +17,7 @@ use common::fault_proxy::{Fault, FaultProxy, Rule};
 use common::*;
 use lambda_http::RequestExt;
 use serde_json::{Value, json};
+use smsreg::ports::InvitationStore;
 use smsreg::config::Config;
 use smsreg::domain::PhoneNumber;
 use smsreg::wiring::{AwsApi, aws_api_with};
@@ -155,7 +156,7 @@ impl Env {
         for n in body["success_numbers"].as_array().unwrap() {
             let n = n.as_str().unwrap();
             let record = store
-                .registration(&PhoneNumber::parse(n).unwrap())
+                .find(&PhoneNumber::parse(n).unwrap())
                 .await
                 .unwrap();
             assert!(
@@ -427,7 +428,7 @@ async fn the_lambda_deadline_arriving_mid_batch_leaves_unstarted_numbers_untouch
     for n in errors.iter().take(20) {
         assert!(
             store
-                .registration(&PhoneNumber::parse(n).unwrap())
+                .find(&PhoneNumber::parse(n).unwrap())
                 .await
                 .unwrap()
                 .is_none()

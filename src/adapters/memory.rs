@@ -11,8 +11,8 @@ use crate::domain::worker::Worker;
 use crate::domain::{ApiKey, Invitation, PhoneNumber, Project, RegistrationRecord};
 use crate::ports::{
     Claim, DailyQuota, Directory, IdempotencyBegin, IdempotencyStore, InvitationStore,
-    RegisterOutcome, RegistrationEvents, SmsError, SmsSender, StoreError, StoredResponse,
-    WorkerStore,
+    InvitationPage, ListCursor, ListQuery, RegisterOutcome, RegistrationEvents, SmsError,
+    SmsSender, StoreError, StoredResponse, WorkerStore,
 };
 
 fn unavailable() -> StoreError {
@@ -191,6 +191,51 @@ impl InvitationStore for MemoryStore {
             };
         }
         Ok(())
+    }
+
+    async fn find(&self, phone: &PhoneNumber) -> Result<Option<RegistrationRecord>, StoreError> {
+        let state = self.state();
+        if state.down {
+            return Err(unavailable());
+        }
+        Ok(state.records.get(phone.as_str()).cloned())
+    }
+
+    async fn list(&self, query: &ListQuery) -> Result<InvitationPage, StoreError> {
+        if self.state().down {
+            return Err(unavailable());
+        }
+        Ok(self.listing(query))
+    }
+}
+
+impl MemoryStore {
+    fn listing(&self, query: &ListQuery) -> InvitationPage {
+        let state = self.state();
+        let mut records: Vec<&RegistrationRecord> = state
+            .records
+            .values()
+            .filter(|r| r.domain == query.domain)
+            .filter(|r| query.status.is_none_or(|s| r.shown_status(query.now) == s))
+            .collect();
+        // The index's order: created_at, then number, both descending.
+        records.sort_by(|a, b| (b.created_at, b.phone.as_str()).cmp(&(a.created_at, a.phone.as_str())));
+        let start = query.after.as_ref().map_or(0, |after| {
+            records
+                .iter()
+                .position(|r| (r.created_at, r.phone.as_str()) < (after.created_at, after.phone.as_str()))
+                .unwrap_or(records.len())
+        });
+        let items: Vec<RegistrationRecord> = records[start..]
+            .iter()
+            .take(query.limit)
+            .map(|r| (*r).clone())
+            .collect();
+        let more = records.len() > start + items.len();
+        InvitationPage {
+            next: if more { items.last().map(ListCursor::after) } else { None },
+            items,
+        }
     }
 }
 

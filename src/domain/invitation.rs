@@ -157,6 +157,20 @@ impl RegistrationRecord {
                 || (self.sent_at.is_none() && self.created_at <= rules.stale_before))
     }
 
+    /// The invitation as listings show it (the API and the admin CLI).
+    pub fn listed(&self, now: u64) -> Value {
+        use super::time::rfc3339;
+        serde_json::json!({
+            "phone_number": self.phone.as_str(),
+            "status": self.shown_status(now).as_str(),
+            "phone_type": self.phone_type.map(PhoneType::as_str),
+            "app_id": self.app_id,
+            "created_at": rfc3339(self.created_at),
+            "expires_at": rfc3339(self.expires_at),
+            "registered_at": self.registered_at.map(rfc3339),
+        })
+    }
+
     pub fn shown_status(&self, now: u64) -> ShownStatus {
         match self.status {
             RegistrationStatus::Registered => ShownStatus::Registered,

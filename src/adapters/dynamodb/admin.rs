@@ -7,10 +7,10 @@ use aws_sdk_dynamodb::types::{
 
 use super::item::*;
 use super::{DynamoStore, store_error};
-use crate::domain::invitation::{ClaimRules, RegistrationStatus, ShownStatus};
+use crate::domain::invitation::{ClaimRules, RegistrationStatus};
 use crate::domain::worker::Worker;
 use crate::domain::{ApiKey, App, PhoneNumber, Plan, RegistrationRecord, Token};
-use crate::ports::StoreError;
+use crate::ports::{InvitationStore, StoreError};
 
 /// A project's settings as the admin CLI sets them.
 #[derive(Debug, Clone, Copy)]
@@ -22,13 +22,6 @@ pub struct ProjectUpdate<'a> {
     /// `Some(&[])` removes the allow-list (every country allowed).
     pub allowed_countries: Option<&'a [String]>,
     pub daily_invitation_limit: Option<u32>,
-}
-
-/// An invitation as listed for an administrator.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ListedInvitation {
-    pub record: RegistrationRecord,
-    pub status: ShownStatus,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -241,46 +234,6 @@ impl DynamoStore {
         Ok(out.attributes.is_some_and(|a| !a.is_empty()))
     }
 
-    /// A project's invitations, newest first, from the index (no scan).
-    pub async fn list_invitations(
-        &self,
-        domain: &str,
-        status: Option<ShownStatus>,
-        now: u64,
-    ) -> Result<Vec<ListedInvitation>, StoreError> {
-        let mut listed = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(INVITES_INDEX)
-                .key_condition_expression("gsi1pk = :pk")
-                .expression_attribute_values(":pk", s(invites_pk(domain)))
-                .scan_index_forward(false)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| store_error(&e))?;
-            for item in out.items() {
-                let record = registration_from_item(item)?;
-                let shown = record.shown_status(now);
-                if status.is_none_or(|s| s == shown) {
-                    listed.push(ListedInvitation {
-                        record,
-                        status: shown,
-                    });
-                }
-            }
-            match out.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => break,
-            }
-        }
-        Ok(listed)
-    }
-
     /// A project's worker accounts, by username.
     pub async fn list_workers(&self, domain: &str) -> Result<Vec<Worker>, StoreError> {
         let mut workers = Vec::new();
@@ -307,23 +260,6 @@ impl DynamoStore {
         Ok(workers)
     }
 
-    pub async fn registration(
-        &self,
-        phone: &PhoneNumber,
-    ) -> Result<Option<RegistrationRecord>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(PK, s(phone_pk(phone.as_str())))
-            .key(SK, s(REGISTRATION_SK))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| store_error(&e))?;
-        out.item.as_ref().map(registration_from_item).transpose()
-    }
-
     /// Records that the worker behind `phone` registered in `domain`. Allowed where a
     /// claim would be: no record, this project's invitation, or an expired or stale one.
     pub async fn mark_registered(
@@ -332,7 +268,7 @@ impl DynamoStore {
         phone: &PhoneNumber,
         rules: ClaimRules<'_>,
     ) -> Result<MarkRegistered, StoreError> {
-        let existing = self.registration(phone).await?;
+        let existing = self.find(phone).await?;
         let record = match existing.clone() {
             Some(mut r) if r.domain == domain => {
                 r.status = RegistrationStatus::Registered;

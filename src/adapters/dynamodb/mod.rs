@@ -12,16 +12,18 @@ use aws_sdk_dynamodb::types::{
     Update,
 };
 
-pub use admin::{ListedInvitation, MarkRegistered, ProjectUpdate};
+pub use admin::{MarkRegistered, ProjectUpdate};
 use item::*;
 
 use crate::domain::invitation::ClaimRules;
 use crate::domain::project::DEFAULT_DAILY_INVITATION_LIMIT;
 use crate::domain::worker::Worker;
 use crate::domain::{ApiKey, Invitation, Plan, Project, RegistrationRecord, Token};
+use crate::domain::invitation::ShownStatus;
 use crate::ports::{
-    Claim, DailyQuota, Directory, IdempotencyBegin, IdempotencyStore, InvitationStore,
-    RegisterOutcome, StoreError, StoredResponse, WorkerStore,
+    Claim, DailyQuota, Directory, IdempotencyBegin, IdempotencyStore, InvitationPage,
+    InvitationStore, ListCursor, ListQuery, RegisterOutcome, StoreError, StoredResponse,
+    WorkerStore,
 };
 
 /// Turns an SDK failure into a loggable error.
@@ -252,6 +254,78 @@ impl InvitationStore for DynamoStore {
             Err((false, error)) => Err(error),
         }
     }
+
+    async fn find(
+        &self,
+        phone: &crate::domain::PhoneNumber,
+    ) -> Result<Option<RegistrationRecord>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, s(phone_pk(phone.as_str())))
+            .key(SK, s(REGISTRATION_SK))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| store_error(&e))?;
+        out.item.as_ref().map(registration_from_item).transpose()
+    }
+
+    async fn list(&self, query: &ListQuery) -> Result<InvitationPage, StoreError> {
+        let partition = invites_pk(&query.domain);
+        // A position in the project's own partition: the partition always comes from the
+        // project, so no cursor can reach another project's invitations.
+        let position = |created_at: u64, phone: &str| {
+            Item::from([
+                (GSI1_PK.into(), s(&partition)),
+                (GSI1_SK.into(), s(format!("{created_at:012}#{phone}"))),
+                (PK.into(), s(phone_pk(phone))),
+                (SK.into(), s(REGISTRATION_SK)),
+            ])
+        };
+        let mut start = query
+            .after
+            .as_ref()
+            .map(|after| position(after.created_at, &after.phone));
+        let mut items: Vec<RegistrationRecord> = Vec::new();
+        loop {
+            let mut request = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(INVITES_INDEX)
+                .key_condition_expression("gsi1pk = :pk")
+                .expression_attribute_values(":pk", s(&partition))
+                .scan_index_forward(false)
+                .limit(i32::try_from(query.limit - items.len()).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start.take());
+            if let Some(status) = query.status {
+                request = request
+                    .filter_expression(status_filter(status))
+                    .expression_attribute_names("#status", "status");
+                request = match status {
+                    ShownStatus::Registered => {
+                        request.expression_attribute_values(":registered", s("registered"))
+                    }
+                    _ => request
+                        .expression_attribute_values(":pending", s("pending"))
+                        .expression_attribute_values(":now", n(query.now)),
+                };
+            }
+            let out = request.send().await.map_err(|e| store_error(&e))?;
+            for item in out.items() {
+                items.push(registration_from_item(item)?);
+            }
+            let more = out.last_evaluated_key.as_ref().is_some_and(|k| !k.is_empty());
+            if items.len() >= query.limit || !more {
+                let next = if more { items.last().map(ListCursor::after) } else { None };
+                return Ok(InvitationPage { items, next });
+            }
+            // Filtered pages can come back short: go on from where DynamoDB stopped.
+            start = out.last_evaluated_key;
+        }
+    }
 }
 
 fn is_condition_failure<E, R>(error: &SdkError<E, R>) -> bool
@@ -259,6 +333,15 @@ where
     E: ProvideErrorMetadata,
 {
     error.code() == Some("ConditionalCheckFailedException")
+}
+
+/// Filters a listing by the status a client sees (`expired` is derived from `expires_at`).
+fn status_filter(status: ShownStatus) -> &'static str {
+    match status {
+        ShownStatus::Pending => "#status = :pending AND expires_at > :now",
+        ShownStatus::Expired => "#status = :pending AND expires_at <= :now",
+        ShownStatus::Registered => "#status = :registered",
+    }
 }
 
 impl DailyQuota for DynamoStore {
@@ -535,7 +618,7 @@ impl WorkerStore for DynamoStore {
         let invitation_changed = match failed(1) {
             Some(changed) => changed,
             None => !self
-                .registration(&invitation.phone)
+                .find(&invitation.phone)
                 .await?
                 .is_some_and(|r| {
                     r.token == invitation.token
