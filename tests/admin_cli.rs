@@ -6,10 +6,10 @@ use std::process::Command;
 
 use common::*;
 use serde_json::Value;
-use smsreg::ports::InvitationStore;
 use smsreg::domain::PhoneNumber;
 use smsreg::domain::invitation::RegistrationStatus;
 use smsreg::ports::Directory;
+use smsreg::ports::InvitationStore;
 
 const TABLE: &str = "sms-registration-admin";
 

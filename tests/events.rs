@@ -4,9 +4,9 @@ mod common;
 
 use common::*;
 use serde_json::{Value, json};
-use smsreg::ports::InvitationStore;
 use smsreg::config::Config;
 use smsreg::domain::PhoneNumber;
+use smsreg::ports::InvitationStore;
 use smsreg::wiring::aws_api_with;
 
 const TABLE: &str = "sms-registration-events";
@@ -120,12 +120,30 @@ fn expectations() -> Vec<(&'static str, Expected)> {
             exactly(404, json!({"error": "Not found."})),
         ),
         (
-            "bad-get-method",
+            "bad-put-method",
             Expected {
                 status: 405,
                 body: Some(json!({"error": "Method not allowed."})),
-                header: Some(("allow", "POST")),
+                header: Some(("allow", "GET, POST")),
             },
+        ),
+        (
+            "bad-list-limit",
+            exactly(
+                400,
+                json!({"error": "limit must be a whole number from 1 to 100."}),
+            ),
+        ),
+        (
+            "list-pending",
+            exactly(200, json!({"objects": [], "next": null})),
+        ),
+        (
+            "reinstall-simple",
+            exactly(
+                200,
+                json!({"success_numbers": ["+16175551234"], "invalid_format_numbers": ["+1617JKL1234"], "error_numbers": []}),
+            ),
         ),
     ]
 }
@@ -204,7 +222,21 @@ async fn every_event_gives_its_expected_response() {
             .unwrap();
         let succeeded = body["success_numbers"].as_array().map_or(0, Vec::len);
         let android_only = name == "create-complex";
-        if sent.len() != succeeded || (succeeded == 0) != stored.is_none() {
+        let reinstall = name.starts_with("reinstall");
+        if reinstall {
+            // A reinstall texts the Play Store link and stores nothing.
+            if sent.len() != succeeded
+                || stored.is_some()
+                || !sent
+                    .iter()
+                    .all(|(_, m)| m.starts_with("Install CommCare: https://play.google.com/"))
+            {
+                failures.push(format!(
+                    "{name}: SMS {sent:?}, stored {:?}",
+                    stored.is_some()
+                ));
+            }
+        } else if sent.len() != succeeded || (succeeded == 0) != stored.is_none() {
             failures.push(format!(
                 "{name}: {} SMS, stored {:?}, for {succeeded} successes",
                 sent.len(),

@@ -17,9 +17,9 @@ use common::fault_proxy::{Fault, FaultProxy, Rule};
 use common::*;
 use lambda_http::RequestExt;
 use serde_json::{Value, json};
-use smsreg::ports::InvitationStore;
 use smsreg::config::Config;
 use smsreg::domain::PhoneNumber;
+use smsreg::ports::InvitationStore;
 use smsreg::wiring::{AwsApi, aws_api_with};
 
 const TABLE: &str = "sms-registration-faults";
@@ -155,10 +155,7 @@ impl Env {
         let sent: HashSet<String> = self.moto.sms().into_iter().map(|(to, _)| to).collect();
         for n in body["success_numbers"].as_array().unwrap() {
             let n = n.as_str().unwrap();
-            let record = store
-                .find(&PhoneNumber::parse(n).unwrap())
-                .await
-                .unwrap();
+            let record = store.find(&PhoneNumber::parse(n).unwrap()).await.unwrap();
             assert!(
                 record.is_some_and(|r| r.domain == DEMO_DOMAIN),
                 "{n} stored"

@@ -10,8 +10,8 @@ use crate::domain::invitation::RegistrationStatus;
 use crate::domain::worker::Worker;
 use crate::domain::{ApiKey, Invitation, PhoneNumber, Project, RegistrationRecord};
 use crate::ports::{
-    Claim, DailyQuota, Directory, IdempotencyBegin, IdempotencyStore, InvitationStore,
-    InvitationPage, ListCursor, ListQuery, RegisterOutcome, RegistrationEvents, SmsError,
+    Claim, DailyQuota, Directory, IdempotencyBegin, IdempotencyStore, InvitationPage,
+    InvitationStore, ListCursor, ListQuery, RegisterOutcome, RegistrationEvents, SmsError,
     SmsSender, StoreError, StoredResponse, WorkerStore,
 };
 
@@ -219,11 +219,15 @@ impl MemoryStore {
             .filter(|r| query.status.is_none_or(|s| r.shown_status(query.now) == s))
             .collect();
         // The index's order: created_at, then number, both descending.
-        records.sort_by(|a, b| (b.created_at, b.phone.as_str()).cmp(&(a.created_at, a.phone.as_str())));
+        records.sort_by(|a, b| {
+            (b.created_at, b.phone.as_str()).cmp(&(a.created_at, a.phone.as_str()))
+        });
         let start = query.after.as_ref().map_or(0, |after| {
             records
                 .iter()
-                .position(|r| (r.created_at, r.phone.as_str()) < (after.created_at, after.phone.as_str()))
+                .position(|r| {
+                    (r.created_at, r.phone.as_str()) < (after.created_at, after.phone.as_str())
+                })
                 .unwrap_or(records.len())
         });
         let items: Vec<RegistrationRecord> = records[start..]
@@ -233,7 +237,11 @@ impl MemoryStore {
             .collect();
         let more = records.len() > start + items.len();
         InvitationPage {
-            next: if more { items.last().map(ListCursor::after) } else { None },
+            next: if more {
+                items.last().map(ListCursor::after)
+            } else {
+                None
+            },
             items,
         }
     }

@@ -39,6 +39,28 @@ impl FromIterator<InviteOutcome> for RegistrationReport {
     }
 }
 
+/// The response body of a reinstall request.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ReinstallReport {
+    pub success_numbers: Vec<String>,
+    pub invalid_format_numbers: Vec<String>,
+    pub error_numbers: Vec<String>,
+}
+
+impl FromIterator<InviteOutcome> for ReinstallReport {
+    fn from_iter<T: IntoIterator<Item = InviteOutcome>>(outcomes: T) -> Self {
+        let mut report = ReinstallReport::default();
+        for outcome in outcomes {
+            match outcome {
+                InviteOutcome::Success(n) => report.success_numbers.push(n),
+                InviteOutcome::InvalidFormat(n) => report.invalid_format_numbers.push(n),
+                InviteOutcome::InUse(n) | InviteOutcome::Error(n) => report.error_numbers.push(n),
+            }
+        }
+        report
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

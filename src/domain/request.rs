@@ -83,21 +83,7 @@ impl RegistrationRequest {
     ) -> Result<Self, FieldErrors> {
         let mut errors = FieldErrors::default();
 
-        let app_id = match body.get("app_id") {
-            None => {
-                errors.add("app_id", REQUIRED);
-                None
-            }
-            Some(Value::String(id)) if ctx.project.app(id).is_some() => Some(id.clone()),
-            Some(Value::String(_)) => {
-                errors.add("app_id", "Invalid app_id specified");
-                None
-            }
-            Some(_) => {
-                errors.add("app_id", type_name("str"));
-                None
-            }
-        };
+        let app_id = validate_app_id(body, ctx.project, &mut errors);
 
         let mut optional_bool = |field: &str| match body.get(field) {
             None => false,
@@ -129,38 +115,7 @@ impl RegistrationRequest {
             }
         };
 
-        let users = match body.get("users") {
-            None => {
-                errors.add("users", REQUIRED);
-                Vec::new()
-            }
-            Some(Value::Array(items)) => validate_users(items, ctx, &mut errors),
-            Some(_) => {
-                errors.add("users", type_name("list"));
-                Vec::new()
-            }
-        };
-
-        let outside: Vec<&str> = users
-            .iter()
-            .filter_map(|u| match &u.number {
-                RequestedNumber::Valid(phone) if !ctx.project.may_text(phone.region()) => {
-                    Some(phone.as_str())
-                }
-                _ => None,
-            })
-            .collect();
-        if !outside.is_empty() {
-            let allowed = ctx.project.allowed_countries.as_deref().unwrap_or_default();
-            errors.add(
-                "users",
-                format!(
-                    "These numbers are outside the countries this project may text ({}): {}",
-                    allowed.join(", "),
-                    outside.join(", ")
-                ),
-            );
-        }
+        let users = validate_user_list(body, ctx, &mut errors);
 
         match app_id {
             Some(app_id) if errors.is_empty() => Ok(RegistrationRequest {
@@ -210,6 +165,124 @@ fn check_custom_message(
         }
     }
     Ok(())
+}
+
+/// Every valid number outside the project's allowed countries, in one error on `users`.
+fn check_countries(users: &[UserEntry], project: &Project, errors: &mut FieldErrors) {
+    let outside: Vec<&str> = users
+        .iter()
+        .filter_map(|u| match &u.number {
+            RequestedNumber::Valid(phone) if !project.may_text(phone.region()) => {
+                Some(phone.as_str())
+            }
+            _ => None,
+        })
+        .collect();
+    if !outside.is_empty() {
+        let allowed = project.allowed_countries.as_deref().unwrap_or_default();
+        errors.add(
+            "users",
+            format!(
+                "These numbers are outside the countries this project may text ({}): {}",
+                allowed.join(", "),
+                outside.join(", ")
+            ),
+        );
+    }
+}
+
+/// `app_id`: required, a string, an app of the project.
+fn validate_app_id(
+    body: &Map<String, Value>,
+    project: &Project,
+    errors: &mut FieldErrors,
+) -> Option<String> {
+    match body.get("app_id") {
+        None => {
+            errors.add("app_id", REQUIRED);
+            None
+        }
+        Some(Value::String(id)) if project.app(id).is_some() => Some(id.clone()),
+        Some(Value::String(_)) => {
+            errors.add("app_id", "Invalid app_id specified");
+            None
+        }
+        Some(_) => {
+            errors.add("app_id", type_name("str"));
+            None
+        }
+    }
+}
+
+/// `users`: required, a list of objects, within the limits, each number once.
+fn validate_user_list(
+    body: &Map<String, Value>,
+    ctx: ValidationContext<'_>,
+    errors: &mut FieldErrors,
+) -> Vec<UserEntry> {
+    let users = match body.get("users") {
+        None => {
+            errors.add("users", REQUIRED);
+            Vec::new()
+        }
+        Some(Value::Array(items)) => validate_users(items, ctx, errors),
+        Some(_) => {
+            errors.add("users", type_name("list"));
+            Vec::new()
+        }
+    };
+    check_countries(&users, ctx.project, errors);
+    users
+}
+
+/// The reinstall request: send the app's install link again to workers' phones.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReinstallRequest {
+    pub app_id: String,
+    /// Trimmed and non-empty; `{}` stands for the Google Play link. `None`: the default.
+    pub reinstall_message: Option<String>,
+    pub users: Vec<UserEntry>,
+}
+
+impl ReinstallRequest {
+    pub fn validate(
+        body: &Map<String, Value>,
+        ctx: ValidationContext<'_>,
+        play_store_url: &str,
+    ) -> Result<Self, FieldErrors> {
+        let mut errors = FieldErrors::default();
+        let app_id = validate_app_id(body, ctx.project, &mut errors);
+        let reinstall_message = match body.get("reinstall_message") {
+            None => None,
+            Some(Value::String(s)) if s.trim().is_empty() => None,
+            Some(Value::String(s)) => {
+                let message = s.trim().to_owned();
+                if message.replace("{}", play_store_url).chars().count() > MAX_SMS_CHARS {
+                    errors.add(
+                        "reinstall_message",
+                        format!(
+                            "The message must be at most {MAX_SMS_CHARS} characters once the \
+                             Google Play link replaces {{}}"
+                        ),
+                    );
+                }
+                Some(message)
+            }
+            Some(_) => {
+                errors.add("reinstall_message", type_name("str"));
+                None
+            }
+        };
+        let users = validate_user_list(body, ctx, &mut errors);
+        match app_id {
+            Some(app_id) if errors.is_empty() => Ok(ReinstallRequest {
+                app_id,
+                reinstall_message,
+                users,
+            }),
+            _ => Err(errors),
+        }
+    }
 }
 
 fn validate_users(

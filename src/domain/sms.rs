@@ -47,6 +47,29 @@ impl InvitationSms<'_> {
     }
 }
 
+/// Where Android workers get the CommCare app.
+pub const PLAY_STORE_URL: &str =
+    "https://play.google.com/store/apps/details?id=org.commcare.dalvik";
+
+/// The SMS of a reinstall: the Google Play message (the custom one with `{}` replaced by
+/// the link, or the default), then the app's install-link SMS when it has one.
+pub fn reinstall_texts(
+    project_title: &str,
+    custom: Option<&str>,
+    install_url: Option<&str>,
+) -> Vec<String> {
+    let first = match custom {
+        Some(message) => message.replace("{}", PLAY_STORE_URL),
+        None => format!(
+            "{project_title}: to reinstall your app, first install CommCare from the Google \
+             Play store: {PLAY_STORE_URL}"
+        ),
+    };
+    let mut texts = vec![first];
+    texts.extend(install_url.map(install_link_sms));
+    texts
+}
+
 /// The SMS the CommCare app reads to install an app: the prefix, then the link in base64.
 pub fn install_link_sms(install_url: &str) -> String {
     format!("{INSTALL_LINK_PREFIX}{}", STANDARD.encode(install_url))
@@ -107,6 +130,21 @@ mod tests {
             sms(true, Some("Please register a new user here: {}"), None),
             vec![format!("Please register a new user here: {URL}")]
         );
+    }
+
+    #[test]
+    fn a_reinstall_sends_the_play_store_link_then_the_install_link() {
+        let texts = reinstall_texts("Demo", Some("Get it: {}"), Some(INSTALL));
+        assert_eq!(
+            texts,
+            vec![
+                format!("Get it: {PLAY_STORE_URL}"),
+                install_link_sms(INSTALL)
+            ]
+        );
+        let texts = reinstall_texts("Demo", None, None);
+        assert_eq!(texts.len(), 1);
+        assert!(texts[0].starts_with("Demo: ") && texts[0].ends_with(PLAY_STORE_URL));
     }
 
     #[test]

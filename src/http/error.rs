@@ -28,8 +28,14 @@ pub enum ApiError {
     PayloadTooLarge,
     #[error("request body is not a JSON object")]
     InvalidJson,
+    /// Field errors, under the name of the resource (`sms_user_registration`, ...).
     #[error("field validation failed")]
-    Validation(FieldErrors),
+    Validation {
+        resource: &'static str,
+        errors: FieldErrors,
+    },
+    #[error("bad query parameter")]
+    BadQuery(&'static str),
     #[error("a backing service is unavailable")]
     Unavailable,
     #[error("bad Idempotency-Key header")]
@@ -67,9 +73,10 @@ impl ApiError {
                 StatusCode::FORBIDDEN
             }
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::InvalidJson | ApiError::Validation(_) | ApiError::BadIdempotencyKey => {
-                StatusCode::BAD_REQUEST
-            }
+            ApiError::InvalidJson
+            | ApiError::Validation { .. }
+            | ApiError::BadIdempotencyKey
+            | ApiError::BadQuery(_) => StatusCode::BAD_REQUEST,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::IdempotencyInProgress => StatusCode::CONFLICT,
             ApiError::IdempotencyMismatch => StatusCode::UNPROCESSABLE_ENTITY,
@@ -79,7 +86,8 @@ impl ApiError {
 
     pub fn body(&self) -> Value {
         let message = match self {
-            ApiError::Validation(errors) => return json!({ "sms_user_registration": errors }),
+            ApiError::Validation { resource, errors } => return json!({ *resource: errors }),
+            ApiError::BadQuery(message) => message,
             ApiError::DailyLimit { limit, .. } => {
                 return json!({ "error": format!(
                     "This request would pass the project's limit of {limit} invitations per day. \

@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod listing;
 pub mod pages;
 pub mod register;
 pub mod route;
@@ -16,10 +17,10 @@ use tracing::{Instrument, info, info_span, warn};
 
 use crate::domain::Project;
 use crate::ports::{
-    DailyQuota, Directory, IdempotencyBegin, IdempotencyStore, InvitationStore, RegistrationEvents,
-    SmsSender, StoredResponse, WorkerStore,
+    DailyQuota, Directory, IdempotencyBegin, IdempotencyStore, InvitationStore, ListQuery,
+    RegistrationEvents, SmsSender, StoredResponse, WorkerStore,
 };
-use crate::service::RegistrationService;
+use crate::service::{Access, RegistrationService};
 pub use error::ApiError;
 use error::json_response;
 use route::Route;
@@ -105,7 +106,15 @@ where
             Route::MethodNotAllowed { allow } => Err(ApiError::MethodNotAllowed { allow }),
             Route::CreateInvitations { domain } => {
                 tracing::Span::current().record("domain", domain);
-                self.create_invitations(request, domain).await
+                self.sending(request, domain, Sending::Invitations).await
+            }
+            Route::Reinstall { domain } => {
+                tracing::Span::current().record("domain", domain);
+                self.sending(request, domain, Sending::Reinstall).await
+            }
+            Route::ListInvitations { domain } => {
+                tracing::Span::current().record("domain", domain);
+                self.list_invitations(request, domain).await
             }
             Route::Registration {
                 domain,
@@ -118,18 +127,29 @@ where
         }
     }
 
-    async fn create_invitations(
+    /// Authenticates the request and authorises it in the project.
+    async fn access(
         &self,
         request: &Request,
         domain: &str,
-    ) -> Result<Response<Body>, ApiError> {
+        access: Access,
+    ) -> Result<Project, ApiError> {
         let header = request.headers().get("authorization").map(|v| v.as_bytes());
         let credentials = auth::parse_authorization(header).ok_or(ApiError::Unauthenticated)?;
         let key = self.service.authenticate(&credentials).await?;
-        let project = self.service.authorize(&key, domain).await?;
+        Ok(self.service.authorize(&key, domain, access).await?)
+    }
 
+    /// A request that sends SMS: invitations or reinstall links, with `Idempotency-Key`.
+    async fn sending(
+        &self,
+        request: &Request,
+        domain: &str,
+        sending: Sending,
+    ) -> Result<Response<Body>, ApiError> {
+        let project = self.access(request, domain, Access::Edit).await?;
         let Some(idempotency_key) = idempotency_key(request)? else {
-            return self.invite_from_body(request, &project).await;
+            return self.send_from_body(request, &project, sending).await;
         };
         let store = &self.service.directory;
         let request_hash = sha256_hex(request.body().as_ref());
@@ -157,7 +177,7 @@ where
             IdempotencyBegin::InProgress => return Err(ApiError::IdempotencyInProgress),
         };
         let response = self
-            .invite_from_body(request, &project)
+            .send_from_body(request, &project, sending)
             .await
             .unwrap_or_else(ApiError::into_response);
         let status = response.status();
@@ -180,27 +200,87 @@ where
         Ok(response)
     }
 
-    async fn invite_from_body(
+    async fn send_from_body(
         &self,
         request: &Request,
         project: &Project,
+        sending: Sending,
     ) -> Result<Response<Body>, ApiError> {
         let body = read_json_object(request.body())?;
-        let invitation_request = self
-            .service
-            .validate(project, &body)
-            .map_err(ApiError::Validation)?;
-        let reservation = self
-            .service
-            .reserve_invitations(project, &invitation_request)
-            .await?;
-        let report = self
-            .service
-            .invite(project, invitation_request, deadline(request))
-            .await;
-        self.service.settle(project, reservation, &report).await;
-        Ok(json_response(StatusCode::OK, &report))
+        let deadline = deadline(request);
+        match sending {
+            Sending::Invitations => {
+                let invitations = self.service.validate(project, &body).map_err(|errors| {
+                    ApiError::Validation {
+                        resource: "sms_user_registration",
+                        errors,
+                    }
+                })?;
+                let reservation = self
+                    .service
+                    .reserve_invitations(project, &invitations.users)
+                    .await?;
+                let report = self.service.invite(project, invitations, deadline).await;
+                let sent = report.success_numbers.len();
+                self.service.settle(project, reservation, sent).await;
+                Ok(json_response(StatusCode::OK, &report))
+            }
+            Sending::Reinstall => {
+                let reinstall =
+                    self.service
+                        .validate_reinstall(project, &body)
+                        .map_err(|errors| ApiError::Validation {
+                            resource: "sms_user_registration_reinstall",
+                            errors,
+                        })?;
+                let reservation = self
+                    .service
+                    .reserve_invitations(project, &reinstall.users)
+                    .await?;
+                let report = self.service.reinstall(project, reinstall, deadline).await;
+                let sent = report.success_numbers.len();
+                self.service.settle(project, reservation, sent).await;
+                Ok(json_response(StatusCode::OK, &report))
+            }
+        }
     }
+
+    /// `GET .../sms_user_registration/`: a page of the project's invitations, newest first.
+    async fn list_invitations(
+        &self,
+        request: &Request,
+        domain: &str,
+    ) -> Result<Response<Body>, ApiError> {
+        let project = self.access(request, domain, Access::Read).await?;
+        let query = listing::parse_query(request.uri().query().unwrap_or_default())?;
+        let now = self.service.clock.now();
+        let page = self
+            .service
+            .store
+            .list(&ListQuery {
+                domain: project.name.clone(),
+                status: query.status,
+                now,
+                limit: query.limit,
+                after: query.after,
+            })
+            .await
+            .map_err(|error| {
+                warn!(%error, "listing unavailable");
+                ApiError::Unavailable
+            })?;
+        Ok(json_response(
+            StatusCode::OK,
+            &listing::page_json(&page, now),
+        ))
+    }
+}
+
+/// What a sending request sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sending {
+    Invitations,
+    Reinstall,
 }
 
 /// How long the answer to an `Idempotency-Key` is replayed.

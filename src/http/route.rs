@@ -8,6 +8,12 @@ pub enum Route<'a> {
     CreateInvitations {
         domain: &'a str,
     },
+    ListInvitations {
+        domain: &'a str,
+    },
+    Reinstall {
+        domain: &'a str,
+    },
     /// The registration page of a link sent by SMS: GET shows it, POST submits it.
     Registration {
         domain: &'a str,
@@ -34,13 +40,16 @@ pub fn route<'a>(method: &str, path: &'a str, stage: Option<&str>) -> Route<'a> 
     let path = path.strip_suffix('/').unwrap_or(path);
     let segments: Vec<&str> = path.split('/').collect();
     match segments.as_slice() {
-        ["a", domain, "api", version, "sms_user_registration"]
+        ["a", domain, "api", version, resource]
             if !domain.is_empty() && VERSIONS.contains(version) =>
         {
-            if method == "POST" {
-                Route::CreateInvitations { domain }
-            } else {
-                Route::MethodNotAllowed { allow: "POST" }
+            match (*resource, method) {
+                ("sms_user_registration", "POST") => Route::CreateInvitations { domain },
+                ("sms_user_registration", "GET") => Route::ListInvitations { domain },
+                ("sms_user_registration", _) => Route::MethodNotAllowed { allow: "GET, POST" },
+                ("sms_user_registration_reinstall", "POST") => Route::Reinstall { domain },
+                ("sms_user_registration_reinstall", _) => Route::MethodNotAllowed { allow: "POST" },
+                _ => Route::NotFound,
             }
         }
         ["a", domain, "register", token] if !domain.is_empty() && !token.is_empty() => match method
@@ -98,12 +107,46 @@ mod tests {
 
     #[test]
     fn other_methods_are_not_allowed() {
-        for method in ["GET", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"] {
+        for method in ["PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"] {
             assert_eq!(
                 route(method, "/a/demo/api/v0_5/sms_user_registration/", None),
+                Route::MethodNotAllowed { allow: "GET, POST" }
+            );
+        }
+        for method in ["GET", "PUT"] {
+            assert_eq!(
+                route(
+                    method,
+                    "/a/demo/api/v1/sms_user_registration_reinstall/",
+                    None
+                ),
                 Route::MethodNotAllowed { allow: "POST" }
             );
         }
+    }
+
+    #[test]
+    fn listing_and_reinstall_are_routed() {
+        assert_eq!(
+            route("GET", "/a/demo/api/v0_5/sms_user_registration", None),
+            Route::ListInvitations { domain: "demo" }
+        );
+        assert_eq!(
+            route(
+                "POST",
+                "/a/demo/api/v0_6/sms_user_registration_reinstall/",
+                None
+            ),
+            Route::Reinstall { domain: "demo" }
+        );
+        assert_eq!(
+            route(
+                "POST",
+                "/a/demo/api/v0_4/sms_user_registration_reinstall/",
+                None
+            ),
+            Route::NotFound
+        );
     }
 
     #[test]

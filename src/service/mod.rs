@@ -11,12 +11,15 @@ use tracing::{debug, info, warn};
 
 use crate::config::Config;
 use crate::domain::invitation::{ClaimRules, PhoneType, registration_url};
+use crate::domain::outcome::ReinstallReport;
+use crate::domain::request::ReinstallRequest;
 use crate::domain::request::ValidationContext;
 use crate::domain::sms::InvitationSms;
+use crate::domain::sms::{PLAY_STORE_URL, reinstall_texts};
 use crate::domain::time::{seconds_to_midnight, utc_day};
 use crate::domain::{
     ApiKey, FieldErrors, Invitation, InviteOutcome, Plan, Project, RegistrationReport,
-    RegistrationRequest, RegistrationStatus, RequestedNumber, Token,
+    RegistrationRequest, RegistrationStatus, RequestedNumber, Token, UserEntry,
 };
 use crate::ports::{
     Claim, Clock, DailyQuota, Directory, IdempotencyStore, InvitationStore, SmsSender, StoreError,
@@ -64,6 +67,13 @@ pub struct RegistrationService<D, I, S> {
     pub config: Config,
 }
 
+/// What a request does in a project.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    Edit,
+}
+
 /// Invitations counted against a project's daily limit, before they are sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reservation {
@@ -100,9 +110,15 @@ where
         found.ok_or(AccessError::Unauthenticated)
     }
 
-    /// Checks, in the contract's order, that the key may create invitations in `domain`.
-    pub async fn authorize(&self, key: &ApiKey, domain: &str) -> Result<Project, AccessError> {
-        if key.domain != domain || !key.can_edit_data {
+    /// Checks, in the contract's order, that the key may act in `domain`: any key of the
+    /// project for reading, one with `edit_data` for sending.
+    pub async fn authorize(
+        &self,
+        key: &ApiKey,
+        domain: &str,
+        access: Access,
+    ) -> Result<Project, AccessError> {
+        if key.domain != domain || (access == Access::Edit && !key.can_edit_data) {
             return Err(AccessError::Forbidden);
         }
         let project = self
@@ -119,34 +135,112 @@ where
         Ok(project)
     }
 
-    pub fn validate(
-        &self,
-        project: &Project,
-        body: &Map<String, Value>,
-    ) -> Result<RegistrationRequest, FieldErrors> {
+    fn validation_context<'a>(&self, project: &'a Project) -> ValidationContext<'a> {
         let sample = registration_url(
             &self.config.public_base_url,
             &project.name,
             &Token::from_stored("x".repeat(crate::domain::invitation::TOKEN_LEN)),
         );
-        RegistrationRequest::validate(
-            body,
-            ValidationContext {
-                project,
-                max_users: self.config.max_users_per_request,
-                registration_url_chars: sample.chars().count(),
-            },
-        )
+        ValidationContext {
+            project,
+            max_users: self.config.max_users_per_request,
+            registration_url_chars: sample.chars().count(),
+        }
+    }
+
+    pub fn validate(
+        &self,
+        project: &Project,
+        body: &Map<String, Value>,
+    ) -> Result<RegistrationRequest, FieldErrors> {
+        RegistrationRequest::validate(body, self.validation_context(project))
+    }
+
+    pub fn validate_reinstall(
+        &self,
+        project: &Project,
+        body: &Map<String, Value>,
+    ) -> Result<ReinstallRequest, FieldErrors> {
+        ReinstallRequest::validate(body, self.validation_context(project), PLAY_STORE_URL)
+    }
+
+    /// Sends the install link again to each number of the request (a Google Play message,
+    /// then the app's install-link SMS), unless the number is registered in another project.
+    pub async fn reinstall(
+        &self,
+        project: &Project,
+        request: ReinstallRequest,
+        deadline: Option<Instant>,
+    ) -> ReinstallReport {
+        let install_url = project
+            .app(&request.app_id)
+            .and_then(|app| app.install_url.as_deref());
+        let texts = reinstall_texts(
+            project.title(),
+            request.reinstall_message.as_deref(),
+            install_url,
+        );
+        let report: ReinstallReport = futures::stream::iter(0..request.users.len())
+            .map(|i| self.reinstall_one(project, &request.users[i], &texts, deadline))
+            .buffered(self.config.concurrency)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect();
+        info!(
+            users = request.users.len(),
+            success = report.success_numbers.len(),
+            invalid_format = report.invalid_format_numbers.len(),
+            errors = report.error_numbers.len(),
+            "reinstall links processed"
+        );
+        report
+    }
+
+    async fn reinstall_one(
+        &self,
+        project: &Project,
+        user: &UserEntry,
+        texts: &[String],
+        deadline: Option<Instant>,
+    ) -> InviteOutcome {
+        let phone = match &user.number {
+            RequestedNumber::Invalid(raw) => return InviteOutcome::InvalidFormat(raw.clone()),
+            RequestedNumber::Valid(phone) => phone,
+        };
+        let number = phone.as_str().to_owned();
+        if deadline.is_some_and(|d| Instant::now() + self.config.deadline_margin >= d) {
+            return InviteOutcome::Error(number);
+        }
+        match self.store.find(phone).await {
+            Ok(Some(r))
+                if r.status == RegistrationStatus::Registered && r.domain != project.name =>
+            {
+                debug!(phone = %phone.masked(), "registered in another project");
+                return InviteOutcome::Error(number);
+            }
+            Ok(_) => {}
+            Err(error) => {
+                warn!(phone = %phone.masked(), %error, "lookup failed");
+                return InviteOutcome::Error(number);
+            }
+        }
+        for text in texts {
+            if let Err(error) = self.sms.send(phone, text).await {
+                warn!(phone = %phone.masked(), %error, "reinstall SMS failed");
+                return InviteOutcome::Error(number);
+            }
+        }
+        InviteOutcome::Success(number)
     }
 
     /// Counts the request's valid numbers against the project's daily limit, all or none.
     pub async fn reserve_invitations(
         &self,
         project: &Project,
-        request: &RegistrationRequest,
+        users: &[UserEntry],
     ) -> Result<Reservation, AccessError> {
-        let count = request
-            .users
+        let count = users
             .iter()
             .filter(|u| matches!(u.number, RequestedNumber::Valid(_)))
             .count();
@@ -169,13 +263,8 @@ where
     }
 
     /// Gives back the reserved invitations that were not sent.
-    pub async fn settle(
-        &self,
-        project: &Project,
-        reservation: Reservation,
-        report: &RegistrationReport,
-    ) {
-        let sent = u32::try_from(report.success_numbers.len()).unwrap_or(u32::MAX);
+    pub async fn settle(&self, project: &Project, reservation: Reservation, sent: usize) {
+        let sent = u32::try_from(sent).unwrap_or(u32::MAX);
         let unused = reservation.count.saturating_sub(sent);
         if let Err(error) = self
             .directory

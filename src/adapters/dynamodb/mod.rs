@@ -16,10 +16,10 @@ pub use admin::{MarkRegistered, ProjectUpdate};
 use item::*;
 
 use crate::domain::invitation::ClaimRules;
+use crate::domain::invitation::ShownStatus;
 use crate::domain::project::DEFAULT_DAILY_INVITATION_LIMIT;
 use crate::domain::worker::Worker;
 use crate::domain::{ApiKey, Invitation, Plan, Project, RegistrationRecord, Token};
-use crate::domain::invitation::ShownStatus;
 use crate::ports::{
     Claim, DailyQuota, Directory, IdempotencyBegin, IdempotencyStore, InvitationPage,
     InvitationStore, ListCursor, ListQuery, RegisterOutcome, StoreError, StoredResponse,
@@ -317,9 +317,16 @@ impl InvitationStore for DynamoStore {
             for item in out.items() {
                 items.push(registration_from_item(item)?);
             }
-            let more = out.last_evaluated_key.as_ref().is_some_and(|k| !k.is_empty());
+            let more = out
+                .last_evaluated_key
+                .as_ref()
+                .is_some_and(|k| !k.is_empty());
             if items.len() >= query.limit || !more {
-                let next = if more { items.last().map(ListCursor::after) } else { None };
+                let next = if more {
+                    items.last().map(ListCursor::after)
+                } else {
+                    None
+                };
                 return Ok(InvitationPage { items, next });
             }
             // Filtered pages can come back short: go on from where DynamoDB stopped.
@@ -617,14 +624,11 @@ impl WorkerStore for DynamoStore {
         };
         let invitation_changed = match failed(1) {
             Some(changed) => changed,
-            None => !self
-                .find(&invitation.phone)
-                .await?
-                .is_some_and(|r| {
-                    r.token == invitation.token
-                        && r.status == crate::domain::RegistrationStatus::Pending
-                        && r.expires_at > worker.registered_at
-                }),
+            None => !self.find(&invitation.phone).await?.is_some_and(|r| {
+                r.token == invitation.token
+                    && r.status == crate::domain::RegistrationStatus::Pending
+                    && r.expires_at > worker.registered_at
+            }),
         };
         Ok(if invitation_changed {
             RegisterOutcome::InvitationChanged
