@@ -719,3 +719,192 @@ async fn a_registration_publishes_a_worker_registered_event_to_the_topic() {
     assert!(event["registered_at"].as_str().unwrap().ends_with('Z'));
     assert!(!notifications.concat().contains("correct horse"));
 }
+
+// ---- Listing and reinstall ----------------------------------------------------------------
+
+async fn get_list(e: &Env, auth: &str, query: &str) -> (u16, Value) {
+    let mut event: Value =
+        serde_json::from_str(&post_event(DEMO_DOMAIN, &json!({}), auth)).unwrap();
+    event["requestContext"]["http"]["method"] = "GET".into();
+    event["rawQueryString"] = query.into();
+    event.as_object_mut().unwrap().remove("body");
+    response_parts(
+        &e.api
+            .handle(lambda_http::request::from_str(&event.to_string()).unwrap())
+            .await,
+    )
+}
+
+#[tokio::test]
+async fn the_listing_pages_through_the_index_newest_first_with_a_cursor() {
+    let e = env().await;
+    let t = now();
+    // 25 invitations created a second apart, oldest first; two registered, three expired.
+    for i in 0..25u64 {
+        let phone = format!("+1617555{:04}", 3000 + i);
+        let mut r = stored(
+            DEMO_DOMAIN,
+            &phone,
+            t - 100 + i,
+            t + 86_400,
+            Some(t - 100 + i),
+        );
+        if i < 3 {
+            r.expires_at = t - 1;
+        }
+        put(&e.store, &r).await;
+    }
+    for i in [20u64, 21] {
+        let phone = PhoneNumber::parse(&format!("+1617555{:04}", 3000 + i)).unwrap();
+        let rules = ClaimRules {
+            domain: DEMO_DOMAIN,
+            now: t,
+            stale_before: t - 300,
+        };
+        e.store
+            .mark_registered(DEMO_DOMAIN, &phone, rules)
+            .await
+            .unwrap();
+    }
+    // Another project's invitation never shows.
+    e.post_other(&invite(&["+16175559999"])).await;
+
+    let viewer = api_key_header(VIEWER_USER, VIEWER_KEY);
+    let (mut seen, mut query) = (Vec::new(), "limit=10".to_owned());
+    loop {
+        let (status, page) = get_list(&e, &viewer, &query).await;
+        assert_eq!(status, 200, "{page}");
+        for object in page["objects"].as_array().unwrap() {
+            seen.push(object["phone_number"].as_str().unwrap().to_owned());
+        }
+        match page["next"].as_str() {
+            Some(cursor) => query = format!("limit=10&cursor={cursor}"),
+            None => break,
+        }
+    }
+    let expected: Vec<String> = (0..25u64)
+        .rev()
+        .map(|i| format!("+1617555{:04}", 3000 + i))
+        .collect();
+    assert_eq!(seen, expected, "every invitation once, newest first");
+
+    let (_, page) = get_list(&e, &viewer, "status=registered").await;
+    let registered: Vec<&str> = page["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["phone_number"].as_str().unwrap())
+        .collect();
+    assert_eq!(registered, ["+16175553021", "+16175553020"]);
+    assert!(page["objects"][0]["registered_at"].is_string());
+    let (_, page) = get_list(&e, &viewer, "status=expired&limit=2").await;
+    assert_eq!(page["objects"].as_array().unwrap().len(), 2);
+    assert!(
+        page["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|o| o["status"] == "expired")
+    );
+    let (_, rest) = get_list(
+        &e,
+        &viewer,
+        &format!(
+            "status=expired&limit=2&cursor={}",
+            page["next"].as_str().unwrap()
+        ),
+    )
+    .await;
+    assert_eq!(rest["objects"][0]["phone_number"], "+16175553000");
+    let (_, pending) = get_list(&e, &viewer, "status=pending&limit=100").await;
+    assert_eq!(pending["objects"].as_array().unwrap().len(), 20);
+    let object = &pending["objects"][0];
+    for field in [
+        "phone_number",
+        "status",
+        "phone_type",
+        "app_id",
+        "created_at",
+        "expires_at",
+        "registered_at",
+    ] {
+        assert!(object.get(field).is_some(), "{field}");
+    }
+
+    // A key of another project is refused; a cursor of another project's number shows
+    // nothing of it.
+    let other = api_key_header("admin@other.example", "other-test-key-0123456789abcdef");
+    assert_eq!(get_list(&e, &other, "").await.0, 403);
+    let foreign = {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(format!(r#"{{"c":{},"p":"+16175559999"}}"#, t + 10))
+    };
+    let (status, page) = get_list(&e, &viewer, &format!("cursor={foreign}")).await;
+    assert_eq!(status, 200);
+    assert!(!page.to_string().contains("+16175559999"));
+}
+
+async fn post_reinstall(e: &Env, body: &Value) -> (u16, Value) {
+    let mut event: Value = serde_json::from_str(&post_event(
+        DEMO_DOMAIN,
+        body,
+        &api_key_header(DEMO_USER, DEMO_KEY),
+    ))
+    .unwrap();
+    let path = "/a/demo/api/v1/sms_user_registration_reinstall";
+    event["rawPath"] = path.into();
+    event["requestContext"]["http"]["path"] = path.into();
+    response_parts(
+        &e.api
+            .handle(lambda_http::request::from_str(&event.to_string()).unwrap())
+            .await,
+    )
+}
+
+#[tokio::test]
+async fn a_reinstall_sends_the_play_store_link_and_the_install_link_except_to_other_projects_workers()
+ {
+    let e = env_with(Some("https://www.commcarehq.org/a/demo/app/1"), &[]).await;
+    let t = now();
+    let phone = PhoneNumber::parse(B).unwrap();
+    let rules = ClaimRules {
+        domain: "other",
+        now: t,
+        stale_before: t - 300,
+    };
+    e.store
+        .mark_registered("other", &phone, rules)
+        .await
+        .unwrap();
+    let body = json!({"app_id": DEMO_APP, "reinstall_message": "  Get CommCare: {}  ",
+        "users": [{"phone_number": A}, {"phone_number": B}, {"phone_number": "12"}]});
+    let (status, report) = post_reinstall(&e, &body).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        report,
+        json!({"success_numbers": [A], "invalid_format_numbers": ["12"], "error_numbers": [B]})
+    );
+    assert_eq!(
+        e.moto.sms_to(A),
+        vec![
+            "Get CommCare: https://play.google.com/store/apps/details?id=org.commcare.dalvik"
+                .to_owned(),
+            "[commcare app - do not delete] aHR0cHM6Ly93d3cuY29tbWNhcmVocS5vcmcvYS9kZW1vL2FwcC8x"
+                .to_owned(),
+        ]
+    );
+    assert!(e.moto.sms_to(B).is_empty());
+
+    let (status, errors) =
+        post_reinstall(&e, &json!({"users": [{}], "reinstall_message": 5})).await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        errors,
+        json!({"sms_user_registration_reinstall": {
+            "app_id": "This field is required",
+            "reinstall_message": "Expected type: str",
+            "users[0].phone_number": "This field is required",
+        }})
+    );
+}
