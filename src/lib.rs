@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod inbound;
 pub mod ports;
 pub mod service;
 pub mod telemetry;

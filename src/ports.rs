@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::domain::invitation::{ClaimRules, ShownStatus};
+use crate::domain::invitation::{ClaimRules, PhoneType, ShownStatus};
 use crate::domain::worker::Worker;
 use crate::domain::{ApiKey, Invitation, PhoneNumber, Project, RegistrationRecord};
 
@@ -220,6 +220,26 @@ pub trait WorkerStore: Send + Sync {
         invitation: &RegistrationRecord,
         worker: &Worker,
     ) -> impl Future<Output = Result<RegisterOutcome, StoreError>> + Send;
+
+    /// Records the phone type a worker replied with, if the invitation is still the same.
+    fn set_phone_type(
+        &self,
+        invitation: &RegistrationRecord,
+        phone_type: PhoneType,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Inbound SMS already handled, so that a reply delivered twice is handled once.
+pub trait InboundLog: Send + Sync {
+    /// Records `message_id`; `false` when it was already recorded.
+    fn first_time(
+        &self,
+        message_id: &str,
+        now: u64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Forgets `message_id`, so that a redelivery is handled (after a failure).
+    fn forget(&self, message_id: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// Where `worker_registered` events go, for the organisation's own systems.
@@ -383,6 +403,28 @@ impl<T: WorkerStore> WorkerStore for std::sync::Arc<T> {
         worker: &Worker,
     ) -> impl Future<Output = Result<RegisterOutcome, StoreError>> + Send {
         (**self).register(invitation, worker)
+    }
+
+    fn set_phone_type(
+        &self,
+        invitation: &RegistrationRecord,
+        phone_type: PhoneType,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).set_phone_type(invitation, phone_type)
+    }
+}
+
+impl<T: InboundLog> InboundLog for std::sync::Arc<T> {
+    fn first_time(
+        &self,
+        message_id: &str,
+        now: u64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).first_time(message_id, now)
+    }
+
+    fn forget(&self, message_id: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).forget(message_id)
     }
 }
 

@@ -6,11 +6,11 @@ use std::sync::Mutex;
 
 use crate::domain::Token;
 use crate::domain::invitation::ClaimRules;
-use crate::domain::invitation::RegistrationStatus;
+use crate::domain::invitation::{PhoneType, RegistrationStatus};
 use crate::domain::worker::Worker;
 use crate::domain::{ApiKey, Invitation, PhoneNumber, Project, RegistrationRecord};
 use crate::ports::{
-    Claim, DailyQuota, Directory, IdempotencyBegin, IdempotencyStore, InvitationPage,
+    Claim, DailyQuota, Directory, IdempotencyBegin, IdempotencyStore, InboundLog, InvitationPage,
     InvitationStore, ListCursor, ListQuery, RegisterOutcome, RegistrationEvents, SmsError,
     SmsSender, StoreError, StoredResponse, WorkerStore,
 };
@@ -31,6 +31,7 @@ struct IdempotencyRecord {
 
 #[derive(Default)]
 struct StoreState {
+    inbound: HashSet<String>,
     workers: HashMap<(String, String), Worker>,
     usage: HashMap<(String, String), u32>,
     idempotency: HashMap<(String, String), IdempotencyRecord>,
@@ -404,6 +405,38 @@ impl WorkerStore for MemoryStore {
             record.registered_at = Some(worker.registered_at);
         }
         Ok(RegisterOutcome::Registered)
+    }
+
+    async fn set_phone_type(
+        &self,
+        invitation: &RegistrationRecord,
+        phone_type: PhoneType,
+    ) -> Result<(), StoreError> {
+        let mut state = self.state();
+        if state.down {
+            return Err(unavailable());
+        }
+        if let Some(record) = state.records.get_mut(invitation.phone.as_str())
+            && record.token == invitation.token
+        {
+            record.phone_type = Some(phone_type);
+        }
+        Ok(())
+    }
+}
+
+impl InboundLog for MemoryStore {
+    async fn first_time(&self, message_id: &str, _now: u64) -> Result<bool, StoreError> {
+        let mut state = self.state();
+        if state.down {
+            return Err(unavailable());
+        }
+        Ok(state.inbound.insert(message_id.to_owned()))
+    }
+
+    async fn forget(&self, message_id: &str) -> Result<(), StoreError> {
+        self.state().inbound.remove(message_id);
+        Ok(())
     }
 }
 

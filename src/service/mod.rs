@@ -1,5 +1,6 @@
 //! The use cases: who may call, and inviting a list of numbers.
 
+pub mod inbound;
 pub mod registration;
 
 use std::sync::Arc;

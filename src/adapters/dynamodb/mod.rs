@@ -21,7 +21,7 @@ use crate::domain::project::DEFAULT_DAILY_INVITATION_LIMIT;
 use crate::domain::worker::Worker;
 use crate::domain::{ApiKey, Invitation, Plan, Project, RegistrationRecord, Token};
 use crate::ports::{
-    Claim, DailyQuota, Directory, IdempotencyBegin, IdempotencyStore, InvitationPage,
+    Claim, DailyQuota, Directory, IdempotencyBegin, IdempotencyStore, InboundLog, InvitationPage,
     InvitationStore, ListCursor, ListQuery, RegisterOutcome, StoreError, StoredResponse,
     WorkerStore,
 };
@@ -544,7 +544,70 @@ impl IdempotencyStore for DynamoStore {
     }
 }
 
+impl InboundLog for DynamoStore {
+    async fn first_time(&self, message_id: &str, now: u64) -> Result<bool, StoreError> {
+        // Kept a week: SNS redeliveries come within hours.
+        let item = Item::from([
+            (PK.into(), s(format!("INBOUND#{message_id}"))),
+            (SK.into(), s("INBOUND")),
+            ("kind".into(), s("inbound_sms")),
+            ("received_at".into(), n(now)),
+            (TTL.into(), n(now + 7 * 86_400)),
+        ]);
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(store_error(&e)),
+        }
+    }
+
+    async fn forget(&self, message_id: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key(PK, s(format!("INBOUND#{message_id}")))
+            .key(SK, s("INBOUND"))
+            .send()
+            .await
+            .map_err(|e| store_error(&e))?;
+        Ok(())
+    }
+}
+
 impl WorkerStore for DynamoStore {
+    async fn set_phone_type(
+        &self,
+        invitation: &RegistrationRecord,
+        phone_type: crate::domain::invitation::PhoneType,
+    ) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(phone_pk(invitation.phone.as_str())))
+            .key(SK, s(REGISTRATION_SK))
+            .update_expression("SET phone_type = :type")
+            .condition_expression("#token = :token")
+            .expression_attribute_names("#token", TOKEN)
+            .expression_attribute_values(":type", s(phone_type.as_str()))
+            .expression_attribute_values(":token", s(invitation.token.as_str()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failure(&e) => Ok(()),
+            Err(e) => Err(store_error(&e)),
+        }
+    }
+
     async fn invitation_by_token(
         &self,
         token: &str,

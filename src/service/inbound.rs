@@ -1,0 +1,269 @@
+//! Replies to the invitation SMS: `1` (Android), `2` (another phone), and
+//! `JOIN <project> WORKER [username]` (registering by SMS).
+
+use serde::Deserialize;
+use serde_json::json;
+use tracing::{info, warn};
+
+use super::RegistrationService;
+use crate::domain::invitation::{PhoneType, ShownStatus, registration_url};
+use crate::domain::sms::InvitationSms;
+use crate::domain::time::rfc3339;
+use crate::domain::worker::{RegistrationForm, Worker, hash_password, normalise_username};
+use crate::domain::{PhoneNumber, Project, RegistrationRecord};
+use crate::ports::{
+    Directory, InboundLog, InvitationStore, RegisterOutcome, RegistrationEvents, SmsError,
+    SmsSender, StoreError, WorkerStore,
+};
+
+/// An SMS a worker sent, as End User Messaging SMS publishes it to SNS.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InboundSms {
+    pub origination_number: String,
+    #[serde(default)]
+    pub destination_number: String,
+    #[serde(default)]
+    pub message_keyword: String,
+    #[serde(default)]
+    pub message_body: String,
+    pub inbound_message_id: String,
+    #[serde(default)]
+    pub previous_published_message_id: Option<String>,
+}
+
+/// Never prints the number or the text.
+impl std::fmt::Debug for InboundSms {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InboundSms")
+            .field("inbound_message_id", &self.inbound_message_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a reply led to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplyOutcome {
+    /// Handled before (the same `inboundMessageId`): nothing sent.
+    Duplicate,
+    /// No pending, unexpired invitation for the sender, or an unreadable sender.
+    Ignored,
+    AndroidLinkSent,
+    JoinInstructionsSent,
+    StartResent,
+    /// Registered by `JOIN`, with this username.
+    Joined(String),
+    /// `JOIN` refused (username taken or invalid, wrong project): told why.
+    JoinRefused,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplyError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Sms(#[from] SmsError),
+}
+
+/// A random password for accounts made by SMS (the worker sets their own later).
+fn random_password() -> String {
+    crate::domain::project::generate_key()
+}
+
+impl<D, I, S> RegistrationService<D, I, S>
+where
+    D: Directory + InboundLog,
+    I: InvitationStore + WorkerStore,
+    S: SmsSender + RegistrationEvents,
+{
+    /// Handles one reply. A failure forgets the message, so a redelivery is handled again.
+    pub async fn handle_reply(&self, sms: &InboundSms) -> Result<ReplyOutcome, ReplyError> {
+        if !self
+            .directory
+            .first_time(&sms.inbound_message_id, self.clock.now())
+            .await?
+        {
+            info!("reply already handled");
+            return Ok(ReplyOutcome::Duplicate);
+        }
+        let outcome = self.reply(sms).await;
+        if outcome.is_err()
+            && let Err(error) = self.directory.forget(&sms.inbound_message_id).await
+        {
+            warn!(%error, "could not forget a failed reply; a redelivery will be skipped");
+        }
+        outcome
+    }
+
+    async fn reply(&self, sms: &InboundSms) -> Result<ReplyOutcome, ReplyError> {
+        let Ok(phone) = PhoneNumber::parse(&sms.origination_number) else {
+            warn!("reply from an unreadable number ignored");
+            return Ok(ReplyOutcome::Ignored);
+        };
+        let now = self.clock.now();
+        let invitation = match self.store.find(&phone).await? {
+            Some(r) if r.shown_status(now) == ShownStatus::Pending => r,
+            _ => {
+                info!(phone = %phone.masked(), "reply without a pending invitation ignored");
+                return Ok(ReplyOutcome::Ignored);
+            }
+        };
+        let Some(project) = self.directory.project(&invitation.domain).await? else {
+            return Ok(ReplyOutcome::Ignored);
+        };
+        let body = sms.message_body.trim();
+        let words: Vec<&str> = body.split_whitespace().collect();
+        if words
+            .first()
+            .is_some_and(|w| w.eq_ignore_ascii_case("JOIN"))
+        {
+            return self.join(&project, &invitation, &words).await;
+        }
+        let answer = match invitation.phone_type {
+            Some(known) => known,
+            None if body == "1" => PhoneType::Android,
+            None if body == "2" => PhoneType::Other,
+            None => {
+                self.sms.send(&phone, &start_text(&project)).await?;
+                return Ok(ReplyOutcome::StartResent);
+            }
+        };
+        if invitation.phone_type.is_none() {
+            self.store.set_phone_type(&invitation, answer).await?;
+        }
+        match answer {
+            PhoneType::Android => {
+                let url = registration_url(
+                    &self.config.public_base_url,
+                    &project.name,
+                    &invitation.token,
+                );
+                let install_url = invitation
+                    .app_id
+                    .as_deref()
+                    .and_then(|id| project.app(id))
+                    .and_then(|app| app.install_url.as_deref());
+                let texts = InvitationSms {
+                    project_title: project.title(),
+                    android_only: true,
+                    custom_message: None,
+                    registration_url: &url,
+                    install_url,
+                }
+                .compose();
+                for text in &texts {
+                    self.sms.send(&phone, text).await?;
+                }
+                Ok(ReplyOutcome::AndroidLinkSent)
+            }
+            PhoneType::Other => {
+                self.sms.send(&phone, &join_instructions(&project)).await?;
+                Ok(ReplyOutcome::JoinInstructionsSent)
+            }
+        }
+    }
+
+    async fn join(
+        &self,
+        project: &Project,
+        invitation: &RegistrationRecord,
+        words: &[&str],
+    ) -> Result<ReplyOutcome, ReplyError> {
+        let phone = &invitation.phone;
+        let well_formed = matches!(words.len(), 3 | 4)
+            && words[1].eq_ignore_ascii_case(&project.name)
+            && words[2].eq_ignore_ascii_case("WORKER");
+        if !well_formed {
+            self.sms.send(phone, &join_instructions(project)).await?;
+            return Ok(ReplyOutcome::JoinRefused);
+        }
+        let username = words.get(3).map_or_else(
+            || phone.as_str().trim_start_matches('+').to_owned(),
+            |u| normalise_username(u),
+        );
+        let password = random_password();
+        let form = RegistrationForm {
+            username: username.clone(),
+            password: password.clone(),
+            password2: password.clone(),
+            email: String::new(),
+        };
+        if let Err(errors) = form.validate(false) {
+            let reason = errors.get("username").unwrap_or("it is not valid");
+            let text = format!(
+                "The username {username} cannot be used: {reason}. Reply JOIN {} WORKER <username> with another.",
+                project.name
+            );
+            self.sms.send(phone, &text).await?;
+            return Ok(ReplyOutcome::JoinRefused);
+        }
+        let password_hash = tokio::task::spawn_blocking(move || hash_password(&password))
+            .await
+            .expect("password hashing does not panic");
+        let worker = Worker {
+            domain: project.name.clone(),
+            username: username.clone(),
+            password_hash,
+            phone: phone.clone(),
+            email: None,
+            custom_user_data: invitation.custom_user_data.clone(),
+            app_id: invitation.app_id.clone(),
+            registered_at: self.clock.now(),
+        };
+        match self.store.register(invitation, &worker).await? {
+            RegisterOutcome::Registered => {}
+            RegisterOutcome::UsernameTaken => {
+                let text = format!(
+                    "The username {username} is already taken. Reply JOIN {} WORKER <username> with another.",
+                    project.name
+                );
+                self.sms.send(phone, &text).await?;
+                return Ok(ReplyOutcome::JoinRefused);
+            }
+            RegisterOutcome::InvitationChanged => return Ok(ReplyOutcome::Ignored),
+        }
+        info!(phone = %phone.masked(), "worker registered by SMS");
+        let event = json!({
+            "event": "worker_registered",
+            "domain": worker.domain,
+            "username": worker.username,
+            "phone_number": phone.as_str(),
+            "email": null,
+            "custom_user_data": worker.custom_user_data,
+            "app_id": worker.app_id,
+            "registered_at": rfc3339(worker.registered_at),
+        });
+        if let Err(error) = self.sms.worker_registered(&event).await {
+            warn!(%error, "worker_registered event not published");
+        }
+        let welcome = format!(
+            "Welcome to {}! You are registered as a mobile worker with the username {username}.",
+            project.title()
+        );
+        self.sms.send(phone, &welcome).await?;
+        Ok(ReplyOutcome::Joined(username))
+    }
+}
+
+/// The first SMS of an invitation that asks for the phone type.
+fn start_text(project: &Project) -> String {
+    InvitationSms {
+        project_title: project.title(),
+        android_only: false,
+        custom_message: None,
+        registration_url: "",
+        install_url: None,
+    }
+    .compose()
+    .remove(0)
+}
+
+fn join_instructions(project: &Project) -> String {
+    format!(
+        "{}: to register, reply JOIN {} WORKER followed by the username you want, \
+         for example JOIN {} WORKER jane",
+        project.title(),
+        project.name,
+        project.name
+    )
+}

@@ -1,0 +1,227 @@
+//! Workers' SMS replies: SNS events of `events/sns/` replayed through the inbound handler,
+//! against moto.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use serde_json::{Value, json};
+use smsreg::config::Config;
+use smsreg::domain::PhoneNumber;
+use smsreg::domain::invitation::{PhoneType, RegistrationStatus};
+use smsreg::ports::InvitationStore;
+use smsreg::wiring::{AwsApi, AwsInbound, aws_api_with, aws_service};
+
+const TABLE: &str = "sms-registration-inbound";
+const A: &str = "+16175551234";
+
+struct Env {
+    moto: Moto,
+    api: AwsApi,
+    inbound: AwsInbound,
+}
+
+async fn env(install_url: Option<&str>) -> Env {
+    let moto = Moto::start();
+    provision_demo(&moto.store(TABLE).await, install_url).await;
+    let aws = moto.sdk_config().await;
+    let config = Config {
+        table_name: TABLE.into(),
+        public_base_url: "https://sms.example.org".into(),
+        ..Config::default()
+    };
+    Env {
+        api: aws_api_with(&aws, config.clone()),
+        inbound: smsreg::inbound::Inbound::new(aws_service(&aws, config)),
+        moto,
+    }
+}
+
+fn sns_event(name: &str) -> Value {
+    let path = repo_root().join("events/sns").join(format!("{name}.json"));
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// The same event with another message id and body.
+fn reply(body: &str, id: &str) -> Value {
+    let mut event = sns_event("reply-other");
+    let mut message: Value =
+        serde_json::from_str(event["Records"][0]["Sns"]["Message"].as_str().unwrap()).unwrap();
+    message["messageBody"] = body.into();
+    message["inboundMessageId"] = id.into();
+    event["Records"][0]["Sns"]["Message"] = message.to_string().into();
+    event
+}
+
+impl Env {
+    async fn invite(&self, phone: &str) {
+        let body = json!({"app_id": DEMO_APP, "users": [{"phone_number": phone, "custom_user_data": {"team": "north"}}]});
+        let request = lambda_http::request::from_str(&post_event(
+            DEMO_DOMAIN,
+            &body,
+            &api_key_header(DEMO_USER, DEMO_KEY),
+        ))
+        .unwrap();
+        let (status, report) = response_parts(&self.api.handle(request).await);
+        assert_eq!((status, &report["success_numbers"]), (200, &json!([phone])));
+    }
+
+    async fn replay(&self, event: &Value) -> Vec<String> {
+        let out = self.inbound.handle_records(event).await.expect("handled");
+        out["outcomes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o.as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    async fn record(&self) -> smsreg::domain::RegistrationRecord {
+        self.moto
+            .store(TABLE)
+            .await
+            .find(&PhoneNumber::parse(A).unwrap())
+            .await
+            .unwrap()
+            .unwrap()
+    }
+}
+
+#[tokio::test]
+async fn replying_1_sends_the_android_link_and_the_install_link() {
+    let e = env(Some("https://www.commcarehq.org/a/demo/app/1")).await;
+    e.invite(A).await;
+    assert_eq!(e.replay(&sns_event("reply-1")).await, ["android_link_sent"]);
+    let record = e.record().await;
+    assert_eq!(record.phone_type, Some(PhoneType::Android));
+    let sms = e.moto.sms_to(A);
+    assert_eq!(sms.len(), 3, "{sms:?}");
+    assert!(sms[1].ends_with(&format!(
+        "https://sms.example.org/a/demo/register/{}",
+        record.token.as_str()
+    )));
+    assert!(sms[2].starts_with("[commcare app - do not delete] "));
+}
+
+#[tokio::test]
+async fn the_same_reply_delivered_twice_sends_nothing_twice() {
+    let e = env(None).await;
+    e.invite(A).await;
+    assert_eq!(e.replay(&sns_event("reply-1")).await, ["android_link_sent"]);
+    assert_eq!(e.replay(&sns_event("reply-1")).await, ["duplicate"]);
+    assert_eq!(e.moto.sms_to(A).len(), 2);
+}
+
+#[tokio::test]
+async fn replying_2_asks_for_a_join_message_and_a_known_type_is_resent() {
+    let e = env(None).await;
+    e.invite(A).await;
+    assert_eq!(
+        e.replay(&sns_event("reply-2")).await,
+        ["join_instructions_sent"]
+    );
+    assert_eq!(e.record().await.phone_type, Some(PhoneType::Other));
+    let sms = e.moto.sms_to(A);
+    assert!(sms[1].contains("reply JOIN demo WORKER"), "{}", sms[1]);
+    // Out of order: a later "1" does not change the type, it resends the JOIN instructions.
+    assert_eq!(
+        e.replay(&reply("1", "late-1")).await,
+        ["join_instructions_sent"]
+    );
+    assert_eq!(e.record().await.phone_type, Some(PhoneType::Other));
+}
+
+#[tokio::test]
+async fn anything_else_resends_the_start_sms() {
+    let e = env(None).await;
+    e.invite(A).await;
+    assert_eq!(e.replay(&sns_event("reply-other")).await, ["start_resent"]);
+    let sms = e.moto.sms_to(A);
+    assert_eq!(sms[1], sms[0]);
+}
+
+#[tokio::test]
+async fn join_registers_the_worker_and_welcomes_them_by_username() {
+    let e = env(None).await;
+    e.invite(A).await;
+    assert_eq!(e.replay(&sns_event("reply-join")).await, ["joined"]);
+    let record = e.record().await;
+    assert_eq!(record.status, RegistrationStatus::Registered);
+    let workers = e
+        .moto
+        .store(TABLE)
+        .await
+        .list_workers(DEMO_DOMAIN)
+        .await
+        .unwrap();
+    assert_eq!(workers.len(), 1);
+    assert_eq!(workers[0].username, "jane.doe");
+    assert_eq!(
+        workers[0].custom_user_data.as_ref().unwrap()["team"],
+        "north"
+    );
+    assert!(
+        e.moto
+            .sms_to(A)
+            .last()
+            .unwrap()
+            .contains("username jane.doe")
+    );
+}
+
+#[tokio::test]
+async fn join_without_a_username_uses_the_numbers_digits() {
+    let e = env(None).await;
+    e.invite(A).await;
+    assert_eq!(
+        e.replay(&reply("JOIN demo WORKER", "j-2")).await,
+        ["joined"]
+    );
+    let workers = e
+        .moto
+        .store(TABLE)
+        .await
+        .list_workers(DEMO_DOMAIN)
+        .await
+        .unwrap();
+    assert_eq!(workers[0].username, "16175551234");
+}
+
+#[tokio::test]
+async fn join_with_a_taken_or_invalid_username_says_so_and_leaves_the_invitation_pending() {
+    let e = Arc::new(env(None).await);
+    e.invite("+16175555512").await;
+    let mut first = reply("JOIN demo WORKER jane", "j-3");
+    let mut message: Value =
+        serde_json::from_str(first["Records"][0]["Sns"]["Message"].as_str().unwrap()).unwrap();
+    message["originationNumber"] = "+16175555512".into();
+    first["Records"][0]["Sns"]["Message"] = message.to_string().into();
+    assert_eq!(e.replay(&first).await, ["joined"]);
+
+    e.invite(A).await;
+    assert_eq!(
+        e.replay(&reply("join demo worker JANE", "j-4")).await,
+        ["join_refused"]
+    );
+    assert!(e.moto.sms_to(A).last().unwrap().contains("already taken"));
+    assert_eq!(
+        e.replay(&reply("JOIN demo WORKER admin", "j-5")).await,
+        ["join_refused"]
+    );
+    assert!(e.moto.sms_to(A).last().unwrap().contains("cannot be used"));
+    assert_eq!(
+        e.replay(&reply("JOIN other WORKER jim", "j-6")).await,
+        ["join_refused"]
+    );
+    assert_eq!(e.record().await.status, RegistrationStatus::Pending);
+}
+
+#[tokio::test]
+async fn replies_without_a_pending_invitation_are_ignored() {
+    let e = env(None).await;
+    assert_eq!(e.replay(&sns_event("reply-1")).await, ["ignored"]);
+    let garbage = json!({"Records": [{"Sns": {"Message": "not json"}}]});
+    assert_eq!(e.replay(&garbage).await, ["ignored"]);
+    assert!(e.moto.sms().is_empty());
+}
