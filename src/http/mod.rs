@@ -303,10 +303,7 @@ fn idempotency_key(request: &Request) -> Result<Option<String>, ApiError> {
 
 fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
-    sha2::Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::domain::project::hex(&sha2::Sha256::digest(bytes))
 }
 
 /// The stored answer, as first given.

@@ -2,13 +2,11 @@
 //! `JOIN <project> WORKER [username]` (registering by SMS).
 
 use serde::Deserialize;
-use serde_json::json;
 use tracing::{info, warn};
 
 use super::RegistrationService;
 use crate::domain::invitation::{PhoneType, ShownStatus, registration_url};
 use crate::domain::sms::InvitationSms;
-use crate::domain::time::rfc3339;
 use crate::domain::worker::{RegistrationForm, Worker, hash_password, normalise_username};
 use crate::domain::{PhoneNumber, Project, RegistrationRecord};
 use crate::ports::{
@@ -223,16 +221,7 @@ where
             RegisterOutcome::InvitationChanged => return Ok(ReplyOutcome::Ignored),
         }
         info!(phone = %phone.masked(), "worker registered by SMS");
-        let event = json!({
-            "event": "worker_registered",
-            "domain": worker.domain,
-            "username": worker.username,
-            "phone_number": phone.as_str(),
-            "email": null,
-            "custom_user_data": worker.custom_user_data,
-            "app_id": worker.app_id,
-            "registered_at": rfc3339(worker.registered_at),
-        });
+        let event = worker.registered_event();
         if let Err(error) = self.sms.worker_registered(&event).await {
             warn!(%error, "worker_registered event not published");
         }

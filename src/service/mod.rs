@@ -181,10 +181,11 @@ where
             request.reinstall_message.as_deref(),
             install_url,
         );
-        let report: ReinstallReport = futures::stream::iter(0..request.users.len())
-            .map(|i| self.reinstall_one(project, &request.users[i], &texts, deadline))
-            .buffered(self.config.concurrency)
-            .collect::<Vec<_>>()
+        let report: ReinstallReport = self
+            .in_order(
+                (0..request.users.len())
+                    .map(|i| self.reinstall_one(project, &request.users[i], &texts, deadline)),
+            )
             .await
             .into_iter()
             .collect();
@@ -196,6 +197,22 @@ where
             "reinstall links processed"
         );
         report
+    }
+
+    /// Runs the per-number work at most `concurrency` at a time; results keep request order.
+    async fn in_order<F: Future<Output = InviteOutcome>>(
+        &self,
+        work: impl Iterator<Item = F>,
+    ) -> Vec<InviteOutcome> {
+        futures::stream::iter(work)
+            .buffered(self.config.concurrency)
+            .collect()
+            .await
+    }
+
+    /// Whether the Lambda deadline is too close to start another number.
+    fn too_late(&self, deadline: Option<Instant>) -> bool {
+        deadline.is_some_and(|d| Instant::now() + self.config.deadline_margin >= d)
     }
 
     async fn reinstall_one(
@@ -210,7 +227,7 @@ where
             RequestedNumber::Valid(phone) => phone,
         };
         let number = phone.as_str().to_owned();
-        if deadline.is_some_and(|d| Instant::now() + self.config.deadline_margin >= d) {
+        if self.too_late(deadline) {
             return InviteOutcome::Error(number);
         }
         match self.store.find(phone).await {
@@ -284,11 +301,10 @@ where
         request: RegistrationRequest,
         deadline: Option<Instant>,
     ) -> RegistrationReport {
-        let report: RegistrationReport = futures::stream::iter(0..request.users.len())
-            // By index: a stream over borrowed users trips the compiler's Send check.
-            .map(|i| self.invite_one(project, &request, i, deadline))
-            .buffered(self.config.concurrency)
-            .collect::<Vec<_>>()
+        let report: RegistrationReport = self
+            .in_order(
+                (0..request.users.len()).map(|i| self.invite_one(project, &request, i, deadline)),
+            )
             .await
             .into_iter()
             .collect();
@@ -316,7 +332,7 @@ where
             RequestedNumber::Valid(phone) => phone,
         };
         let number = phone.as_str().to_owned();
-        if deadline.is_some_and(|d| Instant::now() + self.config.deadline_margin >= d) {
+        if self.too_late(deadline) {
             warn!(phone = %phone.masked(), "not started: the Lambda deadline is too close");
             return InviteOutcome::Error(number);
         }

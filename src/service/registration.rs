@@ -1,11 +1,9 @@
 //! Completing an invitation: the registration page's use cases.
 
-use serde_json::json;
 use tracing::{info, warn};
 
 use super::RegistrationService;
 use crate::domain::invitation::ShownStatus;
-use crate::domain::time::rfc3339;
 use crate::domain::worker::{FormErrors, RegistrationForm, Worker, hash_password};
 use crate::domain::{Project, RegistrationRecord};
 use crate::ports::{
@@ -121,16 +119,7 @@ where
             }
         }
         info!(phone = %worker.phone.masked(), "worker registered");
-        let event = json!({
-            "event": "worker_registered",
-            "domain": worker.domain,
-            "username": worker.username,
-            "phone_number": worker.phone.as_str(),
-            "email": worker.email,
-            "custom_user_data": worker.custom_user_data,
-            "app_id": worker.app_id,
-            "registered_at": rfc3339(worker.registered_at),
-        });
+        let event = worker.registered_event();
         if let Err(error) = self.sms.worker_registered(&event).await {
             // The account exists; the event is lost to the subscriber, so say so loudly.
             warn!(%error, "worker_registered event not published");

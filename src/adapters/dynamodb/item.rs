@@ -176,10 +176,6 @@ pub fn app_from_item(item: &Item) -> Result<App, StoreError> {
     })
 }
 
-fn to_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn from_hex(s: &str) -> Option<[u8; 32]> {
     let mut out = [0u8; 32];
     if s.len() != 64 {
@@ -198,7 +194,10 @@ pub fn key_item(key: &ApiKey, created_at: u64) -> Item {
         ("kind".into(), s("api_key")),
         ("username".into(), s(&key.username)),
         ("domain".into(), s(&key.domain)),
-        ("key_sha256".into(), s(to_hex(&key.key_hash))),
+        (
+            "key_sha256".into(),
+            s(crate::domain::project::hex(&key.key_hash)),
+        ),
         ("edit_data".into(), AttributeValue::Bool(key.can_edit_data)),
         ("created_at".into(), n(created_at)),
     ])

@@ -190,17 +190,8 @@ impl InvitationStore for DynamoStore {
             .expression_attribute_values(":sent_at", n(sent_at))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            // Replaced meanwhile by a newer claim: nothing of ours left to mark.
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(store_error(&e)),
-        }
+        // Replaced meanwhile by a newer claim: nothing of ours left to mark.
+        ok_unless_lost(result)
     }
 
     async fn release(
@@ -210,48 +201,31 @@ impl InvitationStore for DynamoStore {
     ) -> Result<(), StoreError> {
         let phone = invitation.phone.as_str();
         let token = s(invitation.token.as_str());
-        let result = match previous {
-            Some(previous) => self
-                .client
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(previous))
-                .condition_expression("#token = :token")
-                .expression_attribute_names("#token", "token")
-                .expression_attribute_values(":token", token)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| {
-                    let lost = e
-                        .as_service_error()
-                        .is_some_and(|e| e.is_conditional_check_failed_exception());
-                    (lost, store_error(&e))
-                }),
-            None => self
-                .client
-                .delete_item()
-                .table_name(&self.table)
-                .key(PK, s(phone_pk(phone)))
-                .key(SK, s(REGISTRATION_SK))
-                .condition_expression("#token = :token")
-                .expression_attribute_names("#token", "token")
-                .expression_attribute_values(":token", token)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| {
-                    let lost = e
-                        .as_service_error()
-                        .is_some_and(|e| e.is_conditional_check_failed_exception());
-                    (lost, store_error(&e))
-                }),
-        };
-        match result {
-            Ok(()) => Ok(()),
-            // Someone else's claim replaced ours meanwhile: theirs stays.
-            Err((true, _)) => Ok(()),
-            Err((false, error)) => Err(error),
+        // Someone else's claim may have replaced ours meanwhile: theirs stays.
+        match previous {
+            Some(previous) => ok_unless_lost(
+                self.client
+                    .put_item()
+                    .table_name(&self.table)
+                    .set_item(Some(previous))
+                    .condition_expression("#token = :token")
+                    .expression_attribute_names("#token", TOKEN)
+                    .expression_attribute_values(":token", token)
+                    .send()
+                    .await,
+            ),
+            None => ok_unless_lost(
+                self.client
+                    .delete_item()
+                    .table_name(&self.table)
+                    .key(PK, s(phone_pk(phone)))
+                    .key(SK, s(REGISTRATION_SK))
+                    .condition_expression("#token = :token")
+                    .expression_attribute_names("#token", TOKEN)
+                    .expression_attribute_values(":token", token)
+                    .send()
+                    .await,
+            ),
         }
     }
 
@@ -340,6 +314,19 @@ where
     E: ProvideErrorMetadata,
 {
     error.code() == Some("ConditionalCheckFailedException")
+}
+
+/// For writes conditioned on still owning an item (a token, a lease): losing it to a newer
+/// write is not an error, there is simply nothing of ours left to change.
+fn ok_unless_lost<T, E, R>(result: Result<T, SdkError<E, R>>) -> Result<(), StoreError>
+where
+    E: ProvideErrorMetadata,
+{
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) if is_condition_failure(&e) => Ok(()),
+        Err(e) => Err(store_error(&e)),
+    }
 }
 
 /// Filters a listing by the status a client sees (`expired` is derived from `expires_at`).
@@ -518,11 +505,7 @@ impl IdempotencyStore for DynamoStore {
             .expression_attribute_values(":lease", s(lease))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if is_condition_failure(&e) => Ok(()),
-            Err(e) => Err(store_error(&e)),
-        }
+        ok_unless_lost(result)
     }
 
     async fn abandon(&self, domain: &str, key: &str, lease: &str) -> Result<(), StoreError> {
@@ -536,11 +519,7 @@ impl IdempotencyStore for DynamoStore {
             .expression_attribute_values(":lease", s(lease))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if is_condition_failure(&e) => Ok(()),
-            Err(e) => Err(store_error(&e)),
-        }
+        ok_unless_lost(result)
     }
 }
 
@@ -601,11 +580,7 @@ impl WorkerStore for DynamoStore {
             .expression_attribute_values(":token", s(invitation.token.as_str()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if is_condition_failure(&e) => Ok(()),
-            Err(e) => Err(store_error(&e)),
-        }
+        ok_unless_lost(result)
     }
 
     async fn invitation_by_token(
