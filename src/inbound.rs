@@ -50,14 +50,15 @@ where
                 }
             };
             let outcome = self.service.handle_reply(&sms).await?;
-            info!(outcome = ?outcome, "reply handled");
-            outcomes.push(describe(&outcome));
+            let outcome = describe(&outcome);
+            info!(outcome, "reply handled");
+            outcomes.push(outcome.to_owned());
         }
         Ok(json!({ "outcomes": outcomes }))
     }
 }
 
-fn describe(outcome: &ReplyOutcome) -> String {
+fn describe(outcome: &ReplyOutcome) -> &'static str {
     match outcome {
         ReplyOutcome::Duplicate => "duplicate",
         ReplyOutcome::Ignored => "ignored",
@@ -67,5 +68,4 @@ fn describe(outcome: &ReplyOutcome) -> String {
         ReplyOutcome::Joined(_) => "joined",
         ReplyOutcome::JoinRefused => "join_refused",
     }
-    .to_owned()
 }
