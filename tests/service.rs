@@ -503,10 +503,12 @@ async fn an_idempotency_key_in_use_by_a_running_request_gets_409_with_retry_afte
     let hash = {
         use sha2::Digest;
         let event: Value = serde_json::from_str(&post_event(DEMO_DOMAIN, &key_body, "x")).unwrap();
-        sha2::Sha256::digest(event["body"].as_str().unwrap().as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
+        sha2::Sha256::digest(
+            format!("sms_user_registration\n{}", event["body"].as_str().unwrap()).as_bytes(),
+        )
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>()
     };
     use smsreg::ports::IdempotencyStore;
     w.store
@@ -1017,4 +1019,34 @@ async fn other_methods_on_a_registration_link_get_405() {
     let (status, _, headers) = w.page("DELETE", DEMO_DOMAIN, "t", "", "").await;
     assert_eq!(status, 405);
     assert_eq!(headers["allow"], "GET, POST");
+}
+
+#[tokio::test]
+async fn one_idempotency_key_never_serves_both_sending_endpoints() {
+    let w = world();
+    let body = invite(&[A]);
+    assert_eq!(
+        response_parts(&w.post_with_key("shared", &body).await).0,
+        200
+    );
+    let mut event: Value = serde_json::from_str(&post_event(
+        DEMO_DOMAIN,
+        &body,
+        &api_key_header(DEMO_USER, DEMO_KEY),
+    ))
+    .unwrap();
+    let path = "/a/demo/api/v0_5/sms_user_registration_reinstall/";
+    event["rawPath"] = path.into();
+    event["requestContext"]["http"]["path"] = path.into();
+    event["headers"]["idempotency-key"] = "shared".into();
+    let response = w
+        .api
+        .handle(lambda_http::request::from_str(&event.to_string()).unwrap())
+        .await;
+    assert!(response.headers().get("idempotent-replayed").is_none());
+    assert_eq!(
+        response_parts(&response).0,
+        422,
+        "same key, another request"
+    );
 }

@@ -152,7 +152,9 @@ where
             return self.send_from_body(request, &project, sending).await;
         };
         let store = &self.service.directory;
-        let request_hash = sha256_hex(request.body().as_ref());
+        // The endpoint is part of the request: one key never serves both sending endpoints.
+        let request_hash =
+            sha256_hex(&[sending.name().as_bytes(), b"\n", request.body().as_ref()].concat());
         let begun = store
             .begin(
                 domain,
@@ -281,6 +283,15 @@ where
 enum Sending {
     Invitations,
     Reinstall,
+}
+
+impl Sending {
+    fn name(self) -> &'static str {
+        match self {
+            Sending::Invitations => "sms_user_registration",
+            Sending::Reinstall => "sms_user_registration_reinstall",
+        }
+    }
 }
 
 /// How long the answer to an `Idempotency-Key` is replayed.
