@@ -176,6 +176,12 @@ impl Env {
 
     /// With faults gone, another project invites the error numbers: all succeed.
     async fn assert_free(&self, errors: &[String]) {
+        eprintln!(
+            "faults injected: {}, calls forwarded: {}, error numbers: {}",
+            self.proxy.injected(),
+            self.proxy.forwarded(),
+            errors.len()
+        );
         self.proxy.clear();
         self.proxy.set_latency(Duration::ZERO);
         if errors.is_empty() {
@@ -208,6 +214,7 @@ async fn assert_unavailable(env: &Env, rule: Rule) {
         json!({"error": "The service is temporarily unavailable. Please retry."})
     );
     assert!(env.proxy.injected() > 0);
+    eprintln!("faults injected: {}", env.proxy.injected());
     assert!(env.moto.sms().is_empty());
 }
 
