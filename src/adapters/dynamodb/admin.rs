@@ -236,28 +236,11 @@ impl DynamoStore {
 
     /// A project's worker accounts, by username.
     pub async fn list_workers(&self, domain: &str) -> Result<Vec<Worker>, StoreError> {
-        let mut workers = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(worker_pk(domain)))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| store_error(&e))?;
-            for item in out.items() {
-                workers.push(worker_from_item(item)?);
-            }
-            match out.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => break,
-            }
-        }
-        Ok(workers)
+        self.partition(worker_pk(domain))
+            .await?
+            .iter()
+            .map(worker_from_item)
+            .collect()
     }
 
     /// Records that the worker behind `phone` registered in `domain`. Allowed where a

@@ -56,6 +56,29 @@ impl DynamoStore {
     pub fn table(&self) -> &str {
         &self.table
     }
+
+    /// Every item of a partition, through all pages.
+    pub(crate) async fn partition(&self, pk: String) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(&pk))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| store_error(&e))?;
+            items.extend(out.items().iter().cloned());
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(items),
+            }
+        }
+    }
 }
 
 impl Directory for DynamoStore {
@@ -74,25 +97,7 @@ impl Directory for DynamoStore {
     }
 
     async fn project(&self, domain: &str) -> Result<Option<Project>, StoreError> {
-        let mut items = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(project_pk(domain)))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| store_error(&e))?;
-            items.extend(out.items().iter().cloned());
-            match out.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => break,
-            }
-        }
+        let items = self.partition(project_pk(domain)).await?;
         let Some(meta) = items
             .iter()
             .find(|i| opt_s(i, SK).as_deref() == Some(PROJECT_SK))
