@@ -133,14 +133,16 @@ fn metadata_for(code: u16, national: &str) -> Option<(&'static Metadata, Option<
 }
 
 /// `number_type(meta, national) != Type::Unknown`: the general pattern matches and so does
-/// the pattern of one of the types libphonenumber's `number_type` tries. Fixed line and
-/// mobile, which most numbers are, are tried first; the answer does not depend on order.
+/// the pattern of one of the types libphonenumber's `number_type` tries. The answer does
+/// not depend on the order they are tried in, only the cost does: each match hashes the
+/// pattern's text (thousands of characters for some fixed-line patterns) to find it in
+/// libphonenumber's regex cache. Numbers texted are mostly mobile, so mobile goes first.
 fn has_a_type(meta: &Metadata, national: &str) -> bool {
     let d = meta.descriptors();
     let matches = |desc: Option<&Descriptor>| desc.is_some_and(|d| d.is_match(national));
     d.general().is_match(national)
-        && (matches(d.fixed_line())
-            || matches(d.mobile())
+        && (matches(d.mobile())
+            || matches(d.fixed_line())
             || matches(d.premium_rate())
             || matches(d.toll_free())
             || matches(d.shared_cost())

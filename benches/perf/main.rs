@@ -1,0 +1,128 @@
+//! The performance benchmarks of issue 5, in one binary: `scripts/bench` runs them all
+//! and prints the figures (see docs/PERFORMANCE.md). Under `cargo test` (no `--bench`
+//! argument) each runs once on a tiny input, as a smoke test; nothing is timed there.
+//!
+//!     cargo bench --bench perf -- [cpu] [io] [cold]
+
+mod cold;
+mod cpu;
+mod io;
+mod runtime;
+mod standin;
+mod stats;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(i) = args.iter().position(|a| a == "--child-first-number") {
+        cpu::child_first_number(&args[i + 1], &args[i + 2]);
+        return;
+    }
+    if let Some(i) = args.iter().position(|a| a == "--profile-parse") {
+        // For a profiler (valgrind --tool=callgrind): parse the mix of benchmark 1 N times.
+        let rounds: usize = args[i + 1].parse().expect("a number of rounds");
+        cpu::profile_parse(rounds);
+        return;
+    }
+    let quick = !args.iter().any(|a| a == "--bench");
+    // `--api-bin PATH` (repeatable): run the cold start on these binaries, taking turns.
+    let mut binaries = Vec::new();
+    let mut selected: Vec<&str> = Vec::new();
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        if arg == "--api-bin" {
+            binaries.push(rest.next().expect("a path after --api-bin").clone());
+        } else if !arg.starts_with('-') {
+            selected.push(arg);
+        }
+    }
+    let summary_path = args
+        .iter()
+        .position(|a| a == "--summary")
+        .map(|i| args[i + 1].clone());
+    if let Some(path) = &summary_path {
+        // `--summary FILE` takes a value: it is not a section name.
+        selected.retain(|s| s != path);
+    }
+    if quick {
+        println!(
+            "(smoke run without --bench, e.g. under cargo test: tiny inputs, figures meaningless)"
+        );
+    }
+    let wants = |name: &str| selected.is_empty() || selected.contains(&name);
+    let mut rows: Vec<[String; 3]> = Vec::new();
+    let mut row = |figure: &str, value: String, target: &str| {
+        rows.push([figure.to_owned(), value, target.to_owned()]);
+    };
+    if wants("cpu") {
+        let f = cpu::run(quick);
+        row(
+            "CPU per number, 500-user request, mix (us)",
+            f.per_number_mix_us.show(2),
+            "<= 10",
+        );
+        row(
+            "CPU per number, 500-user request, US only (us)",
+            f.per_number_us_only_us.show(2),
+            "",
+        );
+        row(
+            &format!(
+                "worst first number of a country ({}) (us)",
+                f.worst_first_number.0
+            ),
+            f.worst_first_number.1.show(0),
+            "reported",
+        );
+        row(
+            "libphonenumber metadata load (ms)",
+            f.metadata_load_ms.show(1),
+            "",
+        );
+    }
+    if wants("io") {
+        let io_rows = io::run(quick);
+        let base = io_rows[0].elapsed_ms.median;
+        for r in &io_rows {
+            row(
+                &format!("500-user request at C={} (ms)", r.concurrency),
+                format!(
+                    "{}; {:.2}x ideal {:.0}; {:.1}x faster than C=1",
+                    r.elapsed_ms.show(0),
+                    r.elapsed_ms.median / r.ideal_ms,
+                    r.ideal_ms,
+                    base / r.elapsed_ms.median
+                ),
+                if r.concurrency == 32 {
+                    "<= 1.3x ideal, >= 20x C=1"
+                } else {
+                    ""
+                },
+            );
+        }
+    }
+    if wants("cold") {
+        let f = cold::run(quick, &binaries);
+        row(
+            "cold start: process start -> first response, 1 user (ms)",
+            f.first_response_ms.show(1),
+            "<= 40",
+        );
+        row(
+            "  of which init: start -> first /invocation/next (ms)",
+            f.init_ms.show(1),
+            "",
+        );
+        row(
+            "peak RSS after a 500-user request (MB)",
+            f.peak_rss_mb.show(1),
+            "<= 30",
+        );
+    }
+    let table: String = rows
+        .iter()
+        .map(|[figure, value, target]| format!("{figure}\t{value}\t{target}\n"))
+        .collect();
+    if let Some(path) = summary_path {
+        std::fs::write(&path, &table).expect("the summary file is writable");
+    }
+}

@@ -1,0 +1,260 @@
+//! A stand-in for DynamoDB and SNS on 127.0.0.1: every call is answered, after a fixed
+//! delay, with a valid response (the demo key and project for the lookups, success for
+//! every write and publish). One thread per connection, HTTP/1.1 with keep-alive, as the
+//! SDK's pooled client speaks it; it counts calls and connections.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use crate::cpu::{APP, DOMAIN, KEY, USER};
+
+#[derive(Default)]
+pub struct Counts {
+    pub connections: AtomicUsize,
+    pub query: AtomicUsize,
+    pub put_item: AtomicUsize,
+    pub update_item: AtomicUsize,
+    pub other_dynamodb: AtomicUsize,
+    pub publish: AtomicUsize,
+    pub unknown: AtomicUsize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Snapshot {
+    pub connections: usize,
+    pub query: usize,
+    pub put_item: usize,
+    pub update_item: usize,
+    pub other_dynamodb: usize,
+    pub publish: usize,
+    pub unknown: usize,
+}
+
+impl Snapshot {
+    pub fn calls(&self) -> usize {
+        self.query + self.put_item + self.update_item + self.other_dynamodb + self.publish
+    }
+
+    pub fn since(&self, before: &Snapshot) -> Snapshot {
+        Snapshot {
+            connections: self.connections - before.connections,
+            query: self.query - before.query,
+            put_item: self.put_item - before.put_item,
+            update_item: self.update_item - before.update_item,
+            other_dynamodb: self.other_dynamodb - before.other_dynamodb,
+            publish: self.publish - before.publish,
+            unknown: self.unknown - before.unknown,
+        }
+    }
+}
+
+pub struct StandIn {
+    /// `http://127.0.0.1:PORT`, for `AWS_ENDPOINT_URL`.
+    pub endpoint: String,
+    counts: Arc<Counts>,
+    delay_us: Arc<AtomicU64>,
+}
+
+impl StandIn {
+    pub fn start(delay: Duration) -> StandIn {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a local port");
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let counts = Arc::new(Counts::default());
+        let delay_us = Arc::new(AtomicU64::new(delay.as_micros() as u64));
+        let (c, d) = (counts.clone(), delay_us.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                c.connections.fetch_add(1, Ordering::SeqCst);
+                let _ = stream.set_nodelay(true);
+                let (c, d) = (c.clone(), d.clone());
+                std::thread::spawn(move || serve(stream, &c, &d));
+            }
+        });
+        StandIn {
+            endpoint,
+            counts,
+            delay_us,
+        }
+    }
+
+    pub fn set_delay(&self, delay: Duration) {
+        self.delay_us
+            .store(delay.as_micros() as u64, Ordering::SeqCst);
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        let c = &self.counts;
+        let get = |a: &AtomicUsize| a.load(Ordering::SeqCst);
+        Snapshot {
+            connections: get(&c.connections),
+            query: get(&c.query),
+            put_item: get(&c.put_item),
+            update_item: get(&c.update_item),
+            other_dynamodb: get(&c.other_dynamodb),
+            publish: get(&c.publish),
+            unknown: get(&c.unknown),
+        }
+    }
+}
+
+struct HttpRequest {
+    target: Option<String>,
+    body: String,
+}
+
+fn read_request(reader: &mut BufReader<TcpStream>) -> Option<HttpRequest> {
+    let mut line = String::new();
+    if reader.read_line(&mut line).ok()? == 0 {
+        return None;
+    }
+    let (mut length, mut chunked, mut target) = (0usize, false, None);
+    loop {
+        let mut header = String::new();
+        reader.read_line(&mut header).ok()?;
+        let header = header.trim_end();
+        if header.is_empty() {
+            break;
+        }
+        let (name, value) = header.split_once(':')?;
+        match name.trim().to_ascii_lowercase().as_str() {
+            "content-length" => length = value.trim().parse().ok()?,
+            "transfer-encoding" => chunked = value.to_ascii_lowercase().contains("chunked"),
+            "x-amz-target" => target = Some(value.trim().to_owned()),
+            _ => {}
+        }
+    }
+    let mut body = Vec::new();
+    if chunked {
+        loop {
+            let mut size = String::new();
+            reader.read_line(&mut size).ok()?;
+            let size = usize::from_str_radix(size.trim().split(';').next()?, 16).ok()?;
+            let mut chunk = vec![0; size + 2];
+            reader.read_exact(&mut chunk).ok()?;
+            if size == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..size]);
+        }
+    } else {
+        body.resize(length, 0);
+        reader.read_exact(&mut body).ok()?;
+    }
+    Some(HttpRequest {
+        target,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The demo key's item, laid out as `adapters::dynamodb::item::key_item` writes it.
+fn key_query_response() -> String {
+    let item = serde_json::json!({
+        "pk": {"S": format!("USER#{USER}")},
+        "sk": {"S": format!("KEY#{DOMAIN}")},
+        "kind": {"S": "api_key"},
+        "username": {"S": USER},
+        "domain": {"S": DOMAIN},
+        "key_sha256": {"S": hex(&smsreg::domain::project::hash_key(KEY))},
+        "edit_data": {"BOOL": true},
+        "created_at": {"N": "0"}
+    });
+    serde_json::json!({"Count": 1, "ScannedCount": 1, "Items": [item]}).to_string()
+}
+
+/// The demo project (PRO, registration on) and its app.
+fn project_query_response() -> String {
+    let project = serde_json::json!({
+        "pk": {"S": format!("DOMAIN#{DOMAIN}")},
+        "sk": {"S": "PROJECT"},
+        "kind": {"S": "project"},
+        "domain": {"S": DOMAIN},
+        "plan": {"S": "PRO"},
+        "registration_enabled": {"BOOL": true},
+        "display_name": {"S": "Demo Health"},
+        "daily_invitation_limit": {"N": "1000000"}
+    });
+    let app = serde_json::json!({
+        "pk": {"S": format!("DOMAIN#{DOMAIN}")},
+        "sk": {"S": format!("APP#{APP}")},
+        "kind": {"S": "app"},
+        "app_id": {"S": APP},
+        "name": {"S": "Demo app"}
+    });
+    serde_json::json!({"Count": 2, "ScannedCount": 2, "Items": [project, app]}).to_string()
+}
+
+fn serve(stream: TcpStream, counts: &Counts, delay_us: &AtomicU64) {
+    let mut writer = stream.try_clone().expect("a second handle on the socket");
+    let mut reader = BufReader::new(stream);
+    let key_response = key_query_response();
+    let project_response = project_query_response();
+    let mut n = 0u64;
+    while let Some(request) = read_request(&mut reader) {
+        n += 1;
+        let (content_type, body) = match request.target.as_deref() {
+            Some(target) => {
+                let operation = target.rsplit('.').next().unwrap_or_default();
+                let body = match operation {
+                    "Query" => {
+                        counts.query.fetch_add(1, Ordering::SeqCst);
+                        if request.body.contains("\"USER#") {
+                            key_response.clone()
+                        } else {
+                            project_response.clone()
+                        }
+                    }
+                    "PutItem" => {
+                        counts.put_item.fetch_add(1, Ordering::SeqCst);
+                        "{}".to_owned()
+                    }
+                    "UpdateItem" => {
+                        counts.update_item.fetch_add(1, Ordering::SeqCst);
+                        "{}".to_owned()
+                    }
+                    _ => {
+                        counts.other_dynamodb.fetch_add(1, Ordering::SeqCst);
+                        "{}".to_owned()
+                    }
+                };
+                ("application/x-amz-json-1.0", body)
+            }
+            None if request.body.contains("Action=Publish") => {
+                counts.publish.fetch_add(1, Ordering::SeqCst);
+                (
+                    "text/xml",
+                    format!(
+                        "<PublishResponse xmlns=\"http://sns.amazonaws.com/doc/2010-03-31/\">\
+                         <PublishResult><MessageId>00000000-0000-0000-0000-{n:012}</MessageId>\
+                         </PublishResult><ResponseMetadata><RequestId>r-{n}</RequestId>\
+                         </ResponseMetadata></PublishResponse>"
+                    ),
+                )
+            }
+            None => {
+                counts.unknown.fetch_add(1, Ordering::SeqCst);
+                ("application/json", "{}".to_owned())
+            }
+        };
+        let delay = delay_us.load(Ordering::SeqCst);
+        if delay > 0 {
+            std::thread::sleep(Duration::from_micros(delay));
+        }
+        let head = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n\
+             x-amzn-requestid: r-{n}\r\n\r\n",
+            body.len()
+        );
+        let mut response = head.into_bytes();
+        response.extend_from_slice(body.as_bytes());
+        if writer.write_all(&response).is_err() {
+            return;
+        }
+    }
+}
