@@ -69,6 +69,7 @@ fn a_worker_registers_from_the_sms_link_in_a_real_browser() {
 
     let browser = Browser::start();
     browser.goto(&format!("{served}{path}"));
+    browser.wait_for_title("Register with Demo Health");
     assert_eq!(browser.text("h1"), "Demo Health");
     browser.screenshot(&shots.join("1-form.png"));
 
@@ -93,7 +94,7 @@ fn a_worker_registers_from_the_sms_link_in_a_real_browser() {
     browser.fill("#password", "correct horse");
     browser.fill("#password2", "correct horse");
     browser.click("button[type=submit]");
-    assert_eq!(browser.title(), "Registration complete");
+    browser.wait_for_title("Registration complete");
     let page = browser.source();
     assert!(
         page.contains("jane.doe") && page.contains("play.google.com"),
@@ -103,7 +104,7 @@ fn a_worker_registers_from_the_sms_link_in_a_real_browser() {
 
     // The same link now says it was used; the number is in use.
     browser.goto(&format!("{served}{path}"));
-    assert_eq!(browser.title(), "Already registered");
+    browser.wait_for_title("Already registered");
     browser.screenshot(&shots.join("4-already-registered.png"));
     assert_eq!(
         invite("+16175551234")["numbers_in_use"],

@@ -155,6 +155,40 @@ impl Browser {
         .to_owned()
     }
 
+    /// Waits (up to 20 s) until the page has this title: a form submission navigates
+    /// after the click has returned.
+    pub fn wait_for_title(&self, title: &str) {
+        let started = Instant::now();
+        loop {
+            let now = self.title();
+            if now == title {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "title {now:?}, waited for {title:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Waits (up to 20 s) until an element matching `css` is on the page.
+    pub fn wait_for(&self, css: &str) {
+        let started = Instant::now();
+        let query = json!({"using": "css selector", "value": css});
+        loop {
+            let found = call("POST", &self.url("/elements"), Some(query.clone()));
+            if found.as_array().is_some_and(|a| !a.is_empty()) {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "no {css} after 20 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     pub fn source(&self) -> String {
         call("GET", &self.url("/source"), None)
             .as_str()
