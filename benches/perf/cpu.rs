@@ -11,7 +11,7 @@ use smsreg::config::Config;
 use smsreg::domain::project::hash_key;
 use smsreg::domain::{ApiKey, App, PhoneNumber, Plan, Project};
 use smsreg::http::Api;
-use smsreg::ports::SystemClock;
+use smsreg::ports::{RegistrationEvents, SmsError, SmsSender, SystemClock};
 use smsreg::service::RegistrationService;
 
 use crate::stats::{self, OTHER_COUNTRIES, Summary, micros, millis, summarize};
@@ -64,9 +64,29 @@ pub fn request_body(numbers: &[String]) -> Value {
     json!({"app_id": APP, "users": users})
 }
 
-type MemoryApi = Api<Arc<MemoryStore>, Arc<MemoryStore>, Arc<MemorySms>>;
+/// Accepts every SMS and keeps nothing: `MemorySms` looks through every SMS it recorded on
+/// each send (a test aid, quadratic in the request), which this shows the cost of.
+struct NullSms;
 
-fn memory_api() -> MemoryApi {
+impl SmsSender for NullSms {
+    async fn send(&self, _to: &PhoneNumber, _text: &str) -> Result<(), SmsError> {
+        Ok(())
+    }
+}
+
+impl RegistrationEvents for NullSms {
+    async fn worker_registered(&self, _event: &Value) -> Result<(), SmsError> {
+        Ok(())
+    }
+}
+
+fn memory_api() -> Api<Arc<MemoryStore>, Arc<MemoryStore>, Arc<MemorySms>> {
+    api_with(Arc::new(MemorySms::new()))
+}
+
+fn api_with<S: SmsSender + RegistrationEvents>(
+    sms: S,
+) -> Api<Arc<MemoryStore>, Arc<MemoryStore>, S> {
     let store = Arc::new(MemoryStore::new());
     store.put_project(Project {
         name: DOMAIN.into(),
@@ -94,7 +114,7 @@ fn memory_api() -> MemoryApi {
     Api::new(RegistrationService::new(
         store.clone(),
         store,
-        Arc::new(MemorySms::new()),
+        sms,
         Arc::new(SystemClock),
         config,
     ))
@@ -102,14 +122,19 @@ fn memory_api() -> MemoryApi {
 
 /// Runs the 500-user request `runs` times (each on a fresh in-memory world, built
 /// outside the timing) and returns the time per request.
-fn time_requests(numbers: &[String], runs: usize, warmup: usize) -> Vec<Duration> {
+fn time_requests<S: SmsSender + RegistrationEvents>(
+    numbers: &[String],
+    runs: usize,
+    warmup: usize,
+    make_api: impl Fn() -> Api<Arc<MemoryStore>, Arc<MemoryStore>, S>,
+) -> Vec<Duration> {
     let event = event(&request_body(numbers));
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("a runtime");
     let mut times = Vec::with_capacity(runs);
     for i in 0..warmup + runs {
-        let api = memory_api();
+        let api = make_api();
         let request = lambda_http::request::from_str(&event).expect("a valid event");
         let started = Instant::now();
         let response = rt.block_on(api.handle(request));
@@ -278,8 +303,9 @@ pub fn run(quick: bool) -> CpuFigures {
                 .collect::<Vec<_>>(),
         )
     };
-    let mix_request = per_number(time_requests(&mix, runs, warmup));
-    let us_request = per_number(time_requests(&us, runs, warmup));
+    let mix_request = per_number(time_requests(&mix, runs, warmup, memory_api));
+    let us_request = per_number(time_requests(&us, runs, warmup, memory_api));
+    let null_sms = per_number(time_requests(&mix, runs, warmup, || api_with(NullSms)));
     println!(
         "   whole request, mix (9 in 10 US, 1 in 10 from CA/GB/IN/KE/NG): {} us per number   [target <= 10]",
         mix_request.show(2)
@@ -287,6 +313,10 @@ pub fn run(quick: bool) -> CpuFigures {
     println!(
         "   whole request, US only:                                      {} us per number",
         us_request.show(2)
+    );
+    println!(
+        "   whole request, mix, SMS sender that records nothing:         {} us per number",
+        null_sms.show(2)
     );
 
     println!(
