@@ -93,7 +93,7 @@ pub fn run(quick: bool, binaries: &[String]) -> ColdFigures {
         binaries
     };
     println!(
-        "== 3. Cold start (release smsreg-api under a Runtime API stand-in; DynamoDB/SNS stand-in answering at once)"
+        "== 3. Cold start (smsreg-api built by cargo bench, under a Runtime API stand-in; DynamoDB/SNS stand-in answering at once)"
     );
     let standin = StandIn::start(Duration::ZERO);
     let one = event(&request_body(&["+16175551234".to_owned()]));
