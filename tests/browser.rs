@@ -79,6 +79,8 @@ fn a_worker_registers_from_the_sms_link_in_a_real_browser() {
     browser.fill("#password2", "correct hose");
     browser.fill("#email", "jane@example.org");
     browser.click("button[type=submit]");
+    // The answer replaces the page after the click has returned: wait for it.
+    browser.wait_for("#password2-error");
     assert_eq!(
         browser.text("#password2-error"),
         "The two passwords do not match"

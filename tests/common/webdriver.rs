@@ -76,6 +76,8 @@ impl Browser {
         let profile = std::env::temp_dir().join(format!("smsreg-chromium-{port}"));
         let capabilities = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
+            // Finding an element waits for it a while: pages replace each other after clicks.
+            "timeouts": {"implicit": 10000},
             "goog:chromeOptions": {"binary": chromium, "args": [
                 "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
