@@ -48,7 +48,7 @@ fn check(answer: Result<String, String>, users: usize) {
 /// 500-user request ms, peak RSS MB).
 fn one_run(exe: &str, standin: &StandIn, one: &str, batch: &str, n: usize) -> [f64; 4] {
     standin.set_delay(Duration::ZERO);
-    let runtime = RuntimeApi::start();
+    let runtime = RuntimeApi::start(30_000);
     let id = runtime.enqueue(one);
     let started = Instant::now();
     let mut child = Command::new(exe)

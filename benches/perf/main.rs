@@ -6,7 +6,10 @@
 
 mod cold;
 mod cpu;
+#[path = "../../tests/common/http1.rs"]
+mod http1;
 mod io;
+#[path = "../../tests/common/runtime.rs"]
 mod runtime;
 mod standin;
 mod stats;

@@ -3,13 +3,14 @@
 //! every write and publish). One thread per connection, HTTP/1.1 with keep-alive, as the
 //! SDK's pooled client speaks it; it counts calls and connections.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::BufReader;
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::cpu::{APP, DOMAIN, KEY, USER};
+use crate::http1::{read_request, respond};
 
 #[derive(Default)]
 pub struct Counts {
@@ -100,55 +101,6 @@ impl StandIn {
     }
 }
 
-struct HttpRequest {
-    target: Option<String>,
-    body: String,
-}
-
-fn read_request(reader: &mut BufReader<TcpStream>) -> Option<HttpRequest> {
-    let mut line = String::new();
-    if reader.read_line(&mut line).ok()? == 0 {
-        return None;
-    }
-    let (mut length, mut chunked, mut target) = (0usize, false, None);
-    loop {
-        let mut header = String::new();
-        reader.read_line(&mut header).ok()?;
-        let header = header.trim_end();
-        if header.is_empty() {
-            break;
-        }
-        let (name, value) = header.split_once(':')?;
-        match name.trim().to_ascii_lowercase().as_str() {
-            "content-length" => length = value.trim().parse().ok()?,
-            "transfer-encoding" => chunked = value.to_ascii_lowercase().contains("chunked"),
-            "x-amz-target" => target = Some(value.trim().to_owned()),
-            _ => {}
-        }
-    }
-    let mut body = Vec::new();
-    if chunked {
-        loop {
-            let mut size = String::new();
-            reader.read_line(&mut size).ok()?;
-            let size = usize::from_str_radix(size.trim().split(';').next()?, 16).ok()?;
-            let mut chunk = vec![0; size + 2];
-            reader.read_exact(&mut chunk).ok()?;
-            if size == 0 {
-                break;
-            }
-            body.extend_from_slice(&chunk[..size]);
-        }
-    } else {
-        body.resize(length, 0);
-        reader.read_exact(&mut body).ok()?;
-    }
-    Some(HttpRequest {
-        target,
-        body: String::from_utf8_lossy(&body).into_owned(),
-    })
-}
-
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -198,13 +150,14 @@ fn serve(stream: TcpStream, counts: &Counts, delay_us: &AtomicU64) {
     let mut n = 0u64;
     while let Some(request) = read_request(&mut reader) {
         n += 1;
-        let (content_type, body) = match request.target.as_deref() {
+        let text = request.text();
+        let (content_type, body) = match request.header("x-amz-target") {
             Some(target) => {
                 let operation = target.rsplit('.').next().unwrap_or_default();
                 let body = match operation {
                     "Query" => {
                         counts.query.fetch_add(1, Ordering::SeqCst);
-                        if request.body.contains("\"USER#") {
+                        if text.contains("\"USER#") {
                             key_response.clone()
                         } else {
                             project_response.clone()
@@ -225,7 +178,7 @@ fn serve(stream: TcpStream, counts: &Counts, delay_us: &AtomicU64) {
                 };
                 ("application/x-amz-json-1.0", body)
             }
-            None if request.body.contains("Action=Publish") => {
+            None if text.contains("Action=Publish") => {
                 counts.publish.fetch_add(1, Ordering::SeqCst);
                 (
                     "text/xml",
@@ -246,14 +199,12 @@ fn serve(stream: TcpStream, counts: &Counts, delay_us: &AtomicU64) {
         if delay > 0 {
             std::thread::sleep(Duration::from_micros(delay));
         }
-        let head = format!(
-            "HTTP/1.1 200 OK\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n\
-             x-amzn-requestid: r-{n}\r\n\r\n",
-            body.len()
-        );
-        let mut response = head.into_bytes();
-        response.extend_from_slice(body.as_bytes());
-        if writer.write_all(&response).is_err() {
+        let request_id = format!("r-{n}");
+        let headers = [
+            ("content-type", content_type),
+            ("x-amzn-requestid", request_id.as_str()),
+        ];
+        if !respond(&mut writer, "200 OK", &headers, body.as_bytes()) {
             return;
         }
     }

@@ -2,10 +2,12 @@
 //! errors or timeouts, for given DynamoDB operations or SNS publishes.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use super::http1::{Request, read_request};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
@@ -57,50 +59,18 @@ pub struct FaultProxy {
     state: Arc<Mutex<State>>,
 }
 
-struct Request {
-    head: String,
-    target: String,
-    body: Vec<u8>,
-}
-
-fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Request> {
-    let mut head = String::new();
-    let (mut length, mut target) = (0usize, String::new());
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).ok()? == 0 {
-            return None;
-        }
-        if line == "\r\n" {
-            break;
-        }
-        if let Some((name, value)) = line.split_once(':') {
-            match name.trim().to_ascii_lowercase().as_str() {
-                "content-length" => length = value.trim().parse().ok()?,
-                "x-amz-target" => target = value.trim().to_owned(),
-                // Every forwarded request gets its own connection to moto.
-                "connection" => continue,
-                _ => {}
-            }
-        }
-        head.push_str(&line);
-    }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).ok()?;
-    Some(Request { head, target, body })
-}
-
+/// The operation a call is for: DynamoDB's `X-Amz-Target` or SNS's `Action`.
 fn operation_of(request: &Request) -> String {
     if let Some(op) = request
-        .target
-        .rsplit('.')
-        .next()
+        .header("x-amz-target")
+        .and_then(|target| target.rsplit('.').next())
         .filter(|op| !op.is_empty())
     {
         return op.to_owned();
     }
-    let body = String::from_utf8_lossy(&request.body);
-    body.split('&')
+    request
+        .text()
+        .split('&')
         .find_map(|pair| pair.strip_prefix("Action="))
         .unwrap_or_default()
         .to_owned()
@@ -142,10 +112,10 @@ fn serve(client: TcpStream, upstream: String, state: Arc<Mutex<State>>) {
     // Answers say `connection: close`: one request per connection.
     if let Some(request) = read_request(&mut reader) {
         let operation = operation_of(&request);
-        let dynamodb = !request.target.is_empty();
+        let dynamodb = request.header("x-amz-target").is_some();
         let (fault, latency) = {
             let mut state = state.lock().unwrap();
-            let body = String::from_utf8_lossy(&request.body);
+            let body = request.text();
             let hit = state.rules.iter_mut().find(|rule| {
                 rule.operation == operation
                     && rule.times != Some(0)
@@ -178,8 +148,21 @@ fn serve(client: TcpStream, upstream: String, state: Arc<Mutex<State>>) {
                 let Ok(mut moto) = TcpStream::connect(&upstream) else {
                     return;
                 };
-                let mut forwarded = request.head.clone().into_bytes();
-                forwarded.extend_from_slice(b"connection: close\r\n\r\n");
+                // Every forwarded request gets its own connection to moto.
+                let mut head = format!("{} {} HTTP/1.1\r\n", request.method, request.path);
+                for (name, value) in &request.headers {
+                    if !matches!(
+                        name.as_str(),
+                        "connection" | "content-length" | "transfer-encoding"
+                    ) {
+                        head.push_str(&format!("{name}: {value}\r\n"));
+                    }
+                }
+                head.push_str(&format!(
+                    "content-length: {}\r\nconnection: close\r\n\r\n",
+                    request.body.len()
+                ));
+                let mut forwarded = head.into_bytes();
                 forwarded.extend_from_slice(&request.body);
                 let mut answer = Vec::new();
                 if moto.write_all(&forwarded).is_err() || moto.read_to_end(&mut answer).is_err() {

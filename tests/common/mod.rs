@@ -3,6 +3,7 @@
 
 pub mod fault_proxy;
 pub mod gateway;
+pub mod http1;
 pub mod runtime;
 pub mod webdriver;
 

@@ -3,15 +3,19 @@
 #![allow(dead_code)]
 
 use std::collections::{HashMap, VecDeque};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::BufReader;
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use super::http1::{read_request, respond};
 
 #[derive(Default)]
 struct State {
     queued: VecDeque<(String, String)>,
-    answers: HashMap<String, Result<String, String>>,
+    /// Answers by invocation id (`init` for an init error), with when they came.
+    answers: HashMap<String, (Instant, Result<String, String>)>,
+    first_poll: Option<Instant>,
     next_id: u64,
 }
 
@@ -29,119 +33,75 @@ pub struct RuntimeApi {
     pub budget_ms: u64,
 }
 
-fn read_request(reader: &mut BufReader<TcpStream>) -> Option<(String, String, String)> {
-    let mut line = String::new();
-    if reader.read_line(&mut line).ok()? == 0 {
-        return None;
+impl Shared {
+    fn answer(&self, id: &str, answer: Result<String, String>) {
+        let at = Instant::now();
+        let mut state = self.state.lock().unwrap();
+        state.answers.insert(id.to_owned(), (at, answer));
+        self.changed.notify_all();
     }
-    let mut parts = line.split_whitespace();
-    let (method, path) = (parts.next()?.to_owned(), parts.next()?.to_owned());
-    let (mut length, mut chunked) = (0usize, false);
-    loop {
-        let mut header = String::new();
-        reader.read_line(&mut header).ok()?;
-        let header = header.trim_end();
-        if header.is_empty() {
-            break;
-        }
-        let (name, value) = header.split_once(':')?;
-        match name.trim().to_ascii_lowercase().as_str() {
-            "content-length" => length = value.trim().parse().ok()?,
-            "transfer-encoding" => chunked = value.to_ascii_lowercase().contains("chunked"),
-            _ => {}
-        }
-    }
-    let mut body = Vec::new();
-    if chunked {
-        loop {
-            let mut size = String::new();
-            reader.read_line(&mut size).ok()?;
-            let size = usize::from_str_radix(size.trim().split(';').next()?, 16).ok()?;
-            let mut chunk = vec![0; size + 2];
-            reader.read_exact(&mut chunk).ok()?;
-            if size == 0 {
-                break;
-            }
-            body.extend_from_slice(&chunk[..size]);
-        }
-    } else {
-        body.resize(length, 0);
-        reader.read_exact(&mut body).ok()?;
-    }
-    Some((method, path, String::from_utf8_lossy(&body).into_owned()))
-}
 
-fn respond(stream: &mut TcpStream, status: &str, headers: &[(String, String)], body: &str) {
-    let mut head = format!("HTTP/1.1 {status}\r\ncontent-length: {}\r\n", body.len());
-    for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
+    /// Blocks until an event is queued, noting the function's first poll.
+    fn next(&self) -> (String, String) {
+        let mut state = self.state.lock().unwrap();
+        state.first_poll.get_or_insert_with(Instant::now);
+        loop {
+            if let Some(next) = state.queued.pop_front() {
+                return next;
+            }
+            state = self.changed.wait(state).unwrap();
+        }
     }
-    head.push_str("\r\n");
-    let _ = stream.write_all(head.as_bytes());
-    let _ = stream.write_all(body.as_bytes());
 }
 
 fn serve(stream: TcpStream, shared: Arc<Shared>, budget_ms: u64) {
+    let _ = stream.set_nodelay(true);
     let mut writer = stream.try_clone().expect("a second handle on the socket");
     let mut reader = BufReader::new(stream);
-    while let Some((method, path, body)) = read_request(&mut reader) {
-        let path = path.trim_start_matches("/2018-06-01/runtime/");
-        if method == "GET" && path == "invocation/next" {
-            let mut state = shared.state.lock().unwrap();
-            let (id, event) = loop {
-                if let Some(next) = state.queued.pop_front() {
-                    break next;
-                }
-                state = shared.changed.wait(state).unwrap();
-            };
-            drop(state);
+    while let Some(request) = read_request(&mut reader) {
+        let path = request.path.trim_start_matches("/2018-06-01/runtime/");
+        let accepted = |writer: &mut TcpStream| respond(writer, "202 Accepted", &[], b"{}");
+        let open = if request.method == "GET" && path == "invocation/next" {
+            let (id, event) = shared.next();
             let now = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .unwrap()
                 .as_millis() as u64;
-            let headers = vec![
-                ("lambda-runtime-aws-request-id".into(), id.clone()),
+            let deadline = (now + budget_ms).to_string();
+            let headers = [
+                ("lambda-runtime-aws-request-id", id.as_str()),
+                ("lambda-runtime-deadline-ms", deadline.as_str()),
                 (
-                    "lambda-runtime-deadline-ms".into(),
-                    (now + budget_ms).to_string(),
+                    "lambda-runtime-invoked-function-arn",
+                    "arn:aws:lambda:us-east-1:123456789012:function:smsreg-api",
                 ),
                 (
-                    "lambda-runtime-invoked-function-arn".into(),
-                    "arn:aws:lambda:us-east-1:123456789012:function:smsreg-api".into(),
+                    "lambda-runtime-trace-id",
+                    "Root=1-5f84c7a1-0123456789abcdef01234567",
                 ),
-                (
-                    "lambda-runtime-trace-id".into(),
-                    "Root=1-5f84c7a1-0123456789abcdef01234567".into(),
-                ),
-                ("content-type".into(), "application/json".into()),
+                ("content-type", "application/json"),
             ];
-            respond(&mut writer, "200 OK", &headers, &event);
+            respond(&mut writer, "200 OK", &headers, event.as_bytes())
         } else if let Some(rest) = path.strip_prefix("invocation/") {
             let (id, kind) = rest.split_once('/').unwrap_or((rest, ""));
-            let answer = if kind == "response" {
-                Ok(body)
-            } else {
-                Err(body)
-            };
-            shared
-                .state
-                .lock()
-                .unwrap()
-                .answers
-                .insert(id.to_owned(), answer);
-            shared.changed.notify_all();
-            respond(&mut writer, "202 Accepted", &[], "{}");
+            let body = request.text();
+            shared.answer(
+                id,
+                if kind == "response" {
+                    Ok(body)
+                } else {
+                    Err(body)
+                },
+            );
+            accepted(&mut writer)
         } else if path == "init/error" {
-            shared
-                .state
-                .lock()
-                .unwrap()
-                .answers
-                .insert("init".into(), Err(body));
-            shared.changed.notify_all();
-            respond(&mut writer, "202 Accepted", &[], "{}");
+            shared.answer("init", Err(request.text()));
+            accepted(&mut writer)
         } else {
-            respond(&mut writer, "404 Not Found", &[], "{}");
+            respond(&mut writer, "404 Not Found", &[], b"{}")
+        };
+        if !open {
+            return;
         }
     }
 }
@@ -180,26 +140,44 @@ impl RuntimeApi {
         ]
     }
 
-    /// Hands `event` to the function and waits for its answer (`Err` for an error report).
-    pub fn invoke(&self, event: &str, wait: Duration) -> Result<String, String> {
+    /// Queues an event for the function's next poll; returns its invocation id.
+    pub fn enqueue(&self, event: &str) -> String {
         let mut state = self.shared.state.lock().unwrap();
         state.next_id += 1;
         let id = format!("invocation-{}", state.next_id);
         state.queued.push_back((id.clone(), event.to_owned()));
         self.shared.changed.notify_all();
-        let deadline = std::time::Instant::now() + wait;
+        id
+    }
+
+    /// Waits for the answer to `id`: when it came, and the body (`Err` for an error report,
+    /// an init error, or no answer within `wait`).
+    pub fn wait(&self, id: &str, wait: Duration) -> (Instant, Result<String, String>) {
+        let deadline = Instant::now() + wait;
+        let mut state = self.shared.state.lock().unwrap();
         loop {
-            if let Some(answer) = state.answers.remove(&id) {
+            if let Some(answer) = state.answers.remove(id) {
                 return answer;
             }
-            if let Some(Err(e)) = state.answers.get("init") {
-                return Err(format!("init error: {e}"));
+            if let Some((at, Err(e))) = state.answers.get("init") {
+                return (*at, Err(format!("init error: {e}")));
             }
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err("no answer in time".into());
+                return (Instant::now(), Err("no answer in time".into()));
             }
             state = self.shared.changed.wait_timeout(state, left).unwrap().0;
         }
+    }
+
+    /// Hands `event` to the function and waits for its answer (`Err` for an error report).
+    pub fn invoke(&self, event: &str, wait: Duration) -> Result<String, String> {
+        let id = self.enqueue(event);
+        self.wait(&id, wait).1
+    }
+
+    /// When the function first polled for an invocation: the end of its init.
+    pub fn first_poll(&self) -> Option<Instant> {
+        self.shared.state.lock().unwrap().first_poll
     }
 }
