@@ -343,16 +343,7 @@ impl Env {
         key: &str,
         body: &Value,
     ) -> lambda_http::Response<lambda_http::Body> {
-        let mut event: Value = serde_json::from_str(&post_event(
-            DEMO_DOMAIN,
-            body,
-            &api_key_header(DEMO_USER, DEMO_KEY),
-        ))
-        .unwrap();
-        event["headers"]["idempotency-key"] = key.into();
-        self.api
-            .handle(lambda_http::request::from_str(&event.to_string()).unwrap())
-            .await
+        self.api.handle(keyed_request(key, body)).await
     }
 }
 

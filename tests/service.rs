@@ -107,15 +107,7 @@ impl<S: SmsSender + RegistrationEvents> World<S> {
         key: &str,
         body: &Value,
     ) -> lambda_http::Response<lambda_http::Body> {
-        let mut event: Value = serde_json::from_str(&post_event(
-            DEMO_DOMAIN,
-            body,
-            &api_key_header(DEMO_USER, DEMO_KEY),
-        ))
-        .unwrap();
-        event["headers"]["idempotency-key"] = key.into();
-        let request = lambda_http::request::from_str(&event.to_string()).unwrap();
-        self.api.handle(request).await
+        self.api.handle(keyed_request(key, body)).await
     }
 
     async fn post(&self, body: &Value) -> (u16, Value) {

@@ -242,6 +242,14 @@ pub fn post_event(domain: &str, body: &Value, authorization: &str) -> String {
     event.to_string()
 }
 
+/// The demo admin's POST of `body` to the create endpoint, with an `Idempotency-Key`.
+pub fn keyed_request(key: &str, body: &Value) -> lambda_http::Request {
+    let auth = api_key_header(DEMO_USER, DEMO_KEY);
+    let mut event: Value = serde_json::from_str(&post_event(DEMO_DOMAIN, body, &auth)).unwrap();
+    event["headers"]["idempotency-key"] = key.into();
+    lambda_http::request::from_str(&event.to_string()).unwrap()
+}
+
 pub fn api_key_header(user: &str, key: &str) -> String {
     format!("ApiKey {user}:{key}")
 }
