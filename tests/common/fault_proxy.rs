@@ -1,5 +1,12 @@
 //! A proxy between the SDK clients and moto that fails chosen calls: throttling, server
 //! errors or timeouts, for given DynamoDB operations or SNS publishes.
+//!
+//! It hands moto one request at a time. DynamoDB isolates each write and each transaction
+//! from the others; moto does not (a transaction checks its conditions, writes, and on
+//! failure puts back a copy of the whole table taken when it began, on whatever thread
+//! Flask gave it), so two concurrent registrations for one link could both succeed there.
+//! One at a time, moto gives the isolation the function relies on from DynamoDB. Every
+//! test server is behind such a proxy (`Moto::start`).
 #![allow(dead_code)]
 
 use std::io::{BufReader, Read, Write};
@@ -106,7 +113,12 @@ fn fault_response(fault: Fault, dynamodb: bool) -> Vec<u8> {
     .into_bytes()
 }
 
-fn serve(client: TcpStream, upstream: String, state: Arc<Mutex<State>>) {
+fn serve(
+    client: TcpStream,
+    upstream: String,
+    state: Arc<Mutex<State>>,
+    one_at_a_time: Arc<Mutex<()>>,
+) {
     let mut writer = client.try_clone().unwrap();
     let mut reader = BufReader::new(client);
     // Answers say `connection: close`: one request per connection.
@@ -145,6 +157,8 @@ fn serve(client: TcpStream, upstream: String, state: Arc<Mutex<State>>) {
                 let _ = writer.write_all(&fault_response(fault, dynamodb));
             }
             None => {
+                // Held while the request is with moto.
+                let _turn = one_at_a_time.lock().unwrap_or_else(|e| e.into_inner());
                 let Ok(mut moto) = TcpStream::connect(&upstream) else {
                     return;
                 };
@@ -182,10 +196,12 @@ impl FaultProxy {
         let upstream = upstream.trim_start_matches("http://").to_owned();
         let state = Arc::new(Mutex::new(State::default()));
         let shared = state.clone();
+        let one_at_a_time = Arc::new(Mutex::new(()));
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
                 let (upstream, state) = (upstream.clone(), shared.clone());
-                std::thread::spawn(move || serve(client, upstream, state));
+                let turn = one_at_a_time.clone();
+                std::thread::spawn(move || serve(client, upstream, state, turn));
             }
         });
         FaultProxy { endpoint, state }

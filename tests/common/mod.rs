@@ -46,9 +46,12 @@ fn free_port() -> u16 {
 
 /// A `moto_server` (DynamoDB and SNS) on a free port of 127.0.0.1, stopped on drop.
 /// It panics, failing the test, when moto cannot start: these tests never skip.
+/// `endpoint` is a proxy that hands moto one request at a time, for the isolation of
+/// writes and transactions that DynamoDB gives and moto alone does not (see `fault_proxy`).
 pub struct Moto {
     child: Child,
     pub endpoint: String,
+    _front: fault_proxy::FaultProxy,
 }
 
 impl Moto {
@@ -78,7 +81,12 @@ impl Moto {
                     .call()
                     .is_ok()
                 {
-                    return Moto { child, endpoint };
+                    let front = fault_proxy::FaultProxy::start(&endpoint);
+                    return Moto {
+                        child,
+                        endpoint: front.endpoint.clone(),
+                        _front: front,
+                    };
                 }
                 std::thread::sleep(Duration::from_millis(100));
             }
