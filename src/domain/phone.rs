@@ -2,8 +2,15 @@
 
 use std::fmt;
 
+use std::sync::OnceLock;
+
 use phonenumber::country::Id;
-use phonenumber::metadata::{DATABASE, Descriptor, Metadata};
+use phonenumber::metadata::{Database, Descriptor, Metadata, loader};
+
+/// libphonenumber's metadata split by calling code at build time (`build.rs`).
+mod split {
+    include!(concat!(env!("OUT_DIR"), "/phone_metadata.rs"));
+}
 
 /// E.164 allows at most 15 digits; anything longer is rejected before libphonenumber sees it.
 const MAX_E164_DIGITS: usize = 15;
@@ -28,11 +35,46 @@ pub enum PhoneError {
     NotValid,
 }
 
-/// Loads libphonenumber's metadata (about 80 ms of CPU in a release build, paid by the
-/// first parse in a process) and compiles the patterns of the +1 countries. The function
-/// calls it on a thread of its own as it starts, so that cost overlaps its start-up and
-/// the first request's lookups instead of landing on its first number. A parse that comes
-/// before it is done waits only for the rest.
+/// The database of one calling code, built the first time a number of that code is read.
+///
+/// `phonenumber`'s own database holds every country, and building it checks the syntax of
+/// all their patterns: about 80 ms of CPU, paid by the first number a process reads. A
+/// database of one code costs that code's share (a few milliseconds for +1, under one for
+/// most), and a process only pays for the codes it meets. The answers are the crate's: the
+/// metadata is its own (see `build.rs`) and parsing is its `parse_with`.
+fn database(code: u16) -> Option<&'static Database> {
+    static LOADED: [OnceLock<Database>; split::CODES.len()] =
+        [const { OnceLock::new() }; split::CODES.len()];
+    let i = split::CODES
+        .binary_search_by_key(&code, |&(c, _, _)| c)
+        .ok()?;
+    Some(LOADED[i].get_or_init(|| {
+        let (_, start, end) = split::CODES[i];
+        let part: Vec<loader::Metadata> =
+            postcard::from_bytes(&split::PARTS[start..end]).expect("build.rs wrote this part");
+        Database::from(part).expect("libphonenumber's own patterns are valid")
+    }))
+}
+
+/// The calling code `digits` (a number without its plus) starts with, as libphonenumber
+/// finds it: codes are one to three digits and none is the start of another.
+fn calling_code(digits: &str) -> Option<u16> {
+    if digits.starts_with('0') {
+        return None;
+    }
+    (1..=3)
+        .filter_map(|len| digits.get(..len)?.parse().ok())
+        .find(|code| {
+            split::CODES
+                .binary_search_by_key(code, |&(c, _, _)| c)
+                .is_ok()
+        })
+}
+
+/// Builds the database of the +1 countries and compiles their most used patterns. The
+/// function calls it on a thread of its own as it starts, so that cost overlaps its
+/// start-up and the first request's lookups instead of landing on its first number. A
+/// parse that comes before it is done waits only for the rest.
 pub fn warm_up() {
     let _ = PhoneNumber::parse("+16175551234");
 }
@@ -57,14 +99,17 @@ impl PhoneNumber {
         if digits.len() > MAX_E164_DIGITS {
             return Err(PhoneError::TooLong);
         }
-        let parsed =
-            phonenumber::parse(None, format!("+{digits}")).map_err(|_| PhoneError::Unparseable)?;
+        let db = calling_code(digits)
+            .and_then(database)
+            .ok_or(PhoneError::Unparseable)?;
+        let parsed = phonenumber::parse_with(db, None, format!("+{digits}"))
+            .map_err(|_| PhoneError::Unparseable)?;
         // What `parsed.is_valid()`, `parsed.country().id()` and the E.164 formatter each
         // work out again (the metadata of the number, then its type), worked out once:
         // the same answers for a fraction of the regular expression matches.
         let code = parsed.code().value();
         let national = parsed.national().to_string();
-        let (meta, valid) = match metadata_for(code, &national) {
+        let (meta, valid) = match metadata_for(db, code, &national) {
             Some((meta, Some(valid))) => (meta, valid),
             Some((meta, None)) => (meta, has_a_type(meta, &national)),
             None => return Err(PhoneError::NotValid),
@@ -78,7 +123,7 @@ impl PhoneNumber {
             meta.id().parse().ok()
         } else {
             let value = parsed.national().value().to_string();
-            metadata_for(code, &value).and_then(|(meta, _)| meta.id().parse().ok())
+            metadata_for(db, code, &value).and_then(|(meta, _)| meta.id().parse().ok())
         };
         Ok(Self {
             // The E.164 form, as `parsed.format().mode(Mode::E164)` writes it.
@@ -107,8 +152,11 @@ impl PhoneNumber {
 /// (`PhoneNumber::metadata`): the only region of the country code, or the first of its
 /// regions whose leading digits or number types match. When a region was chosen because
 /// the number has one of its types, that validity comes along (`Some(true)`).
-fn metadata_for(code: u16, national: &str) -> Option<(&'static Metadata, Option<bool>)> {
-    let db = &*DATABASE;
+fn metadata_for(
+    db: &'static Database,
+    code: u16,
+    national: &str,
+) -> Option<(&'static Metadata, Option<bool>)> {
     let regions = db.region(&code)?;
     if regions.len() == 1 {
         if regions[0] == "001" {
@@ -278,7 +326,7 @@ mod tests {
         };
         let mut checked = 0;
         for code in 1..1000u16 {
-            let Some(metas) = DATABASE.by_code(&code) else {
+            let Some(metas) = phonenumber::metadata::DATABASE.by_code(&code) else {
                 continue;
             };
             for meta in metas {
@@ -321,6 +369,56 @@ mod tests {
             }
         }
         assert!(checked > 10_000, "{checked}");
+    }
+
+    #[test]
+    fn each_calling_code_gets_the_regions_of_libphonenumber_in_its_order() {
+        let whole = &*phonenumber::metadata::DATABASE;
+        let mut codes = 0;
+        for code in 0..1000u16 {
+            let Some(regions) = whole.region(&code) else {
+                assert!(database(code).is_none(), "+{code}");
+                continue;
+            };
+            let part = database(code).expect("a part for every code");
+            assert_eq!(part.region(&code), Some(regions), "+{code}");
+            let ids = |db: &'static Database| {
+                db.by_code(&code)
+                    .unwrap()
+                    .iter()
+                    .map(|m| (m.id(), m.descriptors().general().national_number().as_str()))
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(ids(part), ids(whole), "+{code}");
+            codes += 1;
+        }
+        assert!(codes > 200, "{codes}");
+    }
+
+    #[test]
+    fn numbers_without_a_known_calling_code_agree_with_libphonenumber() {
+        for raw in [
+            "+0161755512",
+            "+016175551234",
+            "+2",
+            "+21",
+            "+999123456789",
+            "+80012345678",
+            "+88234567890",
+            "+979123456789",
+            "+1",
+            "+12",
+            "+123",
+            "+1234",
+            "+3906698",
+            "+390669812345",
+            "+8081234567",
+        ] {
+            let fast = PhoneNumber::parse(raw)
+                .ok()
+                .map(|p| (p.e164.clone(), p.region().map(str::to_owned)));
+            assert_eq!(fast, reference(raw), "input {raw:?}");
+        }
     }
 
     #[test]

@@ -1,0 +1,111 @@
+//! Splits libphonenumber's metadata (the `phonenumber` crate's own) by country calling code.
+//!
+//! The crate builds one database of every country, and building it checks the syntax of
+//! its ~10 000 patterns: about 80 ms of CPU on the first phone number a process meets. The
+//! function instead builds, on first use, a database of the one calling code it needs
+//! (`src/domain/phone.rs`), from the part written here. The parts are the crate's database,
+//! read back through its public accessors at build time, so the data is exactly the
+//! crate's: a unit test compares the answers with the crate's own on every country code.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use phonenumber::metadata::{DATABASE, Descriptor, Format, Metadata, loader};
+
+fn descriptor(d: &Descriptor) -> loader::Descriptor {
+    loader::Descriptor {
+        national_number: Some(d.national_number().as_str().to_owned()),
+        possible_length: d.possible_length().to_vec(),
+        possible_local_length: d.possible_local_length().to_vec(),
+        example: d.example().map(str::to_owned),
+    }
+}
+
+fn format(f: &Format) -> loader::Format {
+    loader::Format {
+        pattern: Some(f.pattern().as_str().to_owned()),
+        format: Some(f.format().to_owned()),
+        leading_digits: f
+            .leading_digits()
+            .iter()
+            .map(|r| r.as_str().to_owned())
+            .collect(),
+        national_prefix_formatting_rule: f.national_prefix().map(str::to_owned),
+        national_prefix_optional_when_formatting: f.is_national_prefix_optional(),
+        domestic_carrier: f.domestic_carrier().map(str::to_owned),
+    }
+}
+
+fn metadata(m: &Metadata) -> loader::Metadata {
+    let d = m.descriptors();
+    let text = |s: Option<&str>| s.map(str::to_owned);
+    loader::Metadata {
+        general: Some(descriptor(d.general())),
+        fixed_line: d.fixed_line().map(descriptor),
+        mobile: d.mobile().map(descriptor),
+        toll_free: d.toll_free().map(descriptor),
+        premium_rate: d.premium_rate().map(descriptor),
+        shared_cost: d.shared_cost().map(descriptor),
+        personal_number: d.personal_number().map(descriptor),
+        voip: d.voip().map(descriptor),
+        pager: d.pager().map(descriptor),
+        uan: d.uan().map(descriptor),
+        emergency: d.emergency().map(descriptor),
+        voicemail: d.voicemail().map(descriptor),
+        short_code: d.short_code().map(descriptor),
+        standard_rate: d.standard_rate().map(descriptor),
+        carrier: d.carrier().map(descriptor),
+        no_international: d.no_international().map(descriptor),
+        id: Some(m.id().to_owned()),
+        country_code: Some(m.country_code()),
+        international_prefix: m.international_prefix().map(|r| r.as_str().to_owned()),
+        preferred_international_prefix: text(m.preferred_international_prefix()),
+        national_prefix: text(m.national_prefix()),
+        preferred_extension_prefix: text(m.preferred_extension_prefix()),
+        national_prefix_for_parsing: m
+            .national_prefix_for_parsing()
+            .map(|r| r.as_str().to_owned()),
+        national_prefix_transform_rule: text(m.national_prefix_transform_rule()),
+        formats: m.formats().iter().map(format).collect(),
+        international_formats: m.international_formats().iter().map(format).collect(),
+        main_country_for_code: m.is_main_country_for_code(),
+        leading_digits: m.leading_digits().map(|r| r.as_str().to_owned()),
+        mobile_number_portable: m.is_mobile_number_portable(),
+        defaults: Default::default(),
+    }
+}
+
+fn main() {
+    println!("cargo::rerun-if-changed=build.rs");
+    let mut blob = Vec::new();
+    let mut index = String::new();
+    let mut count = 0;
+    // Calling codes have one to three digits. `by_code` lists a code's regions with its
+    // main country first, the order `Database::from` rebuilds from them.
+    for code in 1..=999u16 {
+        let Some(regions) = DATABASE.by_code(&code) else {
+            continue;
+        };
+        let part: Vec<loader::Metadata> = regions.into_iter().map(metadata).collect();
+        let bytes = postcard::to_allocvec(&part).expect("the metadata serialises");
+        writeln!(
+            index,
+            "    ({code}, {}, {}),",
+            blob.len(),
+            blob.len() + bytes.len()
+        )
+        .unwrap();
+        blob.extend_from_slice(&bytes);
+        count += 1;
+    }
+    let out = std::env::var("OUT_DIR").expect("cargo sets OUT_DIR");
+    let out = Path::new(&out);
+    std::fs::write(out.join("phone_metadata.bin"), &blob).expect("OUT_DIR is writable");
+    let source = format!(
+        "/// Calling codes with the byte range of their part of `PARTS`, by code.\n\
+         pub static CODES: [(u16, usize, usize); {count}] = [\n{index}];\n\
+         /// Each code's regions, as postcard-serialised `phonenumber` loader metadata.\n\
+         pub static PARTS: &[u8] = include_bytes!(concat!(env!(\"OUT_DIR\"), \"/phone_metadata.bin\"));\n"
+    );
+    std::fs::write(out.join("phone_metadata.rs"), source).expect("OUT_DIR is writable");
+}
