@@ -58,6 +58,15 @@ impl MemoryStore {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The state, unless the store was set down (then every call fails as unavailable).
+    fn reachable(&self) -> Result<std::sync::MutexGuard<'_, StoreState>, StoreError> {
+        let state = self.state();
+        if state.down {
+            return Err(unavailable());
+        }
+        Ok(state)
+    }
+
     pub fn put_project(&self, project: Project) {
         self.state().projects.insert(project.name.clone(), project);
     }
@@ -115,10 +124,7 @@ impl MemoryStore {
 
 impl Directory for MemoryStore {
     async fn api_keys_of(&self, username: &str) -> Result<Vec<ApiKey>, StoreError> {
-        let state = self.state();
-        if state.down {
-            return Err(unavailable());
-        }
+        let state = self.reachable()?;
         Ok(state
             .keys
             .iter()
@@ -128,10 +134,7 @@ impl Directory for MemoryStore {
     }
 
     async fn project(&self, domain: &str) -> Result<Option<Project>, StoreError> {
-        let state = self.state();
-        if state.down {
-            return Err(unavailable());
-        }
+        let state = self.reachable()?;
         Ok(state.projects.get(domain).cloned())
     }
 }
@@ -159,10 +162,7 @@ impl InvitationStore for MemoryStore {
     }
 
     async fn mark_sent(&self, invitation: &Invitation, sent_at: u64) -> Result<(), StoreError> {
-        let mut state = self.state();
-        if state.down {
-            return Err(unavailable());
-        }
+        let mut state = self.reachable()?;
         if let Some(record) = state.records.get_mut(invitation.phone.as_str())
             && record.token == invitation.token
         {
@@ -195,17 +195,12 @@ impl InvitationStore for MemoryStore {
     }
 
     async fn find(&self, phone: &PhoneNumber) -> Result<Option<RegistrationRecord>, StoreError> {
-        let state = self.state();
-        if state.down {
-            return Err(unavailable());
-        }
+        let state = self.reachable()?;
         Ok(state.records.get(phone.as_str()).cloned())
     }
 
     async fn list(&self, query: &ListQuery) -> Result<InvitationPage, StoreError> {
-        if self.state().down {
-            return Err(unavailable());
-        }
+        drop(self.reachable()?);
         Ok(self.listing(query))
     }
 }
@@ -256,10 +251,7 @@ impl DailyQuota for MemoryStore {
         n: u32,
         limit: u32,
     ) -> Result<bool, StoreError> {
-        let mut state = self.state();
-        if state.down {
-            return Err(unavailable());
-        }
+        let mut state = self.reachable()?;
         let used = state
             .usage
             .entry((domain.to_owned(), day.to_owned()))
@@ -272,10 +264,7 @@ impl DailyQuota for MemoryStore {
     }
 
     async fn refund(&self, domain: &str, day: &str, n: u32) -> Result<(), StoreError> {
-        let mut state = self.state();
-        if state.down {
-            return Err(unavailable());
-        }
+        let mut state = self.reachable()?;
         let used = state
             .usage
             .entry((domain.to_owned(), day.to_owned()))
@@ -295,10 +284,7 @@ impl IdempotencyStore for MemoryStore {
         lease_for: u64,
         expires_after: u64,
     ) -> Result<IdempotencyBegin, StoreError> {
-        let mut state = self.state();
-        if state.down {
-            return Err(unavailable());
-        }
+        let mut state = self.reachable()?;
         let id = (domain.to_owned(), key.to_owned());
         if let Some(existing) = state.idempotency.get(&id)
             && existing.expires_at > now
@@ -333,10 +319,7 @@ impl IdempotencyStore for MemoryStore {
         lease: &str,
         response: &StoredResponse,
     ) -> Result<(), StoreError> {
-        let mut state = self.state();
-        if state.down {
-            return Err(unavailable());
-        }
+        let mut state = self.reachable()?;
         if let Some(record) = state
             .idempotency
             .get_mut(&(domain.to_owned(), key.to_owned()))
@@ -348,10 +331,7 @@ impl IdempotencyStore for MemoryStore {
     }
 
     async fn abandon(&self, domain: &str, key: &str, lease: &str) -> Result<(), StoreError> {
-        let mut state = self.state();
-        if state.down {
-            return Err(unavailable());
-        }
+        let mut state = self.reachable()?;
         let id = (domain.to_owned(), key.to_owned());
         if matches!(state.idempotency.get(&id), Some(r) if matches!(&r.answer, Err((l, _)) if l == lease))
         {
@@ -366,10 +346,7 @@ impl WorkerStore for MemoryStore {
         &self,
         token: &str,
     ) -> Result<Option<RegistrationRecord>, StoreError> {
-        let state = self.state();
-        if state.down {
-            return Err(unavailable());
-        }
+        let state = self.reachable()?;
         Ok(state
             .records
             .values()
@@ -382,10 +359,7 @@ impl WorkerStore for MemoryStore {
         invitation: &RegistrationRecord,
         worker: &Worker,
     ) -> Result<RegisterOutcome, StoreError> {
-        let mut state = self.state();
-        if state.down {
-            return Err(unavailable());
-        }
+        let mut state = self.reachable()?;
         let phone = invitation.phone.as_str();
         let still_pending = state.records.get(phone).is_some_and(|r| {
             r.token == invitation.token
@@ -412,10 +386,7 @@ impl WorkerStore for MemoryStore {
         invitation: &RegistrationRecord,
         phone_type: PhoneType,
     ) -> Result<(), StoreError> {
-        let mut state = self.state();
-        if state.down {
-            return Err(unavailable());
-        }
+        let mut state = self.reachable()?;
         if let Some(record) = state.records.get_mut(invitation.phone.as_str())
             && record.token == invitation.token
         {
@@ -427,10 +398,7 @@ impl WorkerStore for MemoryStore {
 
 impl InboundLog for MemoryStore {
     async fn first_time(&self, message_id: &str, _now: u64) -> Result<bool, StoreError> {
-        let mut state = self.state();
-        if state.down {
-            return Err(unavailable());
-        }
+        let mut state = self.reachable()?;
         Ok(state.inbound.insert(message_id.to_owned()))
     }
 
