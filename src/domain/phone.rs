@@ -35,40 +35,43 @@ pub enum PhoneError {
     NotValid,
 }
 
-/// The database of one calling code, built the first time a number of that code is read.
+/// The index of a calling code's part in `split::CODES`, if the code exists.
+fn part_of(code: u16) -> Option<usize> {
+    split::CODES
+        .binary_search_by_key(&code, |&(c, _, _)| c)
+        .ok()
+}
+
+/// The database of the calling code of part `i`, built the first time a number of that
+/// code is read.
 ///
 /// `phonenumber`'s own database holds every country, and building it checks the syntax of
 /// all their patterns: about 80 ms of CPU, paid by the first number a process reads. A
 /// database of one code costs that code's share (a few milliseconds for +1, under one for
 /// most), and a process only pays for the codes it meets. The answers are the crate's: the
 /// metadata is its own (see `build.rs`) and parsing is its `parse_with`.
-fn database(code: u16) -> Option<&'static Database> {
+fn database_of_part(i: usize) -> &'static Database {
     static LOADED: [OnceLock<Database>; split::CODES.len()] =
         [const { OnceLock::new() }; split::CODES.len()];
-    let i = split::CODES
-        .binary_search_by_key(&code, |&(c, _, _)| c)
-        .ok()?;
-    Some(LOADED[i].get_or_init(|| {
+    LOADED[i].get_or_init(|| {
         let (_, start, end) = split::CODES[i];
         let part: Vec<loader::Metadata> =
             postcard::from_bytes(&split::PARTS[start..end]).expect("build.rs wrote this part");
         Database::from(part).expect("libphonenumber's own patterns are valid")
-    }))
+    })
 }
 
-/// The calling code `digits` (a number without its plus) starts with, as libphonenumber
-/// finds it: codes are one to three digits and none is the start of another.
-fn calling_code(digits: &str) -> Option<u16> {
+/// The database of the calling code `digits` (a number without its plus) starts with,
+/// the code found as libphonenumber finds it: one to three digits, none the start of
+/// another, never a leading 0.
+fn database_for(digits: &str) -> Option<&'static Database> {
     if digits.starts_with('0') {
         return None;
     }
     (1..=3)
-        .filter_map(|len| digits.get(..len)?.parse().ok())
-        .find(|code| {
-            split::CODES
-                .binary_search_by_key(code, |&(c, _, _)| c)
-                .is_ok()
-        })
+        .filter_map(|len| part_of(digits.get(..len)?.parse().ok()?))
+        .next()
+        .map(database_of_part)
 }
 
 /// Builds the database of the +1 countries and compiles their most used patterns. The
@@ -99,9 +102,7 @@ impl PhoneNumber {
         if digits.len() > MAX_E164_DIGITS {
             return Err(PhoneError::TooLong);
         }
-        let db = calling_code(digits)
-            .and_then(database)
-            .ok_or(PhoneError::Unparseable)?;
+        let db = database_for(digits).ok_or(PhoneError::Unparseable)?;
         let parsed = phonenumber::parse_with(db, None, format!("+{digits}"))
             .map_err(|_| PhoneError::Unparseable)?;
         // What `parsed.is_valid()`, `parsed.country().id()` and the E.164 formatter each
@@ -376,11 +377,12 @@ mod tests {
         let whole = &*phonenumber::metadata::DATABASE;
         let mut codes = 0;
         for code in 0..1000u16 {
+            let database = part_of(code).map(database_of_part);
             let Some(regions) = whole.region(&code) else {
-                assert!(database(code).is_none(), "+{code}");
+                assert!(database.is_none(), "+{code}");
                 continue;
             };
-            let part = database(code).expect("a part for every code");
+            let part = database.expect("a part for every code");
             assert_eq!(part.region(&code), Some(regions), "+{code}");
             let ids = |db: &'static Database| {
                 db.by_code(&code)
