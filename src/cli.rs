@@ -29,6 +29,19 @@ pub struct Cli {
 enum Command {
     /// Creates the table with its index and TTL (does nothing if it exists).
     CreateTable,
+    /// Creates the send queue and its dead-letter queue NAME-dlq (for local use: on AWS
+    /// the stack creates them). Idempotent. The last line printed is the queue URL, for
+    /// SEND_QUEUE_URL.
+    CreateQueue {
+        #[arg(long, default_value = "smsreg-send")]
+        name: String,
+        /// Receives of a job before it moves to the dead-letter queue (SEND_MAX_ATTEMPTS).
+        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        max_attempts: u32,
+        /// Seconds a received job stays hidden from other receivers.
+        #[arg(long, default_value_t = 720, value_parser = clap::value_parser!(u32).range(0..=43200))]
+        visibility_timeout: u32,
+    },
     /// Creates or updates a project.
     #[command(group(ArgGroup::new("feature").required(true).args(["enable", "disable"])))]
     PutDomain {
@@ -77,7 +90,7 @@ enum Command {
     /// Lists a project's invitations, newest first, one JSON object per line.
     ListInvitations {
         domain: String,
-        #[arg(long, value_parser = ["pending", "registered", "expired"])]
+        #[arg(long, value_parser = ShownStatus::NAMES)]
         status: Option<String>,
     },
     /// Records that the worker behind a number registered in the project.
@@ -159,6 +172,25 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let created = store.create_table().await.map_err(failed)?;
             let verb = if created { "created" } else { "already exists" };
             println!("table {} {verb}", store.table());
+        }
+        Command::CreateQueue {
+            name,
+            max_attempts,
+            visibility_timeout,
+        } => {
+            let client = aws_sdk_sqs::Client::new(&aws);
+            let url = crate::adapters::sqs::create_queues(
+                &client,
+                &name,
+                max_attempts,
+                visibility_timeout,
+            )
+            .await
+            .map_err(failed)?;
+            eprintln!(
+                "send queue {name} (dead-letter queue {name}-dlq after {max_attempts} receives)"
+            );
+            println!("{url}");
         }
         Command::PutDomain {
             domain,

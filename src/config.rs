@@ -24,6 +24,15 @@ pub struct Config {
     pub claim_stale_after: Duration,
     /// `DEADLINE_MARGIN_MS`: no number is started with less time than this left.
     pub deadline_margin: Duration,
+    /// `SEND_QUEUE_URL`: the SQS queue of send jobs (required by the functions on AWS).
+    pub send_queue_url: Option<String>,
+    /// `SMS_RATE_PER_SECOND`: SMS per second for the whole deployment.
+    pub sms_rate_per_second: u32,
+    /// `SENDER_MAX_CONCURRENCY`: most sender instances at once (the mapping's maximum
+    /// concurrency); each paces itself at the rate divided by this.
+    pub sender_max_concurrency: u32,
+    /// `SEND_MAX_ATTEMPTS`: the send queue's `maxReceiveCount`.
+    pub send_max_attempts: u32,
 }
 
 pub const DEFAULT_TABLE_NAME: &str = "sms-registration";
@@ -42,7 +51,22 @@ impl Default for Config {
             invitation_lifetime: Duration::from_secs(30 * 86_400),
             claim_stale_after: Duration::from_secs(300),
             deadline_margin: Duration::from_millis(2_000),
+            send_queue_url: None,
+            sms_rate_per_second: 20,
+            sender_max_concurrency: 2,
+            send_max_attempts: 8,
         }
+    }
+}
+
+impl Config {
+    /// The send queue's URL, which the functions cannot work without.
+    pub fn require_send_queue(&self) -> Result<&str, ConfigError> {
+        self.send_queue_url.as_deref().ok_or(ConfigError {
+            name: "SEND_QUEUE_URL",
+            value: String::new(),
+            reason: "the send queue's URL is required (smsreg-admin create-queue prints it)",
+        })
     }
 }
 
@@ -98,6 +122,10 @@ impl Config {
             ),
             claim_stale_after: Duration::from_secs(number("CLAIM_STALE_SECONDS", 300, 30, 86_400)?),
             deadline_margin: Duration::from_millis(number("DEADLINE_MARGIN_MS", 2_000, 0, 60_000)?),
+            send_queue_url: get("SEND_QUEUE_URL"),
+            sms_rate_per_second: number("SMS_RATE_PER_SECOND", 20, 1, 10_000)? as u32,
+            sender_max_concurrency: number("SENDER_MAX_CONCURRENCY", 2, 1, 1_000)? as u32,
+            send_max_attempts: number("SEND_MAX_ATTEMPTS", 8, 1, 1_000)? as u32,
         })
     }
 }
@@ -136,6 +164,13 @@ mod tests {
             ("INVITATION_LIFETIME_DAYS", "7"),
             ("CLAIM_STALE_SECONDS", "60"),
             ("DEADLINE_MARGIN_MS", "500"),
+            (
+                "SEND_QUEUE_URL",
+                "http://127.0.0.1:5005/123456789012/smsreg-send",
+            ),
+            ("SMS_RATE_PER_SECOND", "3"),
+            ("SENDER_MAX_CONCURRENCY", "5"),
+            ("SEND_MAX_ATTEMPTS", "4"),
         ])
         .unwrap();
         assert_eq!(c.table_name, "t");
@@ -151,6 +186,18 @@ mod tests {
         assert_eq!(c.invitation_lifetime, Duration::from_secs(7 * 86_400));
         assert_eq!(c.claim_stale_after, Duration::from_secs(60));
         assert_eq!(c.deadline_margin, Duration::from_millis(500));
+        assert_eq!(
+            c.require_send_queue().unwrap(),
+            "http://127.0.0.1:5005/123456789012/smsreg-send"
+        );
+        assert_eq!(
+            (
+                c.sms_rate_per_second,
+                c.sender_max_concurrency,
+                c.send_max_attempts
+            ),
+            (3, 5, 4)
+        );
     }
 
     #[test]
@@ -161,6 +208,8 @@ mod tests {
             ("MAX_USERS_PER_REQUEST", "-1"),
             ("INVITATION_LIFETIME_DAYS", "1000"),
             ("PUBLIC_BASE_URL", "sms.example.org"),
+            ("SMS_RATE_PER_SECOND", "0"),
+            ("SENDER_MAX_CONCURRENCY", "0"),
         ] {
             let err = from(&[(name, value)]).unwrap_err();
             assert_eq!(err.name, name);

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::ports::{
-    Directory, InboundLog, InvitationStore, RegistrationEvents, SmsSender, WorkerStore,
+    Directory, InboundLog, InvitationStore, JobQueue, RegistrationEvents, WorkerStore,
 };
 use crate::service::RegistrationService;
 use crate::service::inbound::{InboundSms, ReplyOutcome};
@@ -19,7 +19,7 @@ impl<D, I, S> Inbound<D, I, S>
 where
     D: Directory + InboundLog,
     I: InvitationStore + WorkerStore,
-    S: SmsSender + RegistrationEvents,
+    S: JobQueue + RegistrationEvents,
 {
     pub fn new(service: RegistrationService<D, I, S>) -> Self {
         Inbound { service }

@@ -5,6 +5,7 @@ use std::future::Future;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::domain::invitation::{ClaimRules, PhoneType, ShownStatus};
+use crate::domain::job::SmsJob;
 use crate::domain::worker::Worker;
 use crate::domain::{ApiKey, Invitation, PhoneNumber, Project, RegistrationRecord};
 
@@ -23,6 +24,75 @@ pub enum StoreError {
 #[error("the SMS was not accepted ({code})")]
 pub struct SmsError {
     pub code: String,
+}
+
+/// A job that did not reach the send queue, after the queue client's own retries.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the job was not queued ({code})")]
+pub struct QueueError {
+    pub code: String,
+}
+
+/// The send queue (SQS): the API and the replies function put jobs on it; the sender
+/// puts a failed job back with a delay.
+pub trait JobQueue: Send + Sync {
+    /// Puts at most 10 jobs on the queue in one call; one result per job, in order.
+    fn enqueue(&self, jobs: &[SmsJob]) -> impl Future<Output = Vec<Result<(), QueueError>>> + Send;
+
+    /// Makes a received job visible again after `delay_seconds` (a retry later).
+    fn retry_later(
+        &self,
+        receipt_handle: &str,
+        delay_seconds: u32,
+    ) -> impl Future<Output = Result<(), QueueError>> + Send;
+}
+
+/// What the sender may do with a job it received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendStart {
+    /// Go on: `sent` SMS of the job already went out, the last at `last_sms_ms`.
+    Go {
+        sent: usize,
+        last_sms_ms: Option<u64>,
+    },
+    /// Not wanted any more (replaced, registered, expired, failed, released, or done).
+    Drop(&'static str),
+    /// Another delivery of the same job is being sent right now.
+    Busy,
+}
+
+/// The sender's record of each job: a lease against concurrent deliveries, and per SMS
+/// that it went out (on the invitation for invitation jobs).
+pub trait SendLedger: Send + Sync {
+    /// Checks the job is still wanted and leases it until `now_ms + lease_ms`.
+    fn begin_send(
+        &self,
+        job: &SmsJob,
+        now_ms: u64,
+        lease_ms: u64,
+    ) -> impl Future<Output = Result<SendStart, StoreError>> + Send;
+
+    /// Records that SMS `part` (from 0) went out; the last one ends the lease. `false`
+    /// when the job is no longer wanted (the worker registered meanwhile, say).
+    fn record_sent(
+        &self,
+        job: &SmsJob,
+        part: usize,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Ends the lease without sending the rest (a retry comes later).
+    fn end_send(&self, job: &SmsJob) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// After the last attempt: an invitation becomes `failed` with `reason` (or the live,
+    /// sent invitation it replaced is put back), never over a registration. `true` when
+    /// the invitation was still this one, so its daily count is to be given back.
+    fn fail_job(
+        &self,
+        job: &SmsJob,
+        reason: &str,
+        now: u64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
 /// Projects, their apps, and API keys: read-only for the function.
@@ -60,12 +130,16 @@ pub trait InvitationStore: Send + Sync {
         rules: ClaimRules<'_>,
     ) -> impl Future<Output = Result<Claim<Self::Previous>, StoreError>> + Send;
 
-    /// Marks the invitation sent, if it is still ours (same token).
-    fn mark_sent(
+    /// Records that the invitations' jobs are on the queue, where they are still ours
+    /// (same token): a queued claim without it turns stale.
+    fn mark_enqueued(
         &self,
-        invitation: &Invitation,
-        sent_at: u64,
+        invitations: &[&Invitation],
+        at: u64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// What a claim replaced, as JSON for a send job (to put back if sending fails).
+    fn encode_previous(&self, previous: &Self::Previous) -> serde_json::Value;
 
     /// Undoes a claim: puts back what it replaced, or removes it, if it is still ours.
     fn release(
@@ -304,12 +378,16 @@ impl<T: InvitationStore> InvitationStore for std::sync::Arc<T> {
         (**self).claim(invitation, rules)
     }
 
-    fn mark_sent(
+    fn mark_enqueued(
         &self,
-        invitation: &Invitation,
-        sent_at: u64,
+        invitations: &[&Invitation],
+        at: u64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        (**self).mark_sent(invitation, sent_at)
+        (**self).mark_enqueued(invitations, at)
+    }
+
+    fn encode_previous(&self, previous: &Self::Previous) -> serde_json::Value {
+        (**self).encode_previous(previous)
     }
 
     fn release(
@@ -444,5 +522,52 @@ impl<T: SmsSender> SmsSender for std::sync::Arc<T> {
         text: &str,
     ) -> impl Future<Output = Result<(), SmsError>> + Send {
         (**self).send(to, text)
+    }
+}
+
+impl<T: JobQueue> JobQueue for std::sync::Arc<T> {
+    fn enqueue(&self, jobs: &[SmsJob]) -> impl Future<Output = Vec<Result<(), QueueError>>> + Send {
+        (**self).enqueue(jobs)
+    }
+
+    fn retry_later(
+        &self,
+        receipt_handle: &str,
+        delay_seconds: u32,
+    ) -> impl Future<Output = Result<(), QueueError>> + Send {
+        (**self).retry_later(receipt_handle, delay_seconds)
+    }
+}
+
+impl<T: SendLedger> SendLedger for std::sync::Arc<T> {
+    fn begin_send(
+        &self,
+        job: &SmsJob,
+        now_ms: u64,
+        lease_ms: u64,
+    ) -> impl Future<Output = Result<SendStart, StoreError>> + Send {
+        (**self).begin_send(job, now_ms, lease_ms)
+    }
+
+    fn record_sent(
+        &self,
+        job: &SmsJob,
+        part: usize,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).record_sent(job, part, now_ms)
+    }
+
+    fn end_send(&self, job: &SmsJob) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).end_send(job)
+    }
+
+    fn fail_job(
+        &self,
+        job: &SmsJob,
+        reason: &str,
+        now: u64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).fail_job(job, reason, now)
     }
 }

@@ -1,47 +1,62 @@
-//! Builds the function from its real adapters: shared by the binaries.
+//! Builds the functions from their real adapters: shared by the binaries.
 
 use std::sync::Arc;
 
 use aws_config::SdkConfig;
 
+use crate::adapters::Outbox;
 use crate::adapters::dynamodb::DynamoStore;
 use crate::adapters::load_aws_config;
 use crate::adapters::sns::SnsSender;
-use crate::config::Config;
+use crate::adapters::sqs::SqsQueue;
+use crate::config::{Config, ConfigError};
 use crate::http::Api;
 use crate::inbound::Inbound;
 use crate::ports::SystemClock;
+use crate::sender::Sender;
 use crate::service::RegistrationService;
 
-pub type AwsApi = Api<DynamoStore, DynamoStore, SnsSender>;
-pub type AwsInbound = Inbound<DynamoStore, DynamoStore, SnsSender>;
+pub type AwsService = RegistrationService<DynamoStore, DynamoStore, Outbox>;
+pub type AwsApi = Api<DynamoStore, DynamoStore, Outbox>;
+pub type AwsInbound = Inbound<DynamoStore, DynamoStore, Outbox>;
+pub type AwsSender = Sender<DynamoStore, DynamoStore, Outbox>;
 
-/// The API over DynamoDB and SNS, configured from the environment.
-pub async fn aws_api(config: Config) -> AwsApi {
+/// The API over DynamoDB and SQS, configured from the environment.
+pub async fn aws_api(config: Config) -> Result<AwsApi, ConfigError> {
     aws_api_with(&load_aws_config().await, config)
 }
 
-/// The inbound-SMS handler over DynamoDB and SNS, configured from the environment.
-pub async fn aws_inbound(config: Config) -> AwsInbound {
-    Inbound::new(aws_service(&load_aws_config().await, config))
+/// The inbound-SMS handler over DynamoDB and SQS, configured from the environment.
+pub async fn aws_inbound(config: Config) -> Result<AwsInbound, ConfigError> {
+    Ok(Inbound::new(aws_service(&load_aws_config().await, config)?))
 }
 
-/// The API over DynamoDB and SNS with a given AWS configuration.
-pub fn aws_api_with(aws: &SdkConfig, config: Config) -> AwsApi {
-    Api::new(aws_service(aws, config))
+/// The sender over DynamoDB, SQS and SNS, configured from the environment.
+pub async fn aws_sender(config: Config) -> Result<AwsSender, ConfigError> {
+    Ok(Sender::new(aws_service(&load_aws_config().await, config)?))
 }
 
-/// The service over DynamoDB and SNS.
-pub fn aws_service(
-    aws: &SdkConfig,
-    config: Config,
-) -> RegistrationService<DynamoStore, DynamoStore, SnsSender> {
+/// The API over DynamoDB and SQS with a given AWS configuration.
+pub fn aws_api_with(aws: &SdkConfig, config: Config) -> Result<AwsApi, ConfigError> {
+    Ok(Api::new(aws_service(aws, config)?))
+}
+
+/// The service over DynamoDB, SQS and SNS; `SEND_QUEUE_URL` is required.
+pub fn aws_service(aws: &SdkConfig, config: Config) -> Result<AwsService, ConfigError> {
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), &config.table_name);
-    let sms = SnsSender::new(
+    let sns = SnsSender::new(
         aws_sdk_sns::Client::new(aws),
         config.sms_sender_id.clone(),
         config.sms_origination_number.clone(),
     )
     .with_events_topic(config.registration_events_topic_arn.clone());
-    RegistrationService::new(store.clone(), store, sms, Arc::new(SystemClock), config)
+    let queue = SqsQueue::new(aws_sdk_sqs::Client::new(aws), config.require_send_queue()?);
+    let outbox = Outbox { sns, queue };
+    Ok(RegistrationService::new(
+        store.clone(),
+        store,
+        outbox,
+        Arc::new(SystemClock),
+        config,
+    ))
 }

@@ -4,15 +4,20 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
+use crate::adapters::dynamodb::item::{
+    item_from_json, item_to_json, registration_from_item, registration_item,
+};
 use crate::domain::Token;
 use crate::domain::invitation::ClaimRules;
 use crate::domain::invitation::{PhoneType, RegistrationStatus};
+use crate::domain::job::{JobKind, SmsJob};
 use crate::domain::worker::Worker;
 use crate::domain::{ApiKey, Invitation, PhoneNumber, Project, RegistrationRecord};
 use crate::ports::{
     Claim, DailyQuota, Directory, IdempotencyBegin, IdempotencyStore, InboundLog, InvitationPage,
-    InvitationStore, ListCursor, ListQuery, RegisterOutcome, RegistrationEvents, SmsError,
-    SmsSender, StoreError, StoredResponse, WorkerStore,
+    InvitationStore, JobQueue, ListCursor, ListQuery, QueueError, RegisterOutcome,
+    RegistrationEvents, SendLedger, SendStart, SmsError, SmsSender, StoreError, StoredResponse,
+    WorkerStore,
 };
 
 fn unavailable() -> StoreError {
@@ -41,6 +46,16 @@ struct StoreState {
     down: bool,
     failing_claims: HashSet<String>,
     failing_releases: HashSet<String>,
+    /// The sender's progress per job: (SMS sent, last SMS in ms, lease until in ms).
+    ledger: HashMap<String, (usize, Option<u64>, u64)>,
+}
+
+/// Where a job's progress is kept: on its invitation (by number and token) or its own.
+fn ledger_key(job: &SmsJob) -> String {
+    match &job.kind {
+        JobKind::Invitation { token, .. } => format!("{}#{token}", job.phone),
+        JobKind::Message => job.id.clone(),
+    }
 }
 
 /// Directory and invitation store in one map, guarded by a mutex.
@@ -161,14 +176,20 @@ impl InvitationStore for MemoryStore {
         Ok(Claim::Taken { previous })
     }
 
-    async fn mark_sent(&self, invitation: &Invitation, sent_at: u64) -> Result<(), StoreError> {
+    async fn mark_enqueued(&self, invitations: &[&Invitation], at: u64) -> Result<(), StoreError> {
         let mut state = self.reachable()?;
-        if let Some(record) = state.records.get_mut(invitation.phone.as_str())
-            && record.token == invitation.token
-        {
-            record.sent_at = Some(sent_at);
+        for invitation in invitations {
+            if let Some(record) = state.records.get_mut(invitation.phone.as_str())
+                && record.token == invitation.token
+            {
+                record.enqueued_at.get_or_insert(at);
+            }
         }
         Ok(())
+    }
+
+    fn encode_previous(&self, previous: &RegistrationRecord) -> serde_json::Value {
+        item_to_json(&registration_item(previous))
     }
 
     async fn release(
@@ -361,11 +382,10 @@ impl WorkerStore for MemoryStore {
     ) -> Result<RegisterOutcome, StoreError> {
         let mut state = self.reachable()?;
         let phone = invitation.phone.as_str();
-        let still_pending = state.records.get(phone).is_some_and(|r| {
-            r.token == invitation.token
-                && r.status == RegistrationStatus::Pending
-                && r.expires_at > worker.registered_at
-        });
+        let still_pending = state
+            .records
+            .get(phone)
+            .is_some_and(|r| r.token == invitation.token && r.is_live(worker.registered_at));
         if !still_pending {
             return Ok(RegisterOutcome::InvitationChanged);
         }
@@ -396,6 +416,111 @@ impl WorkerStore for MemoryStore {
     }
 }
 
+impl SendLedger for MemoryStore {
+    async fn begin_send(
+        &self,
+        job: &SmsJob,
+        now_ms: u64,
+        lease_ms: u64,
+    ) -> Result<SendStart, StoreError> {
+        let mut state = self.reachable()?;
+        let key = ledger_key(job);
+        if let JobKind::Invitation { token, .. } = &job.kind {
+            let why = match state.records.get_mut(&job.phone) {
+                None => Some("released"),
+                Some(r) if r.token.as_str() != token => Some("replaced"),
+                Some(r) if r.status == RegistrationStatus::Registered => Some("registered"),
+                Some(r) if r.status == RegistrationStatus::Failed => Some("failed"),
+                Some(r) if r.expires_at <= now_ms / 1000 => Some("expired"),
+                Some(r) => {
+                    r.enqueued_at.get_or_insert(now_ms / 1000);
+                    None
+                }
+            };
+            if let Some(why) = why {
+                return Ok(SendStart::Drop(why));
+            }
+        }
+        let entry = state.ledger.entry(key).or_insert((0, None, 0));
+        if entry.0 >= job.texts.len() {
+            return Ok(SendStart::Drop("already sent"));
+        }
+        if entry.2 > now_ms {
+            return Ok(SendStart::Busy);
+        }
+        entry.2 = now_ms + lease_ms;
+        Ok(SendStart::Go {
+            sent: entry.0,
+            last_sms_ms: entry.1,
+        })
+    }
+
+    async fn record_sent(
+        &self,
+        job: &SmsJob,
+        part: usize,
+        now_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.reachable()?;
+        if let JobKind::Invitation { token, .. } = &job.kind {
+            match state.records.get_mut(&job.phone) {
+                Some(r) if r.token.as_str() == token && r.status.is_open() => {
+                    r.status = RegistrationStatus::Pending;
+                    r.sent_at.get_or_insert(now_ms / 1000);
+                }
+                _ => return Ok(false),
+            }
+        }
+        let entry = state.ledger.entry(ledger_key(job)).or_insert((0, None, 0));
+        if entry.0 != part {
+            return Ok(false);
+        }
+        entry.0 = part + 1;
+        entry.1 = Some(now_ms);
+        if entry.0 >= job.texts.len() {
+            entry.2 = 0;
+        }
+        Ok(true)
+    }
+
+    async fn end_send(&self, job: &SmsJob) -> Result<(), StoreError> {
+        let mut state = self.reachable()?;
+        if let Some(entry) = state.ledger.get_mut(&ledger_key(job)) {
+            entry.2 = 0;
+        }
+        Ok(())
+    }
+
+    async fn fail_job(&self, job: &SmsJob, reason: &str, now: u64) -> Result<bool, StoreError> {
+        let JobKind::Invitation {
+            token, previous, ..
+        } = &job.kind
+        else {
+            return Ok(false);
+        };
+        let mut state = self.reachable()?;
+        let Some(record) = state.records.get_mut(&job.phone) else {
+            return Ok(false);
+        };
+        if record.token.as_str() != token || !record.status.is_open() {
+            return Ok(false);
+        }
+        let restore = previous
+            .as_ref()
+            .and_then(item_from_json)
+            .and_then(|item| registration_from_item(&item).ok())
+            .filter(|p| p.status == RegistrationStatus::Pending && p.expires_at > now);
+        match restore {
+            Some(previous) => *record = previous,
+            None => {
+                record.status = RegistrationStatus::Failed;
+                record.failure_reason = Some(reason.to_owned());
+            }
+        }
+        Ok(true)
+    }
+}
+
 impl InboundLog for MemoryStore {
     async fn first_time(&self, message_id: &str, _now: u64) -> Result<bool, StoreError> {
         let mut state = self.reachable()?;
@@ -410,6 +535,9 @@ impl InboundLog for MemoryStore {
 
 #[derive(Default)]
 struct SmsState {
+    /// Jobs on the in-memory send queue, oldest first.
+    queue: Vec<SmsJob>,
+    failing_enqueue: HashSet<String>,
     events: Vec<serde_json::Value>,
     events_failing: bool,
     sent: Vec<(String, String)>,
@@ -451,6 +579,21 @@ impl MemorySms {
         self.state().failing.insert(phone.to_owned());
     }
 
+    /// Takes every job off the in-memory send queue, oldest first.
+    pub fn take_jobs(&self) -> Vec<SmsJob> {
+        std::mem::take(&mut self.state().queue)
+    }
+
+    /// Jobs waiting on the in-memory send queue.
+    pub fn queued_jobs(&self) -> Vec<SmsJob> {
+        self.state().queue.clone()
+    }
+
+    /// Jobs for `phone` cannot be queued.
+    pub fn fail_enqueue_for(&self, phone: &str) {
+        self.state().failing_enqueue.insert(phone.to_owned());
+    }
+
     /// `worker_registered` events published so far.
     pub fn events(&self) -> Vec<serde_json::Value> {
         self.state().events.clone()
@@ -465,6 +608,7 @@ impl MemorySms {
         let mut state = self.state();
         state.events_failing = false;
         state.failing.clear();
+        state.failing_enqueue.clear();
         state.fail_nth.clear();
     }
 
@@ -485,6 +629,31 @@ impl SmsSender for MemorySms {
             });
         }
         state.sent.push((phone.to_owned(), text.to_owned()));
+        Ok(())
+    }
+}
+
+impl JobQueue for MemorySms {
+    async fn enqueue(&self, jobs: &[SmsJob]) -> Vec<Result<(), QueueError>> {
+        let mut state = self.state();
+        jobs.iter()
+            .map(|job| {
+                if state.failing_enqueue.contains(&job.phone) {
+                    return Err(QueueError {
+                        code: "InjectedFault".into(),
+                    });
+                }
+                state.queue.push(job.clone());
+                Ok(())
+            })
+            .collect()
+    }
+
+    async fn retry_later(
+        &self,
+        _receipt_handle: &str,
+        _delay_seconds: u32,
+    ) -> Result<(), QueueError> {
         Ok(())
     }
 }

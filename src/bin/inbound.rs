@@ -7,7 +7,7 @@ use smsreg::config::Config;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     smsreg::telemetry::init();
-    let inbound = smsreg::wiring::aws_inbound(Config::from_env()?).await;
+    let inbound = smsreg::wiring::aws_inbound(Config::from_env()?).await?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
         inbound.handle(event)
     }))

@@ -41,50 +41,75 @@ impl fmt::Debug for Token {
     }
 }
 
+/// The stored state of a number's record: `queued` (recorded, SMS waiting in the send
+/// queue) -> `pending` (the first SMS went out: the worker has the link) -> `registered`;
+/// or `failed` (every attempt to send was spent; the number is free again).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RegistrationStatus {
+    Queued,
     Pending,
     Registered,
+    Failed,
 }
 
 impl RegistrationStatus {
     pub fn as_str(self) -> &'static str {
         match self {
+            RegistrationStatus::Queued => "queued",
             RegistrationStatus::Pending => "pending",
             RegistrationStatus::Registered => "registered",
+            RegistrationStatus::Failed => "failed",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
         match s {
+            "queued" => Some(RegistrationStatus::Queued),
             "pending" => Some(RegistrationStatus::Pending),
             "registered" => Some(RegistrationStatus::Registered),
+            "failed" => Some(RegistrationStatus::Failed),
             _ => None,
         }
+    }
+
+    /// Queued or pending: an invitation that holds its number until it expires.
+    pub fn is_open(self) -> bool {
+        matches!(
+            self,
+            RegistrationStatus::Queued | RegistrationStatus::Pending
+        )
     }
 }
 
 /// The status a client sees: `expired` is derived from `expires_at`, never stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ShownStatus {
+    Queued,
     Pending,
     Registered,
+    Failed,
     Expired,
 }
 
 impl ShownStatus {
+    pub const NAMES: [&'static str; 5] = ["queued", "pending", "registered", "failed", "expired"];
+
     pub fn as_str(self) -> &'static str {
         match self {
+            ShownStatus::Queued => "queued",
             ShownStatus::Pending => "pending",
             ShownStatus::Registered => "registered",
+            ShownStatus::Failed => "failed",
             ShownStatus::Expired => "expired",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
         match s {
+            "queued" => Some(ShownStatus::Queued),
             "pending" => Some(ShownStatus::Pending),
             "registered" => Some(ShownStatus::Registered),
+            "failed" => Some(ShownStatus::Failed),
             "expired" => Some(ShownStatus::Expired),
             _ => None,
         }
@@ -129,11 +154,17 @@ pub struct RegistrationRecord {
     pub status: RegistrationStatus,
     pub created_at: u64,
     pub expires_at: u64,
+    /// When the first SMS went out.
     pub sent_at: Option<u64>,
     pub registered_at: Option<u64>,
+    /// When its send job was known to be on the queue (set after the enqueue, or by the
+    /// sender). A queued claim without it is a crash's left-over once stale.
+    pub enqueued_at: Option<u64>,
+    /// Why sending failed, for a `failed` invitation.
+    pub failure_reason: Option<String>,
 }
 
-/// A new pending invitation, before any SMS went out.
+/// A new invitation, before its SMS went out.
 pub type Invitation = RegistrationRecord;
 
 /// When a claim may replace what is stored for a number.
@@ -142,19 +173,32 @@ pub struct ClaimRules<'a> {
     /// The project claiming the number.
     pub domain: &'a str,
     pub now: u64,
-    /// Claims never marked sent and created at or before this are left-overs of a crash.
+    /// Queued claims whose job never reached the queue, created at or before this, are
+    /// left-overs of a crash.
     pub stale_before: u64,
 }
 
 impl RegistrationRecord {
-    /// The contract's claim rule: a pending invitation may be replaced when it is of
-    /// the same project (a re-invite), expired, or a never-sent claim gone stale.
-    /// Registered numbers are never claimable.
+    /// The contract's claim rule: a failed invitation may always be replaced; a queued or
+    /// pending one when it is of the same project (a re-invite), expired, or a queued claim
+    /// whose job never reached the queue, gone stale. Registered numbers never are.
     pub fn can_be_claimed(&self, rules: ClaimRules<'_>) -> bool {
-        self.status == RegistrationStatus::Pending
-            && (self.domain == rules.domain
-                || self.expires_at <= rules.now
-                || (self.sent_at.is_none() && self.created_at <= rules.stale_before))
+        match self.status {
+            RegistrationStatus::Registered => false,
+            RegistrationStatus::Failed => true,
+            RegistrationStatus::Queued | RegistrationStatus::Pending => {
+                self.domain == rules.domain
+                    || self.expires_at <= rules.now
+                    || (self.status == RegistrationStatus::Queued
+                        && self.enqueued_at.is_none()
+                        && self.created_at <= rules.stale_before)
+            }
+        }
+    }
+
+    /// Queued or pending, and not expired: the link may be used.
+    pub fn is_live(&self, now: u64) -> bool {
+        self.status.is_open() && self.expires_at > now
     }
 
     /// The invitation as listings show it (the API and the admin CLI).
@@ -168,13 +212,17 @@ impl RegistrationRecord {
             "created_at": rfc3339(self.created_at),
             "expires_at": rfc3339(self.expires_at),
             "registered_at": self.registered_at.map(rfc3339),
+            "sent_at": self.sent_at.map(rfc3339),
+            "failure_reason": self.failure_reason,
         })
     }
 
     pub fn shown_status(&self, now: u64) -> ShownStatus {
         match self.status {
             RegistrationStatus::Registered => ShownStatus::Registered,
-            RegistrationStatus::Pending if self.expires_at <= now => ShownStatus::Expired,
+            RegistrationStatus::Failed => ShownStatus::Failed,
+            _ if self.expires_at <= now => ShownStatus::Expired,
+            RegistrationStatus::Queued => ShownStatus::Queued,
             RegistrationStatus::Pending => ShownStatus::Pending,
         }
     }
@@ -209,6 +257,8 @@ mod tests {
             expires_at: 10_000,
             sent_at: Some(1_001),
             registered_at: None,
+            enqueued_at: Some(1_000),
+            failure_reason: None,
         }
     }
 
@@ -236,13 +286,32 @@ mod tests {
     }
 
     #[test]
-    fn a_stale_never_sent_claim_can_be_taken_but_a_fresh_one_cannot() {
+    fn a_stale_claim_whose_job_never_reached_the_queue_can_be_taken_but_a_fresh_one_cannot() {
         let mut r = pending("beta");
+        r.status = RegistrationStatus::Queued;
         r.sent_at = None;
+        r.enqueued_at = None;
         r.created_at = 4_700;
         assert!(r.can_be_claimed(RULES));
         r.created_at = 4_701;
         assert!(!r.can_be_claimed(RULES));
+    }
+
+    #[test]
+    fn a_queued_invitation_whose_job_is_on_the_queue_holds_its_number_however_old() {
+        let mut r = pending("beta");
+        r.status = RegistrationStatus::Queued;
+        r.sent_at = None;
+        r.created_at = 0;
+        assert!(!r.can_be_claimed(RULES));
+    }
+
+    #[test]
+    fn a_failed_invitation_is_claimable_by_any_project() {
+        let mut r = pending("beta");
+        r.status = RegistrationStatus::Failed;
+        assert!(r.can_be_claimed(RULES));
+        assert_eq!(r.shown_status(0), ShownStatus::Failed);
     }
 
     #[test]

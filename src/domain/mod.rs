@@ -1,6 +1,7 @@
 //! The pure domain: phone numbers, requests, invitations, projects and SMS texts.
 
 pub mod invitation;
+pub mod job;
 pub mod outcome;
 pub mod phone;
 pub mod project;

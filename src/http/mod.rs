@@ -17,8 +17,8 @@ use tracing::{Instrument, info, info_span, warn};
 
 use crate::domain::Project;
 use crate::ports::{
-    DailyQuota, Directory, IdempotencyBegin, IdempotencyStore, InvitationStore, ListQuery,
-    RegistrationEvents, SmsSender, StoredResponse, WorkerStore,
+    DailyQuota, Directory, IdempotencyBegin, IdempotencyStore, InvitationStore, JobQueue,
+    ListQuery, RegistrationEvents, StoredResponse, WorkerStore,
 };
 use crate::service::{Access, RegistrationService};
 pub use error::ApiError;
@@ -74,7 +74,7 @@ impl<D, I, S> Api<D, I, S>
 where
     D: Directory + DailyQuota + IdempotencyStore,
     I: InvitationStore + WorkerStore,
-    S: SmsSender + RegistrationEvents,
+    S: JobQueue + RegistrationEvents,
 {
     pub fn new(service: RegistrationService<D, I, S>) -> Self {
         Api { service }

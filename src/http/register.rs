@@ -11,7 +11,7 @@ use super::pages::{self, FormValues};
 use crate::domain::Project;
 use crate::domain::RegistrationRecord;
 use crate::domain::worker::{FormErrors, RegistrationForm};
-use crate::ports::{Directory, InvitationStore, RegistrationEvents, SmsSender, WorkerStore};
+use crate::ports::{Directory, InvitationStore, JobQueue, RegistrationEvents, WorkerStore};
 use crate::service::RegistrationService;
 use crate::service::registration::{Invitation, RegisterError};
 
@@ -90,7 +90,7 @@ pub async fn handle<D, I, S>(
 where
     D: Directory,
     I: InvitationStore + WorkerStore,
-    S: SmsSender + RegistrationEvents,
+    S: JobQueue + RegistrationEvents,
 {
     let json = submit && wants_json(request);
     if !submit {

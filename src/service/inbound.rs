@@ -5,13 +5,14 @@ use serde::Deserialize;
 use tracing::{info, warn};
 
 use super::RegistrationService;
-use crate::domain::invitation::{PhoneType, ShownStatus, registration_url};
+use crate::domain::invitation::{PhoneType, registration_url};
+use crate::domain::job::{JobKind, SmsJob};
 use crate::domain::sms::InvitationSms;
 use crate::domain::worker::{RegistrationForm, Worker, hash_password, normalise_username};
 use crate::domain::{PhoneNumber, Project, RegistrationRecord};
 use crate::ports::{
-    Directory, InboundLog, InvitationStore, RegisterOutcome, RegistrationEvents, SmsError,
-    SmsSender, StoreError, WorkerStore,
+    Directory, InboundLog, InvitationStore, JobQueue, QueueError, RegisterOutcome,
+    RegistrationEvents, StoreError, WorkerStore,
 };
 
 /// An SMS a worker sent, as End User Messaging SMS publishes it to SNS.
@@ -60,7 +61,7 @@ pub enum ReplyError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
-    Sms(#[from] SmsError),
+    Queue(#[from] QueueError),
 }
 
 /// A random password for accounts made by SMS (the worker sets their own later).
@@ -72,8 +73,33 @@ impl<D, I, S> RegistrationService<D, I, S>
 where
     D: Directory + InboundLog,
     I: InvitationStore + WorkerStore,
-    S: SmsSender + RegistrationEvents,
+    S: JobQueue + RegistrationEvents,
 {
+    /// Queues an answer: one job with the SMS for `phone`, sent by the sender at the
+    /// account's rate, like every SMS of the service.
+    async fn answer(
+        &self,
+        domain: &str,
+        phone: &PhoneNumber,
+        texts: Vec<String>,
+    ) -> Result<(), ReplyError> {
+        let job = SmsJob {
+            id: SmsJob::new_id(),
+            domain: domain.to_owned(),
+            phone: phone.as_str().to_owned(),
+            texts,
+            kind: JobKind::Message,
+        };
+        self.sms
+            .enqueue(std::slice::from_ref(&job))
+            .await
+            .pop()
+            .unwrap_or(Err(QueueError {
+                code: "NotQueued".into(),
+            }))?;
+        Ok(())
+    }
+
     /// Handles one reply. A failure forgets the message, so a redelivery is handled again.
     pub async fn handle_reply(&self, sms: &InboundSms) -> Result<ReplyOutcome, ReplyError> {
         if !self
@@ -100,7 +126,7 @@ where
         };
         let now = self.clock.now();
         let invitation = match self.store.find(&phone).await? {
-            Some(r) if r.shown_status(now) == ShownStatus::Pending => r,
+            Some(r) if r.is_live(now) => r,
             _ => {
                 info!(phone = %phone.masked(), "reply without a pending invitation ignored");
                 return Ok(ReplyOutcome::Ignored);
@@ -122,7 +148,8 @@ where
             None if body == "1" => PhoneType::Android,
             None if body == "2" => PhoneType::Other,
             None => {
-                self.sms.send(&phone, &start_text(&project)).await?;
+                self.answer(&project.name, &phone, vec![start_text(&project)])
+                    .await?;
                 return Ok(ReplyOutcome::StartResent);
             }
         };
@@ -149,13 +176,12 @@ where
                     install_url,
                 }
                 .compose();
-                for text in &texts {
-                    self.sms.send(&phone, text).await?;
-                }
+                self.answer(&project.name, &phone, texts).await?;
                 Ok(ReplyOutcome::AndroidLinkSent)
             }
             PhoneType::Other => {
-                self.sms.send(&phone, &join_instructions(&project)).await?;
+                self.answer(&project.name, &phone, vec![join_instructions(&project)])
+                    .await?;
                 Ok(ReplyOutcome::JoinInstructionsSent)
             }
         }
@@ -172,7 +198,8 @@ where
             && words[1].eq_ignore_ascii_case(&project.name)
             && words[2].eq_ignore_ascii_case("WORKER");
         if !well_formed {
-            self.sms.send(phone, &join_instructions(project)).await?;
+            self.answer(&project.name, phone, vec![join_instructions(project)])
+                .await?;
             return Ok(ReplyOutcome::JoinRefused);
         }
         let username = words.get(3).map_or_else(
@@ -192,7 +219,7 @@ where
                 "The username {username} cannot be used: {reason}. Reply JOIN {} WORKER <username> with another.",
                 project.name
             );
-            self.sms.send(phone, &text).await?;
+            self.answer(&project.name, phone, vec![text]).await?;
             return Ok(ReplyOutcome::JoinRefused);
         }
         let password_hash = tokio::task::spawn_blocking(move || hash_password(&password))
@@ -215,7 +242,7 @@ where
                     "The username {username} is already taken. Reply JOIN {} WORKER <username> with another.",
                     project.name
                 );
-                self.sms.send(phone, &text).await?;
+                self.answer(&project.name, phone, vec![text]).await?;
                 return Ok(ReplyOutcome::JoinRefused);
             }
             RegisterOutcome::InvitationChanged => return Ok(ReplyOutcome::Ignored),
@@ -229,7 +256,7 @@ where
             "Welcome to {}! You are registered as a mobile worker with the username {username}.",
             project.title()
         );
-        self.sms.send(phone, &welcome).await?;
+        self.answer(&project.name, phone, vec![welcome]).await?;
         Ok(ReplyOutcome::Joined(username))
     }
 }

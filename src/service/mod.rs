@@ -2,6 +2,7 @@
 
 pub mod inbound;
 pub mod registration;
+pub mod sender;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -12,6 +13,7 @@ use tracing::{debug, info, warn};
 
 use crate::config::Config;
 use crate::domain::invitation::{ClaimRules, PhoneType, registration_url};
+use crate::domain::job::{JobKind, SmsJob};
 use crate::domain::outcome::ReinstallReport;
 use crate::domain::request::ReinstallRequest;
 use crate::domain::request::ValidationContext;
@@ -23,7 +25,8 @@ use crate::domain::{
     RegistrationRequest, RegistrationStatus, RequestedNumber, Token, UserEntry,
 };
 use crate::ports::{
-    Claim, Clock, DailyQuota, Directory, IdempotencyStore, InvitationStore, SmsSender, StoreError,
+    Claim, Clock, DailyQuota, Directory, IdempotencyStore, InvitationStore, JobQueue, QueueError,
+    StoreError,
 };
 
 /// Why a caller may not create invitations in a project.
@@ -86,7 +89,7 @@ impl<D, I, S> RegistrationService<D, I, S>
 where
     D: Directory + DailyQuota + IdempotencyStore,
     I: InvitationStore,
-    S: SmsSender,
+    S: JobQueue,
 {
     pub fn new(directory: D, store: I, sms: S, clock: Arc<dyn Clock>, config: Config) -> Self {
         RegistrationService {
@@ -165,8 +168,9 @@ where
         ReinstallRequest::validate(body, self.validation_context(project), PLAY_STORE_URL)
     }
 
-    /// Sends the install link again to each number of the request (a Google Play message,
-    /// then the app's install-link SMS), unless the number is registered in another project.
+    /// Queues the install link again for each number of the request (a Google Play
+    /// message, then the app's install-link SMS), unless the number is registered in
+    /// another project.
     pub async fn reinstall(
         &self,
         project: &Project,
@@ -181,75 +185,146 @@ where
             request.reinstall_message.as_deref(),
             install_url,
         );
-        let report: ReinstallReport = self
+        let until = self.work_until(deadline);
+        let checked: Vec<Result<InviteOutcome, SmsJob>> = self
             .in_order(
                 (0..request.users.len())
-                    .map(|i| self.reinstall_one(project, &request.users[i], &texts, deadline)),
+                    .map(|i| self.reinstall_check(project, &request.users[i], &texts, until)),
             )
-            .await
-            .into_iter()
-            .collect();
+            .await;
+        let mut outcomes = Vec::with_capacity(checked.len());
+        let mut jobs = Vec::new();
+        for (i, step) in checked.into_iter().enumerate() {
+            match step {
+                Ok(done) => outcomes.push(Some(done)),
+                Err(job) => {
+                    outcomes.push(None);
+                    jobs.push((i, job));
+                }
+            }
+        }
+        let queued = self
+            .enqueue_all(jobs.iter().map(|(_, job)| job.clone()).collect(), until)
+            .await;
+        for ((i, job), result) in jobs.into_iter().zip(queued) {
+            outcomes[i] = Some(match result {
+                Ok(()) => InviteOutcome::Success(job.phone),
+                Err(error) => {
+                    warn!(phone = %job.masked_phone(), %error, "reinstall SMS not queued");
+                    InviteOutcome::Error(job.phone)
+                }
+            });
+        }
+        let report: ReinstallReport = outcomes.into_iter().flatten().collect();
         info!(
             users = request.users.len(),
             success = report.success_numbers.len(),
             invalid_format = report.invalid_format_numbers.len(),
             errors = report.error_numbers.len(),
-            "reinstall links processed"
+            "reinstall links queued"
         );
         report
     }
 
     /// Runs the per-number work at most `concurrency` at a time; results keep request order.
-    async fn in_order<F: Future<Output = InviteOutcome>>(
-        &self,
-        work: impl Iterator<Item = F>,
-    ) -> Vec<InviteOutcome> {
+    async fn in_order<T, F: Future<Output = T>>(&self, work: impl Iterator<Item = F>) -> Vec<T> {
         futures::stream::iter(work)
             .buffered(self.config.concurrency)
             .collect()
             .await
     }
 
-    /// Whether the Lambda deadline is too close to start another number.
-    fn too_late(&self, deadline: Option<Instant>) -> bool {
-        deadline.is_some_and(|d| Instant::now() + self.config.deadline_margin >= d)
+    /// When to stop starting and waiting for calls: `DEADLINE_MARGIN_MS` before the
+    /// Lambda deadline, leaving that margin to undo what did not finish.
+    fn work_until(&self, deadline: Option<Instant>) -> Option<Instant> {
+        deadline.map(|d| d - self.config.deadline_margin)
     }
 
-    async fn reinstall_one(
+    /// `call`, unless `until` passes first (`None`: it was cut off, and may or may not
+    /// have taken effect).
+    async fn bounded<T>(&self, until: Option<Instant>, call: impl Future<Output = T>) -> Option<T> {
+        match until {
+            None => Some(call.await),
+            Some(until) => tokio::time::timeout_at(until.into(), call).await.ok(),
+        }
+    }
+
+    /// Whether the Lambda deadline is too close to start another number.
+    fn too_late(&self, until: Option<Instant>) -> bool {
+        until.is_some_and(|u| Instant::now() >= u)
+    }
+
+    /// Puts jobs on the send queue, 10 per call, `concurrency` calls at a time; one
+    /// result per job, in order. A call cut off by the deadline fails its jobs.
+    async fn enqueue_all(
+        &self,
+        jobs: Vec<SmsJob>,
+        until: Option<Instant>,
+    ) -> Vec<Result<(), QueueError>> {
+        let chunks: Vec<Vec<SmsJob>> = jobs
+            .chunks(crate::adapters::sqs::MAX_BATCH)
+            .map(<[SmsJob]>::to_vec)
+            .collect();
+        let results: Vec<Vec<Result<(), QueueError>>> = self
+            .in_order(
+                chunks
+                    .into_iter()
+                    .map(|chunk| self.enqueue_chunk(chunk, until)),
+            )
+            .await;
+        results.into_iter().flatten().collect()
+    }
+
+    async fn enqueue_chunk(
+        &self,
+        chunk: Vec<SmsJob>,
+        until: Option<Instant>,
+    ) -> Vec<Result<(), QueueError>> {
+        if self.too_late(until) {
+            return vec![Err(deadline_error()); chunk.len()];
+        }
+        match self.bounded(until, self.sms.enqueue(&chunk)).await {
+            Some(results) => results,
+            None => vec![Err(deadline_error()); chunk.len()],
+        }
+    }
+
+    async fn reinstall_check(
         &self,
         project: &Project,
         user: &UserEntry,
         texts: &[String],
-        deadline: Option<Instant>,
-    ) -> InviteOutcome {
+        until: Option<Instant>,
+    ) -> Result<InviteOutcome, SmsJob> {
         let phone = match &user.number {
-            RequestedNumber::Invalid(raw) => return InviteOutcome::InvalidFormat(raw.clone()),
+            RequestedNumber::Invalid(raw) => return Ok(InviteOutcome::InvalidFormat(raw.clone())),
             RequestedNumber::Valid(phone) => phone,
         };
         let number = phone.as_str().to_owned();
-        if self.too_late(deadline) {
-            return InviteOutcome::Error(number);
+        if self.too_late(until) {
+            return Ok(InviteOutcome::Error(number));
         }
-        match self.store.find(phone).await {
-            Ok(Some(r))
+        match self.bounded(until, self.store.find(phone)).await {
+            Some(Ok(Some(r)))
                 if r.status == RegistrationStatus::Registered && r.domain != project.name =>
             {
                 debug!(phone = %phone.masked(), "registered in another project");
-                return InviteOutcome::Error(number);
+                return Ok(InviteOutcome::Error(number));
             }
-            Ok(_) => {}
-            Err(error) => {
+            Some(Ok(_)) => {}
+            Some(Err(error)) => {
                 warn!(phone = %phone.masked(), %error, "lookup failed");
-                return InviteOutcome::Error(number);
+                return Ok(InviteOutcome::Error(number));
             }
+            None => return Ok(InviteOutcome::Error(number)),
         }
-        for text in texts {
-            if let Err(error) = self.sms.send(phone, text).await {
-                warn!(phone = %phone.masked(), %error, "reinstall SMS failed");
-                return InviteOutcome::Error(number);
-            }
-        }
-        InviteOutcome::Success(number)
+        Err(SmsJob {
+            id: SmsJob::new_id(),
+            domain: project.name.clone(),
+            phone: number,
+            texts: texts.to_vec(),
+            kind: JobKind::Message,
+        })
     }
 
     /// Counts the request's valid numbers against the project's daily limit, all or none.
@@ -293,48 +368,122 @@ where
         }
     }
 
-    /// Invites every number of the request, at most `concurrency` at a time, and
-    /// reports each in request order. No number is started once `deadline` is near.
+    /// Invites every number of the request: claims each number (`concurrency` at a
+    /// time), puts one send job per claimed number on the queue (10 per call), and
+    /// records that they are queued. A number whose job did not reach the queue, or that
+    /// the deadline cut off, is undone and reported in `error_numbers`.
     pub async fn invite(
         &self,
         project: &Project,
         request: RegistrationRequest,
         deadline: Option<Instant>,
     ) -> RegistrationReport {
-        let report: RegistrationReport = self
-            .in_order(
-                (0..request.users.len()).map(|i| self.invite_one(project, &request, i, deadline)),
+        let until = self.work_until(deadline);
+        let claims: Vec<Result<InviteOutcome, Claimed<I::Previous>>> = self
+            .in_order((0..request.users.len()).map(|i| self.claim_one(project, &request, i, until)))
+            .await;
+        let mut outcomes = Vec::with_capacity(claims.len());
+        let mut claimed = Vec::new();
+        for (i, step) in claims.into_iter().enumerate() {
+            match step {
+                Ok(done) => outcomes.push(Some(done)),
+                Err(c) => {
+                    outcomes.push(None);
+                    claimed.push((i, c));
+                }
+            }
+        }
+        let jobs = claimed.iter().map(|(_, c)| c.job.clone()).collect();
+        let queued = self.enqueue_all(jobs, until).await;
+        let mut on_queue = Vec::new();
+        let mut undo = Vec::new();
+        for ((i, c), result) in claimed.into_iter().zip(queued) {
+            match result {
+                Ok(()) => {
+                    outcomes[i] = Some(InviteOutcome::Success(
+                        c.invitation.phone.as_str().to_owned(),
+                    ));
+                    on_queue.push(c.invitation);
+                }
+                Err(error) => {
+                    warn!(phone = %c.invitation.phone.masked(), %error, "job not queued; undoing the claim");
+                    outcomes[i] =
+                        Some(InviteOutcome::Error(c.invitation.phone.as_str().to_owned()));
+                    undo.push(c);
+                }
+            }
+        }
+        // Undone within the margin left before the deadline.
+        let undo_until = deadline.map(|d| d - self.config.deadline_margin / 4);
+        self.in_order(
+            undo.into_iter()
+                .map(|c| self.undo_claim(c.invitation, c.previous, undo_until)),
+        )
+        .await;
+        let marked: Vec<&Invitation> = on_queue.iter().collect();
+        match self
+            .bounded(
+                undo_until,
+                self.store.mark_enqueued(&marked, self.clock.now()),
             )
             .await
-            .into_iter()
-            .collect();
+        {
+            Some(Ok(())) => {}
+            // The sender records it too when it takes the job; until then such a claim
+            // turns stale after CLAIM_STALE_SECONDS, and its job is dropped if replaced.
+            Some(Err(error)) => warn!(%error, "could not record that the jobs are queued"),
+            None => warn!("the deadline cut off recording that the jobs are queued"),
+        }
+        let report: RegistrationReport = outcomes.into_iter().flatten().collect();
         info!(
             users = request.users.len(),
             success = report.success_numbers.len(),
             invalid_format = report.invalid_format_numbers.len(),
             in_use = report.numbers_in_use.len(),
             errors = report.error_numbers.len(),
-            "invitations processed"
+            "invitations recorded and queued"
         );
         report
     }
 
-    async fn invite_one(
+    /// Puts back what a claim replaced (or removes the claim), if it is still ours.
+    async fn undo_claim(
+        &self,
+        invitation: Invitation,
+        previous: Option<I::Previous>,
+        until: Option<Instant>,
+    ) {
+        match self
+            .bounded(until, self.store.release(&invitation, previous))
+            .await
+        {
+            Some(Ok(())) => {}
+            // Never marked queued, the claim turns stale and claimable.
+            Some(Err(error)) => {
+                warn!(phone = %invitation.phone.masked(), %error, "undoing the claim failed")
+            }
+            None => {
+                warn!(phone = %invitation.phone.masked(), "the deadline cut off undoing the claim")
+            }
+        }
+    }
+
+    async fn claim_one(
         &self,
         project: &Project,
         request: &RegistrationRequest,
         index: usize,
-        deadline: Option<Instant>,
-    ) -> InviteOutcome {
+        until: Option<Instant>,
+    ) -> Result<InviteOutcome, Claimed<I::Previous>> {
         let user = &request.users[index];
         let phone = match &user.number {
-            RequestedNumber::Invalid(raw) => return InviteOutcome::InvalidFormat(raw.clone()),
+            RequestedNumber::Invalid(raw) => return Ok(InviteOutcome::InvalidFormat(raw.clone())),
             RequestedNumber::Valid(phone) => phone,
         };
         let number = phone.as_str().to_owned();
-        if self.too_late(deadline) {
+        if self.too_late(until) {
             warn!(phone = %phone.masked(), "not started: the Lambda deadline is too close");
-            return InviteOutcome::Error(number);
+            return Ok(InviteOutcome::Error(number));
         }
 
         let now = self.clock.now();
@@ -347,26 +496,37 @@ where
             require_email: request.require_email,
             custom_user_data: user.custom_user_data.clone(),
             phone_type: request.android_only.then_some(PhoneType::Android),
-            status: RegistrationStatus::Pending,
+            status: RegistrationStatus::Queued,
             created_at: now,
             expires_at: now + self.config.invitation_lifetime.as_secs(),
             sent_at: None,
             registered_at: None,
+            enqueued_at: None,
+            failure_reason: None,
         };
         let rules = ClaimRules {
             domain: &project.name,
             now,
             stale_before: now.saturating_sub(self.config.claim_stale_after.as_secs()),
         };
-        let previous = match self.store.claim(&invitation, rules).await {
-            Ok(Claim::Taken { previous }) => previous,
-            Ok(Claim::InUse) => {
+        let previous = match self
+            .bounded(until, self.store.claim(&invitation, rules))
+            .await
+        {
+            Some(Ok(Claim::Taken { previous })) => previous,
+            Some(Ok(Claim::InUse)) => {
                 debug!(phone = %phone.masked(), "number in use");
-                return InviteOutcome::InUse(number);
+                return Ok(InviteOutcome::InUse(number));
             }
-            Err(error) => {
+            Some(Err(error)) => {
                 warn!(phone = %phone.masked(), %error, "claim failed");
-                return InviteOutcome::Error(number);
+                return Ok(InviteOutcome::Error(number));
+            }
+            None => {
+                // It may have been written: undone (what it replaced is not known).
+                warn!(phone = %phone.masked(), "the deadline cut off the claim; undoing it");
+                self.undo_claim(invitation, None, None).await;
+                return Ok(InviteOutcome::Error(number));
             }
         };
 
@@ -385,20 +545,34 @@ where
                 .and_then(|app| app.install_url.as_deref()),
         }
         .compose();
-        for text in &texts {
-            if let Err(error) = self.sms.send(phone, text).await {
-                warn!(phone = %phone.masked(), %error, "SMS failed; undoing the claim");
-                if let Err(error) = self.store.release(&invitation, previous).await {
-                    // The claim was never marked sent, so it turns stale and claimable.
-                    warn!(phone = %phone.masked(), %error, "undoing the claim failed");
-                }
-                return InviteOutcome::Error(number);
-            }
-        }
-        if let Err(error) = self.store.mark_sent(&invitation, self.clock.now()).await {
-            warn!(phone = %phone.masked(), %error, "SMS sent but not marked sent");
-        }
-        debug!(phone = %phone.masked(), sms = texts.len(), "invited");
-        InviteOutcome::Success(number)
+        let job = SmsJob {
+            id: SmsJob::new_id(),
+            domain: project.name.clone(),
+            phone: number,
+            texts,
+            kind: JobKind::Invitation {
+                token: invitation.token.as_str().to_owned(),
+                created_at: now,
+                previous: previous.as_ref().map(|p| self.store.encode_previous(p)),
+            },
+        };
+        Err(Claimed {
+            invitation,
+            previous,
+            job,
+        })
+    }
+}
+
+/// A number claimed, with its job, waiting to be queued.
+struct Claimed<P> {
+    invitation: Invitation,
+    previous: Option<P>,
+    job: SmsJob,
+}
+
+fn deadline_error() -> QueueError {
+    QueueError {
+        code: "DeadlineTooClose".into(),
     }
 }

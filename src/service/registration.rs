@@ -7,7 +7,7 @@ use crate::domain::invitation::ShownStatus;
 use crate::domain::worker::{FormErrors, RegistrationForm, Worker, hash_password};
 use crate::domain::{Project, RegistrationRecord};
 use crate::ports::{
-    Directory, InvitationStore, RegisterOutcome, RegistrationEvents, SmsSender, StoreError,
+    Directory, InvitationStore, JobQueue, RegisterOutcome, RegistrationEvents, StoreError,
     WorkerStore,
 };
 
@@ -49,7 +49,7 @@ impl<D, I, S> RegistrationService<D, I, S>
 where
     D: Directory,
     I: InvitationStore + WorkerStore,
-    S: SmsSender + RegistrationEvents,
+    S: JobQueue + RegistrationEvents,
 {
     /// Finds the invitation behind a registration link of `domain`.
     pub async fn open_invitation(
@@ -68,8 +68,11 @@ where
         };
         Ok(match record.shown_status(self.clock.now()) {
             ShownStatus::Registered => Invitation::Registered(project, record),
-            ShownStatus::Expired => Invitation::Expired(project),
-            ShownStatus::Pending => Invitation::Pending(project, record),
+            // A failed invitation's SMS never all went out: like an expired one, it asks
+            // for a new invitation.
+            ShownStatus::Expired | ShownStatus::Failed => Invitation::Expired(project),
+            // Queued: the first SMS is going out (or went out, not yet recorded).
+            ShownStatus::Pending | ShownStatus::Queued => Invitation::Pending(project, record),
         })
     }
 

@@ -273,6 +273,8 @@ impl DynamoStore {
                 expires_at: rules.now,
                 sent_at: None,
                 registered_at: Some(rules.now),
+                enqueued_at: None,
+                failure_reason: None,
             },
         };
         let mut put = self

@@ -248,11 +248,77 @@ pub fn registration_item(r: &RegistrationRecord) -> Item {
     if let Some(t) = r.registered_at {
         item.insert("registered_at".into(), n(t));
     }
-    // TTL may clean up pending invitations once expired; never registered workers.
-    if r.status == RegistrationStatus::Pending {
+    if let Some(t) = r.enqueued_at {
+        item.insert("enqueued_at".into(), n(t));
+    }
+    if let Some(reason) = &r.failure_reason {
+        item.insert("failure_reason".into(), s(reason));
+    }
+    // TTL may clean up invitations once expired; never registered workers.
+    if r.status != RegistrationStatus::Registered {
         item.insert(TTL.into(), n(r.expires_at));
     }
     item
+}
+
+/// An item as JSON in DynamoDB's own typed notation (`{"S": "..."}`), to carry it in a
+/// send job and put it back exactly.
+pub fn item_to_json(item: &Item) -> serde_json::Value {
+    serde_json::Value::Object(
+        item.iter()
+            .map(|(k, v)| (k.clone(), value_to_json(v)))
+            .collect(),
+    )
+}
+
+fn value_to_json(v: &AttributeValue) -> serde_json::Value {
+    use serde_json::json;
+    match v {
+        AttributeValue::S(x) => json!({ "S": x }),
+        AttributeValue::N(x) => json!({ "N": x }),
+        AttributeValue::Bool(x) => json!({ "BOOL": x }),
+        AttributeValue::Ss(x) => json!({ "SS": x }),
+        AttributeValue::Ns(x) => json!({ "NS": x }),
+        AttributeValue::L(x) => json!({ "L": x.iter().map(value_to_json).collect::<Vec<_>>() }),
+        AttributeValue::M(x) => json!({ "M": item_to_json(x) }),
+        _ => json!({ "NULL": true }),
+    }
+}
+
+/// The reverse of [`item_to_json`]; `None` for anything it would not have written.
+pub fn item_from_json(value: &serde_json::Value) -> Option<Item> {
+    value
+        .as_object()?
+        .iter()
+        .map(|(k, v)| Some((k.clone(), value_from_json(v)?)))
+        .collect()
+}
+
+fn value_from_json(v: &serde_json::Value) -> Option<AttributeValue> {
+    let (tag, inner) = v.as_object()?.iter().next()?;
+    let strings = |x: &serde_json::Value| -> Option<Vec<String>> {
+        x.as_array()?
+            .iter()
+            .map(|s| s.as_str().map(str::to_owned))
+            .collect()
+    };
+    Some(match tag.as_str() {
+        "S" => AttributeValue::S(inner.as_str()?.to_owned()),
+        "N" => AttributeValue::N(inner.as_str()?.to_owned()),
+        "BOOL" => AttributeValue::Bool(inner.as_bool()?),
+        "SS" => AttributeValue::Ss(strings(inner)?),
+        "NS" => AttributeValue::Ns(strings(inner)?),
+        "L" => AttributeValue::L(
+            inner
+                .as_array()?
+                .iter()
+                .map(value_from_json)
+                .collect::<Option<_>>()?,
+        ),
+        "M" => AttributeValue::M(item_from_json(inner)?),
+        "NULL" => AttributeValue::Null(true),
+        _ => return None,
+    })
 }
 
 pub fn registration_from_item(item: &Item) -> Result<RegistrationRecord, StoreError> {
@@ -277,6 +343,8 @@ pub fn registration_from_item(item: &Item) -> Result<RegistrationRecord, StoreEr
         expires_at: get_n(item, "expires_at")?,
         sent_at: opt_n(item, "sent_at")?,
         registered_at: opt_n(item, "registered_at")?,
+        enqueued_at: opt_n(item, "enqueued_at")?,
+        failure_reason: opt_s(item, "failure_reason"),
     })
 }
 
@@ -301,11 +369,33 @@ mod tests {
             expires_at: 200,
             sent_at: Some(101),
             registered_at: None,
+            enqueued_at: Some(100),
+            failure_reason: None,
         };
         let item = registration_item(&record);
         assert_eq!(item[TTL], n(200));
         assert_eq!(item[GSI1_SK], s("000000000100#+16175551234"));
         assert_eq!(registration_from_item(&item).unwrap(), record);
+        // Carried in a send job and back, exactly.
+        assert_eq!(item_from_json(&item_to_json(&item)).unwrap(), item);
+    }
+
+    #[test]
+    fn every_kind_of_attribute_survives_the_json_of_a_send_job() {
+        let item = Item::from([
+            ("s".into(), s("x")),
+            ("n".into(), n(5)),
+            ("b".into(), AttributeValue::Bool(false)),
+            ("ss".into(), AttributeValue::Ss(vec!["a".into()])),
+            ("l".into(), AttributeValue::L(vec![n(1), s("y")])),
+            (
+                "m".into(),
+                AttributeValue::M(Item::from([("k".into(), s("v"))])),
+            ),
+            ("null".into(), AttributeValue::Null(true)),
+        ]);
+        assert_eq!(item_from_json(&item_to_json(&item)).unwrap(), item);
+        assert!(item_from_json(&serde_json::json!({"a": {"X": 1}})).is_none());
     }
 
     #[test]
@@ -324,6 +414,8 @@ mod tests {
             expires_at: 2,
             sent_at: None,
             registered_at: None,
+            enqueued_at: None,
+            failure_reason: None,
         }))
         .unwrap();
         record.status = RegistrationStatus::Registered;

@@ -2,6 +2,7 @@
 
 mod admin;
 pub mod item;
+mod ledger;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
@@ -35,9 +36,13 @@ pub(crate) fn store_error<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) ->
 
 /// Condition under which a claim may replace the record of a number: see
 /// `RegistrationRecord::can_be_claimed`, which states the same rule in Rust.
-const CLAIM_CONDITION: &str = "attribute_not_exists(pk) OR (#status = :pending AND \
+const CLAIM_CONDITION: &str = "attribute_not_exists(pk) OR #status = :failed OR \
+     ((#status = :queued OR #status = :pending) AND \
      (#domain = :domain OR expires_at <= :now OR \
-     (attribute_not_exists(sent_at) AND created_at <= :stale_before)))";
+     (#status = :queued AND attribute_not_exists(enqueued_at) AND created_at <= :stale_before)))";
+
+/// Most items in one `TransactWriteItems`.
+const MAX_TRANSACTION_ITEMS: usize = 100;
 
 #[derive(Debug, Clone)]
 pub struct DynamoStore {
@@ -155,6 +160,8 @@ impl InvitationStore for DynamoStore {
             .expression_attribute_names("#status", "status")
             .expression_attribute_names("#domain", "domain")
             .expression_attribute_values(":pending", s("pending"))
+            .expression_attribute_values(":queued", s("queued"))
+            .expression_attribute_values(":failed", s("failed"))
             .expression_attribute_values(":domain", s(rules.domain))
             .expression_attribute_values(":now", n(rules.now))
             .expression_attribute_values(":stale_before", n(rules.stale_before))
@@ -181,22 +188,48 @@ impl InvitationStore for DynamoStore {
         }
     }
 
-    async fn mark_sent(&self, invitation: &Invitation, sent_at: u64) -> Result<(), StoreError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(PK, s(phone_pk(invitation.phone.as_str())))
-            .key(SK, s(REGISTRATION_SK))
-            .update_expression("SET sent_at = :sent_at")
-            .condition_expression("#token = :token")
-            .expression_attribute_names("#token", "token")
-            .expression_attribute_values(":token", s(invitation.token.as_str()))
-            .expression_attribute_values(":sent_at", n(sent_at))
-            .send()
-            .await;
-        // Replaced meanwhile by a newer claim: nothing of ours left to mark.
-        ok_unless_lost(result)
+    async fn mark_enqueued(&self, invitations: &[&Invitation], at: u64) -> Result<(), StoreError> {
+        for chunk in invitations.chunks(MAX_TRANSACTION_ITEMS) {
+            // One call for up to 100 invitations; all or nothing, so when any of them was
+            // replaced meanwhile (or the transaction met another) each is marked alone.
+            let items = chunk
+                .iter()
+                .map(|invitation| {
+                    TransactWriteItem::builder()
+                        .update(self.enqueued_update(invitation, at))
+                        .build()
+                })
+                .collect();
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items))
+                .send()
+                .await;
+            if result.is_ok() {
+                continue;
+            }
+            for invitation in chunk {
+                let update = self.enqueued_update(invitation, at);
+                ok_unless_lost(
+                    self.client
+                        .update_item()
+                        .table_name(&self.table)
+                        .set_key(Some(update.key))
+                        .update_expression(update.update_expression)
+                        .set_condition_expression(update.condition_expression)
+                        .set_expression_attribute_names(update.expression_attribute_names)
+                        .set_expression_attribute_values(update.expression_attribute_values)
+                        .send()
+                        .await,
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    fn encode_previous(&self, previous: &Item) -> serde_json::Value {
+        item_to_json(previous)
     }
 
     async fn release(
@@ -287,7 +320,17 @@ impl InvitationStore for DynamoStore {
                     ShownStatus::Registered => {
                         request.expression_attribute_values(":registered", s("registered"))
                     }
-                    _ => request
+                    ShownStatus::Failed => {
+                        request.expression_attribute_values(":failed", s("failed"))
+                    }
+                    ShownStatus::Queued => request
+                        .expression_attribute_values(":queued", s("queued"))
+                        .expression_attribute_values(":now", n(query.now)),
+                    ShownStatus::Pending => request
+                        .expression_attribute_values(":pending", s("pending"))
+                        .expression_attribute_values(":now", n(query.now)),
+                    ShownStatus::Expired => request
+                        .expression_attribute_values(":queued", s("queued"))
                         .expression_attribute_values(":pending", s("pending"))
                         .expression_attribute_values(":now", n(query.now)),
                 };
@@ -337,9 +380,27 @@ where
 /// Filters a listing by the status a client sees (`expired` is derived from `expires_at`).
 fn status_filter(status: ShownStatus) -> &'static str {
     match status {
+        ShownStatus::Queued => "#status = :queued AND expires_at > :now",
         ShownStatus::Pending => "#status = :pending AND expires_at > :now",
-        ShownStatus::Expired => "#status = :pending AND expires_at <= :now",
+        ShownStatus::Expired => "(#status = :queued OR #status = :pending) AND expires_at <= :now",
         ShownStatus::Registered => "#status = :registered",
+        ShownStatus::Failed => "#status = :failed",
+    }
+}
+
+impl DynamoStore {
+    fn enqueued_update(&self, invitation: &Invitation, at: u64) -> Update {
+        Update::builder()
+            .table_name(&self.table)
+            .key(PK, s(phone_pk(invitation.phone.as_str())))
+            .key(SK, s(REGISTRATION_SK))
+            .update_expression("SET enqueued_at = if_not_exists(enqueued_at, :at)")
+            .condition_expression("#token = :token")
+            .expression_attribute_names("#token", TOKEN)
+            .expression_attribute_values(":token", s(invitation.token.as_str()))
+            .expression_attribute_values(":at", n(at))
+            .build()
+            .expect("update has its required fields")
     }
 }
 
@@ -628,12 +689,15 @@ impl WorkerStore for DynamoStore {
             .update_expression(
                 "SET #status = :registered, registered_at = :now, username = :username REMOVE #ttl",
             )
-            .condition_expression("#token = :token AND #status = :pending AND expires_at > :now")
+            .condition_expression(
+                "#token = :token AND (#status = :queued OR #status = :pending) AND expires_at > :now",
+            )
             .expression_attribute_names("#status", "status")
             .expression_attribute_names("#token", TOKEN)
             .expression_attribute_names("#ttl", TTL)
             .expression_attribute_values(":registered", s("registered"))
             .expression_attribute_values(":pending", s("pending"))
+            .expression_attribute_values(":queued", s("queued"))
             .expression_attribute_values(":now", n(worker.registered_at))
             .expression_attribute_values(":username", s(&worker.username))
             .expression_attribute_values(":token", s(invitation.token.as_str()))
@@ -667,11 +731,10 @@ impl WorkerStore for DynamoStore {
         };
         let invitation_changed = match failed(1) {
             Some(changed) => changed,
-            None => !self.find(&invitation.phone).await?.is_some_and(|r| {
-                r.token == invitation.token
-                    && r.status == crate::domain::RegistrationStatus::Pending
-                    && r.expires_at > worker.registered_at
-            }),
+            None => !self
+                .find(&invitation.phone)
+                .await?
+                .is_some_and(|r| r.token == invitation.token && r.is_live(worker.registered_at)),
         };
         Ok(if invitation_changed {
             RegisterOutcome::InvitationChanged

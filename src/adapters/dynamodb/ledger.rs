@@ -1,0 +1,276 @@
+//! The sender's record of each job in the table: a lease against two deliveries of one job
+//! sending at once, and per SMS that it went out. An invitation's job keeps both on the
+//! invitation (`lease_until`, `sent_parts`, `last_sms_at`, in ms); any other job on an
+//! item of its own (`JOB#id`), kept four days (SQS's retention).
+
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
+use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
+
+use super::item::*;
+use super::{DynamoStore, is_condition_failure, ok_unless_lost, store_error};
+use crate::domain::job::{JobKind, SmsJob};
+use crate::ports::{SendLedger, SendStart, StoreError};
+
+const JOB_SK: &str = "JOB";
+/// How long a message job's record is kept: as long as SQS keeps the job.
+const JOB_RECORD_SECONDS: u64 = 4 * 86_400;
+
+fn job_pk(id: &str) -> String {
+    format!("JOB#{id}")
+}
+
+/// Why an invitation's job is not wanted, from the record as it is.
+fn why_not_wanted(job: &SmsJob, token: &str, record: Option<&Item>, now_s: u64) -> SendStart {
+    let Some(record) = record else {
+        return SendStart::Drop("released");
+    };
+    if opt_s(record, TOKEN).as_deref() != Some(token) {
+        return SendStart::Drop("replaced");
+    }
+    match opt_s(record, "status").as_deref() {
+        Some("queued" | "pending") => {}
+        Some("registered") => return SendStart::Drop("registered"),
+        Some("failed") => return SendStart::Drop("failed"),
+        _ => return SendStart::Drop("unknown status"),
+    }
+    if opt_n(record, "expires_at").ok().flatten().unwrap_or(0) <= now_s {
+        return SendStart::Drop("expired");
+    }
+    if sent_parts(record) >= job.texts.len() {
+        return SendStart::Drop("already sent");
+    }
+    SendStart::Busy
+}
+
+fn sent_parts(record: &Item) -> usize {
+    opt_n(record, "sent_parts").ok().flatten().unwrap_or(0) as usize
+}
+
+impl DynamoStore {
+    fn job_update(&self, job: &SmsJob) -> UpdateItemFluentBuilder {
+        let update = self.client.update_item().table_name(self.table());
+        match &job.kind {
+            JobKind::Invitation { token, .. } => update
+                .key(PK, s(phone_pk(&job.phone)))
+                .key(SK, s(REGISTRATION_SK))
+                .expression_attribute_names("#token", TOKEN)
+                .expression_attribute_values(":token", s(token)),
+            JobKind::Message => update.key(PK, s(job_pk(&job.id))).key(SK, s(JOB_SK)),
+        }
+    }
+
+    /// The record of a job as it is now, when a refused write did not bring it back.
+    async fn job_record(&self, job: &SmsJob) -> Result<Option<Item>, StoreError> {
+        let (pk, sk) = match job.kind {
+            JobKind::Invitation { .. } => (phone_pk(&job.phone), REGISTRATION_SK),
+            JobKind::Message => (job_pk(&job.id), JOB_SK),
+        };
+        Ok(self
+            .client
+            .get_item()
+            .table_name(self.table())
+            .key(PK, s(pk))
+            .key(SK, s(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| store_error(&e))?
+            .item)
+    }
+}
+
+/// `sent_parts` is `part`: the SMS before it went out, this one not yet.
+fn at_part(part: usize) -> &'static str {
+    if part == 0 {
+        "attribute_not_exists(sent_parts)"
+    } else {
+        "sent_parts = :part"
+    }
+}
+
+impl SendLedger for DynamoStore {
+    async fn begin_send(
+        &self,
+        job: &SmsJob,
+        now_ms: u64,
+        lease_ms: u64,
+    ) -> Result<SendStart, StoreError> {
+        let now_s = now_ms / 1000;
+        let free = "(attribute_not_exists(lease_until) OR lease_until <= :now_ms) AND \
+                    (attribute_not_exists(sent_parts) OR sent_parts < :parts)";
+        let mut update = self
+            .job_update(job)
+            .expression_attribute_values(":until", n(now_ms + lease_ms))
+            .expression_attribute_values(":now_ms", n(now_ms))
+            .expression_attribute_values(":parts", n(job.texts.len() as u64))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        update = match &job.kind {
+            JobKind::Invitation { .. } => update
+                // The sender took it: its job is on the queue, whatever the API recorded.
+                .update_expression(
+                    "SET lease_until = :until, enqueued_at = if_not_exists(enqueued_at, :now_s)",
+                )
+                .condition_expression(format!(
+                    "#token = :token AND (#status = :queued OR #status = :pending) AND \
+                     expires_at > :now_s AND {free}"
+                ))
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":queued", s("queued"))
+                .expression_attribute_values(":pending", s("pending"))
+                .expression_attribute_values(":now_s", n(now_s)),
+            JobKind::Message => update
+                .update_expression("SET lease_until = :until, #ttl = if_not_exists(#ttl, :ttl)")
+                .condition_expression(free)
+                .expression_attribute_names("#ttl", TTL)
+                .expression_attribute_values(":ttl", n(now_s + JOB_RECORD_SECONDS)),
+        };
+        let refused = match update.send().await {
+            Ok(out) => {
+                let record = out.attributes.unwrap_or_default();
+                return Ok(SendStart::Go {
+                    sent: sent_parts(&record),
+                    last_sms_ms: opt_n(&record, "last_sms_at")?,
+                });
+            }
+            Err(error) => match error.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(refusal)) => {
+                    refusal.item().cloned()
+                }
+                _ => return Err(store_error(&error)),
+            },
+        };
+        let record = match refusal_or_read(refused) {
+            Some(record) => Some(record),
+            None => self.job_record(job).await?,
+        };
+        Ok(match &job.kind {
+            JobKind::Invitation { token, .. } => why_not_wanted(job, token, record.as_ref(), now_s),
+            JobKind::Message => match record {
+                Some(r) if sent_parts(&r) >= job.texts.len() => SendStart::Drop("already sent"),
+                _ => SendStart::Busy,
+            },
+        })
+    }
+
+    async fn record_sent(
+        &self,
+        job: &SmsJob,
+        part: usize,
+        now_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let last = part + 1 >= job.texts.len();
+        let end_lease = if last { " REMOVE lease_until" } else { "" };
+        let mut update = self
+            .job_update(job)
+            .expression_attribute_values(":next", n(part as u64 + 1))
+            .expression_attribute_values(":now_ms", n(now_ms));
+        if part > 0 {
+            update = update.expression_attribute_values(":part", n(part as u64));
+        }
+        update = match &job.kind {
+            JobKind::Invitation { .. } => update
+                .update_expression(format!(
+                    "SET sent_parts = :next, last_sms_at = :now_ms, #status = :pending, \
+                     sent_at = if_not_exists(sent_at, :now_s){end_lease}"
+                ))
+                // Never over a registration made meanwhile, nor a newer invitation.
+                .condition_expression(format!(
+                    "#token = :token AND (#status = :queued OR #status = :pending) AND {}",
+                    at_part(part)
+                ))
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":queued", s("queued"))
+                .expression_attribute_values(":pending", s("pending"))
+                .expression_attribute_values(":now_s", n(now_ms / 1000)),
+            JobKind::Message => update
+                .update_expression(format!(
+                    "SET sent_parts = :next, last_sms_at = :now_ms{end_lease}"
+                ))
+                .condition_expression(at_part(part)),
+        };
+        match update.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(store_error(&e)),
+        }
+    }
+
+    async fn end_send(&self, job: &SmsJob) -> Result<(), StoreError> {
+        let update = self.job_update(job).update_expression("REMOVE lease_until");
+        let update = match job.kind {
+            JobKind::Invitation { .. } => update.condition_expression("#token = :token"),
+            JobKind::Message => update.condition_expression("attribute_exists(pk)"),
+        };
+        ok_unless_lost(update.send().await)
+    }
+
+    async fn fail_job(&self, job: &SmsJob, reason: &str, now: u64) -> Result<bool, StoreError> {
+        let JobKind::Invitation {
+            token, previous, ..
+        } = &job.kind
+        else {
+            return Ok(false);
+        };
+        // The invitation it replaced is put back when the worker holds a link from it
+        // (sent, unexpired); otherwise this one stays, `failed`, which frees the number.
+        let restore = previous.as_ref().and_then(item_from_json).filter(|p| {
+            opt_s(p, "status").as_deref() == Some("pending")
+                && opt_n(p, "expires_at").ok().flatten().unwrap_or(0) > now
+        });
+        let not_registered = "#token = :token AND #status <> :registered AND #status <> :failed";
+        let result = match restore {
+            Some(previous) => self
+                .client
+                .put_item()
+                .table_name(self.table())
+                .set_item(Some(previous))
+                .condition_expression(not_registered)
+                .expression_attribute_names("#token", TOKEN)
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":token", s(token))
+                .expression_attribute_values(":registered", s("registered"))
+                .expression_attribute_values(":failed", s("failed"))
+                .send()
+                .await
+                .map(|_| true)
+                .or_else(lost_is_false),
+            None => self
+                .job_update(job)
+                .update_expression(
+                    "SET #status = :failed, failure_reason = :reason, failed_at = :now \
+                     REMOVE lease_until",
+                )
+                .condition_expression(not_registered)
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":registered", s("registered"))
+                .expression_attribute_values(":failed", s("failed"))
+                .expression_attribute_values(":reason", s(reason))
+                .expression_attribute_values(":now", n(now))
+                .send()
+                .await
+                .map(|_| true)
+                .or_else(lost_is_false),
+        };
+        result
+    }
+}
+
+/// A write refused by its condition: the record is no longer the one it was meant for.
+fn lost_is_false<E, R>(error: aws_sdk_dynamodb::error::SdkError<E, R>) -> Result<bool, StoreError>
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+{
+    if is_condition_failure(&error) {
+        Ok(false)
+    } else {
+        Err(store_error(&error))
+    }
+}
+
+/// A refusal brings the record back (`ALL_OLD`), or nothing when there was none; moto
+/// may leave it out, so an empty answer is read again.
+fn refusal_or_read(item: Option<Item>) -> Option<Item> {
+    item.filter(|i| !i.is_empty())
+}

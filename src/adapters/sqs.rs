@@ -1,0 +1,177 @@
+//! SQS adapter: the send queue. Jobs go on it 10 per `SendMessageBatch`; each entry's
+//! result is checked (a batch answered 200 may still have failed entries), and failed
+//! entries are tried again a few times before they are reported.
+
+use std::time::Duration;
+
+use aws_sdk_sqs::Client;
+use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+
+use crate::domain::job::SmsJob;
+use crate::ports::{JobQueue, QueueError};
+
+/// Most entries in one `SendMessageBatch`.
+pub const MAX_BATCH: usize = 10;
+/// Tries of an entry that SQS refused (its own fault, not ours), the first included.
+const ENTRY_ATTEMPTS: u32 = 3;
+
+#[derive(Debug, Clone)]
+pub struct SqsQueue {
+    client: Client,
+    url: String,
+}
+
+impl SqsQueue {
+    pub fn new(client: Client, url: impl Into<String>) -> Self {
+        SqsQueue {
+            client,
+            url: url.into(),
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+fn queue_error(code: impl Into<String>) -> QueueError {
+    QueueError { code: code.into() }
+}
+
+impl JobQueue for SqsQueue {
+    async fn enqueue(&self, jobs: &[SmsJob]) -> Vec<Result<(), QueueError>> {
+        assert!(jobs.len() <= MAX_BATCH, "at most 10 jobs per batch");
+        let mut results: Vec<Result<(), QueueError>> =
+            vec![Err(queue_error("NotSent")); jobs.len()];
+        let mut pending: Vec<usize> = (0..jobs.len()).collect();
+        for attempt in 0..ENTRY_ATTEMPTS {
+            if pending.is_empty() {
+                break;
+            }
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
+            }
+            let entries = pending
+                .iter()
+                .map(|&i| {
+                    let body = serde_json::to_string(&jobs[i]).expect("a job serialises");
+                    SendMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .message_body(body)
+                        .build()
+                        .expect("an entry has its id and body")
+                })
+                .collect();
+            let out = match self
+                .client
+                .send_message_batch()
+                .queue_url(&self.url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+            {
+                Ok(out) => out,
+                Err(error) => {
+                    // The SDK already retried the call: every entry still waiting fails.
+                    let code = crate::adapters::error_code(&error);
+                    for &i in &pending {
+                        results[i] = Err(queue_error(&code));
+                    }
+                    return results;
+                }
+            };
+            for ok in out.successful() {
+                if let Ok(i) = ok.id().parse::<usize>()
+                    && i < results.len()
+                {
+                    results[i] = Ok(());
+                }
+            }
+            let mut again = Vec::new();
+            for failed in out.failed() {
+                let Ok(i) = failed.id().parse::<usize>() else {
+                    continue;
+                };
+                if i >= results.len() {
+                    continue;
+                }
+                results[i] = Err(queue_error(failed.code()));
+                // The sender's fault (a malformed entry) will not pass on a retry.
+                if !failed.sender_fault() {
+                    again.push(i);
+                }
+            }
+            pending = again;
+        }
+        results
+    }
+
+    async fn retry_later(
+        &self,
+        receipt_handle: &str,
+        delay_seconds: u32,
+    ) -> Result<(), QueueError> {
+        self.client
+            .change_message_visibility()
+            .queue_url(&self.url)
+            .receipt_handle(receipt_handle)
+            .visibility_timeout(i32::try_from(delay_seconds).unwrap_or(43_200).min(43_200))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|error| queue_error(crate::adapters::error_code(&error)))
+    }
+}
+
+/// Creates the send queue and its dead-letter queue (`NAME-dlq`), the send queue moving a
+/// job there after `max_receive_count` receives; returns the send queue's URL. Idempotent.
+/// For local use: on AWS the stack creates both.
+pub async fn create_queues(
+    client: &Client,
+    name: &str,
+    max_receive_count: u32,
+    visibility_timeout_seconds: u32,
+) -> Result<String, QueueError> {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let code = |e: &dyn std::fmt::Debug| {
+        queue_error(format!("{e:?}").chars().take(200).collect::<String>())
+    };
+    let dlq = client
+        .create_queue()
+        .queue_name(format!("{name}-dlq"))
+        .attributes(QueueAttributeName::MessageRetentionPeriod, "1209600")
+        .send()
+        .await
+        .map_err(|e| queue_error(crate::adapters::error_code(&e)))?;
+    let dlq_url = dlq.queue_url().ok_or_else(|| code(&"no queue URL"))?;
+    let arn = client
+        .get_queue_attributes()
+        .queue_url(dlq_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(|e| queue_error(crate::adapters::error_code(&e)))?
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .ok_or_else(|| code(&"no queue ARN"))?;
+    let redrive = serde_json::json!({
+        "deadLetterTargetArn": arn,
+        "maxReceiveCount": max_receive_count.to_string(),
+    })
+    .to_string();
+    let queue = client
+        .create_queue()
+        .queue_name(name)
+        .attributes(QueueAttributeName::RedrivePolicy, redrive)
+        .attributes(
+            QueueAttributeName::VisibilityTimeout,
+            visibility_timeout_seconds.to_string(),
+        )
+        .send()
+        .await
+        .map_err(|e| queue_error(crate::adapters::error_code(&e)))?;
+    queue
+        .queue_url()
+        .map(str::to_owned)
+        .ok_or_else(|| code(&"no queue URL"))
+}

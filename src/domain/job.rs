@@ -1,0 +1,130 @@
+//! Send jobs: what the API and the replies function put on the send queue, one per
+//! invitation or message, and the sender takes off it.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::invitation::Token;
+
+/// One job of the send queue: the SMS for one phone, in order.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct SmsJob {
+    /// Random; names the job's progress record (messages) and its log lines.
+    pub id: String,
+    /// The project the SMS are sent for.
+    pub domain: String,
+    /// E.164.
+    pub phone: String,
+    pub texts: Vec<String>,
+    #[serde(flatten)]
+    pub kind: JobKind,
+}
+
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum JobKind {
+    /// An invitation's SMS: sent only while the number's record is still this invitation
+    /// (same token), queued or pending and unexpired. Progress is kept on the invitation.
+    Invitation {
+        token: String,
+        /// When the invitation was made: the day its daily count is given back to.
+        created_at: u64,
+        /// The record the claim replaced, put back if every attempt fails (store-specific).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        previous: Option<Value>,
+    },
+    /// Any other SMS (a reply's answer, a reinstall link). Progress is kept on a record of
+    /// the job.
+    Message,
+}
+
+impl SmsJob {
+    pub fn new_id() -> String {
+        Token::generate().as_str().to_owned()
+    }
+
+    pub fn token(&self) -> Option<&str> {
+        match &self.kind {
+            JobKind::Invitation { token, .. } => Some(token),
+            JobKind::Message => None,
+        }
+    }
+
+    pub fn kind_name(&self) -> &'static str {
+        match self.kind {
+            JobKind::Invitation { .. } => "invitation",
+            JobKind::Message => "message",
+        }
+    }
+
+    /// The phone masked for logs.
+    pub fn masked_phone(&self) -> String {
+        super::PhoneNumber::parse(&self.phone)
+            .map(|p| p.masked().to_string())
+            .unwrap_or_else(|_| "***".into())
+    }
+}
+
+/// Jobs hold phone numbers, tokens and SMS texts: `{:?}` shows none of them.
+impl std::fmt::Debug for SmsJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmsJob")
+            .field("id", &self.id)
+            .field("kind", &self.kind_name())
+            .field("phone", &self.masked_phone())
+            .field("texts", &self.texts.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The delay before attempt `receive_count + 1` of a job whose send failed: 5 s, doubling,
+/// at most 15 minutes (SQS's largest visibility change that is still a short wait).
+pub fn retry_delay_seconds(receive_count: u32) -> u32 {
+    let doubling = receive_count.saturating_sub(1).min(8);
+    (5u32 << doubling).min(900)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job() -> SmsJob {
+        SmsJob {
+            id: "j1".into(),
+            domain: "demo".into(),
+            phone: "+16175551234".into(),
+            texts: vec!["secret link https://x/a/demo/register/tok".into()],
+            kind: JobKind::Invitation {
+                token: "tok".into(),
+                created_at: 7,
+                previous: None,
+            },
+        }
+    }
+
+    #[test]
+    fn a_job_survives_the_round_trip_through_json() {
+        let text = serde_json::to_string(&job()).unwrap();
+        assert!(text.contains(r#""kind":"invitation""#), "{text}");
+        assert_eq!(serde_json::from_str::<SmsJob>(&text).unwrap(), job());
+        let message = SmsJob {
+            kind: JobKind::Message,
+            ..job()
+        };
+        let text = serde_json::to_string(&message).unwrap();
+        assert_eq!(serde_json::from_str::<SmsJob>(&text).unwrap(), message);
+    }
+
+    #[test]
+    fn debug_shows_no_number_token_or_text() {
+        let shown = format!("{:?}", job());
+        assert!(!shown.contains("5551234") && !shown.contains("tok") && !shown.contains("secret"));
+        assert!(shown.contains("+1617***1234"), "{shown}");
+    }
+
+    #[test]
+    fn retries_wait_longer_each_time_up_to_fifteen_minutes() {
+        let delays: Vec<u32> = (1..=10).map(retry_delay_seconds).collect();
+        assert_eq!(delays, [5, 10, 20, 40, 80, 160, 320, 640, 900, 900]);
+    }
+}

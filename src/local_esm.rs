@@ -1,0 +1,165 @@
+//! A local stand-in of Lambda's SQS event source mapping, for the emulator (moto runs no
+//! mappings): it receives jobs from the send queue, invokes the sender with a real SQS
+//! event through the Lambda Invoke API (`cargo lambda watch`, or a Runtime API stand-in),
+//! and deletes every message the function did not report in `batchItemFailures`. A
+//! function error leaves the whole batch to come back after its visibility timeout, as on
+//! AWS. `concurrency` invocations run at once, like the mapping's maximum concurrency.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use aws_sdk_sqs::Client;
+use aws_sdk_sqs::types::{
+    DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName, QueueAttributeName,
+};
+use serde_json::{Value, json};
+use tracing::{info, warn};
+
+#[derive(Debug, Clone)]
+pub struct Mapping {
+    pub queue_url: String,
+    /// `http://HOST:PORT/2015-03-31/functions/NAME/invocations`.
+    pub invoke_url: String,
+    pub batch_size: i32,
+    pub concurrency: usize,
+    pub region: String,
+}
+
+/// The SQS event Lambda would hand the function for these messages.
+pub fn sqs_event(messages: &[Message], queue_arn: &str, region: &str) -> Value {
+    let records: Vec<Value> = messages
+        .iter()
+        .map(|m| {
+            let attributes: serde_json::Map<String, Value> = m
+                .attributes()
+                .map(|a| {
+                    a.iter()
+                        .map(|(k, v)| (k.as_str().to_owned(), Value::String(v.clone())))
+                        .collect()
+                })
+                .unwrap_or_default();
+            json!({
+                "messageId": m.message_id(),
+                "receiptHandle": m.receipt_handle(),
+                "body": m.body(),
+                "attributes": attributes,
+                "messageAttributes": {},
+                "md5OfBody": m.md5_of_body(),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": region,
+            })
+        })
+        .collect();
+    json!({ "Records": records })
+}
+
+/// Invokes the function and reads the ids it reported failed; `None` when the
+/// invocation failed as a whole.
+fn invoke(url: &str, event: &Value) -> Option<HashSet<String>> {
+    let mut response = ureq::post(url)
+        .header("content-type", "application/json")
+        .send(event.to_string())
+        .ok()?;
+    if response.headers().contains_key("x-amz-function-error") {
+        return None;
+    }
+    let body: Value = serde_json::from_str(&response.body_mut().read_to_string().ok()?).ok()?;
+    if body.get("errorType").is_some() {
+        return None;
+    }
+    Some(
+        body["batchItemFailures"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|f| f["itemIdentifier"].as_str().map(str::to_owned))
+            .collect(),
+    )
+}
+
+/// Runs the mapping until the process ends.
+pub async fn run(client: Client, mapping: Mapping) {
+    let arn = match client
+        .get_queue_attributes()
+        .queue_url(&mapping.queue_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+    {
+        Ok(out) => out
+            .attributes()
+            .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+            .unwrap_or_default(),
+        Err(error) => {
+            warn!(error = %crate::adapters::error_code(&error), "the send queue cannot be read");
+            String::new()
+        }
+    };
+    let workers = (0..mapping.concurrency.max(1)).map(|_| poll(&client, &mapping, &arn));
+    futures::future::join_all(workers).await;
+}
+
+async fn poll(client: &Client, mapping: &Mapping, arn: &str) {
+    loop {
+        let received = client
+            .receive_message()
+            .queue_url(&mapping.queue_url)
+            .max_number_of_messages(mapping.batch_size)
+            .wait_time_seconds(1)
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .send()
+            .await;
+        let messages = match received {
+            Ok(out) => out.messages.unwrap_or_default(),
+            Err(error) => {
+                warn!(error = %crate::adapters::error_code(&error), "receive failed");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if messages.is_empty() {
+            continue;
+        }
+        let event = sqs_event(&messages, arn, &mapping.region);
+        let url = mapping.invoke_url.clone();
+        let failed = tokio::task::spawn_blocking(move || invoke(&url, &event))
+            .await
+            .ok()
+            .flatten();
+        let Some(failed) = failed else {
+            warn!(
+                jobs = messages.len(),
+                "the sender failed: the batch comes back after its visibility timeout"
+            );
+            continue;
+        };
+        let done: Vec<DeleteMessageBatchRequestEntry> = messages
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| !m.message_id().is_some_and(|id| failed.contains(id)))
+            .filter_map(|(i, m)| {
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .set_receipt_handle(m.receipt_handle().map(str::to_owned))
+                    .build()
+                    .ok()
+            })
+            .collect();
+        info!(
+            jobs = messages.len(),
+            retried = failed.len(),
+            "batch delivered to the sender"
+        );
+        if !done.is_empty()
+            && let Err(error) = client
+                .delete_message_batch()
+                .queue_url(&mapping.queue_url)
+                .set_entries(Some(done))
+                .send()
+                .await
+        {
+            warn!(error = %crate::adapters::error_code(&error), "delete failed: those jobs come again");
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! The sender's entry point: SQS events (send jobs, from the event source mapping) in,
+//! the batch's failures out (`ReportBatchItemFailures`), each put back with a delay.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use lambda_http::lambda_runtime::{Error, LambdaEvent};
+use tracing::{Instrument, error, info, info_span, warn};
+
+use crate::domain::job::{SmsJob, retry_delay_seconds};
+use crate::ports::{DailyQuota, JobQueue, SendLedger, SmsSender};
+use crate::service::RegistrationService;
+use crate::service::sender::{JobResult, Pacer};
+
+/// No SMS is started with less than this left before the invocation's deadline.
+const DEADLINE_MARGIN: Duration = Duration::from_secs(5);
+/// Deadlines before this (ms) are not Unix times (`cargo lambda watch` sends a relative one).
+const PLAUSIBLE_DEADLINE_MS: u64 = 1_000_000_000_000;
+
+pub struct Sender<D, I, S> {
+    pub service: RegistrationService<D, I, S>,
+    pub pacer: Pacer,
+}
+
+impl<D, I, S> Sender<D, I, S>
+where
+    D: DailyQuota,
+    I: SendLedger,
+    S: SmsSender + JobQueue,
+{
+    pub fn new(service: RegistrationService<D, I, S>) -> Self {
+        let pacer = Pacer::new(
+            service.config.sms_rate_per_second,
+            service.config.sender_max_concurrency,
+        );
+        Sender { service, pacer }
+    }
+
+    pub async fn handle(&self, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
+        let span = info_span!("sender", request_id = %event.context.request_id);
+        let until = until(event.context.deadline);
+        self.handle_batch(&event.payload, until)
+            .instrument(span)
+            .await
+    }
+
+    /// Sends every job of the batch, sharing the instance's pace; reports those to retry.
+    pub async fn handle_batch(
+        &self,
+        event: &SqsEvent,
+        until: Option<Instant>,
+    ) -> Result<SqsBatchResponse, Error> {
+        let outcomes =
+            futures::future::join_all(event.records.iter().map(|m| self.one(m, until))).await;
+        let mut response = SqsBatchResponse::default();
+        for (message, retry) in event.records.iter().zip(outcomes) {
+            if retry {
+                let mut failure = BatchItemFailure::default();
+                failure.item_identifier = message.message_id.clone().unwrap_or_default();
+                response.batch_item_failures.push(failure);
+            }
+        }
+        info!(
+            jobs = event.records.len(),
+            retried = response.batch_item_failures.len(),
+            "batch handled"
+        );
+        Ok(response)
+    }
+
+    /// Handles one job; `true` when it goes back to the queue.
+    async fn one(&self, message: &SqsMessage, until: Option<Instant>) -> bool {
+        let Some(job) = message
+            .body
+            .as_deref()
+            .and_then(|body| serde_json::from_str::<SmsJob>(body).ok())
+        else {
+            // Retrying would not make it readable.
+            error!(message_id = ?message.message_id, "a message that is not a send job dropped");
+            return false;
+        };
+        let receives: u32 = message
+            .attributes
+            .get("ApproximateReceiveCount")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1);
+        let kind = job.kind_name();
+        match self.service.send_job(&job, &self.pacer, until).await {
+            JobResult::Sent(sms) => {
+                info!(job = %job.id, kind, phone = %job.masked_phone(), sms, "job sent");
+                false
+            }
+            JobResult::Dropped(reason) => {
+                info!(job = %job.id, kind, phone = %job.masked_phone(), reason, "job dropped unsent");
+                false
+            }
+            JobResult::Retry(code) if receives >= self.service.config.send_max_attempts => {
+                warn!(job = %job.id, kind, phone = %job.masked_phone(), code, receives,
+                    "last attempt failed: the job goes to the dead-letter queue");
+                self.service
+                    .give_up(
+                        &job,
+                        &format!("SMS not sent after {receives} attempts ({code})"),
+                    )
+                    .await;
+                true
+            }
+            JobResult::Retry(code) => {
+                let delay = match code.as_str() {
+                    // Another delivery is sending it: look again once it should be done.
+                    "Busy" => 30,
+                    // Not an SMS failure: as soon as an instance is free.
+                    "DeadlineTooClose" => 0,
+                    _ => retry_delay_seconds(receives),
+                };
+                warn!(job = %job.id, kind, phone = %job.masked_phone(), code, receives, delay,
+                    "job put back to retry");
+                if let Some(receipt) = &message.receipt_handle
+                    && let Err(error) = self.service.sms.retry_later(receipt, delay).await
+                {
+                    // It comes back when its visibility timeout ends instead.
+                    warn!(job = %job.id, %error, "could not set the retry delay");
+                }
+                true
+            }
+        }
+    }
+}
+
+/// When to stop starting SMS, from the invocation's deadline (ms since the epoch).
+fn until(deadline_ms: u64) -> Option<Instant> {
+    if deadline_ms < PLAUSIBLE_DEADLINE_MS {
+        return None;
+    }
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .ok()?
+        .as_millis() as u64;
+    let left = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
+    Some(Instant::now() + left.saturating_sub(DEADLINE_MARGIN))
+}
