@@ -84,6 +84,10 @@ enum Command {
         /// A key without the edit_data permission (cannot create invitations).
         #[arg(long)]
         read_only: bool,
+        /// Reads the key from stdin instead of generating one (at least 24 printable
+        /// characters): for local fixtures such as the keys in events/. Never on AWS.
+        #[arg(long)]
+        key_from_stdin: bool,
     },
     /// Revokes the API key of a user in a project.
     RevokeKey { domain: String, username: String },
@@ -249,6 +253,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             domain,
             username,
             read_only,
+            key_from_stdin,
         } => {
             check_domain(&domain)?;
             if username.is_empty()
@@ -260,7 +265,21 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 ));
             }
             require_project(&store, &domain).await?;
-            let key = generate_key();
+            let key = if key_from_stdin {
+                let mut line = String::new();
+                std::io::stdin()
+                    .read_line(&mut line)
+                    .map_err(|e| failed(format!("reading the key from stdin: {e}")))?;
+                let key = line.trim().to_owned();
+                if key.len() < 24 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+                    return Err(usage(
+                        "the key must be at least 24 printable characters without spaces",
+                    ));
+                }
+                key
+            } else {
+                generate_key()
+            };
             let record = ApiKey {
                 username: username.clone(),
                 domain,

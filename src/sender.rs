@@ -103,6 +103,12 @@ where
                         &format!("SMS not sent after {receives} attempts ({code})"),
                     )
                     .await;
+                // Visible at once, so that SQS moves it on its next receive.
+                if let Some(receipt) = &message.receipt_handle
+                    && let Err(error) = self.service.sms.retry_later(receipt, 0).await
+                {
+                    warn!(job = %job.id, %error, "could not hand the job to the dead-letter queue now");
+                }
                 true
             }
             JobResult::Retry(code) => {

@@ -6,23 +6,40 @@ use std::sync::Arc;
 
 use common::*;
 use serde_json::{Value, json};
+use smsreg::adapters::Outbox;
 use smsreg::adapters::dynamodb::{DynamoStore, MarkRegistered};
 use smsreg::adapters::sns::SnsSender;
+use smsreg::adapters::sqs::SqsQueue;
 use smsreg::config::Config;
 use smsreg::domain::invitation::{ClaimRules, RegistrationStatus, Token};
+use smsreg::domain::job::SmsJob;
 use smsreg::domain::{PhoneNumber, RegistrationRecord};
 use smsreg::http::Api;
 use smsreg::ports::{Claim, InvitationStore, RegistrationEvents, SmsError, SmsSender, SystemClock};
+use smsreg::ports::{JobQueue, QueueError};
+use smsreg::sender::Sender;
 use smsreg::service::RegistrationService;
 
 const TABLE: &str = "sms-registration-test";
 const A: &str = "+16175551234";
 const B: &str = "+16175555512";
 
-/// Real SNS, except for numbers told to fail: SNS offers no way to make moto refuse.
+/// Real SQS and SNS, except SMS to numbers told to fail: SNS offers no way to make moto
+/// refuse.
+#[derive(Clone)]
 struct FailingFor {
-    inner: SnsSender,
+    inner: Outbox,
     failing: Vec<String>,
+}
+
+impl JobQueue for FailingFor {
+    async fn enqueue(&self, jobs: &[SmsJob]) -> Vec<Result<(), QueueError>> {
+        self.inner.enqueue(jobs).await
+    }
+
+    async fn retry_later(&self, receipt: &str, delay: u32) -> Result<(), QueueError> {
+        self.inner.retry_later(receipt, delay).await
+    }
 }
 
 impl SmsSender for FailingFor {
@@ -46,11 +63,12 @@ struct Env {
     moto: Moto,
     store: DynamoStore,
     api: Api<DynamoStore, DynamoStore, FailingFor>,
+    sender: Sender<DynamoStore, DynamoStore, FailingFor>,
+    queue_url: String,
 }
 
 async fn env_with(install_url: Option<&str>, failing: &[&str]) -> Env {
     let moto = Moto::start();
-    let aws = moto.sdk_config().await;
     let store = moto.store(TABLE).await;
     provision_demo(&store, install_url).await;
     let config = Config {
@@ -58,21 +76,37 @@ async fn env_with(install_url: Option<&str>, failing: &[&str]) -> Env {
         public_base_url: "https://sms.example.org".into(),
         ..Config::default()
     };
+    env_from(moto, store, config, failing).await
+}
+
+/// The API and the sender over moto with `config` and a send queue of their own.
+async fn env_from(moto: Moto, store: DynamoStore, config: Config, failing: &[&str]) -> Env {
+    let aws = moto.sdk_config().await;
+    let config = moto.queued(config).await;
+    let queue_url = config.send_queue_url.clone().unwrap();
     let sms = FailingFor {
-        inner: SnsSender::new(aws_sdk_sns::Client::new(&aws), None, None),
+        inner: Outbox {
+            sns: SnsSender::new(aws_sdk_sns::Client::new(&aws), None, None)
+                .with_events_topic(config.registration_events_topic_arn.clone()),
+            queue: SqsQueue::new(aws_sdk_sqs::Client::new(&aws), &queue_url),
+        },
         failing: failing.iter().map(|s| s.to_string()).collect(),
     };
-    let service = RegistrationService::new(
-        store.clone(),
-        store.clone(),
-        sms,
-        Arc::new(SystemClock),
-        config,
-    );
+    let service = |sms: FailingFor| {
+        RegistrationService::new(
+            store.clone(),
+            store.clone(),
+            sms,
+            Arc::new(SystemClock),
+            config.clone(),
+        )
+    };
     Env {
+        api: Api::new(service(sms.clone())),
+        sender: Sender::new(service(sms)),
         moto,
         store,
-        api: Api::new(service),
+        queue_url,
     }
 }
 
@@ -81,9 +115,21 @@ async fn env() -> Env {
 }
 
 impl Env {
+    /// Answers the request, then lets the sender take every job it queued.
     async fn post_as(&self, domain: &str, auth: &str, body: &Value) -> (u16, Value) {
+        let answer = self.post_only(domain, auth, body).await;
+        self.deliver().await;
+        answer
+    }
+
+    /// Answers the request; its jobs stay on the queue.
+    async fn post_only(&self, domain: &str, auth: &str, body: &Value) -> (u16, Value) {
         let request = lambda_http::request::from_str(&post_event(domain, body, auth)).unwrap();
         response_parts(&self.api.handle(request).await)
+    }
+
+    async fn deliver(&self) -> usize {
+        self.moto.deliver(&self.sender, &self.queue_url).await
     }
 
     async fn post(&self, body: &Value) -> (u16, Value) {
@@ -202,11 +248,19 @@ fn stored(
         require_email: false,
         custom_user_data: Some(json!({"team": "north"}).as_object().unwrap().clone()),
         phone_type: None,
-        status: RegistrationStatus::Pending,
+        // Sent: pending, its job long taken; not sent: a claim whose job never reached
+        // the queue (a crash).
+        status: if sent_at.is_some() {
+            RegistrationStatus::Pending
+        } else {
+            RegistrationStatus::Queued
+        },
         created_at,
         expires_at,
         sent_at,
         registered_at: None,
+        enqueued_at: sent_at,
+        failure_reason: None,
     }
 }
 
@@ -221,9 +275,6 @@ async fn put(store: &DynamoStore, record: &RegistrationRecord) {
         store.claim(record, rules).await.unwrap(),
         Claim::Taken { .. }
     ));
-    if let Some(sent) = record.sent_at {
-        store.mark_sent(record, sent).await.unwrap();
-    }
 }
 
 #[tokio::test]
@@ -254,28 +305,84 @@ async fn a_never_sent_claim_of_another_project_is_in_use_until_stale() {
     assert_eq!(e.post(&invite(&[A, B])).await.1, lists(&[B], &[A], &[]));
 }
 
-#[tokio::test]
-async fn when_sns_fails_a_fresh_claim_is_deleted() {
-    let e = env_with(None, &[B]).await;
-    assert_eq!(e.post(&invite(&[A, B])).await.1, lists(&[A], &[], &[B]));
-    assert!(e.record(B).await.is_none());
-    // ...and any project can invite it at once.
-    let e2_body = e.post_other(&invite(&[B])).await.1;
-    assert_eq!(
-        e2_body,
-        lists(&[], &[], &[B]),
-        "the SNS fault is still injected for B"
-    );
-    assert!(e.record(B).await.is_none());
+/// Delivers the queued jobs until their attempts (3 here) are spent: SNS refuses each,
+/// and each retry waits longer (5 s, then 10 s).
+async fn deliver_until_dead_letter(e: &Env) {
+    for wait in [0, 5, 10] {
+        tokio::time::sleep(std::time::Duration::from_millis(wait * 1000 + 300)).await;
+        assert!(e.deliver().await > 0, "the job comes back after {wait} s");
+    }
 }
 
 #[tokio::test]
-async fn when_sns_fails_a_reinvite_restores_the_previous_invitation_exactly() {
+async fn when_sns_fails_every_attempt_the_invitation_fails_the_number_is_freed_and_counted_back() {
+    let e = env_with(None, &[B]).await;
+    let auth = api_key_header(DEMO_USER, DEMO_KEY);
+    // Queued: both are recorded; SNS's failure does not reach the caller.
+    assert_eq!(
+        e.post_only(DEMO_DOMAIN, &auth, &invite(&[A, B])).await.1,
+        lists(&[A, B], &[], &[])
+    );
+    let day = smsreg::domain::time::utc_day(now());
+    let usage = |e: &Env| {
+        let store = e.store.clone();
+        let day = day.clone();
+        async move { store.usage_of(DEMO_DOMAIN, &day).await.unwrap() }
+    };
+    assert_eq!(usage(&e).await, 2);
+    deliver_until_dead_letter(&e).await;
+    assert_eq!(e.moto.sms_to(A).len(), 1);
+    assert!(e.moto.sms_to(B).is_empty());
+    let failed = e.record(B).await.unwrap();
+    assert_eq!(failed.status, RegistrationStatus::Failed);
+    assert!(
+        failed
+            .failure_reason
+            .as_deref()
+            .unwrap()
+            .contains("3 attempts"),
+        "{failed:?}"
+    );
+    assert_eq!(
+        e.record(A).await.unwrap().status,
+        RegistrationStatus::Pending
+    );
+    // The day's count is given back, the job is in the dead-letter queue, and any project
+    // may invite the number at once.
+    assert_eq!(usage(&e).await, 1);
+    // SQS moves it on the receive after its last (the sender made it visible at once).
+    assert_eq!(e.deliver().await, 0);
+    let dlq = e.queue_url.replace(TABLE, &format!("{TABLE}-dlq"));
+    assert_eq!(e.moto.queue_depth(&dlq).await, 1);
+    assert_eq!(e.moto.queue_depth(&e.queue_url).await, 0);
+    assert_eq!(e.post_other(&invite(&[B])).await.1, lists(&[B], &[], &[]));
+    assert_eq!(e.record(B).await.unwrap().domain, "other");
+}
+
+#[tokio::test]
+async fn while_its_job_is_retried_the_number_stays_held() {
+    let e = env_with(None, &[B]).await;
+    let auth = api_key_header(DEMO_USER, DEMO_KEY);
+    e.post_only(DEMO_DOMAIN, &auth, &invite(&[B])).await;
+    e.deliver().await;
+    let record = e.record(B).await.unwrap();
+    assert_eq!(record.status, RegistrationStatus::Queued);
+    assert!(record.enqueued_at.is_some(), "marked queued");
+    assert_eq!(e.post_other(&invite(&[B])).await.1, lists(&[], &[B], &[]));
+}
+
+#[tokio::test]
+async fn when_sns_fails_every_attempt_a_reinvite_restores_the_previous_sent_invitation_exactly() {
     let e = env_with(None, &[A]).await;
     let t = now();
     let before = stored(DEMO_DOMAIN, A, t - 1_000, t + 86_400, Some(t - 999));
     put(&e.store, &before).await;
-    assert_eq!(e.post(&invite(&[A])).await.1, lists(&[], &[], &[A]));
+    let auth = api_key_header(DEMO_USER, DEMO_KEY);
+    assert_eq!(
+        e.post_only(DEMO_DOMAIN, &auth, &invite(&[A])).await.1,
+        lists(&[A], &[], &[])
+    );
+    deliver_until_dead_letter(&e).await;
     assert_eq!(e.record(A).await, Some(before));
 }
 
@@ -343,7 +450,9 @@ impl Env {
         key: &str,
         body: &Value,
     ) -> lambda_http::Response<lambda_http::Body> {
-        self.api.handle(keyed_request(key, body)).await
+        let response = self.api.handle(keyed_request(key, body)).await;
+        self.deliver().await;
+        response
     }
 }
 
@@ -668,21 +777,7 @@ async fn a_registration_publishes_a_worker_registered_event_to_the_topic() {
         registration_events_topic_arn: Some(topic),
         ..Config::default()
     };
-    let api = smsreg::wiring::aws_api_with(&aws, config);
-    let e = Env {
-        moto,
-        store,
-        api: Api::new(RegistrationService::new(
-            api.service.directory.clone(),
-            api.service.store.clone(),
-            FailingFor {
-                inner: api.service.sms.clone(),
-                failing: vec![],
-            },
-            Arc::new(SystemClock),
-            api.service.config.clone(),
-        )),
-    };
+    let e = env_from(moto, store, config, &[]).await;
     let body = json!({"app_id": DEMO_APP, "users": [{"phone_number": A, "custom_user_data": {"team": "north"}}]});
     e.post(&body).await;
     let token = e.record(A).await.unwrap().token.as_str().to_owned();
@@ -846,11 +941,13 @@ async fn post_reinstall(e: &Env, body: &Value) -> (u16, Value) {
     let path = "/a/demo/api/v1/sms_user_registration_reinstall";
     event["rawPath"] = path.into();
     event["requestContext"]["http"]["path"] = path.into();
-    response_parts(
+    let answer = response_parts(
         &e.api
             .handle(lambda_http::request::from_str(&event.to_string()).unwrap())
             .await,
-    )
+    );
+    e.deliver().await;
+    answer
 }
 
 #[tokio::test]

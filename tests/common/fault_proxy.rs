@@ -12,7 +12,7 @@
 use std::io::{BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::http1::{Request, read_request};
 
@@ -53,12 +53,51 @@ impl Rule {
     }
 }
 
+/// One `Publish` to a phone number that reached the proxy.
+#[derive(Debug, Clone)]
+pub struct Publish {
+    pub at: Instant,
+    pub phone: String,
+    pub message: String,
+    /// Passed to moto; `false`: answered with SNS's throttling error.
+    pub accepted: bool,
+}
+
 #[derive(Default)]
 struct State {
     rules: Vec<Rule>,
     latency: Duration,
     injected: usize,
     forwarded: usize,
+    /// SNS's SMS rate: at most this many `Publish` to phone numbers pass in any second.
+    publish_rate: Option<usize>,
+    publishes: Vec<Publish>,
+}
+
+/// A form field of a query-protocol body (SNS), decoded.
+fn form_field(body: &str, name: &str) -> Option<String> {
+    body.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k == name).then(|| {
+            let v = v.replace('+', " ");
+            let mut out = Vec::new();
+            let bytes = v.as_bytes();
+            let mut i = 0;
+            while i < bytes.len() {
+                if bytes[i] == b'%'
+                    && i + 2 < bytes.len()
+                    && let Ok(b) = u8::from_str_radix(&v[i + 1..i + 3], 16)
+                {
+                    out.push(b);
+                    i += 3;
+                } else {
+                    out.push(bytes[i]);
+                    i += 1;
+                }
+            }
+            String::from_utf8_lossy(&out).into_owned()
+        })
+    })
 }
 
 pub struct FaultProxy {
@@ -124,10 +163,36 @@ fn serve(
     // Answers say `connection: close`: one request per connection.
     if let Some(request) = read_request(&mut reader) {
         let operation = operation_of(&request);
-        let dynamodb = request.header("x-amz-target").is_some();
+        let dynamodb = request
+            .header("x-amz-target")
+            .is_some_and(|t| t.starts_with("DynamoDB"));
         let (fault, latency) = {
             let mut state = state.lock().unwrap();
             let body = request.text();
+            let sms_to = (operation == "Publish")
+                .then(|| form_field(&body, "PhoneNumber"))
+                .flatten();
+            let rate_fault = match (sms_to, state.publish_rate) {
+                (Some(phone), Some(rate)) => {
+                    let now = Instant::now();
+                    let in_last_second = state
+                        .publishes
+                        .iter()
+                        .rev()
+                        .take_while(|p| now.duration_since(p.at) < Duration::from_secs(1))
+                        .filter(|p| p.accepted)
+                        .count();
+                    let accepted = in_last_second < rate;
+                    state.publishes.push(Publish {
+                        at: now,
+                        phone,
+                        message: form_field(&body, "Message").unwrap_or_default(),
+                        accepted,
+                    });
+                    (!accepted).then_some(Fault::Throttle)
+                }
+                _ => None,
+            };
             let hit = state.rules.iter_mut().find(|rule| {
                 rule.operation == operation
                     && rule.times != Some(0)
@@ -136,12 +201,14 @@ fn serve(
                         .as_deref()
                         .is_none_or(|needle| body.contains(needle))
             });
-            let fault = hit.map(|rule| {
-                if let Some(n) = rule.times.as_mut() {
-                    *n -= 1;
-                }
-                rule.fault
-            });
+            let fault = hit
+                .map(|rule| {
+                    if let Some(n) = rule.times.as_mut() {
+                        *n -= 1;
+                    }
+                    rule.fault
+                })
+                .or(rate_fault);
             if fault.is_some() {
                 state.injected += 1;
             } else {
@@ -157,8 +224,10 @@ fn serve(
                 let _ = writer.write_all(&fault_response(fault, dynamodb));
             }
             None => {
-                // Held while the request is with moto.
-                let _turn = one_at_a_time.lock().unwrap_or_else(|e| e.into_inner());
+                // Held while a DynamoDB request is with moto (SQS long polls would hold it
+                // for seconds; moto's queues need no such help).
+                let _turn =
+                    dynamodb.then(|| one_at_a_time.lock().unwrap_or_else(|e| e.into_inner()));
                 let Ok(mut moto) = TcpStream::connect(&upstream) else {
                     return;
                 };
@@ -205,6 +274,17 @@ impl FaultProxy {
             }
         });
         FaultProxy { endpoint, state }
+    }
+
+    /// Lets at most `rate` `Publish` calls to phone numbers through in any second, and
+    /// answers the rest with SNS's throttling error, as SNS does past the account's rate.
+    pub fn limit_publish_rate(&self, rate: usize) {
+        self.state.lock().unwrap().publish_rate = Some(rate);
+    }
+
+    /// Every `Publish` to a phone number seen while a rate was set, in order.
+    pub fn publishes(&self) -> Vec<Publish> {
+        self.state.lock().unwrap().publishes.clone()
     }
 
     pub fn add(&self, rule: Rule) {

@@ -13,11 +13,15 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use aws_config::{Region, SdkConfig};
+use aws_lambda_events::event::sqs::SqsEvent;
 use aws_sdk_dynamodb::config::Credentials;
 use serde_json::Value;
 use smsreg::adapters::dynamodb::{DynamoStore, ProjectUpdate};
+use smsreg::config::Config;
 use smsreg::domain::project::hash_key;
 use smsreg::domain::{ApiKey, App, Plan};
+use smsreg::ports::{DailyQuota, JobQueue, SendLedger, SmsSender};
+use smsreg::sender::Sender;
 
 pub const DEMO_DOMAIN: &str = "demo";
 pub const DEMO_APP: &str = "abcd1234abcd1234";
@@ -51,7 +55,7 @@ fn free_port() -> u16 {
 pub struct Moto {
     child: Child,
     pub endpoint: String,
-    _front: fault_proxy::FaultProxy,
+    pub front: fault_proxy::FaultProxy,
 }
 
 impl Moto {
@@ -85,7 +89,7 @@ impl Moto {
                     return Moto {
                         child,
                         endpoint: front.endpoint.clone(),
-                        _front: front,
+                        front,
                     };
                 }
                 std::thread::sleep(Duration::from_millis(100));
@@ -147,6 +151,111 @@ impl Moto {
             .filter(|(to, _)| to == phone)
             .map(|(_, m)| m)
             .collect()
+    }
+
+    /// Creates a send queue `name` and its dead-letter queue (`name-dlq`), a job moving
+    /// there after `max_attempts` receives; returns the queue's URL.
+    pub async fn send_queue(&self, name: &str, max_attempts: u32) -> String {
+        let aws = self.sdk_config().await;
+        smsreg::adapters::sqs::create_queues(
+            &aws_sdk_sqs::Client::new(&aws),
+            name,
+            max_attempts,
+            30,
+        )
+        .await
+        .expect("the send queue is created")
+    }
+
+    /// `config` with a send queue of its own (named after the table) and an SMS rate that
+    /// does not slow the tests down.
+    pub async fn queued(&self, config: Config) -> Config {
+        let url = self.send_queue(&config.table_name, 3).await;
+        Config {
+            send_queue_url: Some(url),
+            sms_rate_per_second: 1000,
+            send_max_attempts: 3,
+            ..config
+        }
+    }
+
+    /// Hands every job visible on `queue_url` to the sender, as the event source mapping
+    /// does (an SQS event in, the batch's failures out, the rest deleted), until none is
+    /// left visible. Returns how many deliveries were made.
+    pub async fn deliver<D, I, S>(&self, sender: &Sender<D, I, S>, queue_url: &str) -> usize
+    where
+        D: DailyQuota,
+        I: SendLedger,
+        S: SmsSender + JobQueue,
+    {
+        let client = aws_sdk_sqs::Client::new(&self.sdk_config().await);
+        let mut delivered = 0;
+        loop {
+            let messages = client
+                .receive_message()
+                .queue_url(queue_url)
+                .max_number_of_messages(10)
+                .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+                .send()
+                .await
+                .expect("receive from the send queue")
+                .messages
+                .unwrap_or_default();
+            if messages.is_empty() {
+                return delivered;
+            }
+            delivered += messages.len();
+            let event = smsreg::local_esm::sqs_event(
+                &messages,
+                "arn:aws:sqs:us-east-1:123456789012:q",
+                "us-east-1",
+            );
+            let event: SqsEvent = serde_json::from_value(event).expect("a real SQS event");
+            let response = sender
+                .handle_batch(&event, None)
+                .await
+                .expect("the sender answers");
+            let failed: Vec<String> = response
+                .batch_item_failures
+                .iter()
+                .map(|f| f.item_identifier.clone())
+                .collect();
+            for m in &messages {
+                if !m
+                    .message_id()
+                    .is_some_and(|id| failed.iter().any(|f| f == id))
+                {
+                    client
+                        .delete_message()
+                        .queue_url(queue_url)
+                        .receipt_handle(m.receipt_handle().unwrap_or_default())
+                        .send()
+                        .await
+                        .expect("delete a delivered job");
+                }
+            }
+        }
+    }
+
+    /// Messages on a queue (visible or in flight), per SQS's attributes.
+    pub async fn queue_depth(&self, queue_url: &str) -> usize {
+        use aws_sdk_sqs::types::QueueAttributeName as A;
+        let client = aws_sdk_sqs::Client::new(&self.sdk_config().await);
+        let out = client
+            .get_queue_attributes()
+            .queue_url(queue_url)
+            .attribute_names(A::ApproximateNumberOfMessages)
+            .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .expect("queue attributes");
+        let get = |name: &A| {
+            out.attributes()
+                .and_then(|a| a.get(name))
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(0)
+        };
+        get(&A::ApproximateNumberOfMessages) + get(&A::ApproximateNumberOfMessagesNotVisible)
     }
 
     pub async fn store(&self, table: &str) -> DynamoStore {

@@ -243,6 +243,25 @@ impl DynamoStore {
             .collect()
     }
 
+    /// The invitations counted against a project's daily limit on `day` (`YYYY-MM-DD`).
+    pub async fn usage_of(&self, domain: &str, day: &str) -> Result<u64, StoreError> {
+        let item = self
+            .client
+            .get_item()
+            .table_name(self.table())
+            .key(PK, s(usage_pk(domain)))
+            .key(SK, s(day_sk(day)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| super::store_error(&e))?
+            .item;
+        Ok(match item {
+            Some(item) => opt_n(&item, "invitations")?.unwrap_or(0),
+            None => 0,
+        })
+    }
+
     /// Records that the worker behind `phone` registered in `domain`. Allowed where a
     /// claim would be: no record, this project's invitation, or an expired or stale one.
     pub async fn mark_registered(
