@@ -336,6 +336,11 @@ pub trait SmsSender: Send + Sync {
 /// Seconds since the Unix epoch; a trait so tests can move time.
 pub trait Clock: Send + Sync {
     fn now(&self) -> u64;
+
+    /// Milliseconds since the Unix epoch.
+    fn now_ms(&self) -> u64 {
+        self.now() * 1000
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -346,6 +351,12 @@ impl Clock for SystemClock {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs())
+    }
+
+    fn now_ms(&self) -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
     }
 }
 

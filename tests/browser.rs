@@ -30,17 +30,15 @@ fn a_worker_registers_from_the_sms_link_in_a_real_browser() {
         drop(listener);
         format!("http://127.0.0.1:{port}")
     };
-    let config = Config {
+    let config = runtime.block_on(moto.queued(Config {
         table_name: TABLE.into(),
+        public_base_url: base,
         ..Config::default()
-    };
-    let served = common::gateway::serve(smsreg::wiring::aws_api_with(
-        &aws,
-        Config {
-            public_base_url: base,
-            ..config
-        },
-    ));
+    }));
+    let sender =
+        smsreg::sender::Sender::new(smsreg::wiring::aws_service(&aws, config.clone()).unwrap());
+    let queue_url = config.send_queue_url.clone().unwrap();
+    let served = common::gateway::serve(smsreg::wiring::aws_api_with(&aws, config).unwrap());
 
     let invite = |phone: &str| -> Value {
         let body = json!({"app_id": DEMO_APP, "android_only": true, "require_email": true,
@@ -58,7 +56,9 @@ fn a_worker_registers_from_the_sms_link_in_a_real_browser() {
         json!(["+16175551234"])
     );
 
-    // The link, as the worker's phone received it; the gateway stands in for the API's host.
+    // The link, as the worker's phone received it from the sender; the gateway stands in
+    // for the API's host.
+    runtime.block_on(moto.deliver(&sender, &queue_url));
     let sms = moto.sms_to("+16175551234");
     let link = sms[0].rsplit(' ').next().unwrap().to_owned();
     let path = link

@@ -165,11 +165,16 @@ fn every_event_file_has_an_expectation() {
 async fn every_event_gives_its_expected_response() {
     let moto = Moto::start();
     let aws = moto.sdk_config().await;
-    let config = Config {
-        table_name: TABLE.into(),
-        ..Config::default()
-    };
-    let api = aws_api_with(&aws, config);
+    let config = moto
+        .queued(Config {
+            table_name: TABLE.into(),
+            ..Config::default()
+        })
+        .await;
+    let queue_url = config.send_queue_url.clone().unwrap();
+    let sender =
+        smsreg::sender::Sender::new(smsreg::wiring::aws_service(&aws, config.clone()).unwrap());
+    let api = aws_api_with(&aws, config).unwrap();
     let mut failures = Vec::new();
     for (name, expected) in expectations() {
         // Each event starts from a fresh emulator: the numbers are free again.
@@ -177,6 +182,8 @@ async fn every_event_gives_its_expected_response() {
             .send_empty()
             .unwrap();
         provision_demo(&moto.store(TABLE).await, None).await;
+        // The reset removed the queue too: the same one again.
+        assert_eq!(moto.send_queue(TABLE, 3).await, queue_url);
 
         let request =
             lambda_http::request::from_str(&event(name)).expect("a valid API Gateway v2 event");
@@ -213,7 +220,8 @@ async fn every_event_gives_its_expected_response() {
             }
             _ => {}
         }
-        // What a success claims is stored and texted; a refusal changes nothing.
+        // What a success claims is stored, queued and texted; a refusal changes nothing.
+        moto.deliver(&sender, &queue_url).await;
         let sent = moto.sms();
         let store = moto.store(TABLE).await;
         let stored = store

@@ -29,6 +29,9 @@ struct Env {
     moto: Moto,
     proxy: FaultProxy,
     api: AwsApi,
+    /// The sender, over moto directly (the faults here are the API's).
+    sender: smsreg::wiring::AwsSender,
+    queue_url: String,
 }
 
 /// SDK settings scaled down so that timeouts show within a test.
@@ -57,13 +60,20 @@ async fn env() -> Env {
     provision_demo(&moto.store(TABLE).await, None).await;
     let proxy = FaultProxy::start(&moto.endpoint);
     let aws = config_through(&proxy.endpoint).await;
-    let config = Config {
-        table_name: TABLE.into(),
-        claim_stale_after: Duration::from_secs(2),
-        ..Config::default()
-    };
+    let config = moto
+        .queued(Config {
+            table_name: TABLE.into(),
+            claim_stale_after: Duration::from_secs(2),
+            ..Config::default()
+        })
+        .await;
+    let direct = moto.sdk_config().await;
     Env {
-        api: aws_api_with(&aws, config),
+        api: aws_api_with(&aws, config.clone()).unwrap(),
+        sender: smsreg::sender::Sender::new(
+            smsreg::wiring::aws_service(&direct, config.clone()).unwrap(),
+        ),
+        queue_url: config.send_queue_url.unwrap(),
         moto,
         proxy,
     }
@@ -152,6 +162,7 @@ impl Env {
         );
 
         let store = self.moto.store(TABLE).await;
+        self.moto.deliver(&self.sender, &self.queue_url).await;
         let sent: HashSet<String> = self.moto.sms().into_iter().map(|(to, _)| to).collect();
         for n in body["success_numbers"].as_array().unwrap() {
             let n = n.as_str().unwrap();

@@ -20,20 +20,26 @@ struct Env {
     moto: Moto,
     api: AwsApi,
     inbound: AwsInbound,
+    sender: smsreg::wiring::AwsSender,
+    queue_url: String,
 }
 
 async fn env(install_url: Option<&str>) -> Env {
     let moto = Moto::start();
     provision_demo(&moto.store(TABLE).await, install_url).await;
     let aws = moto.sdk_config().await;
-    let config = Config {
-        table_name: TABLE.into(),
-        public_base_url: "https://sms.example.org".into(),
-        ..Config::default()
-    };
+    let config = moto
+        .queued(Config {
+            table_name: TABLE.into(),
+            public_base_url: "https://sms.example.org".into(),
+            ..Config::default()
+        })
+        .await;
     Env {
-        api: aws_api_with(&aws, config.clone()),
-        inbound: smsreg::inbound::Inbound::new(aws_service(&aws, config)),
+        api: aws_api_with(&aws, config.clone()).unwrap(),
+        inbound: smsreg::inbound::Inbound::new(aws_service(&aws, config.clone()).unwrap()),
+        sender: smsreg::sender::Sender::new(aws_service(&aws, config.clone()).unwrap()),
+        queue_url: config.send_queue_url.unwrap(),
         moto,
     }
 }
@@ -65,10 +71,13 @@ impl Env {
         .unwrap();
         let (status, report) = response_parts(&self.api.handle(request).await);
         assert_eq!((status, &report["success_numbers"]), (200, &json!([phone])));
+        self.moto.deliver(&self.sender, &self.queue_url).await;
     }
 
     async fn replay(&self, event: &Value) -> Vec<String> {
         let out = self.inbound.handle_records(event).await.expect("handled");
+        // The answers go through the send queue, like every SMS.
+        self.moto.deliver(&self.sender, &self.queue_url).await;
         out["outcomes"]
             .as_array()
             .unwrap()

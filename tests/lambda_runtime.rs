@@ -37,12 +37,35 @@ impl Drop for Function {
     }
 }
 
-fn start_function(moto: &Moto, runtime: &RuntimeApi) -> Function {
-    let log = std::env::temp_dir().join(format!("smsreg-api-{}.log", std::process::id()));
-    let child = Command::new(env!("CARGO_BIN_EXE_smsreg-api"))
+fn start_function(moto: &Moto, runtime: &RuntimeApi, queue_url: &str) -> Function {
+    start_binary(
+        env!("CARGO_BIN_EXE_smsreg-api"),
+        moto,
+        runtime,
+        queue_url,
+        &[],
+    )
+}
+
+fn start_binary(
+    exe: &str,
+    moto: &Moto,
+    runtime: &RuntimeApi,
+    queue_url: &str,
+    args: &[&str],
+) -> Function {
+    let name = std::path::Path::new(exe)
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let log = std::env::temp_dir().join(format!("{name}-{}.log", std::process::id()));
+    let child = Command::new(exe)
+        .args(args)
         .env_clear()
         .envs(moto.env(TABLE))
         .envs(runtime.env())
+        .env("SEND_QUEUE_URL", queue_url)
         .env("PUBLIC_BASE_URL", "https://sms.example.org")
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&log).unwrap())
@@ -89,8 +112,28 @@ async fn the_bootstrap_serves_the_contract_under_the_lambda_runtime_api() {
     assert!(ok);
     let key_line = key_line.trim().to_owned();
 
+    let (ok, queue_out, _) = admin(&moto, &["create-queue"]);
+    assert!(ok);
+    let queue_url = queue_out.lines().last().unwrap().trim().to_owned();
     let runtime = RuntimeApi::start(30_000);
-    let function = start_function(&moto, &runtime);
+    let function = start_function(&moto, &runtime, &queue_url);
+    // The sender under a runtime API of its own, fed by the local mapping as on AWS.
+    let sender_runtime = RuntimeApi::start(60_000);
+    let _sender = start_binary(
+        env!("CARGO_BIN_EXE_smsreg-sender"),
+        &moto,
+        &sender_runtime,
+        &queue_url,
+        &[],
+    );
+    let invoke_url = sender_runtime.invoke_url("smsreg-sender");
+    let _mapping = start_binary(
+        env!("CARGO_BIN_EXE_smsreg-local-esm"),
+        &moto,
+        &sender_runtime,
+        &queue_url,
+        &["--invoke-url", &invoke_url],
+    );
     let simple = json!({"app_id": DEMO_APP, "users": [{"phone_number": "+16175551234"}]});
     let auth = format!("ApiKey {key_line}");
 
@@ -104,6 +147,11 @@ async fn the_bootstrap_serves_the_contract_under_the_lambda_runtime_api() {
         body,
         json!({"success_numbers": ["+16175551234"], "invalid_format_numbers": [], "numbers_in_use": [], "error_numbers": []})
     );
+    // Queued by the API, texted by the sender within seconds.
+    let waited = std::time::Instant::now();
+    while moto.sms_to("+16175551234").is_empty() && waited.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
     assert_eq!(moto.sms_to("+16175551234").len(), 1);
 
     // Same runtime, next invocation: a wrong key gets 401 with its challenge.

@@ -2,8 +2,8 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -11,11 +11,13 @@ use serde_json::{Value, json};
 use smsreg::adapters::memory::{MemorySms, MemoryStore};
 use smsreg::config::Config;
 use smsreg::domain::invitation::{RegistrationStatus, Token};
+use smsreg::domain::job::{JobKind, SmsJob};
 use smsreg::domain::project::hash_key;
 use smsreg::domain::{ApiKey, App, PhoneNumber, Plan, Project, RegistrationRecord};
 use smsreg::http::Api;
-use smsreg::ports::{Clock, RegistrationEvents, SmsError, SmsSender};
+use smsreg::ports::{Clock, JobQueue, QueueError, RegistrationEvents, SmsError};
 use smsreg::service::RegistrationService;
+use smsreg::service::sender::{JobResult, Pacer};
 
 struct TestClock(AtomicU64);
 
@@ -50,7 +52,7 @@ fn demo_project(install_url: Option<&str>) -> Project {
     }
 }
 
-fn world_with<S: SmsSender + RegistrationEvents>(sms: S, config: Config) -> World<S> {
+fn world_with<S: JobQueue + RegistrationEvents>(sms: S, config: Config) -> World<S> {
     let store = Arc::new(MemoryStore::new());
     store.put_project(demo_project(None));
     store.put_project(Project {
@@ -95,7 +97,7 @@ fn world() -> World<MemorySms> {
     world_with(MemorySms::new(), Config::default())
 }
 
-impl<S: SmsSender + RegistrationEvents> World<S> {
+impl<S: JobQueue + RegistrationEvents> World<S> {
     async fn post_as(&self, domain: &str, auth: &str, body: &Value) -> (u16, Value) {
         let request = lambda_http::request::from_str(&post_event(domain, body, auth)).unwrap();
         response_parts(&self.api.handle(request).await)
@@ -113,6 +115,65 @@ impl<S: SmsSender + RegistrationEvents> World<S> {
     async fn post(&self, body: &Value) -> (u16, Value) {
         self.post_as(DEMO_DOMAIN, &api_key_header(DEMO_USER, DEMO_KEY), body)
             .await
+    }
+}
+
+/// The sender, as the event source mapping runs it on the jobs of the send queue. Its pace
+/// is high enough to cost nothing; the gap between two SMS to one phone remains.
+impl World<MemorySms> {
+    /// One delivery of `job`.
+    async fn send(&self, job: &SmsJob) -> JobResult {
+        let pacer = Pacer::new(10_000, 1);
+        self.api.service.send_job(job, &pacer, None).await
+    }
+
+    /// Takes every job off the queue and delivers each once, concurrently, sharing one
+    /// instance's pace; one result per job, oldest job first.
+    async fn deliver(&self) -> Vec<JobResult> {
+        let jobs = self.sms.take_jobs();
+        let pacer = Pacer::new(10_000, 1);
+        futures::future::join_all(
+            jobs.iter()
+                .map(|job| self.api.service.send_job(job, &pacer, None)),
+        )
+        .await
+    }
+
+    /// Takes the one job on the queue off it.
+    fn take_one(&self) -> SmsJob {
+        let mut jobs = self.sms.take_jobs();
+        assert_eq!(jobs.len(), 1, "one job queued: {jobs:?}");
+        jobs.remove(0)
+    }
+
+    /// Delivery number `receives` of `job`: when it fails and is the last one the send
+    /// queue allows (`SEND_MAX_ATTEMPTS`), the sender gives up on the job.
+    async fn attempt(&self, job: &SmsJob, receives: u32) -> JobResult {
+        let result = self.send(job).await;
+        if let JobResult::Retry(code) = &result
+            && receives >= self.max_attempts()
+        {
+            let reason = format!("SMS not sent after {receives} attempts ({code})");
+            self.api.service.give_up(job, &reason).await;
+        }
+        result
+    }
+
+    /// Delivers `job` until it is done or every attempt failed; the last result.
+    async fn attempt_all(&self, job: &SmsJob) -> JobResult {
+        let mut receives = 1;
+        loop {
+            let result = self.attempt(job, receives).await;
+            if !matches!(result, JobResult::Retry(_)) || receives >= self.max_attempts() {
+                return result;
+            }
+            receives += 1;
+        }
+    }
+
+    /// The send queue's `maxReceiveCount`.
+    fn max_attempts(&self) -> u32 {
+        self.api.service.config.send_max_attempts
     }
 }
 
@@ -136,6 +197,8 @@ fn record_of(domain: &str, phone: &str) -> RegistrationRecord {
         expires_at: T0 + 1_000,
         sent_at: Some(T0 - 99),
         registered_at: None,
+        enqueued_at: Some(T0 - 100),
+        failure_reason: None,
     }
 }
 
@@ -152,10 +215,21 @@ fn report(success: &[&str], invalid: &[&str], in_use: &[&str], errors: &[&str]) 
     })
 }
 
+/// The phones of the jobs on the queue, oldest first.
+fn queued_phones(w: &World<MemorySms>) -> Vec<String> {
+    w.sms.queued_jobs().into_iter().map(|j| j.phone).collect()
+}
+
+fn android_invite(phone: &str) -> Value {
+    json!({"app_id": DEMO_APP, "android_only": true, "users": [{"phone_number": phone}]})
+}
+
+const INSTALL_URL: &str = "https://example.org/install/1";
+
 #[tokio::test]
-async fn when_the_sms_fails_after_a_claim_the_claim_is_undone_and_the_number_is_an_error() {
+async fn when_a_job_cannot_be_queued_its_claim_is_undone_and_the_number_is_an_error() {
     let w = world();
-    w.sms.fail_for(B);
+    w.sms.fail_enqueue_for(B);
     let (status, body) = w.post(&invite(&[A, B, C])).await;
     assert_eq!(status, 200);
     assert_eq!(body, report(&[A, C], &[], &[], &[B]));
@@ -163,42 +237,170 @@ async fn when_the_sms_fails_after_a_claim_the_claim_is_undone_and_the_number_is_
         w.store.record(B).is_none(),
         "no half-made invitation is left"
     );
-    assert!(w.store.record(A).is_some_and(|r| r.sent_at.is_some()));
+    assert_eq!(queued_phones(&w), [A, C]);
+    let a = w.store.record(A).unwrap();
+    assert_eq!(a.status, RegistrationStatus::Queued);
+    assert_eq!(a.enqueued_at, Some(T0), "recorded as on the queue");
+    assert_eq!(a.sent_at, None, "the API sends nothing");
+    assert!(w.sms.sent().is_empty());
 }
 
 #[tokio::test]
-async fn when_the_sms_fails_on_a_reinvite_the_previous_invitation_is_restored() {
+async fn when_the_job_of_a_reinvite_cannot_be_queued_the_previous_invitation_is_restored() {
     let w = world();
     let before = record_of(DEMO_DOMAIN, A);
     w.store.put_record(before.clone());
-    w.sms.fail_for(A);
+    w.sms.fail_enqueue_for(A);
     let (_, body) = w.post(&invite(&[A])).await;
     assert_eq!(body, report(&[], &[], &[], &[A]));
     assert_eq!(w.store.record(A), Some(before));
+    assert!(w.sms.queued_jobs().is_empty());
 }
 
 #[tokio::test]
-async fn when_the_sms_fails_over_an_expired_invitation_of_another_project_that_one_is_restored() {
+async fn when_a_job_cannot_be_queued_over_another_projects_expired_invitation_it_is_restored() {
     let w = world();
     let mut before = record_of("other", A);
     before.expires_at = T0 - 1;
     w.store.put_record(before.clone());
-    w.sms.fail_for(A);
+    w.sms.fail_enqueue_for(A);
     let (_, body) = w.post(&invite(&[A])).await;
     assert_eq!(body, report(&[], &[], &[], &[A]));
     assert_eq!(w.store.record(A), Some(before));
 }
 
 #[tokio::test]
-async fn when_the_install_link_sms_fails_the_invitation_is_undone() {
+async fn when_the_install_link_sms_fails_the_job_is_retried_from_where_it_stopped() {
     let w = world();
-    w.store
-        .put_project(demo_project(Some("https://example.org/install/1")));
+    w.store.put_project(demo_project(Some(INSTALL_URL)));
     w.sms.fail_nth_for(A, 2);
-    let body = json!({"app_id": DEMO_APP, "android_only": true, "users": [{"phone_number": A}]});
-    let (_, body) = w.post(&body).await;
-    assert_eq!(body, report(&[], &[], &[], &[A]));
-    assert!(w.store.record(A).is_none());
+    let (_, body) = w.post(&android_invite(A)).await;
+    assert_eq!(body, report(&[A], &[], &[], &[]));
+    let job = w.take_one();
+    assert_eq!(job.texts.len(), 2);
+    assert_eq!(w.send(&job).await, JobResult::Retry("InjectedFault".into()));
+    // The worker has the link: the invitation is pending, its number held.
+    let record = w.store.record(A).unwrap();
+    assert_eq!(record.status, RegistrationStatus::Pending);
+    assert!(record.sent_at.is_some());
+    assert_eq!(w.sms.sent_to(A).len(), 1);
+
+    w.sms.recover();
+    assert_eq!(w.send(&job).await, JobResult::Sent(1), "only what is left");
+    assert_eq!(w.sms.sent_to(A), job.texts, "each SMS once, in order");
+}
+
+#[tokio::test]
+async fn an_sms_failing_at_the_sender_is_retried_and_the_number_stays_held_meanwhile() {
+    let w = world();
+    w.sms.fail_for(A);
+    assert_eq!(w.post(&invite(&[A])).await.1, report(&[A], &[], &[], &[]));
+    let job = w.take_one();
+    assert_eq!(w.send(&job).await, JobResult::Retry("InjectedFault".into()));
+    let record = w.store.record(A).unwrap();
+    assert_eq!(record.status, RegistrationStatus::Queued);
+    assert_eq!(record.sent_at, None);
+    assert!(record.enqueued_at.is_some());
+
+    // Its job is on the queue: another project finds the number in use, however long
+    // the retries take.
+    let other = api_key_header("admin@other.example", "other-key");
+    w.clock.0.store(T0 + 3_600, Ordering::SeqCst);
+    let (_, body) = w.post_as("other", &other, &invite(&[A])).await;
+    assert_eq!(body, report(&[], &[], &[A], &[]));
+
+    w.sms.recover();
+    assert_eq!(w.send(&job).await, JobResult::Sent(1));
+    assert_eq!(
+        w.store.record(A).unwrap().status,
+        RegistrationStatus::Pending
+    );
+}
+
+#[tokio::test]
+async fn after_the_last_attempt_the_invitation_fails_its_count_is_refunded_and_the_number_freed() {
+    let w = world();
+    let day = "2027-01-15"; // T0 = 2027-01-15T08:00:00Z
+    w.sms.fail_for(A);
+    assert_eq!(
+        w.post(&invite(&[A, B])).await.1,
+        report(&[A, B], &[], &[], &[])
+    );
+    assert_eq!(w.store.usage(DEMO_DOMAIN, day), 2);
+    let mut jobs = w.sms.take_jobs();
+    let job_b = jobs.pop().unwrap();
+    let job_a = jobs.pop().unwrap();
+    assert_eq!(w.send(&job_b).await, JobResult::Sent(1));
+    let token = w.store.record(A).unwrap().token.as_str().to_owned();
+
+    // Every attempt but the last leaves it queued; after the last one it is failed.
+    let attempts = w.max_attempts();
+    assert!(attempts > 1);
+    for receives in 1..attempts {
+        assert_eq!(
+            w.attempt(&job_a, receives).await,
+            JobResult::Retry("InjectedFault".into())
+        );
+    }
+    assert_eq!(
+        w.store.record(A).unwrap().status,
+        RegistrationStatus::Queued
+    );
+    assert_eq!(w.store.usage(DEMO_DOMAIN, day), 2);
+    assert_eq!(
+        w.attempt(&job_a, attempts).await,
+        JobResult::Retry("InjectedFault".into())
+    );
+    assert_eq!(w.store.usage(DEMO_DOMAIN, day), 1);
+    let record = w.store.record(A).unwrap();
+    assert_eq!(record.status, RegistrationStatus::Failed);
+    let reason = record.failure_reason.unwrap();
+    assert!(
+        reason.contains(&format!("after {attempts} attempts")) && reason.contains("InjectedFault"),
+        "{reason}"
+    );
+    assert!(w.sms.sent_to(A).is_empty());
+    // Given back once, however often the sender gives up on it.
+    w.api.service.give_up(&job_a, "again").await;
+    assert_eq!(w.store.usage(DEMO_DOMAIN, day), 1);
+    // Its link asks for a new invitation.
+    assert_eq!(w.get_page(&token).await.0, 410);
+
+    // Any project may claim the number now; a late delivery of the failed job sends nothing.
+    w.sms.recover();
+    let other = api_key_header("admin@other.example", "other-key");
+    let (_, body) = w.post_as("other", &other, &invite(&[A])).await;
+    assert_eq!(body, report(&[A], &[], &[], &[]));
+    assert_eq!(w.store.record(A).unwrap().domain, "other");
+    assert_eq!(w.send(&job_a).await, JobResult::Dropped("replaced"));
+    assert!(w.sms.sent_to(A).is_empty());
+}
+
+#[tokio::test]
+async fn giving_up_on_a_reinvite_puts_back_the_live_invitation_it_replaced() {
+    let w = world();
+    let before = record_of(DEMO_DOMAIN, A);
+    w.store.put_record(before.clone());
+    w.sms.fail_for(A);
+    assert_eq!(w.post(&invite(&[A])).await.1, report(&[A], &[], &[], &[]));
+    assert_ne!(w.store.record(A).unwrap().token, before.token);
+    let job = w.take_one();
+    assert!(matches!(
+        &job.kind,
+        JobKind::Invitation {
+            previous: Some(_),
+            ..
+        }
+    ));
+    assert_eq!(
+        w.attempt_all(&job).await,
+        JobResult::Retry("InjectedFault".into())
+    );
+    assert_eq!(
+        w.store.record(A),
+        Some(before),
+        "the link the worker has works again"
+    );
 }
 
 #[tokio::test]
@@ -208,6 +410,8 @@ async fn a_store_error_on_one_number_does_not_affect_the_others() {
     let (status, body) = w.post(&invite(&[A, B, C])).await;
     assert_eq!(status, 200);
     assert_eq!(body, report(&[A, C], &[], &[], &[B]));
+    assert_eq!(queued_phones(&w), [A, C]);
+    assert_eq!(w.deliver().await, [JobResult::Sent(1), JobResult::Sent(1)]);
     assert_eq!(w.sms.sent_to(B), Vec::<String>::new());
     assert_eq!(w.sms.sent_to(C).len(), 1);
 }
@@ -215,12 +419,14 @@ async fn a_store_error_on_one_number_does_not_affect_the_others() {
 #[tokio::test]
 async fn a_failed_rollback_leaves_a_claim_that_any_project_can_take_once_stale() {
     let w = world();
-    w.sms.fail_for(A);
+    w.sms.fail_enqueue_for(A);
     w.store.fail_releases_for(A);
     let (_, body) = w.post(&invite(&[A])).await;
     assert_eq!(body, report(&[], &[], &[], &[A]));
     let left = w.store.record(A).expect("the claim is left behind");
-    assert_eq!(left.sent_at, None);
+    assert_eq!(left.status, RegistrationStatus::Queued);
+    assert_eq!(left.enqueued_at, None, "never marked as on the queue");
+    assert!(w.sms.queued_jobs().is_empty());
 
     // Once the faults are gone: another project finds it in use until it is stale.
     w.sms.recover();
@@ -233,6 +439,7 @@ async fn a_failed_rollback_leaves_a_claim_that_any_project_can_take_once_stale()
     let (_, body) = w.post_as("other", &other, &invite(&[A])).await;
     assert_eq!(body, report(&[A], &[], &[], &[]));
     assert_eq!(w.store.record(A).unwrap().domain, "other");
+    assert_eq!(queued_phones(&w), [A]);
 }
 
 #[tokio::test]
@@ -243,7 +450,7 @@ async fn another_projects_live_invitation_is_in_use_and_left_untouched() {
     let (_, body) = w.post(&invite(&[A])).await;
     assert_eq!(body, report(&[], &[], &[A], &[]));
     assert_eq!(w.store.record(A), Some(theirs));
-    assert!(w.sms.sent().is_empty());
+    assert!(w.sms.queued_jobs().is_empty());
 }
 
 #[tokio::test]
@@ -257,6 +464,26 @@ async fn a_reinvite_in_the_same_project_replaces_the_token() {
     assert_ne!(new.token, old.token);
     assert_eq!(new.created_at, T0);
     assert_eq!(new.expires_at, T0 + 30 * 86_400);
+    assert_eq!(new.status, RegistrationStatus::Queued);
+    assert_eq!(new.sent_at, None);
+}
+
+#[tokio::test]
+async fn a_reinvite_while_the_first_job_is_queued_sends_only_the_new_link() {
+    let w = world();
+    assert_eq!(w.post(&android_invite(A)).await.0, 200);
+    let old = w.store.record(A).unwrap().token;
+    assert_eq!(w.post(&android_invite(A)).await.0, 200);
+    let new = w.store.record(A).unwrap().token;
+    assert_ne!(old, new);
+    assert_eq!(
+        w.deliver().await,
+        [JobResult::Dropped("replaced"), JobResult::Sent(1)]
+    );
+    let texts = w.sms.sent_to(A);
+    assert_eq!(texts.len(), 1);
+    assert!(texts[0].ends_with(&format!("/register/{}", new.as_str())));
+    assert!(!texts[0].contains(old.as_str()));
 }
 
 #[tokio::test]
@@ -288,27 +515,40 @@ async fn no_number_is_started_when_the_deadline_is_too_close() {
     assert_eq!(report_.error_numbers, [A, B]);
     assert_eq!(report_.invalid_format_numbers, ["+1617JKL1234"]);
     assert!(w.store.record(A).is_none() && w.store.record(B).is_none());
-    assert!(w.sms.sent().is_empty());
+    assert!(w.sms.queued_jobs().is_empty());
 }
 
-/// An SMS sender that takes its time and counts how many sends overlap.
+/// A send queue that takes its time, and counts how many enqueue calls overlap and the
+/// largest batch.
 #[derive(Default)]
-struct SlowSms {
+struct SlowQueue {
     in_flight: AtomicUsize,
     most: AtomicUsize,
+    largest_batch: AtomicUsize,
+    jobs: Mutex<Vec<SmsJob>>,
 }
 
-impl SmsSender for SlowSms {
-    async fn send(&self, _to: &PhoneNumber, _text: &str) -> Result<(), SmsError> {
+impl JobQueue for SlowQueue {
+    async fn enqueue(&self, jobs: &[SmsJob]) -> Vec<Result<(), QueueError>> {
         let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.most.fetch_max(now, Ordering::SeqCst);
+        self.largest_batch.fetch_max(jobs.len(), Ordering::SeqCst);
         tokio::time::sleep(Duration::from_millis(5)).await;
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.jobs.lock().unwrap().extend_from_slice(jobs);
+        vec![Ok(()); jobs.len()]
+    }
+
+    async fn retry_later(
+        &self,
+        _receipt_handle: &str,
+        _delay_seconds: u32,
+    ) -> Result<(), QueueError> {
         Ok(())
     }
 }
 
-impl RegistrationEvents for SlowSms {
+impl RegistrationEvents for SlowQueue {
     async fn worker_registered(&self, _event: &Value) -> Result<(), SmsError> {
         Ok(())
     }
@@ -319,13 +559,14 @@ fn us_numbers(n: usize) -> Vec<String> {
 }
 
 #[tokio::test]
-async fn calls_run_concurrently_up_to_the_bound_and_results_keep_request_order() {
+async fn queue_calls_run_concurrently_up_to_the_bound_ten_jobs_each_and_results_keep_request_order()
+{
     let config = Config {
         concurrency: 4,
         ..Config::default()
     };
-    let w = world_with(SlowSms::default(), config);
-    let numbers = us_numbers(40);
+    let w = world_with(SlowQueue::default(), config);
+    let numbers = us_numbers(100);
     let refs: Vec<&str> = numbers.iter().map(String::as_str).collect();
     let (_, body) = w.post(&invite(&refs)).await;
     assert_eq!(body["success_numbers"], json!(numbers));
@@ -333,6 +574,22 @@ async fn calls_run_concurrently_up_to_the_bound_and_results_keep_request_order()
     assert!(
         (2..=4).contains(&most),
         "at most 4 in flight, and more than 1: {most}"
+    );
+    assert_eq!(w.sms.largest_batch.load(Ordering::SeqCst), 10);
+    let mut queued: Vec<String> = w
+        .sms
+        .jobs
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|j| j.phone.clone())
+        .collect();
+    queued.sort();
+    assert_eq!(queued, numbers, "one job per number");
+    assert!(
+        numbers
+            .iter()
+            .all(|n| w.store.record(n).unwrap().enqueued_at == Some(T0))
     );
 }
 
@@ -381,7 +638,7 @@ async fn plan_and_feature_gates_answer_with_the_contracts_bodies() {
             json!({"error": "Please first enable SMS mobile worker registration for your project."})
         )
     );
-    assert!(w.sms.sent().is_empty());
+    assert!(w.sms.queued_jobs().is_empty() && w.store.record(A).is_none());
 }
 
 #[tokio::test]
@@ -432,13 +689,20 @@ async fn authentication_does_not_depend_on_the_domain_but_authorisation_does() {
 #[tokio::test]
 async fn the_sms_name_the_project_and_carry_a_registration_link_with_a_token() {
     let w = world();
-    w.store
-        .put_project(demo_project(Some("https://example.org/install/1")));
+    w.store.put_project(demo_project(Some(INSTALL_URL)));
     let body = json!({"app_id": DEMO_APP, "android_only": true, "require_email": true,
         "users": [{"phone_number": A, "custom_user_data": {"k": "v"}}]});
     let (_, response) = w.post(&body).await;
     assert_eq!(response, report(&[A], &[], &[], &[]));
+    assert!(w.sms.sent().is_empty(), "the request only queues them");
+    assert_eq!(
+        w.store.record(A).unwrap().status,
+        RegistrationStatus::Queued
+    );
+    assert_eq!(w.deliver().await, [JobResult::Sent(2)]);
     let record = w.store.record(A).unwrap();
+    assert_eq!(record.status, RegistrationStatus::Pending);
+    assert!(record.sent_at.is_some());
     let texts = w.sms.sent_to(A);
     assert_eq!(texts.len(), 2);
     assert!(texts[0].starts_with("Demo Health invites you"));
@@ -453,6 +717,103 @@ async fn the_sms_name_the_project_and_carry_a_registration_link_with_a_token() {
 }
 
 #[tokio::test]
+async fn a_job_delivered_twice_sends_each_sms_once() {
+    let w = world();
+    w.store.put_project(demo_project(Some(INSTALL_URL)));
+    assert_eq!(w.post(&android_invite(A)).await.0, 200);
+    let job = w.take_one();
+    assert_eq!(job.texts.len(), 2);
+    assert_eq!(w.send(&job).await, JobResult::Sent(2));
+    assert_eq!(w.send(&job).await, JobResult::Dropped("already sent"));
+    assert_eq!(w.sms.sent_to(A), job.texts);
+}
+
+#[tokio::test]
+async fn a_job_delivered_twice_at_once_is_sent_by_one_delivery_while_the_other_retries() {
+    let w = world();
+    w.store.put_project(demo_project(Some(INSTALL_URL)));
+    assert_eq!(w.post(&android_invite(A)).await.0, 200);
+    let job = w.take_one();
+    let (first, second) = tokio::join!(w.send(&job), w.send(&job));
+    let mut results = [first, second];
+    results.sort_by_key(|r| format!("{r:?}"));
+    assert_eq!(
+        results,
+        [JobResult::Retry("Busy".into()), JobResult::Sent(2)]
+    );
+    assert_eq!(w.sms.sent_to(A), job.texts);
+}
+
+#[tokio::test]
+async fn the_second_sms_to_a_phone_goes_out_at_least_a_second_after_the_first() {
+    let w = world();
+    w.store.put_project(demo_project(Some(INSTALL_URL)));
+    assert_eq!(w.post(&android_invite(A)).await.0, 200);
+    assert_eq!(w.post(&invite(&[B])).await.0, 200);
+    let mut jobs = w.sms.take_jobs();
+    let (job_b, job_a) = (jobs.pop().unwrap(), jobs.pop().unwrap());
+    // One SMS to a phone: no wait at this pace.
+    let start = Instant::now();
+    assert_eq!(w.send(&job_b).await, JobResult::Sent(1));
+    assert!(start.elapsed() < Duration::from_millis(500));
+    // Two to one phone: a second apart at least.
+    let start = Instant::now();
+    assert_eq!(w.send(&job_a).await, JobResult::Sent(2));
+    let took = start.elapsed();
+    assert!(took >= Duration::from_secs(1), "{took:?}");
+}
+
+/// The demo admin's POST of `body` to the reinstall endpoint.
+fn reinstall_request(body: &Value) -> lambda_http::Request {
+    let auth = api_key_header(DEMO_USER, DEMO_KEY);
+    let mut event: Value = serde_json::from_str(&post_event(DEMO_DOMAIN, body, &auth)).unwrap();
+    let path = "/a/demo/api/v0_5/sms_user_registration_reinstall/";
+    event["rawPath"] = path.into();
+    event["requestContext"]["http"]["path"] = path.into();
+    lambda_http::request::from_str(&event.to_string()).unwrap()
+}
+
+#[tokio::test]
+async fn a_reinstall_queues_one_message_job_per_number_and_stores_no_invitation() {
+    let w = world();
+    w.store.put_project(demo_project(Some(INSTALL_URL)));
+    let mut theirs = record_of("other", B);
+    theirs.status = RegistrationStatus::Registered;
+    w.store.put_record(theirs);
+    let body = json!({"app_id": DEMO_APP,
+        "users": [{"phone_number": A}, {"phone_number": B}, {"phone_number": "+1617JKL1234"}]});
+    let (status, body) = response_parts(&w.api.handle(reinstall_request(&body)).await);
+    assert_eq!(status, 200);
+    assert_eq!(
+        body,
+        json!({"success_numbers": [A], "invalid_format_numbers": ["+1617JKL1234"],
+            "error_numbers": [B]})
+    );
+    assert!(w.sms.sent().is_empty(), "the request only queues them");
+    let jobs = w.sms.queued_jobs();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].phone, A);
+    assert!(matches!(jobs[0].kind, JobKind::Message));
+    assert_eq!(w.deliver().await, [JobResult::Sent(2)]);
+    let texts = w.sms.sent_to(A);
+    assert!(texts[0].contains("play.google.com"));
+    assert!(texts[1].starts_with("[commcare app - do not delete] "));
+    assert!(w.store.record(A).is_none());
+}
+
+#[tokio::test]
+async fn a_reinstall_whose_job_cannot_be_queued_is_an_error_for_that_number() {
+    let w = world();
+    w.sms.fail_enqueue_for(B);
+    let body = json!({"app_id": DEMO_APP, "users": [{"phone_number": A}, {"phone_number": B}]});
+    let (status, body) = response_parts(&w.api.handle(reinstall_request(&body)).await);
+    assert_eq!(status, 200);
+    assert_eq!(body["success_numbers"], json!([A]));
+    assert_eq!(body["error_numbers"], json!([B]));
+    assert_eq!(queued_phones(&w), [A]);
+}
+
+#[tokio::test]
 async fn the_same_idempotency_key_and_body_replays_the_answer_without_sending_again() {
     let w = world();
     let body = invite(&[A, B]);
@@ -464,7 +825,7 @@ async fn the_same_idempotency_key_and_body_replays_the_answer_without_sending_ag
     let again = w.post_with_key("batch-2026-11-24", &body).await;
     assert_eq!(again.headers()["idempotent-replayed"], "true");
     assert_eq!(response_parts(&again), (200, first_body));
-    assert_eq!(w.sms.sent().len(), 2, "no SMS sent by the replay");
+    assert_eq!(queued_phones(&w), [A, B], "no job queued by the replay");
     assert_eq!(
         w.store.record(A).unwrap().token,
         token,
@@ -532,10 +893,10 @@ async fn a_request_that_failed_as_a_whole_keeps_no_key_and_expired_keys_run_afre
         response_parts(&w.post_with_key("k3", &invite(&[A])).await).1,
         report(&[A], &[], &[], &[])
     );
-    // 24 hours later the key starts over: the SMS goes out again.
+    // 24 hours later the key starts over: the SMS is queued again.
     w.clock.0.store(T0 + 86_400, Ordering::SeqCst);
     w.post_with_key("k3", &invite(&[A])).await;
-    assert_eq!(w.sms.sent_to(A).len(), 2);
+    assert_eq!(queued_phones(&w), [A, A]);
 }
 
 #[tokio::test]
@@ -562,7 +923,7 @@ async fn bad_idempotency_keys_are_refused_with_400() {
         assert_eq!(status, 400, "{key:?}");
         assert!(body["error"].as_str().unwrap().contains("Idempotency-Key"));
     }
-    assert!(w.sms.sent().is_empty());
+    assert!(w.sms.queued_jobs().is_empty());
     assert_eq!(
         response_parts(&w.post_with_key(&"k".repeat(255), &invite(&[A])).await).0,
         200
@@ -588,7 +949,7 @@ async fn numbers_outside_the_allowed_countries_reject_the_request_and_nothing_is
         body["sms_user_registration"]["users"],
         "These numbers are outside the countries this project may text (US, CA, KE): +442079460958, +919876543210"
     );
-    assert!(w.sms.sent().is_empty() && w.store.record(A).is_none());
+    assert!(w.sms.queued_jobs().is_empty() && w.store.record(A).is_none());
 }
 
 #[tokio::test]
@@ -625,7 +986,7 @@ async fn the_daily_limit_refuses_a_request_that_would_pass_it_and_gives_back_uns
             .unwrap()
             .contains("limit of 3 invitations per day")
     );
-    assert!(w.sms.sent_to(C).is_empty());
+    assert_eq!(queued_phones(&w), [B], "nothing queued for C");
     assert_eq!(
         w.store.usage(DEMO_DOMAIN, day),
         1,
@@ -734,7 +1095,7 @@ fn page_event(method: &str, domain: &str, token: &str, content_type: &str, body:
     event.to_string()
 }
 
-impl<S: SmsSender + RegistrationEvents> World<S> {
+impl<S: JobQueue + RegistrationEvents> World<S> {
     async fn page(
         &self,
         method: &str,
@@ -797,12 +1158,24 @@ impl<S: SmsSender + RegistrationEvents> World<S> {
     }
 }
 
-/// Invites A (optionally requiring an email) and returns its registration token.
-async fn invited(w: &World<MemorySms>, require_email: bool) -> String {
+/// Invites A (optionally requiring an email), its job still queued; returns its
+/// registration token.
+async fn queued_invitation(w: &World<MemorySms>, require_email: bool) -> String {
     let body = json!({"app_id": DEMO_APP, "require_email": require_email,
         "users": [{"phone_number": A, "custom_user_data": {"team": "north"}}]});
     assert_eq!(w.post(&body).await.0, 200);
     w.store.record(A).unwrap().token.as_str().to_owned()
+}
+
+/// Invites A and delivers its SMS; returns its registration token.
+async fn invited(w: &World<MemorySms>, require_email: bool) -> String {
+    let token = queued_invitation(w, require_email).await;
+    assert_eq!(w.deliver().await, [JobResult::Sent(1)]);
+    assert_eq!(
+        w.store.record(A).unwrap().status,
+        RegistrationStatus::Pending
+    );
+    token
 }
 
 const GOOD_FORM: &str =
@@ -972,6 +1345,7 @@ async fn a_taken_username_is_refused_on_its_field() {
     w.post_form(&token, GOOD_FORM).await;
     // A second worker, invited on B, tries the same username.
     assert_eq!(w.post(&invite(&[B])).await.0, 200);
+    assert_eq!(w.deliver().await, [JobResult::Sent(1)]);
     let token_b = w.store.record(B).unwrap().token.as_str().to_owned();
     let (status, page) = w
         .post_form(
@@ -984,6 +1358,21 @@ async fn a_taken_username_is_refused_on_its_field() {
     assert_eq!(
         w.store.record(B).unwrap().status,
         RegistrationStatus::Pending
+    );
+}
+
+#[tokio::test]
+async fn a_number_registered_before_its_job_runs_gets_no_sms() {
+    let w = world();
+    let token = queued_invitation(&w, false).await;
+    // The link works while the job is queued (its SMS may be out, not yet recorded).
+    assert_eq!(w.get_page(&token).await.0, 200);
+    assert_eq!(w.post_form(&token, GOOD_FORM).await.0, 200);
+    assert_eq!(w.deliver().await, [JobResult::Dropped("registered")]);
+    assert!(w.sms.sent().is_empty());
+    assert_eq!(
+        w.store.record(A).unwrap().status,
+        RegistrationStatus::Registered
     );
 }
 

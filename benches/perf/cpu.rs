@@ -8,10 +8,11 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use smsreg::adapters::memory::{MemorySms, MemoryStore};
 use smsreg::config::Config;
+use smsreg::domain::job::SmsJob;
 use smsreg::domain::project::hash_key;
 use smsreg::domain::{ApiKey, App, PhoneNumber, Plan, Project};
 use smsreg::http::Api;
-use smsreg::ports::{RegistrationEvents, SmsError, SmsSender, SystemClock};
+use smsreg::ports::{JobQueue, QueueError, RegistrationEvents, SmsError, SystemClock};
 use smsreg::service::RegistrationService;
 
 use crate::stats::{self, OTHER_COUNTRIES, Summary, micros, millis, summarize};
@@ -64,12 +65,16 @@ pub fn request_body(numbers: &[String]) -> Value {
     json!({"app_id": APP, "users": users})
 }
 
-/// Accepts every SMS and keeps nothing: `MemorySms` looks through every SMS it recorded on
-/// each send (a test aid, quadratic in the request), which this shows the cost of.
+/// Accepts every job and keeps nothing: `MemorySms` keeps every job it was given (a test
+/// aid), which this shows the cost of.
 struct NullSms;
 
-impl SmsSender for NullSms {
-    async fn send(&self, _to: &PhoneNumber, _text: &str) -> Result<(), SmsError> {
+impl JobQueue for NullSms {
+    async fn enqueue(&self, jobs: &[SmsJob]) -> Vec<Result<(), QueueError>> {
+        vec![Ok(()); jobs.len()]
+    }
+
+    async fn retry_later(&self, _receipt: &str, _delay: u32) -> Result<(), QueueError> {
         Ok(())
     }
 }
@@ -84,7 +89,7 @@ fn memory_api() -> Api<Arc<MemoryStore>, Arc<MemoryStore>, Arc<MemorySms>> {
     api_with(Arc::new(MemorySms::new()))
 }
 
-fn api_with<S: SmsSender + RegistrationEvents>(
+fn api_with<S: JobQueue + RegistrationEvents>(
     sms: S,
 ) -> Api<Arc<MemoryStore>, Arc<MemoryStore>, S> {
     let store = Arc::new(MemoryStore::new());
@@ -122,7 +127,7 @@ fn api_with<S: SmsSender + RegistrationEvents>(
 
 /// Runs the 500-user request `runs` times (each on a fresh in-memory world, built
 /// outside the timing) and returns the time per request.
-fn time_requests<S: SmsSender + RegistrationEvents>(
+fn time_requests<S: JobQueue + RegistrationEvents>(
     numbers: &[String],
     runs: usize,
     warmup: usize,

@@ -33,11 +33,12 @@ pub async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
         .await
 }
 
-pub fn config(concurrency: usize) -> Config {
+pub fn config(concurrency: usize, endpoint: &str) -> Config {
     Config {
         public_base_url: "https://sms.example.org".into(),
         table_name: "bench".into(),
         concurrency,
+        send_queue_url: Some(format!("{endpoint}/123456789012/bench")),
         ..Config::default()
     }
 }
@@ -78,7 +79,7 @@ pub fn run(quick: bool) -> Vec<IoRow> {
     let sdk = rt.block_on(sdk_config(&standin.endpoint));
     let mut rows = Vec::new();
     for &c in levels {
-        let api = smsreg::wiring::aws_api_with(&sdk, config(c));
+        let api = smsreg::wiring::aws_api_with(&sdk, config(c, &standin.endpoint)).unwrap();
         // One small request first: the process is warm, as a Lambda after its first call.
         rt.block_on(post(&api, &warm_event, n.min(4)));
         let before = standin.snapshot();
@@ -104,7 +105,7 @@ pub fn run(quick: bool) -> Vec<IoRow> {
     }
     // The client's own cost per call: the same request with every call answered at once.
     standin.set_delay(Duration::ZERO);
-    let api = smsreg::wiring::aws_api_with(&sdk, config(16));
+    let api = smsreg::wiring::aws_api_with(&sdk, config(16, &standin.endpoint)).unwrap();
     let before = standin.snapshot();
     let mut at_once = Vec::new();
     for _ in 0..runs {

@@ -9,6 +9,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use serde_json::Value;
+
 use crate::cpu::{APP, DOMAIN, KEY, USER};
 use crate::http1::{read_request, respond};
 
@@ -20,6 +22,7 @@ pub struct Counts {
     pub update_item: AtomicUsize,
     pub other_dynamodb: AtomicUsize,
     pub publish: AtomicUsize,
+    pub send_batch: AtomicUsize,
     pub unknown: AtomicUsize,
 }
 
@@ -31,12 +34,18 @@ pub struct Snapshot {
     pub update_item: usize,
     pub other_dynamodb: usize,
     pub publish: usize,
+    pub send_batch: usize,
     pub unknown: usize,
 }
 
 impl Snapshot {
     pub fn calls(&self) -> usize {
-        self.query + self.put_item + self.update_item + self.other_dynamodb + self.publish
+        self.query
+            + self.put_item
+            + self.update_item
+            + self.other_dynamodb
+            + self.publish
+            + self.send_batch
     }
 
     pub fn since(&self, before: &Snapshot) -> Snapshot {
@@ -47,6 +56,7 @@ impl Snapshot {
             update_item: self.update_item - before.update_item,
             other_dynamodb: self.other_dynamodb - before.other_dynamodb,
             publish: self.publish - before.publish,
+            send_batch: self.send_batch - before.send_batch,
             unknown: self.unknown - before.unknown,
         }
     }
@@ -97,6 +107,7 @@ impl StandIn {
             other_dynamodb: get(&c.other_dynamodb),
             publish: get(&c.publish),
             unknown: get(&c.unknown),
+            send_batch: get(&c.send_batch),
         }
     }
 }
@@ -152,6 +163,21 @@ fn serve(stream: TcpStream, counts: &Counts, delay_us: &AtomicU64) {
         n += 1;
         let text = request.text();
         let (content_type, body) = match request.header("x-amz-target") {
+            Some(target) if target.starts_with("AmazonSQS.") => {
+                // SendMessageBatch: every entry accepted, by its id.
+                counts.send_batch.fetch_add(1, Ordering::SeqCst);
+                let entries: Value = serde_json::from_str(&text).unwrap_or_default();
+                let ok: Vec<Value> = entries["Entries"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|e| serde_json::json!({"Id": e["Id"], "MessageId": format!("m-{n}"), "MD5OfMessageBody": "0"}))
+                    .collect();
+                (
+                    "application/x-amz-json-1.0",
+                    serde_json::json!({"Successful": ok, "Failed": []}).to_string(),
+                )
+            }
             Some(target) => {
                 let operation = target.rsplit('.').next().unwrap_or_default();
                 let body = match operation {

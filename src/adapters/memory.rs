@@ -502,7 +502,7 @@ impl SendLedger for MemoryStore {
         let Some(record) = state.records.get_mut(&job.phone) else {
             return Ok(false);
         };
-        if record.token.as_str() != token || !record.status.is_open() {
+        if record.token.as_str() != token || record.status != RegistrationStatus::Queued {
             return Ok(false);
         }
         let restore = previous

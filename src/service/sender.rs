@@ -2,7 +2,7 @@
 //! to the deployment's share of the account's SMS rate, one SMS per second to a phone,
 //! each SMS recorded so that a job delivered twice sends it once.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use tracing::warn;
 
@@ -68,12 +68,6 @@ pub enum JobResult {
     Retry(String),
 }
 
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 impl<D, I, S> RegistrationService<D, I, S>
 where
     D: DailyQuota,
@@ -83,19 +77,24 @@ where
     /// Sends what is left of a job, unless it is not wanted any more. Stops, to be tried
     /// again, at the first failure or when `until` comes.
     pub async fn send_job(&self, job: &SmsJob, pacer: &Pacer, until: Option<Instant>) -> JobResult {
-        let (mut part, mut last) = match self.store.begin_send(job, now_ms(), LEASE_MS).await {
+        let (mut part, mut last) = match self
+            .store
+            .begin_send(job, self.clock.now_ms(), LEASE_MS)
+            .await
+        {
             Ok(SendStart::Go { sent, last_sms_ms }) => (sent, last_sms_ms),
             Ok(SendStart::Drop(reason)) => return JobResult::Dropped(reason),
             Ok(SendStart::Busy) => return JobResult::Retry("Busy".into()),
             Err(error) => return JobResult::Retry(error.to_string()),
         };
         let Ok(phone) = PhoneNumber::parse(&job.phone) else {
+            self.end_lease(job).await;
             return JobResult::Dropped("unreadable number");
         };
         let first = part;
         while part < job.texts.len() {
             if let Some(last) = last {
-                let wait = (last + PER_PHONE_GAP_MS).saturating_sub(now_ms());
+                let wait = (last + PER_PHONE_GAP_MS).saturating_sub(self.clock.now_ms());
                 tokio::time::sleep(Duration::from_millis(wait)).await;
             }
             pacer.wait_turn().await;
@@ -107,7 +106,7 @@ where
                 self.end_lease(job).await;
                 return JobResult::Retry(error.code);
             }
-            let at = now_ms();
+            let at = self.clock.now_ms();
             match self.store.record_sent(job, part, at).await {
                 Ok(true) => {}
                 // Registered, replaced or failed meanwhile: the rest is not wanted.

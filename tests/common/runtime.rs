@@ -34,6 +34,30 @@ pub struct RuntimeApi {
 }
 
 impl Shared {
+    fn enqueue(&self, event: &str) -> String {
+        let mut state = self.state.lock().unwrap();
+        state.next_id += 1;
+        let id = format!("invocation-{}", state.next_id);
+        state.queued.push_back((id.clone(), event.to_owned()));
+        self.changed.notify_all();
+        id
+    }
+
+    fn wait(&self, id: &str, wait: Duration) -> Result<String, String> {
+        let deadline = Instant::now() + wait;
+        let mut state = self.state.lock().unwrap();
+        loop {
+            if let Some((_, answer)) = state.answers.remove(id) {
+                return answer;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err("no answer in time".into());
+            }
+            state = self.changed.wait_timeout(state, left).unwrap().0;
+        }
+    }
+
     fn answer(&self, id: &str, answer: Result<String, String>) {
         let at = Instant::now();
         let mut state = self.state.lock().unwrap();
@@ -59,6 +83,36 @@ fn serve(stream: TcpStream, shared: Arc<Shared>, budget_ms: u64) {
     let mut writer = stream.try_clone().expect("a second handle on the socket");
     let mut reader = BufReader::new(stream);
     while let Some(request) = read_request(&mut reader) {
+        // The Invoke API (what `cargo lambda invoke` and the local mapping call): queues the
+        // event for the function's next poll and answers with its response.
+        if request.method == "POST"
+            && request.path.starts_with("/2015-03-31/functions/")
+            && request.path.ends_with("/invocations")
+        {
+            let id = shared.enqueue(&request.text());
+            let answer = shared.wait(&id, Duration::from_secs(120));
+            let open = match answer {
+                Ok(body) => respond(
+                    &mut writer,
+                    "200 OK",
+                    &[("content-type", "application/json")],
+                    body.as_bytes(),
+                ),
+                Err(error) => respond(
+                    &mut writer,
+                    "200 OK",
+                    &[
+                        ("content-type", "application/json"),
+                        ("x-amz-function-error", "Unhandled"),
+                    ],
+                    error.as_bytes(),
+                ),
+            };
+            if !open {
+                return;
+            }
+            continue;
+        }
         let path = request.path.trim_start_matches("/2018-06-01/runtime/");
         let accepted = |writer: &mut TcpStream| respond(writer, "202 Accepted", &[], b"{}");
         let open = if request.method == "GET" && path == "invocation/next" {
@@ -142,12 +196,15 @@ impl RuntimeApi {
 
     /// Queues an event for the function's next poll; returns its invocation id.
     pub fn enqueue(&self, event: &str) -> String {
-        let mut state = self.shared.state.lock().unwrap();
-        state.next_id += 1;
-        let id = format!("invocation-{}", state.next_id);
-        state.queued.push_back((id.clone(), event.to_owned()));
-        self.shared.changed.notify_all();
-        id
+        self.shared.enqueue(event)
+    }
+
+    /// The Invoke API URL of the function(s) polling this runtime API.
+    pub fn invoke_url(&self, function: &str) -> String {
+        format!(
+            "http://{}/2015-03-31/functions/{function}/invocations",
+            self.address
+        )
     }
 
     /// Waits for the answer to `id`: when it came, and the body (`Err` for an error report,

@@ -219,8 +219,10 @@ impl SendLedger for DynamoStore {
             opt_s(p, "status").as_deref() == Some("pending")
                 && opt_n(p, "expires_at").ok().flatten().unwrap_or(0) > now
         });
-        let not_registered = "#token = :token AND #status <> :registered AND #status <> :failed";
-        let result = match restore {
+        // Only while queued: once the first SMS went out the worker holds the link, and a
+        // later SMS failing (the install link) does not take it away.
+        let not_registered = "#token = :token AND #status = :queued";
+        match restore {
             Some(previous) => self
                 .client
                 .put_item()
@@ -230,8 +232,7 @@ impl SendLedger for DynamoStore {
                 .expression_attribute_names("#token", TOKEN)
                 .expression_attribute_names("#status", "status")
                 .expression_attribute_values(":token", s(token))
-                .expression_attribute_values(":registered", s("registered"))
-                .expression_attribute_values(":failed", s("failed"))
+                .expression_attribute_values(":queued", s("queued"))
                 .send()
                 .await
                 .map(|_| true)
@@ -244,7 +245,7 @@ impl SendLedger for DynamoStore {
                 )
                 .condition_expression(not_registered)
                 .expression_attribute_names("#status", "status")
-                .expression_attribute_values(":registered", s("registered"))
+                .expression_attribute_values(":queued", s("queued"))
                 .expression_attribute_values(":failed", s("failed"))
                 .expression_attribute_values(":reason", s(reason))
                 .expression_attribute_values(":now", n(now))
@@ -252,8 +253,7 @@ impl SendLedger for DynamoStore {
                 .await
                 .map(|_| true)
                 .or_else(lost_is_false),
-        };
-        result
+        }
     }
 }
 
