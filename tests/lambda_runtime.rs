@@ -195,7 +195,7 @@ async fn the_bootstrap_serves_the_contract_under_the_lambda_runtime_api() {
     let handled: Vec<Value> = logs
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|l| l["fields"]["message"] == "invitations processed")
+        .filter(|l| l["fields"]["message"] == "invitations recorded and queued")
         .collect();
     assert_eq!(handled.len(), 1, "{logs}");
     assert_eq!(handled[0]["span"]["request_id"], "invocation-1");

@@ -27,7 +27,7 @@ pub const LEASE_MS: u64 = 150_000;
 #[derive(Debug)]
 pub struct Pacer {
     interval: Duration,
-    next: tokio::sync::Mutex<Instant>,
+    next: tokio::sync::Mutex<tokio::time::Instant>,
 }
 
 impl Pacer {
@@ -37,7 +37,7 @@ impl Pacer {
             f64::from(rate_per_second.max(1)) * PACING_HEADROOM / f64::from(instances.max(1));
         Pacer {
             interval: Duration::from_secs_f64(1.0 / per_instance),
-            next: tokio::sync::Mutex::new(Instant::now()),
+            next: tokio::sync::Mutex::new(tokio::time::Instant::now()),
         }
     }
 
@@ -49,11 +49,11 @@ impl Pacer {
     pub async fn wait_turn(&self) {
         let slot = {
             let mut next = self.next.lock().await;
-            let slot = (*next).max(Instant::now());
+            let slot = (*next).max(tokio::time::Instant::now());
             *next = slot + self.interval;
             slot
         };
-        tokio::time::sleep_until(slot.into()).await;
+        tokio::time::sleep_until(slot).await;
     }
 }
 
@@ -159,7 +159,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn an_instance_paces_itself_at_its_share_of_the_rate() {
         let pacer = Pacer::new(20, 2);
-        let start = Instant::now();
+        let start = tokio::time::Instant::now();
         for _ in 0..11 {
             pacer.wait_turn().await;
         }
