@@ -422,6 +422,9 @@ async fn the_lambda_deadline_arriving_mid_batch_leaves_unstarted_numbers_untouch
     let (status, body) = response_parts(&response);
     assert!(now_ms() < deadline, "answered before the deadline");
     assert_eq!(status, 200);
+    // Undoing hundreds of claims may not fit in the margin left: those never reached the
+    // queue, so they stop holding their numbers after CLAIM_STALE_SECONDS (2 s here).
+    tokio::time::sleep(Duration::from_millis(3_100)).await;
     let errors = e.check(&requested, &body).await;
     let done = body["success_numbers"].as_array().unwrap().len();
     // Claims cut off by the deadline are undone with their batch: none is half made.
