@@ -1,7 +1,7 @@
 //! The sender's entry point: SQS events (send jobs, from the event source mapping) in,
 //! the batch's failures out (`ReportBatchItemFailures`), each put back with a delay.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use lambda_http::lambda_runtime::{Error, LambdaEvent};
@@ -14,8 +14,6 @@ use crate::service::sender::{JobResult, Pacer};
 
 /// No SMS is started with less than this left before the invocation's deadline.
 const DEADLINE_MARGIN: Duration = Duration::from_secs(5);
-/// Deadlines before this (ms) are not Unix times (`cargo lambda watch` sends a relative one).
-const PLAUSIBLE_DEADLINE_MS: u64 = 1_000_000_000_000;
 
 pub struct Sender<D, I, S> {
     pub service: RegistrationService<D, I, S>,
@@ -135,13 +133,6 @@ where
 
 /// When to stop starting SMS, from the invocation's deadline (ms since the epoch).
 fn until(deadline_ms: u64) -> Option<Instant> {
-    if deadline_ms < PLAUSIBLE_DEADLINE_MS {
-        return None;
-    }
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .ok()?
-        .as_millis() as u64;
-    let left = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
-    Some(Instant::now() + left.saturating_sub(DEADLINE_MARGIN))
+    crate::domain::time::invocation_deadline(deadline_ms)
+        .map(|d| d.checked_sub(DEADLINE_MARGIN).unwrap_or(d))
 }

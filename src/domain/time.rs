@@ -1,4 +1,25 @@
-//! Timestamps as RFC 3339 text, for listings (stored times are Unix seconds).
+//! Timestamps as RFC 3339 text, for listings (stored times are Unix seconds), and
+//! invocation deadlines.
+
+/// Deadlines before this (September 2001, in ms) are not Unix times: `cargo lambda watch`
+/// sends a relative `600000`. Such a deadline is treated as unknown.
+const PLAUSIBLE_DEADLINE_MS: u64 = 1_000_000_000_000;
+
+/// A Lambda invocation's deadline (ms since the Unix epoch) as an `Instant`; `None` where
+/// there is no real one (replayed events, local emulators).
+pub fn invocation_deadline(deadline_ms: u64) -> Option<std::time::Instant> {
+    if deadline_ms < PLAUSIBLE_DEADLINE_MS {
+        return None;
+    }
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_millis() as u64;
+    Some(
+        std::time::Instant::now()
+            + std::time::Duration::from_millis(deadline_ms.saturating_sub(now_ms)),
+    )
+}
 
 /// Formats seconds since the Unix epoch as `YYYY-MM-DDTHH:MM:SSZ`.
 pub fn rfc3339(secs: u64) -> String {

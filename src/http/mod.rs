@@ -7,7 +7,7 @@ pub mod pages;
 pub mod register;
 pub mod route;
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use lambda_http::http::StatusCode;
 use lambda_http::request::RequestContext;
@@ -45,22 +45,10 @@ fn request_id(request: &Request) -> String {
     }
 }
 
-/// Deadlines before this (September 2001, in ms) are not Unix times: `cargo lambda watch`
-/// sends a relative `600000`. Such a deadline is treated as unknown.
-const PLAUSIBLE_DEADLINE_MS: u64 = 1_000_000_000_000;
-
 /// The invocation's deadline as an `Instant`; `None` where there is no real one
 /// (replayed events, local emulators).
 fn deadline(request: &Request) -> Option<Instant> {
-    let deadline_ms = request.lambda_context_ref()?.deadline;
-    if deadline_ms < PLAUSIBLE_DEADLINE_MS {
-        return None;
-    }
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .ok()?
-        .as_millis() as u64;
-    Some(Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms)))
+    crate::domain::time::invocation_deadline(request.lambda_context_ref()?.deadline)
 }
 
 fn stage(request: &Request) -> Option<String> {
@@ -342,6 +330,7 @@ fn read_json_object(body: &Body) -> Result<serde_json::Map<String, Value>, ApiEr
 mod tests {
     use super::*;
     use lambda_http::Context;
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
     fn request_with_deadline(deadline_ms: u64) -> Request {
         let mut context = Context::default();
