@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
 
 use super::item::*;
-use super::{DynamoStore, is_condition_failure, ok_unless_lost, store_error};
+use super::{DynamoStore, ok_unless_lost, store_error, written};
 use crate::domain::job::{JobKind, SmsJob};
 use crate::ports::{SendLedger, SendStart, StoreError};
 
@@ -141,7 +141,9 @@ impl SendLedger for DynamoStore {
                 _ => return Err(store_error(&error)),
             },
         };
-        let record = match refusal_or_read(refused) {
+        // A refusal brings the record back (`ALL_OLD`); moto may leave it out, so an empty
+        // answer is read again.
+        let record = match refused.filter(|i| !i.is_empty()) {
             Some(record) => Some(record),
             None => self.job_record(job).await?,
         };
@@ -190,11 +192,7 @@ impl SendLedger for DynamoStore {
                 ))
                 .condition_expression(at_part(part)),
         };
-        match update.send().await {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(store_error(&e)),
-        }
+        written(update.send().await)
     }
 
     async fn end_send(&self, job: &SmsJob) -> Result<(), StoreError> {
@@ -221,56 +219,36 @@ impl SendLedger for DynamoStore {
         });
         // Only while queued: once the first SMS went out the worker holds the link, and a
         // later SMS failing (the install link) does not take it away.
-        let not_registered = "#token = :token AND #status = :queued";
+        let still_queued = "#token = :token AND #status = :queued";
         match restore {
-            Some(previous) => self
-                .client
-                .put_item()
-                .table_name(self.table())
-                .set_item(Some(previous))
-                .condition_expression(not_registered)
-                .expression_attribute_names("#token", TOKEN)
-                .expression_attribute_names("#status", "status")
-                .expression_attribute_values(":token", s(token))
-                .expression_attribute_values(":queued", s("queued"))
-                .send()
-                .await
-                .map(|_| true)
-                .or_else(lost_is_false),
-            None => self
-                .job_update(job)
-                .update_expression(
-                    "SET #status = :failed, failure_reason = :reason, failed_at = :now \
+            Some(previous) => written(
+                self.client
+                    .put_item()
+                    .table_name(self.table())
+                    .set_item(Some(previous))
+                    .condition_expression(still_queued)
+                    .expression_attribute_names("#token", TOKEN)
+                    .expression_attribute_names("#status", "status")
+                    .expression_attribute_values(":token", s(token))
+                    .expression_attribute_values(":queued", s("queued"))
+                    .send()
+                    .await,
+            ),
+            None => written(
+                self.job_update(job)
+                    .update_expression(
+                        "SET #status = :failed, failure_reason = :reason, failed_at = :now \
                      REMOVE lease_until",
-                )
-                .condition_expression(not_registered)
-                .expression_attribute_names("#status", "status")
-                .expression_attribute_values(":queued", s("queued"))
-                .expression_attribute_values(":failed", s("failed"))
-                .expression_attribute_values(":reason", s(reason))
-                .expression_attribute_values(":now", n(now))
-                .send()
-                .await
-                .map(|_| true)
-                .or_else(lost_is_false),
+                    )
+                    .condition_expression(still_queued)
+                    .expression_attribute_names("#status", "status")
+                    .expression_attribute_values(":queued", s("queued"))
+                    .expression_attribute_values(":failed", s("failed"))
+                    .expression_attribute_values(":reason", s(reason))
+                    .expression_attribute_values(":now", n(now))
+                    .send()
+                    .await,
+            ),
         }
     }
-}
-
-/// A write refused by its condition: the record is no longer the one it was meant for.
-fn lost_is_false<E, R>(error: aws_sdk_dynamodb::error::SdkError<E, R>) -> Result<bool, StoreError>
-where
-    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
-{
-    if is_condition_failure(&error) {
-        Ok(false)
-    } else {
-        Err(store_error(&error))
-    }
-}
-
-/// A refusal brings the record back (`ALL_OLD`), or nothing when there was none; moto
-/// may leave it out, so an empty answer is read again.
-fn refusal_or_read(item: Option<Item>) -> Option<Item> {
-    item.filter(|i| !i.is_empty())
 }

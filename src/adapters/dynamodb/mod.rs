@@ -364,17 +364,25 @@ where
     error.code() == Some("ConditionalCheckFailedException")
 }
 
+/// A conditional write: `true` when written, `false` when its condition refused it.
+pub(crate) fn written<T, E, R>(result: Result<T, SdkError<E, R>>) -> Result<bool, StoreError>
+where
+    E: ProvideErrorMetadata,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) if is_condition_failure(&e) => Ok(false),
+        Err(e) => Err(store_error(&e)),
+    }
+}
+
 /// For writes conditioned on still owning an item (a token, a lease): losing it to a newer
 /// write is not an error, there is simply nothing of ours left to change.
 fn ok_unless_lost<T, E, R>(result: Result<T, SdkError<E, R>>) -> Result<(), StoreError>
 where
     E: ProvideErrorMetadata,
 {
-    match result {
-        Ok(_) => Ok(()),
-        Err(e) if is_condition_failure(&e) => Ok(()),
-        Err(e) => Err(store_error(&e)),
-    }
+    written(result).map(|_| ())
 }
 
 /// Filters a listing by the status a client sees (`expired` is derived from `expires_at`).
@@ -433,11 +441,7 @@ impl DailyQuota for DynamoStore {
             .expression_attribute_values(":ttl", n(usage_expiry(day)))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(store_error(&e)),
-        }
+        written(result)
     }
 
     async fn refund(&self, domain: &str, day: &str, count: u32) -> Result<(), StoreError> {
@@ -607,11 +611,7 @@ impl InboundLog for DynamoStore {
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(store_error(&e)),
-        }
+        written(result)
     }
 
     async fn forget(&self, message_id: &str) -> Result<(), StoreError> {
