@@ -428,13 +428,12 @@ impl SendLedger for MemoryStore {
         if let JobKind::Invitation { token, .. } = &job.kind {
             let why = match state.records.get_mut(&job.phone) {
                 None => Some("released"),
-                Some(r) if r.token.as_str() != token => Some("replaced"),
-                Some(r) if r.status == RegistrationStatus::Registered => Some("registered"),
-                Some(r) if r.status == RegistrationStatus::Failed => Some("failed"),
-                Some(r) if r.expires_at <= now_ms / 1000 => Some("expired"),
                 Some(r) => {
-                    r.enqueued_at.get_or_insert(now_ms / 1000);
-                    None
+                    let why = r.refuses_job(token, now_ms / 1000);
+                    if why.is_none() {
+                        r.enqueued_at.get_or_insert(now_ms / 1000);
+                    }
+                    why
                 }
             };
             if let Some(why) = why {

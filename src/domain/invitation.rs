@@ -196,6 +196,20 @@ impl RegistrationRecord {
         }
     }
 
+    /// Why a send job of the invitation with `token` is not wanted now (replaced by a
+    /// re-invite, registered, failed or expired), or `None` when it is.
+    pub fn refuses_job(&self, token: &str, now: u64) -> Option<&'static str> {
+        if self.token.as_str() != token {
+            return Some("replaced");
+        }
+        match self.status {
+            RegistrationStatus::Registered => Some("registered"),
+            RegistrationStatus::Failed => Some("failed"),
+            _ if self.expires_at <= now => Some("expired"),
+            _ => None,
+        }
+    }
+
     /// Queued or pending, and not expired: the link may be used.
     pub fn is_live(&self, now: u64) -> bool {
         self.status.is_open() && self.expires_at > now
@@ -322,6 +336,23 @@ mod tests {
             r.expires_at = 0;
             r.sent_at = None;
             assert!(!r.can_be_claimed(RULES), "{domain}");
+        }
+    }
+
+    #[test]
+    fn a_job_is_wanted_only_by_its_own_open_unexpired_invitation() {
+        let r = pending("alpha");
+        let token = r.token.as_str().to_owned();
+        assert_eq!(r.refuses_job(&token, 9_999), None);
+        assert_eq!(r.refuses_job("other", 9_999), Some("replaced"));
+        assert_eq!(r.refuses_job(&token, 10_000), Some("expired"));
+        for (status, why) in [
+            (RegistrationStatus::Registered, "registered"),
+            (RegistrationStatus::Failed, "failed"),
+        ] {
+            let mut r = r.clone();
+            r.status = status;
+            assert_eq!(r.refuses_job(&token, 0), Some(why));
         }
     }
 

@@ -20,22 +20,18 @@ fn job_pk(id: &str) -> String {
     format!("JOB#{id}")
 }
 
-/// Why an invitation's job is not wanted, from the record as it is.
+/// Why an invitation's job is not wanted, from the record as it is (the domain's rule,
+/// then whether every SMS already went out); `Busy` when it is wanted but leased.
 fn why_not_wanted(job: &SmsJob, token: &str, record: Option<&Item>, now_s: u64) -> SendStart {
     let Some(record) = record else {
         return SendStart::Drop("released");
     };
-    if opt_s(record, TOKEN).as_deref() != Some(token) {
-        return SendStart::Drop("replaced");
-    }
-    match opt_s(record, "status").as_deref() {
-        Some("queued" | "pending") => {}
-        Some("registered") => return SendStart::Drop("registered"),
-        Some("failed") => return SendStart::Drop("failed"),
-        _ => return SendStart::Drop("unknown status"),
-    }
-    if opt_n(record, "expires_at").ok().flatten().unwrap_or(0) <= now_s {
-        return SendStart::Drop("expired");
+    let refusal = match registration_from_item(record) {
+        Ok(invitation) => invitation.refuses_job(token, now_s),
+        Err(_) => Some("malformed record"),
+    };
+    if let Some(why) = refusal {
+        return SendStart::Drop(why);
     }
     if sent_parts(record) >= job.texts.len() {
         return SendStart::Drop("already sent");
