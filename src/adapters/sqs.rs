@@ -28,14 +28,17 @@ impl SqsQueue {
             url: url.into(),
         }
     }
-
-    pub fn url(&self) -> &str {
-        &self.url
-    }
 }
 
 fn queue_error(code: impl Into<String>) -> QueueError {
     QueueError { code: code.into() }
+}
+
+/// An SQS call that failed, by its error code only.
+fn sqs_error<E: aws_sdk_sqs::error::ProvideErrorMetadata, R>(
+    error: &aws_sdk_sqs::error::SdkError<E, R>,
+) -> QueueError {
+    queue_error(crate::adapters::error_code(error))
 }
 
 impl JobQueue for SqsQueue {
@@ -73,9 +76,8 @@ impl JobQueue for SqsQueue {
                 Ok(out) => out,
                 Err(error) => {
                     // The SDK already retried the call: every entry still waiting fails.
-                    let code = crate::adapters::error_code(&error);
                     for &i in &pending {
-                        results[i] = Err(queue_error(&code));
+                        results[i] = Err(sqs_error(&error));
                     }
                     return results;
                 }
@@ -119,7 +121,7 @@ impl JobQueue for SqsQueue {
             .send()
             .await
             .map(|_| ())
-            .map_err(|error| queue_error(crate::adapters::error_code(&error)))
+            .map_err(|error| sqs_error(&error))
     }
 }
 
@@ -133,27 +135,24 @@ pub async fn create_queues(
     visibility_timeout_seconds: u32,
 ) -> Result<String, QueueError> {
     use aws_sdk_sqs::types::QueueAttributeName;
-    let code = |e: &dyn std::fmt::Debug| {
-        queue_error(format!("{e:?}").chars().take(200).collect::<String>())
-    };
     let dlq = client
         .create_queue()
         .queue_name(format!("{name}-dlq"))
         .attributes(QueueAttributeName::MessageRetentionPeriod, "1209600")
         .send()
         .await
-        .map_err(|e| queue_error(crate::adapters::error_code(&e)))?;
-    let dlq_url = dlq.queue_url().ok_or_else(|| code(&"no queue URL"))?;
+        .map_err(|e| sqs_error(&e))?;
+    let dlq_url = dlq.queue_url().ok_or_else(|| queue_error("NoQueueUrl"))?;
     let arn = client
         .get_queue_attributes()
         .queue_url(dlq_url)
         .attribute_names(QueueAttributeName::QueueArn)
         .send()
         .await
-        .map_err(|e| queue_error(crate::adapters::error_code(&e)))?
+        .map_err(|e| sqs_error(&e))?
         .attributes()
         .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
-        .ok_or_else(|| code(&"no queue ARN"))?;
+        .ok_or_else(|| queue_error("NoQueueArn"))?;
     let redrive = serde_json::json!({
         "deadLetterTargetArn": arn,
         "maxReceiveCount": max_receive_count.to_string(),
@@ -169,9 +168,9 @@ pub async fn create_queues(
         )
         .send()
         .await
-        .map_err(|e| queue_error(crate::adapters::error_code(&e)))?;
+        .map_err(|e| sqs_error(&e))?;
     queue
         .queue_url()
         .map(str::to_owned)
-        .ok_or_else(|| code(&"no queue URL"))
+        .ok_or_else(|| queue_error("NoQueueUrl"))
 }

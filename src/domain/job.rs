@@ -43,13 +43,6 @@ impl SmsJob {
         Token::generate().as_str().to_owned()
     }
 
-    pub fn token(&self) -> Option<&str> {
-        match &self.kind {
-            JobKind::Invitation { token, .. } => Some(token),
-            JobKind::Message => None,
-        }
-    }
-
     pub fn kind_name(&self) -> &'static str {
         match self.kind {
             JobKind::Invitation { .. } => "invitation",

@@ -192,17 +192,7 @@ where
                     .map(|i| self.reinstall_check(project, &request.users[i], &texts, until)),
             )
             .await;
-        let mut outcomes = Vec::with_capacity(checked.len());
-        let mut jobs = Vec::new();
-        for (i, step) in checked.into_iter().enumerate() {
-            match step {
-                Ok(done) => outcomes.push(Some(done)),
-                Err(job) => {
-                    outcomes.push(None);
-                    jobs.push((i, job));
-                }
-            }
-        }
+        let (mut outcomes, jobs) = split_settled(checked);
         let queued = self
             .enqueue_all(jobs.iter().map(|(_, job)| job.clone()).collect(), until)
             .await;
@@ -382,17 +372,7 @@ where
         let claims: Vec<Result<InviteOutcome, Claimed<I::Previous>>> = self
             .in_order((0..request.users.len()).map(|i| self.claim_one(project, &request, i, until)))
             .await;
-        let mut outcomes = Vec::with_capacity(claims.len());
-        let mut claimed = Vec::new();
-        for (i, step) in claims.into_iter().enumerate() {
-            match step {
-                Ok(done) => outcomes.push(Some(done)),
-                Err(c) => {
-                    outcomes.push(None);
-                    claimed.push((i, c));
-                }
-            }
-        }
+        let (mut outcomes, claimed) = split_settled(claims);
         let jobs = claimed.iter().map(|(_, c)| c.job.clone()).collect();
         let queued = self.enqueue_all(jobs, until).await;
         let mut on_queue = Vec::new();
@@ -569,6 +549,25 @@ struct Claimed<P> {
     invitation: Invitation,
     previous: Option<P>,
     job: SmsJob,
+}
+
+/// Per-number steps in request order, split into the outcomes already settled (`None`
+/// where the number goes on) and the numbers that go on, with their index.
+fn split_settled<T>(
+    steps: Vec<Result<InviteOutcome, T>>,
+) -> (Vec<Option<InviteOutcome>>, Vec<(usize, T)>) {
+    let mut outcomes = Vec::with_capacity(steps.len());
+    let mut going_on = Vec::new();
+    for (i, step) in steps.into_iter().enumerate() {
+        match step {
+            Ok(done) => outcomes.push(Some(done)),
+            Err(next) => {
+                outcomes.push(None);
+                going_on.push((i, next));
+            }
+        }
+    }
+    (outcomes, going_on)
 }
 
 fn deadline_error() -> QueueError {

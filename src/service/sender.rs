@@ -41,10 +41,6 @@ impl Pacer {
         }
     }
 
-    pub fn interval(&self) -> Duration {
-        self.interval
-    }
-
     /// Waits for this instance's next turn to send one SMS.
     pub async fn wait_turn(&self) {
         let slot = {
