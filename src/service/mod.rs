@@ -193,15 +193,17 @@ where
             )
             .await;
         let (mut outcomes, jobs) = split_settled(checked);
-        let queued = self
-            .enqueue_all(jobs.iter().map(|(_, job)| job.clone()).collect(), until)
-            .await;
-        for ((i, job), result) in jobs.into_iter().zip(queued) {
+        let (places, jobs): (Vec<(usize, String, String)>, Vec<SmsJob>) = jobs
+            .into_iter()
+            .map(|(i, job)| ((i, job.phone.clone(), job.masked_phone()), job))
+            .unzip();
+        let queued = self.enqueue_all(jobs, until).await;
+        for ((i, phone, masked), result) in places.into_iter().zip(queued) {
             outcomes[i] = Some(match result {
-                Ok(()) => InviteOutcome::Success(job.phone),
+                Ok(()) => InviteOutcome::Success(phone),
                 Err(error) => {
-                    warn!(phone = %job.masked_phone(), %error, "reinstall SMS not queued");
-                    InviteOutcome::Error(job.phone)
+                    warn!(phone = %masked, %error, "reinstall SMS not queued");
+                    InviteOutcome::Error(phone)
                 }
             });
         }
@@ -251,10 +253,15 @@ where
         jobs: Vec<SmsJob>,
         until: Option<Instant>,
     ) -> Vec<Result<(), QueueError>> {
-        let chunks: Vec<Vec<SmsJob>> = jobs
-            .chunks(crate::adapters::sqs::MAX_BATCH)
-            .map(<[SmsJob]>::to_vec)
-            .collect();
+        let mut chunks: Vec<Vec<SmsJob>> = Vec::new();
+        let mut jobs = jobs.into_iter().peekable();
+        while jobs.peek().is_some() {
+            chunks.push(
+                jobs.by_ref()
+                    .take(crate::adapters::sqs::MAX_BATCH)
+                    .collect(),
+            );
+        }
         let results: Vec<Vec<Result<(), QueueError>>> = self
             .in_order(
                 chunks
@@ -373,7 +380,10 @@ where
             .in_order((0..request.users.len()).map(|i| self.claim_one(project, &request, i, until)))
             .await;
         let (mut outcomes, claimed) = split_settled(claims);
-        let jobs = claimed.iter().map(|(_, c)| c.job.clone()).collect();
+        let (claimed, jobs): (Vec<_>, Vec<_>) = claimed
+            .into_iter()
+            .map(|(i, c)| ((i, c.claim), c.job))
+            .unzip();
         let queued = self.enqueue_all(jobs, until).await;
         let mut on_queue = Vec::new();
         let mut undo = Vec::new();
@@ -537,8 +547,10 @@ where
             },
         };
         Err(Claimed {
-            invitation,
-            previous,
+            claim: Undo {
+                invitation,
+                previous,
+            },
             job,
         })
     }
@@ -546,9 +558,14 @@ where
 
 /// A number claimed, with its job, waiting to be queued.
 struct Claimed<P> {
+    claim: Undo<P>,
+    job: SmsJob,
+}
+
+/// What undoing a claim needs: the invitation written and what it replaced.
+struct Undo<P> {
     invitation: Invitation,
     previous: Option<P>,
-    job: SmsJob,
 }
 
 /// Per-number steps in request order, split into the outcomes already settled (`None`
