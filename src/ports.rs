@@ -118,6 +118,19 @@ pub enum Claim<P> {
     InUse,
 }
 
+/// What is kept of one request's batch of invitations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchRecord {
+    pub id: String,
+    pub domain: String,
+    /// When its jobs were put on the queue.
+    pub queued_at: u64,
+    /// Kept until its invitations expire.
+    pub expires_at: u64,
+    /// Tokens of its invitations whose job reached the queue.
+    pub queued: Vec<String>,
+}
+
 /// The record of each phone number, written with conditional writes.
 pub trait InvitationStore: Send + Sync {
     /// What a claim replaced, exactly as stored.
@@ -130,12 +143,12 @@ pub trait InvitationStore: Send + Sync {
         rules: ClaimRules<'_>,
     ) -> impl Future<Output = Result<Claim<Self::Previous>, StoreError>> + Send;
 
-    /// Records that the invitations' jobs are on the queue, where they are still ours
-    /// (same token): a queued claim without it turns stale.
-    fn mark_enqueued(
+    /// Records a request's batch once its jobs are on the queue. A stale queued claim
+    /// that its batch's record does not list (a crash between the claim and this, or a
+    /// job that did not reach the queue) no longer holds its number.
+    fn record_batch(
         &self,
-        invitations: &[&Invitation],
-        at: u64,
+        batch: &BatchRecord,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// What a claim replaced, as JSON for a send job (to put back if sending fails).
@@ -389,12 +402,11 @@ impl<T: InvitationStore> InvitationStore for std::sync::Arc<T> {
         (**self).claim(invitation, rules)
     }
 
-    fn mark_enqueued(
+    fn record_batch(
         &self,
-        invitations: &[&Invitation],
-        at: u64,
+        batch: &BatchRecord,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        (**self).mark_enqueued(invitations, at)
+        (**self).record_batch(batch)
     }
 
     fn encode_previous(&self, previous: &Self::Previous) -> serde_json::Value {

@@ -261,6 +261,7 @@ fn stored(
         registered_at: None,
         enqueued_at: sent_at,
         failure_reason: None,
+        batch_id: None,
     }
 }
 
@@ -303,6 +304,38 @@ async fn a_never_sent_claim_of_another_project_is_in_use_until_stale() {
     put(&e.store, &stored("other", A, t - 60, t + 86_400, None)).await;
     put(&e.store, &stored("other", B, t - 301, t + 86_400, None)).await;
     assert_eq!(e.post(&invite(&[A, B])).await.1, lists(&[B], &[A], &[]));
+}
+
+#[tokio::test]
+async fn a_stale_claim_is_taken_over_only_when_its_batch_never_queued_its_job() {
+    let moto = Moto::start();
+    let store = moto.store(TABLE).await;
+    provision_demo(&store, None).await;
+    let config = Config {
+        table_name: TABLE.into(),
+        claim_stale_after: std::time::Duration::from_secs(1),
+        ..Config::default()
+    };
+    let e = env_from(moto, store, config, &[]).await;
+    // A: queued by the API (its batch is recorded), the sender not there yet.
+    let auth = api_key_header(DEMO_USER, DEMO_KEY);
+    assert_eq!(
+        e.post_only(DEMO_DOMAIN, &auth, &invite(&[A])).await.1,
+        lists(&[A], &[], &[])
+    );
+    // B: a claim left by a crash before its batch was recorded.
+    let t = now();
+    let mut left = stored(DEMO_DOMAIN, B, t, t + 86_400, None);
+    left.batch_id = Some("never-recorded".into());
+    put(&e.store, &left).await;
+    tokio::time::sleep(std::time::Duration::from_millis(2_100)).await;
+    let other = api_key_header("admin@other.example", "other-test-key-0123456789abcdef");
+    assert_eq!(
+        e.post_only("other", &other, &invite(&[A, B])).await.1,
+        lists(&[B], &[A], &[])
+    );
+    assert_eq!(e.record(A).await.unwrap().domain, DEMO_DOMAIN);
+    assert_eq!(e.record(B).await.unwrap().domain, "other");
 }
 
 /// Delivers the queued jobs until their attempts (3 here) are spent: SNS refuses each,

@@ -199,6 +199,7 @@ fn record_of(domain: &str, phone: &str) -> RegistrationRecord {
         registered_at: None,
         enqueued_at: Some(T0 - 100),
         failure_reason: None,
+        batch_id: None,
     }
 }
 
@@ -240,7 +241,9 @@ async fn when_a_job_cannot_be_queued_its_claim_is_undone_and_the_number_is_an_er
     assert_eq!(queued_phones(&w), [A, C]);
     let a = w.store.record(A).unwrap();
     assert_eq!(a.status, RegistrationStatus::Queued);
-    assert_eq!(a.enqueued_at, Some(T0), "recorded as on the queue");
+    let batch = w.store.batch(a.batch_id.as_deref().unwrap()).unwrap();
+    assert!(batch.contains(a.token.as_str()), "recorded as on the queue");
+    assert_eq!(batch.len(), 2, "A and C, not B: {batch:?}");
     assert_eq!(a.sent_at, None, "the API sends nothing");
     assert!(w.sms.sent().is_empty());
 }
@@ -425,7 +428,11 @@ async fn a_failed_rollback_leaves_a_claim_that_any_project_can_take_once_stale()
     assert_eq!(body, report(&[], &[], &[], &[A]));
     let left = w.store.record(A).expect("the claim is left behind");
     assert_eq!(left.status, RegistrationStatus::Queued);
-    assert_eq!(left.enqueued_at, None, "never marked as on the queue");
+    assert_eq!(left.enqueued_at, None, "never taken by the sender");
+    assert!(
+        w.store.batch(left.batch_id.as_deref().unwrap()).is_none(),
+        "no job of its batch reached the queue"
+    );
     assert!(w.sms.queued_jobs().is_empty());
 
     // Once the faults are gone: another project finds it in use until it is stale.
@@ -440,6 +447,19 @@ async fn a_failed_rollback_leaves_a_claim_that_any_project_can_take_once_stale()
     assert_eq!(body, report(&[A], &[], &[], &[]));
     assert_eq!(w.store.record(A).unwrap().domain, "other");
     assert_eq!(queued_phones(&w), [A]);
+}
+
+#[tokio::test]
+async fn a_claim_whose_job_waits_on_the_queue_holds_its_number_past_the_stale_time() {
+    let w = world();
+    assert_eq!(w.post(&invite(&[A])).await.1, report(&[A], &[], &[], &[]));
+    // The sender has not taken the job yet (a long backlog): its batch's record says the
+    // job is on the queue, so the claim is not a crash's left-over however old.
+    let other = api_key_header("admin@other.example", "other-key");
+    w.clock.0.store(T0 + 3_600, Ordering::SeqCst);
+    let (_, body) = w.post_as("other", &other, &invite(&[A])).await;
+    assert_eq!(body, report(&[], &[], &[A], &[]));
+    assert_eq!(w.store.record(A).unwrap().domain, DEMO_DOMAIN);
 }
 
 #[tokio::test]
@@ -586,11 +606,12 @@ async fn queue_calls_run_concurrently_up_to_the_bound_ten_jobs_each_and_results_
         .collect();
     queued.sort();
     assert_eq!(queued, numbers, "one job per number");
-    assert!(
-        numbers
-            .iter()
-            .all(|n| w.store.record(n).unwrap().enqueued_at == Some(T0))
-    );
+    assert!(numbers.iter().all(|n| {
+        let record = w.store.record(n).unwrap();
+        w.store
+            .batch(record.batch_id.as_deref().unwrap())
+            .is_some_and(|batch| batch.contains(record.token.as_str()))
+    }));
 }
 
 #[tokio::test]

@@ -8,14 +8,14 @@ use crate::adapters::dynamodb::item::{
     item_from_json, item_to_json, registration_from_item, registration_item,
 };
 use crate::domain::Token;
-use crate::domain::invitation::ClaimRules;
+use crate::domain::invitation::{ClaimCheck, ClaimRules};
 use crate::domain::invitation::{PhoneType, RegistrationStatus};
 use crate::domain::job::{JobKind, SmsJob};
 use crate::domain::worker::Worker;
 use crate::domain::{ApiKey, Invitation, PhoneNumber, Project, RegistrationRecord};
 use crate::ports::{
-    Claim, DailyQuota, Directory, IdempotencyBegin, IdempotencyStore, InboundLog, InvitationPage,
-    InvitationStore, JobQueue, ListCursor, ListQuery, QueueError, RegisterOutcome,
+    BatchRecord, Claim, DailyQuota, Directory, IdempotencyBegin, IdempotencyStore, InboundLog,
+    InvitationPage, InvitationStore, JobQueue, ListCursor, ListQuery, QueueError, RegisterOutcome,
     RegistrationEvents, SendLedger, SendStart, SmsError, SmsSender, StoreError, StoredResponse,
     WorkerStore,
 };
@@ -46,6 +46,8 @@ struct StoreState {
     down: bool,
     failing_claims: HashSet<String>,
     failing_releases: HashSet<String>,
+    /// Each batch's tokens whose job reached the queue.
+    batches: HashMap<String, HashSet<String>>,
     /// The sender's progress per job: (SMS sent, last SMS in ms, lease until in ms).
     ledger: HashMap<String, (usize, Option<u64>, u64)>,
 }
@@ -109,6 +111,11 @@ impl MemoryStore {
         self.state().workers.get(&key).cloned()
     }
 
+    /// The tokens a batch's record lists as queued, if the batch was recorded.
+    pub fn batch(&self, id: &str) -> Option<HashSet<String>> {
+        self.state().batches.get(id).cloned()
+    }
+
     /// Invitations counted for a project on a day.
     pub fn usage(&self, domain: &str, day: &str) -> u32 {
         let key = (domain.to_owned(), day.to_owned());
@@ -167,24 +174,31 @@ impl InvitationStore for MemoryStore {
         if state.down || state.failing_claims.contains(phone) {
             return Err(unavailable());
         }
-        if let Some(existing) = state.records.get(phone)
-            && !existing.can_be_claimed(rules)
-        {
-            return Ok(Claim::InUse);
+        if let Some(existing) = state.records.get(phone) {
+            let queued = |r: &RegistrationRecord| {
+                r.batch_id
+                    .as_ref()
+                    .and_then(|b| state.batches.get(b))
+                    .is_some_and(|tokens| tokens.contains(r.token.as_str()))
+            };
+            let in_use = match existing.claim_check(rules) {
+                ClaimCheck::Claimable => false,
+                ClaimCheck::InUse => true,
+                ClaimCheck::UnlessQueued => queued(existing),
+            };
+            if in_use {
+                return Ok(Claim::InUse);
+            }
         }
         let previous = state.records.insert(phone.to_owned(), invitation.clone());
         Ok(Claim::Taken { previous })
     }
 
-    async fn mark_enqueued(&self, invitations: &[&Invitation], at: u64) -> Result<(), StoreError> {
+    async fn record_batch(&self, batch: &BatchRecord) -> Result<(), StoreError> {
         let mut state = self.reachable()?;
-        for invitation in invitations {
-            if let Some(record) = state.records.get_mut(invitation.phone.as_str())
-                && record.token == invitation.token
-            {
-                record.enqueued_at.get_or_insert(at);
-            }
-        }
+        state
+            .batches
+            .insert(batch.id.clone(), batch.queued.iter().cloned().collect());
         Ok(())
     }
 

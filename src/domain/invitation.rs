@@ -157,9 +157,11 @@ pub struct RegistrationRecord {
     /// When the first SMS went out.
     pub sent_at: Option<u64>,
     pub registered_at: Option<u64>,
-    /// When its send job was known to be on the queue (set after the enqueue, or by the
-    /// sender). A queued claim without it is a crash's left-over once stale.
+    /// When the sender first took its send job off the queue.
     pub enqueued_at: Option<u64>,
+    /// The request (batch) that made it: its record tells whether the batch's jobs
+    /// reached the queue.
+    pub batch_id: Option<String>,
     /// Why sending failed, for a `failed` invitation.
     pub failure_reason: Option<String>,
 }
@@ -178,21 +180,38 @@ pub struct ClaimRules<'a> {
     pub stale_before: u64,
 }
 
+/// Whether a claim may replace a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimCheck {
+    Claimable,
+    InUse,
+    /// A queued claim gone stale that the sender never took: claimable unless its batch's
+    /// record says its job reached the queue (else a crash left it behind).
+    UnlessQueued,
+}
+
 impl RegistrationRecord {
     /// The contract's claim rule: a failed invitation may always be replaced; a queued or
-    /// pending one when it is of the same project (a re-invite), expired, or a queued claim
-    /// whose job never reached the queue, gone stale. Registered numbers never are.
-    pub fn can_be_claimed(&self, rules: ClaimRules<'_>) -> bool {
+    /// pending one when it is of the same project (a re-invite) or expired; a queued claim
+    /// gone stale when its job never reached the queue. Registered numbers never are.
+    pub fn claim_check(&self, rules: ClaimRules<'_>) -> ClaimCheck {
         match self.status {
-            RegistrationStatus::Registered => false,
-            RegistrationStatus::Failed => true,
-            RegistrationStatus::Queued | RegistrationStatus::Pending => {
-                self.domain == rules.domain
-                    || self.expires_at <= rules.now
-                    || (self.status == RegistrationStatus::Queued
-                        && self.enqueued_at.is_none()
-                        && self.created_at <= rules.stale_before)
+            RegistrationStatus::Registered => ClaimCheck::InUse,
+            RegistrationStatus::Failed => ClaimCheck::Claimable,
+            _ if self.domain == rules.domain || self.expires_at <= rules.now => {
+                ClaimCheck::Claimable
             }
+            RegistrationStatus::Queued
+                if self.enqueued_at.is_none() && self.created_at <= rules.stale_before =>
+            {
+                // Made before batches were recorded: only the age can tell.
+                if self.batch_id.is_none() {
+                    ClaimCheck::Claimable
+                } else {
+                    ClaimCheck::UnlessQueued
+                }
+            }
+            _ => ClaimCheck::InUse,
         }
     }
 
@@ -273,6 +292,7 @@ mod tests {
             registered_at: None,
             enqueued_at: Some(1_000),
             failure_reason: None,
+            batch_id: Some("b1".into()),
         }
     }
 
@@ -284,47 +304,49 @@ mod tests {
 
     #[test]
     fn a_live_sent_invitation_of_the_same_project_can_be_reinvited() {
-        assert!(pending("alpha").can_be_claimed(RULES));
+        assert_eq!(pending("alpha").claim_check(RULES), ClaimCheck::Claimable);
     }
 
     #[test]
     fn a_live_sent_invitation_of_another_project_is_in_use() {
-        assert!(!pending("beta").can_be_claimed(RULES));
+        assert_eq!(pending("beta").claim_check(RULES), ClaimCheck::InUse);
     }
 
     #[test]
     fn an_expired_invitation_of_another_project_can_be_claimed() {
         let mut r = pending("beta");
         r.expires_at = 5_000;
-        assert!(r.can_be_claimed(RULES));
+        assert_eq!(r.claim_check(RULES), ClaimCheck::Claimable);
     }
 
     #[test]
-    fn a_stale_claim_whose_job_never_reached_the_queue_can_be_taken_but_a_fresh_one_cannot() {
+    fn a_stale_claim_the_sender_never_took_depends_on_its_batch_but_a_fresh_one_is_in_use() {
         let mut r = pending("beta");
         r.status = RegistrationStatus::Queued;
         r.sent_at = None;
         r.enqueued_at = None;
         r.created_at = 4_700;
-        assert!(r.can_be_claimed(RULES));
+        assert_eq!(r.claim_check(RULES), ClaimCheck::UnlessQueued);
+        r.batch_id = None;
+        assert_eq!(r.claim_check(RULES), ClaimCheck::Claimable);
         r.created_at = 4_701;
-        assert!(!r.can_be_claimed(RULES));
+        assert_eq!(r.claim_check(RULES), ClaimCheck::InUse);
     }
 
     #[test]
-    fn a_queued_invitation_whose_job_is_on_the_queue_holds_its_number_however_old() {
+    fn a_queued_invitation_the_sender_took_holds_its_number_however_old() {
         let mut r = pending("beta");
         r.status = RegistrationStatus::Queued;
         r.sent_at = None;
         r.created_at = 0;
-        assert!(!r.can_be_claimed(RULES));
+        assert_eq!(r.claim_check(RULES), ClaimCheck::InUse);
     }
 
     #[test]
     fn a_failed_invitation_is_claimable_by_any_project() {
         let mut r = pending("beta");
         r.status = RegistrationStatus::Failed;
-        assert!(r.can_be_claimed(RULES));
+        assert_eq!(r.claim_check(RULES), ClaimCheck::Claimable);
         assert_eq!(r.shown_status(0), ShownStatus::Failed);
     }
 
@@ -335,7 +357,7 @@ mod tests {
             r.status = RegistrationStatus::Registered;
             r.expires_at = 0;
             r.sent_at = None;
-            assert!(!r.can_be_claimed(RULES), "{domain}");
+            assert_eq!(r.claim_check(RULES), ClaimCheck::InUse, "{domain}");
         }
     }
 

@@ -25,8 +25,8 @@ use crate::domain::{
     RegistrationRequest, RegistrationStatus, RequestedNumber, Token, UserEntry,
 };
 use crate::ports::{
-    Claim, Clock, DailyQuota, Directory, IdempotencyStore, InvitationStore, JobQueue, QueueError,
-    StoreError,
+    BatchRecord, Claim, Clock, DailyQuota, Directory, IdempotencyStore, InvitationStore, JobQueue,
+    QueueError, StoreError,
 };
 
 /// Why a caller may not create invitations in a project.
@@ -367,7 +367,7 @@ where
 
     /// Invites every number of the request: claims each number (`concurrency` at a
     /// time), puts one send job per claimed number on the queue (10 per call), and
-    /// records that they are queued. A number whose job did not reach the queue, or that
+    /// records the batch. A number whose job did not reach the queue, or that
     /// the deadline cut off, is undone and reported in `error_numbers`.
     pub async fn invite(
         &self,
@@ -376,8 +376,12 @@ where
         deadline: Option<Instant>,
     ) -> RegistrationReport {
         let until = self.work_until(deadline);
+        let batch_id = SmsJob::new_id();
         let claims: Vec<Result<InviteOutcome, Claimed<I::Previous>>> = self
-            .in_order((0..request.users.len()).map(|i| self.claim_one(project, &request, i, until)))
+            .in_order(
+                (0..request.users.len())
+                    .map(|i| self.claim_one(project, &request, i, &batch_id, until)),
+            )
             .await;
         let (mut outcomes, claimed) = split_settled(claims);
         let (claimed, jobs): (Vec<_>, Vec<_>) = claimed
@@ -403,27 +407,37 @@ where
                 }
             }
         }
-        // Undone within the margin left before the deadline.
+        // Recorded, and undone, within the margin left before the deadline.
         let undo_until = deadline.map(|d| d - self.config.deadline_margin / 4);
+        if !on_queue.is_empty() {
+            let now = self.clock.now();
+            let batch = BatchRecord {
+                id: batch_id,
+                domain: project.name.clone(),
+                queued_at: now,
+                expires_at: now + self.config.invitation_lifetime.as_secs(),
+                queued: on_queue
+                    .iter()
+                    .map(|i| i.token.as_str().to_owned())
+                    .collect(),
+            };
+            match self
+                .bounded(undo_until, self.store.record_batch(&batch))
+                .await
+            {
+                Some(Ok(())) => {}
+                // The sender records each job it takes; until then such a claim no longer
+                // holds its number once stale, and its job is dropped if the number is
+                // taken meanwhile.
+                Some(Err(error)) => warn!(%error, "could not record the batch"),
+                None => warn!("the deadline cut off recording the batch"),
+            }
+        }
         self.in_order(
             undo.into_iter()
                 .map(|c| self.undo_claim(c.invitation, c.previous, undo_until)),
         )
         .await;
-        let marked: Vec<&Invitation> = on_queue.iter().collect();
-        match self
-            .bounded(
-                undo_until,
-                self.store.mark_enqueued(&marked, self.clock.now()),
-            )
-            .await
-        {
-            Some(Ok(())) => {}
-            // The sender records it too when it takes the job; until then such a claim
-            // turns stale after CLAIM_STALE_SECONDS, and its job is dropped if replaced.
-            Some(Err(error)) => warn!(%error, "could not record that the jobs are queued"),
-            None => warn!("the deadline cut off recording that the jobs are queued"),
-        }
         let report: RegistrationReport = outcomes.into_iter().flatten().collect();
         info!(
             users = request.users.len(),
@@ -463,6 +477,7 @@ where
         project: &Project,
         request: &RegistrationRequest,
         index: usize,
+        batch_id: &str,
         until: Option<Instant>,
     ) -> Result<InviteOutcome, Claimed<I::Previous>> {
         let user = &request.users[index];
@@ -493,6 +508,7 @@ where
             registered_at: None,
             enqueued_at: None,
             failure_reason: None,
+            batch_id: Some(batch_id.to_owned()),
         };
         let rules = ClaimRules {
             domain: &project.name,

@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::types::{
 
 use super::item::*;
 use super::{DynamoStore, store_error};
-use crate::domain::invitation::{ClaimRules, RegistrationStatus};
+use crate::domain::invitation::{ClaimCheck, ClaimRules, RegistrationStatus};
 use crate::domain::worker::Worker;
 use crate::domain::{ApiKey, App, PhoneNumber, Plan, RegistrationRecord, Token};
 use crate::ports::{InvitationStore, StoreError};
@@ -277,7 +277,15 @@ impl DynamoStore {
                 r.registered_at.get_or_insert(rules.now);
                 r
             }
-            Some(r) if !r.can_be_claimed(rules) => return Ok(MarkRegistered::InUseElsewhere),
+            Some(r)
+                if match r.claim_check(rules) {
+                    ClaimCheck::Claimable => false,
+                    ClaimCheck::InUse => true,
+                    ClaimCheck::UnlessQueued => self.batch_queued(&r).await?,
+                } =>
+            {
+                return Ok(MarkRegistered::InUseElsewhere);
+            }
             _ => RegistrationRecord {
                 domain: domain.to_owned(),
                 phone: phone.clone(),
@@ -294,6 +302,7 @@ impl DynamoStore {
                 registered_at: Some(rules.now),
                 enqueued_at: None,
                 failure_reason: None,
+                batch_id: None,
             },
         };
         let mut put = self

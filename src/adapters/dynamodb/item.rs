@@ -47,6 +47,12 @@ pub fn phone_pk(phone: &str) -> String {
     format!("PHONE#{phone}")
 }
 
+pub const BATCH_SK: &str = "BATCH";
+
+pub fn batch_pk(batch_id: &str) -> String {
+    format!("BATCH#{batch_id}")
+}
+
 pub fn invites_pk(domain: &str) -> String {
     format!("INVITES#{domain}")
 }
@@ -254,6 +260,9 @@ pub fn registration_item(r: &RegistrationRecord) -> Item {
     if let Some(reason) = &r.failure_reason {
         item.insert("failure_reason".into(), s(reason));
     }
+    if let Some(batch) = &r.batch_id {
+        item.insert("batch_id".into(), s(batch));
+    }
     // TTL may clean up invitations once expired; never registered workers.
     if r.status != RegistrationStatus::Registered {
         item.insert(TTL.into(), n(r.expires_at));
@@ -345,6 +354,7 @@ pub fn registration_from_item(item: &Item) -> Result<RegistrationRecord, StoreEr
         registered_at: opt_n(item, "registered_at")?,
         enqueued_at: opt_n(item, "enqueued_at")?,
         failure_reason: opt_s(item, "failure_reason"),
+        batch_id: opt_s(item, "batch_id"),
     })
 }
 
@@ -371,6 +381,7 @@ mod tests {
             registered_at: None,
             enqueued_at: Some(100),
             failure_reason: None,
+            batch_id: Some("b1".into()),
         };
         let item = registration_item(&record);
         assert_eq!(item[TTL], n(200));
@@ -416,6 +427,7 @@ mod tests {
             registered_at: None,
             enqueued_at: None,
             failure_reason: None,
+            batch_id: None,
         }))
         .unwrap();
         record.status = RegistrationStatus::Registered;

@@ -16,15 +16,15 @@ use aws_sdk_dynamodb::types::{
 pub use admin::{MarkRegistered, ProjectUpdate};
 use item::*;
 
-use crate::domain::invitation::ClaimRules;
 use crate::domain::invitation::ShownStatus;
+use crate::domain::invitation::{ClaimCheck, ClaimRules};
 use crate::domain::project::DEFAULT_DAILY_INVITATION_LIMIT;
 use crate::domain::worker::Worker;
 use crate::domain::{ApiKey, Invitation, Plan, Project, RegistrationRecord, Token};
 use crate::ports::{
-    Claim, DailyQuota, Directory, IdempotencyBegin, IdempotencyStore, InboundLog, InvitationPage,
-    InvitationStore, ListCursor, ListQuery, RegisterOutcome, StoreError, StoredResponse,
-    WorkerStore,
+    BatchRecord, Claim, DailyQuota, Directory, IdempotencyBegin, IdempotencyStore, InboundLog,
+    InvitationPage, InvitationStore, ListCursor, ListQuery, RegisterOutcome, StoreError,
+    StoredResponse, WorkerStore,
 };
 
 /// Turns an SDK failure into a loggable error.
@@ -35,14 +35,10 @@ pub(crate) fn store_error<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) ->
 }
 
 /// Condition under which a claim may replace the record of a number: see
-/// `RegistrationRecord::can_be_claimed`, which states the same rule in Rust.
+/// `RegistrationRecord::claim_check`, which states the same rule in Rust. A stale queued
+/// claim is looked at after a refusal, with its batch's record.
 const CLAIM_CONDITION: &str = "attribute_not_exists(pk) OR #status = :failed OR \
-     ((#status = :queued OR #status = :pending) AND \
-     (#domain = :domain OR expires_at <= :now OR \
-     (#status = :queued AND attribute_not_exists(enqueued_at) AND created_at <= :stale_before)))";
-
-/// Most items in one `TransactWriteItems`.
-const MAX_TRANSACTION_ITEMS: usize = 100;
+     ((#status = :queued OR #status = :pending) AND (#domain = :domain OR expires_at <= :now))";
 
 #[derive(Debug, Clone)]
 pub struct DynamoStore {
@@ -164,67 +160,89 @@ impl InvitationStore for DynamoStore {
             .expression_attribute_values(":failed", s("failed"))
             .expression_attribute_values(":domain", s(rules.domain))
             .expression_attribute_values(":now", n(rules.now))
-            .expression_attribute_values(":stale_before", n(rules.stale_before))
             .return_values(ReturnValue::AllOld)
             // The holder's status comes back with the refusal, for the log, in one call.
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
-        match result {
-            Ok(out) => Ok(Claim::Taken {
-                previous: out.attributes.filter(|item| !item.is_empty()),
-            }),
+        let holder = match result {
+            Ok(out) => {
+                return Ok(Claim::Taken {
+                    previous: out.attributes.filter(|item| !item.is_empty()),
+                });
+            }
             Err(error) => match error.as_service_error() {
                 Some(PutItemError::ConditionalCheckFailedException(refusal)) => {
-                    let holder = refusal.item().and_then(|i| opt_s(i, "status"));
-                    tracing::debug!(
-                        holder = holder.as_deref().unwrap_or("unknown"),
-                        "claim refused"
-                    );
-                    Ok(Claim::InUse)
+                    refusal.item().cloned().filter(|i| !i.is_empty())
                 }
-                _ => Err(store_error(&error)),
+                _ => return Err(store_error(&error)),
             },
+        };
+        // The holder comes back with the refusal (moto may leave it out: read it then).
+        let holder = match holder {
+            Some(item) => Some(item),
+            None => self.registration_item_of(invitation.phone.as_str()).await?,
+        };
+        let Some(holder) = holder else {
+            return Ok(Claim::InUse);
+        };
+        let record = registration_from_item(&holder)?;
+        tracing::debug!(holder = record.status.as_str(), "claim refused");
+        let in_use = match record.claim_check(rules) {
+            ClaimCheck::InUse => true,
+            // A stale claim made before batches were recorded, or a record that changed
+            // between the refusal and the read.
+            ClaimCheck::Claimable => false,
+            ClaimCheck::UnlessQueued => self.batch_queued(&record).await?,
+        };
+        if in_use {
+            return Ok(Claim::InUse);
         }
+        // Taken over, if the record is still the one judged.
+        let mut same = "#token = :token AND #status = :status".to_owned();
+        if record.enqueued_at.is_none() {
+            same.push_str(" AND attribute_not_exists(enqueued_at)");
+        }
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(registration_item(invitation)))
+            .condition_expression(same)
+            .expression_attribute_names("#token", TOKEN)
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":token", s(record.token.as_str()))
+            .expression_attribute_values(":status", s(record.status.as_str()))
+            .send()
+            .await;
+        Ok(if written(result)? {
+            Claim::Taken {
+                previous: Some(holder),
+            }
+        } else {
+            Claim::InUse
+        })
     }
 
-    async fn mark_enqueued(&self, invitations: &[&Invitation], at: u64) -> Result<(), StoreError> {
-        for chunk in invitations.chunks(MAX_TRANSACTION_ITEMS) {
-            // One call for up to 100 invitations; all or nothing, so when any of them was
-            // replaced meanwhile (or the transaction met another) each is marked alone.
-            let items = chunk
-                .iter()
-                .map(|invitation| {
-                    TransactWriteItem::builder()
-                        .update(self.enqueued_update(invitation, at))
-                        .build()
-                })
-                .collect();
-            let result = self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(items))
-                .send()
-                .await;
-            if result.is_ok() {
-                continue;
-            }
-            for invitation in chunk {
-                let update = self.enqueued_update(invitation, at);
-                ok_unless_lost(
-                    self.client
-                        .update_item()
-                        .table_name(&self.table)
-                        .set_key(Some(update.key))
-                        .update_expression(update.update_expression)
-                        .set_condition_expression(update.condition_expression)
-                        .set_expression_attribute_names(update.expression_attribute_names)
-                        .set_expression_attribute_values(update.expression_attribute_values)
-                        .send()
-                        .await,
-                )?;
-            }
+    async fn record_batch(&self, batch: &BatchRecord) -> Result<(), StoreError> {
+        let mut item = Item::from([
+            (PK.into(), s(batch_pk(&batch.id))),
+            (SK.into(), s(BATCH_SK)),
+            ("kind".into(), s("batch")),
+            ("domain".into(), s(&batch.domain)),
+            ("queued_at".into(), n(batch.queued_at)),
+            (TTL.into(), n(batch.expires_at)),
+        ]);
+        if !batch.queued.is_empty() {
+            item.insert("queued".into(), AttributeValue::Ss(batch.queued.clone()));
         }
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| store_error(&e))?;
         Ok(())
     }
 
@@ -397,18 +415,44 @@ fn status_filter(status: ShownStatus) -> &'static str {
 }
 
 impl DynamoStore {
-    fn enqueued_update(&self, invitation: &Invitation, at: u64) -> Update {
-        Update::builder()
+    /// The stored record of a number, as an item.
+    async fn registration_item_of(&self, phone: &str) -> Result<Option<Item>, StoreError> {
+        Ok(self
+            .client
+            .get_item()
             .table_name(&self.table)
-            .key(PK, s(phone_pk(invitation.phone.as_str())))
+            .key(PK, s(phone_pk(phone)))
             .key(SK, s(REGISTRATION_SK))
-            .update_expression("SET enqueued_at = if_not_exists(enqueued_at, :at)")
-            .condition_expression("#token = :token")
-            .expression_attribute_names("#token", TOKEN)
-            .expression_attribute_values(":token", s(invitation.token.as_str()))
-            .expression_attribute_values(":at", n(at))
-            .build()
-            .expect("update has its required fields")
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| store_error(&e))?
+            .item)
+    }
+
+    /// Whether a queued claim's job reached the queue, by its batch's record.
+    pub(crate) async fn batch_queued(
+        &self,
+        record: &RegistrationRecord,
+    ) -> Result<bool, StoreError> {
+        let Some(batch) = &record.batch_id else {
+            return Ok(false);
+        };
+        let item = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, s(batch_pk(batch)))
+            .key(SK, s(BATCH_SK))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| store_error(&e))?
+            .item;
+        Ok(item.is_some_and(|batch| match batch.get("queued") {
+            Some(AttributeValue::Ss(tokens)) => tokens.iter().any(|t| t == record.token.as_str()),
+            _ => false,
+        }))
     }
 }
 
