@@ -62,27 +62,36 @@ pub enum SendStart {
 }
 
 /// The sender's record of each job: a lease against concurrent deliveries, and per SMS
-/// that it went out (on the invitation for invitation jobs).
+/// that it went out (on the invitation for invitation jobs). `delivery` names one delivery
+/// of the job, so that a write the SDK retries (after a timeout, say) finds the lease its
+/// own and the SMS it recorded recorded.
 pub trait SendLedger: Send + Sync {
-    /// Checks the job is still wanted and leases it until `now_ms + lease_ms`.
+    /// Checks the job is still wanted and leases it to `delivery` until `now_ms + lease_ms`.
     fn begin_send(
         &self,
         job: &SmsJob,
+        delivery: &str,
         now_ms: u64,
         lease_ms: u64,
     ) -> impl Future<Output = Result<SendStart, StoreError>> + Send;
 
     /// Records that SMS `part` (from 0) went out; the last one ends the lease. `false`
-    /// when the job is no longer wanted (the worker registered meanwhile, say).
+    /// when the job is no longer wanted (the worker registered meanwhile, say) or no
+    /// longer this delivery's.
     fn record_sent(
         &self,
         job: &SmsJob,
+        delivery: &str,
         part: usize,
         now_ms: u64,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
-    /// Ends the lease without sending the rest (a retry comes later).
-    fn end_send(&self, job: &SmsJob) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Ends the delivery's lease without sending the rest (a retry comes later).
+    fn end_send(
+        &self,
+        job: &SmsJob,
+        delivery: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// After the last attempt: an invitation becomes `failed` with `reason` (or the live,
     /// sent invitation it replaced is put back), never over a registration. `true` when
@@ -566,23 +575,29 @@ impl<T: SendLedger> SendLedger for std::sync::Arc<T> {
     fn begin_send(
         &self,
         job: &SmsJob,
+        delivery: &str,
         now_ms: u64,
         lease_ms: u64,
     ) -> impl Future<Output = Result<SendStart, StoreError>> + Send {
-        (**self).begin_send(job, now_ms, lease_ms)
+        (**self).begin_send(job, delivery, now_ms, lease_ms)
     }
 
     fn record_sent(
         &self,
         job: &SmsJob,
+        delivery: &str,
         part: usize,
         now_ms: u64,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send {
-        (**self).record_sent(job, part, now_ms)
+        (**self).record_sent(job, delivery, part, now_ms)
     }
 
-    fn end_send(&self, job: &SmsJob) -> impl Future<Output = Result<(), StoreError>> + Send {
-        (**self).end_send(job)
+    fn end_send(
+        &self,
+        job: &SmsJob,
+        delivery: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).end_send(job, delivery)
     }
 
     fn fail_job(

@@ -3,9 +3,10 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
+use common::process::Process;
 use common::runtime::RuntimeApi;
 use common::*;
 use serde_json::{Value, json};
@@ -25,54 +26,20 @@ fn admin(moto: &Moto, args: &[&str]) -> (bool, String, String) {
     )
 }
 
-struct Function {
-    child: Child,
-    log: std::path::PathBuf,
-}
-
-impl Drop for Function {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_function(moto: &Moto, runtime: &RuntimeApi, queue_url: &str) -> Function {
-    start_binary(
-        env!("CARGO_BIN_EXE_smsreg-api"),
-        moto,
-        runtime,
-        queue_url,
-        &[],
-    )
-}
-
+/// A binary of the project under `runtime`, on moto's table and `queue_url`.
 fn start_binary(
     exe: &str,
+    label: &str,
     moto: &Moto,
     runtime: &RuntimeApi,
     queue_url: &str,
     args: &[&str],
-) -> Function {
-    let name = std::path::Path::new(exe)
-        .file_name()
-        .unwrap()
-        .to_string_lossy()
-        .into_owned();
-    let log = std::env::temp_dir().join(format!("{name}-{}.log", std::process::id()));
-    let child = Command::new(exe)
-        .args(args)
-        .env_clear()
-        .envs(moto.env(TABLE))
-        .envs(runtime.env())
-        .env("SEND_QUEUE_URL", queue_url)
-        .env("PUBLIC_BASE_URL", "https://sms.example.org")
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&log).unwrap())
-        .stderr(std::fs::File::options().append(true).open(&log).unwrap())
-        .spawn()
-        .expect("smsreg-api starts");
-    Function { child, log }
+) -> Process {
+    let mut env = moto.env(TABLE);
+    env.extend(runtime.env());
+    env.push(("SEND_QUEUE_URL", queue_url.to_owned()));
+    env.push(("PUBLIC_BASE_URL", "https://sms.example.org".to_owned()));
+    Process::start(exe, label, &env, args)
 }
 
 /// Status, headers and JSON body of an API Gateway v2 response.
@@ -116,11 +83,19 @@ async fn the_bootstrap_serves_the_contract_under_the_lambda_runtime_api() {
     assert!(ok);
     let queue_url = queue_out.lines().last().unwrap().trim().to_owned();
     let runtime = RuntimeApi::start(30_000);
-    let function = start_function(&moto, &runtime, &queue_url);
+    let function = start_binary(
+        env!("CARGO_BIN_EXE_smsreg-api"),
+        "api",
+        &moto,
+        &runtime,
+        &queue_url,
+        &[],
+    );
     // The sender under a runtime API of its own, fed by the local mapping as on AWS.
     let sender_runtime = RuntimeApi::start(60_000);
     let _sender = start_binary(
         env!("CARGO_BIN_EXE_smsreg-sender"),
+        "sender",
         &moto,
         &sender_runtime,
         &queue_url,
@@ -129,6 +104,7 @@ async fn the_bootstrap_serves_the_contract_under_the_lambda_runtime_api() {
     let invoke_url = sender_runtime.invoke_url("smsreg-sender");
     let _mapping = start_binary(
         env!("CARGO_BIN_EXE_smsreg-local-esm"),
+        "mapping",
         &moto,
         &sender_runtime,
         &queue_url,
@@ -179,9 +155,8 @@ async fn the_bootstrap_serves_the_contract_under_the_lambda_runtime_api() {
 
     // Logs: JSON lines with the request id and the domain; no number, key or link in clear.
     drop(runtime);
-    let log_path = function.log.clone();
+    let logs = function.log_text();
     drop(function);
-    let logs = std::fs::read_to_string(log_path).unwrap();
     let key = key_line.split_once(':').unwrap().1;
     for secret in [
         "+16175551234",

@@ -1029,3 +1029,60 @@ async fn a_reinstall_sends_the_play_store_link_and_the_install_link_except_to_ot
         }})
     );
 }
+
+#[tokio::test]
+async fn a_write_of_the_sender_retried_by_the_sdk_finds_its_own_lease_and_record() {
+    use smsreg::domain::job::JobKind;
+    use smsreg::ports::{SendLedger, SendStart};
+    let e = env().await;
+    let auth = api_key_header(DEMO_USER, DEMO_KEY);
+    e.post_only(DEMO_DOMAIN, &auth, &invite(&[A])).await;
+    let record = e.record(A).await.unwrap();
+    let job = SmsJob {
+        id: "j".into(),
+        domain: DEMO_DOMAIN.into(),
+        phone: A.into(),
+        texts: vec!["one".into(), "two".into()],
+        kind: JobKind::Invitation {
+            token: record.token.as_str().to_owned(),
+            created_at: record.created_at,
+            previous: None,
+        },
+    };
+    let at = now() * 1000;
+    let go = SendStart::Go {
+        sent: 0,
+        last_sms_ms: None,
+    };
+    // The same delivery twice (a retry after a timeout): its own lease; another: busy.
+    assert_eq!(
+        e.store.begin_send(&job, "d1", at, 60_000).await.unwrap(),
+        go
+    );
+    assert_eq!(
+        e.store.begin_send(&job, "d1", at, 60_000).await.unwrap(),
+        go
+    );
+    assert_eq!(
+        e.store.begin_send(&job, "d2", at, 60_000).await.unwrap(),
+        SendStart::Busy
+    );
+    // The first SMS recorded, the write retried: still recorded, once; not by another.
+    assert!(e.store.record_sent(&job, "d1", 0, at).await.unwrap());
+    assert!(e.store.record_sent(&job, "d1", 0, at).await.unwrap());
+    assert!(!e.store.record_sent(&job, "d2", 1, at).await.unwrap());
+    assert!(
+        e.store
+            .record_sent(&job, "d1", 1, at + 1_100)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        e.store.begin_send(&job, "d2", at, 60_000).await.unwrap(),
+        SendStart::Drop("already sent")
+    );
+    assert_eq!(
+        e.record(A).await.unwrap().status,
+        RegistrationStatus::Pending
+    );
+}

@@ -48,8 +48,17 @@ struct StoreState {
     failing_releases: HashSet<String>,
     /// Each batch's tokens whose job reached the queue.
     batches: HashMap<String, HashSet<String>>,
-    /// The sender's progress per job: (SMS sent, last SMS in ms, lease until in ms).
-    ledger: HashMap<String, (usize, Option<u64>, u64)>,
+    /// The sender's progress per job.
+    ledger: HashMap<String, Progress>,
+}
+
+/// What the sender recorded of a job.
+#[derive(Default)]
+struct Progress {
+    sent: usize,
+    last_sms_ms: Option<u64>,
+    lease_until: u64,
+    lease_owner: Option<String>,
 }
 
 /// Where a job's progress is kept: on its invitation (by number and token) or its own.
@@ -434,6 +443,7 @@ impl SendLedger for MemoryStore {
     async fn begin_send(
         &self,
         job: &SmsJob,
+        delivery: &str,
         now_ms: u64,
         lease_ms: u64,
     ) -> Result<SendStart, StoreError> {
@@ -454,52 +464,63 @@ impl SendLedger for MemoryStore {
                 return Ok(SendStart::Drop(why));
             }
         }
-        let entry = state.ledger.entry(key).or_insert((0, None, 0));
-        if entry.0 >= job.texts.len() {
+        let entry = state.ledger.entry(key).or_default();
+        if entry.sent >= job.texts.len() {
             return Ok(SendStart::Drop("already sent"));
         }
-        if entry.2 > now_ms {
+        if entry.lease_until > now_ms && entry.lease_owner.as_deref() != Some(delivery) {
             return Ok(SendStart::Busy);
         }
-        entry.2 = now_ms + lease_ms;
+        entry.lease_until = now_ms + lease_ms;
+        entry.lease_owner = Some(delivery.to_owned());
         Ok(SendStart::Go {
-            sent: entry.0,
-            last_sms_ms: entry.1,
+            sent: entry.sent,
+            last_sms_ms: entry.last_sms_ms,
         })
     }
 
     async fn record_sent(
         &self,
         job: &SmsJob,
+        delivery: &str,
         part: usize,
         now_ms: u64,
     ) -> Result<bool, StoreError> {
         let mut state = self.reachable()?;
-        if let JobKind::Invitation { token, .. } = &job.kind {
-            match state.records.get_mut(&job.phone) {
-                Some(r) if r.token.as_str() == token && r.status.is_open() => {
-                    r.status = RegistrationStatus::Pending;
-                    r.sent_at.get_or_insert(now_ms / 1000);
-                }
-                _ => return Ok(false),
-            }
-        }
-        let entry = state.ledger.entry(ledger_key(job)).or_insert((0, None, 0));
-        if entry.0 != part {
+        if let JobKind::Invitation { token, .. } = &job.kind
+            && !state
+                .records
+                .get(&job.phone)
+                .is_some_and(|r| r.token.as_str() == token && r.status.is_open())
+        {
             return Ok(false);
         }
-        entry.0 = part + 1;
-        entry.1 = Some(now_ms);
-        if entry.0 >= job.texts.len() {
-            entry.2 = 0;
+        let entry = state.ledger.entry(ledger_key(job)).or_default();
+        if entry.lease_owner.as_deref() != Some(delivery) || entry.sent != part {
+            return Ok(false);
+        }
+        entry.sent = part + 1;
+        entry.last_sms_ms = Some(now_ms);
+        if entry.sent >= job.texts.len() {
+            entry.lease_until = 0;
+            entry.lease_owner = None;
+        }
+        if let Some(r) = state.records.get_mut(&job.phone)
+            && matches!(job.kind, JobKind::Invitation { .. })
+        {
+            r.status = RegistrationStatus::Pending;
+            r.sent_at.get_or_insert(now_ms / 1000);
         }
         Ok(true)
     }
 
-    async fn end_send(&self, job: &SmsJob) -> Result<(), StoreError> {
+    async fn end_send(&self, job: &SmsJob, delivery: &str) -> Result<(), StoreError> {
         let mut state = self.reachable()?;
-        if let Some(entry) = state.ledger.get_mut(&ledger_key(job)) {
-            entry.2 = 0;
+        if let Some(entry) = state.ledger.get_mut(&ledger_key(job))
+            && entry.lease_owner.as_deref() == Some(delivery)
+        {
+            entry.lease_until = 0;
+            entry.lease_owner = None;
         }
         Ok(())
     }

@@ -73,9 +73,12 @@ where
     /// Sends what is left of a job, unless it is not wanted any more. Stops, to be tried
     /// again, at the first failure or when `until` comes.
     pub async fn send_job(&self, job: &SmsJob, pacer: &Pacer, until: Option<Instant>) -> JobResult {
+        // This delivery of the job: a write of ours that the SDK retries (after a timeout,
+        // say) then finds the lease, or the SMS it recorded, its own.
+        let delivery = SmsJob::new_id();
         let (mut part, mut last) = match self
             .store
-            .begin_send(job, self.clock.now_ms(), LEASE_MS)
+            .begin_send(job, &delivery, self.clock.now_ms(), LEASE_MS)
             .await
         {
             Ok(SendStart::Go { sent, last_sms_ms }) => (sent, last_sms_ms),
@@ -84,7 +87,7 @@ where
             Err(error) => return JobResult::Retry(error.to_string()),
         };
         let Ok(phone) = PhoneNumber::parse(&job.phone) else {
-            self.end_lease(job).await;
+            self.end_lease(job, &delivery).await;
             return JobResult::Dropped("unreadable number");
         };
         let first = part;
@@ -95,22 +98,23 @@ where
             }
             pacer.wait_turn().await;
             if until.is_some_and(|u| Instant::now() >= u) {
-                self.end_lease(job).await;
+                self.end_lease(job, &delivery).await;
                 return JobResult::Retry("DeadlineTooClose".into());
             }
             if let Err(error) = self.sms.send(&phone, &job.texts[part]).await {
-                self.end_lease(job).await;
+                self.end_lease(job, &delivery).await;
                 return JobResult::Retry(error.code);
             }
             let at = self.clock.now_ms();
-            match self.store.record_sent(job, part, at).await {
+            match self.store.record_sent(job, &delivery, part, at).await {
                 Ok(true) => {}
-                // Registered, replaced or failed meanwhile: the rest is not wanted.
+                // Registered, replaced or failed meanwhile, or leased to another delivery
+                // after ours ran out: the rest is not ours to send.
                 Ok(false) => return JobResult::Sent(part + 1 - first),
                 // Sent but not recorded: a retry sends this SMS again (the one window).
                 Err(error) => {
                     warn!(job = %job.id, %error, "SMS sent but not recorded");
-                    self.end_lease(job).await;
+                    self.end_lease(job, &delivery).await;
                     return JobResult::Retry(error.to_string());
                 }
             }
@@ -120,8 +124,8 @@ where
         JobResult::Sent(part - first)
     }
 
-    async fn end_lease(&self, job: &SmsJob) {
-        if let Err(error) = self.store.end_send(job).await {
+    async fn end_lease(&self, job: &SmsJob, delivery: &str) {
+        if let Err(error) = self.store.end_send(job, delivery).await {
             // The lease runs out on its own.
             warn!(job = %job.id, %error, "could not end the job's lease");
         }

@@ -4,6 +4,7 @@
 pub mod fault_proxy;
 pub mod gateway;
 pub mod http1;
+pub mod process;
 pub mod runtime;
 pub mod webdriver;
 

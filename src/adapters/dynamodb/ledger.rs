@@ -76,12 +76,13 @@ impl DynamoStore {
     }
 }
 
-/// `sent_parts` is `part`: the SMS before it went out, this one not yet.
+/// The delivery holds the lease and `sent_parts` is `part` (the SMS before it went out,
+/// this one not yet) or already `part + 1` (this very write, retried by the SDK).
 fn at_part(part: usize) -> &'static str {
     if part == 0 {
-        "attribute_not_exists(sent_parts)"
+        "lease_owner = :me AND (attribute_not_exists(sent_parts) OR sent_parts = :next)"
     } else {
-        "sent_parts = :part"
+        "lease_owner = :me AND (sent_parts = :part OR sent_parts = :next)"
     }
 }
 
@@ -89,14 +90,17 @@ impl SendLedger for DynamoStore {
     async fn begin_send(
         &self,
         job: &SmsJob,
+        delivery: &str,
         now_ms: u64,
         lease_ms: u64,
     ) -> Result<SendStart, StoreError> {
         let now_s = now_ms / 1000;
-        let free = "(attribute_not_exists(lease_until) OR lease_until <= :now_ms) AND \
+        let free = "(attribute_not_exists(lease_until) OR lease_until <= :now_ms OR \
+                    lease_owner = :me) AND \
                     (attribute_not_exists(sent_parts) OR sent_parts < :parts)";
         let mut update = self
             .job_update(job)
+            .expression_attribute_values(":me", s(delivery))
             .expression_attribute_values(":until", n(now_ms + lease_ms))
             .expression_attribute_values(":now_ms", n(now_ms))
             .expression_attribute_values(":parts", n(job.texts.len() as u64))
@@ -106,7 +110,8 @@ impl SendLedger for DynamoStore {
             JobKind::Invitation { .. } => update
                 // The sender took it: its job is on the queue, whatever the API recorded.
                 .update_expression(
-                    "SET lease_until = :until, enqueued_at = if_not_exists(enqueued_at, :now_s)",
+                    "SET lease_until = :until, lease_owner = :me, \
+                     enqueued_at = if_not_exists(enqueued_at, :now_s)",
                 )
                 .condition_expression(format!(
                     "#token = :token AND (#status = :queued OR #status = :pending) AND \
@@ -117,7 +122,9 @@ impl SendLedger for DynamoStore {
                 .expression_attribute_values(":pending", s("pending"))
                 .expression_attribute_values(":now_s", n(now_s)),
             JobKind::Message => update
-                .update_expression("SET lease_until = :until, #ttl = if_not_exists(#ttl, :ttl)")
+                .update_expression(
+                    "SET lease_until = :until, lease_owner = :me, #ttl = if_not_exists(#ttl, :ttl)",
+                )
                 .condition_expression(free)
                 .expression_attribute_names("#ttl", TTL)
                 .expression_attribute_values(":ttl", n(now_s + JOB_RECORD_SECONDS)),
@@ -155,13 +162,19 @@ impl SendLedger for DynamoStore {
     async fn record_sent(
         &self,
         job: &SmsJob,
+        delivery: &str,
         part: usize,
         now_ms: u64,
     ) -> Result<bool, StoreError> {
         let last = part + 1 >= job.texts.len();
-        let end_lease = if last { " REMOVE lease_until" } else { "" };
+        let end_lease = if last {
+            " REMOVE lease_until, lease_owner"
+        } else {
+            ""
+        };
         let mut update = self
             .job_update(job)
+            .expression_attribute_values(":me", s(delivery))
             .expression_attribute_values(":next", n(part as u64 + 1))
             .expression_attribute_values(":now_ms", n(now_ms));
         if part > 0 {
@@ -191,11 +204,16 @@ impl SendLedger for DynamoStore {
         written(update.send().await)
     }
 
-    async fn end_send(&self, job: &SmsJob) -> Result<(), StoreError> {
-        let update = self.job_update(job).update_expression("REMOVE lease_until");
+    async fn end_send(&self, job: &SmsJob, delivery: &str) -> Result<(), StoreError> {
+        let update = self
+            .job_update(job)
+            .update_expression("REMOVE lease_until, lease_owner")
+            .expression_attribute_values(":me", s(delivery));
         let update = match job.kind {
-            JobKind::Invitation { .. } => update.condition_expression("#token = :token"),
-            JobKind::Message => update.condition_expression("attribute_exists(pk)"),
+            JobKind::Invitation { .. } => {
+                update.condition_expression("#token = :token AND lease_owner = :me")
+            }
+            JobKind::Message => update.condition_expression("lease_owner = :me"),
         };
         ok_unless_lost(update.send().await)
     }
@@ -234,7 +252,7 @@ impl SendLedger for DynamoStore {
                 self.job_update(job)
                     .update_expression(
                         "SET #status = :failed, failure_reason = :reason, failed_at = :now \
-                     REMOVE lease_until",
+                     REMOVE lease_until, lease_owner",
                     )
                     .condition_expression(still_queued)
                     .expression_attribute_names("#status", "status")

@@ -1,0 +1,198 @@
+//! Bulk sending at the account's SMS rate, end to end: the API queues a 500-worker batch,
+//! two real `smsreg-sender` processes (the mapping's maximum concurrency) fed by the real
+//! `smsreg-local-esm` text it through a proxy in front of moto that lets `Publish` to phone
+//! numbers through at R per second and throttles the rest, as SNS does past the account's
+//! rate. Checked: every SMS goes out once, no phone gets two SMS less than a second apart,
+//! throttles stay rare, and the two senders together never pass R over any 5 s window.
+//! The figures (answer time, sending time, rate) are printed; `scripts/bench` reports them.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use common::fault_proxy::Publish;
+use common::process::Process;
+use common::runtime::RuntimeApi;
+use common::*;
+use serde_json::{Value, json};
+use smsreg::config::Config;
+
+const TABLE: &str = "sms-registration-sending";
+const INSTALL_URL: &str = "https://www.commcarehq.org/a/demo/apps/download/app/media_profile.ccpr";
+/// Sender instances at once (the template's `SenderMaxConcurrency` default).
+const SENDERS: usize = 2;
+
+struct Figures {
+    answered: Duration,
+    sending: Duration,
+    accepted: usize,
+    throttled: usize,
+}
+
+/// Invites `users` workers (`android_only`, two SMS each with the app's install link) at
+/// `rate` SMS per second; returns every `Publish` the proxy saw once all SMS went out.
+async fn send_batch(users: usize, rate: usize) -> (Vec<Publish>, Figures) {
+    let moto = Moto::start();
+    moto.front.limit_publish_rate(rate);
+    let store = moto.store(TABLE).await;
+    provision_demo(&store, Some(INSTALL_URL)).await;
+    let queue_url = moto.send_queue(TABLE, 8).await;
+
+    let runtime = RuntimeApi::start(60_000);
+    let mut env = moto.env(TABLE);
+    env.extend(runtime.env());
+    env.extend([
+        ("SEND_QUEUE_URL", queue_url.clone()),
+        ("SMS_RATE_PER_SECOND", rate.to_string()),
+        ("SENDER_MAX_CONCURRENCY", SENDERS.to_string()),
+        ("SEND_MAX_ATTEMPTS", "8".to_string()),
+        ("RUST_LOG", "info".to_string()),
+    ]);
+    let _senders: Vec<Process> = (0..SENDERS)
+        .map(|i| {
+            Process::start(
+                env!("CARGO_BIN_EXE_smsreg-sender"),
+                &format!("sender-{rate}-{i}"),
+                &env,
+                &[],
+            )
+        })
+        .collect();
+    let concurrency = SENDERS.to_string();
+    let invoke_url = runtime.invoke_url("smsreg-sender");
+    let _mapping = Process::start(
+        env!("CARGO_BIN_EXE_smsreg-local-esm"),
+        &format!("mapping-{rate}"),
+        &env,
+        &["--invoke-url", &invoke_url, "--concurrency", &concurrency],
+    );
+
+    let config = Config {
+        table_name: TABLE.into(),
+        send_queue_url: Some(queue_url),
+        public_base_url: "https://sms.example.org".into(),
+        ..Config::default()
+    };
+    let api = smsreg::wiring::aws_api_with(&moto.sdk_config().await, config).unwrap();
+    let numbers: Vec<String> = (0..users)
+        .map(|i| format!("+1617555{:04}", 3000 + i))
+        .collect();
+    let body = json!({"app_id": DEMO_APP, "android_only": true,
+        "users": numbers.iter().map(|n| json!({"phone_number": n})).collect::<Vec<Value>>()});
+    let request = lambda_http::request::from_str(&post_event(
+        DEMO_DOMAIN,
+        &body,
+        &api_key_header(DEMO_USER, DEMO_KEY),
+    ))
+    .unwrap();
+    let started = Instant::now();
+    let (status, report) = response_parts(&api.handle(request).await);
+    let answered = started.elapsed();
+    assert_eq!(status, 200);
+    assert_eq!(
+        report["success_numbers"],
+        json!(numbers),
+        "every worker recorded and queued"
+    );
+
+    let expected = users * 2;
+    let accepted = |publishes: &[Publish]| publishes.iter().filter(|p| p.accepted).count();
+    let give_up = Instant::now() + Duration::from_secs(60 + (expected / rate) as u64 * 3);
+    while accepted(&moto.front.publishes()) < expected {
+        assert!(
+            Instant::now() < give_up,
+            "only {} of {expected} SMS went out",
+            accepted(&moto.front.publishes())
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Late duplicates would come now, if any.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let publishes = moto.front.publishes();
+    let first = publishes.first().unwrap().at;
+    let last_accepted = publishes.iter().rfind(|p| p.accepted).unwrap().at;
+    let figures = Figures {
+        answered,
+        sending: last_accepted.duration_since(first),
+        accepted: accepted(&publishes),
+        throttled: publishes.iter().filter(|p| !p.accepted).count(),
+    };
+    assert_eq!(
+        moto.sms().len(),
+        figures.accepted,
+        "moto recorded what the proxy passed"
+    );
+    (publishes, figures)
+}
+
+/// The invariants of sending at `rate`, whatever the emulator's speed.
+fn check(publishes: &[Publish], figures: &Figures, users: usize, rate: usize) {
+    println!(
+        "sending at R = {rate}: {users} workers answered in {:.2} s; {} SMS sent in {:.1} s \
+         ({:.2} per second, {:.3} R; ideal {:.1} s); {} throttled ({:.1} %)",
+        figures.answered.as_secs_f64(),
+        figures.accepted,
+        figures.sending.as_secs_f64(),
+        figures.accepted as f64 / figures.sending.as_secs_f64(),
+        figures.accepted as f64 / figures.sending.as_secs_f64() / rate as f64,
+        (figures.accepted as f64) / rate as f64,
+        figures.throttled,
+        100.0 * figures.throttled as f64 / figures.accepted as f64,
+    );
+    // Each worker gets the link, then the install link, once each.
+    let mut per_phone: HashMap<&str, Vec<&Publish>> = HashMap::new();
+    for p in publishes.iter().filter(|p| p.accepted) {
+        per_phone.entry(&p.phone).or_default().push(p);
+    }
+    assert_eq!(per_phone.len(), users);
+    for (phone, sms) in &per_phone {
+        assert_eq!(sms.len(), 2, "{phone}: each SMS once");
+        assert!(
+            sms[0].message.contains("/a/demo/register/"),
+            "{phone}: the link first"
+        );
+        assert!(
+            sms[1]
+                .message
+                .starts_with("[commcare app - do not delete] ")
+        );
+        let gap = sms[1].at.duration_since(sms[0].at);
+        assert!(
+            gap >= Duration::from_secs(1),
+            "{phone}: two SMS {gap:?} apart"
+        );
+    }
+    assert!(
+        figures.throttled * 20 <= figures.accepted,
+        "throttled {} of {}",
+        figures.throttled,
+        figures.accepted
+    );
+    // The senders together, throttled calls included, within R over every 5 s window.
+    let window = Duration::from_secs(5);
+    let mut start = 0;
+    for end in 0..publishes.len() {
+        while publishes[end].at.duration_since(publishes[start].at) >= window {
+            start += 1;
+        }
+        let calls = end + 1 - start;
+        assert!(
+            calls <= 5 * rate,
+            "{calls} Publish calls within 5 s (at most {})",
+            5 * rate
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn five_hundred_workers_are_texted_at_twenty_per_second_none_lost_none_doubled() {
+    let (publishes, figures) = send_batch(500, 20).await;
+    check(&publishes, &figures, 500, 20);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_toll_free_number_is_paced_at_three_per_second() {
+    let (publishes, figures) = send_batch(30, 3).await;
+    check(&publishes, &figures, 30, 3);
+}
