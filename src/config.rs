@@ -28,9 +28,6 @@ pub struct Config {
     pub send_queue_url: Option<String>,
     /// `SMS_RATE_PER_SECOND`: SMS per second for the whole deployment.
     pub sms_rate_per_second: u32,
-    /// `SENDER_MAX_CONCURRENCY`: most sender instances at once (the mapping's maximum
-    /// concurrency); each paces itself at the rate divided by this.
-    pub sender_max_concurrency: u32,
     /// `SEND_MAX_ATTEMPTS`: the send queue's `maxReceiveCount`.
     pub send_max_attempts: u32,
 }
@@ -53,7 +50,6 @@ impl Default for Config {
             deadline_margin: Duration::from_millis(2_000),
             send_queue_url: None,
             sms_rate_per_second: 20,
-            sender_max_concurrency: 2,
             send_max_attempts: 8,
         }
     }
@@ -124,7 +120,6 @@ impl Config {
             deadline_margin: Duration::from_millis(number("DEADLINE_MARGIN_MS", 2_000, 0, 60_000)?),
             send_queue_url: get("SEND_QUEUE_URL"),
             sms_rate_per_second: number("SMS_RATE_PER_SECOND", 20, 1, 10_000)? as u32,
-            sender_max_concurrency: number("SENDER_MAX_CONCURRENCY", 2, 1, 1_000)? as u32,
             send_max_attempts: number("SEND_MAX_ATTEMPTS", 8, 1, 1_000)? as u32,
         })
     }
@@ -169,7 +164,6 @@ mod tests {
                 "http://127.0.0.1:5005/123456789012/smsreg-send",
             ),
             ("SMS_RATE_PER_SECOND", "3"),
-            ("SENDER_MAX_CONCURRENCY", "5"),
             ("SEND_MAX_ATTEMPTS", "4"),
         ])
         .unwrap();
@@ -190,14 +184,7 @@ mod tests {
             c.require_send_queue().unwrap(),
             "http://127.0.0.1:5005/123456789012/smsreg-send"
         );
-        assert_eq!(
-            (
-                c.sms_rate_per_second,
-                c.sender_max_concurrency,
-                c.send_max_attempts
-            ),
-            (3, 5, 4)
-        );
+        assert_eq!((c.sms_rate_per_second, c.send_max_attempts), (3, 4));
     }
 
     #[test]
@@ -209,7 +196,6 @@ mod tests {
             ("INVITATION_LIFETIME_DAYS", "1000"),
             ("PUBLIC_BASE_URL", "sms.example.org"),
             ("SMS_RATE_PER_SECOND", "0"),
-            ("SENDER_MAX_CONCURRENCY", "0"),
         ] {
             let err = from(&[(name, value)]).unwrap_err();
             assert_eq!(err.name, name);

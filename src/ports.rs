@@ -104,6 +104,26 @@ pub trait SendLedger: Send + Sync {
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
+/// The outcome of trying to take the deployment's next SMS slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotTake {
+    Taken,
+    /// Another sender instance moved it first: where the next slot stands now (`None`:
+    /// no SMS was ever sent).
+    Moved(Option<u64>),
+}
+
+/// The deployment's SMS rate, shared by every sender instance: one record of when the next
+/// SMS may leave, moved forward by one interval per SMS with a compare-and-set.
+pub trait RateSlots: Send + Sync {
+    /// Sets the next slot (µs since the epoch) to `next`, if it is still `expected`.
+    fn take_slot(
+        &self,
+        expected: Option<u64>,
+        next: u64,
+    ) -> impl Future<Output = Result<SlotTake, StoreError>> + Send;
+}
+
 /// Projects, their apps, and API keys: read-only for the function.
 pub trait Directory: Send + Sync {
     /// Every key of a user, one per project the user belongs to.
@@ -363,6 +383,11 @@ pub trait Clock: Send + Sync {
     fn now_ms(&self) -> u64 {
         self.now() * 1000
     }
+
+    /// Microseconds since the Unix epoch.
+    fn now_us(&self) -> u64 {
+        self.now_ms() * 1000
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -376,9 +401,13 @@ impl Clock for SystemClock {
     }
 
     fn now_ms(&self) -> u64 {
+        self.now_us() / 1000
+    }
+
+    fn now_us(&self) -> u64 {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64)
+            .map_or(0, |d| d.as_micros() as u64)
     }
 }
 
@@ -607,5 +636,15 @@ impl<T: SendLedger> SendLedger for std::sync::Arc<T> {
         now: u64,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send {
         (**self).fail_job(job, reason, now)
+    }
+}
+
+impl<T: RateSlots> RateSlots for std::sync::Arc<T> {
+    fn take_slot(
+        &self,
+        expected: Option<u64>,
+        next: u64,
+    ) -> impl Future<Output = Result<SlotTake, StoreError>> + Send {
+        (**self).take_slot(expected, next)
     }
 }

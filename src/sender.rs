@@ -8,7 +8,7 @@ use lambda_http::lambda_runtime::{Error, LambdaEvent};
 use tracing::{Instrument, error, info, info_span, warn};
 
 use crate::domain::job::{SmsJob, retry_delay_seconds};
-use crate::ports::{DailyQuota, JobQueue, SendLedger, SmsSender};
+use crate::ports::{DailyQuota, JobQueue, RateSlots, SendLedger, SmsSender};
 use crate::service::RegistrationService;
 use crate::service::sender::{JobResult, Pacer};
 
@@ -23,14 +23,11 @@ pub struct Sender<D, I, S> {
 impl<D, I, S> Sender<D, I, S>
 where
     D: DailyQuota,
-    I: SendLedger,
+    I: SendLedger + RateSlots,
     S: SmsSender + JobQueue,
 {
     pub fn new(service: RegistrationService<D, I, S>) -> Self {
-        let pacer = Pacer::new(
-            service.config.sms_rate_per_second,
-            service.config.sender_max_concurrency,
-        );
+        let pacer = Pacer::new(service.config.sms_rate_per_second);
         Sender { service, pacer }
     }
 

@@ -45,9 +45,8 @@ async fn send_batch(users: usize, rate: usize) -> (Vec<Publish>, Figures) {
     env.extend([
         ("SEND_QUEUE_URL", queue_url.clone()),
         ("SMS_RATE_PER_SECOND", rate.to_string()),
-        ("SENDER_MAX_CONCURRENCY", SENDERS.to_string()),
         ("SEND_MAX_ATTEMPTS", "8".to_string()),
-        ("RUST_LOG", "info".to_string()),
+        ("RUST_LOG", "warn".to_string()),
     ]);
     let _senders: Vec<Process> = (0..SENDERS)
         .map(|i| {

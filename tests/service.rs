@@ -123,7 +123,7 @@ impl<S: JobQueue + RegistrationEvents> World<S> {
 impl World<MemorySms> {
     /// One delivery of `job`.
     async fn send(&self, job: &SmsJob) -> JobResult {
-        let pacer = Pacer::new(10_000, 1);
+        let pacer = Pacer::new(10_000);
         self.api.service.send_job(job, &pacer, None).await
     }
 
@@ -131,7 +131,7 @@ impl World<MemorySms> {
     /// instance's pace; one result per job, oldest job first.
     async fn deliver(&self) -> Vec<JobResult> {
         let jobs = self.sms.take_jobs();
-        let pacer = Pacer::new(10_000, 1);
+        let pacer = Pacer::new(10_000);
         futures::future::join_all(
             jobs.iter()
                 .map(|job| self.api.service.send_job(job, &pacer, None)),

@@ -15,9 +15,9 @@ use crate::domain::worker::Worker;
 use crate::domain::{ApiKey, Invitation, PhoneNumber, Project, RegistrationRecord};
 use crate::ports::{
     BatchRecord, Claim, DailyQuota, Directory, IdempotencyBegin, IdempotencyStore, InboundLog,
-    InvitationPage, InvitationStore, JobQueue, ListCursor, ListQuery, QueueError, RegisterOutcome,
-    RegistrationEvents, SendLedger, SendStart, SmsError, SmsSender, StoreError, StoredResponse,
-    WorkerStore,
+    InvitationPage, InvitationStore, JobQueue, ListCursor, ListQuery, QueueError, RateSlots,
+    RegisterOutcome, RegistrationEvents, SendLedger, SendStart, SlotTake, SmsError, SmsSender,
+    StoreError, StoredResponse, WorkerStore,
 };
 
 fn unavailable() -> StoreError {
@@ -46,6 +46,8 @@ struct StoreState {
     down: bool,
     failing_claims: HashSet<String>,
     failing_releases: HashSet<String>,
+    /// The deployment's next SMS slot (µs).
+    next_sms_slot: Option<u64>,
     /// Each batch's tokens whose job reached the queue.
     batches: HashMap<String, HashSet<String>>,
     /// The sender's progress per job.
@@ -552,6 +554,17 @@ impl SendLedger for MemoryStore {
             }
         }
         Ok(true)
+    }
+}
+
+impl RateSlots for MemoryStore {
+    async fn take_slot(&self, expected: Option<u64>, next: u64) -> Result<SlotTake, StoreError> {
+        let mut state = self.reachable()?;
+        if state.next_sms_slot != expected {
+            return Ok(SlotTake::Moved(state.next_sms_slot));
+        }
+        state.next_sms_slot = Some(next);
+        Ok(SlotTake::Taken)
     }
 }
 

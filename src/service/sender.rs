@@ -1,5 +1,5 @@
 //! Sending: the sender takes each job off the queue and texts its SMS through SNS, paced
-//! to the deployment's share of the account's SMS rate, one SMS per second to a phone,
+//! to the deployment's SMS rate (shared by every instance), one SMS per second to a phone,
 //! each SMS recorded so that a job delivered twice sends it once.
 
 use std::time::{Duration, Instant};
@@ -10,10 +10,12 @@ use super::RegistrationService;
 use crate::domain::PhoneNumber;
 use crate::domain::job::{JobKind, SmsJob};
 use crate::domain::time::utc_day;
-use crate::ports::{DailyQuota, SendLedger, SendStart, SmsSender};
+use crate::ports::{
+    Clock, DailyQuota, RateSlots, SendLedger, SendStart, SlotTake, SmsSender, StoreError,
+};
 
-/// Each instance paces itself a little under its share, so that delays on the way to
-/// SNS do not bunch its SMS above the rate.
+/// The deployment paces itself a little under the rate, so that delays on the way to
+/// SNS do not bunch its SMS above it.
 pub const PACING_HEADROOM: f64 = 0.97;
 /// The gap between two SMS to one phone (AWS refuses a second within a second), with a
 /// margin for the clocks of two sender instances.
@@ -21,35 +23,58 @@ const PER_PHONE_GAP_MS: u64 = 1_050;
 /// How long a delivery of a job holds it against another delivery: past the sender's
 /// timeout, so that a crashed delivery's lease runs out before SQS hands the job out again.
 pub const LEASE_MS: u64 = 150_000;
+/// Tries at taking a slot that other instances keep moving, before the SMS waits for a
+/// retry of its job.
+const SLOT_TRIES: u32 = 50;
 
-/// One sender instance's pace: `rate / instances` SMS per second, with no burst. Shared by
-/// every job of the instance, across invocations.
+/// The deployment's pace: one SMS per `1 / (rate × 0.97)` s for every sender instance
+/// together, never a burst. The slots come from one shared record ([`RateSlots`]); an
+/// instance takes them one at a time and remembers where the next stood.
 #[derive(Debug)]
 pub struct Pacer {
-    interval: Duration,
-    next: tokio::sync::Mutex<tokio::time::Instant>,
+    interval_us: u64,
+    known_next: tokio::sync::Mutex<Option<u64>>,
 }
 
 impl Pacer {
-    /// An instance's share of `rate_per_second` among at most `instances` running at once.
-    pub fn new(rate_per_second: u32, instances: u32) -> Self {
-        let per_instance =
-            f64::from(rate_per_second.max(1)) * PACING_HEADROOM / f64::from(instances.max(1));
+    pub fn new(rate_per_second: u32) -> Self {
+        let rate = f64::from(rate_per_second.max(1)) * PACING_HEADROOM;
         Pacer {
-            interval: Duration::from_secs_f64(1.0 / per_instance),
-            next: tokio::sync::Mutex::new(tokio::time::Instant::now()),
+            interval_us: (1e6 / rate).ceil() as u64,
+            known_next: tokio::sync::Mutex::new(None),
         }
     }
 
-    /// Waits for this instance's next turn to send one SMS.
-    pub async fn wait_turn(&self) {
+    /// Takes the deployment's next SMS slot and waits for it; returns it (µs since the
+    /// epoch).
+    pub async fn wait_turn<L: RateSlots>(
+        &self,
+        slots: &L,
+        clock: &dyn Clock,
+    ) -> Result<u64, StoreError> {
         let slot = {
-            let mut next = self.next.lock().await;
-            let slot = (*next).max(tokio::time::Instant::now());
-            *next = slot + self.interval;
-            slot
+            let mut known = self.known_next.lock().await;
+            let mut tries = 0;
+            loop {
+                let slot = known.unwrap_or(0).max(clock.now_us());
+                match slots.take_slot(*known, slot + self.interval_us).await? {
+                    SlotTake::Taken => {
+                        *known = Some(slot + self.interval_us);
+                        break slot;
+                    }
+                    SlotTake::Moved(current) => *known = current,
+                }
+                tries += 1;
+                if tries >= SLOT_TRIES {
+                    return Err(StoreError::Unavailable {
+                        code: "RateSlotContention".into(),
+                    });
+                }
+            }
         };
-        tokio::time::sleep_until(slot).await;
+        let wait = slot.saturating_sub(clock.now_us());
+        tokio::time::sleep(Duration::from_micros(wait)).await;
+        Ok(slot)
     }
 }
 
@@ -67,7 +92,7 @@ pub enum JobResult {
 impl<D, I, S> RegistrationService<D, I, S>
 where
     D: DailyQuota,
-    I: SendLedger,
+    I: SendLedger + RateSlots,
     S: SmsSender,
 {
     /// Sends what is left of a job, unless it is not wanted any more. Stops, to be tried
@@ -96,7 +121,10 @@ where
                 let wait = (last + PER_PHONE_GAP_MS).saturating_sub(self.clock.now_ms());
                 tokio::time::sleep(Duration::from_millis(wait)).await;
             }
-            pacer.wait_turn().await;
+            if let Err(error) = pacer.wait_turn(&self.store, self.clock.as_ref()).await {
+                self.end_lease(job, &delivery).await;
+                return JobResult::Retry(error.to_string());
+            }
             if until.is_some_and(|u| Instant::now() >= u) {
                 self.end_lease(job, &delivery).await;
                 return JobResult::Retry("DeadlineTooClose".into());
@@ -155,16 +183,34 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::adapters::memory::MemoryStore;
+    use crate::ports::SystemClock;
 
-    #[tokio::test(start_paused = true)]
-    async fn an_instance_paces_itself_at_its_share_of_the_rate() {
-        let pacer = Pacer::new(20, 2);
-        let start = tokio::time::Instant::now();
-        for _ in 0..11 {
-            pacer.wait_turn().await;
+    #[tokio::test]
+    async fn two_instances_share_one_rate_one_slot_per_interval_between_them() {
+        let store = MemoryStore::new();
+        // Two instances of the sender: one shared record of the next slot.
+        let (a, b) = (Pacer::new(1_000), Pacer::new(1_000));
+        let mut slots = Vec::new();
+        for _ in 0..10 {
+            slots.push(a.wait_turn(&store, &SystemClock).await.unwrap());
+            slots.push(b.wait_turn(&store, &SystemClock).await.unwrap());
         }
-        // Ten intervals after the first turn, each 1 / (20 * 0.97 / 2) s.
-        let took = start.elapsed().as_secs_f64();
-        assert!((took - 10.0 / 9.7).abs() < 0.01, "{took}");
+        // 1 / (1000 × 0.97) s apart at least, whichever instance took them.
+        let interval = Pacer::new(1_000).interval_us;
+        assert_eq!(interval, 1_031);
+        for pair in slots.windows(2) {
+            assert!(pair[1] >= pair[0] + interval, "{slots:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_slot_the_other_instance_moved_is_taken_after_it() {
+        let store = MemoryStore::new();
+        let (a, b) = (Pacer::new(10), Pacer::new(10));
+        let first = a.wait_turn(&store, &SystemClock).await.unwrap();
+        // b has never seen the record: its first try is refused, its second follows a's.
+        let second = b.wait_turn(&store, &SystemClock).await.unwrap();
+        assert_eq!(second, first + a.interval_us);
     }
 }

@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
 use super::item::*;
 use super::{DynamoStore, ok_unless_lost, store_error, written};
 use crate::domain::job::{JobKind, SmsJob};
-use crate::ports::{SendLedger, SendStart, StoreError};
+use crate::ports::{RateSlots, SendLedger, SendStart, SlotTake, StoreError};
 
 const JOB_SK: &str = "JOB";
 /// How long a message job's record is kept: as long as SQS keeps the job.
@@ -264,5 +264,62 @@ impl SendLedger for DynamoStore {
                     .await,
             ),
         }
+    }
+}
+
+/// The one item every sender instance takes its SMS slots from.
+const RATE_PK: &str = "RATE#sms";
+const RATE_SK: &str = "RATE";
+
+impl RateSlots for DynamoStore {
+    async fn take_slot(&self, expected: Option<u64>, next: u64) -> Result<SlotTake, StoreError> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(self.table())
+            .key(PK, s(RATE_PK))
+            .key(SK, s(RATE_SK))
+            .update_expression("SET next_us = :next")
+            .expression_attribute_values(":next", n(next))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        let update = match expected {
+            None => update.condition_expression("attribute_not_exists(next_us)"),
+            Some(expected) => update
+                .condition_expression("next_us = :expected")
+                .expression_attribute_values(":expected", n(expected)),
+        };
+        match update.send().await {
+            Ok(_) => Ok(SlotTake::Taken),
+            Err(error) => match error.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(refusal)) => {
+                    let current = match refusal.item() {
+                        Some(item) => opt_n(item, "next_us")?,
+                        // moto may leave it out: read it.
+                        None => match self.rate_item().await? {
+                            Some(item) => opt_n(&item, "next_us")?,
+                            None => None,
+                        },
+                    };
+                    Ok(SlotTake::Moved(current))
+                }
+                _ => Err(store_error(&error)),
+            },
+        }
+    }
+}
+
+impl DynamoStore {
+    async fn rate_item(&self) -> Result<Option<Item>, StoreError> {
+        Ok(self
+            .client
+            .get_item()
+            .table_name(self.table())
+            .key(PK, s(RATE_PK))
+            .key(SK, s(RATE_SK))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| store_error(&e))?
+            .item)
     }
 }
