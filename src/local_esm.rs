@@ -100,34 +100,43 @@ pub async fn run(client: Client, mapping: Mapping) {
     futures::future::join_all(workers).await;
 }
 
+/// Up to a batch of jobs, waiting a second at most for one (empty on an error).
+async fn receive(client: &Client, mapping: &Mapping) -> Vec<Message> {
+    let received = client
+        .receive_message()
+        .queue_url(&mapping.queue_url)
+        .max_number_of_messages(mapping.batch_size)
+        .wait_time_seconds(1)
+        .message_system_attribute_names(MessageSystemAttributeName::All)
+        .send()
+        .await;
+    match received {
+        Ok(out) => out.messages.unwrap_or_default(),
+        Err(error) => {
+            warn!(error = %crate::adapters::error_code(&error), "receive failed");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            Vec::new()
+        }
+    }
+}
+
 async fn poll(client: &Client, mapping: &Mapping, arn: &str) {
+    let mut ready = Vec::new();
     loop {
-        let received = client
-            .receive_message()
-            .queue_url(&mapping.queue_url)
-            .max_number_of_messages(mapping.batch_size)
-            .wait_time_seconds(1)
-            .message_system_attribute_names(MessageSystemAttributeName::All)
-            .send()
-            .await;
-        let messages = match received {
-            Ok(out) => out.messages.unwrap_or_default(),
-            Err(error) => {
-                warn!(error = %crate::adapters::error_code(&error), "receive failed");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-        };
-        if messages.is_empty() {
+        if ready.is_empty() {
+            ready = receive(client, mapping).await;
             continue;
         }
+        let messages = std::mem::take(&mut ready);
         let event = sqs_event(&messages, arn, &mapping.region);
         let url = mapping.invoke_url.clone();
-        let failed = tokio::task::spawn_blocking(move || invoke(&url, &event))
-            .await
-            .ok()
-            .flatten();
-        let Some(failed) = failed else {
+        // As Lambda's pollers do, the next batch is fetched while this one is handled.
+        let (failed, next) = tokio::join!(
+            tokio::task::spawn_blocking(move || invoke(&url, &event)),
+            receive(client, mapping)
+        );
+        ready = next;
+        let Some(failed) = failed.ok().flatten() else {
             warn!(
                 jobs = messages.len(),
                 "the sender failed: the batch comes back after its visibility timeout"

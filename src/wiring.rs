@@ -33,7 +33,24 @@ pub async fn aws_inbound(config: Config) -> Result<AwsInbound, ConfigError> {
 
 /// The sender over DynamoDB, SQS and SNS, configured from the environment.
 pub async fn aws_sender(config: Config) -> Result<AwsSender, ConfigError> {
-    Ok(Sender::new(aws_service(&load_aws_config().await, config)?))
+    aws_sender_with(&load_aws_config().await, config)
+}
+
+/// The sender with a given AWS configuration. Its SNS client does not retry on its own: a
+/// throttled SMS retried at once would go out beside the slots that pace the deployment
+/// (see `service::sender::Pacer`); the job is tried again later instead.
+pub fn aws_sender_with(aws: &SdkConfig, config: Config) -> Result<AwsSender, ConfigError> {
+    let mut service = aws_service(aws, config)?;
+    let sns = aws_sdk_sns::config::Builder::from(aws)
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .build();
+    service.sms.sns = SnsSender::new(
+        aws_sdk_sns::Client::from_conf(sns),
+        service.config.sms_sender_id.clone(),
+        service.config.sms_origination_number.clone(),
+    )
+    .with_events_topic(service.config.registration_events_topic_arn.clone());
+    Ok(Sender::new(service))
 }
 
 /// The API over DynamoDB and SQS with a given AWS configuration.

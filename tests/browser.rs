@@ -35,8 +35,7 @@ fn a_worker_registers_from_the_sms_link_in_a_real_browser() {
         public_base_url: base,
         ..Config::default()
     }));
-    let sender =
-        smsreg::sender::Sender::new(smsreg::wiring::aws_service(&aws, config.clone()).unwrap());
+    let sender = smsreg::wiring::aws_sender_with(&aws, config.clone()).unwrap();
     let queue_url = config.send_queue_url.clone().unwrap();
     let served = common::gateway::serve(smsreg::wiring::aws_api_with(&aws, config).unwrap());
 

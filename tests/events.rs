@@ -172,8 +172,7 @@ async fn every_event_gives_its_expected_response() {
         })
         .await;
     let queue_url = config.send_queue_url.clone().unwrap();
-    let sender =
-        smsreg::sender::Sender::new(smsreg::wiring::aws_service(&aws, config.clone()).unwrap());
+    let sender = smsreg::wiring::aws_sender_with(&aws, config.clone()).unwrap();
     let api = aws_api_with(&aws, config).unwrap();
     let mut failures = Vec::new();
     for (name, expected) in expectations() {

@@ -94,9 +94,7 @@ async fn env() -> Env {
             std::sync::Arc::new(smsreg::ports::SystemClock),
             config.clone(),
         )),
-        sender: smsreg::sender::Sender::new(
-            smsreg::wiring::aws_service(&direct, config.clone()).unwrap(),
-        ),
+        sender: smsreg::wiring::aws_sender_with(&direct, config.clone()).unwrap(),
         queue_url: config.send_queue_url.unwrap(),
         moto,
         proxy,

@@ -14,9 +14,10 @@ use crate::ports::{
     Clock, DailyQuota, RateSlots, SendLedger, SendStart, SlotTake, SmsSender, StoreError,
 };
 
-/// The deployment paces itself a little under the rate, so that delays on the way to
-/// SNS do not bunch its SMS above it.
-pub const PACING_HEADROOM: f64 = 0.97;
+/// Delay on the way to SNS that the pace allows for: the slots are spaced so that `rate`
+/// SMS plus this delay take a second, so that no second ever counts `rate + 1` of them
+/// (0.96 of the rate).
+pub const JITTER_ALLOWANCE_US: u64 = 40_000;
 /// The gap between two SMS to one phone (AWS refuses a second within a second), with a
 /// margin for the clocks of two sender instances.
 const PER_PHONE_GAP_MS: u64 = 1_050;
@@ -26,8 +27,11 @@ pub const LEASE_MS: u64 = 150_000;
 /// Tries at taking a slot that other instances keep moving, before the SMS waits for a
 /// retry of its job.
 const SLOT_TRIES: u32 = 50;
+/// How far ahead a slot is taken when the deployment was idle: past the time the write
+/// that takes it needs, so that the SMS does not leave late, close to the next one.
+const SLOT_LEAD_US: u64 = 250_000;
 
-/// The deployment's pace: one SMS per `1 / (rate × 0.97)` s for every sender instance
+/// The deployment's pace: one SMS per `(1 s + 40 ms) / rate` for every sender instance
 /// together, never a burst. The slots come from one shared record ([`RateSlots`]); an
 /// instance takes them one at a time and remembers where the next stood.
 #[derive(Debug)]
@@ -38,9 +42,9 @@ pub struct Pacer {
 
 impl Pacer {
     pub fn new(rate_per_second: u32) -> Self {
-        let rate = f64::from(rate_per_second.max(1)) * PACING_HEADROOM;
         Pacer {
-            interval_us: (1e6 / rate).ceil() as u64,
+            interval_us: (1_000_000 + JITTER_ALLOWANCE_US)
+                .div_ceil(u64::from(rate_per_second.max(1))),
             known_next: tokio::sync::Mutex::new(None),
         }
     }
@@ -56,7 +60,7 @@ impl Pacer {
             let mut known = self.known_next.lock().await;
             let mut tries = 0;
             loop {
-                let slot = known.unwrap_or(0).max(clock.now_us());
+                let slot = known.unwrap_or(0).max(clock.now_us() + SLOT_LEAD_US);
                 match slots.take_slot(*known, slot + self.interval_us).await? {
                     SlotTake::Taken => {
                         *known = Some(slot + self.interval_us);
@@ -196,9 +200,9 @@ mod tests {
             slots.push(a.wait_turn(&store, &SystemClock).await.unwrap());
             slots.push(b.wait_turn(&store, &SystemClock).await.unwrap());
         }
-        // 1 / (1000 × 0.97) s apart at least, whichever instance took them.
+        // 1.04 s / 1000 apart at least, whichever instance took them.
         let interval = Pacer::new(1_000).interval_us;
-        assert_eq!(interval, 1_031);
+        assert_eq!(interval, 1_040);
         for pair in slots.windows(2) {
             assert!(pair[1] >= pair[0] + interval, "{slots:?}");
         }
