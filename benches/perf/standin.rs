@@ -5,9 +5,9 @@
 
 use std::io::BufReader;
 use std::net::{TcpListener, TcpStream};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -23,6 +23,13 @@ pub struct Counts {
     pub other_dynamodb: AtomicUsize,
     pub publish: AtomicUsize,
     pub send_batch: AtomicUsize,
+    /// SNS's SMS rate, when set: `Publish` calls to phone numbers past it in any second
+    /// are answered with SNS's throttling error.
+    pub publish_rate: AtomicUsize,
+    /// Each `Publish` to a phone number: when, and whether it passed.
+    pub publishes: Mutex<Vec<(Instant, bool)>>,
+    /// The sender's shared rate record (`RATE#sms`), kept with its compare-and-set.
+    pub next_sms_slot: Mutex<Option<String>>,
     pub unknown: AtomicUsize,
 }
 
@@ -91,6 +98,19 @@ impl StandIn {
         }
     }
 
+    /// Lets at most `rate` SMS through in any second (0: no limit), and forgets the SMS
+    /// and the rate record seen so far.
+    pub fn limit_publish_rate(&self, rate: usize) {
+        self.counts.publish_rate.store(rate, Ordering::SeqCst);
+        self.counts.publishes.lock().unwrap().clear();
+        *self.counts.next_sms_slot.lock().unwrap() = None;
+    }
+
+    /// Every SMS `Publish` seen since the rate was set: when, and whether it passed.
+    pub fn publishes(&self) -> Vec<(Instant, bool)> {
+        self.counts.publishes.lock().unwrap().clone()
+    }
+
     pub fn set_delay(&self, delay: Duration) {
         self.delay_us
             .store(delay.as_micros() as u64, Ordering::SeqCst);
@@ -153,6 +173,51 @@ fn project_query_response() -> String {
     serde_json::json!({"Count": 2, "ScannedCount": 2, "Items": [project, app]}).to_string()
 }
 
+/// Whether a `Publish` passes SNS's SMS rate (a strict one: at most `rate` in any second);
+/// every SMS is logged.
+fn publish_passes(counts: &Counts, text: &str) -> bool {
+    let rate = counts.publish_rate.load(Ordering::SeqCst);
+    if !text.contains("PhoneNumber=") {
+        return true;
+    }
+    let now = Instant::now();
+    let mut log = counts.publishes.lock().unwrap();
+    let in_last_second = log
+        .iter()
+        .rev()
+        .take_while(|(at, _)| now.duration_since(*at) < Duration::from_secs(1))
+        .filter(|(_, passed)| *passed)
+        .count();
+    let passes = rate == 0 || in_last_second < rate;
+    log.push((now, passes));
+    passes
+}
+
+/// The rate record's compare-and-set, as DynamoDB answers it: written when the stored
+/// value is the expected one, else refused with the item as it stands.
+fn take_slot(counts: &Counts, text: &str) -> Result<(), String> {
+    let request: Value = serde_json::from_str(text).unwrap_or_default();
+    let values = &request["ExpressionAttributeValues"];
+    let expected = values[":expected"]["N"].as_str().map(str::to_owned);
+    let mut stored = counts.next_sms_slot.lock().unwrap();
+    if *stored != expected {
+        let item = match &*stored {
+            Some(next) => {
+                serde_json::json!({"pk": {"S": "RATE#sms"}, "sk": {"S": "RATE"}, "next_us": {"N": next}})
+            }
+            None => serde_json::json!({}),
+        };
+        return Err(serde_json::json!({
+            "__type": "com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException",
+            "message": "The conditional request failed",
+            "Item": item,
+        })
+        .to_string());
+    }
+    *stored = values[":next"]["N"].as_str().map(str::to_owned);
+    Ok(())
+}
+
 fn serve(stream: TcpStream, counts: &Counts, delay_us: &AtomicU64) {
     let mut writer = stream.try_clone().expect("a second handle on the socket");
     let mut reader = BufReader::new(stream);
@@ -177,6 +242,21 @@ fn serve(stream: TcpStream, counts: &Counts, delay_us: &AtomicU64) {
                     "application/x-amz-json-1.0",
                     serde_json::json!({"Successful": ok, "Failed": []}).to_string(),
                 )
+            }
+            Some(target) if target.ends_with(".UpdateItem") && text.contains("RATE#sms") => {
+                counts.update_item.fetch_add(1, Ordering::SeqCst);
+                match take_slot(counts, &text) {
+                    Ok(()) => ("application/x-amz-json-1.0", "{}".to_owned()),
+                    Err(refusal) => {
+                        let delay = delay_us.load(Ordering::SeqCst);
+                        std::thread::sleep(Duration::from_micros(delay));
+                        let headers = [("content-type", "application/x-amz-json-1.0")];
+                        if !respond(&mut writer, "400 Bad Request", &headers, refusal.as_bytes()) {
+                            return;
+                        }
+                        continue;
+                    }
+                }
             }
             Some(target) => {
                 let operation = target.rsplit('.').next().unwrap_or_default();
@@ -203,6 +283,21 @@ fn serve(stream: TcpStream, counts: &Counts, delay_us: &AtomicU64) {
                     }
                 };
                 ("application/x-amz-json-1.0", body)
+            }
+            None if text.contains("Action=Publish") && !publish_passes(counts, &text) => {
+                let delay = delay_us.load(Ordering::SeqCst);
+                std::thread::sleep(Duration::from_micros(delay));
+                let throttled = "<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code>\
+                    <Message>Rate exceeded</Message></Error><RequestId>t</RequestId></ErrorResponse>";
+                if !respond(
+                    &mut writer,
+                    "400 Bad Request",
+                    &[("content-type", "text/xml")],
+                    throttled.as_bytes(),
+                ) {
+                    return;
+                }
+                continue;
             }
             None if text.contains("Action=Publish") => {
                 counts.publish.fetch_add(1, Ordering::SeqCst);
