@@ -59,6 +59,10 @@ fn one_run(exe: &str, standin: &StandIn, one: &str, batch: &str, n: usize) -> [f
         .env("AWS_ACCESS_KEY_ID", "bench")
         .env("AWS_SECRET_ACCESS_KEY", "bench")
         .env("TABLE_NAME", "bench")
+        .env(
+            "SEND_QUEUE_URL",
+            format!("{}/123456789012/bench", standin.endpoint),
+        )
         .env("PUBLIC_BASE_URL", "https://sms.example.org")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
