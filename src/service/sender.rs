@@ -188,33 +188,45 @@ where
 mod tests {
     use super::*;
     use crate::adapters::memory::MemoryStore;
-    use crate::ports::SystemClock;
 
-    #[tokio::test]
+    /// A clock that stands still, so that slots are known to the microsecond.
+    struct Frozen;
+
+    impl Clock for Frozen {
+        fn now(&self) -> u64 {
+            1_800_000_000
+        }
+    }
+
+    const NOW_US: u64 = 1_800_000_000_000_000;
+
+    #[tokio::test(start_paused = true)]
     async fn two_instances_share_one_rate_one_slot_per_interval_between_them() {
         let store = MemoryStore::new();
         // Two instances of the sender: one shared record of the next slot.
         let (a, b) = (Pacer::new(1_000), Pacer::new(1_000));
         let mut slots = Vec::new();
         for _ in 0..10 {
-            slots.push(a.wait_turn(&store, &SystemClock).await.unwrap());
-            slots.push(b.wait_turn(&store, &SystemClock).await.unwrap());
+            slots.push(a.wait_turn(&store, &Frozen).await.unwrap());
+            slots.push(b.wait_turn(&store, &Frozen).await.unwrap());
         }
-        // 1.04 s / 1000 apart at least, whichever instance took them.
+        // (1 s + 40 ms) / 1000 apart, whichever instance took them, from 250 ms ahead.
         let interval = Pacer::new(1_000).interval_us;
         assert_eq!(interval, 1_040);
-        for pair in slots.windows(2) {
-            assert!(pair[1] >= pair[0] + interval, "{slots:?}");
-        }
+        let expected: Vec<u64> = (0..20)
+            .map(|k| NOW_US + SLOT_LEAD_US + k * interval)
+            .collect();
+        assert_eq!(slots, expected);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_slot_the_other_instance_moved_is_taken_after_it() {
         let store = MemoryStore::new();
-        let (a, b) = (Pacer::new(10), Pacer::new(10));
-        let first = a.wait_turn(&store, &SystemClock).await.unwrap();
+        let (a, b) = (Pacer::new(1_000), Pacer::new(1_000));
+        let first = a.wait_turn(&store, &Frozen).await.unwrap();
         // b has never seen the record: its first try is refused, its second follows a's.
-        let second = b.wait_turn(&store, &SystemClock).await.unwrap();
+        let second = b.wait_turn(&store, &Frozen).await.unwrap();
         assert_eq!(second, first + a.interval_us);
+        assert_eq!(*b.known_next.lock().await, Some(second + b.interval_us));
     }
 }
