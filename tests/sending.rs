@@ -22,7 +22,7 @@ const TABLE: &str = "sms-registration-sending";
 const INSTALL_URL: &str = "https://www.commcarehq.org/a/demo/apps/download/app/media_profile.ccpr";
 /// Sender instances at once (the template's `SenderMaxConcurrency` default), sharing the
 /// rate.
-const SENDERS: usize = 2;
+const SENDERS: usize = 4;
 
 struct Figures {
     answered: Duration,

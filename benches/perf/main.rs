@@ -117,7 +117,10 @@ fn main() {
     if wants("sender") {
         for r in sender::run(quick) {
             row(
-                &format!("sender at R = {} SMS/s, 2 instances (SMS/s)", r.rate),
+                &format!(
+                    "sender at R = {} SMS/s, {} instances (SMS/s)",
+                    r.rate, r.instances
+                ),
                 format!(
                     "{:.2} = {:.3} R over {} SMS; {} throttled ({:.1} %)",
                     r.per_second,

@@ -18,13 +18,11 @@ use crate::standin::StandIn;
 
 pub struct SenderRow {
     pub rate: usize,
+    pub instances: usize,
     pub sms: usize,
     pub per_second: f64,
     pub throttled: usize,
 }
-
-/// Instances sending at once: the template's default `SenderMaxConcurrency`.
-const INSTANCES: usize = 2;
 
 fn job(i: usize) -> SmsJob {
     SmsJob {
@@ -83,13 +81,14 @@ async fn instance(sender: &smsreg::wiring::AwsSender, backlog: &Mutex<VecDeque<(
 }
 
 pub fn run(quick: bool) -> Vec<SenderRow> {
-    let cases: &[(usize, usize)] = if quick {
-        &[(20, 10), (3, 3)]
+    // (R, instances: the template's SenderMaxConcurrency, jobs of 2 SMS)
+    let cases: &[(usize, usize, usize)] = if quick {
+        &[(20, 2, 10), (3, 2, 3)]
     } else {
-        &[(20, 300), (3, 45)]
+        &[(20, 2, 300), (20, 4, 300), (3, 2, 45)]
     };
     println!(
-        "== 5. Sender: sustained rate ({INSTANCES} instances, real SDK clients, stand-in answering each call after {} ms and throttling SMS past R per second)",
+        "== 5. Sender: sustained rate (real SDK clients, stand-in answering each call after {} ms and throttling SMS past R per second)",
         LATENCY.as_millis()
     );
     let standin = StandIn::start(LATENCY);
@@ -99,7 +98,7 @@ pub fn run(quick: bool) -> Vec<SenderRow> {
         .expect("a runtime");
     let sdk = rt.block_on(sdk_config(&standin.endpoint));
     let mut rows = Vec::new();
-    for &(rate, jobs) in cases {
+    for &(rate, instances, jobs) in cases {
         standin.limit_publish_rate(rate);
         let config = Config {
             table_name: "bench".into(),
@@ -107,7 +106,7 @@ pub fn run(quick: bool) -> Vec<SenderRow> {
             sms_rate_per_second: rate as u32,
             ..Config::default()
         };
-        let senders: Vec<_> = (0..INSTANCES)
+        let senders: Vec<_> = (0..instances)
             .map(|_| smsreg::wiring::aws_sender_with(&sdk, config.clone()).unwrap())
             .collect();
         // The backlog, as (job, receives so far).
@@ -120,17 +119,19 @@ pub fn run(quick: bool) -> Vec<SenderRow> {
         let span = passed.last().unwrap().0.duration_since(passed[0].0);
         rows.push(SenderRow {
             rate,
+            instances,
             sms: passed.len(),
             per_second: (passed.len() - 1) as f64 / span.as_secs_f64().max(1e-9),
             throttled: publishes.len() - passed.len(),
         });
     }
     standin.limit_publish_rate(0);
-    println!("   R    SMS    SMS per second   of R    throttled");
+    println!("   R    instances  SMS    SMS per second   of R    throttled");
     for r in &rows {
         println!(
-            "   {:<4} {:<6} {:<16.2} {:<7.3} {} ({:.1} %)",
+            "   {:<4} {:<10} {:<6} {:<16.2} {:<7.3} {} ({:.1} %)",
             r.rate,
+            r.instances,
             r.sms,
             r.per_second,
             r.per_second / r.rate as f64,
