@@ -1086,3 +1086,70 @@ async fn a_write_of_the_sender_retried_by_the_sdk_finds_its_own_lease_and_record
         RegistrationStatus::Pending
     );
 }
+
+#[tokio::test]
+async fn a_reinvite_while_queued_sends_only_the_new_link() {
+    let e = env_with(None, &[]).await;
+    let auth = api_key_header(DEMO_USER, DEMO_KEY);
+    let body = json!({"app_id": DEMO_APP, "android_only": true, "users": [{"phone_number": A}]});
+    e.post_only(DEMO_DOMAIN, &auth, &body).await;
+    let first = e.record(A).await.unwrap().token;
+    e.post_only(DEMO_DOMAIN, &auth, &body).await;
+    let second = e.record(A).await.unwrap().token;
+    assert_ne!(first, second);
+    // Both jobs are on the queue; the first is dropped as replaced.
+    assert_eq!(e.deliver().await, 2);
+    let sms = e.moto.sms_to(A);
+    assert_eq!(sms.len(), 1, "{sms:?}");
+    assert!(sms[0].ends_with(&format!("/a/demo/register/{}", second.as_str())));
+}
+
+#[tokio::test]
+async fn a_number_registered_before_its_job_runs_gets_no_sms() {
+    let e = env().await;
+    let auth = api_key_header(DEMO_USER, DEMO_KEY);
+    e.post_only(DEMO_DOMAIN, &auth, &invite(&[A])).await;
+    let token = e.record(A).await.unwrap().token;
+    let form =
+        json!({"username": "jane", "password": "correct horse", "password2": "correct horse"});
+    assert_eq!(register_json(&e, token.as_str(), &form).await.0, 201);
+    assert_eq!(e.deliver().await, 1);
+    assert!(e.moto.sms_to(A).is_empty());
+    assert_eq!(
+        e.record(A).await.unwrap().status,
+        RegistrationStatus::Registered
+    );
+}
+
+#[tokio::test]
+async fn a_job_delivered_twice_sends_each_sms_once() {
+    let e = env_with(Some("https://www.commcarehq.org/a/demo/app/1"), &[]).await;
+    let auth = api_key_header(DEMO_USER, DEMO_KEY);
+    let body = json!({"app_id": DEMO_APP, "android_only": true, "users": [{"phone_number": A}]});
+    e.post_only(DEMO_DOMAIN, &auth, &body).await;
+    // SQS hands the same job out again: a second copy of its message.
+    let client = aws_sdk_sqs::Client::new(&e.moto.sdk_config().await);
+    let message = client
+        .receive_message()
+        .queue_url(&e.queue_url)
+        .visibility_timeout(0)
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap()
+        .remove(0);
+    client
+        .send_message()
+        .queue_url(&e.queue_url)
+        .message_body(message.body().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(e.deliver().await, 2);
+    assert_eq!(
+        e.moto.sms_to(A).len(),
+        2,
+        "the link and the install link, once each"
+    );
+}
