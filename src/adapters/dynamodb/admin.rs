@@ -245,18 +245,7 @@ impl DynamoStore {
 
     /// The invitations counted against a project's daily limit on `day` (`YYYY-MM-DD`).
     pub async fn usage_of(&self, domain: &str, day: &str) -> Result<u64, StoreError> {
-        let item = self
-            .client
-            .get_item()
-            .table_name(self.table())
-            .key(PK, s(usage_pk(domain)))
-            .key(SK, s(day_sk(day)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| super::store_error(&e))?
-            .item;
-        Ok(match item {
+        Ok(match self.item(usage_pk(domain), &day_sk(day)).await? {
             Some(item) => opt_n(&item, "invitations")?.unwrap_or(0),
             None => 0,
         })

@@ -62,17 +62,7 @@ impl DynamoStore {
             JobKind::Invitation { .. } => (phone_pk(&job.phone), REGISTRATION_SK),
             JobKind::Message => (job_pk(&job.id), JOB_SK),
         };
-        Ok(self
-            .client
-            .get_item()
-            .table_name(self.table())
-            .key(PK, s(pk))
-            .key(SK, s(sk))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| store_error(&e))?
-            .item)
+        self.item(pk, sk).await
     }
 }
 
@@ -295,7 +285,7 @@ impl RateSlots for DynamoStore {
                     let current = match refusal.item() {
                         Some(item) => opt_n(item, "next_us")?,
                         // moto may leave it out: read it.
-                        None => match self.rate_item().await? {
+                        None => match self.item(RATE_PK.into(), RATE_SK).await? {
                             Some(item) => opt_n(&item, "next_us")?,
                             None => None,
                         },
@@ -305,21 +295,5 @@ impl RateSlots for DynamoStore {
                 _ => Err(store_error(&error)),
             },
         }
-    }
-}
-
-impl DynamoStore {
-    async fn rate_item(&self) -> Result<Option<Item>, StoreError> {
-        Ok(self
-            .client
-            .get_item()
-            .table_name(self.table())
-            .key(PK, s(RATE_PK))
-            .key(SK, s(RATE_SK))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| store_error(&e))?
-            .item)
     }
 }

@@ -181,7 +181,10 @@ impl InvitationStore for DynamoStore {
         // The holder comes back with the refusal (moto may leave it out: read it then).
         let holder = match holder {
             Some(item) => Some(item),
-            None => self.registration_item_of(invitation.phone.as_str()).await?,
+            None => {
+                self.item(phone_pk(invitation.phone.as_str()), REGISTRATION_SK)
+                    .await?
+            }
         };
         let Some(holder) = holder else {
             return Ok(Claim::InUse);
@@ -289,17 +292,11 @@ impl InvitationStore for DynamoStore {
         &self,
         phone: &crate::domain::PhoneNumber,
     ) -> Result<Option<RegistrationRecord>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(PK, s(phone_pk(phone.as_str())))
-            .key(SK, s(REGISTRATION_SK))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| store_error(&e))?;
-        out.item.as_ref().map(registration_from_item).transpose()
+        self.item(phone_pk(phone.as_str()), REGISTRATION_SK)
+            .await?
+            .as_ref()
+            .map(registration_from_item)
+            .transpose()
     }
 
     async fn list(&self, query: &ListQuery) -> Result<InvitationPage, StoreError> {
@@ -415,14 +412,14 @@ fn status_filter(status: ShownStatus) -> &'static str {
 }
 
 impl DynamoStore {
-    /// The stored record of a number, as an item.
-    async fn registration_item_of(&self, phone: &str) -> Result<Option<Item>, StoreError> {
+    /// One item, read consistently.
+    pub(crate) async fn item(&self, pk: String, sk: &str) -> Result<Option<Item>, StoreError> {
         Ok(self
             .client
             .get_item()
             .table_name(&self.table)
-            .key(PK, s(phone_pk(phone)))
-            .key(SK, s(REGISTRATION_SK))
+            .key(PK, s(pk))
+            .key(SK, s(sk))
             .consistent_read(true)
             .send()
             .await
@@ -438,17 +435,7 @@ impl DynamoStore {
         let Some(batch) = &record.batch_id else {
             return Ok(false);
         };
-        let item = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(PK, s(batch_pk(batch)))
-            .key(SK, s(BATCH_SK))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| store_error(&e))?
-            .item;
+        let item = self.item(batch_pk(batch), BATCH_SK).await?;
         Ok(item.is_some_and(|batch| match batch.get("queued") {
             Some(AttributeValue::Ss(tokens)) => tokens.iter().any(|t| t == record.token.as_str()),
             _ => false,
@@ -566,16 +553,8 @@ impl IdempotencyStore for DynamoStore {
         let existing = match existing {
             Some(item) => Some(item),
             None => {
-                self.client
-                    .get_item()
-                    .table_name(&self.table)
-                    .key(PK, s(idempotency_pk(domain)))
-                    .key(SK, s(idempotency_sk(key)))
-                    .consistent_read(true)
-                    .send()
-                    .await
-                    .map_err(|e| store_error(&e))?
-                    .item
+                self.item(idempotency_pk(domain), &idempotency_sk(key))
+                    .await?
             }
         };
         let Some(existing) = existing else {
