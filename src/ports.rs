@@ -276,6 +276,10 @@ pub enum IdempotencyBegin {
     Mismatch,
     /// The first request with this key is still running.
     InProgress,
+    /// The first request with this key stopped without storing its answer (its function
+    /// died or timed out): some of its numbers may have been invited. Never run again,
+    /// since that would text every number a second time.
+    Unknown,
 }
 
 /// Records of `Idempotency-Key` uses, scoped to a project.
@@ -319,6 +323,9 @@ pub enum RegisterOutcome {
     UsernameTaken,
     /// The invitation is no longer the same pending, unexpired one.
     InvitationChanged,
+    /// Neither condition failed: the store turned the write away for now (a transaction
+    /// in flight on the same item, throttling). Nothing was stored; try again.
+    TryAgain,
 }
 
 /// Worker accounts, and the invitations they complete.

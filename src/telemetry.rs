@@ -1,10 +1,27 @@
 //! JSON logs, one line per event, for CloudWatch.
 
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::LevelFilter;
 
-/// Installs the JSON subscriber; the level comes from `RUST_LOG` (default `info`).
+/// The filter for a requested level: the level applies to this crate only; every other
+/// crate (the Lambda runtime, the AWS SDK, hyper) logs at `warn` whatever is asked, since
+/// at `debug` and `trace` they print raw events, headers (`Authorization`) and request
+/// bodies (phone numbers, SMS texts).
+pub fn filter_directives(requested: Option<&str>) -> String {
+    let level = requested
+        .and_then(|text| text.trim().parse::<LevelFilter>().ok())
+        .unwrap_or(LevelFilter::INFO);
+    let own = env!("CARGO_CRATE_NAME");
+    format!("warn,{own}={level}").to_lowercase()
+}
+
+/// Installs the JSON subscriber; the level comes from `RUST_LOG` (or Lambda's
+/// `AWS_LAMBDA_LOG_LEVEL`), a single level such as `debug`, default `info`.
 pub fn init() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let requested = std::env::var("RUST_LOG")
+        .or_else(|_| std::env::var("AWS_LAMBDA_LOG_LEVEL"))
+        .ok();
+    let filter = EnvFilter::new(filter_directives(requested.as_deref()));
     let _ = tracing_subscriber::fmt()
         .json()
         .with_env_filter(filter)
@@ -13,4 +30,21 @@ pub fn init() {
         .with_target(false)
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_this_crate_follows_the_requested_level() {
+        assert_eq!(filter_directives(None), "warn,smsreg=info");
+        assert_eq!(filter_directives(Some("TRACE")), "warn,smsreg=trace");
+        assert_eq!(filter_directives(Some("debug")), "warn,smsreg=debug");
+        assert_eq!(filter_directives(Some("off")), "warn,smsreg=off");
+        // Directives for other crates are not honoured: they would print raw events.
+        for other in ["lambda_runtime=trace", "trace,aws_smithy_runtime=trace", "nonsense"] {
+            assert_eq!(filter_directives(Some(other)), "warn,smsreg=info", "{other}");
+        }
+    }
 }

@@ -468,3 +468,41 @@ async fn the_lambda_deadline_arriving_mid_batch_leaves_unstarted_numbers_untouch
     }
     e.assert_free(&errors).await;
 }
+
+#[tokio::test]
+async fn storing_the_idempotent_answer_is_retried_so_a_retry_replays_it() {
+    let e = env().await;
+    // One whole SDK call (three attempts) fails; the service tries again.
+    e.proxy
+        .add(Rule::always("UpdateItem", Some("IDEMPOTENCY#"), Fault::ServerError).times(3));
+    let body = invite(&numbers(2, 1000));
+    let (status, first) = response_parts(&e.api.handle(keyed_request("store-retry", &body)).await);
+    assert_eq!(status, 200);
+    assert_eq!(e.proxy.injected(), 3);
+    e.check(&numbers(2, 1000), &first).await;
+    let again = e.api.handle(keyed_request("store-retry", &body)).await;
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(response_parts(&again), (200, first));
+    e.moto.deliver(&e.sender, &e.queue_url).await;
+    assert_eq!(e.moto.sms().len(), 2, "each number texted once");
+}
+
+#[tokio::test]
+async fn an_answer_that_cannot_be_stored_makes_a_retry_409_never_a_second_run() {
+    let e = env().await;
+    e.proxy.add(Rule::always(
+        "UpdateItem",
+        Some("IDEMPOTENCY#"),
+        Fault::ServerError,
+    ));
+    let body = invite(&numbers(2, 1000));
+    let (status, first) = response_parts(&e.api.handle(keyed_request("lost", &body)).await);
+    assert_eq!(status, 200);
+    assert_eq!(e.proxy.injected(), 9, "three SDK calls of three attempts");
+    e.check(&numbers(2, 1000), &first).await;
+    e.proxy.clear();
+    let (status, body) = response_parts(&e.api.handle(keyed_request("lost", &body)).await);
+    assert_eq!(status, 409, "{body}");
+    e.moto.deliver(&e.sender, &e.queue_url).await;
+    assert_eq!(e.moto.sms().len(), 2, "no number texted twice");
+}

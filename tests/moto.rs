@@ -611,19 +611,100 @@ fn worker_for(record: &RegistrationRecord, username: &str, at: u64) -> Worker {
     }
 }
 
-async fn register_json(e: &Env, token: &str, body: &Value) -> (u16, Value) {
+/// A request to a registration link: GET shows it, POST submits `body` as `content_type`.
+async fn registration(
+    e: &Env,
+    method: &str,
+    token: &str,
+    content_type: &str,
+    body: &str,
+) -> lambda_http::Response<lambda_http::Body> {
     let mut event: Value =
         serde_json::from_str(&post_event(DEMO_DOMAIN, &json!({}), "none")).unwrap();
     let path = format!("/a/{DEMO_DOMAIN}/register/{token}");
     event["rawPath"] = path.clone().into();
     event["requestContext"]["http"]["path"] = path.into();
-    event["headers"] = json!({"content-type": "application/json"});
-    event["body"] = body.to_string().into();
-    response_parts(
-        &e.api
-            .handle(lambda_http::request::from_str(&event.to_string()).unwrap())
-            .await,
+    event["requestContext"]["http"]["method"] = method.into();
+    event["headers"] = json!({"content-type": content_type});
+    event["body"] = body.into();
+    e.api
+        .handle(lambda_http::request::from_str(&event.to_string()).unwrap())
+        .await
+}
+
+async fn register_json(e: &Env, token: &str, body: &Value) -> (u16, Value) {
+    response_parts(&registration(e, "POST", token, "application/json", &body.to_string()).await)
+}
+
+#[tokio::test]
+async fn a_transaction_conflict_is_a_409_to_try_again_never_a_taken_username() {
+    use common::fault_proxy::{Fault, Rule};
+    let e = env().await;
+    e.post(&invite(&[A])).await;
+    let token = e.record(A).await.unwrap().token.as_str().to_owned();
+    let form =
+        json!({"username": "jane", "password": "correct horse", "password2": "correct horse"});
+    // DynamoDB cancels a transaction that meets another in flight on the same item; moto
+    // never does, so the proxy in front of it answers as DynamoDB would.
+    let conflict = || Rule::always("TransactWriteItems", None, Fault::TransactionConflict).times(1);
+    e.moto.front.add(conflict());
+    let response = registration(&e, "POST", &token, "application/json", &form.to_string()).await;
+    assert_eq!(response.headers()["retry-after"], "1");
+    let (status, body) = response_parts(&response);
+    assert_eq!(status, 409, "{body}");
+    assert!(body["errors"]["token"].as_str().unwrap().contains("try again"));
+    assert!(e.store.list_workers(DEMO_DOMAIN).await.unwrap().is_empty());
+    assert_eq!(e.record(A).await.unwrap().status, RegistrationStatus::Pending);
+
+    e.moto.front.add(conflict());
+    let page = registration(
+        &e,
+        "POST",
+        &token,
+        "application/x-www-form-urlencoded",
+        "username=jane&password=correct+horse&password2=correct+horse",
     )
+    .await;
+    assert_eq!(page.status(), 409);
+    let html = String::from_utf8_lossy(page.body().as_ref()).into_owned();
+    assert!(html.contains("Please try again") && !html.contains("already taken"));
+
+    // Submitted again, it registers: nothing of the cancelled tries was kept.
+    assert_eq!(
+        register_json(&e, &token, &form).await,
+        (201, json!({"username": "jane"}))
+    );
+}
+
+#[tokio::test]
+async fn values_over_dynamodbs_key_limits_are_401_and_404_never_503() {
+    let e = env().await;
+    // The proxy in front of moto refuses what DynamoDB refuses.
+    assert!(e.store.invitation_by_token(&"t".repeat(3000)).await.is_err());
+
+    let long_user = api_key_header(&"u".repeat(3000), DEMO_KEY);
+    let (status, _) = e.post_only(DEMO_DOMAIN, &long_user, &invite(&[A])).await;
+    assert_eq!(status, 401);
+    let long_key = api_key_header(DEMO_USER, &"k".repeat(3000));
+    assert_eq!(e.post_only(DEMO_DOMAIN, &long_key, &invite(&[A])).await.0, 401);
+    let auth = api_key_header(DEMO_USER, DEMO_KEY);
+    let long_domain = "d".repeat(3000);
+    assert_eq!(e.post_only(&long_domain, &auth, &invite(&[A])).await.0, 403);
+    for token in ["t".repeat(3000), "é".repeat(1500), "short".into()] {
+        for method in ["GET", "POST"] {
+            let response = registration(&e, method, &token, "application/json", "{}").await;
+            assert_eq!(response.status(), 404, "{method} a {}-byte token", token.len());
+        }
+    }
+    let (status, body) = e
+        .post_only(
+            DEMO_DOMAIN,
+            &auth,
+            &json!({"app_id": "a".repeat(3000), "users": [{"phone_number": A}]}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(e.record(A).await.is_none(), "nothing recorded");
 }
 
 #[tokio::test]

@@ -892,10 +892,20 @@ async fn an_idempotency_key_in_use_by_a_running_request_gets_409_with_retry_afte
     let response = w.post_with_key("k2", &key_body).await;
     assert_eq!(response.headers()["retry-after"], "1");
     assert_eq!(response_parts(&response).0, 409);
-    // Once the lease has run out (a crashed run), the key is free again.
+    // Once the lease has run out, the first run is known to have died without an answer:
+    // its outcome is unknown, and it is never run again (every SMS would go twice).
     w.clock.0.store(T0 + 121, Ordering::SeqCst);
+    let (status, body) = response_parts(&w.post_with_key("k2", &key_body).await);
+    assert_eq!(status, 409);
+    assert!(
+        body["error"].as_str().unwrap().contains("not run again"),
+        "{body}"
+    );
+    assert!(w.sms.queued_jobs().is_empty(), "nothing queued");
+    assert!(w.store.record(A).is_none(), "nothing recorded");
+    // A new key runs.
     assert_eq!(
-        response_parts(&w.post_with_key("k2", &key_body).await).0,
+        response_parts(&w.post_with_key("k2-new", &key_body).await).0,
         200
     );
 }

@@ -343,7 +343,7 @@ impl IdempotencyStore for MemoryStore {
                 Err((_, lease_until)) if *lease_until > now => {
                     return Ok(IdempotencyBegin::InProgress);
                 }
-                Err(_) => {}
+                Err(_) => return Ok(IdempotencyBegin::Unknown),
             }
         }
         let lease = Token::generate().as_str().to_owned();

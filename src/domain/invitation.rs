@@ -32,6 +32,15 @@ impl Token {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Whether text could be a token this service made: exactly `TOKEN_LEN` URL-safe
+    /// base64 characters. Anything else names no invitation, and is never looked up.
+    pub fn is_well_formed(text: &str) -> bool {
+        text.len() == TOKEN_LEN
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    }
 }
 
 /// Tokens never reach logs, not even through `{:?}`.
@@ -396,6 +405,11 @@ mod tests {
                 .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
         );
         assert_eq!(format!("{a:?}"), "Token(***)");
+        assert!(Token::is_well_formed(a.as_str()));
+        let short = &a.as_str()[1..];
+        for bad in [short, &format!("{short}="), &format!("{short}/"), &"A".repeat(3000), ""] {
+            assert!(!Token::is_well_formed(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -13,7 +13,7 @@ pub const RESERVED_USERNAMES: [&str; 2] = ["admin", "demo_user"];
 pub const MIN_PASSWORD_CHARS: usize = 8;
 
 /// The registration form as submitted (field names kept from CommCare HQ's form).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(default)]
 pub struct RegistrationForm {
     pub username: String,
@@ -38,11 +38,33 @@ impl FormErrors {
 }
 
 /// A form that passed every rule: the username normalised, the email optional.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct ValidForm {
     pub username: String,
     pub password: String,
     pub email: Option<String>,
+}
+
+/// Passwords never reach logs, not even through `{:?}`.
+impl std::fmt::Debug for RegistrationForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistrationForm")
+            .field("username", &self.username)
+            .field("password", &"***")
+            .field("password2", &"***")
+            .field("email", &self.email)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for ValidForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ValidForm")
+            .field("username", &self.username)
+            .field("password", &"***")
+            .field("email", &self.email)
+            .finish()
+    }
 }
 
 /// Trimmed and lower-cased, as usernames are stored.
@@ -192,6 +214,16 @@ mod tests {
             password: password.into(),
             password2: password2.into(),
             email: email.into(),
+        }
+    }
+
+    #[test]
+    fn passwords_never_show_in_debug() {
+        let raw = form("jane", "correct horse", "correct horse", "");
+        let valid = raw.validate(false).unwrap();
+        for text in [format!("{raw:?}"), format!("{valid:?}")] {
+            assert!(!text.contains("correct horse"), "{text}");
+            assert!(text.contains("jane") && text.contains("***"), "{text}");
         }
     }
 

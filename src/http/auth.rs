@@ -5,9 +5,20 @@ use base64::engine::general_purpose::STANDARD;
 
 use crate::service::Credentials;
 
-/// The credentials of a header value, or `None` when missing or malformed.
+/// Longest username accepted (an email address is at most 254 bytes): a longer one names
+/// no key, and is never looked up (DynamoDB refuses keys over 2048 bytes).
+pub const MAX_USERNAME_BYTES: usize = 254;
+/// Longest key accepted; the service's keys are 43 characters.
+pub const MAX_KEY_BYTES: usize = 256;
+
+/// The credentials of a header value, or `None` when missing, malformed or too long.
 pub fn parse_authorization(value: Option<&[u8]>) -> Option<Credentials> {
-    let value = std::str::from_utf8(value?).ok()?.trim();
+    let value = value?;
+    // base64 of the longest pair, with the scheme and some spaces.
+    if value.len() > (MAX_USERNAME_BYTES + MAX_KEY_BYTES + 1) * 4 / 3 + 32 {
+        return None;
+    }
+    let value = std::str::from_utf8(value).ok()?.trim();
     let (scheme, rest) = value.split_once(char::is_whitespace)?;
     let rest = rest.trim();
     let pair = if scheme.eq_ignore_ascii_case("apikey") {
@@ -18,7 +29,11 @@ pub fn parse_authorization(value: Option<&[u8]>) -> Option<Credentials> {
         return None;
     };
     let (username, key) = pair.split_once(':')?;
-    if username.is_empty() || key.is_empty() {
+    if username.is_empty()
+        || key.is_empty()
+        || username.len() > MAX_USERNAME_BYTES
+        || key.len() > MAX_KEY_BYTES
+    {
         return None;
     }
     Some(Credentials {
@@ -74,6 +89,23 @@ mod tests {
             assert_eq!(parse(bad), None, "{bad:?}");
         }
         assert!(parse_authorization(None).is_none());
+        let longest = "u".repeat(MAX_USERNAME_BYTES);
+        assert_eq!(
+            parse(&format!("ApiKey {longest}:k")),
+            pair(&longest, "k")
+        );
+        let header = format!(
+            "Basic {}",
+            STANDARD.encode(format!("{longest}:{}", "k".repeat(MAX_KEY_BYTES)))
+        );
+        assert!(parse(&header).is_some(), "the longest pair fits, base64-encoded");
+        for too_long in [
+            format!("ApiKey {longest}u:k"),
+            format!("ApiKey u:{}", "k".repeat(MAX_KEY_BYTES + 1)),
+            format!("Basic {}", STANDARD.encode(format!("{}:k", "u".repeat(3000)))),
+        ] {
+            assert_eq!(parse(&too_long), None);
+        }
         assert!(parse_authorization(Some(&[0xff, 0xfe])).is_none());
         let not_utf8 = format!("Basic {}", STANDARD.encode([0xff, b':', 0xfe]));
         assert_eq!(parse(&not_utf8), None);

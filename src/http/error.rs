@@ -44,6 +44,8 @@ pub enum ApiError {
     IdempotencyInProgress,
     #[error("the Idempotency-Key was used with another body")]
     IdempotencyMismatch,
+    #[error("the first request with the Idempotency-Key never finished")]
+    IdempotencyUnknown,
     #[error("daily invitation limit reached")]
     DailyLimit { limit: u32, retry_after: u64 },
 }
@@ -78,7 +80,7 @@ impl ApiError {
             | ApiError::BadIdempotencyKey
             | ApiError::BadQuery(_) => StatusCode::BAD_REQUEST,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::IdempotencyInProgress => StatusCode::CONFLICT,
+            ApiError::IdempotencyInProgress | ApiError::IdempotencyUnknown => StatusCode::CONFLICT,
             ApiError::IdempotencyMismatch => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::DailyLimit { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
@@ -102,6 +104,11 @@ impl ApiError {
             }
             ApiError::IdempotencyMismatch => {
                 "This Idempotency-Key was already used with a different request body."
+            }
+            ApiError::IdempotencyUnknown => {
+                "The first request with this Idempotency-Key stopped before it finished: \
+                 some of its numbers may have been invited. It is not run again. Check the \
+                 invitations listing, then send the numbers still missing with a new key."
             }
             ApiError::NotFound => "Not found.",
             ApiError::MethodNotAllowed { .. } => "Method not allowed.",
@@ -153,12 +160,14 @@ impl ApiError {
     }
 }
 
-/// A JSON response; fields keep their declared order (`success_numbers` first).
+/// A JSON response; fields keep their declared order (`success_numbers` first). Never
+/// stored by a cache or a browser: most list workers' phone numbers.
 pub fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Response<Body> {
     let text = serde_json::to_string(body).expect("response bodies serialise");
     Response::builder()
         .status(status)
         .header("content-type", "application/json")
+        .header("cache-control", "no-store")
         .body(Body::Text(text))
         .expect("a response with a valid status and header")
 }

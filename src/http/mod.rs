@@ -165,6 +165,7 @@ where
             }
             IdempotencyBegin::Mismatch => return Err(ApiError::IdempotencyMismatch),
             IdempotencyBegin::InProgress => return Err(ApiError::IdempotencyInProgress),
+            IdempotencyBegin::Unknown => return Err(ApiError::IdempotencyUnknown),
         };
         let response = self
             .send_from_body(request, &project, sending)
@@ -172,20 +173,28 @@ where
             .unwrap_or_else(ApiError::into_response);
         let status = response.status();
         // A request that failed as a whole, or was turned away for now, keeps no key.
-        let outcome = if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
-            store.abandon(domain, &idempotency_key, &lease).await
-        } else {
-            let stored = StoredResponse {
-                status: status.as_u16(),
-                body: String::from_utf8_lossy(response.body().as_ref()).into_owned(),
-            };
-            store
-                .complete(domain, &idempotency_key, &lease, &stored)
-                .await
+        let forget = status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS;
+        let stored = StoredResponse {
+            status: status.as_u16(),
+            body: String::from_utf8_lossy(response.body().as_ref()).into_owned(),
         };
-        if let Err(error) = outcome {
-            // The lease runs out on its own; until then a retry gets 409.
-            warn!(%error, "could not record the idempotent response");
+        for attempt in 1..=STORE_ANSWER_TRIES {
+            let outcome = if forget {
+                store.abandon(domain, &idempotency_key, &lease).await
+            } else {
+                store
+                    .complete(domain, &idempotency_key, &lease, &stored)
+                    .await
+            };
+            match outcome {
+                Ok(()) => break,
+                // A retry of this key gets 409: in progress, then unknown once the lease
+                // has run out. The request is never run twice.
+                Err(error) if attempt == STORE_ANSWER_TRIES => {
+                    warn!(%error, "could not record the idempotent response")
+                }
+                Err(_) => tokio::time::sleep(STORE_ANSWER_PAUSE * attempt).await,
+            }
         }
         Ok(response)
     }
@@ -284,9 +293,12 @@ impl Sending {
 
 /// How long the answer to an `Idempotency-Key` is replayed.
 pub const IDEMPOTENCY_WINDOW_SECONDS: u64 = 24 * 3600;
-/// How long a running request holds its key: past the function's timeout, so the key of
-/// a crashed run frees itself.
+/// How long a running request holds its key: past the function's timeout. After it, a
+/// run that stored no answer is known to have died, and its key answers 409 (unknown).
 pub const IDEMPOTENCY_LEASE_SECONDS: u64 = 120;
+/// Tries at storing a request's answer (or forgetting its key), and the pause between.
+const STORE_ANSWER_TRIES: u32 = 3;
+const STORE_ANSWER_PAUSE: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// The `Idempotency-Key` header: 1 to 255 printable ASCII characters, if present.
 fn idempotency_key(request: &Request) -> Result<Option<String>, ApiError> {
@@ -302,7 +314,7 @@ fn idempotency_key(request: &Request) -> Result<Option<String>, ApiError> {
 
 fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
-    crate::domain::project::hex(&sha2::Sha256::digest(bytes))
+    hex::encode(sha2::Sha256::digest(bytes))
 }
 
 /// The stored answer, as first given.
@@ -310,6 +322,7 @@ fn replay(stored: &StoredResponse) -> Response<Body> {
     Response::builder()
         .status(stored.status)
         .header("content-type", "application/json")
+        .header("cache-control", "no-store")
         .header("idempotent-replayed", "true")
         .body(Body::Text(stored.body.clone()))
         .expect("a stored status is valid")

@@ -192,6 +192,18 @@ pub fn not_found_page() -> Markup {
     )
 }
 
+pub fn try_again_page() -> Markup {
+    layout(
+        "Please try again",
+        "Not saved",
+        html! {
+            p { "Your registration was not saved: another submission of this form was being \
+                 processed at the same moment. Go back and submit it again." }
+            p { "If the page then says this invitation was already used, you are registered." }
+        },
+    )
+}
+
 pub fn unavailable_page() -> Markup {
     layout(
         "Please try again",

@@ -68,6 +68,21 @@ fn unavailable(invitation: &Invitation, json: bool) -> Response<Body> {
     pages::html_response(status, page)
 }
 
+/// 409: another registration with the link was in flight; nothing was stored.
+fn try_again(json: bool) -> Response<Body> {
+    let mut response = if json {
+        json_response(
+            StatusCode::CONFLICT,
+            &json!({ "errors": { "token": "Another registration with this link was being \
+                processed at the same moment; nothing was saved. Please try again." } }),
+        )
+    } else {
+        pages::html_response(StatusCode::CONFLICT, pages::try_again_page())
+    };
+    response.headers_mut().insert("retry-after", 1.into());
+    response
+}
+
 fn store_unavailable(json: bool) -> Response<Body> {
     if json {
         return super::ApiError::Unavailable.into_response();
@@ -138,6 +153,7 @@ where
             )
         }
         Err(RegisterError::Unavailable(invitation)) => unavailable(&invitation, json),
+        Err(RegisterError::TryAgain(_)) => try_again(json),
         Err(RegisterError::Store(error)) => {
             warn!(%error, "registration failed");
             store_unavailable(json)

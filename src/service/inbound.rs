@@ -246,6 +246,12 @@ where
                 return Ok(ReplyOutcome::JoinRefused);
             }
             RegisterOutcome::InvitationChanged => return Ok(ReplyOutcome::Ignored),
+            // Handled again when the reply is redelivered (the failure forgets it).
+            RegisterOutcome::TryAgain => {
+                return Err(ReplyError::Store(StoreError::Unavailable {
+                    code: "TransactionCanceled".into(),
+                }));
+            }
         }
         info!(phone = %phone.masked(), "worker registered by SMS");
         let event = worker.registered_event();

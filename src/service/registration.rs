@@ -3,7 +3,7 @@
 use tracing::{info, warn};
 
 use super::RegistrationService;
-use crate::domain::invitation::ShownStatus;
+use crate::domain::invitation::{ShownStatus, Token};
 use crate::domain::worker::{FormErrors, RegistrationForm, Worker, hash_password};
 use crate::domain::{Project, RegistrationRecord};
 use crate::ports::{
@@ -28,6 +28,8 @@ pub enum RegisterError {
     Unavailable(Invitation),
     /// The form has errors; the invitation is still pending.
     Form(Project, RegistrationRecord, FormErrors),
+    /// Another registration with this link was in flight: nothing stored, try again.
+    TryAgain(Project),
     Store(StoreError),
 }
 
@@ -57,6 +59,9 @@ where
         domain: &str,
         token: &str,
     ) -> Result<Invitation, StoreError> {
+        if !Token::is_well_formed(token) {
+            return Ok(Invitation::NotFound);
+        }
         let Some(record) = self.store.invitation_by_token(token).await? else {
             return Ok(Invitation::NotFound);
         };
@@ -112,6 +117,7 @@ where
                 let errors = FormErrors::single("username", "This username is already taken");
                 return Err(RegisterError::Form(project, invitation, errors));
             }
+            RegisterOutcome::TryAgain => return Err(RegisterError::TryAgain(project)),
             RegisterOutcome::InvitationChanged => {
                 let now = self.open_invitation(domain, token).await?;
                 return Err(RegisterError::Unavailable(match now {

@@ -1,5 +1,7 @@
 //! A proxy between the SDK clients and moto that fails chosen calls: throttling, server
-//! errors or timeouts, for given DynamoDB operations or SNS publishes.
+//! errors, timeouts or transaction conflicts, for given DynamoDB operations or SNS
+//! publishes. It also answers as AWS does where moto is kinder: DynamoDB key values over
+//! their size limit are refused, and SNS's SMS rate can be set.
 //!
 //! It hands moto one request at a time. DynamoDB isolates each write and each transaction
 //! from the others; moto does not (a transaction checks its conditions, writes, and on
@@ -24,6 +26,9 @@ pub enum Fault {
     ServerError,
     /// No answer for this long, then the connection closes.
     Hang(Duration),
+    /// DynamoDB cancels a transaction that met another one on the same item: 400
+    /// `TransactionCanceledException`, the last item's reason `TransactionConflict`.
+    TransactionConflict,
 }
 
 /// Which calls a rule fails, and how many times (`None`: every time).
@@ -122,6 +127,91 @@ fn operation_of(request: &Request) -> String {
         .to_owned()
 }
 
+/// DynamoDB's limits on key values: 2048 bytes for a partition key, 1024 for a sort key.
+/// moto has none; AWS refuses the call with a `ValidationException`.
+const PARTITION_KEY_BYTES: usize = 2048;
+const SORT_KEY_BYTES: usize = 1024;
+
+/// The key attributes of the table and its indexes (`scripts/..`, `admin.rs`).
+fn key_limit(attribute: &str) -> Option<usize> {
+    match attribute {
+        "pk" | "token" => Some(PARTITION_KEY_BYTES),
+        "sk" => Some(SORT_KEY_BYTES),
+        a if a.starts_with("gsi") && a.ends_with("pk") => Some(PARTITION_KEY_BYTES),
+        a if a.starts_with("gsi") && a.ends_with("sk") => Some(SORT_KEY_BYTES),
+        _ => None,
+    }
+}
+
+fn too_long(value: &serde_json::Value, limit: usize) -> bool {
+    value["S"].as_str().is_some_and(|s| s.len() > limit)
+}
+
+/// The `ValidationException` DynamoDB answers for a key value over its size limit, if any
+/// key of the request (its `Key`s, the keys of the items it writes, the values of a
+/// query's key condition) is one.
+fn key_size_error(dynamodb_request: &serde_json::Value) -> Option<String> {
+    let over = |map: &serde_json::Value| {
+        map.as_object().is_some_and(|m| {
+            m.iter()
+                .any(|(name, v)| key_limit(name).is_some_and(|limit| too_long(v, limit)))
+        })
+    };
+    let mut parts = vec![dynamodb_request];
+    if let Some(items) = dynamodb_request["TransactItems"].as_array() {
+        for item in items {
+            parts.extend(item.as_object().into_iter().flat_map(|m| m.values()));
+        }
+    }
+    let bad = parts.iter().any(|part| {
+        over(&part["Key"])
+            || over(&part["Item"])
+            || over(&part["ExclusiveStartKey"])
+            || part["KeyConditionExpression"].as_str().is_some_and(|_| {
+                part["ExpressionAttributeValues"]
+                    .as_object()
+                    .is_some_and(|m| m.values().any(|v| too_long(v, PARTITION_KEY_BYTES)))
+            })
+    });
+    bad.then(|| {
+        "One or more parameter values were invalid: Size of hashkey has exceeded the \
+         maximum size limit of 2048 bytes"
+            .to_owned()
+    })
+}
+
+fn dynamodb_error(code: &str, message: &str, extra: &str) -> Vec<u8> {
+    let body = format!(
+        r#"{{"__type":"com.amazonaws.dynamodb.v20120810#{code}","message":"{message}"{extra}}}"#
+    );
+    format!(
+        "HTTP/1.1 400 Bad Request\r\ncontent-type: application/x-amz-json-1.0\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// A cancelled transaction of `items` items, the last one's reason `reason`.
+fn transaction_canceled(items: usize, reason: &str) -> Vec<u8> {
+    let reasons: Vec<String> = (0..items.max(1))
+        .map(|i| {
+            let code = if i + 1 == items.max(1) {
+                reason
+            } else {
+                "None"
+            };
+            format!(r#"{{"Code":"{code}"}}"#)
+        })
+        .collect();
+    dynamodb_error(
+        "TransactionCanceledException",
+        &format!(
+            "Transaction cancelled, please refer cancellation reasons for specific reasons [{reason}]"
+        ),
+        &format!(r#","CancellationReasons":[{}]"#, reasons.join(",")),
+    )
+}
+
 fn fault_response(fault: Fault, dynamodb: bool) -> Vec<u8> {
     let (status, code) = match fault {
         Fault::Throttle if dynamodb => ("400 Bad Request", "ThrottlingException"),
@@ -217,9 +307,25 @@ fn serve(
             (fault, state.latency)
         };
         std::thread::sleep(latency);
+        let parsed: Option<serde_json::Value> = dynamodb
+            .then(|| serde_json::from_slice(&request.body).ok())
+            .flatten();
+        if fault.is_none()
+            && let Some(message) = parsed.as_ref().and_then(key_size_error)
+        {
+            let _ = writer.write_all(&dynamodb_error("ValidationException", &message, ""));
+            return;
+        }
         match fault {
             // Then the connection closes without an answer.
             Some(Fault::Hang(duration)) => std::thread::sleep(duration),
+            Some(Fault::TransactionConflict) => {
+                let items = parsed
+                    .as_ref()
+                    .and_then(|p| p["TransactItems"].as_array().map(Vec::len))
+                    .unwrap_or(1);
+                let _ = writer.write_all(&transaction_canceled(items, "TransactionConflict"));
+            }
             Some(fault) => {
                 let _ = writer.write_all(&fault_response(fault, dynamodb));
             }

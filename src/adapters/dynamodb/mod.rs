@@ -15,6 +15,7 @@ use aws_sdk_dynamodb::types::{
 
 pub use admin::{MarkRegistered, ProjectUpdate};
 use item::*;
+use tracing::warn;
 
 use crate::domain::invitation::ShownStatus;
 use crate::domain::invitation::{ClaimCheck, ClaimRules};
@@ -530,14 +531,10 @@ impl IdempotencyStore for DynamoStore {
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
-            // Expiry is decided here, by the clock, not by when TTL deletes.
-            .condition_expression(
-                "attribute_not_exists(pk) OR expires_at <= :now OR \
-                 (#state = :running AND lease_until <= :now)",
-            )
-            .expression_attribute_names("#state", "state")
+            // Expiry is decided here, by the clock, not by when TTL deletes. A run whose
+            // lease ran out is not taken over: its outcome is unknown (see below).
+            .condition_expression("attribute_not_exists(pk) OR expires_at <= :now")
             .expression_attribute_values(":now", n(now))
-            .expression_attribute_values(":running", s("running"))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
@@ -571,6 +568,9 @@ impl IdempotencyStore for DynamoStore {
                     .map_err(|_| StoreError::Malformed("status".into()))?,
                 body: get_s(&existing, "body")?,
             }));
+        }
+        if get_n(&existing, "lease_until")? <= now {
+            return Ok(IdempotencyBegin::Unknown);
         }
         Ok(IdempotencyBegin::InProgress)
     }
@@ -744,25 +744,30 @@ impl WorkerStore for DynamoStore {
                 _ => return Err(store_error(&e)),
             },
         };
-        // Which condition failed: from the cancellation reasons where given, else by reading.
+        // Only a failed condition says something about the data: on the invitation, it
+        // changed; on the account, the username is taken. Any other reason
+        // (`TransactionConflict` with a registration in flight, throttling) says nothing.
         let failed = |i: usize| {
             canceled
                 .cancellation_reasons()
                 .get(i)
                 .and_then(|r| r.code())
-                .map(|code| code == "ConditionalCheckFailed")
+                == Some("ConditionalCheckFailed")
         };
-        let invitation_changed = match failed(1) {
-            Some(changed) => changed,
-            None => !self
-                .find(&invitation.phone)
-                .await?
-                .is_some_and(|r| r.token == invitation.token && r.is_live(worker.registered_at)),
-        };
-        Ok(if invitation_changed {
+        Ok(if failed(1) {
             RegisterOutcome::InvitationChanged
-        } else {
+        } else if failed(0) {
             RegisterOutcome::UsernameTaken
+        } else {
+            warn!(
+                reasons = ?canceled
+                    .cancellation_reasons()
+                    .iter()
+                    .map(|r| r.code().unwrap_or("?"))
+                    .collect::<Vec<_>>(),
+                "registration transaction cancelled"
+            );
+            RegisterOutcome::TryAgain
         })
     }
 }
