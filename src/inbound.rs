@@ -67,5 +67,8 @@ fn describe(outcome: &ReplyOutcome) -> &'static str {
         ReplyOutcome::StartResent => "start_resent",
         ReplyOutcome::Joined(_) => "joined",
         ReplyOutcome::JoinRefused => "join_refused",
+        ReplyOutcome::OptedOut => "opted_out",
+        ReplyOutcome::OptedIn => "opted_in",
+        ReplyOutcome::HelpSent => "help_sent",
     }
 }

@@ -116,9 +116,11 @@ pub enum SlotTake {
 /// The deployment's SMS rate, shared by every sender instance: one record of when the next
 /// SMS may leave, moved forward by one interval per SMS with a compare-and-set.
 pub trait RateSlots: Send + Sync {
-    /// Sets the next slot (µs since the epoch) to `next`, if it is still `expected`.
+    /// Sets the next slot (µs since the epoch) of the pace `name` (`sms`, `opt-out-check`)
+    /// to `next`, if it is still `expected`.
     fn take_slot(
         &self,
+        name: &str,
         expected: Option<u64>,
         next: u64,
     ) -> impl Future<Output = Result<SlotTake, StoreError>> + Send;
@@ -160,8 +162,9 @@ pub struct BatchRecord {
     pub queued: Vec<String>,
 }
 
-/// The record of each phone number, written with conditional writes.
-pub trait InvitationStore: Send + Sync {
+/// The record of each phone number, written with conditional writes, and the numbers that
+/// opted out.
+pub trait InvitationStore: OptOuts + Send + Sync {
     /// What a claim replaced, exactly as stored.
     type Previous: Send + Sync;
 
@@ -201,6 +204,30 @@ pub trait InvitationStore: Send + Sync {
         &self,
         query: &ListQuery,
     ) -> impl Future<Output = Result<InvitationPage, StoreError>> + Send;
+}
+
+/// Numbers that opted out (replied STOP, or SNS has them opted out): texted no more until
+/// they opt back in (START).
+pub trait OptOuts: Send + Sync {
+    /// Most numbers asked about in one [`OptOuts::opted_out`] call.
+    const MAX_LOOKUP: usize = 100;
+
+    /// Records that `phone` opted out at `now`, then marks its queued or pending
+    /// invitation `opted_out`.
+    fn opt_out(
+        &self,
+        phone: &PhoneNumber,
+        now: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Forgets that `phone` opted out.
+    fn opt_in(&self, phone: &PhoneNumber) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Which of `phones` (at most [`OptOuts::MAX_LOOKUP`]) opted out, as E.164.
+    fn opted_out(
+        &self,
+        phones: &[PhoneNumber],
+    ) -> impl Future<Output = Result<std::collections::HashSet<String>, StoreError>> + Send;
 }
 
 /// Where a page of invitations starts: after this invitation, newest first.
@@ -380,6 +407,11 @@ pub trait SmsSender: Send + Sync {
         to: &PhoneNumber,
         text: &str,
     ) -> impl Future<Output = Result<(), SmsError>> + Send;
+
+    /// Whether the SMS provider has the number opted out (SNS's
+    /// `CheckIfPhoneNumberIsOptedOut`, 50 calls per second per account at most).
+    fn is_opted_out(&self, to: &PhoneNumber)
+    -> impl Future<Output = Result<bool, SmsError>> + Send;
 }
 
 /// Seconds since the Unix epoch; a trait so tests can move time.
@@ -478,6 +510,27 @@ impl<T: InvitationStore> InvitationStore for std::sync::Arc<T> {
         query: &ListQuery,
     ) -> impl Future<Output = Result<InvitationPage, StoreError>> + Send {
         (**self).list(query)
+    }
+}
+
+impl<T: OptOuts> OptOuts for std::sync::Arc<T> {
+    fn opt_out(
+        &self,
+        phone: &PhoneNumber,
+        now: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).opt_out(phone, now)
+    }
+
+    fn opt_in(&self, phone: &PhoneNumber) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).opt_in(phone)
+    }
+
+    fn opted_out(
+        &self,
+        phones: &[PhoneNumber],
+    ) -> impl Future<Output = Result<std::collections::HashSet<String>, StoreError>> + Send {
+        (**self).opted_out(phones)
     }
 }
 
@@ -591,6 +644,13 @@ impl<T: SmsSender> SmsSender for std::sync::Arc<T> {
     ) -> impl Future<Output = Result<(), SmsError>> + Send {
         (**self).send(to, text)
     }
+
+    fn is_opted_out(
+        &self,
+        to: &PhoneNumber,
+    ) -> impl Future<Output = Result<bool, SmsError>> + Send {
+        (**self).is_opted_out(to)
+    }
 }
 
 impl<T: JobQueue> JobQueue for std::sync::Arc<T> {
@@ -649,9 +709,10 @@ impl<T: SendLedger> SendLedger for std::sync::Arc<T> {
 impl<T: RateSlots> RateSlots for std::sync::Arc<T> {
     fn take_slot(
         &self,
+        name: &str,
         expected: Option<u64>,
         next: u64,
     ) -> impl Future<Output = Result<SlotTake, StoreError>> + Send {
-        (**self).take_slot(expected, next)
+        (**self).take_slot(name, expected, next)
     }
 }

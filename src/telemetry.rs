@@ -43,8 +43,16 @@ mod tests {
         assert_eq!(filter_directives(Some("debug")), "warn,smsreg=debug");
         assert_eq!(filter_directives(Some("off")), "warn,smsreg=off");
         // Directives for other crates are not honoured: they would print raw events.
-        for other in ["lambda_runtime=trace", "trace,aws_smithy_runtime=trace", "nonsense"] {
-            assert_eq!(filter_directives(Some(other)), "warn,smsreg=info", "{other}");
+        for other in [
+            "lambda_runtime=trace",
+            "trace,aws_smithy_runtime=trace",
+            "nonsense",
+        ] {
+            assert_eq!(
+                filter_directives(Some(other)),
+                "warn,smsreg=info",
+                "{other}"
+            );
         }
     }
 }

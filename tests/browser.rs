@@ -11,18 +11,17 @@ use smsreg::config::Config;
 
 const TABLE: &str = "sms-registration-browser";
 
-#[test]
-fn a_worker_registers_from_the_sms_link_in_a_real_browser() {
+// Multi-threaded: the runtime's tasks (the SDK's connections) keep running while `invite`
+// blocks a thread.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_registers_from_the_sms_link_in_a_real_browser() {
     let moto = Moto::start();
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let aws = runtime.block_on(async {
-        provision_demo(
-            &moto.store(TABLE).await,
-            Some("https://www.commcarehq.org/a/demo/app/1"),
-        )
-        .await;
-        moto.sdk_config().await
-    });
+    provision_demo(
+        &moto.store(TABLE).await,
+        Some("https://www.commcarehq.org/a/demo/app/1"),
+    )
+    .await;
+    let aws = moto.sdk_config().await;
     // The function behind a local gateway; its links point at the gateway.
     let base = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -30,11 +29,13 @@ fn a_worker_registers_from_the_sms_link_in_a_real_browser() {
         drop(listener);
         format!("http://127.0.0.1:{port}")
     };
-    let config = runtime.block_on(moto.queued(Config {
-        table_name: TABLE.into(),
-        public_base_url: base,
-        ..Config::default()
-    }));
+    let config = moto
+        .queued(Config {
+            table_name: TABLE.into(),
+            public_base_url: base,
+            ..Config::default()
+        })
+        .await;
     let sender = smsreg::wiring::aws_sender_with(&aws, config.clone()).unwrap();
     let queue_url = config.send_queue_url.clone().unwrap();
     let served = common::gateway::serve(smsreg::wiring::aws_api_with(&aws, config).unwrap());
@@ -57,7 +58,7 @@ fn a_worker_registers_from_the_sms_link_in_a_real_browser() {
 
     // The link, as the worker's phone received it from the sender; the gateway stands in
     // for the API's host.
-    runtime.block_on(moto.deliver(&sender, &queue_url));
+    moto.deliver(&sender, &queue_url).await;
     let sms = moto.sms_to("+16175551234");
     let link = sms[0].rsplit(' ').next().unwrap().to_owned();
     let path = link
@@ -66,47 +67,49 @@ fn a_worker_registers_from_the_sms_link_in_a_real_browser() {
         .unwrap();
     let shots = repo_root().join("target/browser-screenshots");
 
-    let browser = Browser::start();
-    browser.goto(&format!("{served}{path}"));
-    browser.wait_for_title("Register with Demo Health");
-    assert_eq!(browser.text("h1"), "Demo Health");
-    browser.screenshot(&shots.join("1-form.png"));
+    let browser = Browser::start().await;
+    browser.goto(&format!("{served}{path}")).await;
+    browser.wait_for_title("Register with Demo Health").await;
+    assert_eq!(browser.text("h1").await, "Demo Health");
+    browser.screenshot(&shots.join("1-form.png")).await;
 
     // A mistake: the passwords differ.
-    browser.fill("#username", "Jane.Doe");
-    browser.fill("#password", "correct horse");
-    browser.fill("#password2", "correct hose");
-    browser.fill("#email", "jane@example.org");
-    browser.click("button[type=submit]");
+    browser.fill("#username", "Jane.Doe").await;
+    browser.fill("#password", "correct horse").await;
+    browser.fill("#password2", "correct hose").await;
+    browser.fill("#email", "jane@example.org").await;
+    browser.click("button[type=submit]").await;
     // The answer replaces the page after the click has returned: wait for it.
-    browser.wait_for("#password2-error");
+    browser.wait_for("#password2-error").await;
     assert_eq!(
-        browser.text("#password2-error"),
+        browser.text("#password2-error").await,
         "The two passwords do not match"
     );
     assert_eq!(
-        browser.value("#username"),
+        browser.value("#username").await,
         "Jane.Doe",
         "what was typed is kept"
     );
-    assert_eq!(browser.value("#password"), "", "passwords are not");
-    browser.screenshot(&shots.join("2-error.png"));
+    assert_eq!(browser.value("#password").await, "", "passwords are not");
+    browser.screenshot(&shots.join("2-error.png")).await;
 
-    browser.fill("#password", "correct horse");
-    browser.fill("#password2", "correct horse");
-    browser.click("button[type=submit]");
-    browser.wait_for_title("Registration complete");
-    let page = browser.source();
+    browser.fill("#password", "correct horse").await;
+    browser.fill("#password2", "correct horse").await;
+    browser.click("button[type=submit]").await;
+    browser.wait_for_title("Registration complete").await;
+    let page = browser.source().await;
     assert!(
         page.contains("jane.doe") && page.contains("play.google.com"),
         "{page}"
     );
-    browser.screenshot(&shots.join("3-success.png"));
+    browser.screenshot(&shots.join("3-success.png")).await;
 
     // The same link now says it was used; the number is in use.
-    browser.goto(&format!("{served}{path}"));
-    browser.wait_for_title("Already registered");
-    browser.screenshot(&shots.join("4-already-registered.png"));
+    browser.goto(&format!("{served}{path}")).await;
+    browser.wait_for_title("Already registered").await;
+    browser
+        .screenshot(&shots.join("4-already-registered.png"))
+        .await;
     assert_eq!(
         invite("+16175551234")["numbers_in_use"],
         json!(["+16175551234"])

@@ -27,7 +27,7 @@ fn exactly(status: u16, body: Value) -> Expected {
 }
 
 fn lists(success: &[&str], invalid: &[&str], in_use: &[&str]) -> Value {
-    json!({"success_numbers": success, "invalid_format_numbers": invalid, "numbers_in_use": in_use, "error_numbers": []})
+    json!({"success_numbers": success, "invalid_format_numbers": invalid, "numbers_in_use": in_use, "error_numbers": [], "opted_out_numbers": []})
 }
 
 fn expectations() -> Vec<(&'static str, Expected)> {
@@ -142,7 +142,7 @@ fn expectations() -> Vec<(&'static str, Expected)> {
             "reinstall-simple",
             exactly(
                 200,
-                json!({"success_numbers": ["+16175551234"], "invalid_format_numbers": ["+1617JKL1234"], "error_numbers": []}),
+                json!({"success_numbers": ["+16175551234"], "invalid_format_numbers": ["+1617JKL1234"], "error_numbers": [], "opted_out_numbers": []}),
             ),
         ),
     ]

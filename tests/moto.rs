@@ -51,6 +51,10 @@ impl SmsSender for FailingFor {
         }
         self.inner.send(to, text).await
     }
+
+    async fn is_opted_out(&self, to: &PhoneNumber) -> Result<bool, SmsError> {
+        self.inner.is_opted_out(to).await
+    }
 }
 
 impl RegistrationEvents for FailingFor {
@@ -156,7 +160,7 @@ fn invite(numbers: &[&str]) -> Value {
 }
 
 fn lists(success: &[&str], in_use: &[&str], errors: &[&str]) -> Value {
-    json!({"success_numbers": success, "invalid_format_numbers": [], "numbers_in_use": in_use, "error_numbers": errors})
+    json!({"success_numbers": success, "invalid_format_numbers": [], "numbers_in_use": in_use, "error_numbers": errors, "opted_out_numbers": []})
 }
 
 fn now() -> u64 {
@@ -652,9 +656,17 @@ async fn a_transaction_conflict_is_a_409_to_try_again_never_a_taken_username() {
     assert_eq!(response.headers()["retry-after"], "1");
     let (status, body) = response_parts(&response);
     assert_eq!(status, 409, "{body}");
-    assert!(body["errors"]["token"].as_str().unwrap().contains("try again"));
+    assert!(
+        body["errors"]["token"]
+            .as_str()
+            .unwrap()
+            .contains("try again")
+    );
     assert!(e.store.list_workers(DEMO_DOMAIN).await.unwrap().is_empty());
-    assert_eq!(e.record(A).await.unwrap().status, RegistrationStatus::Pending);
+    assert_eq!(
+        e.record(A).await.unwrap().status,
+        RegistrationStatus::Pending
+    );
 
     e.moto.front.add(conflict());
     let page = registration(
@@ -680,20 +692,33 @@ async fn a_transaction_conflict_is_a_409_to_try_again_never_a_taken_username() {
 async fn values_over_dynamodbs_key_limits_are_401_and_404_never_503() {
     let e = env().await;
     // The proxy in front of moto refuses what DynamoDB refuses.
-    assert!(e.store.invitation_by_token(&"t".repeat(3000)).await.is_err());
+    assert!(
+        e.store
+            .invitation_by_token(&"t".repeat(3000))
+            .await
+            .is_err()
+    );
 
     let long_user = api_key_header(&"u".repeat(3000), DEMO_KEY);
     let (status, _) = e.post_only(DEMO_DOMAIN, &long_user, &invite(&[A])).await;
     assert_eq!(status, 401);
     let long_key = api_key_header(DEMO_USER, &"k".repeat(3000));
-    assert_eq!(e.post_only(DEMO_DOMAIN, &long_key, &invite(&[A])).await.0, 401);
+    assert_eq!(
+        e.post_only(DEMO_DOMAIN, &long_key, &invite(&[A])).await.0,
+        401
+    );
     let auth = api_key_header(DEMO_USER, DEMO_KEY);
     let long_domain = "d".repeat(3000);
     assert_eq!(e.post_only(&long_domain, &auth, &invite(&[A])).await.0, 403);
     for token in ["t".repeat(3000), "é".repeat(1500), "short".into()] {
         for method in ["GET", "POST"] {
             let response = registration(&e, method, &token, "application/json", "{}").await;
-            assert_eq!(response.status(), 404, "{method} a {}-byte token", token.len());
+            assert_eq!(
+                response.status(),
+                404,
+                "{method} a {}-byte token",
+                token.len()
+            );
         }
     }
     let (status, body) = e
@@ -1085,7 +1110,7 @@ async fn a_reinstall_sends_the_play_store_link_and_the_install_link_except_to_ot
     assert_eq!(status, 200);
     assert_eq!(
         report,
-        json!({"success_numbers": [A], "invalid_format_numbers": ["12"], "error_numbers": [B]})
+        json!({"success_numbers": [A], "invalid_format_numbers": ["12"], "error_numbers": [B], "opted_out_numbers": []})
     );
     assert_eq!(
         e.moto.sms_to(A),
@@ -1233,4 +1258,32 @@ async fn a_job_delivered_twice_sends_each_sms_once() {
         2,
         "the link and the install link, once each"
     );
+}
+
+#[tokio::test]
+async fn an_undo_never_erases_an_invitation_that_went_out_or_was_registered_meanwhile() {
+    let e = env().await;
+    let t = now();
+    // A claim whose job was reported lost, yet went out and was registered meanwhile
+    // (an SQS answer lost on the way back).
+    let record = stored(DEMO_DOMAIN, A, t, t + 86_400, None);
+    put(&e.store, &record).await;
+    assert_eq!(
+        e.store
+            .register(&record, &worker_for(&record, "jane", t))
+            .await
+            .unwrap(),
+        RegisterOutcome::Registered
+    );
+    e.store.release(&record, None).await.unwrap();
+    assert_eq!(
+        e.record(A).await.unwrap().status,
+        RegistrationStatus::Registered,
+        "the registration stays"
+    );
+    // One that is still queued is undone.
+    let queued = stored(DEMO_DOMAIN, B, t, t + 86_400, None);
+    put(&e.store, &queued).await;
+    e.store.release(&queued, None).await.unwrap();
+    assert!(e.record(B).await.is_none());
 }

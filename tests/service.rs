@@ -213,6 +213,7 @@ fn report(success: &[&str], invalid: &[&str], in_use: &[&str], errors: &[&str]) 
         "invalid_format_numbers": invalid,
         "numbers_in_use": in_use,
         "error_numbers": errors,
+        "opted_out_numbers": [],
     })
 }
 
@@ -808,7 +809,7 @@ async fn a_reinstall_queues_one_message_job_per_number_and_stores_no_invitation(
     assert_eq!(
         body,
         json!({"success_numbers": [A], "invalid_format_numbers": ["+1617JKL1234"],
-            "error_numbers": [B]})
+            "error_numbers": [B], "opted_out_numbers": []})
     );
     assert!(w.sms.sent().is_empty(), "the request only queues them");
     let jobs = w.sms.queued_jobs();

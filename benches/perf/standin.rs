@@ -132,10 +132,6 @@ impl StandIn {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// The demo key's item, laid out as `adapters::dynamodb::item::key_item` writes it.
 fn key_query_response() -> String {
     let item = serde_json::json!({
@@ -144,7 +140,7 @@ fn key_query_response() -> String {
         "kind": {"S": "api_key"},
         "username": {"S": USER},
         "domain": {"S": DOMAIN},
-        "key_sha256": {"S": hex(&smsreg::domain::project::hash_key(KEY))},
+        "key_sha256": {"S": hex::encode(smsreg::domain::project::hash_key(KEY))},
         "edit_data": {"BOOL": true},
         "created_at": {"N": "0"}
     });

@@ -15,9 +15,9 @@ use crate::domain::worker::Worker;
 use crate::domain::{ApiKey, Invitation, PhoneNumber, Project, RegistrationRecord};
 use crate::ports::{
     BatchRecord, Claim, DailyQuota, Directory, IdempotencyBegin, IdempotencyStore, InboundLog,
-    InvitationPage, InvitationStore, JobQueue, ListCursor, ListQuery, QueueError, RateSlots,
-    RegisterOutcome, RegistrationEvents, SendLedger, SendStart, SlotTake, SmsError, SmsSender,
-    StoreError, StoredResponse, WorkerStore,
+    InvitationPage, InvitationStore, JobQueue, ListCursor, ListQuery, OptOuts, QueueError,
+    RateSlots, RegisterOutcome, RegistrationEvents, SendLedger, SendStart, SlotTake, SmsError,
+    SmsSender, StoreError, StoredResponse, WorkerStore,
 };
 
 fn unavailable() -> StoreError {
@@ -46,8 +46,10 @@ struct StoreState {
     down: bool,
     failing_claims: HashSet<String>,
     failing_releases: HashSet<String>,
-    /// The deployment's next SMS slot (µs).
-    next_sms_slot: Option<u64>,
+    /// The deployment's next slot (µs) of each pace.
+    next_slots: HashMap<String, u64>,
+    /// Numbers that opted out, with when.
+    opted_out: HashMap<String, u64>,
     /// Each batch's tokens whose job reached the queue.
     batches: HashMap<String, HashSet<String>>,
     /// The sender's progress per job.
@@ -230,7 +232,7 @@ impl InvitationStore for MemoryStore {
         if state
             .records
             .get(phone)
-            .is_some_and(|r| r.token == invitation.token)
+            .is_some_and(|r| r.token == invitation.token && r.status == RegistrationStatus::Queued)
         {
             match previous {
                 Some(previous) => state.records.insert(phone.to_owned(), previous),
@@ -558,13 +560,46 @@ impl SendLedger for MemoryStore {
 }
 
 impl RateSlots for MemoryStore {
-    async fn take_slot(&self, expected: Option<u64>, next: u64) -> Result<SlotTake, StoreError> {
+    async fn take_slot(
+        &self,
+        name: &str,
+        expected: Option<u64>,
+        next: u64,
+    ) -> Result<SlotTake, StoreError> {
         let mut state = self.reachable()?;
-        if state.next_sms_slot != expected {
-            return Ok(SlotTake::Moved(state.next_sms_slot));
+        let current = state.next_slots.get(name).copied();
+        if current != expected {
+            return Ok(SlotTake::Moved(current));
         }
-        state.next_sms_slot = Some(next);
+        state.next_slots.insert(name.to_owned(), next);
         Ok(SlotTake::Taken)
+    }
+}
+
+impl OptOuts for MemoryStore {
+    async fn opt_out(&self, phone: &PhoneNumber, now: u64) -> Result<(), StoreError> {
+        let mut state = self.reachable()?;
+        state.opted_out.insert(phone.as_str().to_owned(), now);
+        if let Some(record) = state.records.get_mut(phone.as_str())
+            && record.status.is_open()
+        {
+            record.status = RegistrationStatus::OptedOut;
+        }
+        Ok(())
+    }
+
+    async fn opt_in(&self, phone: &PhoneNumber) -> Result<(), StoreError> {
+        self.reachable()?.opted_out.remove(phone.as_str());
+        Ok(())
+    }
+
+    async fn opted_out(&self, phones: &[PhoneNumber]) -> Result<HashSet<String>, StoreError> {
+        let state = self.reachable()?;
+        Ok(phones
+            .iter()
+            .filter(|p| state.opted_out.contains_key(p.as_str()))
+            .map(|p| p.as_str().to_owned())
+            .collect())
     }
 }
 
@@ -590,6 +625,9 @@ struct SmsState {
     sent: Vec<(String, String)>,
     failing: HashSet<String>,
     fail_nth: HashMap<String, usize>,
+    /// Numbers the provider (SNS) has opted out.
+    provider_opted_out: HashSet<String>,
+    opt_out_checks: std::sync::atomic::AtomicUsize,
 }
 
 /// Records every SMS instead of sending it.
@@ -659,6 +697,18 @@ impl MemorySms {
         state.fail_nth.clear();
     }
 
+    /// The provider answers that `phone` is opted out.
+    pub fn provider_opts_out(&self, phone: &str) {
+        self.state().provider_opted_out.insert(phone.to_owned());
+    }
+
+    /// How many times the provider was asked whether a number is opted out.
+    pub fn opt_out_checks(&self) -> usize {
+        self.state()
+            .opt_out_checks
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// The `n`th SMS (counting from 1) to `phone` fails; earlier ones go through.
     pub fn fail_nth_for(&self, phone: &str, n: usize) {
         self.state().fail_nth.insert(phone.to_owned(), n);
@@ -677,6 +727,14 @@ impl SmsSender for MemorySms {
         }
         state.sent.push((phone.to_owned(), text.to_owned()));
         Ok(())
+    }
+
+    async fn is_opted_out(&self, to: &PhoneNumber) -> Result<bool, SmsError> {
+        let state = self.state();
+        state
+            .opt_out_checks
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(state.provider_opted_out.contains(to.as_str()))
     }
 }
 

@@ -63,6 +63,13 @@ impl crate::ports::SmsSender for Outbox {
     ) -> Result<(), crate::ports::SmsError> {
         self.sns.send(to, text).await
     }
+
+    async fn is_opted_out(
+        &self,
+        to: &crate::domain::PhoneNumber,
+    ) -> Result<bool, crate::ports::SmsError> {
+        self.sns.is_opted_out(to).await
+    }
 }
 
 impl crate::ports::RegistrationEvents for Outbox {

@@ -63,6 +63,18 @@ impl SmsSender for SnsSender {
             code: crate::adapters::error_code(&error),
         })
     }
+
+    async fn is_opted_out(&self, to: &PhoneNumber) -> Result<bool, SmsError> {
+        self.client
+            .check_if_phone_number_is_opted_out()
+            .phone_number(to.as_str())
+            .send()
+            .await
+            .map(|out| out.is_opted_out())
+            .map_err(|error| SmsError {
+                code: crate::adapters::error_code(&error),
+            })
+    }
 }
 
 impl RegistrationEvents for SnsSender {

@@ -52,13 +52,16 @@ impl fmt::Debug for Token {
 
 /// The stored state of a number's record: `queued` (recorded, SMS waiting in the send
 /// queue) -> `pending` (the first SMS went out: the worker has the link) -> `registered`;
-/// or `failed` (every attempt to send was spent; the number is free again).
+/// or `failed` (every attempt to send was spent; the number is free again); or
+/// `opted_out` (the worker replied STOP, or SNS has the number opted out: it is texted no
+/// more until it opts back in).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RegistrationStatus {
     Queued,
     Pending,
     Registered,
     Failed,
+    OptedOut,
 }
 
 impl RegistrationStatus {
@@ -68,6 +71,7 @@ impl RegistrationStatus {
             RegistrationStatus::Pending => "pending",
             RegistrationStatus::Registered => "registered",
             RegistrationStatus::Failed => "failed",
+            RegistrationStatus::OptedOut => "opted_out",
         }
     }
 
@@ -77,6 +81,7 @@ impl RegistrationStatus {
             "pending" => Some(RegistrationStatus::Pending),
             "registered" => Some(RegistrationStatus::Registered),
             "failed" => Some(RegistrationStatus::Failed),
+            "opted_out" => Some(RegistrationStatus::OptedOut),
             _ => None,
         }
     }
@@ -98,10 +103,18 @@ pub enum ShownStatus {
     Registered,
     Failed,
     Expired,
+    OptedOut,
 }
 
 impl ShownStatus {
-    pub const NAMES: [&'static str; 5] = ["queued", "pending", "registered", "failed", "expired"];
+    pub const NAMES: [&'static str; 6] = [
+        "queued",
+        "pending",
+        "registered",
+        "failed",
+        "expired",
+        "opted_out",
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -110,6 +123,7 @@ impl ShownStatus {
             ShownStatus::Registered => "registered",
             ShownStatus::Failed => "failed",
             ShownStatus::Expired => "expired",
+            ShownStatus::OptedOut => "opted_out",
         }
     }
 
@@ -120,6 +134,7 @@ impl ShownStatus {
             "registered" => Some(ShownStatus::Registered),
             "failed" => Some(ShownStatus::Failed),
             "expired" => Some(ShownStatus::Expired),
+            "opted_out" => Some(ShownStatus::OptedOut),
             _ => None,
         }
     }
@@ -200,13 +215,14 @@ pub enum ClaimCheck {
 }
 
 impl RegistrationRecord {
-    /// The contract's claim rule: a failed invitation may always be replaced; a queued or
+    /// The contract's claim rule: a failed or opted-out invitation may always be replaced
+    /// (a number still opted out is turned away before any claim); a queued or
     /// pending one when it is of the same project (a re-invite) or expired; a queued claim
     /// gone stale when its job never reached the queue. Registered numbers never are.
     pub fn claim_check(&self, rules: ClaimRules<'_>) -> ClaimCheck {
         match self.status {
             RegistrationStatus::Registered => ClaimCheck::InUse,
-            RegistrationStatus::Failed => ClaimCheck::Claimable,
+            RegistrationStatus::Failed | RegistrationStatus::OptedOut => ClaimCheck::Claimable,
             _ if self.domain == rules.domain || self.expires_at <= rules.now => {
                 ClaimCheck::Claimable
             }
@@ -233,6 +249,7 @@ impl RegistrationRecord {
         match self.status {
             RegistrationStatus::Registered => Some("registered"),
             RegistrationStatus::Failed => Some("failed"),
+            RegistrationStatus::OptedOut => Some("opted out"),
             _ if self.expires_at <= now => Some("expired"),
             _ => None,
         }
@@ -263,6 +280,7 @@ impl RegistrationRecord {
         match self.status {
             RegistrationStatus::Registered => ShownStatus::Registered,
             RegistrationStatus::Failed => ShownStatus::Failed,
+            RegistrationStatus::OptedOut => ShownStatus::OptedOut,
             _ if self.expires_at <= now => ShownStatus::Expired,
             RegistrationStatus::Queued => ShownStatus::Queued,
             RegistrationStatus::Pending => ShownStatus::Pending,
@@ -407,7 +425,13 @@ mod tests {
         assert_eq!(format!("{a:?}"), "Token(***)");
         assert!(Token::is_well_formed(a.as_str()));
         let short = &a.as_str()[1..];
-        for bad in [short, &format!("{short}="), &format!("{short}/"), &"A".repeat(3000), ""] {
+        for bad in [
+            short,
+            &format!("{short}="),
+            &format!("{short}/"),
+            &"A".repeat(3000),
+            "",
+        ] {
             assert!(!Token::is_well_formed(bad), "{bad}");
         }
     }

@@ -2,6 +2,7 @@
 
 pub mod invitation;
 pub mod job;
+pub mod keyword;
 pub mod outcome;
 pub mod phone;
 pub mod project;

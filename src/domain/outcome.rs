@@ -13,6 +13,8 @@ pub enum InviteOutcome {
     InUse(String),
     /// Could not be recorded or sent; left as it was (E.164).
     Error(String),
+    /// The number opted out (replied STOP): nothing recorded or sent (E.164).
+    OptedOut(String),
 }
 
 /// The response body of a create-invitations request.
@@ -22,6 +24,7 @@ pub struct RegistrationReport {
     pub invalid_format_numbers: Vec<String>,
     pub numbers_in_use: Vec<String>,
     pub error_numbers: Vec<String>,
+    pub opted_out_numbers: Vec<String>,
 }
 
 impl FromIterator<InviteOutcome> for RegistrationReport {
@@ -33,6 +36,7 @@ impl FromIterator<InviteOutcome> for RegistrationReport {
                 InviteOutcome::InvalidFormat(n) => report.invalid_format_numbers.push(n),
                 InviteOutcome::InUse(n) => report.numbers_in_use.push(n),
                 InviteOutcome::Error(n) => report.error_numbers.push(n),
+                InviteOutcome::OptedOut(n) => report.opted_out_numbers.push(n),
             }
         }
         report
@@ -45,6 +49,7 @@ pub struct ReinstallReport {
     pub success_numbers: Vec<String>,
     pub invalid_format_numbers: Vec<String>,
     pub error_numbers: Vec<String>,
+    pub opted_out_numbers: Vec<String>,
 }
 
 impl FromIterator<InviteOutcome> for ReinstallReport {
@@ -55,6 +60,7 @@ impl FromIterator<InviteOutcome> for ReinstallReport {
                 InviteOutcome::Success(n) => report.success_numbers.push(n),
                 InviteOutcome::InvalidFormat(n) => report.invalid_format_numbers.push(n),
                 InviteOutcome::InUse(n) | InviteOutcome::Error(n) => report.error_numbers.push(n),
+                InviteOutcome::OptedOut(n) => report.opted_out_numbers.push(n),
             }
         }
         report
@@ -73,6 +79,7 @@ mod tests {
             InviteOutcome::Success("+3".into()),
             InviteOutcome::InvalidFormat("x".into()),
             InviteOutcome::Error("+4".into()),
+            InviteOutcome::OptedOut("+5".into()),
         ]
         .into_iter()
         .collect();
@@ -80,9 +87,10 @@ mod tests {
         assert_eq!(report.numbers_in_use, ["+2"]);
         assert_eq!(report.invalid_format_numbers, ["x"]);
         assert_eq!(report.error_numbers, ["+4"]);
+        assert_eq!(report.opted_out_numbers, ["+5"]);
         assert_eq!(
             serde_json::to_string(&RegistrationReport::default()).unwrap(),
-            r#"{"success_numbers":[],"invalid_format_numbers":[],"numbers_in_use":[],"error_numbers":[]}"#
+            r#"{"success_numbers":[],"invalid_format_numbers":[],"numbers_in_use":[],"error_numbers":[],"opted_out_numbers":[]}"#
         );
     }
 }

@@ -90,19 +90,22 @@ mod tests {
         }
         assert!(parse_authorization(None).is_none());
         let longest = "u".repeat(MAX_USERNAME_BYTES);
-        assert_eq!(
-            parse(&format!("ApiKey {longest}:k")),
-            pair(&longest, "k")
-        );
+        assert_eq!(parse(&format!("ApiKey {longest}:k")), pair(&longest, "k"));
         let header = format!(
             "Basic {}",
             STANDARD.encode(format!("{longest}:{}", "k".repeat(MAX_KEY_BYTES)))
         );
-        assert!(parse(&header).is_some(), "the longest pair fits, base64-encoded");
+        assert!(
+            parse(&header).is_some(),
+            "the longest pair fits, base64-encoded"
+        );
         for too_long in [
             format!("ApiKey {longest}u:k"),
             format!("ApiKey u:{}", "k".repeat(MAX_KEY_BYTES + 1)),
-            format!("Basic {}", STANDARD.encode(format!("{}:k", "u".repeat(3000)))),
+            format!(
+                "Basic {}",
+                STANDARD.encode(format!("{}:k", "u".repeat(3000)))
+            ),
         ] {
             assert_eq!(parse(&too_long), None);
         }

@@ -32,7 +32,7 @@ pub fn parse_query(query: &str) -> Result<ListParams, ApiError> {
         match name.as_str() {
             "status" => {
                 params.status = Some(ShownStatus::parse(&value).ok_or(ApiError::BadQuery(
-                    "status must be queued, pending, registered, failed or expired.",
+                    "status must be queued, pending, registered, failed, expired or opted_out.",
                 ))?);
             }
             "limit" => {

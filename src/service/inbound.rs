@@ -7,6 +7,7 @@ use tracing::{info, warn};
 use super::RegistrationService;
 use crate::domain::invitation::{PhoneType, registration_url};
 use crate::domain::job::{JobKind, SmsJob};
+use crate::domain::keyword::{Keyword, help_text, keyword};
 use crate::domain::sms::InvitationSms;
 use crate::domain::worker::{RegistrationForm, Worker, hash_password, normalise_username};
 use crate::domain::{PhoneNumber, Project, RegistrationRecord};
@@ -54,6 +55,12 @@ pub enum ReplyOutcome {
     Joined(String),
     /// `JOIN` refused (username taken or invalid, wrong project): told why.
     JoinRefused,
+    /// STOP and the other opt-out words: recorded, never answered.
+    OptedOut,
+    /// START or UNSTOP: the number may be texted again.
+    OptedIn,
+    /// HELP or INFO: answered with who texts and how to stop.
+    HelpSent,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -125,6 +132,30 @@ where
             return Ok(ReplyOutcome::Ignored);
         };
         let now = self.clock.now();
+        // Before any other rule (carrier rules and AWS's).
+        match keyword(&sms.message_body) {
+            Some(Keyword::OptOut) => {
+                self.store.opt_out(&phone, now).await?;
+                info!(phone = %phone.masked(), "opted out");
+                return Ok(ReplyOutcome::OptedOut);
+            }
+            Some(Keyword::OptIn) => {
+                self.store.opt_in(&phone).await?;
+                info!(phone = %phone.masked(), "opted back in");
+                return Ok(ReplyOutcome::OptedIn);
+            }
+            Some(Keyword::Help) => {
+                let project = match self.store.find(&phone).await? {
+                    Some(record) => self.directory.project(&record.domain).await?,
+                    None => None,
+                };
+                let domain = project.as_ref().map_or("", |p| p.name.as_str());
+                let text = help_text(project.as_ref().map(Project::title));
+                self.answer(domain, &phone, vec![text]).await?;
+                return Ok(ReplyOutcome::HelpSent);
+            }
+            None => {}
+        }
         let invitation = match self.store.find(&phone).await? {
             Some(r) if r.is_live(now) => r,
             _ => {

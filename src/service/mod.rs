@@ -186,11 +186,11 @@ where
             install_url,
         );
         let until = self.work_until(deadline);
+        let opted_out = self.opted_out_among(&request.users, until).await;
         let checked: Vec<Result<InviteOutcome, SmsJob>> = self
-            .in_order(
-                (0..request.users.len())
-                    .map(|i| self.reinstall_check(project, &request.users[i], &texts, until)),
-            )
+            .in_order((0..request.users.len()).map(|i| {
+                self.reinstall_check(project, &request.users[i], &texts, &opted_out, until)
+            }))
             .await;
         let (mut outcomes, jobs) = split_settled(checked);
         let (places, jobs): (Vec<(usize, String, String)>, Vec<SmsJob>) = jobs
@@ -213,9 +213,62 @@ where
             success = report.success_numbers.len(),
             invalid_format = report.invalid_format_numbers.len(),
             errors = report.error_numbers.len(),
+            opted_out = report.opted_out_numbers.len(),
             "reinstall links queued"
         );
         report
+    }
+
+    /// Which of the request's numbers opted out: one lookup per 100 numbers, `concurrency`
+    /// at a time. A lookup that fails leaves its numbers unknown (each then an error).
+    async fn opted_out_among(&self, users: &[UserEntry], until: Option<Instant>) -> OptOutCheck {
+        let phones: Vec<crate::domain::PhoneNumber> = users
+            .iter()
+            .filter_map(|u| match &u.number {
+                RequestedNumber::Valid(phone) => Some(phone.clone()),
+                RequestedNumber::Invalid(_) => None,
+            })
+            .collect();
+        let chunks: Vec<Vec<crate::domain::PhoneNumber>> =
+            phones.chunks(I::MAX_LOOKUP).map(<[_]>::to_vec).collect();
+        let results = self
+            .in_order(
+                chunks
+                    .into_iter()
+                    .map(|chunk| self.opted_out_chunk(chunk, until)),
+            )
+            .await;
+        let mut check = OptOutCheck::default();
+        for (chunk, found) in results {
+            match found {
+                Some(found) => check.opted_out.extend(found),
+                None => check
+                    .unknown
+                    .extend(chunk.iter().map(|p| p.as_str().to_owned())),
+            }
+        }
+        check
+    }
+
+    async fn opted_out_chunk(
+        &self,
+        chunk: Vec<crate::domain::PhoneNumber>,
+        until: Option<Instant>,
+    ) -> (
+        Vec<crate::domain::PhoneNumber>,
+        Option<std::collections::HashSet<String>>,
+    ) {
+        if self.too_late(until) {
+            return (chunk, None);
+        }
+        match self.bounded(until, self.store.opted_out(&chunk)).await {
+            Some(Ok(found)) => (chunk, Some(found)),
+            Some(Err(error)) => {
+                warn!(%error, numbers = chunk.len(), "opt-out lookup failed");
+                (chunk, None)
+            }
+            None => (chunk, None),
+        }
     }
 
     /// Runs the per-number work at most `concurrency` at a time; results keep request order.
@@ -291,6 +344,7 @@ where
         project: &Project,
         user: &UserEntry,
         texts: &[String],
+        opted_out: &OptOutCheck,
         until: Option<Instant>,
     ) -> Result<InviteOutcome, SmsJob> {
         let phone = match &user.number {
@@ -298,6 +352,9 @@ where
             RequestedNumber::Valid(phone) => phone,
         };
         let number = phone.as_str().to_owned();
+        if let Some(settled) = opted_out.outcome(&number) {
+            return Ok(settled);
+        }
         if self.too_late(until) {
             return Ok(InviteOutcome::Error(number));
         }
@@ -377,10 +434,11 @@ where
     ) -> RegistrationReport {
         let until = self.work_until(deadline);
         let batch_id = SmsJob::new_id();
+        let opted_out = self.opted_out_among(&request.users, until).await;
         let claims: Vec<Result<InviteOutcome, Claimed<I::Previous>>> = self
             .in_order(
                 (0..request.users.len())
-                    .map(|i| self.claim_one(project, &request, i, &batch_id, until)),
+                    .map(|i| self.claim_one(project, &request, i, &batch_id, &opted_out, until)),
             )
             .await;
         let (mut outcomes, claimed) = split_settled(claims);
@@ -445,6 +503,7 @@ where
             invalid_format = report.invalid_format_numbers.len(),
             in_use = report.numbers_in_use.len(),
             errors = report.error_numbers.len(),
+            opted_out = report.opted_out_numbers.len(),
             "invitations recorded and queued"
         );
         report
@@ -478,6 +537,7 @@ where
         request: &RegistrationRequest,
         index: usize,
         batch_id: &str,
+        opted_out: &OptOutCheck,
         until: Option<Instant>,
     ) -> Result<InviteOutcome, Claimed<I::Previous>> {
         let user = &request.users[index];
@@ -486,6 +546,9 @@ where
             RequestedNumber::Valid(phone) => phone,
         };
         let number = phone.as_str().to_owned();
+        if let Some(settled) = opted_out.outcome(&number) {
+            return Ok(settled);
+        }
         if self.too_late(until) {
             warn!(phone = %phone.masked(), "not started: the Lambda deadline is too close");
             return Ok(InviteOutcome::Error(number));
@@ -569,6 +632,27 @@ where
             },
             job,
         })
+    }
+}
+
+/// The request's numbers that opted out, and those whose lookup failed.
+#[derive(Default)]
+struct OptOutCheck {
+    opted_out: std::collections::HashSet<String>,
+    unknown: std::collections::HashSet<String>,
+}
+
+impl OptOutCheck {
+    /// The outcome already settled for a number, if any.
+    fn outcome(&self, number: &str) -> Option<InviteOutcome> {
+        if self.opted_out.contains(number) {
+            debug!("number opted out");
+            Some(InviteOutcome::OptedOut(number.to_owned()))
+        } else if self.unknown.contains(number) {
+            Some(InviteOutcome::Error(number.to_owned()))
+        } else {
+            None
+        }
     }
 }
 

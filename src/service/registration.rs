@@ -75,7 +75,10 @@ where
             ShownStatus::Registered => Invitation::Registered(project, record),
             // A failed invitation's SMS never all went out: like an expired one, it asks
             // for a new invitation.
-            ShownStatus::Expired | ShownStatus::Failed => Invitation::Expired(project),
+            // An opted-out one likewise: it asked for no more of this invitation.
+            ShownStatus::Expired | ShownStatus::Failed | ShownStatus::OptedOut => {
+                Invitation::Expired(project)
+            }
             // Queued: the first SMS is going out (or went out, not yet recorded).
             ShownStatus::Pending | ShownStatus::Queued => Invitation::Pending(project, record),
         })

@@ -4,14 +4,14 @@
 
 use std::time::{Duration, Instant};
 
-use tracing::warn;
+use tracing::{info, warn};
 
 use super::RegistrationService;
 use crate::domain::PhoneNumber;
 use crate::domain::job::{JobKind, SmsJob};
 use crate::domain::time::utc_day;
 use crate::ports::{
-    Clock, DailyQuota, RateSlots, SendLedger, SendStart, SlotTake, SmsSender, StoreError,
+    Clock, DailyQuota, OptOuts, RateSlots, SendLedger, SendStart, SlotTake, SmsSender, StoreError,
 };
 
 /// Delay on the way to SNS that the pace allows for: the slots are spaced so that `rate`
@@ -30,22 +30,26 @@ const SLOT_TRIES: u32 = 50;
 /// How far ahead a slot is taken when the deployment was idle: past the time the write
 /// that takes it needs, so that the SMS does not leave late, close to the next one.
 const SLOT_LEAD_US: u64 = 250_000;
+/// The same for an opt-out check: just past the write that takes it.
+const CHECK_LEAD_US: u64 = 30_000;
 
-/// The deployment's pace: one SMS per `(1 s + 40 ms) / rate` for every sender instance
-/// together, never a burst. The slots come from one shared record ([`RateSlots`]); an
-/// instance takes them one at a time and remembers where the next stood.
+/// SNS answers `CheckIfPhoneNumberIsOptedOut` at most 50 times a second per account.
+pub const OPT_OUT_CHECKS_PER_SECOND: u32 = 50;
+
+/// The deployment's paces: one SMS per `(1 s + 40 ms) / rate`, and one opt-out check per
+/// `(1 s + 40 ms) / 50`, for every sender instance together, never a burst.
 #[derive(Debug)]
 pub struct Pacer {
-    interval_us: u64,
-    known_next: tokio::sync::Mutex<Option<u64>>,
+    sms: Pace,
+    opt_out_checks: Pace,
 }
 
 impl Pacer {
-    pub fn new(rate_per_second: u32) -> Self {
+    pub fn new(sms_per_second: u32) -> Self {
         Pacer {
-            interval_us: (1_000_000 + JITTER_ALLOWANCE_US)
-                .div_ceil(u64::from(rate_per_second.max(1))),
-            known_next: tokio::sync::Mutex::new(None),
+            sms: Pace::new("sms", sms_per_second, SLOT_LEAD_US),
+            // A check needs no exact moment, only its share of the second.
+            opt_out_checks: Pace::new("opt-out-check", OPT_OUT_CHECKS_PER_SECOND, CHECK_LEAD_US),
         }
     }
 
@@ -56,12 +60,54 @@ impl Pacer {
         slots: &L,
         clock: &dyn Clock,
     ) -> Result<u64, StoreError> {
+        self.sms.wait_turn(slots, clock).await
+    }
+
+    /// Takes the deployment's next slot for asking SNS about an opt-out, and waits for it.
+    pub async fn wait_check_turn<L: RateSlots>(
+        &self,
+        slots: &L,
+        clock: &dyn Clock,
+    ) -> Result<u64, StoreError> {
+        self.opt_out_checks.wait_turn(slots, clock).await
+    }
+}
+
+/// One pace: its slots come from one shared record ([`RateSlots`], named `name`); an
+/// instance takes them one at a time and remembers where the next stood.
+#[derive(Debug)]
+struct Pace {
+    name: &'static str,
+    interval_us: u64,
+    lead_us: u64,
+    known_next: tokio::sync::Mutex<Option<u64>>,
+}
+
+impl Pace {
+    fn new(name: &'static str, rate_per_second: u32, lead_us: u64) -> Self {
+        Pace {
+            name,
+            lead_us,
+            interval_us: (1_000_000 + JITTER_ALLOWANCE_US)
+                .div_ceil(u64::from(rate_per_second.max(1))),
+            known_next: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    async fn wait_turn<L: RateSlots>(
+        &self,
+        slots: &L,
+        clock: &dyn Clock,
+    ) -> Result<u64, StoreError> {
         let slot = {
             let mut known = self.known_next.lock().await;
             let mut tries = 0;
             loop {
-                let slot = known.unwrap_or(0).max(clock.now_us() + SLOT_LEAD_US);
-                match slots.take_slot(*known, slot + self.interval_us).await? {
+                let slot = known.unwrap_or(0).max(clock.now_us() + self.lead_us);
+                match slots
+                    .take_slot(self.name, *known, slot + self.interval_us)
+                    .await?
+                {
                     SlotTake::Taken => {
                         *known = Some(slot + self.interval_us);
                         break slot;
@@ -96,9 +142,35 @@ pub enum JobResult {
 impl<D, I, S> RegistrationService<D, I, S>
 where
     D: DailyQuota,
-    I: SendLedger + RateSlots,
+    I: SendLedger + RateSlots + OptOuts,
     S: SmsSender,
 {
+    /// Whether the number opted out, by our record (a STOP reply) or SNS's list; then its
+    /// invitation is marked `opted_out`. Asked before a job's first SMS.
+    async fn opted_out(&self, phone: &PhoneNumber, pacer: &Pacer) -> Result<bool, String> {
+        let ours = self
+            .store
+            .opted_out(std::slice::from_ref(phone))
+            .await
+            .map_err(|e| e.to_string())?;
+        if ours.is_empty() {
+            pacer
+                .wait_check_turn(&self.store, self.clock.as_ref())
+                .await
+                .map_err(|e| e.to_string())?;
+            if !self.sms.is_opted_out(phone).await.map_err(|e| e.code)? {
+                return Ok(false);
+            }
+        }
+        // Recorded here too, so that the create call answers it in `opted_out_numbers`.
+        self.store
+            .opt_out(phone, self.clock.now())
+            .await
+            .map_err(|e| e.to_string())?;
+        info!(phone = %phone.masked(), "opted out: not texted");
+        Ok(true)
+    }
+
     /// Sends what is left of a job, unless it is not wanted any more. Stops, to be tried
     /// again, at the first failure or when `until` comes.
     pub async fn send_job(&self, job: &SmsJob, pacer: &Pacer, until: Option<Instant>) -> JobResult {
@@ -120,6 +192,19 @@ where
             return JobResult::Dropped("unreadable number");
         };
         let first = part;
+        if part == 0 {
+            match self.opted_out(&phone, pacer).await {
+                Ok(false) => {}
+                Ok(true) => {
+                    self.end_lease(job, &delivery).await;
+                    return JobResult::Dropped("opted out");
+                }
+                Err(code) => {
+                    self.end_lease(job, &delivery).await;
+                    return JobResult::Retry(code);
+                }
+            }
+        }
         while part < job.texts.len() {
             if let Some(last) = last {
                 let wait = (last + PER_PHONE_GAP_MS).saturating_sub(self.clock.now_ms());
@@ -211,7 +296,7 @@ mod tests {
             slots.push(b.wait_turn(&store, &Frozen).await.unwrap());
         }
         // (1 s + 40 ms) / 1000 apart, whichever instance took them, from 250 ms ahead.
-        let interval = Pacer::new(1_000).interval_us;
+        let interval = Pacer::new(1_000).sms.interval_us;
         assert_eq!(interval, 1_040);
         let expected: Vec<u64> = (0..20)
             .map(|k| NOW_US + SLOT_LEAD_US + k * interval)
@@ -226,7 +311,10 @@ mod tests {
         let first = a.wait_turn(&store, &Frozen).await.unwrap();
         // b has never seen the record: its first try is refused, its second follows a's.
         let second = b.wait_turn(&store, &Frozen).await.unwrap();
-        assert_eq!(second, first + a.interval_us);
-        assert_eq!(*b.known_next.lock().await, Some(second + b.interval_us));
+        assert_eq!(second, first + a.sms.interval_us);
+        assert_eq!(
+            *b.sms.known_next.lock().await,
+            Some(second + b.sms.interval_us)
+        );
     }
 }

@@ -21,7 +21,7 @@ use smsreg::adapters::dynamodb::{DynamoStore, ProjectUpdate};
 use smsreg::config::Config;
 use smsreg::domain::project::hash_key;
 use smsreg::domain::{ApiKey, App, Plan};
-use smsreg::ports::{DailyQuota, JobQueue, RateSlots, SendLedger, SmsSender};
+use smsreg::ports::{DailyQuota, JobQueue, OptOuts, RateSlots, SendLedger, SmsSender};
 use smsreg::sender::Sender;
 
 pub const DEMO_DOMAIN: &str = "demo";
@@ -186,7 +186,7 @@ impl Moto {
     pub async fn deliver<D, I, S>(&self, sender: &Sender<D, I, S>, queue_url: &str) -> usize
     where
         D: DailyQuota,
-        I: SendLedger + RateSlots,
+        I: SendLedger + RateSlots + OptOuts,
         S: SmsSender + JobQueue,
     {
         let client = aws_sdk_sqs::Client::new(&self.sdk_config().await);

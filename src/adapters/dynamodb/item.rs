@@ -184,12 +184,7 @@ pub fn app_from_item(item: &Item) -> Result<App, StoreError> {
 
 fn from_hex(s: &str) -> Option<[u8; 32]> {
     let mut out = [0u8; 32];
-    if s.len() != 64 {
-        return None;
-    }
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
+    hex::decode_to_slice(s, &mut out).ok()?;
     Some(out)
 }
 
@@ -200,10 +195,7 @@ pub fn key_item(key: &ApiKey, created_at: u64) -> Item {
         ("kind".into(), s("api_key")),
         ("username".into(), s(&key.username)),
         ("domain".into(), s(&key.domain)),
-        (
-            "key_sha256".into(),
-            s(crate::domain::project::hex(&key.key_hash)),
-        ),
+        ("key_sha256".into(), s(hex::encode(key.key_hash))),
         ("edit_data".into(), AttributeValue::Bool(key.can_edit_data)),
         ("created_at".into(), n(created_at)),
     ])

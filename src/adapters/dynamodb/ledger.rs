@@ -257,17 +257,22 @@ impl SendLedger for DynamoStore {
     }
 }
 
-/// The one item every sender instance takes its SMS slots from.
-const RATE_PK: &str = "RATE#sms";
+/// The one item per pace (`RATE#sms`, ...) every sender instance takes its slots from.
 const RATE_SK: &str = "RATE";
 
 impl RateSlots for DynamoStore {
-    async fn take_slot(&self, expected: Option<u64>, next: u64) -> Result<SlotTake, StoreError> {
+    async fn take_slot(
+        &self,
+        name: &str,
+        expected: Option<u64>,
+        next: u64,
+    ) -> Result<SlotTake, StoreError> {
+        let rate_pk = format!("RATE#{name}");
         let update = self
             .client
             .update_item()
             .table_name(self.table())
-            .key(PK, s(RATE_PK))
+            .key(PK, s(&rate_pk))
             .key(SK, s(RATE_SK))
             .update_expression("SET next_us = :next")
             .expression_attribute_values(":next", n(next))
@@ -285,7 +290,7 @@ impl RateSlots for DynamoStore {
                     let current = match refusal.item() {
                         Some(item) => opt_n(item, "next_us")?,
                         // moto may leave it out: read it.
-                        None => match self.item(RATE_PK.into(), RATE_SK).await? {
+                        None => match self.item(rate_pk, RATE_SK).await? {
                             Some(item) => opt_n(&item, "next_us")?,
                             None => None,
                         },

@@ -3,6 +3,7 @@
 mod admin;
 pub mod item;
 mod ledger;
+mod optout;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
@@ -39,7 +40,7 @@ pub(crate) fn store_error<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) ->
 /// `RegistrationRecord::claim_check`, which states the same rule in Rust. A stale queued
 /// claim is looked at after a refusal, with its batch's record.
 const CLAIM_CONDITION: &str = "attribute_not_exists(pk) OR #status = :failed OR \
-     ((#status = :queued OR #status = :pending) AND (#domain = :domain OR expires_at <= :now))";
+     #status = :opted_out OR ((#status = :queued OR #status = :pending) AND (#domain = :domain OR expires_at <= :now))";
 
 #[derive(Debug, Clone)]
 pub struct DynamoStore {
@@ -159,6 +160,7 @@ impl InvitationStore for DynamoStore {
             .expression_attribute_values(":pending", s("pending"))
             .expression_attribute_values(":queued", s("queued"))
             .expression_attribute_values(":failed", s("failed"))
+            .expression_attribute_values(":opted_out", s("opted_out"))
             .expression_attribute_values(":domain", s(rules.domain))
             .expression_attribute_values(":now", n(rules.now))
             .return_values(ReturnValue::AllOld)
@@ -261,16 +263,20 @@ impl InvitationStore for DynamoStore {
     ) -> Result<(), StoreError> {
         let phone = invitation.phone.as_str();
         let token = s(invitation.token.as_str());
-        // Someone else's claim may have replaced ours meanwhile: theirs stays.
+        // Someone else's claim may have replaced ours meanwhile: theirs stays. Ours, once
+        // no longer queued (its SMS went out after all, the worker registered), stays too.
+        let still_ours = "#token = :token AND #status = :queued";
         match previous {
             Some(previous) => ok_unless_lost(
                 self.client
                     .put_item()
                     .table_name(&self.table)
                     .set_item(Some(previous))
-                    .condition_expression("#token = :token")
+                    .condition_expression(still_ours)
                     .expression_attribute_names("#token", TOKEN)
+                    .expression_attribute_names("#status", "status")
                     .expression_attribute_values(":token", token)
+                    .expression_attribute_values(":queued", s("queued"))
                     .send()
                     .await,
             ),
@@ -280,9 +286,11 @@ impl InvitationStore for DynamoStore {
                     .table_name(&self.table)
                     .key(PK, s(phone_pk(phone)))
                     .key(SK, s(REGISTRATION_SK))
-                    .condition_expression("#token = :token")
+                    .condition_expression(still_ours)
                     .expression_attribute_names("#token", TOKEN)
+                    .expression_attribute_names("#status", "status")
                     .expression_attribute_values(":token", token)
+                    .expression_attribute_values(":queued", s("queued"))
                     .send()
                     .await,
             ),
@@ -339,6 +347,9 @@ impl InvitationStore for DynamoStore {
                     ShownStatus::Failed => {
                         request.expression_attribute_values(":failed", s("failed"))
                     }
+                    ShownStatus::OptedOut => {
+                        request.expression_attribute_values(":opted_out", s("opted_out"))
+                    }
                     ShownStatus::Queued => request
                         .expression_attribute_values(":queued", s("queued"))
                         .expression_attribute_values(":now", n(query.now)),
@@ -394,7 +405,7 @@ where
 
 /// For writes conditioned on still owning an item (a token, a lease): losing it to a newer
 /// write is not an error, there is simply nothing of ours left to change.
-fn ok_unless_lost<T, E, R>(result: Result<T, SdkError<E, R>>) -> Result<(), StoreError>
+pub(crate) fn ok_unless_lost<T, E, R>(result: Result<T, SdkError<E, R>>) -> Result<(), StoreError>
 where
     E: ProvideErrorMetadata,
 {
@@ -409,6 +420,7 @@ fn status_filter(status: ShownStatus) -> &'static str {
         ShownStatus::Expired => "(#status = :queued OR #status = :pending) AND expires_at <= :now",
         ShownStatus::Registered => "#status = :registered",
         ShownStatus::Failed => "#status = :failed",
+        ShownStatus::OptedOut => "#status = :opted_out",
     }
 }
 

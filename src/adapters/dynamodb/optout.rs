@@ -1,0 +1,115 @@
+//! Opt-outs: one item per number that replied STOP, beside its registration record
+//! (`PHONE#<e164>` / `OPTOUT`), so a batch of numbers is checked with one `BatchGetItem`.
+
+use std::collections::{HashMap, HashSet};
+
+use aws_sdk_dynamodb::types::{KeysAndAttributes, ReturnValue};
+
+use super::item::*;
+use super::{DynamoStore, ok_unless_lost, store_error, written};
+use crate::domain::PhoneNumber;
+use crate::ports::{OptOuts, StoreError};
+
+const OPT_OUT_SK: &str = "OPTOUT";
+/// Rounds of `BatchGetItem` for the keys DynamoDB leaves unprocessed (throttled).
+const LOOKUP_ROUNDS: usize = 4;
+
+fn key(phone: &str) -> Item {
+    Item::from([(PK.into(), s(phone_pk(phone))), (SK.into(), s(OPT_OUT_SK))])
+}
+
+impl OptOuts for DynamoStore {
+    async fn opt_out(&self, phone: &PhoneNumber, now: u64) -> Result<(), StoreError> {
+        let mut item = key(phone.as_str());
+        item.insert("kind".into(), s("opt_out"));
+        item.insert("opted_out_at".into(), n(now));
+        // The first time is kept.
+        written(
+            self.client
+                .put_item()
+                .table_name(self.table())
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(pk)")
+                .send()
+                .await,
+        )?;
+        // The open invitation, if any, shows it; a registered one stays registered.
+        ok_unless_lost(
+            self.client
+                .update_item()
+                .table_name(self.table())
+                .key(PK, s(phone_pk(phone.as_str())))
+                .key(SK, s(REGISTRATION_SK))
+                .update_expression(
+                    "SET #status = :opted_out, opted_out_at = :now REMOVE lease_until, lease_owner",
+                )
+                .condition_expression("#status = :queued OR #status = :pending")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":opted_out", s("opted_out"))
+                .expression_attribute_values(":queued", s("queued"))
+                .expression_attribute_values(":pending", s("pending"))
+                .expression_attribute_values(":now", n(now))
+                .return_values(ReturnValue::None)
+                .send()
+                .await,
+        )
+    }
+
+    async fn opt_in(&self, phone: &PhoneNumber) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(self.table())
+            .set_key(Some(key(phone.as_str())))
+            .send()
+            .await
+            .map_err(|e| store_error(&e))?;
+        Ok(())
+    }
+
+    async fn opted_out(&self, phones: &[PhoneNumber]) -> Result<HashSet<String>, StoreError> {
+        let mut found = HashSet::new();
+        let distinct: HashSet<&str> = phones.iter().map(PhoneNumber::as_str).collect();
+        if distinct.is_empty() {
+            return Ok(found);
+        }
+        let mut pending = KeysAndAttributes::builder()
+            .set_keys(Some(distinct.into_iter().map(key).collect()))
+            .consistent_read(true)
+            .projection_expression("pk")
+            .build()
+            .map_err(|_| StoreError::Malformed("opt-out lookup".into()))?;
+        for _ in 0..LOOKUP_ROUNDS {
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(self.table(), pending)
+                .send()
+                .await
+                .map_err(|e| store_error(&e))?;
+            for item in out
+                .responses()
+                .and_then(|r| r.get(self.table()))
+                .into_iter()
+                .flatten()
+            {
+                if let Some(phone) = opt_s(item, PK).and_then(|pk| phone_of_pk(&pk)) {
+                    found.insert(phone);
+                }
+            }
+            let mut unprocessed: HashMap<String, KeysAndAttributes> =
+                out.unprocessed_keys.unwrap_or_default();
+            match unprocessed.remove(self.table()) {
+                Some(rest) if !rest.keys().is_empty() => pending = rest,
+                _ => return Ok(found),
+            }
+        }
+        Err(StoreError::Unavailable {
+            code: "UnprocessedKeys".into(),
+        })
+    }
+}
+
+fn phone_of_pk(pk: &str) -> Option<String> {
+    let probe = phone_pk("");
+    pk.strip_prefix(probe.as_str()).map(str::to_owned)
+}
