@@ -234,3 +234,116 @@ async fn replies_without_a_pending_invitation_are_ignored() {
     assert_eq!(e.replay(&garbage).await, ["ignored"]);
     assert!(e.moto.sms().is_empty());
 }
+
+#[tokio::test]
+async fn stop_is_never_answered_and_the_number_is_texted_no_more_until_start() {
+    let e = env(None).await;
+    e.invite(A).await;
+    assert_eq!(e.moto.sms_to(A).len(), 1);
+    assert_eq!(e.replay(&sns_event("reply-stop")).await, ["opted_out"]);
+    assert_eq!(e.moto.sms_to(A).len(), 1, "STOP is not answered");
+    let record = e.record().await;
+    assert_eq!(record.status, RegistrationStatus::OptedOut);
+
+    // A new invitation records nothing and sends nothing.
+    let body = json!({"app_id": DEMO_APP, "users": [{"phone_number": A}]});
+    let request = lambda_http::request::from_str(&post_event(
+        DEMO_DOMAIN,
+        &body,
+        &api_key_header(DEMO_USER, DEMO_KEY),
+    ))
+    .unwrap();
+    let (status, report) = response_parts(&e.api.handle(request).await);
+    assert_eq!(status, 200);
+    assert_eq!(report["opted_out_numbers"], json!([A]), "{report}");
+    assert_eq!(report["success_numbers"], json!([]));
+    assert_eq!(e.record().await.token, record.token, "nothing recorded");
+    // Neither other replies nor HELP are answered while opted out.
+    assert_eq!(e.replay(&reply("1", "after-stop-1")).await, ["ignored"]);
+    assert_eq!(e.replay(&sns_event("reply-help")).await, ["help_sent"]);
+    assert_eq!(e.moto.sms_to(A).len(), 1, "nothing texted after STOP");
+
+    assert_eq!(e.replay(&sns_event("reply-start")).await, ["opted_in"]);
+    assert_eq!(e.moto.sms_to(A).len(), 1, "START is not answered either");
+    e.invite(A).await;
+    assert_eq!(e.moto.sms_to(A).len(), 2, "invited again after START");
+    assert_eq!(e.record().await.status, RegistrationStatus::Pending);
+}
+
+#[tokio::test]
+async fn every_opt_out_word_in_any_case_opts_out() {
+    let e = env(None).await;
+    for (i, word) in [
+        "stopall",
+        "Unsubscribe now",
+        "CANCEL",
+        "end",
+        "Quit",
+        "optout",
+        "OPT-OUT",
+        "revoke",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        e.invite(A).await;
+        assert_eq!(
+            e.replay(&reply(word, &format!("word-{i}"))).await,
+            ["opted_out"],
+            "{word}"
+        );
+        assert_eq!(
+            e.record().await.status,
+            RegistrationStatus::OptedOut,
+            "{word}"
+        );
+        assert_eq!(
+            e.replay(&reply("unstop", &format!("back-{i}"))).await,
+            ["opted_in"]
+        );
+    }
+}
+
+#[tokio::test]
+async fn help_gets_one_sms_naming_the_project_and_how_to_stop() {
+    let e = env(None).await;
+    e.invite(A).await;
+    assert_eq!(e.replay(&sns_event("reply-help")).await, ["help_sent"]);
+    let sms = e.moto.sms_to(A);
+    assert_eq!(sms.len(), 2, "{sms:?}");
+    assert!(
+        sms[1].starts_with("Demo Health") && sms[1].contains("Reply STOP"),
+        "{}",
+        sms[1]
+    );
+    assert_eq!(e.record().await.status, RegistrationStatus::Pending);
+    // From a number the service never texted: a help text without a project.
+    let mut stranger = reply("info", "stranger-help");
+    let mut message: Value =
+        serde_json::from_str(stranger["Records"][0]["Sns"]["Message"].as_str().unwrap()).unwrap();
+    message["originationNumber"] = "+16175550123".into();
+    stranger["Records"][0]["Sns"]["Message"] = message.to_string().into();
+    assert_eq!(e.replay(&stranger).await, ["help_sent"]);
+    assert_eq!(e.moto.sms_to("+16175550123").len(), 1);
+}
+
+#[tokio::test]
+async fn a_reply_that_fails_is_handled_when_delivered_again() {
+    use common::fault_proxy::{Fault, Rule};
+    let e = env(None).await;
+    e.invite(A).await;
+    e.moto
+        .front
+        .add(Rule::always("PutItem", Some("OPTOUT"), Fault::ServerError));
+    assert!(
+        e.inbound
+            .handle_records(&sns_event("reply-stop"))
+            .await
+            .is_err()
+    );
+    assert_eq!(e.record().await.status, RegistrationStatus::Pending);
+    e.moto.front.clear();
+    // Lambda delivers the event again: it is not taken for a duplicate.
+    assert_eq!(e.replay(&sns_event("reply-stop")).await, ["opted_out"]);
+    assert_eq!(e.record().await.status, RegistrationStatus::OptedOut);
+}

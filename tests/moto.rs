@@ -1287,3 +1287,37 @@ async fn an_undo_never_erases_an_invitation_that_went_out_or_was_registered_mean
     e.store.release(&queued, None).await.unwrap();
     assert!(e.record(B).await.is_none());
 }
+
+#[tokio::test]
+async fn a_number_sns_has_opted_out_is_not_texted_and_then_reported_opted_out() {
+    // moto's SNS answers CheckIfPhoneNumberIsOptedOut with true for numbers ending in 99.
+    const OUT: &str = "+16175550199";
+    let e = env().await;
+    let (status, body) = e.post(&invite(&[OUT, A])).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body["success_numbers"],
+        json!([OUT, A]),
+        "not known yet: {body}"
+    );
+    assert!(e.moto.sms_to(OUT).is_empty(), "the sender asked SNS first");
+    assert_eq!(e.moto.sms_to(A).len(), 1);
+    assert_eq!(
+        e.record(OUT).await.unwrap().status,
+        RegistrationStatus::OptedOut
+    );
+    let (_, body) = e.post(&invite(&[OUT])).await;
+    assert_eq!(body["opted_out_numbers"], json!([OUT]), "{body}");
+    assert!(e.moto.sms_to(OUT).is_empty());
+    // The listing shows it.
+    let (status, page) =
+        get_list(&e, &api_key_header(DEMO_USER, DEMO_KEY), "status=opted_out").await;
+    assert_eq!(status, 200);
+    let phones: Vec<&str> = page["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["phone_number"].as_str().unwrap())
+        .collect();
+    assert_eq!(phones, [OUT]);
+}

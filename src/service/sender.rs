@@ -305,6 +305,20 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn opt_out_checks_have_their_own_shared_pace_of_50_a_second() {
+        let store = MemoryStore::new();
+        let (a, b) = (Pacer::new(1_000), Pacer::new(1_000));
+        assert_eq!(a.opt_out_checks.interval_us, 20_800);
+        let first = a.wait_check_turn(&store, &Frozen).await.unwrap();
+        let second = b.wait_check_turn(&store, &Frozen).await.unwrap();
+        assert_eq!(first, NOW_US + CHECK_LEAD_US);
+        assert_eq!(second, first + 20_800, "shared between instances");
+        // The SMS pace is another record: its first slot is not pushed back by checks.
+        let sms = a.wait_turn(&store, &Frozen).await.unwrap();
+        assert_eq!(sms, NOW_US + SLOT_LEAD_US);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_slot_the_other_instance_moved_is_taken_after_it() {
         let store = MemoryStore::new();
         let (a, b) = (Pacer::new(1_000), Pacer::new(1_000));
