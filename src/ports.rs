@@ -230,13 +230,16 @@ pub trait OptOuts: Send + Sync {
     ) -> impl Future<Output = Result<std::collections::HashSet<String>, StoreError>> + Send;
 }
 
-/// Where a page of invitations starts: after this invitation, newest first.
+/// Where a page of invitations starts: after this invitation, in the listing's order.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ListCursor {
     #[serde(rename = "c")]
     pub created_at: u64,
     #[serde(rename = "p")]
     pub phone: String,
+    /// Its expiry: the position in a listing by status.
+    #[serde(rename = "e", default)]
+    pub expires_at: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -261,7 +264,30 @@ impl ListCursor {
         ListCursor {
             created_at: record.created_at,
             phone: record.phone.as_str().to_owned(),
+            expires_at: record.expires_at,
         }
+    }
+}
+
+impl ListQuery {
+    /// A record's place in the listing, which runs from the greatest down: newest first;
+    /// filtered by status, latest expiry first (the same order while the lifetime of
+    /// invitations stays the same), as the status index keeps them.
+    pub fn order_of<'a>(&self, record: &'a RegistrationRecord) -> (u64, &'a str) {
+        let at = match self.status {
+            None => record.created_at,
+            Some(_) => record.expires_at,
+        };
+        (at, record.phone.as_str())
+    }
+
+    /// The cursor's place in the listing (see [`ListQuery::order_of`]).
+    pub fn order_of_cursor<'a>(&self, cursor: &'a ListCursor) -> (u64, &'a str) {
+        let at = match self.status {
+            None => cursor.created_at,
+            Some(_) => cursor.expires_at,
+        };
+        (at, cursor.phone.as_str())
     }
 }
 

@@ -1321,3 +1321,95 @@ async fn a_number_sns_has_opted_out_is_not_texted_and_then_reported_opted_out() 
         .collect();
     assert_eq!(phones, [OUT]);
 }
+
+#[tokio::test]
+async fn a_listing_by_status_costs_one_query_per_page_whatever_the_projects_size() {
+    let e = env().await;
+    let t = now();
+    // 120 pending invitations, then one registered number, the oldest.
+    let mut registered = stored(
+        DEMO_DOMAIN,
+        "+16175554999",
+        t - 500,
+        t + 86_400,
+        Some(t - 500),
+    );
+    put(&e.store, &registered).await;
+    let phone = registered.phone.clone();
+    e.store
+        .mark_registered(
+            DEMO_DOMAIN,
+            &phone,
+            ClaimRules {
+                domain: DEMO_DOMAIN,
+                now: t,
+                stale_before: t - 300,
+            },
+        )
+        .await
+        .unwrap();
+    registered.status = RegistrationStatus::Registered;
+    for i in 0..120u64 {
+        let phone = format!("+1617555{:04}", 4000 + i);
+        put(
+            &e.store,
+            &stored(
+                DEMO_DOMAIN,
+                &phone,
+                t - 400 + i,
+                t + 86_400,
+                Some(t - 400 + i),
+            ),
+        )
+        .await;
+    }
+    for i in 0..3u64 {
+        let phone = format!("+1617555{:04}", 4500 + i);
+        put(
+            &e.store,
+            &stored(DEMO_DOMAIN, &phone, t - 9_000 + i, t - 10, None),
+        )
+        .await;
+    }
+    let viewer = api_key_header(VIEWER_USER, VIEWER_KEY);
+    let listing_queries =
+        || e.moto.front.calls("Query", "\"gsi") - e.moto.front.calls("Query", "\"gsi2\"");
+    for (query, expected, queries) in [
+        ("status=registered&limit=1", vec!["+16175554999"], 1),
+        (
+            "status=expired&limit=2",
+            vec!["+16175554502", "+16175554501"],
+            2,
+        ),
+        ("status=queued&limit=5", vec![], 1),
+    ] {
+        let before = listing_queries();
+        let (status, page) = get_list(&e, &viewer, query).await;
+        assert_eq!(status, 200, "{page}");
+        let phones: Vec<&str> = page["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["phone_number"].as_str().unwrap())
+            .collect();
+        assert_eq!(phones, expected, "{query}");
+        assert_eq!(
+            listing_queries() - before,
+            queries,
+            "{query}: queries of an index"
+        );
+    }
+    // Paging the expired ones: the cursor carries on in both partitions.
+    let (_, page) = get_list(&e, &viewer, "status=expired&limit=2").await;
+    let (_, rest) = get_list(
+        &e,
+        &viewer,
+        &format!(
+            "status=expired&limit=2&cursor={}",
+            page["next"].as_str().unwrap()
+        ),
+    )
+    .await;
+    assert_eq!(rest["objects"][0]["phone_number"], "+16175554500");
+    assert!(rest["next"].is_null());
+}

@@ -262,16 +262,12 @@ impl MemoryStore {
             .filter(|r| r.domain == query.domain)
             .filter(|r| query.status.is_none_or(|s| r.shown_status(query.now) == s))
             .collect();
-        // The index's order: created_at, then number, both descending.
-        records.sort_by(|a, b| {
-            (b.created_at, b.phone.as_str()).cmp(&(a.created_at, a.phone.as_str()))
-        });
+        // The index's order, descending.
+        records.sort_by(|a, b| query.order_of(b).cmp(&query.order_of(a)));
         let start = query.after.as_ref().map_or(0, |after| {
             records
                 .iter()
-                .position(|r| {
-                    (r.created_at, r.phone.as_str()) < (after.created_at, after.phone.as_str())
-                })
+                .position(|r| query.order_of(r) < query.order_of_cursor(after))
                 .unwrap_or(records.len())
         });
         let items: Vec<RegistrationRecord> = records[start..]

@@ -108,6 +108,7 @@ mod tests {
         let cursor = ListCursor {
             created_at: 1_800_000_000,
             phone: "+16175551234".into(),
+            expires_at: 1_800_600_000,
         };
         let text = encode_cursor(&cursor);
         assert_eq!(

@@ -77,6 +77,8 @@ struct State {
     /// SNS's SMS rate: at most this many `Publish` to phone numbers pass in any second.
     publish_rate: Option<usize>,
     publishes: Vec<Publish>,
+    /// The operation and body of every call, in order.
+    calls: Vec<(String, String)>,
 }
 
 /// A form field of a query-protocol body (SNS), decoded.
@@ -259,6 +261,7 @@ fn serve(
         let (fault, latency) = {
             let mut state = state.lock().unwrap();
             let body = request.text();
+            state.calls.push((operation.clone(), body.clone()));
             let sms_to = (operation == "Publish")
                 .then(|| form_field(&body, "PhoneNumber"))
                 .flatten();
@@ -404,6 +407,17 @@ impl FaultProxy {
     /// Delay added to every call, as a slower network would.
     pub fn set_latency(&self, latency: Duration) {
         self.state.lock().unwrap().latency = latency;
+    }
+
+    /// How many `operation` calls whose body contains `needle` reached the proxy so far.
+    pub fn calls(&self, operation: &str, needle: &str) -> usize {
+        self.state
+            .lock()
+            .unwrap()
+            .calls
+            .iter()
+            .filter(|(op, body)| op == operation && body.contains(needle))
+            .count()
     }
 
     /// Calls failed so far.

@@ -72,6 +72,17 @@ impl DynamoStore {
             )
             .build()
             .expect("index has its required fields");
+        let status_index = GlobalSecondaryIndex::builder()
+            .index_name(STATUS_INDEX)
+            .key_schema(key_schema(GSI3_PK, KeyType::Hash))
+            .key_schema(key_schema(GSI3_SK, KeyType::Range))
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::All)
+                    .build(),
+            )
+            .build()
+            .expect("index has its required fields");
         let created = self
             .client
             .create_table()
@@ -84,8 +95,11 @@ impl DynamoStore {
             .attribute_definitions(string_attribute(GSI1_PK))
             .attribute_definitions(string_attribute(GSI1_SK))
             .attribute_definitions(string_attribute(TOKEN))
+            .attribute_definitions(string_attribute(GSI3_PK))
+            .attribute_definitions(string_attribute(GSI3_SK))
             .global_secondary_indexes(index)
             .global_secondary_indexes(token_index)
+            .global_secondary_indexes(status_index)
             .send()
             .await;
         match created {

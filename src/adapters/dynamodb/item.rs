@@ -20,6 +20,21 @@ pub const GSI1_PK: &str = "gsi1pk";
 pub const GSI1_SK: &str = "gsi1sk";
 /// The index finding an invitation by its registration token.
 pub const TOKEN_INDEX: &str = "gsi2";
+/// A project's invitations in one status, latest expiry first: a listing by status reads
+/// only what it returns (`gsi3pk` = `<domain>#<status>`, `gsi3sk` = `<expires_at>#<phone>`).
+pub const STATUS_INDEX: &str = "gsi3";
+pub const GSI3_PK: &str = "gsi3pk";
+pub const GSI3_SK: &str = "gsi3sk";
+
+/// The status index's partition of a project's invitations in `status`.
+pub fn status_pk(domain: &str, status: RegistrationStatus) -> String {
+    format!("{domain}#{}", status.as_str())
+}
+
+/// The status index's sort key: by expiry, then number.
+pub fn status_sk(expires_at: u64, phone: &str) -> String {
+    format!("{expires_at:012}#{phone}")
+}
 pub const TOKEN: &str = "token";
 /// DynamoDB TTL attribute: set on pending invitations only.
 pub const TTL: &str = "ttl";
@@ -229,6 +244,8 @@ pub fn registration_item(r: &RegistrationRecord) -> Item {
         ("expires_at".into(), n(r.expires_at)),
         (GSI1_PK.into(), s(invites_pk(&r.domain))),
         (GSI1_SK.into(), s(format!("{:012}#{phone}", r.created_at))),
+        (GSI3_PK.into(), s(status_pk(&r.domain, r.status))),
+        (GSI3_SK.into(), s(status_sk(r.expires_at, phone))),
     ]);
     if let Some(app_id) = &r.app_id {
         item.insert("app_id".into(), s(app_id));

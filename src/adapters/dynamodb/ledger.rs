@@ -9,6 +9,7 @@ use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
 
 use super::item::*;
 use super::{DynamoStore, ok_unless_lost, store_error, written};
+use crate::domain::RegistrationStatus;
 use crate::domain::job::{JobKind, SmsJob};
 use crate::ports::{RateSlots, SendLedger, SendStart, SlotTake, StoreError};
 
@@ -174,7 +175,7 @@ impl SendLedger for DynamoStore {
             JobKind::Invitation { .. } => update
                 .update_expression(format!(
                     "SET sent_parts = :next, last_sms_at = :now_ms, #status = :pending, \
-                     sent_at = if_not_exists(sent_at, :now_s){end_lease}"
+                     gsi3pk = :in_pending, sent_at = if_not_exists(sent_at, :now_s){end_lease}"
                 ))
                 // Never over a registration made meanwhile, nor a newer invitation.
                 .condition_expression(format!(
@@ -184,6 +185,10 @@ impl SendLedger for DynamoStore {
                 .expression_attribute_names("#status", "status")
                 .expression_attribute_values(":queued", s("queued"))
                 .expression_attribute_values(":pending", s("pending"))
+                .expression_attribute_values(
+                    ":in_pending",
+                    s(status_pk(&job.domain, RegistrationStatus::Pending)),
+                )
                 .expression_attribute_values(":now_s", n(now_ms / 1000)),
             JobKind::Message => update
                 .update_expression(format!(
@@ -241,13 +246,17 @@ impl SendLedger for DynamoStore {
             None => written(
                 self.job_update(job)
                     .update_expression(
-                        "SET #status = :failed, failure_reason = :reason, failed_at = :now \
-                     REMOVE lease_until, lease_owner",
+                        "SET #status = :failed, gsi3pk = :in_failed, failure_reason = :reason, \
+                         failed_at = :now REMOVE lease_until, lease_owner",
                     )
                     .condition_expression(still_queued)
                     .expression_attribute_names("#status", "status")
                     .expression_attribute_values(":queued", s("queued"))
                     .expression_attribute_values(":failed", s("failed"))
+                    .expression_attribute_values(
+                        ":in_failed",
+                        s(status_pk(&job.domain, RegistrationStatus::Failed)),
+                    )
                     .expression_attribute_values(":reason", s(reason))
                     .expression_attribute_values(":now", n(now))
                     .send()

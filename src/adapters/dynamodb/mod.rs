@@ -22,7 +22,9 @@ use crate::domain::invitation::ShownStatus;
 use crate::domain::invitation::{ClaimCheck, ClaimRules};
 use crate::domain::project::DEFAULT_DAILY_INVITATION_LIMIT;
 use crate::domain::worker::Worker;
-use crate::domain::{ApiKey, Invitation, Plan, Project, RegistrationRecord, Token};
+use crate::domain::{
+    ApiKey, Invitation, Plan, Project, RegistrationRecord, RegistrationStatus, Token,
+};
 use crate::ports::{
     BatchRecord, Claim, DailyQuota, Directory, IdempotencyBegin, IdempotencyStore, InboundLog,
     InvitationPage, InvitationStore, ListCursor, ListQuery, RegisterOutcome, StoreError,
@@ -309,78 +311,156 @@ impl InvitationStore for DynamoStore {
     }
 
     async fn list(&self, query: &ListQuery) -> Result<InvitationPage, StoreError> {
+        match query.status {
+            None => self.list_all(query).await,
+            Some(status) => self.list_by_status(query, status).await,
+        }
+    }
+}
+
+/// The stored statuses a shown status is made of, and which side of `now` their expiry
+/// lies (`Some(true)`: still live, `Some(false)`: expired, `None`: either).
+fn status_partitions(status: ShownStatus) -> (&'static [RegistrationStatus], Option<bool>) {
+    use RegistrationStatus as S;
+    match status {
+        ShownStatus::Queued => (&[S::Queued], Some(true)),
+        ShownStatus::Pending => (&[S::Pending], Some(true)),
+        ShownStatus::Expired => (&[S::Queued, S::Pending], Some(false)),
+        ShownStatus::Registered => (&[S::Registered], None),
+        ShownStatus::Failed => (&[S::Failed], None),
+        ShownStatus::OptedOut => (&[S::OptedOut], None),
+    }
+}
+
+impl DynamoStore {
+    /// A page of every invitation of the project, newest first: one query of the project's
+    /// index.
+    async fn list_all(&self, query: &ListQuery) -> Result<InvitationPage, StoreError> {
         let partition = invites_pk(&query.domain);
         // A position in the project's own partition: the partition always comes from the
         // project, so no cursor can reach another project's invitations.
-        let position = |created_at: u64, phone: &str| {
+        let start = query.after.as_ref().map(|after| {
             Item::from([
                 (GSI1_PK.into(), s(&partition)),
-                (GSI1_SK.into(), s(format!("{created_at:012}#{phone}"))),
-                (PK.into(), s(phone_pk(phone))),
+                (
+                    GSI1_SK.into(),
+                    s(format!("{:012}#{}", after.created_at, after.phone)),
+                ),
+                (PK.into(), s(phone_pk(&after.phone))),
                 (SK.into(), s(REGISTRATION_SK)),
             ])
+        });
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(INVITES_INDEX)
+            .key_condition_expression("gsi1pk = :pk")
+            .expression_attribute_values(":pk", s(&partition))
+            .scan_index_forward(false)
+            .limit(i32::try_from(query.limit).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| store_error(&e))?;
+        let items = out
+            .items()
+            .iter()
+            .map(registration_from_item)
+            .collect::<Result<Vec<_>, _>>()?;
+        let more = out
+            .last_evaluated_key
+            .as_ref()
+            .is_some_and(|k| !k.is_empty());
+        let next = if more {
+            items.last().map(ListCursor::after)
+        } else {
+            None
         };
-        let mut start = query
+        Ok(InvitationPage { items, next })
+    }
+
+    /// A page of the project's invitations in one status, from the status index: one query
+    /// per stored status it is made of (two for `expired`), never more, whatever the size
+    /// of the project, since the key condition (not a filter) selects what is returned.
+    async fn list_by_status(
+        &self,
+        query: &ListQuery,
+        status: ShownStatus,
+    ) -> Result<InvitationPage, StoreError> {
+        let (stored, live) = status_partitions(status);
+        // Expired: `expires_at <= now`; every sort key of an expiry of `now` or before
+        // sorts below this one, every later one above.
+        let now_key = format!("{:012}#~", query.now);
+        let after_key = query
             .after
             .as_ref()
-            .map(|after| position(after.created_at, &after.phone));
-        let mut items: Vec<RegistrationRecord> = Vec::new();
-        loop {
+            .map(|after| status_sk(after.expires_at, &after.phone));
+        if live == Some(true) && after_key.as_ref().is_some_and(|k| *k < now_key) {
+            // The rest of a live listing expired since the last page.
+            return Ok(InvitationPage {
+                items: Vec::new(),
+                next: None,
+            });
+        }
+        let limit = i32::try_from(query.limit).unwrap_or(i32::MAX);
+        let queries = stored.iter().map(|&stored_status| {
+            let partition = status_pk(&query.domain, stored_status);
+            let start = query
+                .after
+                .as_ref()
+                .zip(after_key.as_ref())
+                .map(|(after, key)| {
+                    Item::from([
+                        (GSI3_PK.into(), s(&partition)),
+                        (GSI3_SK.into(), s(key)),
+                        (PK.into(), s(phone_pk(&after.phone))),
+                        (SK.into(), s(REGISTRATION_SK)),
+                    ])
+                });
+            let condition = match live {
+                None => "gsi3pk = :pk",
+                Some(true) => "gsi3pk = :pk AND gsi3sk > :now",
+                Some(false) => "gsi3pk = :pk AND gsi3sk < :now",
+            };
             let mut request = self
                 .client
                 .query()
                 .table_name(&self.table)
-                .index_name(INVITES_INDEX)
-                .key_condition_expression("gsi1pk = :pk")
-                .expression_attribute_values(":pk", s(&partition))
+                .index_name(STATUS_INDEX)
+                .key_condition_expression(condition)
+                .expression_attribute_values(":pk", s(partition))
                 .scan_index_forward(false)
-                .limit(i32::try_from(query.limit - items.len()).unwrap_or(i32::MAX))
-                .set_exclusive_start_key(start.take());
-            if let Some(status) = query.status {
-                request = request
-                    .filter_expression(status_filter(status))
-                    .expression_attribute_names("#status", "status");
-                request = match status {
-                    ShownStatus::Registered => {
-                        request.expression_attribute_values(":registered", s("registered"))
-                    }
-                    ShownStatus::Failed => {
-                        request.expression_attribute_values(":failed", s("failed"))
-                    }
-                    ShownStatus::OptedOut => {
-                        request.expression_attribute_values(":opted_out", s("opted_out"))
-                    }
-                    ShownStatus::Queued => request
-                        .expression_attribute_values(":queued", s("queued"))
-                        .expression_attribute_values(":now", n(query.now)),
-                    ShownStatus::Pending => request
-                        .expression_attribute_values(":pending", s("pending"))
-                        .expression_attribute_values(":now", n(query.now)),
-                    ShownStatus::Expired => request
-                        .expression_attribute_values(":queued", s("queued"))
-                        .expression_attribute_values(":pending", s("pending"))
-                        .expression_attribute_values(":now", n(query.now)),
-                };
+                .limit(limit)
+                .set_exclusive_start_key(start);
+            if live.is_some() {
+                request = request.expression_attribute_values(":now", s(&now_key));
             }
-            let out = request.send().await.map_err(|e| store_error(&e))?;
-            for item in out.items() {
-                items.push(registration_from_item(item)?);
-            }
-            let more = out
+            request.send()
+        });
+        let outs = futures::future::try_join_all(queries)
+            .await
+            .map_err(|e| store_error(&e))?;
+        let mut more = false;
+        let mut items = Vec::new();
+        for out in &outs {
+            more |= out
                 .last_evaluated_key
                 .as_ref()
                 .is_some_and(|k| !k.is_empty());
-            if items.len() >= query.limit || !more {
-                let next = if more {
-                    items.last().map(ListCursor::after)
-                } else {
-                    None
-                };
-                return Ok(InvitationPage { items, next });
+            for item in out.items() {
+                items.push(registration_from_item(item)?);
             }
-            // Filtered pages can come back short: go on from where DynamoDB stopped.
-            start = out.last_evaluated_key;
         }
+        items.sort_by(|a, b| query.order_of(b).cmp(&query.order_of(a)));
+        more |= items.len() > query.limit;
+        items.truncate(query.limit);
+        let next = if more {
+            items.last().map(ListCursor::after)
+        } else {
+            None
+        };
+        Ok(InvitationPage { items, next })
     }
 }
 
@@ -410,18 +490,6 @@ where
     E: ProvideErrorMetadata,
 {
     written(result).map(|_| ())
-}
-
-/// Filters a listing by the status a client sees (`expired` is derived from `expires_at`).
-fn status_filter(status: ShownStatus) -> &'static str {
-    match status {
-        ShownStatus::Queued => "#status = :queued AND expires_at > :now",
-        ShownStatus::Pending => "#status = :pending AND expires_at > :now",
-        ShownStatus::Expired => "(#status = :queued OR #status = :pending) AND expires_at <= :now",
-        ShownStatus::Registered => "#status = :registered",
-        ShownStatus::Failed => "#status = :failed",
-        ShownStatus::OptedOut => "#status = :opted_out",
-    }
 }
 
 impl DynamoStore {
@@ -722,7 +790,8 @@ impl WorkerStore for DynamoStore {
             .key(PK, s(phone_pk(invitation.phone.as_str())))
             .key(SK, s(REGISTRATION_SK))
             .update_expression(
-                "SET #status = :registered, registered_at = :now, username = :username REMOVE #ttl",
+                "SET #status = :registered, gsi3pk = :in_registered, registered_at = :now, \
+                 username = :username REMOVE #ttl",
             )
             .condition_expression(
                 "#token = :token AND (#status = :queued OR #status = :pending) AND expires_at > :now",
@@ -731,6 +800,10 @@ impl WorkerStore for DynamoStore {
             .expression_attribute_names("#token", TOKEN)
             .expression_attribute_names("#ttl", TTL)
             .expression_attribute_values(":registered", s("registered"))
+            .expression_attribute_values(
+                ":in_registered",
+                s(status_pk(&invitation.domain, RegistrationStatus::Registered)),
+            )
             .expression_attribute_values(":pending", s("pending"))
             .expression_attribute_values(":queued", s("queued"))
             .expression_attribute_values(":now", n(worker.registered_at))

@@ -3,12 +3,13 @@
 
 use std::collections::{HashMap, HashSet};
 
-use aws_sdk_dynamodb::types::{KeysAndAttributes, ReturnValue};
+use aws_sdk_dynamodb::types::KeysAndAttributes;
 
 use super::item::*;
 use super::{DynamoStore, ok_unless_lost, store_error, written};
 use crate::domain::PhoneNumber;
-use crate::ports::{OptOuts, StoreError};
+use crate::domain::invitation::RegistrationStatus;
+use crate::ports::{InvitationStore, OptOuts, StoreError};
 
 const OPT_OUT_SK: &str = "OPTOUT";
 /// Rounds of `BatchGetItem` for the keys DynamoDB leaves unprocessed (throttled).
@@ -34,6 +35,12 @@ impl OptOuts for DynamoStore {
                 .await,
         )?;
         // The open invitation, if any, shows it; a registered one stays registered.
+        let Some(record) = self.find(phone).await? else {
+            return Ok(());
+        };
+        if !record.status.is_open() {
+            return Ok(());
+        }
         ok_unless_lost(
             self.client
                 .update_item()
@@ -41,15 +48,23 @@ impl OptOuts for DynamoStore {
                 .key(PK, s(phone_pk(phone.as_str())))
                 .key(SK, s(REGISTRATION_SK))
                 .update_expression(
-                    "SET #status = :opted_out, opted_out_at = :now REMOVE lease_until, lease_owner",
+                    "SET #status = :opted_out, gsi3pk = :in_opted_out, opted_out_at = :now \
+                     REMOVE lease_until, lease_owner",
                 )
-                .condition_expression("#status = :queued OR #status = :pending")
+                .condition_expression(
+                    "#token = :token AND (#status = :queued OR #status = :pending)",
+                )
                 .expression_attribute_names("#status", "status")
+                .expression_attribute_names("#token", TOKEN)
+                .expression_attribute_values(":token", s(record.token.as_str()))
                 .expression_attribute_values(":opted_out", s("opted_out"))
+                .expression_attribute_values(
+                    ":in_opted_out",
+                    s(status_pk(&record.domain, RegistrationStatus::OptedOut)),
+                )
                 .expression_attribute_values(":queued", s("queued"))
                 .expression_attribute_values(":pending", s("pending"))
                 .expression_attribute_values(":now", n(now))
-                .return_values(ReturnValue::None)
                 .send()
                 .await,
         )
