@@ -102,9 +102,7 @@ async fn env() -> Env {
 }
 
 fn numbers(n: usize, from: usize) -> Vec<String> {
-    (from..from + n)
-        .map(|i| format!("+1617555{i:04}"))
-        .collect()
+    us_numbers(n, from)
 }
 
 fn invite(numbers: &[String]) -> Value {
@@ -505,4 +503,102 @@ async fn an_answer_that_cannot_be_stored_makes_a_retry_409_never_a_second_run() 
     assert_eq!(status, 409, "{body}");
     e.moto.deliver(&e.sender, &e.queue_url).await;
     assert_eq!(e.moto.sms().len(), 2, "no number texted twice");
+}
+
+#[tokio::test]
+async fn the_daily_count_unavailable_gives_503_and_nothing_is_recorded_or_sent() {
+    let e = env().await;
+    e.proxy.add(Rule::always(
+        "UpdateItem",
+        Some(":room"),
+        Fault::ServerError,
+    ));
+    let requested = numbers(3, 1000);
+    let (status, body) = e.post(&invite(&requested)).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(e.proxy.injected() > 0);
+    e.proxy.clear();
+    let store = e.moto.store(TABLE).await;
+    for n in &requested {
+        assert!(
+            store
+                .find(&PhoneNumber::parse(n).unwrap())
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+    assert_eq!(e.moto.queue_depth(&e.queue_url).await, 0, "no job queued");
+    // Once it is back, the same request runs.
+    let (status, body) = e.post(&invite(&requested)).await;
+    assert_eq!(status, 200);
+    e.check(&requested, &body).await;
+}
+
+#[tokio::test]
+async fn a_give_back_that_fails_leaves_the_answer_right_and_only_over_counts() {
+    let e = env().await;
+    let taken = numbers(1, 1000);
+    e.post_other(&invite(&taken)).await;
+    e.proxy.add(Rule::always(
+        "UpdateItem",
+        Some(":minus"),
+        Fault::ServerError,
+    ));
+    let mut requested = taken.clone();
+    requested.extend(numbers(1, 1001));
+    let (status, body) = e.post(&invite(&requested)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["numbers_in_use"], json!(taken));
+    assert!(e.proxy.injected() > 0, "the give-back was tried");
+    e.proxy.clear();
+    e.check(&requested, &body).await;
+    let day = smsreg::domain::time::utc_day(now_ms() / 1000);
+    let store = e.moto.store(TABLE).await;
+    assert_eq!(
+        store.usage_of(DEMO_DOMAIN, &day).await.unwrap(),
+        2,
+        "the number in use stays counted: the count errs high, never low"
+    );
+}
+
+#[tokio::test]
+async fn a_claim_hanging_past_the_deadline_leaves_no_number_held_or_texted() {
+    let e = env().await;
+    let requested = numbers(3, 1000);
+    e.proxy.add(Rule::always(
+        "PutItem",
+        Some(&requested[1]),
+        Fault::Hang(Duration::from_secs(6)),
+    ));
+    // The work stops DEADLINE_MARGIN_MS (2 s) before the deadline: 1.5 s from now.
+    let deadline = now_ms() + 3_500;
+    let response = e
+        .send(
+            DEMO_DOMAIN,
+            &api_key_header(DEMO_USER, DEMO_KEY),
+            &invite(&requested),
+            Some(deadline),
+        )
+        .await;
+    assert!(now_ms() < deadline, "answered before the deadline");
+    let (status, body) = response_parts(&response);
+    assert_eq!(status, 200, "{body}");
+    // The claims run first, then the jobs are queued: the hung claim held the batch until
+    // the work had to stop, so no number was queued, and every claim is undone.
+    assert_eq!(body["error_numbers"], json!(requested), "{body}");
+    e.proxy.clear();
+    let errors = e.check(&requested, &body).await;
+    let store = e.moto.store(TABLE).await;
+    for n in &requested {
+        assert!(
+            store
+                .find(&PhoneNumber::parse(n).unwrap())
+                .await
+                .unwrap()
+                .is_none(),
+            "{n}"
+        );
+    }
+    e.assert_free(&errors).await;
 }

@@ -75,9 +75,7 @@ async fn send_batch(users: usize, rate: usize) -> (Vec<Publish>, Figures) {
         ..Config::default()
     };
     let api = smsreg::wiring::aws_api_with(&moto.sdk_config().await, config).unwrap();
-    let numbers: Vec<String> = (0..users)
-        .map(|i| format!("+1617555{:04}", 3000 + i))
-        .collect();
+    let numbers = us_numbers(users, 3000);
     let body = json!({"app_id": DEMO_APP, "android_only": true,
         "users": numbers.iter().map(|n| json!({"phone_number": n})).collect::<Vec<Value>>()});
     let request = lambda_http::request::from_str(&post_event(

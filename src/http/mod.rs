@@ -253,21 +253,27 @@ where
         let project = self.access(request, domain, Access::Read).await?;
         let query = listing::parse_query(request.uri().query().unwrap_or_default())?;
         let now = self.service.clock.now();
-        let page = self
-            .service
-            .store
-            .list(&ListQuery {
-                domain: project.name.clone(),
-                status: query.status,
-                now,
-                limit: query.limit,
-                after: query.after,
-            })
-            .await
-            .map_err(|error| {
+        let list_query = ListQuery {
+            domain: project.name.clone(),
+            status: query.status,
+            now,
+            limit: query.limit,
+            after: query.after,
+        };
+        let list = self.service.store.list(&list_query);
+        // One or two queries; still, never past the deadline.
+        let until = self.service.work_until(deadline(request));
+        let page = match self.service.bounded(until, list).await {
+            Some(Ok(page)) => page,
+            Some(Err(error)) => {
                 warn!(%error, "listing unavailable");
-                ApiError::Unavailable
-            })?;
+                return Err(ApiError::Unavailable);
+            }
+            None => {
+                warn!("the deadline cut off the listing");
+                return Err(ApiError::Unavailable);
+            }
+        };
         Ok(json_response(
             StatusCode::OK,
             &listing::page_json(&page, now),

@@ -281,13 +281,17 @@ where
 
     /// When to stop starting and waiting for calls: `DEADLINE_MARGIN_MS` before the
     /// Lambda deadline, leaving that margin to undo what did not finish.
-    fn work_until(&self, deadline: Option<Instant>) -> Option<Instant> {
+    pub fn work_until(&self, deadline: Option<Instant>) -> Option<Instant> {
         deadline.map(|d| d - self.config.deadline_margin)
     }
 
     /// `call`, unless `until` passes first (`None`: it was cut off, and may or may not
     /// have taken effect).
-    async fn bounded<T>(&self, until: Option<Instant>, call: impl Future<Output = T>) -> Option<T> {
+    pub async fn bounded<T>(
+        &self,
+        until: Option<Instant>,
+        call: impl Future<Output = T>,
+    ) -> Option<T> {
         match until {
             None => Some(call.await),
             Some(until) => tokio::time::timeout_at(until.into(), call).await.ok(),
