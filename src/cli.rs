@@ -15,6 +15,9 @@ use crate::domain::time::rfc3339;
 use crate::domain::{ApiKey, App, PhoneNumber, Plan};
 use crate::ports::{Clock, Directory, InvitationStore, ListQuery, SystemClock};
 
+/// Longest app id: an app's item key must stay far below DynamoDB's key limit.
+const MAX_APP_ID_BYTES: usize = 128;
+
 /// Administers the SMS registration service's table: projects ("domains"), apps, API keys
 /// and invitations. Reads TABLE_NAME, AWS_ENDPOINT_URL, AWS_REGION and the usual AWS
 /// credentials from the environment, as the function does.
@@ -227,8 +230,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             install_url,
         } => {
             check_domain(&domain)?;
-            if app_id.trim().is_empty() {
-                return Err(usage("the app id must not be empty"));
+            if app_id.trim().is_empty() || app_id.len() > MAX_APP_ID_BYTES {
+                return Err(usage(format!(
+                    "the app id must be 1 to {MAX_APP_ID_BYTES} bytes"
+                )));
             }
             if let Some(url) = &install_url
                 && !(url.starts_with("https://") || url.starts_with("http://"))
@@ -257,11 +262,12 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         } => {
             check_domain(&domain)?;
             if username.is_empty()
+                || username.len() > crate::http::auth::MAX_USERNAME_BYTES
                 || username.contains(':')
                 || username.chars().any(char::is_whitespace)
             {
                 return Err(usage(
-                    "the username must be non-empty, without ':' or spaces",
+                    "the username must be 1 to 254 bytes, without ':' or spaces",
                 ));
             }
             require_project(&store, &domain).await?;

@@ -19,6 +19,10 @@ struct Run {
     stderr: String,
 }
 
+/// Longer than any valid one: refused before DynamoDB sees it.
+const LONG_APP_ID: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+const LONG_USERNAME: &str = "uuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuu";
+
 fn admin(moto: &Moto, args: &[&str]) -> Run {
     let out = Command::new(env!("CARGO_BIN_EXE_smsreg-admin"))
         .args(args)
@@ -302,6 +306,12 @@ async fn bad_arguments_get_a_clear_message_and_a_non_zero_exit() {
         ),
         (&["create-key", "nowhere", "ops"], 1, "does not exist"),
         (&["create-key", "demo", "a:b"], 2, "username"),
+        (&["create-key", "demo", LONG_USERNAME], 2, "username"),
+        (
+            &["put-app", "demo", LONG_APP_ID, "--name", "x"],
+            2,
+            "app id",
+        ),
         (
             &["list-invitations", "demo", "--status", "lost"],
             2,

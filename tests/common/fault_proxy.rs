@@ -83,28 +83,10 @@ struct State {
 
 /// A form field of a query-protocol body (SNS), decoded.
 fn form_field(body: &str, name: &str) -> Option<String> {
-    body.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=')?;
-        (k == name).then(|| {
-            let v = v.replace('+', " ");
-            let mut out = Vec::new();
-            let bytes = v.as_bytes();
-            let mut i = 0;
-            while i < bytes.len() {
-                if bytes[i] == b'%'
-                    && i + 2 < bytes.len()
-                    && let Ok(b) = u8::from_str_radix(&v[i + 1..i + 3], 16)
-                {
-                    out.push(b);
-                    i += 3;
-                } else {
-                    out.push(bytes[i]);
-                    i += 1;
-                }
-            }
-            String::from_utf8_lossy(&out).into_owned()
-        })
-    })
+    serde_urlencoded::from_str::<Vec<(String, String)>>(body)
+        .ok()?
+        .into_iter()
+        .find_map(|(k, v)| (k == name).then_some(v))
 }
 
 pub struct FaultProxy {
@@ -121,12 +103,7 @@ fn operation_of(request: &Request) -> String {
     {
         return op.to_owned();
     }
-    request
-        .text()
-        .split('&')
-        .find_map(|pair| pair.strip_prefix("Action="))
-        .unwrap_or_default()
-        .to_owned()
+    form_field(&request.text(), "Action").unwrap_or_default()
 }
 
 /// DynamoDB's limits on key values: 2048 bytes for a partition key, 1024 for a sort key.
