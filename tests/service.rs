@@ -836,6 +836,36 @@ async fn a_reinstall_whose_job_cannot_be_queued_is_an_error_for_that_number() {
 }
 
 #[tokio::test]
+async fn json_responses_listing_phone_numbers_are_never_stored_by_a_cache() {
+    let w = world();
+    let created = w.post_with_key("no-store", &invite(&[A])).await;
+    let replayed = w.post_with_key("no-store", &invite(&[A])).await;
+    let mut event: Value = serde_json::from_str(&post_event(
+        DEMO_DOMAIN,
+        &json!({}),
+        &api_key_header(DEMO_USER, DEMO_KEY),
+    ))
+    .unwrap();
+    event["requestContext"]["http"]["method"] = "GET".into();
+    let listed = w
+        .api
+        .handle(lambda_http::request::from_str(&event.to_string()).unwrap())
+        .await;
+    assert!(String::from_utf8_lossy(listed.body().as_ref()).contains(A));
+    let refused = w
+        .post_as(DEMO_DOMAIN, "ApiKey nobody:nothing-at-all", &invite(&[A]))
+        .await;
+    assert_eq!(refused.0, 401);
+    for (what, response) in [
+        ("created", &created),
+        ("replayed", &replayed),
+        ("listed", &listed),
+    ] {
+        assert_eq!(response.headers()["cache-control"], "no-store", "{what}");
+    }
+}
+
+#[tokio::test]
 async fn the_same_idempotency_key_and_body_replays_the_answer_without_sending_again() {
     let w = world();
     let body = invite(&[A, B]);
