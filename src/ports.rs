@@ -164,7 +164,7 @@ pub struct BatchRecord {
 
 /// The record of each phone number, written with conditional writes, and the numbers that
 /// opted out.
-pub trait InvitationStore: OptOuts + Send + Sync {
+pub trait InvitationStore: OptOuts + DeliveryLog + Send + Sync {
     /// What a claim replaced, exactly as stored.
     type Previous: Send + Sync;
 
@@ -228,6 +228,96 @@ pub trait OptOuts: Send + Sync {
         &self,
         phones: &[PhoneNumber],
     ) -> impl Future<Output = Result<std::collections::HashSet<String>, StoreError>> + Send;
+}
+
+/// One SMS SNS accepted: kept under its message id, so that its delivery receipt finds
+/// the invitation (and batch, and day) it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentSms {
+    pub message_id: String,
+    pub domain: String,
+    /// E.164.
+    pub phone: String,
+    /// The invitation's token, for an invitation's SMS.
+    pub token: Option<String>,
+    pub batch_id: Option<String>,
+    /// Which SMS of its job (0: the first, the one an invitation's delivery is judged by).
+    pub part: usize,
+    /// Seconds since the epoch.
+    pub sent_at: u64,
+}
+
+pub use crate::domain::receipt::Receipt;
+
+/// What became of a receipt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReceiptOutcome {
+    Recorded,
+    /// This SMS's receipt was recorded before (a redelivered log batch).
+    Duplicate,
+    /// No SMS of this service has that message id.
+    Unknown,
+}
+
+/// A request's batch, as counted while it goes: each count moves once per invitation.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct BatchProgress {
+    #[serde(skip)]
+    pub domain: String,
+    pub batch_id: String,
+    pub queued: u64,
+    pub sent: u64,
+    pub delivered: u64,
+    pub delivery_failed: u64,
+    pub send_failed: u64,
+    pub opted_out: u64,
+    pub opened: u64,
+    pub registered: u64,
+}
+
+/// A project's day: invitations counted, SMS sent, their receipts and cost.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct DayUsage {
+    pub invitations: u64,
+    pub sms_sent: u64,
+    pub delivered: u64,
+    pub delivery_failed: u64,
+    pub price_usd: f64,
+}
+
+/// What the sender sent and what reached the phones: per SMS, per batch, per day.
+pub trait DeliveryLog: Send + Sync {
+    /// Records an SMS SNS accepted (its message id, the day's `sms_sent`, and for an
+    /// invitation's first SMS its batch's `sent`).
+    fn record_sms(&self, sms: &SentSms) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Records a receipt once: on its SMS, on the invitation (for its first SMS), and in
+    /// the counts of its batch and day.
+    fn record_receipt(
+        &self,
+        receipt: &Receipt,
+        now: u64,
+    ) -> impl Future<Output = Result<ReceiptOutcome, StoreError>> + Send;
+
+    /// Records the first time an invitation's link was opened (and counts it in its batch).
+    fn mark_opened(
+        &self,
+        invitation: &RegistrationRecord,
+        now: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// A batch's counts.
+    fn batch_progress(
+        &self,
+        batch_id: &str,
+    ) -> impl Future<Output = Result<Option<BatchProgress>, StoreError>> + Send;
+
+    /// A project's day (`YYYY-MM-DD`).
+    fn day_usage(
+        &self,
+        domain: &str,
+        day: &str,
+    ) -> impl Future<Output = Result<DayUsage, StoreError>> + Send;
 }
 
 /// Where a page of invitations starts: after this invitation, in the listing's order.
@@ -428,11 +518,13 @@ pub trait RegistrationEvents: Send + Sync {
 }
 
 pub trait SmsSender: Send + Sync {
+    /// Sends one SMS; the provider's message id (SNS's `MessageId`), which its delivery
+    /// receipt names.
     fn send(
         &self,
         to: &PhoneNumber,
         text: &str,
-    ) -> impl Future<Output = Result<(), SmsError>> + Send;
+    ) -> impl Future<Output = Result<String, SmsError>> + Send;
 
     /// Whether the SMS provider has the number opted out (SNS's
     /// `CheckIfPhoneNumberIsOptedOut`, 50 calls per second per account at most).
@@ -560,6 +652,43 @@ impl<T: OptOuts> OptOuts for std::sync::Arc<T> {
     }
 }
 
+impl<T: DeliveryLog> DeliveryLog for std::sync::Arc<T> {
+    fn record_sms(&self, sms: &SentSms) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).record_sms(sms)
+    }
+
+    fn record_receipt(
+        &self,
+        receipt: &Receipt,
+        now: u64,
+    ) -> impl Future<Output = Result<ReceiptOutcome, StoreError>> + Send {
+        (**self).record_receipt(receipt, now)
+    }
+
+    fn mark_opened(
+        &self,
+        invitation: &RegistrationRecord,
+        now: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).mark_opened(invitation, now)
+    }
+
+    fn batch_progress(
+        &self,
+        batch_id: &str,
+    ) -> impl Future<Output = Result<Option<BatchProgress>, StoreError>> + Send {
+        (**self).batch_progress(batch_id)
+    }
+
+    fn day_usage(
+        &self,
+        domain: &str,
+        day: &str,
+    ) -> impl Future<Output = Result<DayUsage, StoreError>> + Send {
+        (**self).day_usage(domain, day)
+    }
+}
+
 impl<T: DailyQuota> DailyQuota for std::sync::Arc<T> {
     fn reserve(
         &self,
@@ -667,7 +796,7 @@ impl<T: SmsSender> SmsSender for std::sync::Arc<T> {
         &self,
         to: &PhoneNumber,
         text: &str,
-    ) -> impl Future<Output = Result<(), SmsError>> + Send {
+    ) -> impl Future<Output = Result<String, SmsError>> + Send {
         (**self).send(to, text)
     }
 

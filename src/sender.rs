@@ -8,7 +8,7 @@ use lambda_http::lambda_runtime::{Error, LambdaEvent};
 use tracing::{Instrument, error, info, info_span, warn};
 
 use crate::domain::job::{SmsJob, retry_delay_seconds};
-use crate::ports::{DailyQuota, JobQueue, OptOuts, RateSlots, SendLedger, SmsSender};
+use crate::ports::{DailyQuota, DeliveryLog, JobQueue, OptOuts, RateSlots, SendLedger, SmsSender};
 use crate::service::RegistrationService;
 use crate::service::sender::{JobResult, Pacer};
 
@@ -23,7 +23,7 @@ pub struct Sender<D, I, S> {
 impl<D, I, S> Sender<D, I, S>
 where
     D: DailyQuota,
-    I: SendLedger + RateSlots + OptOuts,
+    I: SendLedger + RateSlots + OptOuts + DeliveryLog,
     S: SmsSender + JobQueue,
 {
     pub fn new(service: RegistrationService<D, I, S>) -> Self {

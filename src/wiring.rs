@@ -31,6 +31,21 @@ pub async fn aws_inbound(config: Config) -> Result<AwsInbound, ConfigError> {
     Ok(Inbound::new(aws_service(&load_aws_config().await, config)?))
 }
 
+pub type AwsReceipts = crate::receipts::Receipts<DynamoStore>;
+
+/// The receipts function over DynamoDB, configured from the environment (it needs only
+/// the table).
+pub async fn aws_receipts(config: Config) -> AwsReceipts {
+    aws_receipts_with(&load_aws_config().await, &config)
+}
+
+pub fn aws_receipts_with(aws: &SdkConfig, config: &Config) -> AwsReceipts {
+    crate::receipts::Receipts::new(
+        DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), &config.table_name),
+        Arc::new(SystemClock),
+    )
+}
+
 /// The sender over DynamoDB, SQS and SNS, configured from the environment.
 pub async fn aws_sender(config: Config) -> Result<AwsSender, ConfigError> {
     aws_sender_with(&load_aws_config().await, config)

@@ -43,7 +43,7 @@ impl JobQueue for FailingFor {
 }
 
 impl SmsSender for FailingFor {
-    async fn send(&self, to: &PhoneNumber, text: &str) -> Result<(), SmsError> {
+    async fn send(&self, to: &PhoneNumber, text: &str) -> Result<String, SmsError> {
         if self.failing.iter().any(|f| f == to.as_str()) {
             return Err(SmsError {
                 code: "Throttling".into(),
@@ -265,6 +265,8 @@ fn stored(
         registered_at: None,
         enqueued_at: sent_at,
         failure_reason: None,
+        delivery: None,
+        opened_at: None,
         batch_id: None,
     }
 }
@@ -1149,6 +1151,7 @@ async fn a_write_of_the_sender_retried_by_the_sdk_finds_its_own_lease_and_record
             token: record.token.as_str().to_owned(),
             created_at: record.created_at,
             previous: None,
+            batch_id: None,
         },
     };
     let at = now() * 1000;

@@ -199,6 +199,8 @@ fn record_of(domain: &str, phone: &str) -> RegistrationRecord {
         registered_at: None,
         enqueued_at: Some(T0 - 100),
         failure_reason: None,
+        delivery: None,
+        opened_at: None,
         batch_id: None,
     }
 }

@@ -15,8 +15,8 @@ use crate::domain::worker::Worker;
 use crate::domain::{ApiKey, Invitation, PhoneNumber, Project, RegistrationRecord};
 use crate::ports::{
     BatchRecord, Claim, DailyQuota, Directory, IdempotencyBegin, IdempotencyStore, InboundLog,
-    InvitationPage, InvitationStore, JobQueue, ListCursor, ListQuery, OptOuts, QueueError,
-    RateSlots, RegisterOutcome, RegistrationEvents, SendLedger, SendStart, SlotTake, SmsError,
+    BatchProgress, DayUsage, DeliveryLog, InvitationPage, InvitationStore, JobQueue, ListCursor,
+    ListQuery, OptOuts, QueueError, RateSlots, Receipt, ReceiptOutcome, SentSms, RegisterOutcome, RegistrationEvents, SendLedger, SendStart, SlotTake, SmsError,
     SmsSender, StoreError, StoredResponse, WorkerStore,
 };
 
@@ -50,6 +50,12 @@ struct StoreState {
     next_slots: HashMap<String, u64>,
     /// Numbers that opted out, with when.
     opted_out: HashMap<String, u64>,
+    /// Each SMS sent, by message id, with its receipt once it came.
+    messages: HashMap<String, (SentSms, Option<Receipt>)>,
+    /// Each batch's counts.
+    progress: HashMap<String, BatchProgress>,
+    /// Each project's day: SMS, receipts and cost.
+    days: HashMap<(String, String), DayUsage>,
     /// Each batch's tokens whose job reached the queue.
     batches: HashMap<String, HashSet<String>>,
     /// The sender's progress per job.
@@ -212,6 +218,9 @@ impl InvitationStore for MemoryStore {
         state
             .batches
             .insert(batch.id.clone(), batch.queued.iter().cloned().collect());
+        let progress = state.progress.entry(batch.id.clone()).or_default();
+        progress.domain = batch.domain.clone();
+        progress.queued += batch.queued.len() as u64;
         Ok(())
     }
 
@@ -421,6 +430,9 @@ impl WorkerStore for MemoryStore {
             record.status = RegistrationStatus::Registered;
             record.registered_at = Some(worker.registered_at);
         }
+        if let Some(batch) = &invitation.batch_id {
+            state.progress.entry(batch.clone()).or_default().registered += 1;
+        }
         Ok(RegisterOutcome::Registered)
     }
 
@@ -572,14 +584,121 @@ impl RateSlots for MemoryStore {
     }
 }
 
+impl DeliveryLog for MemoryStore {
+    async fn record_sms(&self, sms: &SentSms) -> Result<(), StoreError> {
+        let mut state = self.reachable()?;
+        let day = crate::domain::time::utc_day(sms.sent_at);
+        state.days.entry((sms.domain.clone(), day)).or_default().sms_sent += 1;
+        if sms.part == 0
+            && sms.token.is_some()
+            && let Some(batch) = &sms.batch_id
+        {
+            state.progress.entry(batch.clone()).or_default().sent += 1;
+        }
+        state.messages.insert(sms.message_id.clone(), (sms.clone(), None));
+        Ok(())
+    }
+
+    async fn record_receipt(&self, receipt: &Receipt, now: u64) -> Result<ReceiptOutcome, StoreError> {
+        let mut state = self.reachable()?;
+        let Some((sms, recorded)) = state.messages.get_mut(&receipt.message_id) else {
+            return Ok(ReceiptOutcome::Unknown);
+        };
+        if recorded.is_some() {
+            return Ok(ReceiptOutcome::Duplicate);
+        }
+        *recorded = Some(receipt.clone());
+        let sms = sms.clone();
+        let day = state
+            .days
+            .entry((sms.domain.clone(), crate::domain::time::utc_day(sms.sent_at)))
+            .or_default();
+        if receipt.delivered {
+            day.delivered += 1;
+        } else {
+            day.delivery_failed += 1;
+        }
+        day.price_usd += receipt.price_usd;
+        if sms.part == 0
+            && let Some(token) = &sms.token
+        {
+            if let Some(batch) = &sms.batch_id {
+                let progress = state.progress.entry(batch.clone()).or_default();
+                if receipt.delivered {
+                    progress.delivered += 1;
+                } else {
+                    progress.delivery_failed += 1;
+                }
+            }
+            if let Some(record) = state.records.get_mut(&sms.phone)
+                && record.token.as_str() == token
+                && record.delivery.is_none()
+            {
+                record.delivery = Some(crate::domain::invitation::DeliveryReport {
+                    delivered: receipt.delivered,
+                    detail: receipt.provider_response.clone(),
+                    price_usd: receipt.price_usd,
+                    at: now,
+                });
+            }
+        }
+        Ok(ReceiptOutcome::Recorded)
+    }
+
+    async fn mark_opened(&self, invitation: &RegistrationRecord, now: u64) -> Result<(), StoreError> {
+        let mut state = self.reachable()?;
+        let first = match state.records.get_mut(invitation.phone.as_str()) {
+            Some(r) if r.token == invitation.token && r.opened_at.is_none() => {
+                r.opened_at = Some(now);
+                true
+            }
+            _ => false,
+        };
+        if first && let Some(batch) = &invitation.batch_id {
+            state.progress.entry(batch.clone()).or_default().opened += 1;
+        }
+        Ok(())
+    }
+
+    async fn batch_progress(&self, batch_id: &str) -> Result<Option<BatchProgress>, StoreError> {
+        let state = self.reachable()?;
+        Ok(state.progress.get(batch_id).filter(|p| !p.domain.is_empty()).map(|p| BatchProgress {
+            batch_id: batch_id.to_owned(),
+            ..p.clone()
+        }))
+    }
+
+    async fn day_usage(&self, domain: &str, day: &str) -> Result<DayUsage, StoreError> {
+        let state = self.reachable()?;
+        let mut usage = state
+            .days
+            .get(&(domain.to_owned(), day.to_owned()))
+            .cloned()
+            .unwrap_or_default();
+        usage.invitations = u64::from(
+            state
+                .usage
+                .get(&(domain.to_owned(), day.to_owned()))
+                .copied()
+                .unwrap_or(0),
+        );
+        Ok(usage)
+    }
+}
+
 impl OptOuts for MemoryStore {
     async fn opt_out(&self, phone: &PhoneNumber, now: u64) -> Result<(), StoreError> {
         let mut state = self.reachable()?;
         state.opted_out.insert(phone.as_str().to_owned(), now);
+        let mut batch = None;
         if let Some(record) = state.records.get_mut(phone.as_str())
             && record.status.is_open()
         {
             record.status = RegistrationStatus::OptedOut;
+            batch = record.batch_id.clone();
+        }
+        if let Some(batch) = batch {
+            state.progress.entry(batch).or_default().opted_out += 1;
         }
         Ok(())
     }
@@ -712,7 +831,7 @@ impl MemorySms {
 }
 
 impl SmsSender for MemorySms {
-    async fn send(&self, to: &PhoneNumber, text: &str) -> Result<(), SmsError> {
+    async fn send(&self, to: &PhoneNumber, text: &str) -> Result<String, SmsError> {
         let mut state = self.state();
         let phone = to.as_str();
         let attempt = state.sent.iter().filter(|(p, _)| p == phone).count() + 1;
@@ -722,7 +841,7 @@ impl SmsSender for MemorySms {
             });
         }
         state.sent.push((phone.to_owned(), text.to_owned()));
-        Ok(())
+        Ok(format!("mem-{}", state.sent.len()))
     }
 
     async fn is_opted_out(&self, to: &PhoneNumber) -> Result<bool, SmsError> {

@@ -60,7 +60,7 @@ impl crate::ports::SmsSender for Outbox {
         &self,
         to: &crate::domain::PhoneNumber,
         text: &str,
-    ) -> Result<(), crate::ports::SmsError> {
+    ) -> Result<String, crate::ports::SmsError> {
         self.sns.send(to, text).await
     }
 

@@ -44,7 +44,7 @@ impl SnsSender {
 }
 
 impl SmsSender for SnsSender {
-    async fn send(&self, to: &PhoneNumber, text: &str) -> Result<(), SmsError> {
+    async fn send(&self, to: &PhoneNumber, text: &str) -> Result<String, SmsError> {
         let mut publish = self
             .client
             .publish()
@@ -59,9 +59,13 @@ impl SmsSender for SnsSender {
                 .message_attributes("AWS.MM.SMS.OriginationNumber", string_attribute(number));
         }
         // Throttling is retried with backoff by the client's retry policy (see `aws`).
-        publish.send().await.map(|_| ()).map_err(|error| SmsError {
-            code: crate::adapters::error_code(&error),
-        })
+        publish
+            .send()
+            .await
+            .map(|out| out.message_id.unwrap_or_default())
+            .map_err(|error| SmsError {
+                code: crate::adapters::error_code(&error),
+            })
     }
 
     async fn is_opted_out(&self, to: &PhoneNumber) -> Result<bool, SmsError> {

@@ -188,6 +188,56 @@ pub struct RegistrationRecord {
     pub batch_id: Option<String>,
     /// Why sending failed, for a `failed` invitation.
     pub failure_reason: Option<String>,
+    /// What the delivery receipt of its first SMS said, once it came.
+    pub delivery: Option<DeliveryReport>,
+    /// The first time its link was opened.
+    pub opened_at: Option<u64>,
+}
+
+/// An invitation's delivery, from SNS's delivery status log of its first SMS.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryReport {
+    pub delivered: bool,
+    /// The provider's response (`Message has been accepted by phone carrier`, ...).
+    pub detail: String,
+    pub price_usd: f64,
+    /// When the receipt was recorded.
+    pub at: u64,
+}
+
+/// What the listing shows of a delivery: `unknown` until a receipt came.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryFilter {
+    Unknown,
+    Delivered,
+    Failed,
+}
+
+impl DeliveryFilter {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "unknown" => Some(DeliveryFilter::Unknown),
+            "delivered" => Some(DeliveryFilter::Delivered),
+            "failed" => Some(DeliveryFilter::Failed),
+            _ => None,
+        }
+    }
+
+    pub fn of(delivery: Option<&DeliveryReport>) -> Self {
+        match delivery {
+            None => DeliveryFilter::Unknown,
+            Some(d) if d.delivered => DeliveryFilter::Delivered,
+            Some(_) => DeliveryFilter::Failed,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryFilter::Unknown => "unknown",
+            DeliveryFilter::Delivered => "delivered",
+            DeliveryFilter::Failed => "failed",
+        }
+    }
 }
 
 /// A new invitation, before its SMS went out.
@@ -273,6 +323,11 @@ impl RegistrationRecord {
             "registered_at": self.registered_at.map(rfc3339),
             "sent_at": self.sent_at.map(rfc3339),
             "failure_reason": self.failure_reason,
+            "delivery": DeliveryFilter::of(self.delivery.as_ref()).as_str(),
+            "delivery_detail": self.delivery.as_ref().map(|d| d.detail.as_str()),
+            "delivered_at": self.delivery.as_ref().filter(|d| d.delivered).map(|d| rfc3339(d.at)),
+            "opened_at": self.opened_at.map(rfc3339),
+            "batch_id": self.batch_id,
         })
     }
 
@@ -319,6 +374,8 @@ mod tests {
             registered_at: None,
             enqueued_at: Some(1_000),
             failure_reason: None,
+            delivery: None,
+            opened_at: None,
             batch_id: Some("b1".into()),
         }
     }

@@ -32,6 +32,9 @@ pub enum JobKind {
         /// The record the claim replaced, put back if every attempt fails (store-specific).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         previous: Option<Value>,
+        /// The request's batch, whose progress counts the invitation.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        batch_id: Option<String>,
     },
     /// Any other SMS (a reply's answer, a reinstall link). Progress is kept on a record of
     /// the job.
@@ -91,6 +94,7 @@ mod tests {
                 token: "tok".into(),
                 created_at: 7,
                 previous: None,
+                batch_id: None,
             },
         }
     }

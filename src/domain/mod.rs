@@ -6,6 +6,7 @@ pub mod keyword;
 pub mod outcome;
 pub mod phone;
 pub mod project;
+pub mod receipt;
 pub mod request;
 pub mod sms;
 pub mod time;

@@ -575,6 +575,8 @@ where
             registered_at: None,
             enqueued_at: None,
             failure_reason: None,
+            delivery: None,
+            opened_at: None,
             batch_id: Some(batch_id.to_owned()),
         };
         let rules = ClaimRules {
@@ -627,6 +629,7 @@ where
                 token: invitation.token.as_str().to_owned(),
                 created_at: now,
                 previous: previous.as_ref().map(|p| self.store.encode_previous(p)),
+                batch_id: Some(batch_id.to_owned()),
             },
         };
         Err(Claimed {

@@ -11,7 +11,8 @@ use crate::domain::PhoneNumber;
 use crate::domain::job::{JobKind, SmsJob};
 use crate::domain::time::utc_day;
 use crate::ports::{
-    Clock, DailyQuota, OptOuts, RateSlots, SendLedger, SendStart, SlotTake, SmsSender, StoreError,
+    Clock, DailyQuota, DeliveryLog, OptOuts, RateSlots, SendLedger, SendStart, SentSms, SlotTake,
+    SmsSender, StoreError,
 };
 
 /// Delay on the way to SNS that the pace allows for: the slots are spaced so that `rate`
@@ -142,7 +143,7 @@ pub enum JobResult {
 impl<D, I, S> RegistrationService<D, I, S>
 where
     D: DailyQuota,
-    I: SendLedger + RateSlots + OptOuts,
+    I: SendLedger + RateSlots + OptOuts + DeliveryLog,
     S: SmsSender,
 {
     /// Whether the number opted out, by our record (a STOP reply) or SNS's list; then its
@@ -218,13 +219,16 @@ where
                 self.end_lease(job, &delivery).await;
                 return JobResult::Retry("DeadlineTooClose".into());
             }
-            if let Err(error) = self.sms.send(&phone, &job.texts[part]).await {
-                self.end_lease(job, &delivery).await;
-                return JobResult::Retry(error.code);
-            }
+            let message_id = match self.sms.send(&phone, &job.texts[part]).await {
+                Ok(id) => id,
+                Err(error) => {
+                    self.end_lease(job, &delivery).await;
+                    return JobResult::Retry(error.code);
+                }
+            };
             let at = self.clock.now_ms();
             match self.store.record_sent(job, &delivery, part, at).await {
-                Ok(true) => {}
+                Ok(true) => self.keep_message_id(job, part, message_id, at).await,
                 // Registered, replaced or failed meanwhile, or leased to another delivery
                 // after ours ran out: the rest is not ours to send.
                 Ok(false) => return JobResult::Sent(part + 1 - first),
@@ -239,6 +243,29 @@ where
             part += 1;
         }
         JobResult::Sent(part - first)
+    }
+
+    /// Keeps the SMS under its message id, for its delivery receipt. A failure is only
+    /// logged: the SMS went out, and its receipt will be counted as unknown.
+    async fn keep_message_id(&self, job: &SmsJob, part: usize, message_id: String, at_ms: u64) {
+        let (token, batch_id) = match &job.kind {
+            JobKind::Invitation {
+                token, batch_id, ..
+            } => (Some(token.clone()), batch_id.clone()),
+            JobKind::Message => (None, None),
+        };
+        let sms = SentSms {
+            message_id,
+            domain: job.domain.clone(),
+            phone: job.phone.clone(),
+            token,
+            batch_id,
+            part,
+            sent_at: at_ms / 1000,
+        };
+        if let Err(error) = self.store.record_sms(&sms).await {
+            warn!(job = %job.id, %error, "SMS sent but its message id not kept");
+        }
     }
 
     async fn end_lease(&self, job: &SmsJob, delivery: &str) {

@@ -21,7 +21,9 @@ use smsreg::adapters::dynamodb::{DynamoStore, ProjectUpdate};
 use smsreg::config::Config;
 use smsreg::domain::project::hash_key;
 use smsreg::domain::{ApiKey, App, Plan};
-use smsreg::ports::{DailyQuota, JobQueue, OptOuts, RateSlots, SendLedger, SmsSender};
+use smsreg::ports::{
+    DailyQuota, DeliveryLog, JobQueue, OptOuts, RateSlots, SendLedger, SmsSender,
+};
 use smsreg::sender::Sender;
 
 pub const DEMO_DOMAIN: &str = "demo";
@@ -195,7 +197,7 @@ impl Moto {
     pub async fn deliver<D, I, S>(&self, sender: &Sender<D, I, S>, queue_url: &str) -> usize
     where
         D: DailyQuota,
-        I: SendLedger + RateSlots + OptOuts,
+        I: SendLedger + RateSlots + OptOuts + DeliveryLog,
         S: SmsSender + JobQueue,
     {
         let client = aws_sdk_sqs::Client::new(&self.sdk_config().await);

@@ -305,6 +305,8 @@ impl DynamoStore {
                 registered_at: Some(rules.now),
                 enqueued_at: None,
                 failure_reason: None,
+                delivery: None,
+                opened_at: None,
                 batch_id: None,
             },
         };

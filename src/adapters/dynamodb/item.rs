@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use crate::domain::invitation::{PhoneType, RegistrationStatus};
+use crate::domain::invitation::{DeliveryReport, PhoneType, RegistrationStatus};
 use crate::domain::worker::Worker;
 use crate::domain::{ApiKey, App, PhoneNumber, RegistrationRecord, Token};
 use crate::ports::StoreError;
@@ -90,6 +90,19 @@ pub fn opt_s(item: &Item, name: &str) -> Option<String> {
 
 pub fn get_s(item: &Item, name: &str) -> Result<String, StoreError> {
     opt_s(item, name).ok_or_else(|| malformed(name))
+}
+
+/// Dollars as a DynamoDB number (exact decimal text, so that `ADD` sums exactly enough).
+pub fn usd(v: f64) -> AttributeValue {
+    AttributeValue::N(format!("{v:.6}"))
+}
+
+/// Dollars, 0 when absent or unreadable.
+pub fn opt_usd(item: &Item, name: &str) -> f64 {
+    match item.get(name) {
+        Some(AttributeValue::N(v)) => v.parse().unwrap_or(0.0),
+        _ => 0.0,
+    }
 }
 
 pub fn opt_n(item: &Item, name: &str) -> Result<Option<u64>, StoreError> {
@@ -269,6 +282,16 @@ pub fn registration_item(r: &RegistrationRecord) -> Item {
     if let Some(reason) = &r.failure_reason {
         item.insert("failure_reason".into(), s(reason));
     }
+    if let Some(d) = &r.delivery {
+        let state = if d.delivered { "delivered" } else { "failed" };
+        item.insert("delivery".into(), s(state));
+        item.insert("delivery_detail".into(), s(&d.detail));
+        item.insert("delivery_price_usd".into(), usd(d.price_usd));
+        item.insert("delivery_at".into(), n(d.at));
+    }
+    if let Some(t) = r.opened_at {
+        item.insert("opened_at".into(), n(t));
+    }
     if let Some(batch) = &r.batch_id {
         item.insert("batch_id".into(), s(batch));
     }
@@ -364,6 +387,16 @@ pub fn registration_from_item(item: &Item) -> Result<RegistrationRecord, StoreEr
         enqueued_at: opt_n(item, "enqueued_at")?,
         failure_reason: opt_s(item, "failure_reason"),
         batch_id: opt_s(item, "batch_id"),
+        delivery: match opt_s(item, "delivery") {
+            None => None,
+            Some(state) => Some(DeliveryReport {
+                delivered: state == "delivered",
+                detail: opt_s(item, "delivery_detail").unwrap_or_default(),
+                price_usd: opt_usd(item, "delivery_price_usd"),
+                at: opt_n(item, "delivery_at")?.unwrap_or(0),
+            }),
+        },
+        opened_at: opt_n(item, "opened_at")?,
     })
 }
 
@@ -390,6 +423,8 @@ mod tests {
             registered_at: None,
             enqueued_at: Some(100),
             failure_reason: None,
+            delivery: None,
+            opened_at: None,
             batch_id: Some("b1".into()),
         };
         let item = registration_item(&record);
@@ -436,6 +471,8 @@ mod tests {
             registered_at: None,
             enqueued_at: None,
             failure_reason: None,
+            delivery: None,
+            opened_at: None,
             batch_id: None,
         }))
         .unwrap();

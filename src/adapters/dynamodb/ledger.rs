@@ -215,7 +215,10 @@ impl SendLedger for DynamoStore {
 
     async fn fail_job(&self, job: &SmsJob, reason: &str, now: u64) -> Result<bool, StoreError> {
         let JobKind::Invitation {
-            token, previous, ..
+            token,
+            previous,
+            batch_id,
+            ..
         } = &job.kind
         else {
             return Ok(false);
@@ -229,7 +232,7 @@ impl SendLedger for DynamoStore {
         // Only while queued: once the first SMS went out the worker holds the link, and a
         // later SMS failing (the install link) does not take it away.
         let still_queued = "#token = :token AND #status = :queued";
-        match restore {
+        let failed = match restore {
             Some(previous) => written(
                 self.client
                     .put_item()
@@ -262,7 +265,12 @@ impl SendLedger for DynamoStore {
                     .send()
                     .await,
             ),
+        }?;
+        if failed {
+            self.count_in_batch_of(batch_id.as_deref(), "send_failed")
+                .await;
         }
+        Ok(failed)
     }
 }
 

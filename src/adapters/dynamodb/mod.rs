@@ -2,6 +2,7 @@
 
 mod admin;
 pub mod item;
+mod delivery;
 mod ledger;
 mod optout;
 
@@ -233,24 +234,29 @@ impl InvitationStore for DynamoStore {
     }
 
     async fn record_batch(&self, batch: &BatchRecord) -> Result<(), StoreError> {
-        let mut item = Item::from([
-            (PK.into(), s(batch_pk(&batch.id))),
-            (SK.into(), s(BATCH_SK)),
-            ("kind".into(), s("batch")),
-            ("domain".into(), s(&batch.domain)),
-            ("queued_at".into(), n(batch.queued_at)),
-            (TTL.into(), n(batch.expires_at)),
-        ]);
-        if !batch.queued.is_empty() {
-            item.insert("queued".into(), AttributeValue::Ss(batch.queued.clone()));
-        }
-        self.client
-            .put_item()
+        // An update, not a put: the sender may already count the batch's first SMS.
+        let mut update = self
+            .client
+            .update_item()
             .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(|e| store_error(&e))?;
+            .key(PK, s(batch_pk(&batch.id)))
+            .key(SK, s(BATCH_SK))
+            .expression_attribute_names("#domain", "domain")
+            .expression_attribute_names("#ttl", TTL)
+            .expression_attribute_values(":kind", s("batch"))
+            .expression_attribute_values(":domain", s(&batch.domain))
+            .expression_attribute_values(":at", n(batch.queued_at))
+            .expression_attribute_values(":ttl", n(batch.expires_at))
+            .expression_attribute_values(":count", n(batch.queued.len() as u64));
+        let set = "SET kind = :kind, #domain = :domain, queued_at = :at, #ttl = :ttl";
+        update = if batch.queued.is_empty() {
+            update.update_expression(format!("{set} ADD queued_count :count"))
+        } else {
+            update
+                .update_expression(format!("{set} ADD queued_count :count, queued :tokens"))
+                .expression_attribute_values(":tokens", AttributeValue::Ss(batch.queued.clone()))
+        };
+        update.send().await.map_err(|e| store_error(&e))?;
         Ok(())
     }
 
@@ -578,9 +584,10 @@ fn n_u32(v: u32) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
-/// Usage counters are kept two days past their day (`YYYY-MM-DD`), then TTL may drop them.
-fn usage_expiry(day: &str) -> u64 {
-    crate::domain::time::day_start(day).map_or(0, |start| start + 3 * 86_400)
+/// A project's day of counts (`YYYY-MM-DD`) is kept `USAGE_DAYS` for `smsreg-admin usage`,
+/// then TTL may drop it.
+pub(crate) fn usage_expiry(day: &str) -> u64 {
+    crate::domain::time::day_start(day).map_or(0, |start| start + delivery::USAGE_DAYS * 86_400)
 }
 
 impl IdempotencyStore for DynamoStore {
@@ -811,7 +818,7 @@ impl WorkerStore for DynamoStore {
             .expression_attribute_values(":token", s(invitation.token.as_str()))
             .build()
             .expect("update has its required fields");
-        let result = self
+        let mut transaction = self
             .client
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().put(create_account).build())
@@ -819,9 +826,21 @@ impl WorkerStore for DynamoStore {
                 TransactWriteItem::builder()
                     .update(complete_invitation)
                     .build(),
-            )
-            .send()
-            .await;
+            );
+        // Counted in its batch in the same transaction: once, exactly.
+        if let Some(batch) = &invitation.batch_id {
+            let count = Update::builder()
+                .table_name(&self.table)
+                .key(PK, s(batch_pk(batch)))
+                .key(SK, s(BATCH_SK))
+                .update_expression("ADD registered :one")
+                .expression_attribute_values(":one", n(1))
+                .build()
+                .expect("update has its required fields");
+            transaction =
+                transaction.transact_items(TransactWriteItem::builder().update(count).build());
+        }
+        let result = transaction.send().await;
         let canceled = match result {
             Ok(_) => return Ok(RegisterOutcome::Registered),
             Err(e) => match e.as_service_error() {

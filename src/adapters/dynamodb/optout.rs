@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use aws_sdk_dynamodb::types::KeysAndAttributes;
 
 use super::item::*;
-use super::{DynamoStore, ok_unless_lost, store_error, written};
+use super::{DynamoStore, store_error, written};
 use crate::domain::PhoneNumber;
 use crate::domain::invitation::RegistrationStatus;
 use crate::ports::{InvitationStore, OptOuts, StoreError};
@@ -41,7 +41,7 @@ impl OptOuts for DynamoStore {
         if !record.status.is_open() {
             return Ok(());
         }
-        ok_unless_lost(
+        let marked = written(
             self.client
                 .update_item()
                 .table_name(self.table())
@@ -67,7 +67,12 @@ impl OptOuts for DynamoStore {
                 .expression_attribute_values(":now", n(now))
                 .send()
                 .await,
-        )
+        )?;
+        if marked {
+            self.count_in_batch_of(record.batch_id.as_deref(), "opted_out")
+                .await;
+        }
+        Ok(())
     }
 
     async fn opt_in(&self, phone: &PhoneNumber) -> Result<(), StoreError> {

@@ -1,0 +1,285 @@
+//! What reached the phones: one item per SMS SNS accepted (`MSG#<message id>` / `MSG`),
+//! found again by the message id its delivery receipt names; the counts of each batch
+//! (`BATCH#<id>` / `BATCH`) and of each project's day (`USAGE#<domain>` / `DAY#<day>`).
+
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
+use tracing::warn;
+
+use super::item::*;
+use super::{DynamoStore, ok_unless_lost, store_error, usage_expiry, written};
+use crate::domain::RegistrationRecord;
+use crate::domain::time::utc_day;
+use crate::ports::{
+    BatchProgress, DayUsage, DeliveryLog, Receipt, ReceiptOutcome, SentSms, StoreError,
+};
+
+const MSG_SK: &str = "MSG";
+/// How long an SMS's item waits for its receipt (SNS logs them within minutes).
+const MSG_DAYS: u64 = 30;
+/// How long a project's day of counts is kept (`smsreg-admin usage`).
+pub const USAGE_DAYS: u64 = 400;
+
+fn msg_pk(message_id: &str) -> String {
+    format!("MSG#{message_id}")
+}
+
+/// A number's worth of one counter, as DynamoDB's `ADD` takes it.
+fn one() -> aws_sdk_dynamodb::types::AttributeValue {
+    n(1)
+}
+
+impl DynamoStore {
+    /// Adds one to a counter of a batch.
+    pub(crate) async fn count_in_batch(
+        &self,
+        batch_id: &str,
+        counter: &str,
+    ) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(self.table())
+            .key(PK, s(batch_pk(batch_id)))
+            .key(SK, s(BATCH_SK))
+            .update_expression("ADD #counter :one")
+            .expression_attribute_names("#counter", counter)
+            .expression_attribute_values(":one", one())
+            .send()
+            .await
+            .map_err(|e| store_error(&e))?;
+        Ok(())
+    }
+
+    /// [`DynamoStore::count_in_batch`], when there is a batch; a failure is only logged
+    /// (the count is then one short).
+    pub(crate) async fn count_in_batch_of(&self, batch_id: Option<&str>, counter: &str) {
+        if let Some(batch) = batch_id
+            && let Err(error) = self.count_in_batch(batch, counter).await
+        {
+            warn!(%error, counter, "batch count not updated");
+        }
+    }
+
+    fn usage_key(domain: &str, day: &str) -> (String, String) {
+        (usage_pk(domain), day_sk(day))
+    }
+}
+
+impl DeliveryLog for DynamoStore {
+    async fn record_sms(&self, sms: &SentSms) -> Result<(), StoreError> {
+        let day = utc_day(sms.sent_at);
+        let mut item = Item::from([
+            (PK.into(), s(msg_pk(&sms.message_id))),
+            (SK.into(), s(MSG_SK)),
+            ("kind".into(), s("sms")),
+            ("domain".into(), s(&sms.domain)),
+            ("phone".into(), s(&sms.phone)),
+            ("part".into(), n(sms.part as u64)),
+            ("sent_at".into(), n(sms.sent_at)),
+            ("day".into(), s(&day)),
+            (TTL.into(), n(sms.sent_at + MSG_DAYS * 86_400)),
+        ]);
+        if let Some(token) = &sms.token {
+            item.insert("token".into(), s(token));
+        }
+        if let Some(batch) = &sms.batch_id {
+            item.insert("batch_id".into(), s(batch));
+        }
+        self.client
+            .put_item()
+            .table_name(self.table())
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| store_error(&e))?;
+        let (pk, sk) = Self::usage_key(&sms.domain, &day);
+        self.client
+            .update_item()
+            .table_name(self.table())
+            .key(PK, s(pk))
+            .key(SK, s(sk))
+            .update_expression("ADD sms_sent :one SET #ttl = if_not_exists(#ttl, :ttl)")
+            .expression_attribute_names("#ttl", TTL)
+            .expression_attribute_values(":one", one())
+            .expression_attribute_values(":ttl", n(usage_expiry(&day)))
+            .send()
+            .await
+            .map_err(|e| store_error(&e))?;
+        if sms.part == 0 && sms.token.is_some() {
+            self.count_in_batch_of(sms.batch_id.as_deref(), "sent").await;
+        }
+        Ok(())
+    }
+
+    async fn record_receipt(
+        &self,
+        receipt: &Receipt,
+        now: u64,
+    ) -> Result<ReceiptOutcome, StoreError> {
+        let Some(sms) = self.item(msg_pk(&receipt.message_id), MSG_SK).await? else {
+            return Ok(ReceiptOutcome::Unknown);
+        };
+        if sms.contains_key("delivery") {
+            return Ok(ReceiptOutcome::Duplicate);
+        }
+        let state = if receipt.delivered {
+            "delivered"
+        } else {
+            "failed"
+        };
+        let counter = if receipt.delivered {
+            "delivered"
+        } else {
+            "delivery_failed"
+        };
+        let first = get_n(&sms, "part")? == 0;
+        let batch = opt_s(&sms, "batch_id");
+        // The invitation shows its first SMS's receipt, if it is still the same one.
+        if first && let Some(token) = opt_s(&sms, "token") {
+            ok_unless_lost(
+                self.client
+                    .update_item()
+                    .table_name(self.table())
+                    .key(PK, s(phone_pk(&get_s(&sms, "phone")?)))
+                    .key(SK, s(REGISTRATION_SK))
+                    .update_expression(
+                        "SET delivery = :state, delivery_detail = :detail, \
+                         delivery_price_usd = :price, delivery_at = :now",
+                    )
+                    .condition_expression("#token = :token AND attribute_not_exists(delivery)")
+                    .expression_attribute_names("#token", TOKEN)
+                    .expression_attribute_values(":token", s(token))
+                    .expression_attribute_values(":state", s(state))
+                    .expression_attribute_values(":detail", s(&receipt.provider_response))
+                    .expression_attribute_values(":price", usd(receipt.price_usd))
+                    .expression_attribute_values(":now", n(now))
+                    .send()
+                    .await,
+            )?;
+        }
+        // The receipt and the counts it moves, all or nothing: a log batch delivered
+        // again finds the receipt recorded and counts nothing twice.
+        let mark = Update::builder()
+            .table_name(self.table())
+            .key(PK, s(msg_pk(&receipt.message_id)))
+            .key(SK, s(MSG_SK))
+            .update_expression(
+                "SET delivery = :state, provider_response = :detail, price_usd = :price, \
+                 dwell_ms = :dwell, receipt_at = :now",
+            )
+            .condition_expression("attribute_exists(pk) AND attribute_not_exists(delivery)")
+            .expression_attribute_values(":state", s(state))
+            .expression_attribute_values(":detail", s(&receipt.provider_response))
+            .expression_attribute_values(":price", usd(receipt.price_usd))
+            .expression_attribute_values(":dwell", n(receipt.dwell_ms))
+            .expression_attribute_values(":now", n(now))
+            .build()
+            .expect("update has its required fields");
+        let day = get_s(&sms, "day")?;
+        let (pk, sk) = Self::usage_key(&get_s(&sms, "domain")?, &day);
+        let usage = Update::builder()
+            .table_name(self.table())
+            .key(PK, s(pk))
+            .key(SK, s(sk))
+            .update_expression("ADD #counter :one, price_usd :price SET #ttl = if_not_exists(#ttl, :ttl)")
+            .expression_attribute_names("#counter", counter)
+            .expression_attribute_names("#ttl", TTL)
+            .expression_attribute_values(":one", one())
+            .expression_attribute_values(":price", usd(receipt.price_usd))
+            .expression_attribute_values(":ttl", n(usage_expiry(&day)))
+            .build()
+            .expect("update has its required fields");
+        let mut transaction = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(mark).build())
+            .transact_items(TransactWriteItem::builder().update(usage).build());
+        if first && let Some(batch) = &batch {
+            let count = Update::builder()
+                .table_name(self.table())
+                .key(PK, s(batch_pk(batch)))
+                .key(SK, s(BATCH_SK))
+                .update_expression("ADD #counter :one")
+                .expression_attribute_names("#counter", counter)
+                .expression_attribute_values(":one", one())
+                .build()
+                .expect("update has its required fields");
+            transaction =
+                transaction.transact_items(TransactWriteItem::builder().update(count).build());
+        }
+        match transaction.send().await {
+            Ok(_) => Ok(ReceiptOutcome::Recorded),
+            Err(e) => match e.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(c))
+                    if c.cancellation_reasons()
+                        .first()
+                        .and_then(|r| r.code())
+                        == Some("ConditionalCheckFailed") =>
+                {
+                    Ok(ReceiptOutcome::Duplicate)
+                }
+                _ => Err(store_error(&e)),
+            },
+        }
+    }
+
+    async fn mark_opened(&self, invitation: &RegistrationRecord, now: u64) -> Result<(), StoreError> {
+        let first_time = written(
+            self.client
+                .update_item()
+                .table_name(self.table())
+                .key(PK, s(phone_pk(invitation.phone.as_str())))
+                .key(SK, s(REGISTRATION_SK))
+                .update_expression("SET opened_at = :now")
+                .condition_expression("#token = :token AND attribute_not_exists(opened_at)")
+                .expression_attribute_names("#token", TOKEN)
+                .expression_attribute_values(":token", s(invitation.token.as_str()))
+                .expression_attribute_values(":now", n(now))
+                .send()
+                .await,
+        )?;
+        if first_time {
+            self.count_in_batch_of(invitation.batch_id.as_deref(), "opened")
+                .await;
+        }
+        Ok(())
+    }
+
+    async fn batch_progress(&self, batch_id: &str) -> Result<Option<BatchProgress>, StoreError> {
+        let Some(item) = self.item(batch_pk(batch_id), BATCH_SK).await? else {
+            return Ok(None);
+        };
+        let count = |name: &str| opt_n(&item, name).map(Option::unwrap_or_default);
+        let Some(domain) = opt_s(&item, "domain") else {
+            // Only counts, no record of the request (it failed before recording it).
+            return Ok(None);
+        };
+        Ok(Some(BatchProgress {
+            domain,
+            batch_id: batch_id.to_owned(),
+            queued: count("queued_count")?,
+            sent: count("sent")?,
+            delivered: count("delivered")?,
+            delivery_failed: count("delivery_failed")?,
+            send_failed: count("send_failed")?,
+            opted_out: count("opted_out")?,
+            opened: count("opened")?,
+            registered: count("registered")?,
+        }))
+    }
+
+    async fn day_usage(&self, domain: &str, day: &str) -> Result<DayUsage, StoreError> {
+        let (pk, sk) = Self::usage_key(domain, day);
+        let Some(item) = self.item(pk, &sk).await? else {
+            return Ok(DayUsage::default());
+        };
+        let count = |name: &str| opt_n(&item, name).map(Option::unwrap_or_default);
+        Ok(DayUsage {
+            invitations: count("invitations")?,
+            sms_sent: count("sms_sent")?,
+            delivered: count("delivered")?,
+            delivery_failed: count("delivery_failed")?,
+            price_usd: opt_usd(&item, "price_usd"),
+        })
+    }
+}

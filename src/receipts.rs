@@ -1,0 +1,99 @@
+//! The receipts function's entry point: CloudWatch Logs subscription events (SNS's SMS
+//! delivery status log) in; each SMS's receipt recorded on its invitation, its batch and
+//! its project's day.
+
+use std::sync::Arc;
+
+use aws_lambda_events::event::cloudwatch_logs::LogsEvent;
+use lambda_http::lambda_runtime::{Error, LambdaEvent};
+use serde_json::{Value, json};
+use tracing::{Instrument, info, info_span, warn};
+
+use crate::domain::receipt::Receipt;
+use crate::metrics::{Metrics, Unit};
+use crate::ports::{Clock, DeliveryLog, ReceiptOutcome, StoreError};
+
+pub struct Receipts<L> {
+    pub log: L,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// What a batch of log lines came to.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReceiptsReport {
+    pub delivered: usize,
+    pub failed: usize,
+    pub duplicate: usize,
+    /// No SMS of this service has that message id (another sender of the account, or an
+    /// SMS whose id could not be kept).
+    pub unknown: usize,
+    /// Not a delivery status line: skipped.
+    pub malformed: usize,
+    pub price_usd: f64,
+}
+
+impl<L: DeliveryLog> Receipts<L> {
+    pub fn new(log: L, clock: Arc<dyn Clock>) -> Self {
+        Receipts { log, clock }
+    }
+
+    pub async fn handle(&self, event: LambdaEvent<LogsEvent>) -> Result<Value, Error> {
+        let span = info_span!("receipts", request_id = %event.context.request_id);
+        let lines: Vec<&str> = event
+            .payload
+            .aws_logs
+            .data
+            .log_events
+            .iter()
+            .map(|e| e.message.as_str())
+            .collect();
+        let report = self.record(&lines).instrument(span).await?;
+        Metrics::new("receipts")
+            .count("ReceiptsDelivered", report.delivered)
+            .count("ReceiptsFailed", report.failed)
+            .count("ReceiptsUnknown", report.unknown)
+            .count("ReceiptsMalformed", report.malformed)
+            .value("SmsPriceUSD", Unit::None, report.price_usd)
+            .emit();
+        Ok(json!({
+            "delivered": report.delivered,
+            "failed": report.failed,
+            "duplicate": report.duplicate,
+            "unknown": report.unknown,
+            "malformed": report.malformed,
+        }))
+    }
+
+    /// Records each line's receipt. A store failure fails the whole batch, so that Lambda
+    /// delivers it again: the receipts already recorded are then found so, and counted
+    /// once.
+    pub async fn record(&self, lines: &[&str]) -> Result<ReceiptsReport, StoreError> {
+        let mut report = ReceiptsReport::default();
+        for line in lines {
+            let Some(receipt) = Receipt::parse(line) else {
+                // Never the line itself: it holds the phone number.
+                warn!(bytes = line.len(), "not a delivery status line; skipped");
+                report.malformed += 1;
+                continue;
+            };
+            match self.log.record_receipt(&receipt, self.clock.now()).await? {
+                ReceiptOutcome::Recorded if receipt.delivered => report.delivered += 1,
+                ReceiptOutcome::Recorded => report.failed += 1,
+                ReceiptOutcome::Duplicate => report.duplicate += 1,
+                ReceiptOutcome::Unknown => report.unknown += 1,
+            }
+            if receipt.delivered || receipt.price_usd > 0.0 {
+                report.price_usd += receipt.price_usd;
+            }
+        }
+        info!(
+            delivered = report.delivered,
+            failed = report.failed,
+            duplicate = report.duplicate,
+            unknown = report.unknown,
+            malformed = report.malformed,
+            "receipts recorded"
+        );
+        Ok(report)
+    }
+}
