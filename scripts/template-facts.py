@@ -5,6 +5,8 @@ cfn-lint's loader, which understands the short intrinsic-function tags). Exits 1
 every fact that does not hold.
 """
 
+import json
+import re
 import sys
 
 from cfnlint.decode import decode
@@ -139,6 +141,242 @@ indexes = [
     for i in resources["RegistrationTable"]["Properties"]["GlobalSecondaryIndexes"]
 ]
 check("the table has the status index gsi3", "gsi3" in indexes)
+
+# Delivery receipts: SNS's two SMS delivery log groups feed the receipts function.
+DELIVERY_LOG_GROUPS = {
+    "successes": "sns/${AWS::Region}/${AWS::AccountId}/DirectPublishToPhoneNumber",
+    "failures": "sns/${AWS::Region}/${AWS::AccountId}/DirectPublishToPhoneNumber/Failure",
+}
+
+
+def log_group_names(value):
+    """The names a LogGroupName value can take: a string, a Sub, a Ref to a log group in
+    the template, or each branch of an `Fn::If`."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict) and "Fn::Sub" in value and isinstance(value["Fn::Sub"], str):
+        yield value["Fn::Sub"]
+    elif isinstance(value, dict) and "Ref" in value and value["Ref"] in resources:
+        yield from log_group_names(resources[value["Ref"]]["Properties"]["LogGroupName"])
+    elif isinstance(value, dict) and "Fn::If" in value:
+        for branch in value["Fn::If"][1:]:
+            yield from log_group_names(branch)
+    else:
+        yield repr(value)
+
+
+def names_function(value, function):
+    """`!Ref F`, `!GetAtt F.Arn` or `!GetAtt [F, Arn]`."""
+    return value in (
+        {"Ref": function},
+        {"Fn::GetAtt": [function, "Arn"]},
+        {"Fn::GetAtt": f"{function}.Arn"},
+    )
+
+
+def sub_text(value):
+    return value["Fn::Sub"] if isinstance(value, dict) and "Fn::Sub" in value else value
+
+
+receipts = functions.get("ReceiptsFunction")
+check("the receipts function ReceiptsFunction exists", receipts is not None)
+if receipts is not None:
+    check(
+        "ReceiptsFunction builds the binary smsreg-receipts",
+        resources["ReceiptsFunction"].get("Metadata", {}).get("BuildProperties", {}).get("Binary")
+        == "smsreg-receipts",
+    )
+    check("ReceiptsFunction has a 60 s timeout", receipts.get("Timeout") == 60)
+    receipts_actions = {
+        action
+        for s in statements(receipts)
+        if s["Effect"] == "Allow"
+        for action in listed(s["Action"])
+    }
+    check(
+        "ReceiptsFunction may only GetItem, UpdateItem and Query",
+        receipts_actions == {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query"},
+    )
+    permissions = {
+        name: r
+        for name, r in resources.items()
+        if r["Type"] == "AWS::Lambda::Permission"
+        and names_function(r["Properties"]["FunctionName"], "ReceiptsFunction")
+    }
+    filters = [
+        r
+        for r in resources.values()
+        if r["Type"] == "AWS::Logs::SubscriptionFilter"
+        and names_function(r["Properties"]["DestinationArn"], "ReceiptsFunction")
+    ]
+    for kind, group in DELIVERY_LOG_GROUPS.items():
+        on_group = [
+            f
+            for f in filters
+            if set(log_group_names(f["Properties"]["LogGroupName"])) == {group}
+        ]
+        check(f"a subscription filter sends the delivery log of {kind} ({group}) to ReceiptsFunction", bool(on_group))
+        group_arn = (
+            "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:"
+            + group
+            + ":*"
+        )
+        allowing = [
+            name
+            for name, r in permissions.items()
+            if r["Properties"]["Principal"] == "logs.amazonaws.com"
+            and r["Properties"].get("Action") == "lambda:InvokeFunction"
+            and sub_text(r["Properties"].get("SourceArn")) == group_arn
+            and r["Properties"].get("SourceAccount") == {"Ref": "AWS::AccountId"}
+        ]
+        check(
+            f"logs.amazonaws.com may invoke ReceiptsFunction for the {kind} log group only, "
+            "in this account",
+            bool(allowing),
+        )
+        check(
+            f"the {kind} subscription filter is created after that permission (DependsOn)",
+            bool(on_group)
+            and all(set(listed(f.get("DependsOn", []))) & set(allowing) for f in on_group),
+        )
+
+# The role SNS assumes to write those logs.
+role = resources.get("SmsDeliveryStatusRole", {})
+check("the SMS delivery-status role SmsDeliveryStatusRole exists", role.get("Type") == "AWS::IAM::Role")
+if role:
+    trust = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    check(
+        "SmsDeliveryStatusRole is assumable by sns.amazonaws.com, conditioned on the account",
+        any(
+            s["Effect"] == "Allow"
+            and "sns.amazonaws.com" in listed(s.get("Principal", {}).get("Service", []))
+            and "sts:AssumeRole" in listed(s["Action"])
+            and "aws:SourceAccount" in str(s.get("Condition", {}))
+            for s in trust
+        ),
+    )
+    granted = [
+        s
+        for policy in role["Properties"].get("Policies", [])
+        for s in policy["PolicyDocument"]["Statement"]
+        if s["Effect"] == "Allow"
+    ]
+    for kind, group in DELIVERY_LOG_GROUPS.items():
+        check(
+            f"SmsDeliveryStatusRole may create and write the {kind} log group and its streams",
+            any(
+                {"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"}
+                <= set(listed(s["Action"]))
+                and any(sub_text(r).endswith("log-group:" + group + ":*") for r in listed(s["Resource"]))
+                and any(sub_text(r).endswith("log-group:" + group) for r in listed(s["Resource"]))
+                for s in granted
+            ),
+        )
+check(
+    "the output SmsDeliveryStatusRoleArn gives the role's ARN",
+    template.get("Outputs", {}).get("SmsDeliveryStatusRoleArn", {}).get("Value")
+    in ({"Fn::GetAtt": ["SmsDeliveryStatusRole", "Arn"]}, {"Fn::GetAtt": "SmsDeliveryStatusRole.Arn"}),
+)
+
+
+# Alarms: each watches the metric it should and notifies AlarmTopicArn when set.
+def alarm_metrics(props):
+    """(namespace, metric name, dimensions) of every metric an alarm reads."""
+    found = []
+    if "MetricName" in props:
+        found.append((props.get("Namespace"), props["MetricName"], props.get("Dimensions", [])))
+    for query in props.get("Metrics", []):
+        metric = query.get("MetricStat", {}).get("Metric")
+        if metric:
+            found.append((metric.get("Namespace"), metric["MetricName"], metric.get("Dimensions", [])))
+    return found
+
+
+def dimension(value_name, value):
+    return {"Name": value_name, "Value": value}
+
+
+RECEIPTS = [dimension("Function", "receipts")]
+EXPECTED_ALARMS = {
+    "SendDeadLetterAlarm": [
+        ("AWS/SQS", "ApproximateNumberOfMessagesVisible",
+         [dimension("QueueName", {"Fn::GetAtt": ["SendDeadLetterQueue", "QueueName"]})]),
+    ],
+    "InboundDeadLetterAlarm": [
+        ("AWS/SQS", "ApproximateNumberOfMessagesVisible",
+         [dimension("QueueName", {"Fn::GetAtt": ["InboundDeadLetterQueue", "QueueName"]})]),
+    ],
+    "DeliveryFailureAlarm": [
+        ("SmsRegistration", "ReceiptsFailed", RECEIPTS),
+        ("SmsRegistration", "ReceiptsDelivered", RECEIPTS),
+    ],
+    "DailySmsSpendAlarm": [("SmsRegistration", "SmsPriceUSD", RECEIPTS)],
+    "SenderErrorsAlarm": [
+        ("AWS/Lambda", "Errors", [dimension("FunctionName", {"Ref": "SenderFunction"})]),
+    ],
+    "ReceiptsErrorsAlarm": [
+        ("AWS/Lambda", "Errors", [dimension("FunctionName", {"Ref": "ReceiptsFunction"})]),
+    ],
+}
+ACTIONS = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
+for name, expected in EXPECTED_ALARMS.items():
+    alarm = resources.get(name, {})
+    exists = alarm.get("Type") == "AWS::CloudWatch::Alarm"
+    check(f"the alarm {name} exists", exists)
+    if not exists:
+        continue
+    props = alarm["Properties"]
+    read = alarm_metrics(props)
+    for metric in expected:
+        check(f"{name} reads {metric[0]} {metric[1]} {metric[2]}", metric in read)
+    check(
+        f"{name} notifies AlarmTopicArn (when set) as it goes off and clears",
+        props.get("AlarmActions") == ACTIONS and props.get("OKActions") == ACTIONS,
+    )
+    check(f"{name} treats missing data as not breaching", props.get("TreatMissingData") == "notBreaching")
+failure_share = resources.get("DeliveryFailureAlarm", {}).get("Properties", {})
+expressions = [q["Expression"] for q in failure_share.get("Metrics", []) if "Expression" in q]
+check(
+    "DeliveryFailureAlarm's share of failures never divides by zero (IF or FILL guard), "
+    "against FailedDeliveryPercentThreshold over one hour",
+    bool(expressions)
+    and all("IF(" in e or "FILL(" in e for e in expressions)
+    and failure_share.get("Threshold") == {"Ref": "FailedDeliveryPercentThreshold"}
+    and all(
+        q["MetricStat"]["Period"] == 3600
+        for q in failure_share.get("Metrics", [])
+        if "MetricStat" in q
+    ),
+)
+spend = resources.get("DailySmsSpendAlarm", {}).get("Properties", {})
+check(
+    "DailySmsSpendAlarm sums SmsPriceUSD over one day against DailySmsSpendThresholdUsd",
+    spend.get("Statistic") == "Sum"
+    and spend.get("Period") == 86400
+    and spend.get("Threshold") == {"Ref": "DailySmsSpendThresholdUsd"},
+)
+
+# The dashboard shows every function and both dead-letter queues.
+dashboards = [r for r in resources.values() if r["Type"] == "AWS::CloudWatch::Dashboard"]
+check("a CloudWatch dashboard exists", bool(dashboards))
+for dashboard in dashboards:
+    body = str(dashboard["Properties"]["DashboardBody"])
+    # JSON once substituted: parameters by their default (a number stays a bare number),
+    # everything else by a placeholder string.
+    text = sub_text(dashboard["Properties"]["DashboardBody"])
+    defaults = {k: str(v.get("Default", "x")) for k, v in template.get("Parameters", {}).items()}
+    try:
+        json.loads(re.sub(r"\$\{([^}]+)\}", lambda m: defaults.get(m.group(1), "x"), text))
+        is_json = True
+    except (TypeError, ValueError):
+        is_json = False
+    check("the dashboard body is JSON once substituted", is_json)
+    for needed in (
+        "${ApiFunction}", "${SenderFunction}", "${InboundFunction}", "${ReceiptsFunction}",
+        "${SendDeadLetterQueue.QueueName}", "${InboundDeadLetterQueue.QueueName}",
+        "SmsPriceUSD", "ReceiptsFailed", "SmsSent", "InvitationsQueued",
+    ):
+        check(f"the dashboard shows {needed}", needed in body)
 
 if failures:
     sys.exit(f"{len(failures)} template fact(s) do not hold")
