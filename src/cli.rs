@@ -9,11 +9,11 @@ use serde_json::json;
 use crate::adapters::dynamodb::{DynamoStore, MarkRegistered, ProjectUpdate};
 use crate::adapters::load_aws_config;
 use crate::config::Config;
-use crate::domain::invitation::{ClaimRules, ShownStatus};
+use crate::domain::invitation::{ClaimRules, DeliveryFilter, ShownStatus};
 use crate::domain::project::{generate_key, hash_key, is_valid_project_name};
 use crate::domain::time::rfc3339;
 use crate::domain::{ApiKey, App, PhoneNumber, Plan};
-use crate::ports::{Clock, Directory, InvitationStore, ListQuery, SystemClock};
+use crate::ports::{Clock, DeliveryLog, Directory, InvitationStore, ListQuery, SystemClock};
 
 /// Longest app id: an app's item key must stay far below DynamoDB's key limit.
 const MAX_APP_ID_BYTES: usize = 128;
@@ -99,6 +99,27 @@ enum Command {
         domain: String,
         #[arg(long, value_parser = ShownStatus::NAMES)]
         status: Option<String>,
+        /// Only those whose first SMS's receipt says this.
+        #[arg(long, value_parser = ["unknown", "delivered", "failed"])]
+        delivery: Option<String>,
+    },
+    /// Sets the account's SNS SMS attributes that make SNS log each SMS's delivery status
+    /// to CloudWatch Logs (an account setting, for the region, not a stack resource).
+    SmsSettings {
+        /// The role SNS writes the delivery status logs with (the stack's output
+        /// SmsDeliveryStatusRoleArn).
+        #[arg(long)]
+        delivery_status_role: String,
+        /// Percent of successful SMS logged (failures always are).
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u8).range(0..=100))]
+        success_sampling: u8,
+    },
+    /// A project's day: invitations, SMS sent, delivered, failed and their cost.
+    Usage {
+        domain: String,
+        /// The UTC day, YYYY-MM-DD (default: today).
+        #[arg(long)]
+        day: Option<String>,
     },
     /// Records that the worker behind a number registered in the project.
     MarkRegistered { domain: String, phone: String },
@@ -302,9 +323,14 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             }
             println!("key of {username} in project {domain} revoked");
         }
-        Command::ListInvitations { domain, status } => {
+        Command::ListInvitations {
+            domain,
+            status,
+            delivery,
+        } => {
             check_domain(&domain)?;
             let status = status.as_deref().and_then(ShownStatus::parse);
+            let delivery = delivery.as_deref().and_then(DeliveryFilter::parse);
             let mut query = ListQuery {
                 domain: domain.clone(),
                 status,
@@ -315,13 +341,54 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             loop {
                 let page = store.list(&query).await.map_err(failed)?;
                 for r in &page.items {
-                    println!("{}", r.listed(query.now));
+                    if delivery.is_none_or(|d| DeliveryFilter::of(r.delivery.as_ref()) == d) {
+                        println!("{}", r.listed(query.now));
+                    }
                 }
                 match page.next {
                     Some(next) => query.after = Some(next),
                     None => break,
                 }
             }
+        }
+        Command::SmsSettings {
+            delivery_status_role,
+            success_sampling,
+        } => {
+            if !delivery_status_role.starts_with("arn:") || !delivery_status_role.contains(":role/") {
+                return Err(usage(format!(
+                    "--delivery-status-role must be an IAM role ARN, not {delivery_status_role:?}"
+                )));
+            }
+            let sns = aws_sdk_sns::Client::new(&aws);
+            let sampling = success_sampling.to_string();
+            sns.set_sms_attributes()
+                .attributes("DeliveryStatusIAMRole", &delivery_status_role)
+                .attributes("DeliveryStatusSuccessSamplingRate", &sampling)
+                .send()
+                .await
+                .map_err(|e| failed(format!("SetSMSAttributes failed: {}", crate::adapters::error_code(&e))))?;
+            println!("DeliveryStatusIAMRole={delivery_status_role}");
+            println!("DeliveryStatusSuccessSamplingRate={sampling}");
+        }
+        Command::Usage { domain, day } => {
+            check_domain(&domain)?;
+            let day = match day {
+                Some(day) if crate::domain::time::day_start(&day).is_some() => day,
+                Some(day) => return Err(usage(format!("--day must be YYYY-MM-DD, not {day:?}"))),
+                None => crate::domain::time::utc_day(clock.now()),
+            };
+            let usage_of_day = store.day_usage(&domain, &day).await.map_err(failed)?;
+            let line = json!({
+                "domain": domain,
+                "day": day,
+                "invitations": usage_of_day.invitations,
+                "sms_sent": usage_of_day.sms_sent,
+                "delivered": usage_of_day.delivered,
+                "delivery_failed": usage_of_day.delivery_failed,
+                "price_usd": (usage_of_day.price_usd * 1e6).round() / 1e6,
+            });
+            println!("{line}");
         }
         Command::ListWorkers { domain } => {
             check_domain(&domain)?;

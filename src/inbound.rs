@@ -5,6 +5,7 @@ use lambda_http::lambda_runtime::{Error, LambdaEvent};
 use serde_json::{Value, json};
 use tracing::{Instrument, info, info_span, warn};
 
+use crate::metrics::Metrics;
 use crate::ports::{
     Directory, InboundLog, InvitationStore, JobQueue, RegistrationEvents, WorkerStore,
 };
@@ -50,6 +51,13 @@ where
                 }
             };
             let outcome = self.service.handle_reply(&sms).await?;
+            Metrics::new("inbound")
+                .count("RepliesHandled", 1)
+                .count(
+                    "RepliesOptedOut",
+                    usize::from(outcome == ReplyOutcome::OptedOut),
+                )
+                .emit();
             let outcome = describe(&outcome);
             info!(outcome, "reply handled");
             outcomes.push(outcome.to_owned());

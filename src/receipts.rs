@@ -47,14 +47,12 @@ impl<L: DeliveryLog> Receipts<L> {
             .iter()
             .map(|e| e.message.as_str())
             .collect();
-        let report = self.record(&lines).instrument(span).await?;
-        Metrics::new("receipts")
-            .count("ReceiptsDelivered", report.delivered)
-            .count("ReceiptsFailed", report.failed)
-            .count("ReceiptsUnknown", report.unknown)
-            .count("ReceiptsMalformed", report.malformed)
-            .value("SmsPriceUSD", Unit::None, report.price_usd)
-            .emit();
+        let mut report = ReceiptsReport::default();
+        let outcome = self.record(&lines, &mut report).instrument(span).await;
+        // What was recorded counts now, even when the batch fails part way: delivered
+        // again, those receipts are duplicates and count nothing a second time.
+        report.metrics().emit();
+        outcome?;
         Ok(json!({
             "delivered": report.delivered,
             "failed": report.failed,
@@ -67,8 +65,11 @@ impl<L: DeliveryLog> Receipts<L> {
     /// Records each line's receipt. A store failure fails the whole batch, so that Lambda
     /// delivers it again: the receipts already recorded are then found so, and counted
     /// once.
-    pub async fn record(&self, lines: &[&str]) -> Result<ReceiptsReport, StoreError> {
-        let mut report = ReceiptsReport::default();
+    pub async fn record(
+        &self,
+        lines: &[&str],
+        report: &mut ReceiptsReport,
+    ) -> Result<(), StoreError> {
         for line in lines {
             let Some(receipt) = Receipt::parse(line) else {
                 // Never the line itself: it holds the phone number.
@@ -77,13 +78,16 @@ impl<L: DeliveryLog> Receipts<L> {
                 continue;
             };
             match self.log.record_receipt(&receipt, self.clock.now()).await? {
-                ReceiptOutcome::Recorded if receipt.delivered => report.delivered += 1,
-                ReceiptOutcome::Recorded => report.failed += 1,
+                ReceiptOutcome::Recorded => {
+                    if receipt.delivered {
+                        report.delivered += 1;
+                    } else {
+                        report.failed += 1;
+                    }
+                    report.price_usd += receipt.price_usd;
+                }
                 ReceiptOutcome::Duplicate => report.duplicate += 1,
                 ReceiptOutcome::Unknown => report.unknown += 1,
-            }
-            if receipt.delivered || receipt.price_usd > 0.0 {
-                report.price_usd += receipt.price_usd;
             }
         }
         info!(
@@ -94,6 +98,18 @@ impl<L: DeliveryLog> Receipts<L> {
             malformed = report.malformed,
             "receipts recorded"
         );
-        Ok(report)
+        Ok(())
+    }
+}
+
+impl ReceiptsReport {
+    /// The batch's metrics (EMF).
+    pub fn metrics(&self) -> Metrics {
+        Metrics::new("receipts")
+            .count("ReceiptsDelivered", self.delivered)
+            .count("ReceiptsFailed", self.failed)
+            .count("ReceiptsUnknown", self.unknown)
+            .count("ReceiptsMalformed", self.malformed)
+            .value("SmsPriceUSD", Unit::None, self.price_usd)
     }
 }

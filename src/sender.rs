@@ -8,6 +8,7 @@ use lambda_http::lambda_runtime::{Error, LambdaEvent};
 use tracing::{Instrument, error, info, info_span, warn};
 
 use crate::domain::job::{SmsJob, retry_delay_seconds};
+use crate::metrics::Metrics;
 use crate::ports::{DailyQuota, DeliveryLog, JobQueue, OptOuts, RateSlots, SendLedger, SmsSender};
 use crate::service::RegistrationService;
 use crate::service::sender::{JobResult, Pacer};
@@ -48,8 +49,12 @@ where
         let outcomes =
             futures::future::join_all(event.records.iter().map(|m| self.one(m, until))).await;
         let mut response = SqsBatchResponse::default();
-        for (message, retry) in event.records.iter().zip(outcomes) {
-            if retry {
+        let (mut sent, mut throttled, mut failed) = (0, 0, 0);
+        for (message, done) in event.records.iter().zip(outcomes) {
+            sent += done.sent;
+            throttled += usize::from(done.throttled);
+            failed += usize::from(done.gave_up);
+            if done.retry {
                 let mut failure = BatchItemFailure::default();
                 failure.item_identifier = message.message_id.clone().unwrap_or_default();
                 response.batch_item_failures.push(failure);
@@ -60,11 +65,16 @@ where
             retried = response.batch_item_failures.len(),
             "batch handled"
         );
+        Metrics::new("sender")
+            .count("SmsSent", sent)
+            .count("SmsThrottled", throttled)
+            .count("SmsFailed", failed)
+            .emit();
         Ok(response)
     }
 
-    /// Handles one job; `true` when it goes back to the queue.
-    async fn one(&self, message: &SqsMessage, until: Option<Instant>) -> bool {
+    /// Handles one job.
+    async fn one(&self, message: &SqsMessage, until: Option<Instant>) -> Done {
         let Some(job) = message
             .body
             .as_deref()
@@ -72,7 +82,7 @@ where
         else {
             // Retrying would not make it readable.
             error!(message_id = ?message.message_id, "a message that is not a send job dropped");
-            return false;
+            return Done::default();
         };
         let receives: u32 = message
             .attributes
@@ -83,11 +93,14 @@ where
         match self.service.send_job(&job, &self.pacer, until).await {
             JobResult::Sent(sms) => {
                 info!(job = %job.id, kind, phone = %job.masked_phone(), sms, "job sent");
-                false
+                Done {
+                    sent: sms,
+                    ..Done::default()
+                }
             }
             JobResult::Dropped(reason) => {
                 info!(job = %job.id, kind, phone = %job.masked_phone(), reason, "job dropped unsent");
-                false
+                Done::default()
             }
             JobResult::Retry(code) if receives >= self.service.config.send_max_attempts => {
                 warn!(job = %job.id, kind, phone = %job.masked_phone(), code, receives,
@@ -104,7 +117,12 @@ where
                 {
                     warn!(job = %job.id, %error, "could not hand the job to the dead-letter queue now");
                 }
-                true
+                Done {
+                    retry: true,
+                    gave_up: true,
+                    throttled: is_throttle(&code),
+                    ..Done::default()
+                }
             }
             JobResult::Retry(code) => {
                 let delay = match code.as_str() {
@@ -122,10 +140,31 @@ where
                     // It comes back when its visibility timeout ends instead.
                     warn!(job = %job.id, %error, "could not set the retry delay");
                 }
-                true
+                Done {
+                    retry: true,
+                    throttled: is_throttle(&code),
+                    ..Done::default()
+                }
             }
         }
     }
+}
+
+/// What one job came to, for the batch's answer and metrics.
+#[derive(Debug, Default)]
+struct Done {
+    /// Back to the queue.
+    retry: bool,
+    /// SMS sent now.
+    sent: usize,
+    /// SNS refused an SMS for the rate.
+    throttled: bool,
+    /// The last attempt failed: the invitation is `failed`.
+    gave_up: bool,
+}
+
+fn is_throttle(code: &str) -> bool {
+    code.starts_with("Throttl")
 }
 
 /// When to stop starting SMS, from the invocation's deadline (ms since the epoch).

@@ -25,6 +25,10 @@ pub struct RegistrationReport {
     pub numbers_in_use: Vec<String>,
     pub error_numbers: Vec<String>,
     pub opted_out_numbers: Vec<String>,
+    /// The request's batch, when any invitation was queued: its progress is at
+    /// `.../sms_user_registration/batches/{batch_id}/`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch_id: Option<String>,
 }
 
 impl FromIterator<InviteOutcome> for RegistrationReport {

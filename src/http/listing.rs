@@ -6,7 +6,8 @@ use serde_json::{Value, json};
 
 use super::ApiError;
 use crate::domain::PhoneNumber;
-use crate::domain::invitation::ShownStatus;
+use crate::domain::RegistrationRecord;
+use crate::domain::invitation::{DeliveryFilter, ShownStatus};
 use crate::ports::{InvitationPage, ListCursor};
 
 pub const DEFAULT_LIMIT: usize = 20;
@@ -17,6 +18,21 @@ pub struct ListParams {
     pub status: Option<ShownStatus>,
     pub limit: usize,
     pub after: Option<ListCursor>,
+    /// Only invitations whose first SMS's receipt says this.
+    pub delivery: Option<DeliveryFilter>,
+    /// Only invitations whose link was (`true`) or was not (`false`) opened.
+    pub opened: Option<bool>,
+}
+
+impl ListParams {
+    /// Whether an invitation of the page passes the `delivery` and `opened` filters. They
+    /// apply to the page read, so that a page costs the same: a filtered page may hold
+    /// fewer than `limit` invitations, even none, with a `next`.
+    pub fn keeps(&self, record: &RegistrationRecord) -> bool {
+        self.delivery
+            .is_none_or(|d| DeliveryFilter::of(record.delivery.as_ref()) == d)
+            && self.opened.is_none_or(|o| record.opened_at.is_some() == o)
+    }
 }
 
 /// Reads `status`, `limit` and `cursor`; any other parameter is ignored.
@@ -27,6 +43,8 @@ pub fn parse_query(query: &str) -> Result<ListParams, ApiError> {
         status: None,
         limit: DEFAULT_LIMIT,
         after: None,
+        delivery: None,
+        opened: None,
     };
     for (name, value) in pairs {
         match name.as_str() {
@@ -45,6 +63,18 @@ pub fn parse_query(query: &str) -> Result<ListParams, ApiError> {
                     ))?;
             }
             "cursor" => params.after = Some(decode_cursor(&value)?),
+            "delivery" => {
+                params.delivery = Some(DeliveryFilter::parse(&value).ok_or(ApiError::BadQuery(
+                    "delivery must be unknown, delivered or failed.",
+                ))?);
+            }
+            "opened" => {
+                params.opened = Some(match value.as_str() {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(ApiError::BadQuery("opened must be true or false.")),
+                });
+            }
             _ => {}
         }
     }
@@ -86,7 +116,9 @@ mod tests {
             ListParams {
                 status: None,
                 limit: 20,
-                after: None
+                after: None,
+                delivery: None,
+                opened: None,
             }
         );
         let p = parse_query("status=expired&limit=100&other=x").unwrap();
@@ -98,6 +130,8 @@ mod tests {
             "limit=ten",
             "cursor=%%%",
             "cursor=abc",
+            "delivery=lost",
+            "opened=yes",
         ] {
             assert!(parse_query(bad).is_err(), "{bad}");
         }

@@ -104,6 +104,10 @@ where
                 tracing::Span::current().record("domain", domain);
                 self.list_invitations(request, domain).await
             }
+            Route::BatchProgress { domain, batch_id } => {
+                tracing::Span::current().record("domain", domain);
+                self.batch_progress(request, domain, batch_id).await
+            }
             Route::Registration {
                 domain,
                 token,
@@ -245,6 +249,40 @@ where
     }
 
     /// `GET .../sms_user_registration/`: a page of the project's invitations, newest first.
+    /// A create request's progress: its counts, kept as it goes (one read, no scan).
+    async fn batch_progress(
+        &self,
+        request: &Request,
+        domain: &str,
+        batch_id: &str,
+    ) -> Result<Response<Body>, ApiError> {
+        let project = self.access(request, domain, Access::Read).await?;
+        // Batch ids are made like tokens: anything else names no batch.
+        if !crate::domain::Token::is_well_formed(batch_id) {
+            return Err(ApiError::NotFound);
+        }
+        let until = self.service.work_until(deadline(request));
+        let progress = match self
+            .service
+            .bounded(until, self.service.store.batch_progress(batch_id))
+            .await
+        {
+            Some(Ok(progress)) => progress,
+            Some(Err(error)) => {
+                warn!(%error, "batch progress unavailable");
+                return Err(ApiError::Unavailable);
+            }
+            None => return Err(ApiError::Unavailable),
+        };
+        match progress {
+            // Another project's batch is as unknown as one that never was.
+            Some(progress) if progress.domain == project.name => {
+                Ok(json_response(StatusCode::OK, &progress))
+            }
+            _ => Err(ApiError::NotFound),
+        }
+    }
+
     async fn list_invitations(
         &self,
         request: &Request,
@@ -258,12 +296,12 @@ where
             status: query.status,
             now,
             limit: query.limit,
-            after: query.after,
+            after: query.after.clone(),
         };
         let list = self.service.store.list(&list_query);
         // One or two queries; still, never past the deadline.
         let until = self.service.work_until(deadline(request));
-        let page = match self.service.bounded(until, list).await {
+        let mut page = match self.service.bounded(until, list).await {
             Some(Ok(page)) => page,
             Some(Err(error)) => {
                 warn!(%error, "listing unavailable");
@@ -274,6 +312,7 @@ where
                 return Err(ApiError::Unavailable);
             }
         };
+        page.items.retain(|record| query.keeps(record));
         Ok(json_response(
             StatusCode::OK,
             &listing::page_json(&page, now),

@@ -110,15 +110,21 @@ where
     let json = submit && wants_json(request);
     if !submit {
         return match service.open_invitation(domain, token).await {
-            Ok(Invitation::Pending(project, record)) => pages::html_response(
-                StatusCode::OK,
-                pages::form_page(
-                    &project,
-                    record.require_email,
-                    &FormValues::default(),
-                    &FormErrors::default(),
-                ),
-            ),
+            Ok(Invitation::Pending(project, record)) => {
+                // A HEAD (a link preview's probe) does not count as opening it.
+                if request.method() == lambda_http::http::Method::GET {
+                    service.note_opened(&record).await;
+                }
+                pages::html_response(
+                    StatusCode::OK,
+                    pages::form_page(
+                        &project,
+                        record.require_email,
+                        &FormValues::default(),
+                        &FormErrors::default(),
+                    ),
+                )
+            }
             Ok(other) => unavailable(&other, false),
             Err(error) => {
                 warn!(%error, "registration page unavailable");

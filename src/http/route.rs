@@ -11,6 +11,11 @@ pub enum Route<'a> {
     ListInvitations {
         domain: &'a str,
     },
+    /// A create request's progress: `.../sms_user_registration/batches/{batch_id}/`.
+    BatchProgress {
+        domain: &'a str,
+        batch_id: &'a str,
+    },
     Reinstall {
         domain: &'a str,
     },
@@ -50,6 +55,14 @@ pub fn route<'a>(method: &str, path: &'a str, stage: Option<&str>) -> Route<'a> 
                 ("sms_user_registration_reinstall", "POST") => Route::Reinstall { domain },
                 ("sms_user_registration_reinstall", _) => Route::MethodNotAllowed { allow: "POST" },
                 _ => Route::NotFound,
+            }
+        }
+        ["a", domain, "api", version, "sms_user_registration", "batches", batch_id]
+            if !domain.is_empty() && !batch_id.is_empty() && VERSIONS.contains(version) =>
+        {
+            match method {
+                "GET" => Route::BatchProgress { domain, batch_id },
+                _ => Route::MethodNotAllowed { allow: "GET" },
             }
         }
         ["a", domain, "register", token] if !domain.is_empty() && !token.is_empty() => match method
@@ -175,6 +188,34 @@ mod tests {
         }
         assert_eq!(route("GET", "/a/demo/register/", None), Route::NotFound);
         assert_eq!(route("GET", "/a/demo/register/T/x", None), Route::NotFound);
+    }
+
+    #[test]
+    fn a_batchs_progress_is_routed_for_get_only() {
+        for path in [
+            "/a/demo/api/v0_5/sms_user_registration/batches/B1/",
+            "/a/demo/api/v1/sms_user_registration/batches/B1",
+        ] {
+            assert_eq!(
+                route("GET", path, None),
+                Route::BatchProgress {
+                    domain: "demo",
+                    batch_id: "B1"
+                }
+            );
+            assert_eq!(
+                route("POST", path, None),
+                Route::MethodNotAllowed { allow: "GET" }
+            );
+        }
+        assert_eq!(
+            route("GET", "/a/demo/api/v0_4/sms_user_registration/batches/B1/", None),
+            Route::NotFound
+        );
+        assert_eq!(
+            route("GET", "/a/demo/api/v1/sms_user_registration/batches//", None),
+            Route::NotFound
+        );
     }
 
     #[test]

@@ -474,7 +474,7 @@ where
         if !on_queue.is_empty() {
             let now = self.clock.now();
             let batch = BatchRecord {
-                id: batch_id,
+                id: batch_id.clone(),
                 domain: project.name.clone(),
                 queued_at: now,
                 expires_at: now + self.config.invitation_lifetime.as_secs(),
@@ -500,7 +500,10 @@ where
                 .map(|c| self.undo_claim(c.invitation, c.previous, undo_until)),
         )
         .await;
-        let report: RegistrationReport = outcomes.into_iter().flatten().collect();
+        let mut report: RegistrationReport = outcomes.into_iter().flatten().collect();
+        if !report.success_numbers.is_empty() {
+            report.batch_id = Some(batch_id);
+        }
         info!(
             users = request.users.len(),
             success = report.success_numbers.len(),
@@ -510,6 +513,13 @@ where
             opted_out = report.opted_out_numbers.len(),
             "invitations recorded and queued"
         );
+        crate::metrics::Metrics::new("api")
+            .count("InvitationsQueued", report.success_numbers.len())
+            .count("InvitationsInUse", report.numbers_in_use.len())
+            .count("InvitationsInvalid", report.invalid_format_numbers.len())
+            .count("InvitationsOptedOut", report.opted_out_numbers.len())
+            .count("InvitationsErrors", report.error_numbers.len())
+            .emit();
         report
     }
 

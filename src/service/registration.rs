@@ -84,6 +84,17 @@ where
         })
     }
 
+    /// The registration page was opened: its first opening is recorded (`opened_at`, and
+    /// its batch's `opened`). A failure is only logged: the page is shown all the same.
+    pub async fn note_opened(&self, record: &RegistrationRecord) {
+        if record.opened_at.is_some() {
+            return;
+        }
+        if let Err(error) = self.store.mark_opened(record, self.clock.now()).await {
+            warn!(%error, "could not record that the link was opened");
+        }
+    }
+
     /// Creates the worker's account and marks the invitation registered, both or neither.
     pub async fn complete_registration(
         &self,
