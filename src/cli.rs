@@ -355,7 +355,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             delivery_status_role,
             success_sampling,
         } => {
-            if !delivery_status_role.starts_with("arn:") || !delivery_status_role.contains(":role/") {
+            if !delivery_status_role.starts_with("arn:") || !delivery_status_role.contains(":role/")
+            {
                 return Err(usage(format!(
                     "--delivery-status-role must be an IAM role ARN, not {delivery_status_role:?}"
                 )));
@@ -367,7 +368,12 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 .attributes("DeliveryStatusSuccessSamplingRate", &sampling)
                 .send()
                 .await
-                .map_err(|e| failed(format!("SetSMSAttributes failed: {}", crate::adapters::error_code(&e))))?;
+                .map_err(|e| {
+                    failed(format!(
+                        "SetSMSAttributes failed: {}",
+                        crate::adapters::error_code(&e)
+                    ))
+                })?;
             println!("DeliveryStatusIAMRole={delivery_status_role}");
             println!("DeliveryStatusSuccessSamplingRate={sampling}");
         }

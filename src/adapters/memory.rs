@@ -14,9 +14,10 @@ use crate::domain::job::{JobKind, SmsJob};
 use crate::domain::worker::Worker;
 use crate::domain::{ApiKey, Invitation, PhoneNumber, Project, RegistrationRecord};
 use crate::ports::{
-    BatchRecord, Claim, DailyQuota, Directory, IdempotencyBegin, IdempotencyStore, InboundLog,
-    BatchProgress, DayUsage, DeliveryLog, InvitationPage, InvitationStore, JobQueue, ListCursor,
-    ListQuery, OptOuts, QueueError, RateSlots, Receipt, ReceiptOutcome, SentSms, RegisterOutcome, RegistrationEvents, SendLedger, SendStart, SlotTake, SmsError,
+    BatchProgress, BatchRecord, Claim, DailyQuota, DayUsage, DeliveryLog, Directory,
+    IdempotencyBegin, IdempotencyStore, InboundLog, InvitationPage, InvitationStore, JobQueue,
+    ListCursor, ListQuery, OptOuts, QueueError, RateSlots, Receipt, ReceiptOutcome,
+    RegisterOutcome, RegistrationEvents, SendLedger, SendStart, SentSms, SlotTake, SmsError,
     SmsSender, StoreError, StoredResponse, WorkerStore,
 };
 
@@ -588,18 +589,28 @@ impl DeliveryLog for MemoryStore {
     async fn record_sms(&self, sms: &SentSms) -> Result<(), StoreError> {
         let mut state = self.reachable()?;
         let day = crate::domain::time::utc_day(sms.sent_at);
-        state.days.entry((sms.domain.clone(), day)).or_default().sms_sent += 1;
+        state
+            .days
+            .entry((sms.domain.clone(), day))
+            .or_default()
+            .sms_sent += 1;
         if sms.part == 0
             && sms.token.is_some()
             && let Some(batch) = &sms.batch_id
         {
             state.progress.entry(batch.clone()).or_default().sent += 1;
         }
-        state.messages.insert(sms.message_id.clone(), (sms.clone(), None));
+        state
+            .messages
+            .insert(sms.message_id.clone(), (sms.clone(), None));
         Ok(())
     }
 
-    async fn record_receipt(&self, receipt: &Receipt, now: u64) -> Result<ReceiptOutcome, StoreError> {
+    async fn record_receipt(
+        &self,
+        receipt: &Receipt,
+        now: u64,
+    ) -> Result<ReceiptOutcome, StoreError> {
         let mut state = self.reachable()?;
         let Some((sms, recorded)) = state.messages.get_mut(&receipt.message_id) else {
             return Ok(ReceiptOutcome::Unknown);
@@ -611,7 +622,10 @@ impl DeliveryLog for MemoryStore {
         let sms = sms.clone();
         let day = state
             .days
-            .entry((sms.domain.clone(), crate::domain::time::utc_day(sms.sent_at)))
+            .entry((
+                sms.domain.clone(),
+                crate::domain::time::utc_day(sms.sent_at),
+            ))
             .or_default();
         if receipt.delivered {
             day.delivered += 1;
@@ -645,7 +659,11 @@ impl DeliveryLog for MemoryStore {
         Ok(ReceiptOutcome::Recorded)
     }
 
-    async fn mark_opened(&self, invitation: &RegistrationRecord, now: u64) -> Result<(), StoreError> {
+    async fn mark_opened(
+        &self,
+        invitation: &RegistrationRecord,
+        now: u64,
+    ) -> Result<(), StoreError> {
         let mut state = self.reachable()?;
         let first = match state.records.get_mut(invitation.phone.as_str()) {
             Some(r) if r.token == invitation.token && r.opened_at.is_none() => {
@@ -662,10 +680,14 @@ impl DeliveryLog for MemoryStore {
 
     async fn batch_progress(&self, batch_id: &str) -> Result<Option<BatchProgress>, StoreError> {
         let state = self.reachable()?;
-        Ok(state.progress.get(batch_id).filter(|p| !p.domain.is_empty()).map(|p| BatchProgress {
-            batch_id: batch_id.to_owned(),
-            ..p.clone()
-        }))
+        Ok(state
+            .progress
+            .get(batch_id)
+            .filter(|p| !p.domain.is_empty())
+            .map(|p| BatchProgress {
+                batch_id: batch_id.to_owned(),
+                ..p.clone()
+            }))
     }
 
     async fn day_usage(&self, domain: &str, day: &str) -> Result<DayUsage, StoreError> {

@@ -77,7 +77,10 @@ mod tests {
         let r = Receipt::parse(DELIVERED).unwrap();
         assert_eq!(r.message_id, "34d9b400-c6dd-5444-820d-fbeb0f1f54cf");
         assert!(r.delivered);
-        assert_eq!(r.provider_response, "Message has been accepted by phone carrier");
+        assert_eq!(
+            r.provider_response,
+            "Message has been accepted by phone carrier"
+        );
         assert!((r.price_usd - 0.00581).abs() < 1e-12);
         assert_eq!(r.dwell_ms, 599);
         let r = Receipt::parse(FAILED).unwrap();

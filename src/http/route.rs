@@ -57,9 +57,15 @@ pub fn route<'a>(method: &str, path: &'a str, stage: Option<&str>) -> Route<'a> 
                 _ => Route::NotFound,
             }
         }
-        ["a", domain, "api", version, "sms_user_registration", "batches", batch_id]
-            if !domain.is_empty() && !batch_id.is_empty() && VERSIONS.contains(version) =>
-        {
+        [
+            "a",
+            domain,
+            "api",
+            version,
+            "sms_user_registration",
+            "batches",
+            batch_id,
+        ] if !domain.is_empty() && !batch_id.is_empty() && VERSIONS.contains(version) => {
             match method {
                 "GET" => Route::BatchProgress { domain, batch_id },
                 _ => Route::MethodNotAllowed { allow: "GET" },
@@ -209,11 +215,19 @@ mod tests {
             );
         }
         assert_eq!(
-            route("GET", "/a/demo/api/v0_4/sms_user_registration/batches/B1/", None),
+            route(
+                "GET",
+                "/a/demo/api/v0_4/sms_user_registration/batches/B1/",
+                None
+            ),
             Route::NotFound
         );
         assert_eq!(
-            route("GET", "/a/demo/api/v1/sms_user_registration/batches//", None),
+            route(
+                "GET",
+                "/a/demo/api/v1/sms_user_registration/batches//",
+                None
+            ),
             Route::NotFound
         );
     }

@@ -21,9 +21,7 @@ use smsreg::adapters::dynamodb::{DynamoStore, ProjectUpdate};
 use smsreg::config::Config;
 use smsreg::domain::project::hash_key;
 use smsreg::domain::{ApiKey, App, Plan};
-use smsreg::ports::{
-    DailyQuota, DeliveryLog, JobQueue, OptOuts, RateSlots, SendLedger, SmsSender,
-};
+use smsreg::ports::{DailyQuota, DeliveryLog, JobQueue, OptOuts, RateSlots, SendLedger, SmsSender};
 use smsreg::sender::Sender;
 
 pub const DEMO_DOMAIN: &str = "demo";
@@ -153,6 +151,32 @@ impl Moto {
                         .to_owned()
                 };
                 (field("phone_number"), field("message"))
+            })
+            .collect()
+    }
+
+    /// The SNS message id of every SMS moto recorded, as (phone number, message id).
+    pub fn sms_ids(&self) -> Vec<(String, String)> {
+        let body: Value = ureq::get(format!("{}/moto-api/data.json", self.endpoint))
+            .call()
+            .expect("moto data")
+            .body_mut()
+            .read_to_string()
+            .ok()
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .expect("moto data is JSON");
+        body["sns"]["SMS"]
+            .as_array()
+            .expect("moto's data.json lists SMS under sns.SMS")
+            .iter()
+            .map(|sms| {
+                let field = |name: &str| {
+                    sms[name]
+                        .as_str()
+                        .unwrap_or_else(|| panic!("moto's SMS has no {name}: {sms}"))
+                        .to_owned()
+                };
+                (field("phone_number"), field("message_id"))
             })
             .collect()
     }

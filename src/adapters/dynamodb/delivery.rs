@@ -106,7 +106,8 @@ impl DeliveryLog for DynamoStore {
             .await
             .map_err(|e| store_error(&e))?;
         if sms.part == 0 && sms.token.is_some() {
-            self.count_in_batch_of(sms.batch_id.as_deref(), "sent").await;
+            self.count_in_batch_of(sms.batch_id.as_deref(), "sent")
+                .await;
         }
         Ok(())
     }
@@ -181,7 +182,9 @@ impl DeliveryLog for DynamoStore {
             .table_name(self.table())
             .key(PK, s(pk))
             .key(SK, s(sk))
-            .update_expression("ADD #counter :one, price_usd :price SET #ttl = if_not_exists(#ttl, :ttl)")
+            .update_expression(
+                "ADD #counter :one, price_usd :price SET #ttl = if_not_exists(#ttl, :ttl)",
+            )
             .expression_attribute_names("#counter", counter)
             .expression_attribute_names("#ttl", TTL)
             .expression_attribute_values(":one", one())
@@ -211,9 +214,7 @@ impl DeliveryLog for DynamoStore {
             Ok(_) => Ok(ReceiptOutcome::Recorded),
             Err(e) => match e.as_service_error() {
                 Some(TransactWriteItemsError::TransactionCanceledException(c))
-                    if c.cancellation_reasons()
-                        .first()
-                        .and_then(|r| r.code())
+                    if c.cancellation_reasons().first().and_then(|r| r.code())
                         == Some("ConditionalCheckFailed") =>
                 {
                     Ok(ReceiptOutcome::Duplicate)
@@ -223,7 +224,11 @@ impl DeliveryLog for DynamoStore {
         }
     }
 
-    async fn mark_opened(&self, invitation: &RegistrationRecord, now: u64) -> Result<(), StoreError> {
+    async fn mark_opened(
+        &self,
+        invitation: &RegistrationRecord,
+        now: u64,
+    ) -> Result<(), StoreError> {
         let first_time = written(
             self.client
                 .update_item()

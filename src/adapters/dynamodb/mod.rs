@@ -1,8 +1,8 @@
 //! DynamoDB adapter: one table holds projects, apps, API keys and registrations.
 
 mod admin;
-pub mod item;
 mod delivery;
+pub mod item;
 mod ledger;
 mod optout;
 
