@@ -204,6 +204,13 @@ async fn every_event_gives_its_expected_response() {
             }
         }
         let (status, body) = response_parts(&response);
+        // A create answer's batch id is random: checked, then left out of the comparison.
+        let body = if body.get("success_numbers").is_some() && body.get("numbers_in_use").is_some()
+        {
+            without_batch_id(body)
+        } else {
+            body
+        };
         if status != expected.status {
             failures.push(format!(
                 "{name}: status {status}, wanted {}: {body}",

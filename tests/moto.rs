@@ -129,7 +129,8 @@ impl Env {
     /// Answers the request; its jobs stay on the queue.
     async fn post_only(&self, domain: &str, auth: &str, body: &Value) -> (u16, Value) {
         let request = lambda_http::request::from_str(&post_event(domain, body, auth)).unwrap();
-        response_parts(&self.api.handle(request).await)
+        let (status, body) = response_parts(&self.api.handle(request).await);
+        (status, without_batch_id(body))
     }
 
     async fn deliver(&self) -> usize {

@@ -20,6 +20,8 @@ const TABLE: &str = "sms-registration-receipts";
 const A: &str = "+16175551234";
 const B: &str = "+16175555512";
 const C: &str = "+16175550123";
+/// moto's SNS has numbers ending in 99 opted out: the sender texts it nothing.
+const OUT: &str = "+16175550199";
 /// The message ids the fixtures carry.
 const FIXTURE_DELIVERED: &str = "5e1c0d1a-7f3b-5c2d-9e4f-000000000001";
 const FIXTURE_FAILED: &str = "5e1c0d1a-7f3b-5c2d-9e4f-000000000002";
@@ -106,7 +108,7 @@ async fn a_batch_counts_through_sent_opened_registered_and_its_receipts() {
     let api = smsreg::wiring::aws_api_with(&aws, config.clone()).unwrap();
     let sender = smsreg::wiring::aws_sender_with(&aws, config).unwrap();
 
-    let body = json!({"app_id": DEMO_APP, "users": [{"phone_number": A}, {"phone_number": B}, {"phone_number": C}]});
+    let body = json!({"app_id": DEMO_APP, "users": [{"phone_number": A}, {"phone_number": B}, {"phone_number": C}, {"phone_number": OUT}]});
     let request = lambda_http::request::from_str(&post_event(
         DEMO_DOMAIN,
         &body,
@@ -125,12 +127,16 @@ async fn a_batch_counts_through_sent_opened_registered_and_its_receipts() {
     let counts = progress(api.handle(get(&progress_path, "")).await);
     assert_eq!(
         (counts["queued"].as_u64(), counts["sent"].as_u64()),
-        (Some(3), Some(0))
+        (Some(4), Some(0))
     );
 
     moto.deliver(&sender, &queue_url).await;
     let counts = progress(api.handle(get(&progress_path, "")).await);
-    assert_eq!(counts["sent"], 3, "{counts}");
+    assert_eq!(
+        (counts["sent"].as_u64(), counts["opted_out"].as_u64()),
+        (Some(3), Some(1)),
+        "{counts}"
+    );
 
     // A opens the link and registers; B opens it only.
     let token_of = |phone: &str| {
@@ -209,8 +215,8 @@ async fn a_batch_counts_through_sent_opened_registered_and_its_receipts() {
     let counts = progress(api.handle(get(&progress_path, "")).await);
     assert_eq!(
         counts,
-        json!({"batch_id": batch, "queued": 3, "sent": 3, "delivered": 1, "delivery_failed": 1,
-               "send_failed": 0, "opted_out": 0, "opened": 2, "registered": 1})
+        json!({"batch_id": batch, "queued": 4, "sent": 3, "delivered": 1, "delivery_failed": 1,
+               "send_failed": 0, "opted_out": 1, "opened": 2, "registered": 1})
     );
     let (_, listing) = response_parts(&api.handle(get("sms_user_registration/", "")).await);
     let by_phone = |phone: &str| {
@@ -281,7 +287,7 @@ async fn a_batch_counts_through_sent_opened_registered_and_its_receipts() {
             usage["delivered"].as_u64(),
             usage["delivery_failed"].as_u64()
         ),
-        (Some(3), Some(3), Some(1), Some(1)),
+        (Some(4), Some(3), Some(1), Some(1)),
         "{usage}"
     );
     assert!(

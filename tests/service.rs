@@ -15,7 +15,7 @@ use smsreg::domain::job::{JobKind, SmsJob};
 use smsreg::domain::project::hash_key;
 use smsreg::domain::{ApiKey, App, PhoneNumber, Plan, Project, RegistrationRecord};
 use smsreg::http::Api;
-use smsreg::ports::{Clock, JobQueue, QueueError, RegistrationEvents, SmsError};
+use smsreg::ports::{Clock, DeliveryLog, JobQueue, QueueError, RegistrationEvents, SmsError};
 use smsreg::service::RegistrationService;
 use smsreg::service::sender::{JobResult, Pacer};
 
@@ -100,7 +100,8 @@ fn world() -> World<MemorySms> {
 impl<S: JobQueue + RegistrationEvents> World<S> {
     async fn post_as(&self, domain: &str, auth: &str, body: &Value) -> (u16, Value) {
         let request = lambda_http::request::from_str(&post_event(domain, body, auth)).unwrap();
-        response_parts(&self.api.handle(request).await)
+        let (status, body) = response_parts(&self.api.handle(request).await);
+        (status, without_batch_id(body))
     }
 
     /// Posts with an `Idempotency-Key`; returns the whole response.
@@ -360,6 +361,17 @@ async fn after_the_last_attempt_the_invitation_fails_its_count_is_refunded_and_t
     assert_eq!(w.store.usage(DEMO_DOMAIN, day), 1);
     let record = w.store.record(A).unwrap();
     assert_eq!(record.status, RegistrationStatus::Failed);
+    let progress = w
+        .store
+        .batch_progress(record.batch_id.as_deref().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (progress.queued, progress.sent, progress.send_failed),
+        (2, 1, 1),
+        "the batch counts the send that failed"
+    );
     let reason = record.failure_reason.unwrap();
     assert!(
         reason.contains(&format!("after {attempts} attempts")) && reason.contains("InjectedFault"),
@@ -954,7 +966,7 @@ async fn a_request_that_failed_as_a_whole_keeps_no_key_and_expired_keys_run_afre
     );
     w.store.recover();
     assert_eq!(
-        response_parts(&w.post_with_key("k3", &invite(&[A])).await).1,
+        without_batch_id(response_parts(&w.post_with_key("k3", &invite(&[A])).await).1),
         report(&[A], &[], &[], &[])
     );
     // 24 hours later the key starts over: the SMS is queued again.

@@ -540,12 +540,22 @@ impl SendLedger for MemoryStore {
 
     async fn fail_job(&self, job: &SmsJob, reason: &str, now: u64) -> Result<bool, StoreError> {
         let JobKind::Invitation {
-            token, previous, ..
+            token,
+            previous,
+            batch_id,
+            ..
         } = &job.kind
         else {
             return Ok(false);
         };
         let mut state = self.reachable()?;
+        if let Some(batch) = batch_id
+            && state.records.get(&job.phone).is_some_and(|r| {
+                r.token.as_str() == token && r.status == RegistrationStatus::Queued
+            })
+        {
+            state.progress.entry(batch.clone()).or_default().send_failed += 1;
+        }
         let Some(record) = state.records.get_mut(&job.phone) else {
             return Ok(false);
         };

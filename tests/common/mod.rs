@@ -424,3 +424,20 @@ pub fn us_numbers(n: usize, from: usize) -> Vec<String> {
         .map(|i| format!("+1617555{i:04}"))
         .collect()
 }
+
+/// A create response without its `batch_id` (random), once it is checked: present, a
+/// 32-character id, exactly when some number was queued.
+pub fn without_batch_id(mut body: Value) -> Value {
+    let queued = body["success_numbers"]
+        .as_array()
+        .is_some_and(|s| !s.is_empty());
+    match body.as_object_mut().and_then(|o| o.remove("batch_id")) {
+        Some(Value::String(id)) => {
+            assert!(queued, "a batch id without a queued number: {body}");
+            assert_eq!(id.len(), 32, "{id}");
+        }
+        Some(other) => panic!("batch_id is not a string: {other}"),
+        None => assert!(!queued, "no batch id for queued numbers: {body}"),
+    }
+    body
+}
