@@ -501,7 +501,10 @@ async fn an_idempotent_retry_is_answered_from_dynamodb_without_a_second_sms() {
     let e = env().await;
     let body = invite(&[A, B]);
     let (status, first) = response_parts(&e.post_with_key("import-42", &body).await);
-    assert_eq!((status, &first), (200, &lists(&[A, B], &[], &[])));
+    assert_eq!(
+        (status, without_batch_id(first.clone())),
+        (200, lists(&[A, B], &[], &[]))
+    );
     let token = e.record(A).await.unwrap().token;
 
     let again = e.post_with_key("import-42", &body).await;
@@ -525,7 +528,7 @@ async fn an_idempotent_retry_is_answered_from_dynamodb_without_a_second_sms() {
         .handle(lambda_http::request::from_str(&event.to_string()).unwrap())
         .await;
     assert_eq!(
-        response_parts(&response).1,
+        without_batch_id(response_parts(&response).1),
         lists(&["+16175552100"], &[], &[])
     );
 }

@@ -14,13 +14,16 @@ impl Process {
     /// Starts `exe` with only `env` in its environment; `label` names its log file.
     pub fn start(exe: &str, label: &str, env: &[(&'static str, String)], args: &[&str]) -> Process {
         let log = std::env::temp_dir().join(format!("smsreg-{label}-{}.log", std::process::id()));
+        // One open file for both streams: they share its offset, so neither overwrites
+        // the other's lines (metrics go to stdout, logs to stderr).
+        let file = std::fs::File::create(&log).unwrap();
         let child = Command::new(exe)
             .args(args)
             .env_clear()
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&log).unwrap())
-            .stderr(std::fs::File::options().append(true).open(&log).unwrap())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
             .spawn()
             .unwrap_or_else(|e| panic!("{exe} starts: {e}"));
         Process { child, log }
