@@ -354,3 +354,43 @@ fn every_command_has_help() {
         );
     }
 }
+
+#[tokio::test]
+async fn sms_settings_turns_on_the_accounts_delivery_status_logging_and_says_so() {
+    let moto = Moto::start();
+    let role = "arn:aws:iam::123456789012:role/smsreg-SmsDeliveryStatusRole-1";
+    let out = ok(
+        &moto,
+        &[
+            "sms-settings",
+            "--delivery-status-role",
+            role,
+            "--success-sampling",
+            "100",
+        ],
+    );
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            format!("DeliveryStatusIAMRole={role}"),
+            "DeliveryStatusSuccessSamplingRate=100".to_owned()
+        ]
+    );
+    let sns = aws_sdk_sns::Client::new(&moto.sdk_config().await);
+    let attributes = sns.get_sms_attributes().send().await.unwrap();
+    let attributes = attributes.attributes().unwrap();
+    assert_eq!(attributes["DeliveryStatusIAMRole"], role);
+    assert_eq!(attributes["DeliveryStatusSuccessSamplingRate"], "100");
+    for bad in [
+        vec!["sms-settings", "--delivery-status-role", "not-an-arn"],
+        vec![
+            "sms-settings",
+            "--delivery-status-role",
+            role,
+            "--success-sampling",
+            "101",
+        ],
+    ] {
+        assert_eq!(admin(&moto, &bad).code, 2, "{bad:?}");
+    }
+}
