@@ -122,8 +122,10 @@ impl Moto {
         ]
     }
 
-    /// Every SMS moto recorded as published, as (phone number, message), oldest first.
-    pub fn sms(&self) -> Vec<(String, String)> {
+    /// Two fields of every SMS moto recorded as published, oldest first. Loudly, if
+    /// moto's data changes shape: an empty list would pass every test that checks nothing
+    /// was sent.
+    fn sms_fields(&self, first: &str, second: &str) -> Vec<(String, String)> {
         let body: Value = ureq::get(format!("{}/moto-api/data.json", self.endpoint))
             .call()
             .expect("moto data")
@@ -132,13 +134,11 @@ impl Moto {
             .ok()
             .and_then(|text| serde_json::from_str(&text).ok())
             .expect("moto data is JSON");
-        // Loudly, if moto's data changes shape: an empty list would pass every test that
-        // checks nothing was sent.
-        let shape = || format!("moto's data.json has changed shape: {}", body["sns"]);
         if body["sns"].is_null() {
             // SNS was never called: moto lists only the services in use.
             return Vec::new();
         }
+        let shape = || format!("moto's data.json has changed shape: {}", body["sns"]);
         body["sns"]["SMS"]
             .as_array()
             .unwrap_or_else(|| panic!("{}", shape()))
@@ -150,35 +150,19 @@ impl Moto {
                         .unwrap_or_else(|| panic!("{}", shape()))
                         .to_owned()
                 };
-                (field("phone_number"), field("message"))
+                (field(first), field(second))
             })
             .collect()
     }
 
+    /// Every SMS moto recorded as published, as (phone number, message), oldest first.
+    pub fn sms(&self) -> Vec<(String, String)> {
+        self.sms_fields("phone_number", "message")
+    }
+
     /// The SNS message id of every SMS moto recorded, as (phone number, message id).
     pub fn sms_ids(&self) -> Vec<(String, String)> {
-        let body: Value = ureq::get(format!("{}/moto-api/data.json", self.endpoint))
-            .call()
-            .expect("moto data")
-            .body_mut()
-            .read_to_string()
-            .ok()
-            .and_then(|text| serde_json::from_str(&text).ok())
-            .expect("moto data is JSON");
-        body["sns"]["SMS"]
-            .as_array()
-            .expect("moto's data.json lists SMS under sns.SMS")
-            .iter()
-            .map(|sms| {
-                let field = |name: &str| {
-                    sms[name]
-                        .as_str()
-                        .unwrap_or_else(|| panic!("moto's SMS has no {name}: {sms}"))
-                        .to_owned()
-                };
-                (field("phone_number"), field("message_id"))
-            })
-            .collect()
+        self.sms_fields("phone_number", "message_id")
     }
 
     pub fn sms_to(&self, phone: &str) -> Vec<String> {

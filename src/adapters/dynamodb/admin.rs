@@ -51,38 +51,22 @@ impl DynamoStore {
     /// Creates the table with its index and TTL; does nothing to an existing table.
     /// Returns whether it created it.
     pub async fn create_table(&self) -> Result<bool, StoreError> {
-        let index = GlobalSecondaryIndex::builder()
-            .index_name(INVITES_INDEX)
-            .key_schema(key_schema(GSI1_PK, KeyType::Hash))
-            .key_schema(key_schema(GSI1_SK, KeyType::Range))
-            .projection(
-                Projection::builder()
-                    .projection_type(ProjectionType::All)
-                    .build(),
-            )
-            .build()
-            .expect("index has its required fields");
-        let token_index = GlobalSecondaryIndex::builder()
-            .index_name(TOKEN_INDEX)
-            .key_schema(key_schema(TOKEN, KeyType::Hash))
-            .projection(
-                Projection::builder()
-                    .projection_type(ProjectionType::All)
-                    .build(),
-            )
-            .build()
-            .expect("index has its required fields");
-        let status_index = GlobalSecondaryIndex::builder()
-            .index_name(STATUS_INDEX)
-            .key_schema(key_schema(GSI3_PK, KeyType::Hash))
-            .key_schema(key_schema(GSI3_SK, KeyType::Range))
-            .projection(
-                Projection::builder()
-                    .projection_type(ProjectionType::All)
-                    .build(),
-            )
-            .build()
-            .expect("index has its required fields");
+        let index = |name: &str, hash: &str, range: Option<&str>| {
+            GlobalSecondaryIndex::builder()
+                .index_name(name)
+                .set_key_schema(Some(
+                    std::iter::once(key_schema(hash, KeyType::Hash))
+                        .chain(range.map(|r| key_schema(r, KeyType::Range)))
+                        .collect(),
+                ))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                )
+                .build()
+                .expect("index has its required fields")
+        };
         let created = self
             .client
             .create_table()
@@ -97,9 +81,9 @@ impl DynamoStore {
             .attribute_definitions(string_attribute(TOKEN))
             .attribute_definitions(string_attribute(GSI3_PK))
             .attribute_definitions(string_attribute(GSI3_SK))
-            .global_secondary_indexes(index)
-            .global_secondary_indexes(token_index)
-            .global_secondary_indexes(status_index)
+            .global_secondary_indexes(index(INVITES_INDEX, GSI1_PK, Some(GSI1_SK)))
+            .global_secondary_indexes(index(TOKEN_INDEX, TOKEN, None))
+            .global_secondary_indexes(index(STATUS_INDEX, GSI3_PK, Some(GSI3_SK)))
             .send()
             .await;
         match created {
