@@ -122,12 +122,13 @@ fn main() {
                     r.rate, r.instances
                 ),
                 format!(
-                    "{:.2} = {:.3} R over {} SMS; {} throttled ({:.1} %)",
+                    "{:.2} = {:.3} R over {} SMS; {} throttled ({:.1} %); {:.2} AWS calls per job",
                     r.per_second,
                     r.per_second / r.rate as f64,
                     r.sms,
                     r.throttled,
-                    100.0 * r.throttled as f64 / r.sms as f64
+                    100.0 * r.throttled as f64 / r.sms as f64,
+                    r.calls_per_job
                 ),
                 ">= 0.95 R, <= 5 % throttled",
             );

@@ -2,8 +2,10 @@
 //! SDK clients) take batches of 10 jobs from one backlog, as the event source mapping hands
 //! them out, against the stand-in: every AWS call answered after 20 ms, `Publish` to phone
 //! numbers let through at R per second (at most R in any second) and throttled past it, and
-//! the shared rate record kept with its compare-and-set. Reported: SMS per second from the
-//! first SMS to the last, against R, and the throttled share.
+//! the shared rate records (`RATE#sms`, `RATE#opt-out-check`) kept with their
+//! compare-and-set; nobody opted out (our record and SNS's check both say no). Reported: SMS
+//! per second from the first SMS to the last, against R, the throttled share, and the AWS
+//! calls per job.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -22,6 +24,13 @@ pub struct SenderRow {
     pub sms: usize,
     pub per_second: f64,
     pub throttled: usize,
+    /// Every AWS call of the run, per job (retries and refused slots included).
+    pub calls_per_job: f64,
+    /// Opt-out checks (`CheckIfPhoneNumberIsOptedOut`) per job.
+    pub checks_per_job: f64,
+    /// Slots refused by the rate records' compare-and-set (another instance was first),
+    /// per job.
+    pub refused_per_job: f64,
 }
 
 fn job(i: usize) -> SmsJob {
@@ -37,6 +46,7 @@ fn job(i: usize) -> SmsJob {
             token: format!("t{i}"),
             created_at: 0,
             previous: None,
+            batch_id: None,
         },
     }
 }
@@ -111,9 +121,11 @@ pub fn run(quick: bool) -> Vec<SenderRow> {
             .collect();
         // The backlog, as (job, receives so far).
         let backlog = Mutex::new((0..jobs).map(|i| (i, 1u32)).collect::<VecDeque<_>>());
+        let before = standin.snapshot();
         rt.block_on(futures::future::join_all(
             senders.iter().map(|sender| instance(sender, &backlog)),
         ));
+        let calls = standin.snapshot().since(&before);
         let publishes = standin.publishes();
         let passed: Vec<_> = publishes.iter().filter(|(_, ok)| *ok).collect();
         let span = passed.last().unwrap().0.duration_since(passed[0].0);
@@ -123,20 +135,31 @@ pub fn run(quick: bool) -> Vec<SenderRow> {
             sms: passed.len(),
             per_second: (passed.len() - 1) as f64 / span.as_secs_f64().max(1e-9),
             throttled: publishes.len() - passed.len(),
+            calls_per_job: calls.calls() as f64 / jobs as f64,
+            checks_per_job: calls.opt_out_check as f64 / jobs as f64,
+            refused_per_job: calls.slot_refused as f64 / jobs as f64,
         });
     }
     standin.limit_publish_rate(0);
-    println!("   R    instances  SMS    SMS per second   of R    throttled");
+    println!(
+        "   R    instances  SMS    SMS per second   of R    throttled    AWS calls per job (opt-out checks, refused slots)"
+    );
     for r in &rows {
         println!(
-            "   {:<4} {:<10} {:<6} {:<16.2} {:<7.3} {} ({:.1} %)",
+            "   {:<4} {:<10} {:<6} {:<16.2} {:<7.3} {:<12} {:.2} ({:.2}, {:.2})",
             r.rate,
             r.instances,
             r.sms,
             r.per_second,
             r.per_second / r.rate as f64,
-            r.throttled,
-            100.0 * r.throttled as f64 / r.sms as f64
+            format!(
+                "{} ({:.1} %)",
+                r.throttled,
+                100.0 * r.throttled as f64 / r.sms as f64
+            ),
+            r.calls_per_job,
+            r.checks_per_job,
+            r.refused_per_job
         );
     }
     println!("   targets: >= 0.95 R, throttled <= 5 %");

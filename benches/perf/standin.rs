@@ -1,8 +1,10 @@
-//! A stand-in for DynamoDB and SNS on 127.0.0.1: every call is answered, after a fixed
-//! delay, with a valid response (the demo key and project for the lookups, success for
-//! every write and publish). One thread per connection, HTTP/1.1 with keep-alive, as the
-//! SDK's pooled client speaks it; it counts calls and connections.
+//! A stand-in for DynamoDB, SQS and SNS on 127.0.0.1: every call is answered, after a
+//! fixed delay, with a valid response (the demo key and project for the lookups, no opt-out
+//! for the opt-out lookups and checks, success for every write and publish, the rate
+//! records kept with their compare-and-set). One thread per connection, HTTP/1.1 with
+//! keep-alive, as the SDK's pooled client speaks it; it counts calls and connections.
 
+use std::collections::HashMap;
 use std::io::BufReader;
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -20,16 +22,24 @@ pub struct Counts {
     pub query: AtomicUsize,
     pub put_item: AtomicUsize,
     pub update_item: AtomicUsize,
+    /// Of those, the rate records' compare-and-sets refused (another instance moved the
+    /// record first).
+    pub slot_refused: AtomicUsize,
+    /// The opt-out lookups (`BatchGetItem`).
+    pub batch_get_item: AtomicUsize,
     pub other_dynamodb: AtomicUsize,
     pub publish: AtomicUsize,
+    /// SNS's `CheckIfPhoneNumberIsOptedOut`.
+    pub opt_out_check: AtomicUsize,
     pub send_batch: AtomicUsize,
     /// SNS's SMS rate, when set: `Publish` calls to phone numbers past it in any second
     /// are answered with SNS's throttling error.
     pub publish_rate: AtomicUsize,
     /// Each `Publish` to a phone number: when, and whether it passed.
     pub publishes: Mutex<Vec<(Instant, bool)>>,
-    /// The sender's shared rate record (`RATE#sms`), kept with its compare-and-set.
-    pub next_sms_slot: Mutex<Option<String>>,
+    /// The sender's shared rate records (`RATE#sms`, `RATE#opt-out-check`, any `RATE#...`):
+    /// `next_us` by pk, kept with their compare-and-set.
+    pub rate_records: Mutex<HashMap<String, String>>,
     pub unknown: AtomicUsize,
 }
 
@@ -39,8 +49,11 @@ pub struct Snapshot {
     pub query: usize,
     pub put_item: usize,
     pub update_item: usize,
+    pub slot_refused: usize,
+    pub batch_get_item: usize,
     pub other_dynamodb: usize,
     pub publish: usize,
+    pub opt_out_check: usize,
     pub send_batch: usize,
     pub unknown: usize,
 }
@@ -50,8 +63,10 @@ impl Snapshot {
         self.query
             + self.put_item
             + self.update_item
+            + self.batch_get_item
             + self.other_dynamodb
             + self.publish
+            + self.opt_out_check
             + self.send_batch
     }
 
@@ -61,8 +76,11 @@ impl Snapshot {
             query: self.query - before.query,
             put_item: self.put_item - before.put_item,
             update_item: self.update_item - before.update_item,
+            slot_refused: self.slot_refused - before.slot_refused,
+            batch_get_item: self.batch_get_item - before.batch_get_item,
             other_dynamodb: self.other_dynamodb - before.other_dynamodb,
             publish: self.publish - before.publish,
+            opt_out_check: self.opt_out_check - before.opt_out_check,
             send_batch: self.send_batch - before.send_batch,
             unknown: self.unknown - before.unknown,
         }
@@ -99,11 +117,11 @@ impl StandIn {
     }
 
     /// Lets at most `rate` SMS through in any second (0: no limit), and forgets the SMS
-    /// and the rate record seen so far.
+    /// and the rate records seen so far.
     pub fn limit_publish_rate(&self, rate: usize) {
         self.counts.publish_rate.store(rate, Ordering::SeqCst);
         self.counts.publishes.lock().unwrap().clear();
-        *self.counts.next_sms_slot.lock().unwrap() = None;
+        self.counts.rate_records.lock().unwrap().clear();
     }
 
     /// Every SMS `Publish` seen since the rate was set: when, and whether it passed.
@@ -124,8 +142,11 @@ impl StandIn {
             query: get(&c.query),
             put_item: get(&c.put_item),
             update_item: get(&c.update_item),
+            slot_refused: get(&c.slot_refused),
+            batch_get_item: get(&c.batch_get_item),
             other_dynamodb: get(&c.other_dynamodb),
             publish: get(&c.publish),
+            opt_out_check: get(&c.opt_out_check),
             unknown: get(&c.unknown),
             send_batch: get(&c.send_batch),
         }
@@ -189,17 +210,25 @@ fn publish_passes(counts: &Counts, text: &str) -> bool {
     passes
 }
 
-/// The rate record's compare-and-set, as DynamoDB answers it: written when the stored
-/// value is the expected one, else refused with the item as it stands.
-fn take_slot(counts: &Counts, text: &str) -> Result<(), String> {
-    let request: Value = serde_json::from_str(text).unwrap_or_default();
+/// The `pk` of a DynamoDB request's `Key` when it is a rate record's (`RATE#...`).
+fn rate_pk(request: &Value) -> Option<&str> {
+    request["Key"]["pk"]["S"]
+        .as_str()
+        .filter(|pk| pk.starts_with("RATE#"))
+}
+
+/// A rate record's compare-and-set (`RATE#sms`, `RATE#opt-out-check`, ...: one `next_us`
+/// per pk), as DynamoDB answers it: written when the stored value is the expected one
+/// (none expected: none stored), else refused with the item as it stands.
+fn take_slot(counts: &Counts, request: &Value, pk: &str) -> Result<(), String> {
     let values = &request["ExpressionAttributeValues"];
-    let expected = values[":expected"]["N"].as_str().map(str::to_owned);
-    let mut stored = counts.next_sms_slot.lock().unwrap();
-    if *stored != expected {
-        let item = match &*stored {
+    let expected = values[":expected"]["N"].as_str();
+    let mut records = counts.rate_records.lock().unwrap();
+    let stored = records.get(pk).map(String::as_str);
+    if stored != expected {
+        let item = match stored {
             Some(next) => {
-                serde_json::json!({"pk": {"S": "RATE#sms"}, "sk": {"S": "RATE"}, "next_us": {"N": next}})
+                serde_json::json!({"pk": {"S": pk}, "sk": {"S": "RATE"}, "next_us": {"N": next}})
             }
             None => serde_json::json!({}),
         };
@@ -210,8 +239,22 @@ fn take_slot(counts: &Counts, text: &str) -> Result<(), String> {
         })
         .to_string());
     }
-    *stored = values[":next"]["N"].as_str().map(str::to_owned);
+    if let Some(next) = values[":next"]["N"].as_str() {
+        records.insert(pk.to_owned(), next.to_owned());
+    }
     Ok(())
+}
+
+/// The opt-out lookup (`BatchGetItem`): no number of the bench opted out, so no item of
+/// any table asked, and nothing left unprocessed.
+fn batch_get_response(request: &Value) -> String {
+    let responses: serde_json::Map<String, Value> = request["RequestItems"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(table, _)| (table.clone(), serde_json::json!([])))
+        .collect();
+    serde_json::json!({"Responses": responses, "UnprocessedKeys": {}}).to_string()
 }
 
 fn serve(stream: TcpStream, counts: &Counts, delay_us: &AtomicU64) {
@@ -223,7 +266,16 @@ fn serve(stream: TcpStream, counts: &Counts, delay_us: &AtomicU64) {
     while let Some(request) = read_request(&mut reader) {
         n += 1;
         let text = request.text();
-        let (content_type, body) = match request.header("x-amz-target") {
+        let target = request.header("x-amz-target");
+        // An `UpdateItem` of a rate record (`RATE#...`), parsed, and its pk.
+        let rate_update: Option<(Value, String)> = target
+            .filter(|t| t.ends_with(".UpdateItem") && text.contains("RATE#"))
+            .and_then(|_| {
+                let request: Value = serde_json::from_str(&text).ok()?;
+                let pk = rate_pk(&request)?.to_owned();
+                Some((request, pk))
+            });
+        let (content_type, body) = match target {
             Some(target) if target.starts_with("AmazonSQS.") => {
                 // SendMessageBatch: every entry accepted, by its id.
                 counts.send_batch.fetch_add(1, Ordering::SeqCst);
@@ -239,11 +291,13 @@ fn serve(stream: TcpStream, counts: &Counts, delay_us: &AtomicU64) {
                     serde_json::json!({"Successful": ok, "Failed": []}).to_string(),
                 )
             }
-            Some(target) if target.ends_with(".UpdateItem") && text.contains("RATE#sms") => {
+            Some(_) if rate_update.is_some() => {
                 counts.update_item.fetch_add(1, Ordering::SeqCst);
-                match take_slot(counts, &text) {
+                let (request, pk) = rate_update.as_ref().expect("a rate record's update");
+                match take_slot(counts, request, pk) {
                     Ok(()) => ("application/x-amz-json-1.0", "{}".to_owned()),
                     Err(refusal) => {
+                        counts.slot_refused.fetch_add(1, Ordering::SeqCst);
                         let delay = delay_us.load(Ordering::SeqCst);
                         std::thread::sleep(Duration::from_micros(delay));
                         let headers = [("content-type", "application/x-amz-json-1.0")];
@@ -272,6 +326,10 @@ fn serve(stream: TcpStream, counts: &Counts, delay_us: &AtomicU64) {
                     "UpdateItem" => {
                         counts.update_item.fetch_add(1, Ordering::SeqCst);
                         "{}".to_owned()
+                    }
+                    "BatchGetItem" => {
+                        counts.batch_get_item.fetch_add(1, Ordering::SeqCst);
+                        batch_get_response(&serde_json::from_str(&text).unwrap_or_default())
                     }
                     _ => {
                         counts.other_dynamodb.fetch_add(1, Ordering::SeqCst);
@@ -304,6 +362,18 @@ fn serve(stream: TcpStream, counts: &Counts, delay_us: &AtomicU64) {
                          <PublishResult><MessageId>00000000-0000-0000-0000-{n:012}</MessageId>\
                          </PublishResult><ResponseMetadata><RequestId>r-{n}</RequestId>\
                          </ResponseMetadata></PublishResponse>"
+                    ),
+                )
+            }
+            None if text.contains("Action=CheckIfPhoneNumberIsOptedOut") => {
+                counts.opt_out_check.fetch_add(1, Ordering::SeqCst);
+                (
+                    "text/xml",
+                    format!(
+                        "<CheckIfPhoneNumberIsOptedOutResponse xmlns=\"http://sns.amazonaws.com/doc/2010-03-31/\">\
+                         <CheckIfPhoneNumberIsOptedOutResult><isOptedOut>false</isOptedOut>\
+                         </CheckIfPhoneNumberIsOptedOutResult><ResponseMetadata><RequestId>r-{n}</RequestId>\
+                         </ResponseMetadata></CheckIfPhoneNumberIsOptedOutResponse>"
                     ),
                 )
             }
