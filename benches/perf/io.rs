@@ -90,6 +90,12 @@ pub fn run(quick: bool) -> Vec<IoRow> {
             elapsed.push(millis(rt.block_on(post(&api, &event, n))));
         }
         let calls = standin.snapshot().since(&before);
+        if calls.unknown > 0 {
+            println!(
+                "   (the stand-in did not recognise {} calls)",
+                calls.unknown
+            );
+        }
         // Per request: the key and project lookups and the daily-limit reservation are
         // made once, before any number; the rest is per number.
         let fixed = calls.query / runs + 1;

@@ -122,10 +122,11 @@ fn main() {
                     r.rate, r.instances
                 ),
                 format!(
-                    "{:.2} = {:.3} R over {} SMS; {} throttled ({:.1} %); {:.2} AWS calls per job",
+                    "{:.2} = {:.3} R over {} SMS ({:.3} R over the middle 80 %); {} throttled ({:.1} %); {:.2} AWS calls per job",
                     r.per_second,
                     r.per_second / r.rate as f64,
                     r.sms,
+                    r.middle_per_second / r.rate as f64,
                     r.throttled,
                     100.0 * r.throttled as f64 / r.sms as f64,
                     r.calls_per_job
