@@ -72,8 +72,13 @@ impl Metrics {
         Value::Object(object)
     }
 
-    /// Prints the object on a line of its own.
+    /// Prints the object on a line of its own, when running as a Lambda function (Lambda,
+    /// `cargo lambda watch` and the tests' Runtime API stand-in name the function); the
+    /// service used in-process (tests, benchmarks) prints none.
     pub fn emit(&self) {
+        if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_none() {
+            return;
+        }
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
