@@ -349,6 +349,18 @@ pub struct InvitationPage {
     pub next: Option<ListCursor>,
 }
 
+impl InvitationPage {
+    /// A page of `items`; when `more` may follow, the next page starts after its last one.
+    pub fn of(items: Vec<RegistrationRecord>, more: bool) -> Self {
+        let next = if more {
+            items.last().map(ListCursor::after)
+        } else {
+            None
+        };
+        InvitationPage { items, next }
+    }
+}
+
 impl ListCursor {
     pub fn after(record: &RegistrationRecord) -> Self {
         ListCursor {

@@ -16,9 +16,9 @@ use crate::domain::{ApiKey, Invitation, PhoneNumber, Project, RegistrationRecord
 use crate::ports::{
     BatchProgress, BatchRecord, Claim, DailyQuota, DayUsage, DeliveryLog, Directory,
     IdempotencyBegin, IdempotencyStore, InboundLog, InvitationPage, InvitationStore, JobQueue,
-    ListCursor, ListQuery, OptOuts, QueueError, RateSlots, Receipt, ReceiptOutcome,
-    RegisterOutcome, RegistrationEvents, SendLedger, SendStart, SentSms, SlotTake, SmsError,
-    SmsSender, StoreError, StoredResponse, WorkerStore,
+    ListQuery, OptOuts, QueueError, RateSlots, Receipt, ReceiptOutcome, RegisterOutcome,
+    RegistrationEvents, SendLedger, SendStart, SentSms, SlotTake, SmsError, SmsSender, StoreError,
+    StoredResponse, WorkerStore,
 };
 
 fn unavailable() -> StoreError {
@@ -286,14 +286,7 @@ impl MemoryStore {
             .map(|r| (*r).clone())
             .collect();
         let more = records.len() > start + items.len();
-        InvitationPage {
-            next: if more {
-                items.last().map(ListCursor::after)
-            } else {
-                None
-            },
-            items,
-        }
+        InvitationPage::of(items, more)
     }
 }
 

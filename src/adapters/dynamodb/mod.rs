@@ -28,8 +28,8 @@ use crate::domain::{
 };
 use crate::ports::{
     BatchRecord, Claim, DailyQuota, Directory, IdempotencyBegin, IdempotencyStore, InboundLog,
-    InvitationPage, InvitationStore, ListCursor, ListQuery, RegisterOutcome, StoreError,
-    StoredResponse, WorkerStore,
+    InvitationPage, InvitationStore, ListQuery, RegisterOutcome, StoreError, StoredResponse,
+    WorkerStore,
 };
 
 /// Turns an SDK failure into a loggable error.
@@ -374,16 +374,7 @@ impl DynamoStore {
             .iter()
             .map(registration_from_item)
             .collect::<Result<Vec<_>, _>>()?;
-        let more = out
-            .last_evaluated_key
-            .as_ref()
-            .is_some_and(|k| !k.is_empty());
-        let next = if more {
-            items.last().map(ListCursor::after)
-        } else {
-            None
-        };
-        Ok(InvitationPage { items, next })
+        Ok(InvitationPage::of(items, has_more(&out.last_evaluated_key)))
     }
 
     /// A page of the project's invitations in one status, from the status index: one query
@@ -450,10 +441,7 @@ impl DynamoStore {
         let mut more = false;
         let mut items = Vec::new();
         for out in &outs {
-            more |= out
-                .last_evaluated_key
-                .as_ref()
-                .is_some_and(|k| !k.is_empty());
+            more |= has_more(&out.last_evaluated_key);
             for item in out.items() {
                 items.push(registration_from_item(item)?);
             }
@@ -461,13 +449,13 @@ impl DynamoStore {
         items.sort_by(|a, b| query.order_of(b).cmp(&query.order_of(a)));
         more |= items.len() > query.limit;
         items.truncate(query.limit);
-        let next = if more {
-            items.last().map(ListCursor::after)
-        } else {
-            None
-        };
-        Ok(InvitationPage { items, next })
+        Ok(InvitationPage::of(items, more))
     }
+}
+
+/// Whether a query stopped before the end of what it selects.
+fn has_more(last_evaluated_key: &Option<Item>) -> bool {
+    last_evaluated_key.as_ref().is_some_and(|k| !k.is_empty())
 }
 
 fn is_condition_failure<E, R>(error: &SdkError<E, R>) -> bool
