@@ -24,12 +24,22 @@ fn msg_pk(message_id: &str) -> String {
     format!("MSG#{message_id}")
 }
 
-/// A number's worth of one counter, as DynamoDB's `ADD` takes it.
-fn one() -> aws_sdk_dynamodb::types::AttributeValue {
-    n(1)
-}
-
 impl DynamoStore {
+    /// Adds one to a counter of a batch, as part of a transaction: counted exactly when
+    /// what the transaction records is.
+    pub(crate) fn count_in_batch_item(&self, batch_id: &str, counter: &str) -> TransactWriteItem {
+        let update = Update::builder()
+            .table_name(self.table())
+            .key(PK, s(batch_pk(batch_id)))
+            .key(SK, s(BATCH_SK))
+            .update_expression("ADD #counter :one")
+            .expression_attribute_names("#counter", counter)
+            .expression_attribute_values(":one", n(1))
+            .build()
+            .expect("update has its required fields");
+        TransactWriteItem::builder().update(update).build()
+    }
+
     /// Adds one to a counter of a batch.
     pub(crate) async fn count_in_batch(
         &self,
@@ -43,7 +53,7 @@ impl DynamoStore {
             .key(SK, s(BATCH_SK))
             .update_expression("ADD #counter :one")
             .expression_attribute_names("#counter", counter)
-            .expression_attribute_values(":one", one())
+            .expression_attribute_values(":one", n(1))
             .send()
             .await
             .map_err(|e| store_error(&e))?;
@@ -100,7 +110,7 @@ impl DeliveryLog for DynamoStore {
             .key(SK, s(sk))
             .update_expression("ADD sms_sent :one SET #ttl = if_not_exists(#ttl, :ttl)")
             .expression_attribute_names("#ttl", TTL)
-            .expression_attribute_values(":one", one())
+            .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":ttl", n(usage_expiry(&day)))
             .send()
             .await
@@ -123,15 +133,10 @@ impl DeliveryLog for DynamoStore {
         if sms.contains_key("delivery") {
             return Ok(ReceiptOutcome::Duplicate);
         }
-        let state = if receipt.delivered {
-            "delivered"
+        let (state, counter) = if receipt.delivered {
+            ("delivered", "delivered")
         } else {
-            "failed"
-        };
-        let counter = if receipt.delivered {
-            "delivered"
-        } else {
-            "delivery_failed"
+            ("failed", "delivery_failed")
         };
         let first = get_n(&sms, "part")? == 0;
         let batch = opt_s(&sms, "batch_id");
@@ -187,7 +192,7 @@ impl DeliveryLog for DynamoStore {
             )
             .expression_attribute_names("#counter", counter)
             .expression_attribute_names("#ttl", TTL)
-            .expression_attribute_values(":one", one())
+            .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":price", usd(receipt.price_usd))
             .expression_attribute_values(":ttl", n(usage_expiry(&day)))
             .build()
@@ -198,17 +203,7 @@ impl DeliveryLog for DynamoStore {
             .transact_items(TransactWriteItem::builder().update(mark).build())
             .transact_items(TransactWriteItem::builder().update(usage).build());
         if first && let Some(batch) = &batch {
-            let count = Update::builder()
-                .table_name(self.table())
-                .key(PK, s(batch_pk(batch)))
-                .key(SK, s(BATCH_SK))
-                .update_expression("ADD #counter :one")
-                .expression_attribute_names("#counter", counter)
-                .expression_attribute_values(":one", one())
-                .build()
-                .expect("update has its required fields");
-            transaction =
-                transaction.transact_items(TransactWriteItem::builder().update(count).build());
+            transaction = transaction.transact_items(self.count_in_batch_item(batch, counter));
         }
         match transaction.send().await {
             Ok(_) => Ok(ReceiptOutcome::Recorded),

@@ -817,16 +817,7 @@ impl WorkerStore for DynamoStore {
             );
         // Counted in its batch in the same transaction: once, exactly.
         if let Some(batch) = &invitation.batch_id {
-            let count = Update::builder()
-                .table_name(&self.table)
-                .key(PK, s(batch_pk(batch)))
-                .key(SK, s(BATCH_SK))
-                .update_expression("ADD registered :one")
-                .expression_attribute_values(":one", n(1))
-                .build()
-                .expect("update has its required fields");
-            transaction =
-                transaction.transact_items(TransactWriteItem::builder().update(count).build());
+            transaction = transaction.transact_items(self.count_in_batch_item(batch, "registered"));
         }
         let result = transaction.send().await;
         let canceled = match result {
