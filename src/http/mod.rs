@@ -249,6 +249,28 @@ where
     }
 
     /// `GET .../sms_user_registration/`: a page of the project's invitations, newest first.
+    /// A read of the store, cut off at the request's deadline (less the margin); a failure
+    /// or the cut-off is a 503.
+    async fn read_before_deadline<T>(
+        &self,
+        request: &Request,
+        what: &str,
+        read: impl Future<Output = Result<T, crate::ports::StoreError>>,
+    ) -> Result<T, ApiError> {
+        let until = self.service.work_until(deadline(request));
+        match self.service.bounded(until, read).await {
+            Some(Ok(value)) => Ok(value),
+            Some(Err(error)) => {
+                warn!(%error, what, "read failed");
+                Err(ApiError::Unavailable)
+            }
+            None => {
+                warn!(what, "the deadline cut off the read");
+                Err(ApiError::Unavailable)
+            }
+        }
+    }
+
     /// A create request's progress: its counts, kept as it goes (one read, no scan).
     async fn batch_progress(
         &self,
@@ -261,19 +283,13 @@ where
         if !crate::domain::Token::is_well_formed(batch_id) {
             return Err(ApiError::NotFound);
         }
-        let until = self.service.work_until(deadline(request));
-        let progress = match self
-            .service
-            .bounded(until, self.service.store.batch_progress(batch_id))
-            .await
-        {
-            Some(Ok(progress)) => progress,
-            Some(Err(error)) => {
-                warn!(%error, "batch progress unavailable");
-                return Err(ApiError::Unavailable);
-            }
-            None => return Err(ApiError::Unavailable),
-        };
+        let progress = self
+            .read_before_deadline(
+                request,
+                "batch progress",
+                self.service.store.batch_progress(batch_id),
+            )
+            .await?;
         match progress {
             // Another project's batch is as unknown as one that never was.
             Some(progress) if progress.domain == project.name => {
@@ -298,20 +314,10 @@ where
             limit: query.limit,
             after: query.after.clone(),
         };
-        let list = self.service.store.list(&list_query);
         // One or two queries; still, never past the deadline.
-        let until = self.service.work_until(deadline(request));
-        let mut page = match self.service.bounded(until, list).await {
-            Some(Ok(page)) => page,
-            Some(Err(error)) => {
-                warn!(%error, "listing unavailable");
-                return Err(ApiError::Unavailable);
-            }
-            None => {
-                warn!("the deadline cut off the listing");
-                return Err(ApiError::Unavailable);
-            }
-        };
+        let mut page = self
+            .read_before_deadline(request, "listing", self.service.store.list(&list_query))
+            .await?;
         page.items.retain(|record| query.keeps(record));
         Ok(json_response(
             StatusCode::OK,
