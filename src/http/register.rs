@@ -159,7 +159,7 @@ where
             )
         }
         Err(RegisterError::Unavailable(invitation)) => unavailable(&invitation, json),
-        Err(RegisterError::TryAgain(_)) => try_again(json),
+        Err(RegisterError::TryAgain) => try_again(json),
         Err(RegisterError::Store(error)) => {
             warn!(%error, "registration failed");
             store_unavailable(json)

@@ -29,7 +29,7 @@ pub enum RegisterError {
     /// The form has errors; the invitation is still pending.
     Form(Project, RegistrationRecord, FormErrors),
     /// Another registration with this link was in flight: nothing stored, try again.
-    TryAgain(Project),
+    TryAgain,
     Store(StoreError),
 }
 
@@ -131,7 +131,7 @@ where
                 let errors = FormErrors::single("username", "This username is already taken");
                 return Err(RegisterError::Form(project, invitation, errors));
             }
-            RegisterOutcome::TryAgain => return Err(RegisterError::TryAgain(project)),
+            RegisterOutcome::TryAgain => return Err(RegisterError::TryAgain),
             RegisterOutcome::InvitationChanged => {
                 let now = self.open_invitation(domain, token).await?;
                 return Err(RegisterError::Unavailable(match now {
