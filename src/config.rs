@@ -28,8 +28,12 @@ pub struct Config {
     pub send_queue_url: Option<String>,
     /// `SMS_RATE_PER_SECOND`: SMS per second for the whole deployment.
     pub sms_rate_per_second: u32,
-    /// `SEND_MAX_ATTEMPTS`: the send queue's `maxReceiveCount`.
+    /// `SEND_MAX_ATTEMPTS`: failed SMS attempts of a job before it is given up (counted on
+    /// the job's record; jobs handed back unstarted spend none).
     pub send_max_attempts: u32,
+    /// `SEND_DEAD_LETTER_QUEUE_ARN`: the send queue's dead-letter queue, which the sender
+    /// also consumes: a job there is given up (its invitation `failed`).
+    pub send_dead_letter_queue_arn: Option<String>,
 }
 
 pub const DEFAULT_TABLE_NAME: &str = "sms-registration";
@@ -51,6 +55,7 @@ impl Default for Config {
             send_queue_url: None,
             sms_rate_per_second: 20,
             send_max_attempts: 8,
+            send_dead_letter_queue_arn: None,
         }
     }
 }
@@ -121,6 +126,7 @@ impl Config {
             send_queue_url: get("SEND_QUEUE_URL"),
             sms_rate_per_second: number("SMS_RATE_PER_SECOND", 20, 1, 10_000)? as u32,
             send_max_attempts: number("SEND_MAX_ATTEMPTS", 8, 1, 1_000)? as u32,
+            send_dead_letter_queue_arn: get("SEND_DEAD_LETTER_QUEUE_ARN"),
         })
     }
 }

@@ -75,27 +75,34 @@ pub trait SendLedger: Send + Sync {
         lease_ms: u64,
     ) -> impl Future<Output = Result<SendStart, StoreError>> + Send;
 
-    /// Records that SMS `part` (from 0) went out; the last one ends the lease. `false`
-    /// when the job is no longer wanted (the worker registered meanwhile, say) or no
-    /// longer this delivery's.
+    /// Records that SMS `part` (from 0) went out, under SNS's `message_id` (which its
+    /// receipt names), with the day's `sms_sent` and, for an invitation's first SMS, its
+    /// batch's `sent`: all at once, once. The last one ends the lease. `false` when the
+    /// job is no longer wanted (the worker registered meanwhile, say) or no longer this
+    /// delivery's.
     fn record_sent(
         &self,
         job: &SmsJob,
         delivery: &str,
         part: usize,
         now_ms: u64,
+        message_id: &str,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
-    /// Ends the delivery's lease without sending the rest (a retry comes later).
+    /// Ends the delivery's lease without sending the rest (a retry comes later). `failed`:
+    /// an SMS of the job failed, and is counted on its record. Returns the job's failed
+    /// SMS attempts so far (0 when the lease was no longer this delivery's).
     fn end_send(
         &self,
         job: &SmsJob,
         delivery: &str,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+        failed: bool,
+    ) -> impl Future<Output = Result<u32, StoreError>> + Send;
 
     /// After the last attempt: an invitation becomes `failed` with `reason` (or the live,
-    /// sent invitation it replaced is put back), never over a registration. `true` when
-    /// the invitation was still this one, so its daily count is to be given back.
+    /// sent invitation it replaced is put back), never over a registration, its batch
+    /// counts it and its day's invitation count is given back, all at once. `true` when
+    /// the invitation was still this one.
     fn fail_job(
         &self,
         job: &SmsJob,
@@ -287,10 +294,6 @@ pub struct DayUsage {
 
 /// What the sender sent and what reached the phones: per SMS, per batch, per day.
 pub trait DeliveryLog: Send + Sync {
-    /// Records an SMS SNS accepted (its message id, the day's `sms_sent`, and for an
-    /// invitation's first SMS its batch's `sent`).
-    fn record_sms(&self, sms: &SentSms) -> impl Future<Output = Result<(), StoreError>> + Send;
-
     /// Records a receipt once: on its SMS, on the invitation (for its first SMS), and in
     /// the counts of its batch and day.
     fn record_receipt(
@@ -665,10 +668,6 @@ impl<T: OptOuts> OptOuts for std::sync::Arc<T> {
 }
 
 impl<T: DeliveryLog> DeliveryLog for std::sync::Arc<T> {
-    fn record_sms(&self, sms: &SentSms) -> impl Future<Output = Result<(), StoreError>> + Send {
-        (**self).record_sms(sms)
-    }
-
     fn record_receipt(
         &self,
         receipt: &Receipt,
@@ -851,16 +850,18 @@ impl<T: SendLedger> SendLedger for std::sync::Arc<T> {
         delivery: &str,
         part: usize,
         now_ms: u64,
+        message_id: &str,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send {
-        (**self).record_sent(job, delivery, part, now_ms)
+        (**self).record_sent(job, delivery, part, now_ms, message_id)
     }
 
     fn end_send(
         &self,
         job: &SmsJob,
         delivery: &str,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        (**self).end_send(job, delivery)
+        failed: bool,
+    ) -> impl Future<Output = Result<u32, StoreError>> + Send {
+        (**self).end_send(job, delivery, failed)
     }
 
     fn fail_job(

@@ -11,10 +11,11 @@ use crate::domain::job::{SmsJob, retry_delay_seconds};
 use crate::metrics::Metrics;
 use crate::ports::{DailyQuota, DeliveryLog, JobQueue, OptOuts, RateSlots, SendLedger, SmsSender};
 use crate::service::RegistrationService;
-use crate::service::sender::{JobResult, Pacer};
+use crate::service::sender::{JobResult, Pacer, SEND_ALLOWANCE};
 
-/// No SMS is started with less than this left before the invocation's deadline.
-const DEADLINE_MARGIN: Duration = Duration::from_secs(5);
+/// No SMS is started with less than this left before the invocation's deadline: the
+/// time SNS is given to answer ([`SEND_ALLOWANCE`]), then 3 s to record the SMS.
+const DEADLINE_MARGIN: Duration = SEND_ALLOWANCE.saturating_add(Duration::from_secs(3));
 
 pub struct Sender<D, I, S> {
     pub service: RegistrationService<D, I, S>,
@@ -50,10 +51,13 @@ where
             futures::future::join_all(event.records.iter().map(|m| self.one(m, until))).await;
         let mut response = SqsBatchResponse::default();
         let (mut sent, mut throttled, mut failed) = (0, 0, 0);
+        let (mut unreadable, mut dead_lettered) = (0, 0);
         for (message, done) in event.records.iter().zip(outcomes) {
             sent += done.sent;
             throttled += usize::from(done.throttled);
             failed += usize::from(done.gave_up);
+            unreadable += usize::from(done.unreadable);
+            dead_lettered += usize::from(done.dead_lettered);
             if done.retry {
                 let mut failure = BatchItemFailure::default();
                 failure.item_identifier = message.message_id.clone().unwrap_or_default();
@@ -69,27 +73,67 @@ where
             .count("SmsSent", sent)
             .count("SmsThrottled", throttled)
             .count("SmsFailed", failed)
+            .count("UnreadableJobs", unreadable)
+            .count("DeadLetterJobs", dead_lettered)
             .emit();
         Ok(response)
     }
 
     /// Handles one job.
     async fn one(&self, message: &SqsMessage, until: Option<Instant>) -> Done {
+        let dead_letter = self
+            .service
+            .config
+            .send_dead_letter_queue_arn
+            .as_deref()
+            .is_some_and(|arn| message.event_source_arn.as_deref() == Some(arn));
         let Some(job) = message
             .body
             .as_deref()
             .and_then(|body| serde_json::from_str::<SmsJob>(body).ok())
         else {
-            // Retrying would not make it readable.
-            error!(message_id = ?message.message_id, "a message that is not a send job dropped");
-            return Done::default();
+            // Retrying will not make it readable, but it is kept for inspection: back on
+            // the queue until SQS moves it to the dead-letter queue, and there for as long
+            // as that queue keeps messages.
+            error!(message_id = ?message.message_id, dead_letter,
+                "a message that is not a send job: kept on its queue for inspection");
+            let delay = if dead_letter {
+                DEAD_LETTER_HAND_BACK_SECONDS
+            } else {
+                UNREADABLE_HAND_BACK_SECONDS
+            };
+            self.hand_back(message, None, delay).await;
+            return Done {
+                retry: true,
+                unreadable: true,
+                ..Done::default()
+            };
         };
-        let receives: u32 = message
-            .attributes
-            .get("ApproximateReceiveCount")
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(1);
         let kind = job.kind_name();
+        if dead_letter {
+            // Received too many times (crashes, timeouts): it will not be sent. Its
+            // invitation shows that, its number is free and its day's count given back.
+            warn!(job = %job.id, kind, phone = %job.masked_phone(),
+                "job on the dead-letter queue: given up");
+            return match self
+                .service
+                .give_up(&job, "SMS not sent: its job reached the dead-letter queue")
+                .await
+            {
+                Ok(()) => Done {
+                    dead_lettered: true,
+                    ..Done::default()
+                },
+                Err(error) => {
+                    warn!(job = %job.id, %error, "could not give up the job; tried again");
+                    self.hand_back(message, Some(&job), 60).await;
+                    Done {
+                        retry: true,
+                        ..Done::default()
+                    }
+                }
+            };
+        }
         match self.service.send_job(&job, &self.pacer, until).await {
             JobResult::Sent(sms) => {
                 info!(job = %job.id, kind, phone = %job.masked_phone(), sms, "job sent");
@@ -102,53 +146,55 @@ where
                 info!(job = %job.id, kind, phone = %job.masked_phone(), reason, "job dropped unsent");
                 Done::default()
             }
-            JobResult::Retry(code) if receives >= self.service.config.send_max_attempts => {
-                warn!(job = %job.id, kind, phone = %job.masked_phone(), code, receives,
-                    "last attempt failed: the job goes to the dead-letter queue");
-                self.service
-                    .give_up(
-                        &job,
-                        &format!("SMS not sent after {receives} attempts ({code})"),
-                    )
-                    .await;
-                // Visible at once, so that SQS moves it on its next receive.
-                if let Some(receipt) = &message.receipt_handle
-                    && let Err(error) = self.service.sms.retry_later(receipt, 0).await
-                {
-                    warn!(job = %job.id, %error, "could not hand the job to the dead-letter queue now");
-                }
+            JobResult::GaveUp { code } => {
+                warn!(job = %job.id, kind, phone = %job.masked_phone(), code,
+                    "last attempt failed: the job is given up");
                 Done {
-                    retry: true,
                     gave_up: true,
                     throttled: is_throttle(&code),
                     ..Done::default()
                 }
             }
-            JobResult::Retry(code) => {
-                let delay = match code.as_str() {
-                    // Another delivery is sending it: look again once it should be done.
-                    "Busy" => 30,
-                    // Not an SMS failure: as soon as an instance is free.
-                    "DeadlineTooClose" => 0,
-                    _ => retry_delay_seconds(receives),
-                };
-                warn!(job = %job.id, kind, phone = %job.masked_phone(), code, receives, delay,
-                    "job put back to retry");
-                if let Some(receipt) = &message.receipt_handle
-                    && let Err(error) = self.service.sms.retry_later(receipt, delay).await
-                {
-                    // It comes back when its visibility timeout ends instead.
-                    warn!(job = %job.id, %error, "could not set the retry delay");
-                }
+            JobResult::Failed { code, failures } => {
+                let delay = retry_delay_seconds(failures);
+                warn!(job = %job.id, kind, phone = %job.masked_phone(), code, failures, delay,
+                    "SMS failed: the job is put back to retry");
+                self.hand_back(message, Some(&job), delay).await;
                 Done {
                     retry: true,
                     throttled: is_throttle(&code),
                     ..Done::default()
                 }
             }
+            JobResult::Later { reason, delay } => {
+                info!(job = %job.id, kind, phone = %job.masked_phone(), reason, delay,
+                    "job handed back, no attempt spent");
+                self.hand_back(message, Some(&job), delay).await;
+                Done {
+                    retry: true,
+                    ..Done::default()
+                }
+            }
+        }
+    }
+
+    /// Sets when a message reported failed comes back.
+    async fn hand_back(&self, message: &SqsMessage, job: Option<&SmsJob>, delay: u32) {
+        if let Some(receipt) = &message.receipt_handle
+            && let Err(error) = self.service.sms.retry_later(receipt, delay).await
+        {
+            // It comes back when its visibility timeout ends instead.
+            warn!(job = ?job.map(|j| &j.id), %error, "could not set the retry delay");
         }
     }
 }
+
+/// How long a message that is not a send job waits between two receives: it reaches the
+/// dead-letter queue after the queue's `maxReceiveCount` of them, and on that queue it
+/// stays (12 hours between receives) until SQS's retention ends.
+const UNREADABLE_HAND_BACK_SECONDS: u32 = 60;
+/// On the dead-letter queue.
+const DEAD_LETTER_HAND_BACK_SECONDS: u32 = 12 * 3600;
 
 /// What one job came to, for the batch's answer and metrics.
 #[derive(Debug, Default)]
@@ -161,6 +207,10 @@ struct Done {
     throttled: bool,
     /// The last attempt failed: the invitation is `failed`.
     gave_up: bool,
+    /// Not a send job: kept on its queue.
+    unreadable: bool,
+    /// Taken off the dead-letter queue: its invitation given up.
+    dead_lettered: bool,
 }
 
 fn is_throttle(code: &str) -> bool {

@@ -51,13 +51,26 @@ pub async fn aws_sender(config: Config) -> Result<AwsSender, ConfigError> {
     aws_sender_with(&load_aws_config().await, config)
 }
 
+/// The most the sender's SNS client waits for an answer (the sender's own deadline bound
+/// is usually shorter).
+const PUBLISH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// The sender with a given AWS configuration. Its SNS client does not retry on its own: a
 /// throttled SMS retried at once would go out beside the slots that pace the deployment
 /// (see `service::sender::Pacer`); the job is tried again later instead.
 pub fn aws_sender_with(aws: &SdkConfig, config: Config) -> Result<AwsSender, ConfigError> {
     let mut service = aws_service(aws, config)?;
+    // SNS may answer a Publish it accepted after several seconds: a timeout then would
+    // send the SMS again. The sender bounds each Publish by its invocation's deadline.
     let sns = aws_sdk_sns::config::Builder::from(aws)
         .retry_config(aws_config::retry::RetryConfig::disabled())
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .connect_timeout(std::time::Duration::from_secs(2))
+                .operation_attempt_timeout(PUBLISH_TIMEOUT)
+                .operation_timeout(PUBLISH_TIMEOUT)
+                .build(),
+        )
         .build();
     service.sms.sns = SnsSender::new(
         aws_sdk_sns::Client::from_conf(sns),

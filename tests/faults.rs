@@ -509,7 +509,7 @@ async fn an_answer_that_cannot_be_stored_makes_a_retry_409_never_a_second_run() 
 async fn the_daily_count_unavailable_gives_503_and_nothing_is_recorded_or_sent() {
     let e = env().await;
     e.proxy.add(Rule::always(
-        "UpdateItem",
+        "TransactWriteItems",
         Some(":room"),
         Fault::ServerError,
     ));
@@ -540,9 +540,10 @@ async fn a_give_back_that_fails_leaves_the_answer_right_and_only_over_counts() {
     let e = env().await;
     let taken = numbers(1, 1000);
     e.post_other(&invite(&taken)).await;
+    // The give-back: a negative addition to the day's count.
     e.proxy.add(Rule::always(
-        "UpdateItem",
-        Some(":minus"),
+        "TransactWriteItems",
+        Some(r#"{"N":"-"#),
         Fault::ServerError,
     ));
     let mut requested = taken.clone();

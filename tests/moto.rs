@@ -1141,7 +1141,7 @@ async fn a_reinstall_sends_the_play_store_link_and_the_install_link_except_to_ot
 #[tokio::test]
 async fn a_write_of_the_sender_retried_by_the_sdk_finds_its_own_lease_and_record() {
     use smsreg::domain::job::JobKind;
-    use smsreg::ports::{SendLedger, SendStart};
+    use smsreg::ports::{DeliveryLog, SendLedger, SendStart};
     let e = env().await;
     let auth = api_key_header(DEMO_USER, DEMO_KEY);
     e.post_only(DEMO_DOMAIN, &auth, &invite(&[A])).await;
@@ -1177,14 +1177,20 @@ async fn a_write_of_the_sender_retried_by_the_sdk_finds_its_own_lease_and_record
         SendStart::Busy
     );
     // The first SMS recorded, the write retried: still recorded, once; not by another.
-    assert!(e.store.record_sent(&job, "d1", 0, at).await.unwrap());
-    assert!(e.store.record_sent(&job, "d1", 0, at).await.unwrap());
-    assert!(!e.store.record_sent(&job, "d2", 1, at).await.unwrap());
+    assert!(e.store.record_sent(&job, "d1", 0, at, "m0").await.unwrap());
+    assert!(e.store.record_sent(&job, "d1", 0, at, "m0").await.unwrap());
+    assert!(!e.store.record_sent(&job, "d2", 1, at, "m1").await.unwrap());
     assert!(
         e.store
-            .record_sent(&job, "d1", 1, at + 1_100)
+            .record_sent(&job, "d1", 1, at + 1_100, "m1")
             .await
             .unwrap()
+    );
+    let day = smsreg::domain::time::utc_day(at / 1000);
+    assert_eq!(
+        e.store.day_usage(DEMO_DOMAIN, &day).await.unwrap().sms_sent,
+        2,
+        "each SMS counted once, the retried record included"
     );
     assert_eq!(
         e.store.begin_send(&job, "d2", at, 60_000).await.unwrap(),

@@ -147,34 +147,27 @@ impl World<MemorySms> {
         jobs.remove(0)
     }
 
-    /// Delivery number `receives` of `job`: when it fails and is the last one the send
-    /// queue allows (`SEND_MAX_ATTEMPTS`), the sender gives up on the job.
-    async fn attempt(&self, job: &SmsJob, receives: u32) -> JobResult {
-        let result = self.send(job).await;
-        if let JobResult::Retry(code) = &result
-            && receives >= self.max_attempts()
-        {
-            let reason = format!("SMS not sent after {receives} attempts ({code})");
-            self.api.service.give_up(job, &reason).await;
-        }
-        result
-    }
-
     /// Delivers `job` until it is done or every attempt failed; the last result.
     async fn attempt_all(&self, job: &SmsJob) -> JobResult {
-        let mut receives = 1;
         loop {
-            let result = self.attempt(job, receives).await;
-            if !matches!(result, JobResult::Retry(_)) || receives >= self.max_attempts() {
+            let result = self.send(job).await;
+            if !matches!(result, JobResult::Failed { .. }) {
                 return result;
             }
-            receives += 1;
         }
     }
 
-    /// The send queue's `maxReceiveCount`.
+    /// Failed SMS attempts of a job before it is given up (`SEND_MAX_ATTEMPTS`).
     fn max_attempts(&self) -> u32 {
         self.api.service.config.send_max_attempts
+    }
+}
+
+/// An SMS failed at the sender's `attempt`-th attempt (not its last).
+fn failed(attempt: u32) -> JobResult {
+    JobResult::Failed {
+        code: "InjectedFault".into(),
+        failures: attempt,
     }
 }
 
@@ -285,7 +278,7 @@ async fn when_the_install_link_sms_fails_the_job_is_retried_from_where_it_stoppe
     assert_eq!(body, report(&[A], &[], &[], &[]));
     let job = w.take_one();
     assert_eq!(job.texts.len(), 2);
-    assert_eq!(w.send(&job).await, JobResult::Retry("InjectedFault".into()));
+    assert_eq!(w.send(&job).await, failed(1));
     // The worker has the link: the invitation is pending, its number held.
     let record = w.store.record(A).unwrap();
     assert_eq!(record.status, RegistrationStatus::Pending);
@@ -303,7 +296,7 @@ async fn an_sms_failing_at_the_sender_is_retried_and_the_number_stays_held_meanw
     w.sms.fail_for(A);
     assert_eq!(w.post(&invite(&[A])).await.1, report(&[A], &[], &[], &[]));
     let job = w.take_one();
-    assert_eq!(w.send(&job).await, JobResult::Retry("InjectedFault".into()));
+    assert_eq!(w.send(&job).await, failed(1));
     let record = w.store.record(A).unwrap();
     assert_eq!(record.status, RegistrationStatus::Queued);
     assert_eq!(record.sent_at, None);
@@ -343,11 +336,8 @@ async fn after_the_last_attempt_the_invitation_fails_its_count_is_refunded_and_t
     // Every attempt but the last leaves it queued; after the last one it is failed.
     let attempts = w.max_attempts();
     assert!(attempts > 1);
-    for receives in 1..attempts {
-        assert_eq!(
-            w.attempt(&job_a, receives).await,
-            JobResult::Retry("InjectedFault".into())
-        );
+    for attempt in 1..attempts {
+        assert_eq!(w.send(&job_a).await, failed(attempt));
     }
     assert_eq!(
         w.store.record(A).unwrap().status,
@@ -355,8 +345,10 @@ async fn after_the_last_attempt_the_invitation_fails_its_count_is_refunded_and_t
     );
     assert_eq!(w.store.usage(DEMO_DOMAIN, day), 2);
     assert_eq!(
-        w.attempt(&job_a, attempts).await,
-        JobResult::Retry("InjectedFault".into())
+        w.send(&job_a).await,
+        JobResult::GaveUp {
+            code: "InjectedFault".into()
+        }
     );
     assert_eq!(w.store.usage(DEMO_DOMAIN, day), 1);
     let record = w.store.record(A).unwrap();
@@ -379,7 +371,7 @@ async fn after_the_last_attempt_the_invitation_fails_its_count_is_refunded_and_t
     );
     assert!(w.sms.sent_to(A).is_empty());
     // Given back once, however often the sender gives up on it.
-    w.api.service.give_up(&job_a, "again").await;
+    w.api.service.give_up(&job_a, "again").await.unwrap();
     assert_eq!(w.store.usage(DEMO_DOMAIN, day), 1);
     // Its link asks for a new invitation.
     assert_eq!(w.get_page(&token).await.0, 410);
@@ -412,7 +404,9 @@ async fn giving_up_on_a_reinvite_puts_back_the_live_invitation_it_replaced() {
     ));
     assert_eq!(
         w.attempt_all(&job).await,
-        JobResult::Retry("InjectedFault".into())
+        JobResult::GaveUp {
+            code: "InjectedFault".into()
+        }
     );
     assert_eq!(
         w.store.record(A),
@@ -775,7 +769,13 @@ async fn a_job_delivered_twice_at_once_is_sent_by_one_delivery_while_the_other_r
     results.sort_by_key(|r| format!("{r:?}"));
     assert_eq!(
         results,
-        [JobResult::Retry("Busy".into()), JobResult::Sent(2)]
+        [
+            JobResult::Later {
+                reason: "Busy".into(),
+                delay: 30
+            },
+            JobResult::Sent(2)
+        ]
     );
     assert_eq!(w.sms.sent_to(A), job.texts);
 }

@@ -70,6 +70,8 @@ struct Progress {
     last_sms_ms: Option<u64>,
     lease_until: u64,
     lease_owner: Option<String>,
+    /// SMS of the job that failed.
+    failures: u32,
 }
 
 /// Where a job's progress is kept: on its invitation (by number and token) or its own.
@@ -491,6 +493,7 @@ impl SendLedger for MemoryStore {
         delivery: &str,
         part: usize,
         now_ms: u64,
+        message_id: &str,
     ) -> Result<bool, StoreError> {
         let mut state = self.reachable()?;
         if let JobKind::Invitation { token, .. } = &job.kind
@@ -517,18 +520,53 @@ impl SendLedger for MemoryStore {
             r.status = RegistrationStatus::Pending;
             r.sent_at.get_or_insert(now_ms / 1000);
         }
+        let (token, batch_id) = match &job.kind {
+            JobKind::Invitation {
+                token, batch_id, ..
+            } => (Some(token.clone()), batch_id.clone()),
+            JobKind::Message => (None, None),
+        };
+        let sms = SentSms {
+            message_id: message_id.to_owned(),
+            domain: job.domain.clone(),
+            phone: job.phone.clone(),
+            token,
+            batch_id,
+            part,
+            sent_at: now_ms / 1000,
+        };
+        let day = crate::domain::time::utc_day(sms.sent_at);
+        state
+            .days
+            .entry((sms.domain.clone(), day))
+            .or_default()
+            .sms_sent += 1;
+        if sms.part == 0
+            && sms.token.is_some()
+            && let Some(batch) = &sms.batch_id
+        {
+            state.progress.entry(batch.clone()).or_default().sent += 1;
+        }
+        state.messages.insert(sms.message_id.clone(), (sms, None));
         Ok(true)
     }
 
-    async fn end_send(&self, job: &SmsJob, delivery: &str) -> Result<(), StoreError> {
+    async fn end_send(
+        &self,
+        job: &SmsJob,
+        delivery: &str,
+        failed: bool,
+    ) -> Result<u32, StoreError> {
         let mut state = self.reachable()?;
-        if let Some(entry) = state.ledger.get_mut(&ledger_key(job))
-            && entry.lease_owner.as_deref() == Some(delivery)
-        {
-            entry.lease_until = 0;
-            entry.lease_owner = None;
+        match state.ledger.get_mut(&ledger_key(job)) {
+            Some(entry) if entry.lease_owner.as_deref() == Some(delivery) => {
+                entry.lease_until = 0;
+                entry.lease_owner = None;
+                entry.failures += u32::from(failed);
+                Ok(entry.failures)
+            }
+            _ => Ok(0),
         }
-        Ok(())
     }
 
     async fn fail_job(&self, job: &SmsJob, reason: &str, now: u64) -> Result<bool, StoreError> {
@@ -536,7 +574,7 @@ impl SendLedger for MemoryStore {
             token,
             previous,
             batch_id,
-            ..
+            created_at,
         } = &job.kind
         else {
             return Ok(false);
@@ -567,6 +605,10 @@ impl SendLedger for MemoryStore {
                 record.failure_reason = Some(reason.to_owned());
             }
         }
+        // The day's invitation is given back with the failure.
+        let day = crate::domain::time::utc_day(*created_at);
+        let used = state.usage.entry((job.domain.clone(), day)).or_insert(0);
+        *used = used.saturating_sub(1);
         Ok(true)
     }
 }
@@ -589,26 +631,6 @@ impl RateSlots for MemoryStore {
 }
 
 impl DeliveryLog for MemoryStore {
-    async fn record_sms(&self, sms: &SentSms) -> Result<(), StoreError> {
-        let mut state = self.reachable()?;
-        let day = crate::domain::time::utc_day(sms.sent_at);
-        state
-            .days
-            .entry((sms.domain.clone(), day))
-            .or_default()
-            .sms_sent += 1;
-        if sms.part == 0
-            && sms.token.is_some()
-            && let Some(batch) = &sms.batch_id
-        {
-            state.progress.entry(batch.clone()).or_default().sent += 1;
-        }
-        state
-            .messages
-            .insert(sms.message_id.clone(), (sms.clone(), None));
-        Ok(())
-    }
-
     async fn record_receipt(
         &self,
         receipt: &Receipt,

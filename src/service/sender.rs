@@ -8,11 +8,10 @@ use tracing::{info, warn};
 
 use super::RegistrationService;
 use crate::domain::PhoneNumber;
-use crate::domain::job::{JobKind, SmsJob};
-use crate::domain::time::utc_day;
+use crate::domain::job::SmsJob;
 use crate::ports::{
-    Clock, DailyQuota, DeliveryLog, OptOuts, RateSlots, SendLedger, SendStart, SentSms, SlotTake,
-    SmsSender, StoreError,
+    Clock, DailyQuota, DeliveryLog, OptOuts, RateSlots, SendLedger, SendStart, SlotTake, SmsSender,
+    StoreError,
 };
 
 /// Delay on the way to SNS that the pace allows for: the slots are spaced so that `rate`
@@ -55,13 +54,14 @@ impl Pacer {
     }
 
     /// Takes the deployment's next SMS slot and waits for it; returns it (µs since the
-    /// epoch).
+    /// epoch). A slot later than `not_after` (µs) is not taken: [`Turn::Later`].
     pub async fn wait_turn<L: RateSlots>(
         &self,
         slots: &L,
         clock: &dyn Clock,
-    ) -> Result<u64, StoreError> {
-        self.sms.wait_turn(slots, clock).await
+        not_after: Option<u64>,
+    ) -> Result<Turn, StoreError> {
+        self.sms.wait_turn(slots, clock, not_after).await
     }
 
     /// Takes the deployment's next slot for asking SNS about an opt-out, and waits for it.
@@ -70,7 +70,9 @@ impl Pacer {
         slots: &L,
         clock: &dyn Clock,
     ) -> Result<u64, StoreError> {
-        self.opt_out_checks.wait_turn(slots, clock).await
+        match self.opt_out_checks.wait_turn(slots, clock, None).await? {
+            Turn::At(slot) | Turn::Later(slot) => Ok(slot),
+        }
     }
 }
 
@@ -99,12 +101,18 @@ impl Pace {
         &self,
         slots: &L,
         clock: &dyn Clock,
-    ) -> Result<u64, StoreError> {
+        not_after: Option<u64>,
+    ) -> Result<Turn, StoreError> {
         let slot = {
             let mut known = self.known_next.lock().await;
             let mut tries = 0;
             loop {
                 let slot = known.unwrap_or(0).max(clock.now_us() + self.lead_us);
+                if not_after.is_some_and(|limit| slot > limit) {
+                    // Left for an instance that can use it: taken now, it would pass
+                    // unused (the rate lost) or be used past the deadline.
+                    return Ok(Turn::Later(slot));
+                }
                 match slots
                     .take_slot(self.name, *known, slot + self.interval_us)
                     .await?
@@ -125,8 +133,17 @@ impl Pace {
         };
         let wait = slot.saturating_sub(clock.now_us());
         tokio::time::sleep(Duration::from_micros(wait)).await;
-        Ok(slot)
+        Ok(Turn::At(slot))
     }
+}
+
+/// A turn at the deployment's rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Turn {
+    /// This slot (µs since the epoch) is ours, and has come.
+    At(u64),
+    /// The next free slot is past the limit asked for: none was taken.
+    Later(u64),
 }
 
 /// What became of one delivery of a job.
@@ -136,9 +153,37 @@ pub enum JobResult {
     Sent(usize),
     /// Not sent: not wanted any more.
     Dropped(&'static str),
-    /// To be tried again later (a throttle, an error, a busy lease, the deadline).
-    Retry(String),
+    /// An SMS of the job failed (`code`); `failures` of them so far, counted on the job's
+    /// record. Tried again after a growing delay.
+    Failed { code: String, failures: u32 },
+    /// An SMS failed for the last time: the invitation is `failed` (or the earlier one it
+    /// replaced is back), its number free, its count given back.
+    GaveUp { code: String },
+    /// Handed back without an SMS failing (another delivery holds it, the store did not
+    /// answer, no slot of the rate before the deadline): no attempt spent. Back after
+    /// `delay` seconds.
+    Later { reason: String, delay: u32 },
 }
+
+impl JobResult {
+    fn later(reason: impl Into<String>, delay: u32) -> Self {
+        JobResult::Later {
+            reason: reason.into(),
+            delay,
+        }
+    }
+}
+
+/// When a job that did not get through for the store comes back.
+const STORE_RETRY_SECONDS: u32 = 5;
+/// When a job another delivery holds is looked at again: once that one should be done.
+const BUSY_RETRY_SECONDS: u32 = 30;
+/// How long an SMS may take to be accepted, past the last moment one may start (`until`):
+/// SNS answers within seconds even when slow. What is left of the invocation after it is
+/// for recording the SMS.
+pub const SEND_ALLOWANCE: Duration = Duration::from_secs(5);
+/// The most an SMS is waited for without a deadline (replayed events, local runs).
+const SEND_TIMEOUT: Duration = Duration::from_secs(20);
 
 impl<D, I, S> RegistrationService<D, I, S>
 where
@@ -173,8 +218,12 @@ where
     }
 
     /// Sends what is left of a job, unless it is not wanted any more. Stops, to be tried
-    /// again, at the first failure or when `until` comes.
+    /// again, at the first failure, or at the first SMS whose slot of the rate comes after
+    /// `until` (no SMS is started after it).
     pub async fn send_job(&self, job: &SmsJob, pacer: &Pacer, until: Option<Instant>) -> JobResult {
+        if until.is_some_and(|u| Instant::now() >= u) {
+            return JobResult::later("DeadlineTooClose", 0);
+        }
         // This delivery of the job: a write of ours that the SDK retries (after a timeout,
         // say) then finds the lease, or the SMS it recorded, its own.
         let delivery = SmsJob::new_id();
@@ -185,8 +234,8 @@ where
         {
             Ok(SendStart::Go { sent, last_sms_ms }) => (sent, last_sms_ms),
             Ok(SendStart::Drop(reason)) => return JobResult::Dropped(reason),
-            Ok(SendStart::Busy) => return JobResult::Retry("Busy".into()),
-            Err(error) => return JobResult::Retry(error.to_string()),
+            Ok(SendStart::Busy) => return JobResult::later("Busy", BUSY_RETRY_SECONDS),
+            Err(error) => return JobResult::later(error.to_string(), STORE_RETRY_SECONDS),
         };
         let Ok(phone) = PhoneNumber::parse(&job.phone) else {
             self.end_lease(job, &delivery).await;
@@ -202,33 +251,59 @@ where
                 }
                 Err(code) => {
                     self.end_lease(job, &delivery).await;
-                    return JobResult::Retry(code);
+                    return JobResult::later(code, STORE_RETRY_SECONDS);
                 }
             }
         }
+        // The last moment an SMS may start, on the clock the slots are kept in.
+        let not_after = until.map(|u| {
+            let left = u.saturating_duration_since(Instant::now());
+            self.clock.now_us() + left.as_micros() as u64
+        });
         while part < job.texts.len() {
             if let Some(last) = last {
                 let wait = (last + PER_PHONE_GAP_MS).saturating_sub(self.clock.now_ms());
                 tokio::time::sleep(Duration::from_millis(wait)).await;
             }
-            if let Err(error) = pacer.wait_turn(&self.store, self.clock.as_ref()).await {
-                self.end_lease(job, &delivery).await;
-                return JobResult::Retry(error.to_string());
-            }
-            if until.is_some_and(|u| Instant::now() >= u) {
-                self.end_lease(job, &delivery).await;
-                return JobResult::Retry("DeadlineTooClose".into());
-            }
-            let message_id = match self.sms.send(&phone, &job.texts[part]).await {
-                Ok(id) => id,
+            match pacer
+                .wait_turn(&self.store, self.clock.as_ref(), not_after)
+                .await
+            {
+                Ok(Turn::At(_)) => {}
+                Ok(Turn::Later(slot)) => {
+                    self.end_lease(job, &delivery).await;
+                    // Back about when the rate has room for it: not spinning meanwhile.
+                    let wait_s = slot.saturating_sub(self.clock.now_us()) / 1_000_000;
+                    let delay = u32::try_from(wait_s.saturating_sub(2))
+                        .unwrap_or(u32::MAX)
+                        .min(MAX_HAND_BACK_SECONDS);
+                    return JobResult::later("NoSlotBeforeDeadline", delay);
+                }
                 Err(error) => {
                     self.end_lease(job, &delivery).await;
-                    return JobResult::Retry(error.code);
+                    return JobResult::later(error.to_string(), STORE_RETRY_SECONDS);
+                }
+            }
+            let allowed = until.map_or(SEND_TIMEOUT, |u| {
+                (u + SEND_ALLOWANCE).saturating_duration_since(Instant::now())
+            });
+            let sent = tokio::time::timeout(allowed, self.sms.send(&phone, &job.texts[part])).await;
+            let message_id = match sent {
+                Ok(Ok(id)) => id,
+                Ok(Err(error)) => return self.sms_failed(job, &delivery, error.code).await,
+                Err(_) => {
+                    // SNS may have taken it: the one window in which an SMS can go twice.
+                    warn!(job = %job.id, "no answer from SNS in time: the SMS may have gone");
+                    return self.sms_failed(job, &delivery, "Timeout".into()).await;
                 }
             };
             let at = self.clock.now_ms();
-            match self.store.record_sent(job, &delivery, part, at).await {
-                Ok(true) => self.keep_message_id(job, part, message_id, at).await,
+            match self
+                .store
+                .record_sent(job, &delivery, part, at, &message_id)
+                .await
+            {
+                Ok(true) => {}
                 // Registered, replaced or failed meanwhile, or leased to another delivery
                 // after ours ran out: the rest is not ours to send.
                 Ok(false) => return JobResult::Sent(part + 1 - first),
@@ -236,7 +311,7 @@ where
                 Err(error) => {
                     warn!(job = %job.id, %error, "SMS sent but not recorded");
                     self.end_lease(job, &delivery).await;
-                    return JobResult::Retry(error.to_string());
+                    return JobResult::later(error.to_string(), STORE_RETRY_SECONDS);
                 }
             }
             last = Some(at);
@@ -245,56 +320,49 @@ where
         JobResult::Sent(part - first)
     }
 
-    /// Keeps the SMS under its message id, for its delivery receipt. A failure is only
-    /// logged: the SMS went out, and its receipt will be counted as unknown.
-    async fn keep_message_id(&self, job: &SmsJob, part: usize, message_id: String, at_ms: u64) {
-        let (token, batch_id) = match &job.kind {
-            JobKind::Invitation {
-                token, batch_id, ..
-            } => (Some(token.clone()), batch_id.clone()),
-            JobKind::Message => (None, None),
+    /// An SMS of the job failed: counted on the job's record with the lease's end; at the
+    /// last attempt, the job is given up.
+    async fn sms_failed(&self, job: &SmsJob, delivery: &str, code: String) -> JobResult {
+        let failures = match self.store.end_send(job, delivery, true).await {
+            Ok(failures) => failures,
+            Err(error) => {
+                // Not counted: the lease runs out on its own, and the job comes back.
+                warn!(job = %job.id, %error, "could not count the failed SMS");
+                return JobResult::later(code, STORE_RETRY_SECONDS);
+            }
         };
-        let sms = SentSms {
-            message_id,
-            domain: job.domain.clone(),
-            phone: job.phone.clone(),
-            token,
-            batch_id,
-            part,
-            sent_at: at_ms / 1000,
-        };
-        if let Err(error) = self.store.record_sms(&sms).await {
-            warn!(job = %job.id, %error, "SMS sent but its message id not kept");
+        if failures >= self.config.send_max_attempts {
+            let reason = format!("SMS not sent after {failures} attempts ({code})");
+            if let Err(error) = self.give_up(job, &reason).await {
+                warn!(job = %job.id, %error, "could not mark the invitation failed");
+                return JobResult::later(code, STORE_RETRY_SECONDS);
+            }
+            return JobResult::GaveUp { code };
         }
+        JobResult::Failed { code, failures }
     }
 
     async fn end_lease(&self, job: &SmsJob, delivery: &str) {
-        if let Err(error) = self.store.end_send(job, delivery).await {
+        if let Err(error) = self.store.end_send(job, delivery, false).await {
             // The lease runs out on its own.
             warn!(job = %job.id, %error, "could not end the job's lease");
         }
     }
 
-    /// After the job's last attempt: the invitation becomes `failed` (or the sent one it
-    /// replaced comes back), freeing the number, and its daily count is given back.
-    pub async fn give_up(&self, job: &SmsJob, reason: &str) {
-        let now = self.clock.now();
-        match self.store.fail_job(job, reason, now).await {
-            Ok(true) => {
-                if let JobKind::Invitation { created_at, .. } = job.kind
-                    && let Err(error) = self
-                        .directory
-                        .refund(&job.domain, &utc_day(created_at), 1)
-                        .await
-                {
-                    warn!(job = %job.id, %error, "could not give back the daily count");
-                }
-            }
-            Ok(false) => {}
-            Err(error) => warn!(job = %job.id, %error, "could not mark the invitation failed"),
-        }
+    /// After the job's last attempt (or when it reached the dead-letter queue): the
+    /// invitation becomes `failed` (or the sent one it replaced comes back), freeing the
+    /// number, and its daily count is given back, at once. Done before, it does nothing.
+    pub async fn give_up(&self, job: &SmsJob, reason: &str) -> Result<(), StoreError> {
+        self.store
+            .fail_job(job, reason, self.clock.now())
+            .await
+            .map(|_| ())
     }
 }
+
+/// The longest a job waiting for the rate is handed back for (SQS's visibility can be set
+/// up to 12 hours; a quarter of an hour keeps the queue's order roughly kept).
+const MAX_HAND_BACK_SECONDS: u32 = 900;
 
 #[cfg(test)]
 mod tests {
@@ -312,6 +380,29 @@ mod tests {
 
     const NOW_US: u64 = 1_800_000_000_000_000;
 
+    fn turn(turn: Turn) -> u64 {
+        match turn {
+            Turn::At(slot) => slot,
+            Turn::Later(slot) => panic!("no slot taken: the next is at {slot}"),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slot_past_the_limit_is_not_taken_and_stays_for_the_next_taker() {
+        let store = MemoryStore::new();
+        let (a, b) = (Pacer::new(1), Pacer::new(1));
+        let first = turn(a.wait_turn(&store, &Frozen, None).await.unwrap());
+        // The next slot is 1.04 s later: past a limit 1 s after the first.
+        let later = a
+            .wait_turn(&store, &Frozen, Some(first + 1_000_000))
+            .await
+            .unwrap();
+        assert_eq!(later, Turn::Later(first + 1_040_000));
+        // Nothing was taken: another instance gets exactly that slot.
+        let second = turn(b.wait_turn(&store, &Frozen, None).await.unwrap());
+        assert_eq!(second, first + 1_040_000);
+    }
+
     #[tokio::test(start_paused = true)]
     async fn two_instances_share_one_rate_one_slot_per_interval_between_them() {
         let store = MemoryStore::new();
@@ -319,8 +410,8 @@ mod tests {
         let (a, b) = (Pacer::new(1_000), Pacer::new(1_000));
         let mut slots = Vec::new();
         for _ in 0..10 {
-            slots.push(a.wait_turn(&store, &Frozen).await.unwrap());
-            slots.push(b.wait_turn(&store, &Frozen).await.unwrap());
+            slots.push(turn(a.wait_turn(&store, &Frozen, None).await.unwrap()));
+            slots.push(turn(b.wait_turn(&store, &Frozen, None).await.unwrap()));
         }
         // (1 s + 40 ms) / 1000 apart, whichever instance took them, from 250 ms ahead.
         let interval = Pacer::new(1_000).sms.interval_us;
@@ -341,7 +432,7 @@ mod tests {
         assert_eq!(first, NOW_US + CHECK_LEAD_US);
         assert_eq!(second, first + 20_800, "shared between instances");
         // The SMS pace is another record: its first slot is not pushed back by checks.
-        let sms = a.wait_turn(&store, &Frozen).await.unwrap();
+        let sms = turn(a.wait_turn(&store, &Frozen, None).await.unwrap());
         assert_eq!(sms, NOW_US + SLOT_LEAD_US);
     }
 
@@ -349,9 +440,9 @@ mod tests {
     async fn a_slot_the_other_instance_moved_is_taken_after_it() {
         let store = MemoryStore::new();
         let (a, b) = (Pacer::new(1_000), Pacer::new(1_000));
-        let first = a.wait_turn(&store, &Frozen).await.unwrap();
+        let first = turn(a.wait_turn(&store, &Frozen, None).await.unwrap());
         // b has never seen the record: its first try is refused, its second follows a's.
-        let second = b.wait_turn(&store, &Frozen).await.unwrap();
+        let second = turn(b.wait_turn(&store, &Frozen, None).await.unwrap());
         assert_eq!(second, first + a.sms.interval_us);
         assert_eq!(
             *b.sms.known_next.lock().await,

@@ -29,6 +29,52 @@ pub enum Fault {
     /// DynamoDB cancels a transaction that met another one on the same item: 400
     /// `TransactionCanceledException`, the last item's reason `TransactionConflict`.
     TransactionConflict,
+    /// A plain write met a transaction in flight on its item: 400
+    /// `TransactionConflictException`, nothing applied.
+    UpdateConflict,
+}
+
+/// Faults drawn at random from a seed, as AWS makes them on an ordinary day, on every call
+/// that no rule fails.
+#[derive(Debug, Clone)]
+pub struct Chaos {
+    pub seed: u64,
+    /// Share of DynamoDB writes (`PutItem`, `UpdateItem`, `DeleteItem`,
+    /// `TransactWriteItems`) that moto applies and whose answer is lost: a 500 instead,
+    /// which the SDK retries.
+    pub lost_answers: f64,
+    /// Share of `UpdateItem` calls answered `TransactionConflictException` (not applied), as
+    /// DynamoDB does when a transaction in flight holds the item.
+    pub update_conflicts: f64,
+    /// This many `Publish` calls are answered `publish_delay` late (moto took them).
+    pub slow_publishes: usize,
+    pub publish_delay: Duration,
+}
+
+/// What [`Chaos`] injected.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChaosReport {
+    pub lost_answers: usize,
+    pub update_conflicts: usize,
+    pub slow_publishes: usize,
+    /// Transactions sent again with a `ClientRequestToken` already applied: answered as
+    /// DynamoDB does, with the first answer, nothing applied twice.
+    pub replayed_transactions: usize,
+}
+
+/// splitmix64: a small, seedable source of the chaos.
+#[derive(Debug)]
+struct Rng(u64);
+
+impl Rng {
+    fn next_f64(&mut self) -> f64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z >> 11) as f64 / (1u64 << 53) as f64
+    }
 }
 
 /// Which calls a rule fails, and how many times (`None`: every time).
@@ -79,6 +125,21 @@ struct State {
     publishes: Vec<Publish>,
     /// The operation and body of every call, in order.
     calls: Vec<(String, String)>,
+    chaos: Option<(Chaos, Rng)>,
+    chaos_report: ChaosReport,
+    /// Answers of the transactions applied, by their `ClientRequestToken`.
+    transactions: std::collections::HashMap<String, Vec<u8>>,
+}
+
+/// What the proxy does with one call.
+enum Plan {
+    Fail(Fault),
+    /// Pass it to moto; then answer a 500 instead of moto's answer (`lose`), or moto's
+    /// answer after `late`.
+    Forward {
+        lose: bool,
+        late: Duration,
+    },
 }
 
 /// A form field of a query-protocol body (SNS), decoded.
@@ -235,7 +296,7 @@ fn serve(
         let dynamodb = request
             .header("x-amz-target")
             .is_some_and(|t| t.starts_with("DynamoDB"));
-        let (fault, latency) = {
+        let (plan, latency) = {
             let mut state = state.lock().unwrap();
             let body = request.text();
             state.calls.push((operation.clone(), body.clone()));
@@ -284,7 +345,39 @@ fn serve(
             } else {
                 state.forwarded += 1;
             }
-            (fault, state.latency)
+            let mut plan = match fault {
+                Some(fault) => Plan::Fail(fault),
+                None => Plan::Forward {
+                    lose: false,
+                    late: Duration::ZERO,
+                },
+            };
+            let state = &mut *state;
+            if let (Plan::Forward { lose, late }, Some((chaos, rng))) =
+                (&mut plan, &mut state.chaos)
+            {
+                let write = matches!(
+                    operation.as_str(),
+                    "PutItem" | "UpdateItem" | "DeleteItem" | "TransactWriteItems"
+                );
+                if dynamodb && operation == "UpdateItem" && rng.next_f64() < chaos.update_conflicts
+                {
+                    state.chaos_report.update_conflicts += 1;
+                    plan = Plan::Fail(Fault::UpdateConflict);
+                } else if dynamodb && write && rng.next_f64() < chaos.lost_answers {
+                    state.chaos_report.lost_answers += 1;
+                    *lose = true;
+                } else if operation == "Publish" && chaos.slow_publishes > 0 {
+                    chaos.slow_publishes -= 1;
+                    state.chaos_report.slow_publishes += 1;
+                    *late = chaos.publish_delay;
+                }
+            }
+            (plan, state.latency)
+        };
+        let fault = match plan {
+            Plan::Fail(fault) => Some(fault),
+            Plan::Forward { .. } => None,
         };
         std::thread::sleep(latency);
         let parsed: Option<serde_json::Value> = dynamodb
@@ -299,6 +392,13 @@ fn serve(
         match fault {
             // Then the connection closes without an answer.
             Some(Fault::Hang(duration)) => std::thread::sleep(duration),
+            Some(Fault::UpdateConflict) => {
+                let _ = writer.write_all(&dynamodb_error(
+                    "TransactionConflictException",
+                    "Transaction is ongoing for the item",
+                    "",
+                ));
+            }
             Some(Fault::TransactionConflict) => {
                 let items = parsed
                     .as_ref()
@@ -310,6 +410,32 @@ fn serve(
                 let _ = writer.write_all(&fault_response(fault, dynamodb));
             }
             None => {
+                let (lose, late) = match plan {
+                    Plan::Forward { lose, late } => (lose, late),
+                    Plan::Fail(_) => (false, Duration::ZERO),
+                };
+                // A transaction whose token was applied already: DynamoDB answers as it
+                // did the first time, and applies nothing (moto knows no tokens).
+                let token = (operation == "TransactWriteItems")
+                    .then(|| {
+                        parsed.as_ref()?["ClientRequestToken"]
+                            .as_str()
+                            .map(str::to_owned)
+                    })
+                    .flatten();
+                if let Some(token) = &token {
+                    let mut guard = state.lock().unwrap();
+                    if let Some(answer) = guard.transactions.get(token).cloned() {
+                        guard.chaos_report.replayed_transactions += 1;
+                        drop(guard);
+                        if lose {
+                            let _ = writer.write_all(&fault_response(Fault::ServerError, true));
+                        } else {
+                            let _ = writer.write_all(&answer);
+                        }
+                        return;
+                    }
+                }
                 // Held while a DynamoDB request is with moto (SQS long polls would hold it
                 // for seconds; moto's queues need no such help).
                 let _turn =
@@ -337,6 +463,22 @@ fn serve(
                 if moto.write_all(&forwarded).is_err() || moto.read_to_end(&mut answer).is_err() {
                     return;
                 }
+                drop(_turn);
+                if let Some(token) = token
+                    && answer.starts_with(b"HTTP/1.1 200")
+                {
+                    state
+                        .lock()
+                        .unwrap()
+                        .transactions
+                        .insert(token, answer.clone());
+                }
+                if lose {
+                    // Applied; the answer lost on the way.
+                    let _ = writer.write_all(&fault_response(Fault::ServerError, dynamodb));
+                    return;
+                }
+                std::thread::sleep(late);
                 let _ = writer.write_all(&answer);
             }
         }
@@ -371,6 +513,19 @@ impl FaultProxy {
     /// Every `Publish` to a phone number seen while a rate was set, in order.
     pub fn publishes(&self) -> Vec<Publish> {
         self.state.lock().unwrap().publishes.clone()
+    }
+
+    /// Injects faults at random from now on (see [`Chaos`]).
+    pub fn chaos(&self, chaos: Chaos) {
+        let rng = Rng(chaos.seed);
+        self.state.lock().unwrap().chaos = Some((chaos, rng));
+    }
+
+    /// Stops the random faults; what they injected.
+    pub fn calm(&self) -> ChaosReport {
+        let mut state = self.state.lock().unwrap();
+        state.chaos = None;
+        state.chaos_report.clone()
     }
 
     pub fn add(&self, rule: Rule) {

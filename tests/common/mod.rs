@@ -39,7 +39,7 @@ pub fn repo_root() -> PathBuf {
 fn moto_executable() -> PathBuf {
     std::env::var_os("MOTO_SERVER")
         .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join(".venv/bin/moto_server"))
+        .unwrap_or_else(|| repo_root().join("scripts/moto-server"))
 }
 
 fn free_port() -> u16 {

@@ -2,12 +2,11 @@
 //! found again by the message id its delivery receipt names; the counts of each batch
 //! (`BATCH#<id>` / `BATCH`) and of each project's day (`USAGE#<domain>` / `DAY#<day>`).
 
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
-use tracing::warn;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 
 use super::item::*;
-use super::{DynamoStore, ok_unless_lost, store_error, usage_expiry, written};
+use super::write::Transacted;
+use super::{DynamoStore, usage_expiry};
 use crate::domain::RegistrationRecord;
 use crate::domain::time::utc_day;
 use crate::ports::{
@@ -40,43 +39,31 @@ impl DynamoStore {
         TransactWriteItem::builder().update(update).build()
     }
 
-    /// Adds one to a counter of a batch.
-    pub(crate) async fn count_in_batch(
+    /// Adds `by` to a counter of a project's day, as part of a transaction.
+    pub(crate) fn add_to_usage_item(
         &self,
-        batch_id: &str,
+        domain: &str,
+        day: &str,
         counter: &str,
-    ) -> Result<(), StoreError> {
-        self.client
-            .update_item()
+        by: i64,
+    ) -> TransactWriteItem {
+        let (pk, sk) = Self::usage_key(domain, day);
+        let update = Update::builder()
             .table_name(self.table())
-            .key(PK, s(batch_pk(batch_id)))
-            .key(SK, s(BATCH_SK))
-            .update_expression("ADD #counter :one")
+            .key(PK, s(pk))
+            .key(SK, s(sk))
+            .update_expression("ADD #counter :by SET #ttl = if_not_exists(#ttl, :ttl)")
             .expression_attribute_names("#counter", counter)
-            .expression_attribute_values(":one", n(1))
-            .send()
-            .await
-            .map_err(|e| store_error(&e))?;
-        Ok(())
+            .expression_attribute_names("#ttl", TTL)
+            .expression_attribute_values(":by", AttributeValue::N(by.to_string()))
+            .expression_attribute_values(":ttl", n(usage_expiry(day)))
+            .build()
+            .expect("update has its required fields");
+        TransactWriteItem::builder().update(update).build()
     }
 
-    /// [`DynamoStore::count_in_batch`], when there is a batch; a failure is only logged
-    /// (the count is then one short).
-    pub(crate) async fn count_in_batch_of(&self, batch_id: Option<&str>, counter: &str) {
-        if let Some(batch) = batch_id
-            && let Err(error) = self.count_in_batch(batch, counter).await
-        {
-            warn!(%error, counter, "batch count not updated");
-        }
-    }
-
-    fn usage_key(domain: &str, day: &str) -> (String, String) {
-        (usage_pk(domain), day_sk(day))
-    }
-}
-
-impl DeliveryLog for DynamoStore {
-    async fn record_sms(&self, sms: &SentSms) -> Result<(), StoreError> {
+    /// An SMS SNS accepted, kept under its message id for its receipt.
+    pub(crate) fn sms_item(&self, sms: &SentSms) -> TransactWriteItem {
         let day = utc_day(sms.sent_at);
         let mut item = Item::from([
             (PK.into(), s(msg_pk(&sms.message_id))),
@@ -95,33 +82,25 @@ impl DeliveryLog for DynamoStore {
         if let Some(batch) = &sms.batch_id {
             item.insert("batch_id".into(), s(batch));
         }
-        self.client
-            .put_item()
+        let put = Put::builder()
             .table_name(self.table())
             .set_item(Some(item))
-            .send()
-            .await
-            .map_err(|e| store_error(&e))?;
-        let (pk, sk) = Self::usage_key(&sms.domain, &day);
-        self.client
-            .update_item()
-            .table_name(self.table())
-            .key(PK, s(pk))
-            .key(SK, s(sk))
-            .update_expression("ADD sms_sent :one SET #ttl = if_not_exists(#ttl, :ttl)")
-            .expression_attribute_names("#ttl", TTL)
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":ttl", n(usage_expiry(&day)))
-            .send()
-            .await
-            .map_err(|e| store_error(&e))?;
-        if sms.part == 0 && sms.token.is_some() {
-            self.count_in_batch_of(sms.batch_id.as_deref(), "sent")
-                .await;
-        }
-        Ok(())
+            .build()
+            .expect("put has its required fields");
+        TransactWriteItem::builder().put(put).build()
     }
 
+    /// The day's `sms_sent`, moved by one SMS.
+    pub(crate) fn count_sms_sent_item(&self, sms: &SentSms) -> TransactWriteItem {
+        self.add_to_usage_item(&sms.domain, &utc_day(sms.sent_at), "sms_sent", 1)
+    }
+
+    fn usage_key(domain: &str, day: &str) -> (String, String) {
+        (usage_pk(domain), day_sk(day))
+    }
+}
+
+impl DeliveryLog for DynamoStore {
     async fn record_receipt(
         &self,
         receipt: &Receipt,
@@ -140,31 +119,6 @@ impl DeliveryLog for DynamoStore {
         };
         let first = get_n(&sms, "part")? == 0;
         let batch = opt_s(&sms, "batch_id");
-        // The invitation shows its first SMS's receipt, if it is still the same one.
-        if first && let Some(token) = opt_s(&sms, "token") {
-            ok_unless_lost(
-                self.client
-                    .update_item()
-                    .table_name(self.table())
-                    .key(PK, s(phone_pk(&get_s(&sms, "phone")?)))
-                    .key(SK, s(REGISTRATION_SK))
-                    .update_expression(
-                        "SET delivery = :state, delivery_detail = :detail, \
-                         delivery_price_usd = :price, delivery_at = :now",
-                    )
-                    .condition_expression("#token = :token AND attribute_not_exists(delivery)")
-                    .expression_attribute_names("#token", TOKEN)
-                    .expression_attribute_values(":token", s(token))
-                    .expression_attribute_values(":state", s(state))
-                    .expression_attribute_values(":detail", s(&receipt.provider_response))
-                    .expression_attribute_values(":price", usd(receipt.price_usd))
-                    .expression_attribute_values(":now", n(now))
-                    .send()
-                    .await,
-            )?;
-        }
-        // The receipt and the counts it moves, all or nothing: a log batch delivered
-        // again finds the receipt recorded and counts nothing twice.
         let mark = Update::builder()
             .table_name(self.table())
             .key(PK, s(msg_pk(&receipt.message_id)))
@@ -197,26 +151,58 @@ impl DeliveryLog for DynamoStore {
             .expression_attribute_values(":ttl", n(usage_expiry(&day)))
             .build()
             .expect("update has its required fields");
-        let mut transaction = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(mark).build())
-            .transact_items(TransactWriteItem::builder().update(usage).build());
+        // The receipt and the counts it moves, all or nothing: a log batch delivered
+        // again finds the receipt recorded and counts nothing twice.
+        let mut items = vec![
+            TransactWriteItem::builder().update(mark).build(),
+            TransactWriteItem::builder().update(usage).build(),
+        ];
         if first && let Some(batch) = &batch {
-            transaction = transaction.transact_items(self.count_in_batch_item(batch, counter));
+            items.push(self.count_in_batch_item(batch, counter));
         }
-        match transaction.send().await {
-            Ok(_) => Ok(ReceiptOutcome::Recorded),
-            Err(e) => match e.as_service_error() {
-                Some(TransactWriteItemsError::TransactionCanceledException(c))
-                    if c.cancellation_reasons().first().and_then(|r| r.code())
-                        == Some("ConditionalCheckFailed") =>
-                {
-                    Ok(ReceiptOutcome::Duplicate)
-                }
-                _ => Err(store_error(&e)),
-            },
+        // The invitation shows its first SMS's receipt, under the same condition as the
+        // counts: if it is still the same invitation, and only once.
+        let on_invitation = (first)
+            .then(|| opt_s(&sms, "token"))
+            .flatten()
+            .map(|token| {
+                let update = Update::builder()
+                    .table_name(self.table())
+                    .key(PK, s(phone_pk(&get_s(&sms, "phone")?)))
+                    .key(SK, s(REGISTRATION_SK))
+                    .update_expression(
+                        "SET delivery = :state, delivery_detail = :detail, \
+                         delivery_price_usd = :price, delivery_at = :now",
+                    )
+                    .condition_expression("#token = :token AND attribute_not_exists(delivery)")
+                    .expression_attribute_names("#token", TOKEN)
+                    .expression_attribute_values(":token", s(token))
+                    .expression_attribute_values(":state", s(state))
+                    .expression_attribute_values(":detail", s(&receipt.provider_response))
+                    .expression_attribute_values(":price", usd(receipt.price_usd))
+                    .expression_attribute_values(":now", n(now))
+                    .build()
+                    .expect("update has its required fields");
+                Ok::<_, StoreError>(TransactWriteItem::builder().update(update).build())
+            })
+            .transpose()?;
+        let counts_only = items.clone();
+        if let Some(item) = on_invitation {
+            items.push(item);
         }
+        let with_invitation = items.len() > counts_only.len();
+        let mut outcome = self.transact_or_fail(items).await?;
+        if with_invitation
+            && !outcome.refused_at(0)
+            && let Transacted::Refused(_) = outcome
+        {
+            // The invitation was replaced, or already shows a receipt: the counts alone.
+            outcome = self.transact_or_fail(counts_only).await?;
+        }
+        Ok(match outcome {
+            Transacted::Written => ReceiptOutcome::Recorded,
+            _ => ReceiptOutcome::Duplicate,
+        })
     }
 
     async fn mark_opened(
@@ -224,24 +210,23 @@ impl DeliveryLog for DynamoStore {
         invitation: &RegistrationRecord,
         now: u64,
     ) -> Result<(), StoreError> {
-        let first_time = written(
-            self.client
-                .update_item()
-                .table_name(self.table())
-                .key(PK, s(phone_pk(invitation.phone.as_str())))
-                .key(SK, s(REGISTRATION_SK))
-                .update_expression("SET opened_at = :now")
-                .condition_expression("#token = :token AND attribute_not_exists(opened_at)")
-                .expression_attribute_names("#token", TOKEN)
-                .expression_attribute_values(":token", s(invitation.token.as_str()))
-                .expression_attribute_values(":now", n(now))
-                .send()
-                .await,
-        )?;
-        if first_time {
-            self.count_in_batch_of(invitation.batch_id.as_deref(), "opened")
-                .await;
+        let update = Update::builder()
+            .table_name(self.table())
+            .key(PK, s(phone_pk(invitation.phone.as_str())))
+            .key(SK, s(REGISTRATION_SK))
+            .update_expression("SET opened_at = :now")
+            .condition_expression("#token = :token AND attribute_not_exists(opened_at)")
+            .expression_attribute_names("#token", TOKEN)
+            .expression_attribute_values(":token", s(invitation.token.as_str()))
+            .expression_attribute_values(":now", n(now))
+            .build()
+            .expect("update has its required fields");
+        // The first opening and its count in the batch, together.
+        let mut items = vec![TransactWriteItem::builder().update(update).build()];
+        if let Some(batch) = &invitation.batch_id {
+            items.push(self.count_in_batch_item(batch, "opened"));
         }
+        self.transact_or_fail(items).await?;
         Ok(())
     }
 

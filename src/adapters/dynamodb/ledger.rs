@@ -5,13 +5,17 @@
 
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
-use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::{
+    Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+};
 
 use super::item::*;
-use super::{DynamoStore, ok_unless_lost, store_error, written};
+use super::write::Transacted;
+use super::{DynamoStore, store_error};
 use crate::domain::RegistrationStatus;
 use crate::domain::job::{JobKind, SmsJob};
-use crate::ports::{RateSlots, SendLedger, SendStart, SlotTake, StoreError};
+use crate::domain::time::utc_day;
+use crate::ports::{RateSlots, SendLedger, SendStart, SentSms, SlotTake, StoreError};
 
 const JOB_SK: &str = "JOB";
 /// How long a message job's record is kept: as long as SQS keeps the job.
@@ -59,21 +63,18 @@ impl DynamoStore {
 
     /// The record of a job as it is now, when a refused write did not bring it back.
     async fn job_record(&self, job: &SmsJob) -> Result<Option<Item>, StoreError> {
-        let (pk, sk) = match job.kind {
-            JobKind::Invitation { .. } => (phone_pk(&job.phone), REGISTRATION_SK),
-            JobKind::Message => (job_pk(&job.id), JOB_SK),
-        };
+        let (pk, sk) = job_key(job);
         self.item(pk, sk).await
     }
 }
 
-/// The delivery holds the lease and `sent_parts` is `part` (the SMS before it went out,
-/// this one not yet) or already `part + 1` (this very write, retried by the SDK).
+/// The delivery holds the lease and `sent_parts` is `part`: the SMS before it went out,
+/// this one not yet. (A retry of this very write is refused, and knows it by `sent_by`.)
 fn at_part(part: usize) -> &'static str {
     if part == 0 {
-        "lease_owner = :me AND (attribute_not_exists(sent_parts) OR sent_parts = :next)"
+        "lease_owner = :me AND attribute_not_exists(sent_parts)"
     } else {
-        "lease_owner = :me AND (sent_parts = :part OR sent_parts = :next)"
+        "lease_owner = :me AND sent_parts = :part"
     }
 }
 
@@ -156,6 +157,7 @@ impl SendLedger for DynamoStore {
         delivery: &str,
         part: usize,
         now_ms: u64,
+        message_id: &str,
     ) -> Result<bool, StoreError> {
         let last = part + 1 >= job.texts.len();
         let end_lease = if last {
@@ -163,25 +165,33 @@ impl SendLedger for DynamoStore {
         } else {
             ""
         };
-        let mut update = self
-            .job_update(job)
+        let (pk, sk) = job_key(job);
+        let mut update = Update::builder()
+            .table_name(self.table())
+            .key(PK, s(pk))
+            .key(SK, s(sk))
             .expression_attribute_values(":me", s(delivery))
             .expression_attribute_values(":next", n(part as u64 + 1))
-            .expression_attribute_values(":now_ms", n(now_ms));
+            .expression_attribute_values(":now_ms", n(now_ms))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
         if part > 0 {
             update = update.expression_attribute_values(":part", n(part as u64));
         }
+        // `sent_by`: a retry that finds this very write applied knows it as its own.
         update = match &job.kind {
-            JobKind::Invitation { .. } => update
+            JobKind::Invitation { token, .. } => update
                 .update_expression(format!(
-                    "SET sent_parts = :next, last_sms_at = :now_ms, #status = :pending, \
-                     gsi3pk = :in_pending, sent_at = if_not_exists(sent_at, :now_s){end_lease}"
+                    "SET sent_parts = :next, last_sms_at = :now_ms, sent_by = :me, \
+                     #status = :pending, gsi3pk = :in_pending, \
+                     sent_at = if_not_exists(sent_at, :now_s){end_lease}"
                 ))
                 // Never over a registration made meanwhile, nor a newer invitation.
                 .condition_expression(format!(
                     "#token = :token AND (#status = :queued OR #status = :pending) AND {}",
                     at_part(part)
                 ))
+                .expression_attribute_names("#token", TOKEN)
+                .expression_attribute_values(":token", s(token))
                 .expression_attribute_names("#status", "status")
                 .expression_attribute_values(":queued", s("queued"))
                 .expression_attribute_values(":pending", s("pending"))
@@ -192,25 +202,97 @@ impl SendLedger for DynamoStore {
                 .expression_attribute_values(":now_s", n(now_ms / 1000)),
             JobKind::Message => update
                 .update_expression(format!(
-                    "SET sent_parts = :next, last_sms_at = :now_ms{end_lease}"
+                    "SET sent_parts = :next, last_sms_at = :now_ms, sent_by = :me{end_lease}"
                 ))
                 .condition_expression(at_part(part)),
         };
-        written(update.send().await)
+        let (token, batch_id) = match &job.kind {
+            JobKind::Invitation {
+                token, batch_id, ..
+            } => (Some(token.as_str()), batch_id.as_deref()),
+            JobKind::Message => (None, None),
+        };
+        let sms = SentSms {
+            message_id: message_id.to_owned(),
+            domain: job.domain.clone(),
+            phone: job.phone.clone(),
+            token: token.map(str::to_owned),
+            batch_id: batch_id.map(str::to_owned),
+            part,
+            sent_at: now_ms / 1000,
+        };
+        // The SMS, its message id (for its receipt) and the counts it moves, all or
+        // nothing: a retried delivery never counts an SMS twice, nor one not recorded.
+        let mut items = vec![
+            TransactWriteItem::builder()
+                .update(update.build().expect("update has its required fields"))
+                .build(),
+            self.sms_item(&sms),
+            self.count_sms_sent_item(&sms),
+        ];
+        if part == 0
+            && let Some(batch) = batch_id
+        {
+            items.push(self.count_in_batch_item(batch, "sent"));
+        }
+        Ok(match self.transact_or_fail(items).await? {
+            Transacted::Written => true,
+            // Refused: unless the record shows this very write (its answer lost, and the
+            // retry's token no longer known), the job is no longer ours to send.
+            Transacted::Refused(old) => old.first().and_then(Option::as_ref).is_some_and(|r| {
+                opt_s(r, "sent_by").as_deref() == Some(delivery) && sent_parts(r) > part
+            }),
+            Transacted::Busy => unreachable!("transact_or_fail never answers Busy"),
+        })
     }
 
-    async fn end_send(&self, job: &SmsJob, delivery: &str) -> Result<(), StoreError> {
-        let update = self
+    async fn end_send(
+        &self,
+        job: &SmsJob,
+        delivery: &str,
+        failed: bool,
+    ) -> Result<u32, StoreError> {
+        // `released_by`: a retry that finds this very write applied knows it as its own,
+        // and reads the failures it counted.
+        let expression = if failed {
+            "SET released_by = :me ADD send_failures :one REMOVE lease_until, lease_owner"
+        } else {
+            "SET released_by = :me REMOVE lease_until, lease_owner"
+        };
+        let mut update = self
             .job_update(job)
-            .update_expression("REMOVE lease_until, lease_owner")
-            .expression_attribute_values(":me", s(delivery));
+            .update_expression(expression)
+            .expression_attribute_values(":me", s(delivery))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        if failed {
+            update = update.expression_attribute_values(":one", n(1));
+        }
         let update = match job.kind {
             JobKind::Invitation { .. } => {
                 update.condition_expression("#token = :token AND lease_owner = :me")
             }
             JobKind::Message => update.condition_expression("lease_owner = :me"),
         };
-        ok_unless_lost(update.send().await)
+        let record = match update.send().await {
+            Ok(out) => out.attributes.unwrap_or_default(),
+            Err(error) => match error.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(refusal)) => {
+                    // moto may leave the record out of the refusal: read it then.
+                    let record = match refusal.item().filter(|r| !r.is_empty()) {
+                        Some(r) => Some(r.clone()),
+                        None => self.job_record(job).await?,
+                    };
+                    match record {
+                        Some(r) if opt_s(&r, "released_by").as_deref() == Some(delivery) => r,
+                        // The lease was lost to another delivery: nothing of ours to end.
+                        _ => return Ok(0),
+                    }
+                }
+                _ => return Err(store_error(&error)),
+            },
+        };
+        Ok(opt_n(&record, "send_failures")?.unwrap_or(0) as u32)
     }
 
     async fn fail_job(&self, job: &SmsJob, reason: &str, now: u64) -> Result<bool, StoreError> {
@@ -218,7 +300,7 @@ impl SendLedger for DynamoStore {
             token,
             previous,
             batch_id,
-            ..
+            created_at,
         } = &job.kind
         else {
             return Ok(false);
@@ -232,45 +314,70 @@ impl SendLedger for DynamoStore {
         // Only while queued: once the first SMS went out the worker holds the link, and a
         // later SMS failing (the install link) does not take it away.
         let still_queued = "#token = :token AND #status = :queued";
-        let failed = match restore {
-            Some(previous) => written(
-                self.client
-                    .put_item()
-                    .table_name(self.table())
-                    .set_item(Some(previous))
-                    .condition_expression(still_queued)
-                    .expression_attribute_names("#token", TOKEN)
-                    .expression_attribute_names("#status", "status")
-                    .expression_attribute_values(":token", s(token))
-                    .expression_attribute_values(":queued", s("queued"))
-                    .send()
-                    .await,
-            ),
-            None => written(
-                self.job_update(job)
-                    .update_expression(
-                        "SET #status = :failed, gsi3pk = :in_failed, failure_reason = :reason, \
-                         failed_at = :now REMOVE lease_until, lease_owner",
-                    )
-                    .condition_expression(still_queued)
-                    .expression_attribute_names("#status", "status")
-                    .expression_attribute_values(":queued", s("queued"))
-                    .expression_attribute_values(":failed", s("failed"))
-                    .expression_attribute_values(
-                        ":in_failed",
-                        s(status_pk(&job.domain, RegistrationStatus::Failed)),
-                    )
-                    .expression_attribute_values(":reason", s(reason))
-                    .expression_attribute_values(":now", n(now))
-                    .send()
-                    .await,
-            ),
-        }?;
-        if failed {
-            self.count_in_batch_of(batch_id.as_deref(), "send_failed")
-                .await;
+        let change = match restore {
+            Some(previous) => TransactWriteItem::builder()
+                .put(
+                    Put::builder()
+                        .table_name(self.table())
+                        .set_item(Some(previous))
+                        .condition_expression(still_queued)
+                        .expression_attribute_names("#token", TOKEN)
+                        .expression_attribute_names("#status", "status")
+                        .expression_attribute_values(":token", s(token))
+                        .expression_attribute_values(":queued", s("queued"))
+                        .build()
+                        .expect("put has its required fields"),
+                )
+                .build(),
+            None => TransactWriteItem::builder()
+                .update(
+                    Update::builder()
+                        .table_name(self.table())
+                        .key(PK, s(phone_pk(&job.phone)))
+                        .key(SK, s(REGISTRATION_SK))
+                        .update_expression(
+                            "SET #status = :failed, gsi3pk = :in_failed, \
+                             failure_reason = :reason, failed_at = :now \
+                             REMOVE lease_until, lease_owner",
+                        )
+                        .condition_expression(still_queued)
+                        .expression_attribute_names("#token", TOKEN)
+                        .expression_attribute_names("#status", "status")
+                        .expression_attribute_values(":token", s(token))
+                        .expression_attribute_values(":queued", s("queued"))
+                        .expression_attribute_values(":failed", s("failed"))
+                        .expression_attribute_values(
+                            ":in_failed",
+                            s(status_pk(&job.domain, RegistrationStatus::Failed)),
+                        )
+                        .expression_attribute_values(":reason", s(reason))
+                        .expression_attribute_values(":now", n(now))
+                        .build()
+                        .expect("update has its required fields"),
+                )
+                .build(),
+        };
+        // The failure, its count in the batch and the day's invitation given back, all or
+        // nothing: counted once, whatever the answers did on the way.
+        let mut items = vec![
+            change,
+            self.add_to_usage_item(&job.domain, &utc_day(*created_at), "invitations", -1),
+        ];
+        if let Some(batch) = batch_id {
+            items.push(self.count_in_batch_item(batch, "send_failed"));
         }
-        Ok(failed)
+        Ok(matches!(
+            self.transact_or_fail(items).await?,
+            Transacted::Written
+        ))
+    }
+}
+
+/// The record of a job: its invitation, or its own item.
+fn job_key(job: &SmsJob) -> (String, &'static str) {
+    match job.kind {
+        JobKind::Invitation { .. } => (phone_pk(&job.phone), REGISTRATION_SK),
+        JobKind::Message => (job_pk(&job.id), JOB_SK),
     }
 }
 
@@ -285,14 +392,18 @@ impl RateSlots for DynamoStore {
         next: u64,
     ) -> Result<SlotTake, StoreError> {
         let rate_pk = format!("RATE#{name}");
+        // `taken_by`: a retry that finds this very write applied (its answer lost) takes
+        // the slot as its own, rather than as moved by another instance.
+        let me = SmsJob::new_id();
         let update = self
             .client
             .update_item()
             .table_name(self.table())
             .key(PK, s(&rate_pk))
             .key(SK, s(RATE_SK))
-            .update_expression("SET next_us = :next")
+            .update_expression("SET next_us = :next, taken_by = :me")
             .expression_attribute_values(":next", n(next))
+            .expression_attribute_values(":me", s(&me))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
         let update = match expected {
             None => update.condition_expression("attribute_not_exists(next_us)"),
@@ -304,15 +415,18 @@ impl RateSlots for DynamoStore {
             Ok(_) => Ok(SlotTake::Taken),
             Err(error) => match error.as_service_error() {
                 Some(UpdateItemError::ConditionalCheckFailedException(refusal)) => {
-                    let current = match refusal.item() {
-                        Some(item) => opt_n(item, "next_us")?,
+                    let current = match refusal.item().filter(|i| !i.is_empty()) {
+                        Some(item) => Some(item.clone()),
                         // moto may leave it out: read it.
-                        None => match self.item(rate_pk, RATE_SK).await? {
-                            Some(item) => opt_n(&item, "next_us")?,
-                            None => None,
-                        },
+                        None => self.item(rate_pk, RATE_SK).await?,
                     };
-                    Ok(SlotTake::Moved(current))
+                    let Some(current) = current else {
+                        return Ok(SlotTake::Moved(None));
+                    };
+                    if opt_s(&current, "taken_by").as_deref() == Some(me.as_str()) {
+                        return Ok(SlotTake::Taken);
+                    }
+                    Ok(SlotTake::Moved(opt_n(&current, "next_us")?))
                 }
                 _ => Err(store_error(&error)),
             },

@@ -5,11 +5,11 @@ mod delivery;
 pub mod item;
 mod ledger;
 mod optout;
+mod write;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
     Update,
@@ -52,9 +52,16 @@ pub struct DynamoStore {
 }
 
 impl DynamoStore {
+    /// The store over `client`, which is made to retry a plain write that met a
+    /// transaction in flight (see [`write`]).
     pub fn new(client: Client, table: impl Into<String>) -> Self {
+        let config = client
+            .config()
+            .to_builder()
+            .retry_classifier(write::RetryTransactionConflicts)
+            .build();
         DynamoStore {
-            client,
+            client: Client::from_conf(config),
             table: table.into(),
         }
     }
@@ -196,6 +203,13 @@ impl InvitationStore for DynamoStore {
             return Ok(Claim::InUse);
         };
         let record = registration_from_item(&holder)?;
+        if record.token == invitation.token {
+            // Our own claim: applied, its answer lost, and the SDK's retry refused by it.
+            // What it replaced came back with the lost answer only: it counts as nothing
+            // (should this claim be undone, the number is freed rather than put back).
+            warn!("claim found applied by its own earlier attempt");
+            return Ok(Claim::Taken { previous: None });
+        }
         tracing::debug!(holder = record.status.as_str(), "claim refused");
         let in_use = match record.claim_check(rules) {
             ClaimCheck::InUse => true,
@@ -222,9 +236,21 @@ impl InvitationStore for DynamoStore {
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":token", s(record.token.as_str()))
             .expression_attribute_values(":status", s(record.status.as_str()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
-        Ok(if written(result)? {
+        let ours = match result {
+            Ok(_) => true,
+            // Refused by our own write (its answer lost), or by someone else's.
+            Err(error) => match error.as_service_error() {
+                Some(PutItemError::ConditionalCheckFailedException(refusal)) => refusal
+                    .item()
+                    .and_then(|i| opt_s(i, TOKEN))
+                    .is_some_and(|t| t == invitation.token.as_str()),
+                _ => return Err(store_error(&error)),
+            },
+        };
+        Ok(if ours {
             Claim::Taken {
                 previous: Some(holder),
             }
@@ -234,10 +260,10 @@ impl InvitationStore for DynamoStore {
     }
 
     async fn record_batch(&self, batch: &BatchRecord) -> Result<(), StoreError> {
-        // An update, not a put: the sender may already count the batch's first SMS.
-        let mut update = self
-            .client
-            .update_item()
+        // An update, not a put: the sender may already count the batch's first SMS. Set,
+        // never added, so that a retry after a lost answer changes nothing; in a
+        // transaction, as every write to the batch's counters is (see `write`).
+        let mut update = Update::builder()
             .table_name(&self.table)
             .key(PK, s(batch_pk(&batch.id)))
             .key(SK, s(BATCH_SK))
@@ -248,15 +274,18 @@ impl InvitationStore for DynamoStore {
             .expression_attribute_values(":at", n(batch.queued_at))
             .expression_attribute_values(":ttl", n(batch.expires_at))
             .expression_attribute_values(":count", n(batch.queued.len() as u64));
-        let set = "SET kind = :kind, #domain = :domain, queued_at = :at, #ttl = :ttl";
+        let set = "SET kind = :kind, #domain = :domain, queued_at = :at, #ttl = :ttl, \
+                   queued_count = :count";
         update = if batch.queued.is_empty() {
-            update.update_expression(format!("{set} ADD queued_count :count"))
+            update.update_expression(set)
         } else {
             update
-                .update_expression(format!("{set} ADD queued_count :count, queued :tokens"))
+                .update_expression(format!("{set} ADD queued :tokens"))
                 .expression_attribute_values(":tokens", AttributeValue::Ss(batch.queued.clone()))
         };
-        update.send().await.map_err(|e| store_error(&e))?;
+        let update = update.build().expect("update has its required fields");
+        self.transact_or_fail(vec![TransactWriteItem::builder().update(update).build()])
+            .await?;
         Ok(())
     }
 
@@ -532,38 +561,38 @@ impl DailyQuota for DynamoStore {
         if count > limit {
             return Ok(false);
         }
-        let result = self
-            .client
-            .update_item()
+        let update = Update::builder()
             .table_name(&self.table)
             .key(PK, s(usage_pk(domain)))
             .key(SK, s(day_sk(day)))
-            // One atomic add, refused if it would pass the limit.
+            // One atomic add, refused if it would pass the limit; in a transaction, whose
+            // token makes a retry after a lost answer add nothing more.
             .update_expression("ADD invitations :n SET #ttl = if_not_exists(#ttl, :ttl)")
             .condition_expression("attribute_not_exists(invitations) OR invitations <= :room")
             .expression_attribute_names("#ttl", TTL)
             .expression_attribute_values(":n", n_u32(count))
             .expression_attribute_values(":room", n_u32(limit - count))
             .expression_attribute_values(":ttl", n(usage_expiry(day)))
-            .send()
-            .await;
-        written(result)
+            .build()
+            .expect("update has its required fields");
+        Ok(matches!(
+            self.transact_or_fail(vec![TransactWriteItem::builder().update(update).build()])
+                .await?,
+            write::Transacted::Written
+        ))
     }
 
     async fn refund(&self, domain: &str, day: &str, count: u32) -> Result<(), StoreError> {
         if count == 0 {
             return Ok(());
         }
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .key(PK, s(usage_pk(domain)))
-            .key(SK, s(day_sk(day)))
-            .update_expression("ADD invitations :minus")
-            .expression_attribute_values(":minus", AttributeValue::N(format!("-{count}")))
-            .send()
-            .await
-            .map_err(|e| store_error(&e))?;
+        self.transact_or_fail(vec![self.add_to_usage_item(
+            domain,
+            day,
+            "invitations",
+            -i64::from(count),
+        )])
+        .await?;
         Ok(())
     }
 }
@@ -633,6 +662,10 @@ impl IdempotencyStore for DynamoStore {
             // Abandoned between the write and the read: the caller may simply retry.
             return Ok(IdempotencyBegin::InProgress);
         };
+        if opt_s(&existing, "lease").as_deref() == Some(lease.as_str()) {
+            // Our own record: applied, its answer lost, the SDK's retry refused by it.
+            return Ok(IdempotencyBegin::Proceed { lease });
+        }
         if opt_s(&existing, "request_hash").as_deref() != Some(request_hash) {
             return Ok(IdempotencyBegin::Mismatch);
         }
@@ -693,12 +726,16 @@ impl IdempotencyStore for DynamoStore {
 
 impl InboundLog for DynamoStore {
     async fn first_time(&self, message_id: &str, now: u64) -> Result<bool, StoreError> {
+        // `attempt`: a retry that finds this very write applied (its answer lost) knows it
+        // as its own, and the reply is handled rather than skipped as a duplicate.
+        let attempt = Token::generate();
         // Kept a week: SNS redeliveries come within hours.
         let item = Item::from([
             (PK.into(), s(format!("INBOUND#{message_id}"))),
             (SK.into(), s("INBOUND")),
             ("kind".into(), s("inbound_sms")),
             ("received_at".into(), n(now)),
+            ("attempt".into(), s(attempt.as_str())),
             (TTL.into(), n(now + 7 * 86_400)),
         ]);
         let result = self
@@ -707,9 +744,25 @@ impl InboundLog for DynamoStore {
             .table_name(&self.table)
             .set_item(Some(item))
             .condition_expression("attribute_not_exists(pk)")
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
-        written(result)
+        let existing = match result {
+            Ok(_) => return Ok(true),
+            Err(error) => match error.as_service_error() {
+                Some(PutItemError::ConditionalCheckFailedException(refusal)) => {
+                    match refusal.item().filter(|i| !i.is_empty()) {
+                        Some(item) => Some(item.clone()),
+                        None => {
+                            self.item(format!("INBOUND#{message_id}"), "INBOUND")
+                                .await?
+                        }
+                    }
+                }
+                _ => return Err(store_error(&error)),
+            },
+        };
+        Ok(existing.is_some_and(|e| opt_s(&e, "attempt").as_deref() == Some(attempt.as_str())))
     }
 
     async fn forget(&self, message_id: &str) -> Result<(), StoreError> {
@@ -806,51 +859,24 @@ impl WorkerStore for DynamoStore {
             .expression_attribute_values(":token", s(invitation.token.as_str()))
             .build()
             .expect("update has its required fields");
-        let mut transaction = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(create_account).build())
-            .transact_items(
-                TransactWriteItem::builder()
-                    .update(complete_invitation)
-                    .build(),
-            );
+        let mut items = vec![
+            TransactWriteItem::builder().put(create_account).build(),
+            TransactWriteItem::builder()
+                .update(complete_invitation)
+                .build(),
+        ];
         // Counted in its batch in the same transaction: once, exactly.
         if let Some(batch) = &invitation.batch_id {
-            transaction = transaction.transact_items(self.count_in_batch_item(batch, "registered"));
+            items.push(self.count_in_batch_item(batch, "registered"));
         }
-        let result = transaction.send().await;
-        let canceled = match result {
-            Ok(_) => return Ok(RegisterOutcome::Registered),
-            Err(e) => match e.as_service_error() {
-                Some(TransactWriteItemsError::TransactionCanceledException(c)) => c.clone(),
-                _ => return Err(store_error(&e)),
-            },
-        };
         // Only a failed condition says something about the data: on the invitation, it
-        // changed; on the account, the username is taken. Any other reason
-        // (`TransactionConflict` with a registration in flight, throttling) says nothing.
-        let failed = |i: usize| {
-            canceled
-                .cancellation_reasons()
-                .get(i)
-                .and_then(|r| r.code())
-                == Some("ConditionalCheckFailed")
-        };
-        Ok(if failed(1) {
-            RegisterOutcome::InvitationChanged
-        } else if failed(0) {
-            RegisterOutcome::UsernameTaken
-        } else {
-            warn!(
-                reasons = ?canceled
-                    .cancellation_reasons()
-                    .iter()
-                    .map(|r| r.code().unwrap_or("?"))
-                    .collect::<Vec<_>>(),
-                "registration transaction cancelled"
-            );
-            RegisterOutcome::TryAgain
+        // changed; on the account, the username is taken. Cancelled at every try by
+        // transactions in flight on the same items: nothing was stored, try again.
+        Ok(match self.transact(items).await? {
+            write::Transacted::Written => RegisterOutcome::Registered,
+            refused if refused.refused_at(1) => RegisterOutcome::InvitationChanged,
+            write::Transacted::Refused(_) => RegisterOutcome::UsernameTaken,
+            write::Transacted::Busy => RegisterOutcome::TryAgain,
         })
     }
 }

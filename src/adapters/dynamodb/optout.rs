@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use aws_sdk_dynamodb::types::KeysAndAttributes;
+use aws_sdk_dynamodb::types::{KeysAndAttributes, TransactWriteItem, Update};
 
 use super::item::*;
 use super::{DynamoStore, store_error, written};
@@ -41,37 +41,34 @@ impl OptOuts for DynamoStore {
         if !record.status.is_open() {
             return Ok(());
         }
-        let marked = written(
-            self.client
-                .update_item()
-                .table_name(self.table())
-                .key(PK, s(phone_pk(phone.as_str())))
-                .key(SK, s(REGISTRATION_SK))
-                .update_expression(
-                    "SET #status = :opted_out, gsi3pk = :in_opted_out, opted_out_at = :now \
-                     REMOVE lease_until, lease_owner",
-                )
-                .condition_expression(
-                    "#token = :token AND (#status = :queued OR #status = :pending)",
-                )
-                .expression_attribute_names("#status", "status")
-                .expression_attribute_names("#token", TOKEN)
-                .expression_attribute_values(":token", s(record.token.as_str()))
-                .expression_attribute_values(":opted_out", s("opted_out"))
-                .expression_attribute_values(
-                    ":in_opted_out",
-                    s(status_pk(&record.domain, RegistrationStatus::OptedOut)),
-                )
-                .expression_attribute_values(":queued", s("queued"))
-                .expression_attribute_values(":pending", s("pending"))
-                .expression_attribute_values(":now", n(now))
-                .send()
-                .await,
-        )?;
-        if marked {
-            self.count_in_batch_of(record.batch_id.as_deref(), "opted_out")
-                .await;
+        let mark = Update::builder()
+            .table_name(self.table())
+            .key(PK, s(phone_pk(phone.as_str())))
+            .key(SK, s(REGISTRATION_SK))
+            .update_expression(
+                "SET #status = :opted_out, gsi3pk = :in_opted_out, opted_out_at = :now \
+                 REMOVE lease_until, lease_owner",
+            )
+            .condition_expression("#token = :token AND (#status = :queued OR #status = :pending)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#token", TOKEN)
+            .expression_attribute_values(":token", s(record.token.as_str()))
+            .expression_attribute_values(":opted_out", s("opted_out"))
+            .expression_attribute_values(
+                ":in_opted_out",
+                s(status_pk(&record.domain, RegistrationStatus::OptedOut)),
+            )
+            .expression_attribute_values(":queued", s("queued"))
+            .expression_attribute_values(":pending", s("pending"))
+            .expression_attribute_values(":now", n(now))
+            .build()
+            .expect("update has its required fields");
+        // The invitation's state and its count in the batch, together.
+        let mut items = vec![TransactWriteItem::builder().update(mark).build()];
+        if let Some(batch) = &record.batch_id {
+            items.push(self.count_in_batch_item(batch, "opted_out"));
         }
+        self.transact_or_fail(items).await?;
         Ok(())
     }
 
