@@ -135,6 +135,50 @@ check(
     >= 6 * functions["SenderFunction"]["Timeout"],
 )
 
+# One source for limits: every number the functions read from a template parameter has the
+# same default and range in src/config.rs as in the parameter.
+config_rs = open("src/config.rs").read()
+ranges = {
+    name: (int(default.replace("_", "")), int(low.replace("_", "")), int(high.replace("_", "")))
+    for name, default, low, high in re.findall(
+        r'number\("([A-Z_]+)", ([0-9_]+), ([0-9_]+), ([0-9_]+)\)', config_rs
+    )
+}
+variables = template["Globals"]["Function"]["Environment"]["Variables"]
+parameters = template["Parameters"]
+for variable, (default, low, high) in sorted(ranges.items()):
+    ref = variables.get(variable, {})
+    parameter = parameters.get(ref.get("Ref", "")) if isinstance(ref, dict) else None
+    check(f"{variable} is set from a template parameter", parameter is not None)
+    if parameter is None:
+        continue
+    check(
+        f"{variable}: default {default}, range {low} to {high}, as its parameter "
+        f"{ref['Ref']} ({parameter.get('Default')}, {parameter.get('MinValue')} to "
+        f"{parameter.get('MaxValue')})",
+        (int(parameter.get("Default", -1)), int(parameter.get("MinValue", -1)),
+         int(parameter.get("MaxValue", -1))) == (default, low, high),
+    )
+
+# Failed SMS decide when a job is given up; the queue's maxReceiveCount is only a safety net
+# above them (a job handed back for the rate or the deadline spends a receive, no attempt).
+redrive = resources["SendQueue"]["Properties"]["RedrivePolicy"]
+check(
+    "SendQueue's maxReceiveCount is at least twice the largest SendMaxAttempts",
+    int(redrive["maxReceiveCount"]) >= 2 * int(parameters["SendMaxAttempts"]["MaxValue"]),
+)
+senders = functions["SenderFunction"]["Events"].values()
+check(
+    "the sender consumes the send dead-letter queue (jobs there are given up)",
+    any(
+        e["Type"] == "SQS"
+        and e["Properties"]["Queue"] == {"Fn::GetAtt": ["SendDeadLetterQueue", "Arn"]}
+        for e in senders
+    )
+    and variables.get("SEND_DEAD_LETTER_QUEUE_ARN")
+    == {"Fn::GetAtt": ["SendDeadLetterQueue", "Arn"]},
+)
+
 # Listings by status are served by their index.
 indexes = [
     i["IndexName"]
@@ -300,6 +344,8 @@ RECEIPTS = [dimension("Function", "receipts")]
 EXPECTED_ALARMS = {
     "SendDeadLetterAlarm": [
         ("AWS/SQS", "ApproximateNumberOfMessagesVisible",
+         [dimension("QueueName", {"Fn::GetAtt": ["SendDeadLetterQueue", "QueueName"]})]),
+        ("AWS/SQS", "ApproximateNumberOfMessagesNotVisible",
          [dimension("QueueName", {"Fn::GetAtt": ["SendDeadLetterQueue", "QueueName"]})]),
     ],
     "InboundDeadLetterAlarm": [

@@ -122,10 +122,10 @@ impl Config {
                 number("INVITATION_LIFETIME_DAYS", 30, 1, 365)? * 86_400,
             ),
             claim_stale_after: Duration::from_secs(number("CLAIM_STALE_SECONDS", 300, 30, 86_400)?),
-            deadline_margin: Duration::from_millis(number("DEADLINE_MARGIN_MS", 2_000, 0, 60_000)?),
+            deadline_margin: Duration::from_millis(number("DEADLINE_MARGIN_MS", 2_000, 0, 15_000)?),
             send_queue_url: get("SEND_QUEUE_URL"),
-            sms_rate_per_second: number("SMS_RATE_PER_SECOND", 20, 1, 10_000)? as u32,
-            send_max_attempts: number("SEND_MAX_ATTEMPTS", 8, 1, 1_000)? as u32,
+            sms_rate_per_second: number("SMS_RATE_PER_SECOND", 20, 1, 1_000)? as u32,
+            send_max_attempts: number("SEND_MAX_ATTEMPTS", 8, 2, 20)? as u32,
             send_dead_letter_queue_arn: get("SEND_DEAD_LETTER_QUEUE_ARN"),
         })
     }

@@ -57,6 +57,10 @@ where
                     "RepliesOptedOut",
                     usize::from(outcome == ReplyOutcome::OptedOut),
                 )
+                .count(
+                    "RepliesNotAnswered",
+                    usize::from(outcome == ReplyOutcome::NotAnswered),
+                )
                 .emit();
             let outcome = describe(&outcome);
             info!(outcome, "reply handled");
@@ -78,5 +82,6 @@ fn describe(outcome: &ReplyOutcome) -> &'static str {
         ReplyOutcome::OptedOut => "opted_out",
         ReplyOutcome::OptedIn => "opted_in",
         ReplyOutcome::HelpSent => "help_sent",
+        ReplyOutcome::NotAnswered => "not_answered",
     }
 }

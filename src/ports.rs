@@ -521,6 +521,17 @@ pub trait InboundLog: Send + Sync {
 
     /// Forgets `message_id`, so that a redelivery is handled (after a failure).
     fn forget(&self, message_id: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Counts an answer to reply `message_id` against the invitation `token`'s answers of
+    /// `day`: `false` when `cap` of them were already given (to other replies). The same
+    /// reply asked about again (a retry) keeps its answer.
+    fn may_answer(
+        &self,
+        token: &str,
+        day: &str,
+        message_id: &str,
+        cap: usize,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
 /// Where `worker_registered` events go, for the organisation's own systems.
@@ -790,6 +801,16 @@ impl<T: InboundLog> InboundLog for std::sync::Arc<T> {
 
     fn forget(&self, message_id: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
         (**self).forget(message_id)
+    }
+
+    fn may_answer(
+        &self,
+        token: &str,
+        day: &str,
+        message_id: &str,
+        cap: usize,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).may_answer(token, day, message_id, cap)
     }
 }
 

@@ -181,12 +181,9 @@ async fn run(seed: u64) -> Run {
     }
 
     // The STOP numbers invited again (still under the faults).
-    let request = lambda_http::request::from_str(&post_event(
-        DEMO_DOMAIN,
-        &invite(&numbers[..STOPS].to_vec()),
-        &auth,
-    ))
-    .unwrap();
+    let request =
+        lambda_http::request::from_str(&post_event(DEMO_DOMAIN, &invite(&numbers[..STOPS]), &auth))
+            .unwrap();
     let (status, again) = response_parts(&api.handle(request).await);
     assert_eq!(status, 200, "inviting the STOP numbers again: {again}");
 

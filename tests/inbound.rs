@@ -347,3 +347,34 @@ async fn a_reply_that_fails_is_handled_when_delivered_again() {
     assert_eq!(e.replay(&sns_event("reply-stop")).await, ["opted_out"]);
     assert_eq!(e.record().await.status, RegistrationStatus::OptedOut);
 }
+
+#[tokio::test]
+async fn an_auto_responder_gets_three_answers_a_day_while_keywords_keep_working() {
+    let e = env(None).await;
+    e.invite(A).await;
+    let before = e.moto.sms_to(A).len();
+    // "I am away until Monday", thirty times: three answers, then none.
+    let mut outcomes = Vec::new();
+    for i in 0..30 {
+        outcomes.extend(
+            e.replay(&reply("I am away until Monday", &format!("away-{i}")))
+                .await,
+        );
+    }
+    assert_eq!(outcomes[..3], ["start_resent"; 3]);
+    assert!(
+        outcomes[3..].iter().all(|o| o == "not_answered"),
+        "{outcomes:?}"
+    );
+    assert_eq!(e.moto.sms_to(A).len(), before + 3, "three answers sent");
+    // A retry of an answered reply keeps its answer (it is a duplicate, sent nothing).
+    assert_eq!(
+        e.replay(&reply("I am away until Monday", "away-0")).await,
+        ["duplicate"]
+    );
+    // The keywords still work: 1 picks Android, HELP is answered, STOP is recorded.
+    assert_eq!(e.replay(&reply("1", "one")).await, ["android_link_sent"]);
+    assert_eq!(e.replay(&reply("HELP", "help")).await, ["help_sent"]);
+    assert_eq!(e.replay(&reply("STOP", "stop")).await, ["opted_out"]);
+    assert_eq!(e.moto.sms_to(A).len(), before + 5);
+}

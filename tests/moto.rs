@@ -347,6 +347,8 @@ async fn a_stale_claim_is_taken_over_only_when_its_batch_never_queued_its_job() 
 
 /// Delivers the queued jobs until their attempts (3 here) are spent: SNS refuses each,
 /// and each retry waits longer (5 s, then 10 s).
+/// Delivers the failing job until its last attempt: one failed SMS per delivery, each
+/// counted on its record, the job back after 5 s, then 10 s.
 async fn deliver_until_dead_letter(e: &Env) {
     for wait in [0, 5, 10] {
         tokio::time::sleep(std::time::Duration::from_millis(wait * 1000 + 300)).await;
@@ -387,13 +389,12 @@ async fn when_sns_fails_every_attempt_the_invitation_fails_the_number_is_freed_a
         e.record(A).await.unwrap().status,
         RegistrationStatus::Pending
     );
-    // The day's count is given back, the job is in the dead-letter queue, and any project
-    // may invite the number at once.
+    // The day's count is given back, the job is done with (its outcome is on the
+    // invitation: no dead letter), and any project may invite the number at once.
     assert_eq!(usage(&e).await, 1);
-    // SQS moves it on the receive after its last (the sender made it visible at once).
     assert_eq!(e.deliver().await, 0);
     let dlq = e.queue_url.replace(TABLE, &format!("{TABLE}-dlq"));
-    assert_eq!(e.moto.queue_depth(&dlq).await, 1);
+    assert_eq!(e.moto.queue_depth(&dlq).await, 0);
     assert_eq!(e.moto.queue_depth(&e.queue_url).await, 0);
     assert_eq!(e.post_other(&invite(&[B])).await.1, lists(&[B], &[], &[]));
     assert_eq!(e.record(B).await.unwrap().domain, "other");
@@ -643,7 +644,7 @@ async fn register_json(e: &Env, token: &str, body: &Value) -> (u16, Value) {
 }
 
 #[tokio::test]
-async fn a_transaction_conflict_is_a_409_to_try_again_never_a_taken_username() {
+async fn transaction_conflicts_at_every_try_are_a_409_to_try_again_never_a_taken_username() {
     use common::fault_proxy::{Fault, Rule};
     let e = env().await;
     e.post(&invite(&[A])).await;
@@ -652,7 +653,8 @@ async fn a_transaction_conflict_is_a_409_to_try_again_never_a_taken_username() {
         json!({"username": "jane", "password": "correct horse", "password2": "correct horse"});
     // DynamoDB cancels a transaction that meets another in flight on the same item; moto
     // never does, so the proxy in front of it answers as DynamoDB would.
-    let conflict = || Rule::always("TransactWriteItems", None, Fault::TransactionConflict).times(1);
+    // One conflict is tried again (see below); conflicts at every try are a 409.
+    let conflict = || Rule::always("TransactWriteItems", None, Fault::TransactionConflict);
     e.moto.front.add(conflict());
     let response = registration(&e, "POST", &token, "application/json", &form.to_string()).await;
     assert_eq!(response.headers()["retry-after"], "1");
@@ -670,7 +672,6 @@ async fn a_transaction_conflict_is_a_409_to_try_again_never_a_taken_username() {
         RegistrationStatus::Pending
     );
 
-    e.moto.front.add(conflict());
     let page = registration(
         &e,
         "POST",
@@ -683,7 +684,10 @@ async fn a_transaction_conflict_is_a_409_to_try_again_never_a_taken_username() {
     let html = String::from_utf8_lossy(page.body().as_ref()).into_owned();
     assert!(html.contains("Please try again") && !html.contains("already taken"));
 
-    // Submitted again, it registers: nothing of the cancelled tries was kept.
+    // Submitted again, with one conflict on the way (tried again), it registers: nothing
+    // of the cancelled tries was kept.
+    e.moto.front.clear();
+    e.moto.front.add(conflict().times(1));
     assert_eq!(
         register_json(&e, &token, &form).await,
         (201, json!({"username": "jane"}))
@@ -1421,4 +1425,74 @@ async fn a_listing_by_status_costs_one_query_per_page_whatever_the_projects_size
     .await;
     assert_eq!(rest["objects"][0]["phone_number"], "+16175554500");
     assert!(rest["next"].is_null());
+}
+
+#[tokio::test]
+async fn a_job_on_the_dead_letter_queue_is_given_up_and_a_message_that_is_no_job_is_kept() {
+    let e = env().await;
+    let auth = api_key_header(DEMO_USER, DEMO_KEY);
+    e.post_only(DEMO_DOMAIN, &auth, &invite(&[A])).await;
+    let day = smsreg::domain::time::utc_day(now());
+    assert_eq!(e.store.usage_of(DEMO_DOMAIN, &day).await.unwrap(), 1);
+    // The job as SQS would hand it over from the dead-letter queue (received too often:
+    // its deliveries crashed), beside a message that is no send job.
+    let sqs = aws_sdk_sqs::Client::new(&e.moto.sdk_config().await);
+    let job = sqs
+        .receive_message()
+        .queue_url(&e.queue_url)
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap()
+        .remove(0);
+    let dead_letters = "arn:aws:sqs:us-east-1:123456789012:smsreg-send-dlq";
+    let record = |id: &str, body: &str| {
+        json!({
+            "messageId": id, "receiptHandle": format!("handle-{id}"), "body": body,
+            "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
+            "eventSource": "aws:sqs", "eventSourceARN": dead_letters, "awsRegion": "us-east-1"
+        })
+    };
+    let event: aws_lambda_events::event::sqs::SqsEvent = serde_json::from_value(json!({
+        "Records": [record("job", job.body().unwrap()), record("junk", "not a send job")]
+    }))
+    .unwrap();
+    let aws = e.moto.sdk_config().await;
+    let config = Config {
+        table_name: TABLE.into(),
+        send_queue_url: Some(e.queue_url.clone()),
+        send_dead_letter_queue_arn: Some(dead_letters.into()),
+        ..Config::default()
+    };
+    let sender = smsreg::wiring::aws_sender_with(&aws, config).unwrap();
+    let response = sender.handle_batch(&event, None).await.unwrap();
+    let kept: Vec<&str> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    assert_eq!(
+        kept,
+        ["junk"],
+        "the unreadable message stays for inspection"
+    );
+    // The job is given up: its invitation failed with the reason, the day's count given
+    // back, the number free; nothing was sent.
+    let failed = e.record(A).await.unwrap();
+    assert_eq!(failed.status, RegistrationStatus::Failed);
+    assert!(
+        failed
+            .failure_reason
+            .as_deref()
+            .unwrap()
+            .contains("dead-letter queue"),
+        "{failed:?}"
+    );
+    assert_eq!(e.store.usage_of(DEMO_DOMAIN, &day).await.unwrap(), 0);
+    assert!(e.moto.sms_to(A).is_empty());
+    // Handed over again (SQS delivers at least once), it counts nothing twice.
+    sender.handle_batch(&event, None).await.unwrap();
+    assert_eq!(e.store.usage_of(DEMO_DOMAIN, &day).await.unwrap(), 0);
+    assert_eq!(e.post_other(&invite(&[A])).await.1, lists(&[A], &[], &[]));
 }

@@ -38,6 +38,8 @@ struct IdempotencyRecord {
 #[derive(Default)]
 struct StoreState {
     inbound: HashSet<String>,
+    /// Replies answered, per invitation token and day.
+    answers: HashMap<(String, String), HashSet<String>>,
     workers: HashMap<(String, String), Worker>,
     usage: HashMap<(String, String), u32>,
     idempotency: HashMap<(String, String), IdempotencyRecord>,
@@ -774,6 +776,28 @@ impl InboundLog for MemoryStore {
     async fn forget(&self, message_id: &str) -> Result<(), StoreError> {
         self.state().inbound.remove(message_id);
         Ok(())
+    }
+
+    async fn may_answer(
+        &self,
+        token: &str,
+        day: &str,
+        message_id: &str,
+        cap: usize,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.reachable()?;
+        let answered = state
+            .answers
+            .entry((token.to_owned(), day.to_owned()))
+            .or_default();
+        if answered.contains(message_id) {
+            return Ok(true);
+        }
+        if answered.len() >= cap {
+            return Ok(false);
+        }
+        answered.insert(message_id.to_owned());
+        Ok(true)
     }
 }
 

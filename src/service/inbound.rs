@@ -61,7 +61,15 @@ pub enum ReplyOutcome {
     OptedIn,
     /// HELP or INFO: answered with who texts and how to stop.
     HelpSent,
+    /// A reply that is no keyword, past the day's [`MAX_ANSWERS_PER_DAY`] answers to such
+    /// replies for the invitation (an auto-responder, say): logged, not answered.
+    NotAnswered,
 }
+
+/// Answers a day to replies that are no keyword (not STOP, START, HELP, 1, 2 or JOIN), per
+/// invitation: a phone that answers every SMS automatically must not ping-pong with the
+/// service, each answer paid for and taken from the deployment's rate.
+pub const MAX_ANSWERS_PER_DAY: usize = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplyError {
@@ -173,6 +181,21 @@ where
             .is_some_and(|w| w.eq_ignore_ascii_case("JOIN"))
         {
             return self.join(&project, &invitation, &words).await;
+        }
+        let chosen = invitation.phone_type.is_none() && (body == "1" || body == "2");
+        if !chosen
+            && !self
+                .directory
+                .may_answer(
+                    invitation.token.as_str(),
+                    &crate::domain::time::utc_day(now),
+                    &sms.inbound_message_id,
+                    MAX_ANSWERS_PER_DAY,
+                )
+                .await?
+        {
+            info!(phone = %phone.masked(), "reply past the day's answers: not answered");
+            return Ok(ReplyOutcome::NotAnswered);
         }
         let answer = match invitation.phone_type {
             Some(known) => known,

@@ -765,6 +765,40 @@ impl InboundLog for DynamoStore {
         Ok(existing.is_some_and(|e| opt_s(&e, "attempt").as_deref() == Some(attempt.as_str())))
     }
 
+    async fn may_answer(
+        &self,
+        token: &str,
+        day: &str,
+        message_id: &str,
+        cap: usize,
+    ) -> Result<bool, StoreError> {
+        // One item per invitation and day: the set of replies answered. Adding to a set is
+        // idempotent, so a retry after a lost answer (or the same reply again) passes by
+        // `contains` and changes nothing.
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(format!("ANSWERS#{token}")))
+            .key(SK, s(day_sk(day)))
+            .update_expression("ADD replies :id SET #ttl = if_not_exists(#ttl, :ttl)")
+            .condition_expression(
+                "attribute_not_exists(replies) OR size(replies) < :cap OR contains(replies, :reply)",
+            )
+            .expression_attribute_names("#ttl", TTL)
+            .expression_attribute_values(":id", AttributeValue::Ss(vec![message_id.to_owned()]))
+            .expression_attribute_values(":reply", s(message_id))
+            .expression_attribute_values(":cap", n(cap as u64))
+            // Needed for its day only.
+            .expression_attribute_values(
+                ":ttl",
+                n(crate::domain::time::day_start(day).unwrap_or(0) + 2 * 86_400),
+            )
+            .send()
+            .await;
+        written(result)
+    }
+
     async fn forget(&self, message_id: &str) -> Result<(), StoreError> {
         self.client
             .delete_item()
