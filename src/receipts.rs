@@ -13,6 +13,10 @@ use crate::domain::receipt::Receipt;
 use crate::metrics::{Metrics, Unit};
 use crate::ports::{Clock, DeliveryLog, ReceiptOutcome, StoreError};
 
+/// The `messageType` of the events CloudWatch Logs sends to check a subscription's
+/// destination (its lines are not delivery statuses, and not malformed ones either).
+const CONTROL_MESSAGE: &str = "CONTROL_MESSAGE";
+
 pub struct Receipts<L> {
     pub log: L,
     pub clock: Arc<dyn Clock>,
@@ -39,6 +43,11 @@ impl<L: DeliveryLog> Receipts<L> {
 
     pub async fn handle(&self, event: LambdaEvent<LogsEvent>) -> Result<Value, Error> {
         let span = info_span!("receipts", request_id = %event.context.request_id);
+        if event.payload.aws_logs.data.message_type == CONTROL_MESSAGE {
+            // CloudWatch Logs checking that the function is reachable: no receipts in it.
+            span.in_scope(|| info!("CloudWatch Logs control message: nothing to record"));
+            return Ok(json!({"control_message": true}));
+        }
         let lines: Vec<&str> = event
             .payload
             .aws_logs

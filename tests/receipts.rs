@@ -205,6 +205,9 @@ async fn a_batch_counts_through_sent_opened_registered_and_its_receipts() {
         malformed["malformed"], 2,
         "malformed lines are skipped, the batch succeeds"
     );
+    // CloudWatch Logs checking the destination: no receipt, and nothing malformed.
+    let control = invoke(fixture("control-message", None));
+    assert_eq!(control, json!({"control_message": true}));
     // Delivered again (CloudWatch Logs retries): recorded once.
     let again = invoke(delivered);
     assert_eq!(

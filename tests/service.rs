@@ -29,6 +29,23 @@ impl Clock for TestClock {
 
 const T0: u64 = 1_800_000_000;
 
+/// A clock that runs, from T0: the sender's pace and gaps in real time.
+struct Running(Instant);
+
+impl Clock for Running {
+    fn now(&self) -> u64 {
+        self.now_us() / 1_000_000
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.now_us() / 1_000
+    }
+
+    fn now_us(&self) -> u64 {
+        T0 * 1_000_000 + self.0.elapsed().as_micros() as u64
+    }
+}
+
 struct World<S> {
     store: Arc<MemoryStore>,
     sms: Arc<S>,
@@ -1506,4 +1523,62 @@ async fn one_idempotency_key_never_serves_both_sending_endpoints() {
         422,
         "same key, another request"
     );
+}
+
+#[tokio::test]
+async fn at_one_sms_a_second_jobs_past_the_deadline_go_back_unstarted_and_spend_no_attempt() {
+    let w = world();
+    w.store.put_project(demo_project(Some(INSTALL_URL)));
+    // 200 Android invitations: 400 SMS, far more than an invocation can send at 1 a second.
+    let numbers = us_numbers(200);
+    let users: Vec<Value> = numbers.iter().map(|n| json!({"phone_number": n})).collect();
+    let body = json!({"app_id": DEMO_APP, "android_only": true, "users": users});
+    let (status, report) = w.post(&body).await;
+    assert_eq!(status, 200, "{report}");
+    let jobs = w.sms.take_jobs();
+    assert_eq!(jobs.len(), 200);
+    // One invocation with 2.5 s before it must stop starting SMS: the slots of the rate are
+    // 1.04 s apart from 0.25 s ahead, so three fit; every other job goes back unstarted.
+    let pacer = Pacer::new(1);
+    let sender = RegistrationService::new(
+        w.store.clone(),
+        w.store.clone(),
+        w.sms.clone(),
+        Arc::new(Running(Instant::now())),
+        w.api.service.config.clone(),
+    );
+    let until = Instant::now() + Duration::from_millis(2_500);
+    let results = futures::future::join_all(
+        jobs.iter()
+            .map(|job| sender.send_job(job, &pacer, Some(until))),
+    )
+    .await;
+    let stopped_in_time = Instant::now() < until + Duration::from_millis(500);
+    // (A job whose first SMS went out and whose second found no slot is handed back too.)
+    assert_eq!(w.sms.sent().len(), 3, "three slots fit before the deadline");
+    assert!(stopped_in_time, "no SMS waited for past the deadline");
+    for result in &results {
+        match result {
+            JobResult::Sent(_) => {}
+            JobResult::Later { reason, .. } => assert_eq!(reason, "NoSlotBeforeDeadline"),
+            other => panic!("only sent or handed back unstarted: {other:?}"),
+        }
+    }
+    // Handed back, they spend nothing: delivered again (faster now), every worker gets
+    // each SMS once and no invitation fails.
+    let pacer = Pacer::new(10_000);
+    let results =
+        futures::future::join_all(jobs.iter().map(|job| sender.send_job(job, &pacer, None))).await;
+    assert!(
+        results.iter().all(|r| matches!(r, JobResult::Sent(_))),
+        "{results:?}"
+    );
+    assert_eq!(w.sms.sent().len(), 400);
+    for n in &numbers {
+        assert_eq!(w.sms.sent_to(n).len(), 2, "{n}");
+        assert_eq!(
+            w.store.record(n).unwrap().status,
+            RegistrationStatus::Pending
+        );
+    }
 }

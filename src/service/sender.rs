@@ -64,15 +64,15 @@ impl Pacer {
         self.sms.wait_turn(slots, clock, not_after).await
     }
 
-    /// Takes the deployment's next slot for asking SNS about an opt-out, and waits for it.
+    /// Takes the deployment's next slot for asking SNS about an opt-out, and waits for it;
+    /// none later than `not_after` (µs).
     pub async fn wait_check_turn<L: RateSlots>(
         &self,
         slots: &L,
         clock: &dyn Clock,
-    ) -> Result<u64, StoreError> {
-        match self.opt_out_checks.wait_turn(slots, clock, None).await? {
-            Turn::At(slot) | Turn::Later(slot) => Ok(slot),
-        }
+        not_after: Option<u64>,
+    ) -> Result<Turn, StoreError> {
+        self.opt_out_checks.wait_turn(slots, clock, not_after).await
     }
 }
 
@@ -192,20 +192,29 @@ where
     S: SmsSender,
 {
     /// Whether the number opted out, by our record (a STOP reply) or SNS's list; then its
-    /// invitation is marked `opted_out`. Asked before a job's first SMS.
-    async fn opted_out(&self, phone: &PhoneNumber, pacer: &Pacer) -> Result<bool, String> {
+    /// invitation is marked `opted_out`. Asked before a job's first SMS. `None`: SNS could
+    /// not be asked before `not_after` (µs), so the job waits for another invocation.
+    async fn opted_out(
+        &self,
+        phone: &PhoneNumber,
+        pacer: &Pacer,
+        not_after: Option<u64>,
+    ) -> Result<Option<bool>, String> {
         let ours = self
             .store
             .opted_out(std::slice::from_ref(phone))
             .await
             .map_err(|e| e.to_string())?;
         if ours.is_empty() {
-            pacer
-                .wait_check_turn(&self.store, self.clock.as_ref())
+            let turn = pacer
+                .wait_check_turn(&self.store, self.clock.as_ref(), not_after)
                 .await
                 .map_err(|e| e.to_string())?;
+            if let Turn::Later(_) = turn {
+                return Ok(None);
+            }
             if !self.sms.is_opted_out(phone).await.map_err(|e| e.code)? {
-                return Ok(false);
+                return Ok(Some(false));
             }
         }
         // Recorded here too, so that the create call answers it in `opted_out_numbers`.
@@ -214,7 +223,7 @@ where
             .await
             .map_err(|e| e.to_string())?;
         info!(phone = %phone.masked(), "opted out: not texted");
-        Ok(true)
+        Ok(Some(true))
     }
 
     /// Sends what is left of a job, unless it is not wanted any more. Stops, to be tried
@@ -242,12 +251,21 @@ where
             return JobResult::Dropped("unreadable number");
         };
         let first = part;
+        // The last moment an SMS may start, on the clock the slots are kept in.
+        let not_after = until.map(|u| {
+            let left = u.saturating_duration_since(Instant::now());
+            self.clock.now_us() + left.as_micros() as u64
+        });
         if part == 0 {
-            match self.opted_out(&phone, pacer).await {
-                Ok(false) => {}
-                Ok(true) => {
+            match self.opted_out(&phone, pacer, not_after).await {
+                Ok(Some(false)) => {}
+                Ok(Some(true)) => {
                     self.end_lease(job, &delivery).await;
                     return JobResult::Dropped("opted out");
+                }
+                Ok(None) => {
+                    self.end_lease(job, &delivery).await;
+                    return JobResult::later("NoSlotBeforeDeadline", 0);
                 }
                 Err(code) => {
                     self.end_lease(job, &delivery).await;
@@ -255,14 +273,15 @@ where
                 }
             }
         }
-        // The last moment an SMS may start, on the clock the slots are kept in.
-        let not_after = until.map(|u| {
-            let left = u.saturating_duration_since(Instant::now());
-            self.clock.now_us() + left.as_micros() as u64
-        });
         while part < job.texts.len() {
             if let Some(last) = last {
-                let wait = (last + PER_PHONE_GAP_MS).saturating_sub(self.clock.now_ms());
+                let gap_end_ms = last + PER_PHONE_GAP_MS;
+                if not_after.is_some_and(|limit| gap_end_ms * 1000 > limit) {
+                    // The phone's next SMS may not leave before the deadline: not waited for.
+                    self.end_lease(job, &delivery).await;
+                    return JobResult::later("NoSlotBeforeDeadline", 0);
+                }
+                let wait = gap_end_ms.saturating_sub(self.clock.now_ms());
                 tokio::time::sleep(Duration::from_millis(wait)).await;
             }
             match pacer
@@ -427,8 +446,8 @@ mod tests {
         let store = MemoryStore::new();
         let (a, b) = (Pacer::new(1_000), Pacer::new(1_000));
         assert_eq!(a.opt_out_checks.interval_us, 20_800);
-        let first = a.wait_check_turn(&store, &Frozen).await.unwrap();
-        let second = b.wait_check_turn(&store, &Frozen).await.unwrap();
+        let first = turn(a.wait_check_turn(&store, &Frozen, None).await.unwrap());
+        let second = turn(b.wait_check_turn(&store, &Frozen, None).await.unwrap());
         assert_eq!(first, NOW_US + CHECK_LEAD_US);
         assert_eq!(second, first + 20_800, "shared between instances");
         // The SMS pace is another record: its first slot is not pushed back by checks.
