@@ -254,6 +254,27 @@ pub struct SentSms {
     pub sent_at: u64,
 }
 
+impl SentSms {
+    /// SMS `part` of `job`, which SNS accepted at `at_ms` under `message_id`.
+    pub fn of(job: &SmsJob, part: usize, at_ms: u64, message_id: &str) -> Self {
+        let (token, batch_id) = match &job.kind {
+            crate::domain::job::JobKind::Invitation {
+                token, batch_id, ..
+            } => (Some(token.clone()), batch_id.clone()),
+            crate::domain::job::JobKind::Message => (None, None),
+        };
+        SentSms {
+            message_id: message_id.to_owned(),
+            domain: job.domain.clone(),
+            phone: job.phone.clone(),
+            token,
+            batch_id,
+            part,
+            sent_at: at_ms / 1000,
+        }
+    }
+}
+
 pub use crate::domain::receipt::Receipt;
 
 /// What became of a receipt.

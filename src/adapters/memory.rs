@@ -522,21 +522,7 @@ impl SendLedger for MemoryStore {
             r.status = RegistrationStatus::Pending;
             r.sent_at.get_or_insert(now_ms / 1000);
         }
-        let (token, batch_id) = match &job.kind {
-            JobKind::Invitation {
-                token, batch_id, ..
-            } => (Some(token.clone()), batch_id.clone()),
-            JobKind::Message => (None, None),
-        };
-        let sms = SentSms {
-            message_id: message_id.to_owned(),
-            domain: job.domain.clone(),
-            phone: job.phone.clone(),
-            token,
-            batch_id,
-            part,
-            sent_at: now_ms / 1000,
-        };
+        let sms = SentSms::of(job, part, now_ms, message_id);
         let day = crate::domain::time::utc_day(sms.sent_at);
         state
             .days

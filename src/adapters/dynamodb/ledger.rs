@@ -206,21 +206,7 @@ impl SendLedger for DynamoStore {
                 ))
                 .condition_expression(at_part(part)),
         };
-        let (token, batch_id) = match &job.kind {
-            JobKind::Invitation {
-                token, batch_id, ..
-            } => (Some(token.as_str()), batch_id.as_deref()),
-            JobKind::Message => (None, None),
-        };
-        let sms = SentSms {
-            message_id: message_id.to_owned(),
-            domain: job.domain.clone(),
-            phone: job.phone.clone(),
-            token: token.map(str::to_owned),
-            batch_id: batch_id.map(str::to_owned),
-            part,
-            sent_at: now_ms / 1000,
-        };
+        let sms = SentSms::of(job, part, now_ms, message_id);
         // The SMS, its message id (for its receipt) and the counts it moves, all or
         // nothing: a retried delivery never counts an SMS twice, nor one not recorded.
         let mut items = vec![
@@ -231,7 +217,8 @@ impl SendLedger for DynamoStore {
             self.count_sms_sent_item(&sms),
         ];
         if part == 0
-            && let Some(batch) = batch_id
+            && sms.token.is_some()
+            && let Some(batch) = &sms.batch_id
         {
             items.push(self.count_in_batch_item(batch, "sent"));
         }
