@@ -17,6 +17,7 @@ use common::runtime::RuntimeApi;
 use common::*;
 use serde_json::{Value, json};
 use smsreg::config::Config;
+use smsreg::ports::InvitationStore;
 
 const TABLE: &str = "sms-registration-sending";
 const INSTALL_URL: &str = "https://www.commcarehq.org/a/demo/apps/download/app/media_profile.ccpr";
@@ -29,18 +30,23 @@ struct Figures {
     sending: Duration,
     accepted: usize,
     throttled: usize,
+    /// How far past their deadline sender invocations answered (Lambda would have ended
+    /// them there).
+    overruns: Vec<Duration>,
 }
 
 /// Invites `users` workers (`android_only`, two SMS each with the app's install link) at
 /// `rate` SMS per second; returns every `Publish` the proxy saw once all SMS went out.
-async fn send_batch(users: usize, rate: usize) -> (Vec<Publish>, Figures) {
+async fn send_batch(users: usize, rate: usize, budget_ms: u64) -> (Vec<Publish>, Figures) {
     let moto = Moto::start();
     moto.front.limit_publish_rate(rate);
     let store = moto.store(TABLE).await;
     provision_demo(&store, Some(INSTALL_URL)).await;
-    let queue_url = moto.send_queue(TABLE, 8).await;
+    // The template's send queue: maxReceiveCount 50, a safety net.
+    let queue_url = moto.send_queue(TABLE, 50).await;
 
-    let runtime = RuntimeApi::start(60_000);
+    // Each invocation of the sender gets `budget_ms` (the template's timeout: 60 s).
+    let runtime = RuntimeApi::start(budget_ms);
     let mut env = moto.env(TABLE);
     env.extend(runtime.env());
     env.extend([
@@ -115,7 +121,20 @@ async fn send_batch(users: usize, rate: usize) -> (Vec<Publish>, Figures) {
         sending: last_accepted.duration_since(first),
         accepted: accepted(&publishes),
         throttled: publishes.iter().filter(|p| !p.accepted).count(),
+        overruns: runtime.overruns(),
     };
+    for n in &numbers {
+        let record = store
+            .find(&smsreg::domain::PhoneNumber::parse(n).unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            record.status,
+            smsreg::domain::RegistrationStatus::Pending,
+            "{n}: no invitation failed without a failed SMS"
+        );
+    }
     assert_eq!(
         moto.sms().len(),
         figures.accepted,
@@ -137,6 +156,11 @@ fn check(publishes: &[Publish], figures: &Figures, users: usize, rate: usize) {
         (figures.accepted as f64) / rate as f64,
         figures.throttled,
         100.0 * figures.throttled as f64 / figures.accepted as f64,
+    );
+    assert!(
+        figures.overruns.is_empty(),
+        "sender invocations answered past their deadline by {:?}",
+        figures.overruns
     );
     // Each worker gets the link, then the install link, once each.
     let mut per_phone: HashMap<&str, Vec<&Publish>> = HashMap::new();
@@ -185,12 +209,22 @@ fn check(publishes: &[Publish], figures: &Figures, users: usize, rate: usize) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn five_hundred_workers_are_texted_at_twenty_per_second_none_lost_none_doubled() {
-    let (publishes, figures) = send_batch(500, 20).await;
+    let (publishes, figures) = send_batch(500, 20, 60_000).await;
     check(&publishes, &figures, 500, 20);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_toll_free_number_is_paced_at_three_per_second() {
-    let (publishes, figures) = send_batch(30, 3).await;
+    let (publishes, figures) = send_batch(30, 3, 60_000).await;
     check(&publishes, &figures, 30, 3);
+}
+
+/// A new US 10DLC number: 1 SMS a second, with the template's other defaults (4 instances,
+/// 10 jobs a batch). Invocations are cut to 15 s here (7 s of sending each, after the 8 s in
+/// which the sender starts no SMS), so that many end while their jobs wait for the rate:
+/// none may answer past its deadline, and a job handed back spends no attempt.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_ten_dlc_number_at_one_per_second_keeps_every_deadline() {
+    let (publishes, figures) = send_batch(12, 1, 15_000).await;
+    check(&publishes, &figures, 12, 1);
 }

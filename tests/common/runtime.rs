@@ -17,6 +17,11 @@ struct State {
     answers: HashMap<String, (Instant, Result<String, String>)>,
     first_poll: Option<Instant>,
     next_id: u64,
+    /// Deadlines of the invocations handed out and not answered yet.
+    deadlines: HashMap<String, Instant>,
+    /// Invocations answered after their deadline: on AWS, Lambda would have ended them
+    /// there (a batch returned whole, its SMS perhaps sent twice).
+    overruns: Vec<Duration>,
 }
 
 #[derive(Default)]
@@ -61,6 +66,11 @@ impl Shared {
     fn answer(&self, id: &str, answer: Result<String, String>) {
         let at = Instant::now();
         let mut state = self.state.lock().unwrap();
+        if let Some(deadline) = state.deadlines.remove(id)
+            && at > deadline
+        {
+            state.overruns.push(at.duration_since(deadline));
+        }
         state.answers.insert(id.to_owned(), (at, answer));
         self.changed.notify_all();
     }
@@ -117,6 +127,12 @@ fn serve(stream: TcpStream, shared: Arc<Shared>, budget_ms: u64) {
         let accepted = |writer: &mut TcpStream| respond(writer, "202 Accepted", &[], b"{}");
         let open = if request.method == "GET" && path == "invocation/next" {
             let (id, event) = shared.next();
+            shared
+                .state
+                .lock()
+                .unwrap()
+                .deadlines
+                .insert(id.clone(), Instant::now() + Duration::from_millis(budget_ms));
             let now = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .unwrap()
@@ -231,6 +247,22 @@ impl RuntimeApi {
     pub fn invoke(&self, event: &str, wait: Duration) -> Result<String, String> {
         let id = self.enqueue(event);
         self.wait(&id, wait).1
+    }
+
+    /// How far past its deadline each late invocation answered (none is late on a
+    /// function that keeps its deadline), and those still unanswered past theirs.
+    pub fn overruns(&self) -> Vec<Duration> {
+        let state = self.shared.state.lock().unwrap();
+        let now = Instant::now();
+        let mut late = state.overruns.clone();
+        late.extend(
+            state
+                .deadlines
+                .values()
+                .filter(|d| now > **d)
+                .map(|d| now.duration_since(*d)),
+        );
+        late
     }
 
     /// When the function first polled for an invocation: the end of its init.
