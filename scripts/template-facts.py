@@ -179,6 +179,13 @@ check(
     == {"Fn::GetAtt": ["SendDeadLetterQueue", "Arn"]},
 )
 
+# A log batch of receipts that fails every try is kept for replay.
+check(
+    "the receipts function's failed batches go to ReceiptsFailedQueue",
+    functions["ReceiptsFunction"].get("EventInvokeConfig", {}).get("DestinationConfig", {})
+    .get("OnFailure", {}).get("Destination") == {"Fn::GetAtt": ["ReceiptsFailedQueue", "Arn"]},
+)
+
 # Listings by status are served by their index.
 indexes = [
     i["IndexName"]
@@ -357,6 +364,10 @@ EXPECTED_ALARMS = {
         ("SmsRegistration", "ReceiptsDelivered", RECEIPTS),
     ],
     "DailySmsSpendAlarm": [("SmsRegistration", "SmsPriceUSD", RECEIPTS)],
+    "ReceiptsFailedAlarm": [
+        ("AWS/SQS", "ApproximateNumberOfMessagesVisible",
+         [dimension("QueueName", {"Fn::GetAtt": ["ReceiptsFailedQueue", "QueueName"]})]),
+    ],
     "SenderErrorsAlarm": [
         ("AWS/Lambda", "Errors", [dimension("FunctionName", {"Ref": "SenderFunction"})]),
     ],

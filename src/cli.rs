@@ -38,8 +38,9 @@ enum Command {
     CreateQueue {
         #[arg(long, default_value = "smsreg-send")]
         name: String,
-        /// Receives of a job before it moves to the dead-letter queue (SEND_MAX_ATTEMPTS).
-        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        /// Receives of a job before it moves to the dead-letter queue (maxReceiveCount): a
+        /// safety net well above SEND_MAX_ATTEMPTS, as the stack's 50.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
         max_attempts: u32,
         /// Seconds a received job stays hidden from other receivers.
         #[arg(long, default_value_t = 720, value_parser = clap::value_parser!(u32).range(0..=43200))]
@@ -121,6 +122,13 @@ enum Command {
         #[arg(long)]
         day: Option<String>,
     },
+    /// Records the receipts of log batches that the receipts function failed at every try,
+    /// from its on-failure queue (the stack's output ReceiptsFailedQueueUrl). A batch is
+    /// deleted from the queue once recorded; receipts recorded before count once.
+    ReplayReceipts {
+        #[arg(long)]
+        queue_url: String,
+    },
     /// Records that the worker behind a number registered in the project.
     MarkRegistered { domain: String, phone: String },
     /// Lists a project's worker accounts, one JSON object per line (no password hashes).
@@ -176,6 +184,69 @@ async fn require_project(store: &DynamoStore, domain: &str) -> Result<(), Failur
             "project {domain:?} does not exist: create it with put-domain first"
         ))),
     }
+}
+
+/// Records every failed log batch waiting on `queue_url`, deleting each once recorded;
+/// prints what they came to. A message that is no failed batch stays on the queue.
+async fn replay_receipts(
+    aws: &aws_config::SdkConfig,
+    store: DynamoStore,
+    clock: Arc<dyn Clock>,
+    queue_url: &str,
+) -> Result<(), Failure> {
+    let sqs = aws_sdk_sqs::Client::new(aws);
+    let receipts = crate::receipts::Receipts::new(store, clock);
+    let mut report = crate::receipts::ReceiptsReport::default();
+    let (mut batches, mut kept) = (0, 0);
+    loop {
+        let messages = sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .map_err(|e| {
+                failed(format!(
+                    "cannot read {queue_url}: {}",
+                    crate::adapters::error_code(&e)
+                ))
+            })?
+            .messages
+            .unwrap_or_default();
+        if messages.is_empty() {
+            break;
+        }
+        for message in messages {
+            let Some(lines) = message.body().and_then(crate::receipts::failed_batch_lines) else {
+                eprintln!(
+                    "smsreg-admin: message {} is not a failed log batch: left on the queue",
+                    message.message_id().unwrap_or("?")
+                );
+                kept += 1;
+                continue;
+            };
+            let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+            receipts.record(&lines, &mut report).await.map_err(failed)?;
+            sqs.delete_message()
+                .queue_url(queue_url)
+                .receipt_handle(message.receipt_handle().unwrap_or_default())
+                .send()
+                .await
+                .map_err(|e| {
+                    failed(format!(
+                        "recorded, but not deleted: {}",
+                        crate::adapters::error_code(&e)
+                    ))
+                })?;
+            batches += 1;
+        }
+    }
+    let mut line = report.to_json();
+    line["batches"] = batches.into();
+    line["left_on_queue"] = kept.into();
+    println!("{line}");
+    Ok(())
 }
 
 /// Runs the CLI; the `smsreg-admin` binary only calls this.
@@ -395,6 +466,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 "price_usd": (usage_of_day.price_usd * 1e6).round() / 1e6,
             });
             println!("{line}");
+        }
+        Command::ReplayReceipts { queue_url } => {
+            replay_receipts(&aws, store, clock, &queue_url).await?;
         }
         Command::ListWorkers { domain } => {
             check_domain(&domain)?;

@@ -62,13 +62,7 @@ impl<L: DeliveryLog> Receipts<L> {
         // again, those receipts are duplicates and count nothing a second time.
         report.metrics().emit();
         outcome?;
-        Ok(json!({
-            "delivered": report.delivered,
-            "failed": report.failed,
-            "duplicate": report.duplicate,
-            "unknown": report.unknown,
-            "malformed": report.malformed,
-        }))
+        Ok(report.to_json())
     }
 
     /// Records each line's receipt. A store failure fails the whole batch, so that Lambda
@@ -111,7 +105,39 @@ impl<L: DeliveryLog> Receipts<L> {
     }
 }
 
+/// The log lines of a batch the receipts function failed at every try, from the message
+/// Lambda's on-failure destination holds (the invocation record, the event under
+/// `requestPayload`); `None` when the message is not such a record.
+pub fn failed_batch_lines(message: &str) -> Option<Vec<String>> {
+    let record: Value = serde_json::from_str(message).ok()?;
+    // From text: the log data's decoder borrows the string, which a `Value` cannot lend.
+    let event: LogsEvent = serde_json::from_str(&record.get("requestPayload")?.to_string()).ok()?;
+    if event.aws_logs.data.message_type == CONTROL_MESSAGE {
+        return Some(Vec::new());
+    }
+    Some(
+        event
+            .aws_logs
+            .data
+            .log_events
+            .into_iter()
+            .map(|e| e.message)
+            .collect(),
+    )
+}
+
 impl ReceiptsReport {
+    /// The report as the function answers it.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "delivered": self.delivered,
+            "failed": self.failed,
+            "duplicate": self.duplicate,
+            "unknown": self.unknown,
+            "malformed": self.malformed,
+        })
+    }
+
     /// The batch's metrics (EMF).
     pub fn metrics(&self) -> Metrics {
         Metrics::new("receipts")

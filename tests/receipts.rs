@@ -347,3 +347,85 @@ async fn a_batch_counts_through_sent_opened_registered_and_its_receipts() {
         "no phone number in the logs"
     );
 }
+
+#[tokio::test]
+async fn a_log_batch_that_failed_every_try_is_replayed_from_its_queue_by_the_admin_cli() {
+    let moto = Moto::start();
+    let store = moto.store(TABLE).await;
+    provision_demo(&store, None).await;
+    let aws = moto.sdk_config().await;
+    let config = moto
+        .queued(Config {
+            table_name: TABLE.into(),
+            ..Config::default()
+        })
+        .await;
+    let queue_url = config.send_queue_url.clone().unwrap();
+    let api = smsreg::wiring::aws_api_with(&aws, config.clone()).unwrap();
+    let sender = smsreg::wiring::aws_sender_with(&aws, config).unwrap();
+    let body = json!({"app_id": DEMO_APP, "users": [{"phone_number": C}]});
+    let request = lambda_http::request::from_str(&post_event(
+        DEMO_DOMAIN,
+        &body,
+        &api_key_header(DEMO_USER, DEMO_KEY),
+    ))
+    .unwrap();
+    assert_eq!(api.handle(request).await.status(), 200);
+    moto.deliver(&sender, &queue_url).await;
+    let ids: std::collections::HashMap<String, String> = moto.sms_ids().into_iter().collect();
+
+    // What Lambda's on-failure destination keeps of a batch that failed every try: the
+    // invocation record, with the whole event under requestPayload.
+    let event: Value =
+        serde_json::from_str(&fixture("delivered", Some((FIXTURE_DELIVERED, &ids[C])))).unwrap();
+    let record = json!({
+        "version": "1.0",
+        "timestamp": "2026-12-03T06:00:00.000Z",
+        "requestContext": {"requestId": "r-1", "condition": "RetriesExhausted", "approximateInvokeCount": 3,
+            "functionArn": "arn:aws:lambda:us-east-1:123456789012:function:smsreg-receipts:$LATEST"},
+        "requestPayload": event,
+        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+        "responsePayload": {"errorType": "StoreError", "errorMessage": "the store is unavailable"}
+    });
+    let sqs = aws_sdk_sqs::Client::new(&aws);
+    let failed_queue = sqs
+        .create_queue()
+        .queue_name("receipts-failed")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    for body in [record.to_string(), "not an invocation record".to_owned()] {
+        sqs.send_message()
+            .queue_url(&failed_queue)
+            .message_body(body)
+            .send()
+            .await
+            .unwrap();
+    }
+
+    let replayed: Value = serde_json::from_str(
+        admin(&moto, &["replay-receipts", "--queue-url", &failed_queue]).trim(),
+    )
+    .unwrap();
+    assert_eq!(
+        (
+            replayed["batches"].as_u64(),
+            replayed["delivered"].as_u64(),
+            replayed["left_on_queue"].as_u64()
+        ),
+        (Some(1), Some(1), Some(1)),
+        "{replayed}"
+    );
+    let usage: Value = serde_json::from_str(admin(&moto, &["usage", DEMO_DOMAIN]).trim()).unwrap();
+    assert_eq!(usage["delivered"].as_u64(), Some(1), "{usage}");
+    // The batch is off the queue: replayed again, nothing is recorded twice.
+    let again: Value = serde_json::from_str(
+        admin(&moto, &["replay-receipts", "--queue-url", &failed_queue]).trim(),
+    )
+    .unwrap();
+    assert_eq!(again["batches"].as_u64(), Some(0), "{again}");
+    let usage: Value = serde_json::from_str(admin(&moto, &["usage", DEMO_DOMAIN]).trim()).unwrap();
+    assert_eq!(usage["delivered"].as_u64(), Some(1), "{usage}");
+}

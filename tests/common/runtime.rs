@@ -127,12 +127,10 @@ fn serve(stream: TcpStream, shared: Arc<Shared>, budget_ms: u64) {
         let accepted = |writer: &mut TcpStream| respond(writer, "202 Accepted", &[], b"{}");
         let open = if request.method == "GET" && path == "invocation/next" {
             let (id, event) = shared.next();
-            shared
-                .state
-                .lock()
-                .unwrap()
-                .deadlines
-                .insert(id.clone(), Instant::now() + Duration::from_millis(budget_ms));
+            shared.state.lock().unwrap().deadlines.insert(
+                id.clone(),
+                Instant::now() + Duration::from_millis(budget_ms),
+            );
             let now = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .unwrap()
