@@ -1582,3 +1582,36 @@ async fn at_one_sms_a_second_jobs_past_the_deadline_go_back_unstarted_and_spend_
         );
     }
 }
+
+#[tokio::test]
+async fn a_reinstall_cut_off_by_the_deadline_after_sending_is_sent_again_and_goes_out_once() {
+    let w = world();
+    let project = demo_project(Some(INSTALL_URL));
+    w.store.put_project(project.clone());
+    let body = json!({"app_id": DEMO_APP, "users": [{"phone_number": A}]});
+    let request = w
+        .api
+        .service
+        .validate_reinstall(&project, body.as_object().unwrap())
+        .unwrap();
+    // SQS takes the job, and its answer comes after the deadline cut the call off: the job
+    // may be on the queue, so the number is no error. (Work stops 2 s before the deadline,
+    // the margin; the second send may use all but a quarter of it.)
+    w.sms.answer_next_enqueue_late(Duration::from_secs(5));
+    let deadline = Instant::now() + Duration::from_millis(3_000);
+    let report = w
+        .api
+        .service
+        .reinstall(&project, request, Some(deadline))
+        .await;
+    assert!(Instant::now() < deadline, "answered before the deadline");
+    assert_eq!(report.success_numbers, [A]);
+    assert!(report.error_numbers.is_empty(), "{report:?}");
+    // The job is on the queue twice, as one job: the worker gets each SMS once.
+    let jobs = w.sms.take_jobs();
+    assert_eq!(jobs.len(), 2);
+    assert_eq!(jobs[0].id, jobs[1].id);
+    assert_eq!(w.send(&jobs[0]).await, JobResult::Sent(2));
+    assert_eq!(w.send(&jobs[1]).await, JobResult::Dropped("already sent"));
+    assert_eq!(w.sms.sent_to(A).len(), 2);
+}

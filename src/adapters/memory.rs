@@ -792,6 +792,8 @@ struct SmsState {
     /// Jobs on the in-memory send queue, oldest first.
     queue: Vec<SmsJob>,
     failing_enqueue: HashSet<String>,
+    /// The next enqueue takes its jobs, then answers this late.
+    late_enqueue: Option<std::time::Duration>,
     events: Vec<serde_json::Value>,
     events_failing: bool,
     sent: Vec<(String, String)>,
@@ -847,6 +849,12 @@ impl MemorySms {
     }
 
     /// Jobs for `phone` cannot be queued.
+    /// The next enqueue puts its jobs on the queue, then answers `late` later (an answer
+    /// that the deadline may cut off).
+    pub fn answer_next_enqueue_late(&self, late: std::time::Duration) {
+        self.state().late_enqueue = Some(late);
+    }
+
     pub fn fail_enqueue_for(&self, phone: &str) {
         self.state().failing_enqueue.insert(phone.to_owned());
     }
@@ -912,18 +920,26 @@ impl SmsSender for MemorySms {
 
 impl JobQueue for MemorySms {
     async fn enqueue(&self, jobs: &[SmsJob]) -> Vec<Result<(), QueueError>> {
-        let mut state = self.state();
-        jobs.iter()
-            .map(|job| {
-                if state.failing_enqueue.contains(&job.phone) {
-                    return Err(QueueError {
-                        code: "InjectedFault".into(),
-                    });
-                }
-                state.queue.push(job.clone());
-                Ok(())
-            })
-            .collect()
+        let (results, late) = {
+            let mut state = self.state();
+            let results = jobs
+                .iter()
+                .map(|job| {
+                    if state.failing_enqueue.contains(&job.phone) {
+                        return Err(QueueError {
+                            code: "InjectedFault".into(),
+                        });
+                    }
+                    state.queue.push(job.clone());
+                    Ok(())
+                })
+                .collect();
+            (results, state.late_enqueue.take())
+        };
+        if let Some(late) = late {
+            tokio::time::sleep(late).await;
+        }
+        results
     }
 
     async fn retry_later(

@@ -197,7 +197,23 @@ where
             .into_iter()
             .map(|(i, job)| ((i, job.phone.clone(), job.masked_phone()), job))
             .unzip();
-        let queued = self.enqueue_all(jobs, until).await;
+        let mut queued = self.enqueue_all(jobs.clone(), until).await;
+        // A `SendMessageBatch` cut off by the deadline may have put its jobs on the queue:
+        // they are sent again in the margin left, the same jobs (the sender sends a job's
+        // SMS once, by its id, however many copies arrive), so that no number whose job may
+        // be on the queue is reported an error unless this second send fails too.
+        let cut: Vec<usize> = (0..queued.len())
+            .filter(|&k| matches!(&queued[k], Err(e) if *e == cut_off_error()))
+            .collect();
+        if !cut.is_empty() {
+            let finish_by = deadline.map(|d| d - self.config.deadline_margin / 4);
+            let again = self
+                .enqueue_all(cut.iter().map(|&k| jobs[k].clone()).collect(), finish_by)
+                .await;
+            for (k, result) in cut.into_iter().zip(again) {
+                queued[k] = result;
+            }
+        }
         for ((i, phone, masked), result) in places.into_iter().zip(queued) {
             outcomes[i] = Some(match result {
                 Ok(()) => InviteOutcome::Success(phone),
@@ -339,7 +355,8 @@ where
         }
         match self.bounded(until, self.sms.enqueue(&chunk)).await {
             Some(results) => results,
-            None => vec![Err(deadline_error()); chunk.len()],
+            // Sent, perhaps received: its jobs may be on the queue.
+            None => vec![Err(cut_off_error()); chunk.len()],
         }
     }
 
@@ -707,5 +724,12 @@ fn split_settled<T>(
 fn deadline_error() -> QueueError {
     QueueError {
         code: "DeadlineTooClose".into(),
+    }
+}
+
+/// A `SendMessageBatch` the deadline cut off after it was sent: its outcome is unknown.
+fn cut_off_error() -> QueueError {
+    QueueError {
+        code: "CutOffByDeadline".into(),
     }
 }
