@@ -55,16 +55,22 @@ async fn send_batch(users: usize, rate: usize, budget_ms: u64) -> (Vec<Publish>,
         ("SEND_MAX_ATTEMPTS", "8".to_string()),
         ("RUST_LOG", "warn".to_string()),
     ]);
-    let _senders: Vec<Process> = (0..SENDERS)
+    // Each sender process on its own address of the Runtime API, so that an invocation past
+    // its deadline is ended as Lambda ends it: its process killed and a fresh one started.
+    let start = |address: &str, label: String| {
+        let mut env = env.clone();
+        env.retain(|(name, _)| *name != "AWS_LAMBDA_RUNTIME_API");
+        env.push(("AWS_LAMBDA_RUNTIME_API", address.to_owned()));
+        Process::start(env!("CARGO_BIN_EXE_smsreg-sender"), &label, &env, &[])
+    };
+    let mut senders: std::collections::BTreeMap<usize, (String, Process)> = (0..SENDERS)
         .map(|i| {
-            Process::start(
-                env!("CARGO_BIN_EXE_smsreg-sender"),
-                &format!("sender-{rate}-{i}"),
-                &env,
-                &[],
-            )
+            let (slot, address) = runtime.listener();
+            let process = start(&address, format!("sender-{rate}-{i}"));
+            (slot, (address, process))
         })
         .collect();
+    let mut restarts = 0;
     let concurrency = SENDERS.to_string();
     let invoke_url = runtime.invoke_url("smsreg-sender");
     let _mapping = Process::start(
@@ -109,7 +115,15 @@ async fn send_batch(users: usize, rate: usize, budget_ms: u64) -> (Vec<Publish>,
             "only {} of {expected} SMS went out",
             accepted(&moto.front.publishes())
         );
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        for slot in runtime.expire() {
+            if let Some((address, process)) = senders.remove(&slot) {
+                drop(process); // killed
+                restarts += 1;
+                let fresh = start(&address, format!("sender-{rate}-{slot}-{restarts}"));
+                senders.insert(slot, (address, fresh));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // Late duplicates would come now, if any.
     tokio::time::sleep(Duration::from_secs(2)).await;

@@ -17,8 +17,9 @@ struct State {
     answers: HashMap<String, (Instant, Result<String, String>)>,
     first_poll: Option<Instant>,
     next_id: u64,
-    /// Deadlines of the invocations handed out and not answered yet.
-    deadlines: HashMap<String, Instant>,
+    /// The invocations handed out and not answered yet: the listener (slot) whose function
+    /// took each, and its deadline.
+    in_flight: HashMap<String, (usize, Instant)>,
     /// Invocations answered after their deadline: on AWS, Lambda would have ended them
     /// there (a batch returned whole, its SMS perhaps sent twice).
     overruns: Vec<Duration>,
@@ -36,6 +37,18 @@ pub struct RuntimeApi {
     shared: Arc<Shared>,
     /// Milliseconds each invocation is given, as the function's timeout.
     pub budget_ms: u64,
+    /// Listeners made so far (slot 0 is `address`).
+    listeners: std::sync::atomic::AtomicUsize,
+}
+
+/// Serves the Runtime API on `listener`, each connection as `slot`.
+fn listen(listener: TcpListener, shared: Arc<Shared>, budget_ms: u64, slot: usize) {
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let shared = shared.clone();
+            std::thread::spawn(move || serve(stream, shared, budget_ms, slot));
+        }
+    });
 }
 
 impl Shared {
@@ -66,7 +79,7 @@ impl Shared {
     fn answer(&self, id: &str, answer: Result<String, String>) {
         let at = Instant::now();
         let mut state = self.state.lock().unwrap();
-        if let Some(deadline) = state.deadlines.remove(id)
+        if let Some((_, deadline)) = state.in_flight.remove(id)
             && at > deadline
         {
             state.overruns.push(at.duration_since(deadline));
@@ -88,7 +101,7 @@ impl Shared {
     }
 }
 
-fn serve(stream: TcpStream, shared: Arc<Shared>, budget_ms: u64) {
+fn serve(stream: TcpStream, shared: Arc<Shared>, budget_ms: u64, slot: usize) {
     let _ = stream.set_nodelay(true);
     let mut writer = stream.try_clone().expect("a second handle on the socket");
     let mut reader = BufReader::new(stream);
@@ -127,9 +140,9 @@ fn serve(stream: TcpStream, shared: Arc<Shared>, budget_ms: u64) {
         let accepted = |writer: &mut TcpStream| respond(writer, "202 Accepted", &[], b"{}");
         let open = if request.method == "GET" && path == "invocation/next" {
             let (id, event) = shared.next();
-            shared.state.lock().unwrap().deadlines.insert(
+            shared.state.lock().unwrap().in_flight.insert(
                 id.clone(),
-                Instant::now() + Duration::from_millis(budget_ms),
+                (slot, Instant::now() + Duration::from_millis(budget_ms)),
             );
             let now = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
@@ -179,18 +192,57 @@ impl RuntimeApi {
         let listener = TcpListener::bind("127.0.0.1:0").expect("a local port");
         let address = listener.local_addr().unwrap().to_string();
         let shared = Arc::new(Shared::default());
-        let accept_shared = shared.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let shared = accept_shared.clone();
-                std::thread::spawn(move || serve(stream, shared, budget_ms));
-            }
-        });
+        listen(listener, shared.clone(), budget_ms, 0);
         RuntimeApi {
             address,
             shared,
             budget_ms,
+            listeners: std::sync::atomic::AtomicUsize::new(1),
         }
+    }
+
+    /// Another address of the same Runtime API (the same invocations), for one function
+    /// process: what that process takes is known as its `slot`. Returns (slot, address).
+    pub fn listener(&self) -> (usize, String) {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a local port");
+        let address = listener.local_addr().unwrap().to_string();
+        let slot = self
+            .listeners
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        listen(listener, self.shared.clone(), self.budget_ms, slot);
+        (slot, address)
+    }
+
+    /// Ends every invocation past its deadline as Lambda does: answered with a timeout
+    /// error, counted as an overrun. Returns the slots whose process must be killed and
+    /// started afresh.
+    pub fn expire(&self) -> Vec<usize> {
+        let now = Instant::now();
+        let expired: Vec<(String, usize, Instant)> = {
+            let state = self.shared.state.lock().unwrap();
+            state
+                .in_flight
+                .iter()
+                .filter(|(_, (_, deadline))| now > *deadline)
+                .map(|(id, (slot, deadline))| (id.clone(), *slot, *deadline))
+                .collect()
+        };
+        let mut slots = Vec::new();
+        for (id, slot, deadline) in expired {
+            {
+                let mut state = self.shared.state.lock().unwrap();
+                if state.in_flight.remove(&id).is_none() {
+                    continue; // answered meanwhile
+                }
+                state.overruns.push(now.duration_since(deadline));
+            }
+            self.shared.answer(
+                &id,
+                Err(format!("Task timed out after {} ms", self.budget_ms)),
+            );
+            slots.push(slot);
+        }
+        slots
     }
 
     /// Environment Lambda gives a function, pointing it at this runtime API.
@@ -255,10 +307,10 @@ impl RuntimeApi {
         let mut late = state.overruns.clone();
         late.extend(
             state
-                .deadlines
+                .in_flight
                 .values()
-                .filter(|d| now > **d)
-                .map(|d| now.duration_since(*d)),
+                .filter(|(_, d)| now > *d)
+                .map(|(_, d)| now.duration_since(*d)),
         );
         late
     }
