@@ -10,10 +10,10 @@ use crate::adapters::load_aws_config;
 use crate::adapters::sns::SnsSender;
 use crate::adapters::sqs::SqsQueue;
 use crate::config::{Config, ConfigError};
-use crate::http::Api;
-use crate::inbound::Inbound;
+use crate::functions::api::Api;
+use crate::functions::replies::Inbound;
+use crate::functions::sender::Sender;
 use crate::ports::SystemClock;
-use crate::sender::Sender;
 use crate::service::RegistrationService;
 
 pub type AwsService = RegistrationService<DynamoStore, DynamoStore, Outbox>;
@@ -31,7 +31,7 @@ pub async fn aws_inbound(config: Config) -> Result<AwsInbound, ConfigError> {
     Ok(Inbound::new(aws_service(&load_aws_config().await, config)?))
 }
 
-pub type AwsReceipts = crate::receipts::Receipts<DynamoStore>;
+pub type AwsReceipts = crate::functions::receipts::Receipts<DynamoStore>;
 
 /// The receipts function over DynamoDB, configured from the environment (it needs only
 /// the table).
@@ -40,7 +40,7 @@ pub async fn aws_receipts(config: Config) -> AwsReceipts {
 }
 
 pub fn aws_receipts_with(aws: &SdkConfig, config: &Config) -> AwsReceipts {
-    crate::receipts::Receipts::new(
+    crate::functions::receipts::Receipts::new(
         DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), &config.table_name),
         Arc::new(SystemClock),
     )
@@ -57,7 +57,7 @@ const PUBLISH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// The sender with a given AWS configuration. Its SNS client does not retry on its own: a
 /// throttled SMS retried at once would go out beside the slots that pace the deployment
-/// (see `service::sender::Pacer`); the job is tried again later instead.
+/// (see `service::send::Pacer`); the job is tried again later instead.
 pub fn aws_sender_with(aws: &SdkConfig, config: Config) -> Result<AwsSender, ConfigError> {
     let mut service = aws_service(aws, config)?;
     // SNS may answer a Publish it accepted after several seconds: a timeout then would

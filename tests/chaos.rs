@@ -111,8 +111,9 @@ async fn run(seed: u64) -> Run {
     let aws = moto.sdk_config().await;
     let api = smsreg::wiring::aws_api_with(&aws, config.clone()).unwrap();
     let sender = smsreg::wiring::aws_sender_with(&aws, config.clone()).unwrap();
-    let replies =
-        smsreg::inbound::Inbound::new(smsreg::wiring::aws_service(&aws, config.clone()).unwrap());
+    let replies = smsreg::functions::replies::Inbound::new(
+        smsreg::wiring::aws_service(&aws, config.clone()).unwrap(),
+    );
     let receipts = smsreg::wiring::aws_receipts_with(&aws, &config);
     let store = moto.store(&table).await;
 
@@ -169,7 +170,7 @@ async fn run(seed: u64) -> Run {
         let lines: Vec<&str> = batch.iter().map(String::as_str).collect();
         let mut tries = 0;
         loop {
-            let mut report = smsreg::receipts::ReceiptsReport::default();
+            let mut report = smsreg::functions::receipts::ReceiptsReport::default();
             match receipts.record(&lines, &mut report).await {
                 Ok(()) => break,
                 Err(error) => {

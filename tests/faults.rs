@@ -87,7 +87,7 @@ async fn env() -> Env {
         ),
     };
     Env {
-        api: smsreg::http::Api::new(smsreg::service::RegistrationService::new(
+        api: smsreg::functions::api::Api::new(smsreg::service::RegistrationService::new(
             store.clone(),
             store,
             outbox,

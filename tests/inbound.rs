@@ -37,7 +37,9 @@ async fn env(install_url: Option<&str>) -> Env {
         .await;
     Env {
         api: aws_api_with(&aws, config.clone()).unwrap(),
-        inbound: smsreg::inbound::Inbound::new(aws_service(&aws, config.clone()).unwrap()),
+        inbound: smsreg::functions::replies::Inbound::new(
+            aws_service(&aws, config.clone()).unwrap(),
+        ),
         sender: smsreg::wiring::aws_sender_with(&aws, config.clone()).unwrap(),
         queue_url: config.send_queue_url.unwrap(),
         moto,

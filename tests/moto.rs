@@ -14,10 +14,10 @@ use smsreg::config::Config;
 use smsreg::domain::invitation::{ClaimRules, RegistrationStatus, Token};
 use smsreg::domain::job::SmsJob;
 use smsreg::domain::{PhoneNumber, RegistrationRecord};
-use smsreg::http::Api;
+use smsreg::functions::api::Api;
+use smsreg::functions::sender::Sender;
 use smsreg::ports::{Claim, InvitationStore, RegistrationEvents, SmsError, SmsSender, SystemClock};
 use smsreg::ports::{JobQueue, QueueError};
-use smsreg::sender::Sender;
 use smsreg::service::RegistrationService;
 
 const TABLE: &str = "sms-registration-test";

@@ -14,10 +14,10 @@ use smsreg::domain::invitation::{RegistrationStatus, Token};
 use smsreg::domain::job::{JobKind, SmsJob};
 use smsreg::domain::project::hash_key;
 use smsreg::domain::{ApiKey, App, PhoneNumber, Plan, Project, RegistrationRecord};
-use smsreg::http::Api;
+use smsreg::functions::api::Api;
 use smsreg::ports::{Clock, DeliveryLog, JobQueue, QueueError, RegistrationEvents, SmsError};
 use smsreg::service::RegistrationService;
-use smsreg::service::sender::{JobResult, Pacer};
+use smsreg::service::send::{JobResult, Pacer};
 
 struct TestClock(AtomicU64);
 

@@ -11,7 +11,7 @@ use smsreg::config::Config;
 use smsreg::domain::job::SmsJob;
 use smsreg::domain::project::hash_key;
 use smsreg::domain::{ApiKey, App, PhoneNumber, Plan, Project};
-use smsreg::http::Api;
+use smsreg::functions::api::Api;
 use smsreg::ports::{JobQueue, QueueError, RegistrationEvents, SmsError, SystemClock};
 use smsreg::service::RegistrationService;
 

@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    smsreg::cli::main().await
+    smsreg::tools::admin::main().await
 }

@@ -28,9 +28,9 @@ async fn main() {
     let args = Args::parse();
     let aws = smsreg::adapters::load_aws_config().await;
     let region = aws.region().map(|r| r.to_string()).unwrap_or_default();
-    smsreg::local_esm::run(
+    smsreg::tools::local_esm::run(
         aws_sdk_sqs::Client::new(&aws),
-        smsreg::local_esm::Mapping {
+        smsreg::tools::local_esm::Mapping {
             queue_url: args.queue_url,
             invoke_url: args.invoke_url,
             batch_size: args.batch_size,

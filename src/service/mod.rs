@@ -1,8 +1,8 @@
 //! The use cases: who may call, and inviting a list of numbers.
 
-pub mod inbound;
 pub mod registration;
-pub mod sender;
+pub mod replies;
+pub mod send;
 
 use std::sync::Arc;
 use std::time::Instant;

@@ -21,8 +21,8 @@ use smsreg::adapters::dynamodb::{DynamoStore, ProjectUpdate};
 use smsreg::config::Config;
 use smsreg::domain::project::hash_key;
 use smsreg::domain::{ApiKey, App, Plan};
+use smsreg::functions::sender::Sender;
 use smsreg::ports::{DailyQuota, DeliveryLog, JobQueue, OptOuts, RateSlots, SendLedger, SmsSender};
-use smsreg::sender::Sender;
 
 pub const DEMO_DOMAIN: &str = "demo";
 pub const DEMO_APP: &str = "abcd1234abcd1234";
@@ -225,7 +225,7 @@ impl Moto {
                 return delivered;
             }
             delivered += messages.len();
-            let event = smsreg::local_esm::sqs_event(
+            let event = smsreg::tools::local_esm::sqs_event(
                 &messages,
                 "arn:aws:sqs:us-east-1:123456789012:q",
                 "us-east-1",

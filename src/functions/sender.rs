@@ -11,7 +11,7 @@ use crate::domain::job::{SmsJob, retry_delay_seconds};
 use crate::metrics::Metrics;
 use crate::ports::{DailyQuota, DeliveryLog, JobQueue, OptOuts, RateSlots, SendLedger, SmsSender};
 use crate::service::RegistrationService;
-use crate::service::sender::{JobResult, Pacer, SEND_ALLOWANCE};
+use crate::service::send::{JobResult, Pacer, SEND_ALLOWANCE};
 
 /// No SMS is started with less than this left before the invocation's deadline: the
 /// time SNS is given to answer ([`SEND_ALLOWANCE`]), then 3 s to record the SMS.

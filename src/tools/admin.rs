@@ -195,8 +195,8 @@ async fn replay_receipts(
     queue_url: &str,
 ) -> Result<(), Failure> {
     let sqs = aws_sdk_sqs::Client::new(aws);
-    let receipts = crate::receipts::Receipts::new(store, clock);
-    let mut report = crate::receipts::ReceiptsReport::default();
+    let receipts = crate::functions::receipts::Receipts::new(store, clock);
+    let mut report = crate::functions::receipts::ReceiptsReport::default();
     let (mut batches, mut kept) = (0, 0);
     loop {
         let messages = sqs
@@ -218,7 +218,10 @@ async fn replay_receipts(
             break;
         }
         for message in messages {
-            let Some(lines) = message.body().and_then(crate::receipts::failed_batch_lines) else {
+            let Some(lines) = message
+                .body()
+                .and_then(crate::functions::receipts::failed_batch_lines)
+            else {
                 eprintln!(
                     "smsreg-admin: message {} is not a failed log batch: left on the queue",
                     message.message_id().unwrap_or("?")
@@ -354,7 +357,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         } => {
             check_domain(&domain)?;
             if username.is_empty()
-                || username.len() > crate::http::auth::MAX_USERNAME_BYTES
+                || username.len() > crate::functions::api::auth::MAX_USERNAME_BYTES
                 || username.contains(':')
                 || username.chars().any(char::is_whitespace)
             {

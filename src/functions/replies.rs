@@ -10,7 +10,7 @@ use crate::ports::{
     Directory, InboundLog, InvitationStore, JobQueue, RegistrationEvents, WorkerStore,
 };
 use crate::service::RegistrationService;
-use crate::service::inbound::{InboundSms, ReplyOutcome};
+use crate::service::replies::{InboundSms, ReplyOutcome};
 
 pub struct Inbound<D, I, S> {
     pub service: RegistrationService<D, I, S>,
