@@ -1,107 +1,132 @@
-//! Builds the functions from their real adapters: shared by the binaries.
+//! Builds each function from its real adapters, shared by the binaries. Each function
+//! builds only the AWS clients it uses: the API and the replies function DynamoDB and SQS
+//! (and SNS only for a configured events topic), the sender DynamoDB, SQS and the SMS
+//! provider's, the receipts function DynamoDB alone.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use aws_config::SdkConfig;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
 
-use crate::adapters::Outbox;
 use crate::adapters::dynamodb::DynamoStore;
 use crate::adapters::load_aws_config;
-use crate::adapters::sns::SnsSender;
+use crate::adapters::sns::SnsSms;
 use crate::adapters::sqs::SqsQueue;
+use crate::adapters::topic::SnsTopic;
 use crate::config::{Config, ConfigError};
 use crate::functions::api::Api;
-use crate::functions::replies::Inbound;
-use crate::functions::sender::Sender;
+use crate::functions::receipts::ReceiptsFunction;
+use crate::functions::replies::RepliesFunction;
+use crate::functions::sender::SenderFunction;
 use crate::ports::SystemClock;
 use crate::service::RegistrationService;
+use crate::service::receipts::Receipts;
+use crate::service::send::Sender;
 
-pub type AwsService = RegistrationService<DynamoStore, DynamoStore, Outbox>;
-pub type AwsApi = Api<DynamoStore, DynamoStore, Outbox>;
-pub type AwsInbound = Inbound<DynamoStore, DynamoStore, Outbox>;
-pub type AwsSender = Sender<DynamoStore, DynamoStore, Outbox>;
+/// The SMS provider the deployment sends with. A second provider is one more adapter and
+/// its line here (see docs/architecture.md).
+pub type SmsProvider = SnsSms;
 
-/// The API over DynamoDB and SQS, configured from the environment.
-pub async fn aws_api(config: Config) -> Result<AwsApi, ConfigError> {
-    aws_api_with(&load_aws_config().await, config)
-}
+pub type AwsService = RegistrationService<DynamoStore, SqsQueue>;
+pub type AwsApi = Api<DynamoStore, SqsQueue, SnsTopic>;
+pub type AwsReplies = RepliesFunction<DynamoStore, SqsQueue, SnsTopic>;
+pub type AwsSender = SenderFunction<DynamoStore, SqsQueue, SmsProvider>;
+pub type AwsReceipts = ReceiptsFunction<DynamoStore, SmsProvider>;
 
-/// The inbound-SMS handler over DynamoDB and SQS, configured from the environment.
-pub async fn aws_inbound(config: Config) -> Result<AwsInbound, ConfigError> {
-    Ok(Inbound::new(aws_service(&load_aws_config().await, config)?))
-}
-
-pub type AwsReceipts = crate::functions::receipts::Receipts<DynamoStore>;
-
-/// The receipts function over DynamoDB, configured from the environment (it needs only
-/// the table).
-pub async fn aws_receipts(config: Config) -> AwsReceipts {
-    aws_receipts_with(&load_aws_config().await, &config)
-}
-
-pub fn aws_receipts_with(aws: &SdkConfig, config: &Config) -> AwsReceipts {
-    crate::functions::receipts::Receipts::new(
-        DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), &config.table_name),
-        Arc::new(SystemClock),
-    )
-}
-
-/// The sender over DynamoDB, SQS and SNS, configured from the environment.
-pub async fn aws_sender(config: Config) -> Result<AwsSender, ConfigError> {
-    aws_sender_with(&load_aws_config().await, config)
-}
-
-/// The most the sender's SNS client waits for an answer (the sender's own deadline bound
+/// The most the sender's SMS client waits for an answer (the sender's own deadline bound
 /// is usually shorter).
-const PUBLISH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// The sender with a given AWS configuration. Its SNS client does not retry on its own: a
-/// throttled SMS retried at once would go out beside the slots that pace the deployment
-/// (see `service::send::Pacer`); the job is tried again later instead.
-pub fn aws_sender_with(aws: &SdkConfig, config: Config) -> Result<AwsSender, ConfigError> {
-    let mut service = aws_service(aws, config)?;
-    // SNS may answer a Publish it accepted after several seconds: a timeout then would
-    // send the SMS again. The sender bounds each Publish by its invocation's deadline.
+/// The SMS provider's client. It does not retry on its own: a throttled SMS retried at
+/// once would go out beside the slots that pace the deployment (see `service::pace`); the
+/// job is tried again later instead. A provider may answer an SMS it accepted after
+/// several seconds: a timeout then would send it again, so it is waited for long, each
+/// send bounded by the sender's own deadline.
+fn sms_provider(aws: &SdkConfig, config: &Config) -> SmsProvider {
     let sns = aws_sdk_sns::config::Builder::from(aws)
-        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .retry_config(RetryConfig::disabled())
         .timeout_config(
-            aws_config::timeout::TimeoutConfig::builder()
-                .connect_timeout(std::time::Duration::from_secs(2))
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(2))
                 .operation_attempt_timeout(PUBLISH_TIMEOUT)
                 .operation_timeout(PUBLISH_TIMEOUT)
                 .build(),
         )
         .build();
-    service.sms.sns = SnsSender::new(
+    SnsSms::new(
         aws_sdk_sns::Client::from_conf(sns),
-        service.config.sms_sender_id.clone(),
-        service.config.sms_origination_number.clone(),
-    )
-    .with_events_topic(service.config.registration_events_topic_arn.clone());
-    Ok(Sender::new(service))
-}
-
-/// The API over DynamoDB and SQS with a given AWS configuration.
-pub fn aws_api_with(aws: &SdkConfig, config: Config) -> Result<AwsApi, ConfigError> {
-    Ok(Api::new(aws_service(aws, config)?))
-}
-
-/// The service over DynamoDB, SQS and SNS; `SEND_QUEUE_URL` is required.
-pub fn aws_service(aws: &SdkConfig, config: Config) -> Result<AwsService, ConfigError> {
-    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), &config.table_name);
-    let sns = SnsSender::new(
-        aws_sdk_sns::Client::new(aws),
         config.sms_sender_id.clone(),
         config.sms_origination_number.clone(),
     )
-    .with_events_topic(config.registration_events_topic_arn.clone());
+}
+
+fn store(aws: &SdkConfig, config: &Config) -> DynamoStore {
+    DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), &config.table_name)
+}
+
+fn events(aws: &SdkConfig, config: &Config) -> SnsTopic {
+    SnsTopic::configured(aws, config.registration_events_topic_arn.as_deref())
+}
+
+/// The service over DynamoDB and SQS; `SEND_QUEUE_URL` is required.
+pub fn aws_service(aws: &SdkConfig, config: Config) -> Result<AwsService, ConfigError> {
     let queue = SqsQueue::new(aws_sdk_sqs::Client::new(aws), config.require_send_queue()?);
-    let outbox = Outbox { sns, queue };
     Ok(RegistrationService::new(
-        store.clone(),
-        store,
-        outbox,
+        store(aws, &config),
+        queue,
         Arc::new(SystemClock),
         config,
     ))
+}
+
+/// The API, configured from the environment.
+pub async fn aws_api(config: Config) -> Result<AwsApi, ConfigError> {
+    aws_api_with(&load_aws_config().await, config)
+}
+
+pub fn aws_api_with(aws: &SdkConfig, config: Config) -> Result<AwsApi, ConfigError> {
+    let events = events(aws, &config);
+    Ok(Api::new(aws_service(aws, config)?, events))
+}
+
+/// The replies function, configured from the environment.
+pub async fn aws_replies(config: Config) -> Result<AwsReplies, ConfigError> {
+    aws_replies_with(&load_aws_config().await, config)
+}
+
+pub fn aws_replies_with(aws: &SdkConfig, config: Config) -> Result<AwsReplies, ConfigError> {
+    let events = events(aws, &config);
+    Ok(RepliesFunction::new(aws_service(aws, config)?, events))
+}
+
+/// The sender, configured from the environment.
+pub async fn aws_sender(config: Config) -> Result<AwsSender, ConfigError> {
+    aws_sender_with(&load_aws_config().await, config)
+}
+
+pub fn aws_sender_with(aws: &SdkConfig, config: Config) -> Result<AwsSender, ConfigError> {
+    let provider = sms_provider(aws, &config);
+    Ok(SenderFunction::new(Sender::new(
+        aws_service(aws, config)?,
+        provider,
+    )))
+}
+
+/// The receipts function, configured from the environment (it needs only the table).
+pub async fn aws_receipts(config: Config) -> AwsReceipts {
+    aws_receipts_with(&load_aws_config().await, &config)
+}
+
+pub fn aws_receipts_with(aws: &SdkConfig, config: &Config) -> AwsReceipts {
+    ReceiptsFunction::new(aws_receipts_use_case(aws, config))
+}
+
+/// The receipts use case over DynamoDB (for the admin CLI's replay too).
+pub fn aws_receipts_use_case(
+    aws: &SdkConfig,
+    config: &Config,
+) -> Receipts<DynamoStore, SmsProvider> {
+    Receipts::new(store(aws, config), Arc::new(SystemClock))
 }

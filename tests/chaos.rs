@@ -54,7 +54,7 @@ fn invite(numbers: &[String]) -> Value {
     json!({"app_id": DEMO_APP, "users": users, "android_only": true})
 }
 
-fn sns_reply(id: &str, from: &str, body: &str) -> Value {
+fn sns_reply(id: &str, from: &str, body: &str) -> aws_lambda_events::event::sns::SnsEvent {
     let message = json!({
         "originationNumber": from,
         "destinationNumber": "+18005550100",
@@ -62,7 +62,7 @@ fn sns_reply(id: &str, from: &str, body: &str) -> Value {
         "messageBody": body,
         "inboundMessageId": id,
     });
-    json!({"Records": [{
+    let event = json!({"Records": [{
         "EventSource": "aws:sns",
         "EventVersion": "1.0",
         "EventSubscriptionArn": "arn:aws:sns:us-east-1:123456789012:replies:1",
@@ -79,7 +79,8 @@ fn sns_reply(id: &str, from: &str, body: &str) -> Value {
             "UnsubscribeUrl": "https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe",
             "MessageAttributes": {}
         }
-    }]})
+    }]});
+    serde_json::from_value(event).expect("an SNS event")
 }
 
 /// SNS's delivery status log line for a delivered SMS.
@@ -111,10 +112,8 @@ async fn run(seed: u64) -> Run {
     let aws = moto.sdk_config().await;
     let api = smsreg::wiring::aws_api_with(&aws, config.clone()).unwrap();
     let sender = smsreg::wiring::aws_sender_with(&aws, config.clone()).unwrap();
-    let replies = smsreg::functions::replies::Inbound::new(
-        smsreg::wiring::aws_service(&aws, config.clone()).unwrap(),
-    );
-    let receipts = smsreg::wiring::aws_receipts_with(&aws, &config);
+    let replies = smsreg::wiring::aws_replies_with(&aws, config.clone()).unwrap();
+    let receipts = smsreg::wiring::aws_receipts_use_case(&aws, &config);
     let store = moto.store(&table).await;
 
     moto.front.chaos(Chaos {
@@ -170,7 +169,7 @@ async fn run(seed: u64) -> Run {
         let lines: Vec<&str> = batch.iter().map(String::as_str).collect();
         let mut tries = 0;
         loop {
-            let mut report = smsreg::functions::receipts::ReceiptsReport::default();
+            let mut report = smsreg::service::receipts::ReceiptsReport::default();
             match receipts.record(&lines, &mut report).await {
                 Ok(()) => break,
                 Err(error) => {

@@ -79,21 +79,20 @@ async fn env() -> Env {
         .await;
     let store =
         smsreg::adapters::dynamodb::DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), TABLE);
-    let outbox = smsreg::adapters::Outbox {
-        sns: smsreg::adapters::sns::SnsSender::new(aws_sdk_sns::Client::new(&aws), None, None),
-        queue: smsreg::adapters::sqs::SqsQueue::new(
-            aws_sdk_sqs::Client::new(&queue_aws),
-            config.send_queue_url.clone().unwrap(),
-        ),
-    };
+    let queue = smsreg::adapters::sqs::SqsQueue::new(
+        aws_sdk_sqs::Client::new(&queue_aws),
+        config.send_queue_url.clone().unwrap(),
+    );
     Env {
-        api: smsreg::functions::api::Api::new(smsreg::service::RegistrationService::new(
-            store.clone(),
-            store,
-            outbox,
-            std::sync::Arc::new(smsreg::ports::SystemClock),
-            config.clone(),
-        )),
+        api: smsreg::functions::api::Api::new(
+            smsreg::service::RegistrationService::new(
+                store,
+                queue,
+                std::sync::Arc::new(smsreg::ports::SystemClock),
+                config.clone(),
+            ),
+            smsreg::adapters::topic::SnsTopic::default(),
+        ),
         sender: smsreg::wiring::aws_sender_with(&direct, config.clone()).unwrap(),
         queue_url: config.send_queue_url.unwrap(),
         moto,

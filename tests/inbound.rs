@@ -11,7 +11,7 @@ use smsreg::config::Config;
 use smsreg::domain::PhoneNumber;
 use smsreg::domain::invitation::{PhoneType, RegistrationStatus};
 use smsreg::ports::InvitationStore;
-use smsreg::wiring::{AwsApi, AwsInbound, aws_api_with, aws_service};
+use smsreg::wiring::{AwsApi, AwsReplies, aws_api_with, aws_replies_with};
 
 const TABLE: &str = "sms-registration-inbound";
 const A: &str = "+16175551234";
@@ -19,7 +19,7 @@ const A: &str = "+16175551234";
 struct Env {
     moto: Moto,
     api: AwsApi,
-    inbound: AwsInbound,
+    inbound: AwsReplies,
     sender: smsreg::wiring::AwsSender,
     queue_url: String,
 }
@@ -37,13 +37,16 @@ async fn env(install_url: Option<&str>) -> Env {
         .await;
     Env {
         api: aws_api_with(&aws, config.clone()).unwrap(),
-        inbound: smsreg::functions::replies::Inbound::new(
-            aws_service(&aws, config.clone()).unwrap(),
-        ),
+        inbound: aws_replies_with(&aws, config.clone()).unwrap(),
         sender: smsreg::wiring::aws_sender_with(&aws, config.clone()).unwrap(),
         queue_url: config.send_queue_url.unwrap(),
         moto,
     }
+}
+
+/// The event as the function reads it.
+fn sns(event: &Value) -> aws_lambda_events::event::sns::SnsEvent {
+    serde_json::from_value(event.clone()).expect("an SNS event")
 }
 
 fn sns_event(name: &str) -> Value {
@@ -77,7 +80,11 @@ impl Env {
     }
 
     async fn replay(&self, event: &Value) -> Vec<String> {
-        let out = self.inbound.handle_records(event).await.expect("handled");
+        let out = self
+            .inbound
+            .handle_records(&sns(event))
+            .await
+            .expect("handled");
         // The answers go through the send queue, like every SMS.
         self.moto.deliver(&self.sender, &self.queue_url).await;
         out["outcomes"]
@@ -339,7 +346,7 @@ async fn a_reply_that_fails_is_handled_when_delivered_again() {
         .add(Rule::always("PutItem", Some("OPTOUT"), Fault::ServerError));
     assert!(
         e.inbound
-            .handle_records(&sns_event("reply-stop"))
+            .handle_records(&sns(&sns_event("reply-stop")))
             .await
             .is_err()
     );

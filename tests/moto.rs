@@ -6,48 +6,37 @@ use std::sync::Arc;
 
 use common::*;
 use serde_json::{Value, json};
-use smsreg::adapters::Outbox;
 use smsreg::adapters::dynamodb::{DynamoStore, MarkRegistered};
-use smsreg::adapters::sns::SnsSender;
+use smsreg::adapters::sns::SnsSms;
 use smsreg::adapters::sqs::SqsQueue;
+use smsreg::adapters::topic::SnsTopic;
 use smsreg::config::Config;
 use smsreg::domain::invitation::{ClaimRules, RegistrationStatus, Token};
 use smsreg::domain::job::SmsJob;
 use smsreg::domain::{PhoneNumber, RegistrationRecord};
 use smsreg::functions::api::Api;
-use smsreg::functions::sender::Sender;
-use smsreg::ports::{Claim, InvitationStore, RegistrationEvents, SmsError, SmsSender, SystemClock};
-use smsreg::ports::{JobQueue, QueueError};
+use smsreg::functions::sender::SenderFunction;
+use smsreg::ports::{Claim, InvitationStore, SmsError, SmsFailure, SmsProvider, SystemClock};
 use smsreg::service::RegistrationService;
+use smsreg::service::send::Sender;
 
 const TABLE: &str = "sms-registration-test";
 const A: &str = "+16175551234";
 const B: &str = "+16175555512";
 
-/// Real SQS and SNS, except SMS to numbers told to fail: SNS offers no way to make moto
-/// refuse.
+/// Real SNS, except SMS to numbers told to fail: SNS offers no way to make moto refuse.
 #[derive(Clone)]
 struct FailingFor {
-    inner: Outbox,
+    inner: SnsSms,
     failing: Vec<String>,
 }
 
-impl JobQueue for FailingFor {
-    async fn enqueue(&self, jobs: &[SmsJob]) -> Vec<Result<(), QueueError>> {
-        self.inner.enqueue(jobs).await
-    }
+impl SmsProvider for FailingFor {
+    const OPT_OUT_CHECKS_PER_SECOND: u32 = SnsSms::OPT_OUT_CHECKS_PER_SECOND;
 
-    async fn retry_later(&self, receipt: &str, delay: u32) -> Result<(), QueueError> {
-        self.inner.retry_later(receipt, delay).await
-    }
-}
-
-impl SmsSender for FailingFor {
     async fn send(&self, to: &PhoneNumber, text: &str) -> Result<String, SmsError> {
         if self.failing.iter().any(|f| f == to.as_str()) {
-            return Err(SmsError {
-                code: "Throttling".into(),
-            });
+            return Err(SmsError::new(SmsFailure::Throttled, "Throttling"));
         }
         self.inner.send(to, text).await
     }
@@ -55,19 +44,17 @@ impl SmsSender for FailingFor {
     async fn is_opted_out(&self, to: &PhoneNumber) -> Result<bool, SmsError> {
         self.inner.is_opted_out(to).await
     }
-}
 
-impl RegistrationEvents for FailingFor {
-    async fn worker_registered(&self, event: &Value) -> Result<(), SmsError> {
-        self.inner.worker_registered(event).await
+    fn read_report(line: &str) -> Option<smsreg::domain::receipt::DeliveryReport> {
+        SnsSms::read_report(line)
     }
 }
 
 struct Env {
     moto: Moto,
     store: DynamoStore,
-    api: Api<DynamoStore, DynamoStore, FailingFor>,
-    sender: Sender<DynamoStore, DynamoStore, FailingFor>,
+    api: Api<DynamoStore, SqsQueue, SnsTopic>,
+    sender: SenderFunction<DynamoStore, SqsQueue, FailingFor>,
     queue_url: String,
 }
 
@@ -89,25 +76,19 @@ async fn env_from(moto: Moto, store: DynamoStore, config: Config, failing: &[&st
     let config = moto.queued(config).await;
     let queue_url = config.send_queue_url.clone().unwrap();
     let sms = FailingFor {
-        inner: Outbox {
-            sns: SnsSender::new(aws_sdk_sns::Client::new(&aws), None, None)
-                .with_events_topic(config.registration_events_topic_arn.clone()),
-            queue: SqsQueue::new(aws_sdk_sqs::Client::new(&aws), &queue_url),
-        },
+        inner: SnsSms::new(aws_sdk_sns::Client::new(&aws), None, None),
         failing: failing.iter().map(|s| s.to_string()).collect(),
     };
-    let service = |sms: FailingFor| {
-        RegistrationService::new(
-            store.clone(),
-            store.clone(),
-            sms,
-            Arc::new(SystemClock),
-            config.clone(),
-        )
-    };
+    let events = SnsTopic::configured(&aws, config.registration_events_topic_arn.as_deref());
+    let service = RegistrationService::new(
+        store.clone(),
+        SqsQueue::new(aws_sdk_sqs::Client::new(&aws), &queue_url),
+        Arc::new(SystemClock),
+        config.clone(),
+    );
     Env {
-        api: Api::new(service(sms.clone())),
-        sender: Sender::new(service(sms)),
+        api: Api::new(service.clone(), events),
+        sender: SenderFunction::new(Sender::new(service, sms)),
         moto,
         store,
         queue_url,
@@ -1153,7 +1134,7 @@ async fn a_write_of_the_sender_retried_by_the_sdk_finds_its_own_lease_and_record
     let job = SmsJob {
         id: "j".into(),
         domain: DEMO_DOMAIN.into(),
-        phone: A.into(),
+        phone: PhoneNumber::parse(A).unwrap(),
         texts: vec!["one".into(), "two".into()],
         kind: JobKind::Invitation {
             token: record.token.as_str().to_owned(),

@@ -15,9 +15,12 @@ use smsreg::domain::job::{JobKind, SmsJob};
 use smsreg::domain::project::hash_key;
 use smsreg::domain::{ApiKey, App, PhoneNumber, Plan, Project, RegistrationRecord};
 use smsreg::functions::api::Api;
-use smsreg::ports::{Clock, DeliveryLog, JobQueue, QueueError, RegistrationEvents, SmsError};
+use smsreg::ports::{
+    Clock, DeliveryLog, JobQueue, PublishError, QueueError, RegistrationEvents, SmsError,
+    SmsFailure,
+};
 use smsreg::service::RegistrationService;
-use smsreg::service::send::{JobResult, Pacer};
+use smsreg::service::send::{JobResult, Later, Sender};
 
 struct TestClock(AtomicU64);
 
@@ -47,10 +50,12 @@ impl Clock for Running {
 }
 
 struct World<S> {
-    store: Arc<MemoryStore>,
-    sms: Arc<S>,
+    store: MemoryStore,
+    /// The send queue (and the events topic).
+    sms: S,
     clock: Arc<TestClock>,
-    api: Api<Arc<MemoryStore>, Arc<MemoryStore>, Arc<S>>,
+    config: Config,
+    api: Api<MemoryStore, S, S>,
 }
 
 fn demo_project(install_url: Option<&str>) -> Project {
@@ -69,8 +74,8 @@ fn demo_project(install_url: Option<&str>) -> Project {
     }
 }
 
-fn world_with<S: JobQueue + RegistrationEvents>(sms: S, config: Config) -> World<S> {
-    let store = Arc::new(MemoryStore::new());
+fn world_with<S: JobQueue + RegistrationEvents + Clone>(sms: S, config: Config) -> World<S> {
+    let store = MemoryStore::new();
     store.put_project(demo_project(None));
     store.put_project(Project {
         name: "other".into(),
@@ -93,20 +98,15 @@ fn world_with<S: JobQueue + RegistrationEvents>(sms: S, config: Config) -> World
             can_edit_data: edit,
         });
     }
-    let sms = Arc::new(sms);
     let clock = Arc::new(TestClock(AtomicU64::new(T0)));
-    let service = RegistrationService::new(
-        store.clone(),
-        store.clone(),
-        sms.clone(),
-        clock.clone(),
-        config,
-    );
+    let service =
+        RegistrationService::new(store.clone(), sms.clone(), clock.clone(), config.clone());
     World {
         store,
-        sms,
+        sms: sms.clone(),
         clock,
-        api: Api::new(service),
+        config,
+        api: Api::new(service, sms),
     }
 }
 
@@ -114,7 +114,17 @@ fn world() -> World<MemorySms> {
     world_with(MemorySms::new(), Config::default())
 }
 
-impl<S: JobQueue + RegistrationEvents> World<S> {
+impl<S: JobQueue + RegistrationEvents + Clone> World<S> {
+    /// The service the API runs, over the same store, queue and clock.
+    fn service(&self) -> RegistrationService<MemoryStore, S> {
+        RegistrationService::new(
+            self.store.clone(),
+            self.sms.clone(),
+            self.clock.clone(),
+            self.config.clone(),
+        )
+    }
+
     async fn post_as(&self, domain: &str, auth: &str, body: &Value) -> (u16, Value) {
         let request = lambda_http::request::from_str(&post_event(domain, body, auth)).unwrap();
         let (status, body) = response_parts(&self.api.handle(request).await);
@@ -139,22 +149,35 @@ impl<S: JobQueue + RegistrationEvents> World<S> {
 /// The sender, as the event source mapping runs it on the jobs of the send queue. Its pace
 /// is high enough to cost nothing; the gap between two SMS to one phone remains.
 impl World<MemorySms> {
+    /// The sender, over the same store, queue and clock, with its own share of the pace.
+    fn sender(&self) -> Sender<MemoryStore, MemorySms, MemorySms> {
+        self.sender_with(self.clock.clone(), 10_000)
+    }
+
+    fn sender_with(
+        &self,
+        clock: Arc<dyn Clock>,
+        sms_per_second: u32,
+    ) -> Sender<MemoryStore, MemorySms, MemorySms> {
+        let config = Config {
+            sms_rate_per_second: sms_per_second,
+            ..self.config.clone()
+        };
+        let service = RegistrationService::new(self.store.clone(), self.sms.clone(), clock, config);
+        Sender::new(service, self.sms.clone())
+    }
+
     /// One delivery of `job`.
     async fn send(&self, job: &SmsJob) -> JobResult {
-        let pacer = Pacer::new(10_000);
-        self.api.service.send_job(job, &pacer, None).await
+        self.sender().send_job(job, None).await
     }
 
     /// Takes every job off the queue and delivers each once, concurrently, sharing one
     /// instance's pace; one result per job, oldest job first.
     async fn deliver(&self) -> Vec<JobResult> {
         let jobs = self.sms.take_jobs();
-        let pacer = Pacer::new(10_000);
-        futures::future::join_all(
-            jobs.iter()
-                .map(|job| self.api.service.send_job(job, &pacer, None)),
-        )
-        .await
+        let sender = self.sender();
+        futures::future::join_all(jobs.iter().map(|job| sender.send_job(job, None))).await
     }
 
     /// Takes the one job on the queue off it.
@@ -176,16 +199,21 @@ impl World<MemorySms> {
 
     /// Failed SMS attempts of a job before it is given up (`SEND_MAX_ATTEMPTS`).
     fn max_attempts(&self) -> u32 {
-        self.api.service.config.send_max_attempts
+        self.config.send_max_attempts
     }
 }
 
 /// An SMS failed at the sender's `attempt`-th attempt (not its last).
 fn failed(attempt: u32) -> JobResult {
     JobResult::Failed {
-        code: "InjectedFault".into(),
+        error: injected(),
         failures: attempt,
     }
+}
+
+/// The in-memory provider's failure.
+fn injected() -> SmsError {
+    SmsError::new(SmsFailure::Failed, "InjectedFault")
 }
 
 fn invite(numbers: &[&str]) -> Value {
@@ -232,7 +260,11 @@ fn report(success: &[&str], invalid: &[&str], in_use: &[&str], errors: &[&str]) 
 
 /// The phones of the jobs on the queue, oldest first.
 fn queued_phones(w: &World<MemorySms>) -> Vec<String> {
-    w.sms.queued_jobs().into_iter().map(|j| j.phone).collect()
+    w.sms
+        .queued_jobs()
+        .into_iter()
+        .map(|j| j.phone.as_str().to_owned())
+        .collect()
 }
 
 fn android_invite(phone: &str) -> Value {
@@ -361,12 +393,7 @@ async fn after_the_last_attempt_the_invitation_fails_its_count_is_refunded_and_t
         RegistrationStatus::Queued
     );
     assert_eq!(w.store.usage(DEMO_DOMAIN, day), 2);
-    assert_eq!(
-        w.send(&job_a).await,
-        JobResult::GaveUp {
-            code: "InjectedFault".into()
-        }
-    );
+    assert_eq!(w.send(&job_a).await, JobResult::GaveUp(injected()));
     assert_eq!(w.store.usage(DEMO_DOMAIN, day), 1);
     let record = w.store.record(A).unwrap();
     assert_eq!(record.status, RegistrationStatus::Failed);
@@ -388,7 +415,7 @@ async fn after_the_last_attempt_the_invitation_fails_its_count_is_refunded_and_t
     );
     assert!(w.sms.sent_to(A).is_empty());
     // Given back once, however often the sender gives up on it.
-    w.api.service.give_up(&job_a, "again").await.unwrap();
+    w.sender().give_up(&job_a, "again").await.unwrap();
     assert_eq!(w.store.usage(DEMO_DOMAIN, day), 1);
     // Its link asks for a new invitation.
     assert_eq!(w.get_page(&token).await.0, 410);
@@ -419,12 +446,7 @@ async fn giving_up_on_a_reinvite_puts_back_the_live_invitation_it_replaced() {
             ..
         }
     ));
-    assert_eq!(
-        w.attempt_all(&job).await,
-        JobResult::GaveUp {
-            code: "InjectedFault".into()
-        }
-    );
+    assert_eq!(w.attempt_all(&job).await, JobResult::GaveUp(injected()));
     assert_eq!(
         w.store.record(A),
         Some(before),
@@ -547,17 +569,12 @@ async fn no_number_is_started_when_the_deadline_is_too_close() {
     let w = world();
     let project = demo_project(None);
     let body = invite(&[A, B, "+1617JKL1234"]);
-    let request = w
-        .api
-        .service
+    let service = w.service();
+    let request = service
         .validate(&project, body.as_object().unwrap())
         .unwrap();
     let deadline = Instant::now() + Duration::from_millis(500); // below the 2 s margin
-    let report_ = w
-        .api
-        .service
-        .invite(&project, request, Some(deadline))
-        .await;
+    let report_ = service.invite(&project, request, Some(deadline)).await;
     assert_eq!(report_.error_numbers, [A, B]);
     assert_eq!(report_.invalid_format_numbers, ["+1617JKL1234"]);
     assert!(w.store.record(A).is_none() && w.store.record(B).is_none());
@@ -566,12 +583,23 @@ async fn no_number_is_started_when_the_deadline_is_too_close() {
 
 /// A send queue that takes its time, and counts how many enqueue calls overlap and the
 /// largest batch.
+#[derive(Default, Clone)]
+struct SlowQueue(Arc<SlowQueueState>);
+
 #[derive(Default)]
-struct SlowQueue {
+struct SlowQueueState {
     in_flight: AtomicUsize,
     most: AtomicUsize,
     largest_batch: AtomicUsize,
     jobs: Mutex<Vec<SmsJob>>,
+}
+
+impl std::ops::Deref for SlowQueue {
+    type Target = SlowQueueState;
+
+    fn deref(&self) -> &SlowQueueState {
+        &self.0
+    }
 }
 
 impl JobQueue for SlowQueue {
@@ -595,7 +623,7 @@ impl JobQueue for SlowQueue {
 }
 
 impl RegistrationEvents for SlowQueue {
-    async fn worker_registered(&self, _event: &Value) -> Result<(), SmsError> {
+    async fn worker_registered(&self, _event: &Value) -> Result<(), PublishError> {
         Ok(())
     }
 }
@@ -628,7 +656,7 @@ async fn queue_calls_run_concurrently_up_to_the_bound_ten_jobs_each_and_results_
         .lock()
         .unwrap()
         .iter()
-        .map(|j| j.phone.clone())
+        .map(|j| j.phone.as_str().to_owned())
         .collect();
     queued.sort();
     assert_eq!(queued, numbers, "one job per number");
@@ -784,16 +812,7 @@ async fn a_job_delivered_twice_at_once_is_sent_by_one_delivery_while_the_other_r
     let (first, second) = tokio::join!(w.send(&job), w.send(&job));
     let mut results = [first, second];
     results.sort_by_key(|r| format!("{r:?}"));
-    assert_eq!(
-        results,
-        [
-            JobResult::Later {
-                reason: "Busy".into(),
-                delay: 30
-            },
-            JobResult::Sent(2)
-        ]
-    );
+    assert_eq!(results, [JobResult::Later(Later::Busy), JobResult::Sent(2)]);
     assert_eq!(w.sms.sent_to(A), job.texts);
 }
 
@@ -845,7 +864,7 @@ async fn a_reinstall_queues_one_message_job_per_number_and_stores_no_invitation(
     assert!(w.sms.sent().is_empty(), "the request only queues them");
     let jobs = w.sms.queued_jobs();
     assert_eq!(jobs.len(), 1);
-    assert_eq!(jobs[0].phone, A);
+    assert_eq!(jobs[0].phone.as_str(), A);
     assert!(matches!(jobs[0].kind, JobKind::Message));
     assert_eq!(w.deliver().await, [JobResult::Sent(2)]);
     let texts = w.sms.sent_to(A);
@@ -1188,7 +1207,7 @@ fn page_event(method: &str, domain: &str, token: &str, content_type: &str, body:
     event.to_string()
 }
 
-impl<S: JobQueue + RegistrationEvents> World<S> {
+impl<S: JobQueue + RegistrationEvents + Clone> World<S> {
     async fn page(
         &self,
         method: &str,
@@ -1539,20 +1558,11 @@ async fn at_one_sms_a_second_jobs_past_the_deadline_go_back_unstarted_and_spend_
     assert_eq!(jobs.len(), 200);
     // One invocation with 2.5 s before it must stop starting SMS: the slots of the rate are
     // 1.04 s apart from 0.25 s ahead, so three fit; every other job goes back unstarted.
-    let pacer = Pacer::new(1);
-    let sender = RegistrationService::new(
-        w.store.clone(),
-        w.store.clone(),
-        w.sms.clone(),
-        Arc::new(Running(Instant::now())),
-        w.api.service.config.clone(),
-    );
+    let clock: Arc<dyn Clock> = Arc::new(Running(Instant::now()));
+    let sender = w.sender_with(clock.clone(), 1);
     let until = Instant::now() + Duration::from_millis(2_500);
-    let results = futures::future::join_all(
-        jobs.iter()
-            .map(|job| sender.send_job(job, &pacer, Some(until))),
-    )
-    .await;
+    let results =
+        futures::future::join_all(jobs.iter().map(|job| sender.send_job(job, Some(until)))).await;
     let stopped_in_time = Instant::now() < until + Duration::from_millis(500);
     // (A job whose first SMS went out and whose second found no slot is handed back too.)
     assert_eq!(w.sms.sent().len(), 3, "three slots fit before the deadline");
@@ -1560,15 +1570,20 @@ async fn at_one_sms_a_second_jobs_past_the_deadline_go_back_unstarted_and_spend_
     for result in &results {
         match result {
             JobResult::Sent(_) => {}
-            JobResult::Later { reason, .. } => assert_eq!(reason, "NoSlotBeforeDeadline"),
+            JobResult::Later(later) => {
+                assert!(
+                    matches!(later, Later::NoSlotBeforeDeadline { .. }),
+                    "{later:?}"
+                )
+            }
             other => panic!("only sent or handed back unstarted: {other:?}"),
         }
     }
     // Handed back, they spend nothing: delivered again (faster now), every worker gets
     // each SMS once and no invitation fails.
-    let pacer = Pacer::new(10_000);
+    let sender = w.sender_with(clock, 10_000);
     let results =
-        futures::future::join_all(jobs.iter().map(|job| sender.send_job(job, &pacer, None))).await;
+        futures::future::join_all(jobs.iter().map(|job| sender.send_job(job, None))).await;
     assert!(
         results.iter().all(|r| matches!(r, JobResult::Sent(_))),
         "{results:?}"
@@ -1590,8 +1605,7 @@ async fn a_reinstall_cut_off_by_the_deadline_after_sending_is_sent_again_and_goe
     w.store.put_project(project.clone());
     let body = json!({"app_id": DEMO_APP, "users": [{"phone_number": A}]});
     let request = w
-        .api
-        .service
+        .service()
         .validate_reinstall(&project, body.as_object().unwrap())
         .unwrap();
     // SQS takes the job, and its answer comes after the deadline cut the call off: the job
@@ -1600,8 +1614,7 @@ async fn a_reinstall_cut_off_by_the_deadline_after_sending_is_sent_again_and_goe
     w.sms.answer_next_enqueue_late(Duration::from_secs(5));
     let deadline = Instant::now() + Duration::from_millis(3_000);
     let report = w
-        .api
-        .service
+        .service()
         .reinstall(&project, request, Some(deadline))
         .await;
     assert!(Instant::now() < deadline, "answered before the deadline");

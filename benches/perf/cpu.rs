@@ -12,7 +12,7 @@ use smsreg::domain::job::SmsJob;
 use smsreg::domain::project::hash_key;
 use smsreg::domain::{ApiKey, App, PhoneNumber, Plan, Project};
 use smsreg::functions::api::Api;
-use smsreg::ports::{JobQueue, QueueError, RegistrationEvents, SmsError, SystemClock};
+use smsreg::ports::{JobQueue, PublishError, QueueError, RegistrationEvents, SystemClock};
 use smsreg::service::RegistrationService;
 
 use crate::stats::{self, OTHER_COUNTRIES, Summary, micros, millis, summarize};
@@ -67,6 +67,7 @@ pub fn request_body(numbers: &[String]) -> Value {
 
 /// Accepts every job and keeps nothing: `MemorySms` keeps every job it was given (a test
 /// aid), which this shows the cost of.
+#[derive(Clone)]
 struct NullSms;
 
 impl JobQueue for NullSms {
@@ -80,19 +81,17 @@ impl JobQueue for NullSms {
 }
 
 impl RegistrationEvents for NullSms {
-    async fn worker_registered(&self, _event: &Value) -> Result<(), SmsError> {
+    async fn worker_registered(&self, _event: &Value) -> Result<(), PublishError> {
         Ok(())
     }
 }
 
-fn memory_api() -> Api<Arc<MemoryStore>, Arc<MemoryStore>, Arc<MemorySms>> {
-    api_with(Arc::new(MemorySms::new()))
+fn memory_api() -> Api<MemoryStore, MemorySms, MemorySms> {
+    api_with(MemorySms::new())
 }
 
-fn api_with<S: JobQueue + RegistrationEvents>(
-    sms: S,
-) -> Api<Arc<MemoryStore>, Arc<MemoryStore>, S> {
-    let store = Arc::new(MemoryStore::new());
+fn api_with<S: JobQueue + RegistrationEvents + Clone>(sms: S) -> Api<MemoryStore, S, S> {
+    let store = MemoryStore::new();
     store.put_project(Project {
         name: DOMAIN.into(),
         display_name: Some("Demo Health".into()),
@@ -116,22 +115,19 @@ fn api_with<S: JobQueue + RegistrationEvents>(
         public_base_url: "https://sms.example.org".into(),
         ..Config::default()
     };
-    Api::new(RegistrationService::new(
-        store.clone(),
-        store,
+    Api::new(
+        RegistrationService::new(store, sms.clone(), Arc::new(SystemClock), config),
         sms,
-        Arc::new(SystemClock),
-        config,
-    ))
+    )
 }
 
 /// Runs the 500-user request `runs` times (each on a fresh in-memory world, built
 /// outside the timing) and returns the time per request.
-fn time_requests<S: JobQueue + RegistrationEvents>(
+fn time_requests<S: JobQueue + RegistrationEvents + Clone>(
     numbers: &[String],
     runs: usize,
     warmup: usize,
-    make_api: impl Fn() -> Api<Arc<MemoryStore>, Arc<MemoryStore>, S>,
+    make_api: impl Fn() -> Api<MemoryStore, S, S>,
 ) -> Vec<Duration> {
     let event = event(&request_body(numbers));
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -42,7 +42,7 @@ fn job(i: usize) -> SmsJob {
     SmsJob {
         id: format!("job-{i}"),
         domain: "demo".into(),
-        phone: format!("+1617555{:04}", 4000 + i),
+        phone: smsreg::domain::PhoneNumber::parse(&format!("+1617555{:04}", 4000 + i)).unwrap(),
         texts: vec![
             format!("Demo invites you: https://sms.example.org/a/demo/register/t{i}"),
             "[commcare app - do not delete] aHR0cHM6Ly9leGFtcGxlLm9yZw==".into(),

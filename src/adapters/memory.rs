@@ -2,7 +2,7 @@
 //! the same rules as the real adapters, for fast tests.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::adapters::dynamodb::item::{
     item_from_json, item_to_json, registration_from_item, registration_item,
@@ -11,14 +11,15 @@ use crate::domain::Token;
 use crate::domain::invitation::{ClaimCheck, ClaimRules};
 use crate::domain::invitation::{PhoneType, RegistrationStatus};
 use crate::domain::job::{JobKind, SmsJob};
+use crate::domain::receipt::DeliveryReport;
 use crate::domain::worker::Worker;
 use crate::domain::{ApiKey, Invitation, PhoneNumber, Project, RegistrationRecord};
 use crate::ports::{
     BatchProgress, BatchRecord, Claim, DailyQuota, DayUsage, DeliveryLog, Directory,
     IdempotencyBegin, IdempotencyStore, InboundLog, InvitationPage, InvitationStore, JobQueue,
-    ListQuery, OptOuts, QueueError, RateSlots, Receipt, ReceiptOutcome, RegisterOutcome,
-    RegistrationEvents, SendLedger, SendStart, SentSms, SlotTake, SmsError, SmsSender, StoreError,
-    StoredResponse, WorkerStore,
+    ListQuery, OptOuts, PublishError, QueueError, RateSlots, ReceiptOutcome, RegisterOutcome,
+    RegistrationEvents, SendLedger, SendStart, SentSms, SlotTake, SmsError, SmsFailure,
+    SmsProvider, StoreError, StoredResponse, WorkerStore,
 };
 
 fn unavailable() -> StoreError {
@@ -54,7 +55,7 @@ struct StoreState {
     /// Numbers that opted out, with when.
     opted_out: HashMap<String, u64>,
     /// Each SMS sent, by message id, with its receipt once it came.
-    messages: HashMap<String, (SentSms, Option<Receipt>)>,
+    messages: HashMap<String, (SentSms, Option<DeliveryReport>)>,
     /// Each batch's counts.
     progress: HashMap<String, BatchProgress>,
     /// Each project's day: SMS, receipts and cost.
@@ -84,10 +85,11 @@ fn ledger_key(job: &SmsJob) -> String {
     }
 }
 
-/// Directory and invitation store in one map, guarded by a mutex.
-#[derive(Default)]
+/// Directory and invitation store in one map, guarded by a mutex: a cheap handle
+/// (`Clone`), every clone the same store, as a DynamoDB client is the same table.
+#[derive(Default, Clone)]
 pub struct MemoryStore {
-    state: Mutex<StoreState>,
+    state: Arc<Mutex<StoreState>>,
 }
 
 impl MemoryStore {
@@ -460,7 +462,7 @@ impl SendLedger for MemoryStore {
         let mut state = self.reachable()?;
         let key = ledger_key(job);
         if let JobKind::Invitation { token, .. } = &job.kind {
-            let why = match state.records.get_mut(&job.phone) {
+            let why = match state.records.get_mut(job.phone.as_str()) {
                 None => Some("released"),
                 Some(r) => {
                     let why = r.refuses_job(token, now_ms / 1000);
@@ -501,7 +503,7 @@ impl SendLedger for MemoryStore {
         if let JobKind::Invitation { token, .. } = &job.kind
             && !state
                 .records
-                .get(&job.phone)
+                .get(job.phone.as_str())
                 .is_some_and(|r| r.token.as_str() == token && r.status.is_open())
         {
             return Ok(false);
@@ -516,7 +518,7 @@ impl SendLedger for MemoryStore {
             entry.lease_until = 0;
             entry.lease_owner = None;
         }
-        if let Some(r) = state.records.get_mut(&job.phone)
+        if let Some(r) = state.records.get_mut(job.phone.as_str())
             && matches!(job.kind, JobKind::Invitation { .. })
         {
             r.status = RegistrationStatus::Pending;
@@ -569,13 +571,13 @@ impl SendLedger for MemoryStore {
         };
         let mut state = self.reachable()?;
         if let Some(batch) = batch_id
-            && state.records.get(&job.phone).is_some_and(|r| {
+            && state.records.get(job.phone.as_str()).is_some_and(|r| {
                 r.token.as_str() == token && r.status == RegistrationStatus::Queued
             })
         {
             state.progress.entry(batch.clone()).or_default().send_failed += 1;
         }
-        let Some(record) = state.records.get_mut(&job.phone) else {
+        let Some(record) = state.records.get_mut(job.phone.as_str()) else {
             return Ok(false);
         };
         if record.token.as_str() != token || record.status != RegistrationStatus::Queued {
@@ -621,7 +623,7 @@ impl RateSlots for MemoryStore {
 impl DeliveryLog for MemoryStore {
     async fn record_receipt(
         &self,
-        receipt: &Receipt,
+        receipt: &DeliveryReport,
         now: u64,
     ) -> Result<ReceiptOutcome, StoreError> {
         let mut state = self.reachable()?;
@@ -804,10 +806,11 @@ struct SmsState {
     opt_out_checks: std::sync::atomic::AtomicUsize,
 }
 
-/// Records every SMS instead of sending it.
-#[derive(Default)]
+/// Records every SMS instead of sending it, and stands in for the send queue and the
+/// events topic too: a cheap handle (`Clone`), every clone the same.
+#[derive(Default, Clone)]
 pub struct MemorySms {
-    state: Mutex<SmsState>,
+    state: Arc<Mutex<SmsState>>,
 }
 
 impl MemorySms {
@@ -895,15 +898,16 @@ impl MemorySms {
     }
 }
 
-impl SmsSender for MemorySms {
+impl SmsProvider for MemorySms {
+    /// As SNS's.
+    const OPT_OUT_CHECKS_PER_SECOND: u32 = 50;
+
     async fn send(&self, to: &PhoneNumber, text: &str) -> Result<String, SmsError> {
         let mut state = self.state();
         let phone = to.as_str();
         let attempt = state.sent.iter().filter(|(p, _)| p == phone).count() + 1;
         if state.failing.contains(phone) || state.fail_nth.get(phone) == Some(&attempt) {
-            return Err(SmsError {
-                code: "InjectedFault".into(),
-            });
+            return Err(SmsError::new(SmsFailure::Failed, "InjectedFault"));
         }
         state.sent.push((phone.to_owned(), text.to_owned()));
         Ok(format!("mem-{}", state.sent.len()))
@@ -916,6 +920,11 @@ impl SmsSender for MemorySms {
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Ok(state.provider_opted_out.contains(to.as_str()))
     }
+
+    /// The stand-in for SNS reads SNS's delivery status log.
+    fn read_report(line: &str) -> Option<DeliveryReport> {
+        crate::adapters::sns::read_delivery_status(line)
+    }
 }
 
 impl JobQueue for MemorySms {
@@ -925,7 +934,7 @@ impl JobQueue for MemorySms {
             let results = jobs
                 .iter()
                 .map(|job| {
-                    if state.failing_enqueue.contains(&job.phone) {
+                    if state.failing_enqueue.contains(job.phone.as_str()) {
                         return Err(QueueError {
                             code: "InjectedFault".into(),
                         });
@@ -952,10 +961,10 @@ impl JobQueue for MemorySms {
 }
 
 impl RegistrationEvents for MemorySms {
-    async fn worker_registered(&self, event: &serde_json::Value) -> Result<(), SmsError> {
+    async fn worker_registered(&self, event: &serde_json::Value) -> Result<(), PublishError> {
         let mut state = self.state();
         if state.events_failing {
-            return Err(SmsError {
+            return Err(PublishError {
                 code: "InjectedFault".into(),
             });
         }

@@ -1,9 +1,10 @@
-//! Implementations of the ports: DynamoDB and SNS for real, in-memory for tests.
+//! Implementations of the ports: DynamoDB, SQS and SNS for real, in-memory for tests.
 
 pub mod dynamodb;
 pub mod memory;
 pub mod sns;
 pub mod sqs;
+pub mod topic;
 
 use std::time::Duration;
 
@@ -45,55 +46,4 @@ pub(crate) fn error_code<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> 
         _ => error.code().unwrap_or("Unknown"),
     }
     .to_owned()
-}
-
-/// Where the functions' SMS go: the send queue for every SMS to a worker, SNS for the
-/// sender's own publishes and for `worker_registered` events.
-#[derive(Debug, Clone)]
-pub struct Outbox {
-    pub sns: sns::SnsSender,
-    pub queue: sqs::SqsQueue,
-}
-
-impl crate::ports::SmsSender for Outbox {
-    async fn send(
-        &self,
-        to: &crate::domain::PhoneNumber,
-        text: &str,
-    ) -> Result<String, crate::ports::SmsError> {
-        self.sns.send(to, text).await
-    }
-
-    async fn is_opted_out(
-        &self,
-        to: &crate::domain::PhoneNumber,
-    ) -> Result<bool, crate::ports::SmsError> {
-        self.sns.is_opted_out(to).await
-    }
-}
-
-impl crate::ports::RegistrationEvents for Outbox {
-    async fn worker_registered(
-        &self,
-        event: &serde_json::Value,
-    ) -> Result<(), crate::ports::SmsError> {
-        self.sns.worker_registered(event).await
-    }
-}
-
-impl crate::ports::JobQueue for Outbox {
-    async fn enqueue(
-        &self,
-        jobs: &[crate::domain::job::SmsJob],
-    ) -> Vec<Result<(), crate::ports::QueueError>> {
-        self.queue.enqueue(jobs).await
-    }
-
-    async fn retry_later(
-        &self,
-        receipt_handle: &str,
-        delay_seconds: u32,
-    ) -> Result<(), crate::ports::QueueError> {
-        self.queue.retry_later(receipt_handle, delay_seconds).await
-    }
 }

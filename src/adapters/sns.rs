@@ -1,20 +1,28 @@
-//! SNS adapter: one `Publish` to the phone number per SMS.
+//! SNS as the SMS provider: one `Publish` to the phone number per SMS,
+//! `CheckIfPhoneNumberIsOptedOut` for its opt-out list, and its SMS delivery status log
+//! (`sns/<region>/<account>/DirectPublishToPhoneNumber[/Failure]` in CloudWatch Logs, one
+//! JSON line per SMS) read into delivery reports.
 
 use aws_sdk_sns::Client;
+use aws_sdk_sns::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sns::types::MessageAttributeValue;
+use serde::Deserialize;
 
 use crate::domain::PhoneNumber;
-use crate::ports::{RegistrationEvents, SmsError, SmsSender};
+use crate::domain::receipt::DeliveryReport;
+use crate::ports::{SmsError, SmsFailure, SmsProvider};
+
+/// SNS answers `CheckIfPhoneNumberIsOptedOut` at most 50 times a second per account.
+const OPT_OUT_CHECKS_PER_SECOND: u32 = 50;
 
 #[derive(Debug, Clone)]
-pub struct SnsSender {
+pub struct SnsSms {
     client: Client,
     sender_id: Option<String>,
     origination_number: Option<String>,
-    events_topic_arn: Option<String>,
 }
 
-fn string_attribute(value: &str) -> MessageAttributeValue {
+pub(crate) fn string_attribute(value: &str) -> MessageAttributeValue {
     MessageAttributeValue::builder()
         .data_type("String")
         .string_value(value)
@@ -22,28 +30,37 @@ fn string_attribute(value: &str) -> MessageAttributeValue {
         .expect("a message attribute with a data type")
 }
 
-impl SnsSender {
+impl SnsSms {
     pub fn new(
         client: Client,
         sender_id: Option<String>,
         origination_number: Option<String>,
     ) -> Self {
-        SnsSender {
+        SnsSms {
             client,
             sender_id,
             origination_number,
-            events_topic_arn: None,
         }
-    }
-
-    /// Publishes `worker_registered` events to this topic.
-    pub fn with_events_topic(mut self, topic_arn: Option<String>) -> Self {
-        self.events_topic_arn = topic_arn;
-        self
     }
 }
 
-impl SmsSender for SnsSender {
+/// What an SNS failure means for the SMS: refused for the rate, refused, or unknown (no
+/// answer, or an answer that could not be read, after SNS may have taken it).
+fn classify<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> SmsError {
+    let code = crate::adapters::error_code(error);
+    let failure = match error {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            SmsFailure::Unknown
+        }
+        _ if code.starts_with("Throttl") => SmsFailure::Throttled,
+        _ => SmsFailure::Failed,
+    };
+    SmsError::new(failure, code)
+}
+
+impl SmsProvider for SnsSms {
+    const OPT_OUT_CHECKS_PER_SECOND: u32 = OPT_OUT_CHECKS_PER_SECOND;
+
     async fn send(&self, to: &PhoneNumber, text: &str) -> Result<String, SmsError> {
         let mut publish = self
             .client
@@ -58,14 +75,11 @@ impl SmsSender for SnsSender {
             publish = publish
                 .message_attributes("AWS.MM.SMS.OriginationNumber", string_attribute(number));
         }
-        // Throttling is retried with backoff by the client's retry policy (see `aws`).
         publish
             .send()
             .await
             .map(|out| out.message_id.unwrap_or_default())
-            .map_err(|error| SmsError {
-                code: crate::adapters::error_code(&error),
-            })
+            .map_err(|error| classify(&error))
     }
 
     async fn is_opted_out(&self, to: &PhoneNumber) -> Result<bool, SmsError> {
@@ -75,27 +89,97 @@ impl SmsSender for SnsSender {
             .send()
             .await
             .map(|out| out.is_opted_out())
-            .map_err(|error| SmsError {
-                code: crate::adapters::error_code(&error),
-            })
+            .map_err(|error| classify(&error))
+    }
+
+    fn read_report(line: &str) -> Option<DeliveryReport> {
+        read_delivery_status(line)
     }
 }
 
-impl RegistrationEvents for SnsSender {
-    async fn worker_registered(&self, event: &serde_json::Value) -> Result<(), SmsError> {
-        let Some(topic) = &self.events_topic_arn else {
-            return Ok(());
-        };
-        self.client
-            .publish()
-            .topic_arn(topic)
-            .message(event.to_string())
-            .message_attributes("event", string_attribute("worker_registered"))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|error| SmsError {
-                code: crate::adapters::error_code(&error),
-            })
+#[derive(Deserialize)]
+struct Line {
+    notification: Notification,
+    delivery: Delivery,
+    status: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Notification {
+    message_id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Delivery {
+    #[serde(default)]
+    provider_response: String,
+    #[serde(default, rename = "priceInUSD")]
+    price_in_usd: f64,
+    #[serde(default)]
+    dwell_time_ms: u64,
+}
+
+/// A line of the delivery status log, or `None` when it is not a delivery status this
+/// service can read.
+pub fn read_delivery_status(line: &str) -> Option<DeliveryReport> {
+    let line: Line = serde_json::from_str(line).ok()?;
+    let delivered = match line.status.as_str() {
+        "SUCCESS" => true,
+        "FAILURE" => false,
+        _ => return None,
+    };
+    if line.notification.message_id.is_empty()
+        || !line.delivery.price_in_usd.is_finite()
+        || line.delivery.price_in_usd < 0.0
+    {
+        return None;
+    }
+    Some(DeliveryReport {
+        message_id: line.notification.message_id,
+        delivered,
+        provider_response: line.delivery.provider_response,
+        price_usd: line.delivery.price_in_usd,
+        dwell_ms: line.delivery.dwell_time_ms,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// As AWS documents the log's lines.
+    const DELIVERED: &str = r#"{"notification":{"messageId":"34d9b400-c6dd-5444-820d-fbeb0f1f54cf","timestamp":"2026-11-24 10:00:01.123"},"delivery":{"phoneCarrier":"My Phone Carrier","mnc":270,"numberOfMessageParts":1,"destination":"+16175551234","priceInUSD":0.00581,"smsType":"Transactional","mcc":310,"providerResponse":"Message has been accepted by phone carrier","dwellTimeMs":599,"dwellTimeMsUntilDeviceAck":1344},"status":"SUCCESS"}"#;
+    const FAILED: &str = r#"{"notification":{"messageId":"1077de42-a3e2-5e5b-8f2e-1f5bd7e0c8e5","timestamp":"2026-11-24 10:00:02.000"},"delivery":{"mnc":0,"numberOfMessageParts":1,"destination":"+16175555512","priceInUSD":0.0,"smsType":"Transactional","mcc":0,"providerResponse":"Unknown error attempting to reach phone","dwellTimeMs":1420},"status":"FAILURE"}"#;
+
+    #[test]
+    fn delivered_and_failed_lines_are_read() {
+        let r = read_delivery_status(DELIVERED).unwrap();
+        assert_eq!(r.message_id, "34d9b400-c6dd-5444-820d-fbeb0f1f54cf");
+        assert!(r.delivered);
+        assert_eq!(
+            r.provider_response,
+            "Message has been accepted by phone carrier"
+        );
+        assert!((r.price_usd - 0.00581).abs() < 1e-12);
+        assert_eq!(r.dwell_ms, 599);
+        let r = read_delivery_status(FAILED).unwrap();
+        assert!(!r.delivered);
+        assert_eq!(r.price_usd, 0.0);
+    }
+
+    #[test]
+    fn anything_else_is_not_a_receipt() {
+        for line in [
+            "",
+            "not json",
+            "{}",
+            r#"{"notification":{"messageId":""},"delivery":{},"status":"SUCCESS"}"#,
+            r#"{"notification":{"messageId":"m"},"delivery":{},"status":"PENDING"}"#,
+            r#"{"notification":{"messageId":"m"},"delivery":{"priceInUSD":-1},"status":"SUCCESS"}"#,
+        ] {
+            assert_eq!(read_delivery_status(line), None, "{line}");
+        }
     }
 }

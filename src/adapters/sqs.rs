@@ -42,6 +42,8 @@ fn sqs_error<E: aws_sdk_sqs::error::ProvideErrorMetadata, R>(
 }
 
 impl JobQueue for SqsQueue {
+    const MAX_BATCH: usize = MAX_BATCH;
+
     async fn enqueue(&self, jobs: &[SmsJob]) -> Vec<Result<(), QueueError>> {
         assert!(jobs.len() <= MAX_BATCH, "at most 10 jobs per batch");
         let mut results: Vec<Result<(), QueueError>> =

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::PhoneNumber;
 use super::invitation::Token;
 
 /// One job of the send queue: the SMS for one phone, in order.
@@ -13,8 +14,8 @@ pub struct SmsJob {
     pub id: String,
     /// The project the SMS are sent for.
     pub domain: String,
-    /// E.164.
-    pub phone: String,
+    /// Parsed once, when the job is read.
+    pub phone: PhoneNumber,
     pub texts: Vec<String>,
     #[serde(flatten)]
     pub kind: JobKind,
@@ -54,10 +55,8 @@ impl SmsJob {
     }
 
     /// The phone masked for logs.
-    pub fn masked_phone(&self) -> String {
-        super::PhoneNumber::parse(&self.phone)
-            .map(|p| p.masked().to_string())
-            .unwrap_or_else(|_| "***".into())
+    pub fn masked_phone(&self) -> super::phone::Masked<'_> {
+        self.phone.masked()
     }
 }
 
@@ -67,7 +66,7 @@ impl std::fmt::Debug for SmsJob {
         f.debug_struct("SmsJob")
             .field("id", &self.id)
             .field("kind", &self.kind_name())
-            .field("phone", &self.masked_phone())
+            .field("phone", &self.masked_phone().to_string())
             .field("texts", &self.texts.len())
             .finish_non_exhaustive()
     }
@@ -88,7 +87,7 @@ mod tests {
         SmsJob {
             id: "j1".into(),
             domain: "demo".into(),
-            phone: "+16175551234".into(),
+            phone: PhoneNumber::parse("+16175551234").unwrap(),
             texts: vec!["secret link https://x/a/demo/register/tok".into()],
             kind: JobKind::Invitation {
                 token: "tok".into(),

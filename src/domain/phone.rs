@@ -202,6 +202,22 @@ fn has_a_type(meta: &Metadata, national: &str) -> bool {
             || matches(d.voicemail()))
 }
 
+/// In E.164, as it is kept and queued.
+impl serde::Serialize for PhoneNumber {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.e164)
+    }
+}
+
+/// Read (a send job's number, say) with the same rules as a client's: what is not a
+/// valid number is not one, whoever wrote it.
+impl<'de> serde::Deserialize<'de> for PhoneNumber {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        PhoneNumber::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
 impl fmt::Display for PhoneNumber {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.e164)

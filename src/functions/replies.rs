@@ -1,47 +1,38 @@
-//! The inbound-SMS entry point: SNS events (replies published by End User Messaging SMS)
-//! in, replies by SMS out.
+//! The replies function: SNS events (workers' SMS, published by End User Messaging SMS)
+//! in, each reply handled (see `service::replies`), answers queued as SMS.
 
+use aws_lambda_events::event::sns::SnsEvent;
 use lambda_http::lambda_runtime::{Error, LambdaEvent};
 use serde_json::{Value, json};
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::metrics::Metrics;
-use crate::ports::{
-    Directory, InboundLog, InvitationStore, JobQueue, RegistrationEvents, WorkerStore,
-};
+use crate::ports::{JobQueue, RegistrationEvents, Store};
 use crate::service::RegistrationService;
 use crate::service::replies::{InboundSms, ReplyOutcome};
 
-pub struct Inbound<D, I, S> {
-    pub service: RegistrationService<D, I, S>,
+/// The replies function; `events` hears of each worker registered by `JOIN`.
+pub struct RepliesFunction<St, Q, E> {
+    service: RegistrationService<St, Q>,
+    events: E,
 }
 
-impl<D, I, S> Inbound<D, I, S>
-where
-    D: Directory + InboundLog,
-    I: InvitationStore + WorkerStore,
-    S: JobQueue + RegistrationEvents,
-{
-    pub fn new(service: RegistrationService<D, I, S>) -> Self {
-        Inbound { service }
+impl<St: Store, Q: JobQueue, E: RegistrationEvents> RepliesFunction<St, Q, E> {
+    pub fn new(service: RegistrationService<St, Q>, events: E) -> Self {
+        RepliesFunction { service, events }
     }
 
     /// Handles every reply of an SNS event. A failure fails the invocation, so that Lambda
     /// delivers the event again; replies already handled are skipped then.
-    pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Value, Error> {
+    pub async fn handle(&self, event: LambdaEvent<SnsEvent>) -> Result<Value, Error> {
         let span = info_span!("inbound", request_id = %event.context.request_id);
         self.handle_records(&event.payload).instrument(span).await
     }
 
-    pub async fn handle_records(&self, payload: &Value) -> Result<Value, Error> {
-        let records = payload["Records"]
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or_default();
-        let mut outcomes = Vec::with_capacity(records.len());
-        for record in records {
-            let message = record["Sns"]["Message"].as_str().unwrap_or_default();
-            let sms: InboundSms = match serde_json::from_str(message) {
+    pub async fn handle_records(&self, event: &SnsEvent) -> Result<Value, Error> {
+        let mut outcomes = Vec::with_capacity(event.records.len());
+        for record in &event.records {
+            let sms: InboundSms = match serde_json::from_str(&record.sns.message) {
                 Ok(sms) => sms,
                 Err(_) => {
                     // Not an inbound SMS: retrying would not change that.
@@ -50,7 +41,7 @@ where
                     continue;
                 }
             };
-            let outcome = self.service.handle_reply(&sms).await?;
+            let outcome = self.service.handle_reply(&sms, &self.events).await?;
             Metrics::new("inbound")
                 .count("RepliesHandled", 1)
                 .count(

@@ -1,4 +1,4 @@
-//! The sender's entry point: SQS events (send jobs, from the event source mapping) in,
+//! The sender function: SQS events (send jobs, from the event source mapping) in,
 //! the batch's failures out (`ReportBatchItemFailures`), each put back with a delay.
 
 use std::time::{Duration, Instant};
@@ -9,28 +9,21 @@ use tracing::{Instrument, error, info, info_span, warn};
 
 use crate::domain::job::{SmsJob, retry_delay_seconds};
 use crate::metrics::Metrics;
-use crate::ports::{DailyQuota, DeliveryLog, JobQueue, OptOuts, RateSlots, SendLedger, SmsSender};
-use crate::service::RegistrationService;
-use crate::service::send::{JobResult, Pacer, SEND_ALLOWANCE};
+use crate::ports::{JobQueue, SmsFailure, SmsProvider, Store};
+use crate::service::send::{JobResult, SEND_ALLOWANCE, Sender};
 
 /// No SMS is started with less than this left before the invocation's deadline: the
 /// time SNS is given to answer ([`SEND_ALLOWANCE`]), then 3 s to record the SMS.
 const DEADLINE_MARGIN: Duration = SEND_ALLOWANCE.saturating_add(Duration::from_secs(3));
 
-pub struct Sender<D, I, S> {
-    pub service: RegistrationService<D, I, S>,
-    pub pacer: Pacer,
+/// The sender function: one instance's share of the deployment's sending.
+pub struct SenderFunction<St, Q, P> {
+    sender: Sender<St, Q, P>,
 }
 
-impl<D, I, S> Sender<D, I, S>
-where
-    D: DailyQuota,
-    I: SendLedger + RateSlots + OptOuts + DeliveryLog,
-    S: SmsSender + JobQueue,
-{
-    pub fn new(service: RegistrationService<D, I, S>) -> Self {
-        let pacer = Pacer::new(service.config.sms_rate_per_second);
-        Sender { service, pacer }
+impl<St: Store, Q: JobQueue, P: SmsProvider> SenderFunction<St, Q, P> {
+    pub fn new(sender: Sender<St, Q, P>) -> Self {
+        SenderFunction { sender }
     }
 
     pub async fn handle(&self, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
@@ -82,8 +75,8 @@ where
     /// Handles one job.
     async fn one(&self, message: &SqsMessage, until: Option<Instant>) -> Done {
         let dead_letter = self
-            .service
-            .config
+            .sender
+            .config()
             .send_dead_letter_queue_arn
             .as_deref()
             .is_some_and(|arn| message.event_source_arn.as_deref() == Some(arn));
@@ -116,7 +109,7 @@ where
             warn!(job = %job.id, kind, phone = %job.masked_phone(),
                 "job on the dead-letter queue: given up");
             return match self
-                .service
+                .sender
                 .give_up(&job, "SMS not sent: its job reached the dead-letter queue")
                 .await
             {
@@ -134,7 +127,7 @@ where
                 }
             };
         }
-        match self.service.send_job(&job, &self.pacer, until).await {
+        match self.sender.send_job(&job, until).await {
             JobResult::Sent(sms) => {
                 info!(job = %job.id, kind, phone = %job.masked_phone(), sms, "job sent");
                 Done {
@@ -146,27 +139,28 @@ where
                 info!(job = %job.id, kind, phone = %job.masked_phone(), reason, "job dropped unsent");
                 Done::default()
             }
-            JobResult::GaveUp { code } => {
-                warn!(job = %job.id, kind, phone = %job.masked_phone(), code,
+            JobResult::GaveUp(error) => {
+                warn!(job = %job.id, kind, phone = %job.masked_phone(), code = error.code,
                     "last attempt failed: the job is given up");
                 Done {
                     gave_up: true,
-                    throttled: is_throttle(&code),
+                    throttled: error.failure == SmsFailure::Throttled,
                     ..Done::default()
                 }
             }
-            JobResult::Failed { code, failures } => {
+            JobResult::Failed { error, failures } => {
                 let delay = retry_delay_seconds(failures);
-                warn!(job = %job.id, kind, phone = %job.masked_phone(), code, failures, delay,
-                    "SMS failed: the job is put back to retry");
+                warn!(job = %job.id, kind, phone = %job.masked_phone(), code = error.code,
+                    failures, delay, "SMS failed: the job is put back to retry");
                 self.hand_back(message, Some(&job), delay).await;
                 Done {
                     retry: true,
-                    throttled: is_throttle(&code),
+                    throttled: error.failure == SmsFailure::Throttled,
                     ..Done::default()
                 }
             }
-            JobResult::Later { reason, delay } => {
+            JobResult::Later(later) => {
+                let (reason, delay) = (later.reason(), later.delay());
                 info!(job = %job.id, kind, phone = %job.masked_phone(), reason, delay,
                     "job handed back, no attempt spent");
                 self.hand_back(message, Some(&job), delay).await;
@@ -181,7 +175,7 @@ where
     /// Sets when a message reported failed comes back.
     async fn hand_back(&self, message: &SqsMessage, job: Option<&SmsJob>, delay: u32) {
         if let Some(receipt) = &message.receipt_handle
-            && let Err(error) = self.service.sms.retry_later(receipt, delay).await
+            && let Err(error) = self.sender.hand_back(receipt, delay).await
         {
             // It comes back when its visibility timeout ends instead.
             warn!(job = ?job.map(|j| &j.id), %error, "could not set the retry delay");
@@ -211,10 +205,6 @@ struct Done {
     unreadable: bool,
     /// Taken off the dead-letter queue: its invitation given up.
     dead_lettered: bool,
-}
-
-fn is_throttle(code: &str) -> bool {
-    code.starts_with("Throttl")
 }
 
 /// When to stop starting SMS, from the invocation's deadline (ms since the epoch).

@@ -6,10 +6,7 @@ use super::RegistrationService;
 use crate::domain::invitation::{ShownStatus, Token};
 use crate::domain::worker::{FormErrors, RegistrationForm, Worker, hash_password};
 use crate::domain::{Project, RegistrationRecord};
-use crate::ports::{
-    Directory, InvitationStore, JobQueue, RegisterOutcome, RegistrationEvents, StoreError,
-    WorkerStore,
-};
+use crate::ports::{JobQueue, RegisterOutcome, RegistrationEvents, Store, StoreError};
 
 /// What a registration link leads to.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,12 +44,7 @@ pub struct Registered {
     pub username: String,
 }
 
-impl<D, I, S> RegistrationService<D, I, S>
-where
-    D: Directory,
-    I: InvitationStore + WorkerStore,
-    S: JobQueue + RegistrationEvents,
-{
+impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
     /// Finds the invitation behind a registration link of `domain`.
     pub async fn open_invitation(
         &self,
@@ -68,7 +60,7 @@ where
         if record.domain != domain {
             return Ok(Invitation::NotFound);
         }
-        let Some(project) = self.directory.project(domain).await? else {
+        let Some(project) = self.store.project(domain).await? else {
             return Ok(Invitation::NotFound);
         };
         Ok(match record.shown_status(self.clock.now()) {
@@ -95,12 +87,14 @@ where
         }
     }
 
-    /// Creates the worker's account and marks the invitation registered, both or neither.
+    /// Creates the worker's account and marks the invitation registered, both or neither;
+    /// `events` hears of it.
     pub async fn complete_registration(
         &self,
         domain: &str,
         token: &str,
         form: &RegistrationForm,
+        events: &impl RegistrationEvents,
     ) -> Result<Registered, RegisterError> {
         let (project, invitation) = match self.open_invitation(domain, token).await? {
             Invitation::Pending(project, record) => (project, record),
@@ -143,7 +137,7 @@ where
         }
         info!(phone = %worker.phone.masked(), "worker registered");
         let event = worker.registered_event();
-        if let Err(error) = self.sms.worker_registered(&event).await {
+        if let Err(error) = events.worker_registered(&event).await {
             // The account exists; the event is lost to the subscriber, so say so loudly.
             warn!(%error, "worker_registered event not published");
         }

@@ -11,10 +11,7 @@ use crate::domain::keyword::{Keyword, help_text, keyword};
 use crate::domain::sms::InvitationSms;
 use crate::domain::worker::{RegistrationForm, Worker, hash_password, normalise_username};
 use crate::domain::{PhoneNumber, Project, RegistrationRecord};
-use crate::ports::{
-    Directory, InboundLog, InvitationStore, JobQueue, QueueError, RegisterOutcome,
-    RegistrationEvents, StoreError, WorkerStore,
-};
+use crate::ports::{JobQueue, QueueError, RegisterOutcome, RegistrationEvents, Store, StoreError};
 
 /// An SMS a worker sent, as End User Messaging SMS publishes it to SNS.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
@@ -84,12 +81,7 @@ fn random_password() -> String {
     crate::domain::project::generate_key()
 }
 
-impl<D, I, S> RegistrationService<D, I, S>
-where
-    D: Directory + InboundLog,
-    I: InvitationStore + WorkerStore,
-    S: JobQueue + RegistrationEvents,
-{
+impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
     /// Queues an answer: one job with the SMS for `phone`, sent by the sender at the
     /// account's rate, like every SMS of the service.
     async fn answer(
@@ -101,11 +93,11 @@ where
         let job = SmsJob {
             id: SmsJob::new_id(),
             domain: domain.to_owned(),
-            phone: phone.as_str().to_owned(),
+            phone: phone.clone(),
             texts,
             kind: JobKind::Message,
         };
-        self.sms
+        self.queue
             .enqueue(std::slice::from_ref(&job))
             .await
             .pop()
@@ -115,26 +107,35 @@ where
         Ok(())
     }
 
-    /// Handles one reply. A failure forgets the message, so a redelivery is handled again.
-    pub async fn handle_reply(&self, sms: &InboundSms) -> Result<ReplyOutcome, ReplyError> {
+    /// Handles one reply; `events` hears of a worker who registered by `JOIN`. A
+    /// failure forgets the message, so a redelivery is handled again.
+    pub async fn handle_reply(
+        &self,
+        sms: &InboundSms,
+        events: &impl RegistrationEvents,
+    ) -> Result<ReplyOutcome, ReplyError> {
         if !self
-            .directory
+            .store
             .first_time(&sms.inbound_message_id, self.clock.now())
             .await?
         {
             info!("reply already handled");
             return Ok(ReplyOutcome::Duplicate);
         }
-        let outcome = self.reply(sms).await;
+        let outcome = self.reply(sms, events).await;
         if outcome.is_err()
-            && let Err(error) = self.directory.forget(&sms.inbound_message_id).await
+            && let Err(error) = self.store.forget(&sms.inbound_message_id).await
         {
             warn!(%error, "could not forget a failed reply; a redelivery will be skipped");
         }
         outcome
     }
 
-    async fn reply(&self, sms: &InboundSms) -> Result<ReplyOutcome, ReplyError> {
+    async fn reply(
+        &self,
+        sms: &InboundSms,
+        events: &impl RegistrationEvents,
+    ) -> Result<ReplyOutcome, ReplyError> {
         let Ok(phone) = PhoneNumber::parse(&sms.origination_number) else {
             warn!("reply from an unreadable number ignored");
             return Ok(ReplyOutcome::Ignored);
@@ -154,7 +155,7 @@ where
             }
             Some(Keyword::Help) => {
                 let project = match self.store.find(&phone).await? {
-                    Some(record) => self.directory.project(&record.domain).await?,
+                    Some(record) => self.store.project(&record.domain).await?,
                     None => None,
                 };
                 let domain = project.as_ref().map_or("", |p| p.name.as_str());
@@ -171,7 +172,7 @@ where
                 return Ok(ReplyOutcome::Ignored);
             }
         };
-        let Some(project) = self.directory.project(&invitation.domain).await? else {
+        let Some(project) = self.store.project(&invitation.domain).await? else {
             return Ok(ReplyOutcome::Ignored);
         };
         let body = sms.message_body.trim();
@@ -180,12 +181,12 @@ where
             .first()
             .is_some_and(|w| w.eq_ignore_ascii_case("JOIN"))
         {
-            return self.join(&project, &invitation, &words).await;
+            return self.join(&project, &invitation, &words, events).await;
         }
         let chosen = invitation.phone_type.is_none() && (body == "1" || body == "2");
         if !chosen
             && !self
-                .directory
+                .store
                 .may_answer(
                     invitation.token.as_str(),
                     &crate::domain::time::utc_day(now),
@@ -246,6 +247,7 @@ where
         project: &Project,
         invitation: &RegistrationRecord,
         words: &[&str],
+        events: &impl RegistrationEvents,
     ) -> Result<ReplyOutcome, ReplyError> {
         let phone = &invitation.phone;
         let well_formed = matches!(words.len(), 3 | 4)
@@ -309,7 +311,7 @@ where
         }
         info!(phone = %phone.masked(), "worker registered by SMS");
         let event = worker.registered_event();
-        if let Err(error) = self.sms.worker_registered(&event).await {
+        if let Err(error) = events.worker_registered(&event).await {
             warn!(%error, "worker_registered event not published");
         }
         let welcome = format!(

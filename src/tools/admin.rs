@@ -14,6 +14,7 @@ use crate::domain::project::{generate_key, hash_key, is_valid_project_name};
 use crate::domain::time::rfc3339;
 use crate::domain::{ApiKey, App, PhoneNumber, Plan};
 use crate::ports::{Clock, DeliveryLog, Directory, InvitationStore, ListQuery, SystemClock};
+use crate::service::receipts::{Receipts, ReceiptsReport};
 
 /// Longest app id: an app's item key must stay far below DynamoDB's key limit.
 const MAX_APP_ID_BYTES: usize = 128;
@@ -195,8 +196,8 @@ async fn replay_receipts(
     queue_url: &str,
 ) -> Result<(), Failure> {
     let sqs = aws_sdk_sqs::Client::new(aws);
-    let receipts = crate::functions::receipts::Receipts::new(store, clock);
-    let mut report = crate::functions::receipts::ReceiptsReport::default();
+    let receipts: Receipts<DynamoStore, crate::wiring::SmsProvider> = Receipts::new(store, clock);
+    let mut report = ReceiptsReport::default();
     let (mut batches, mut kept) = (0, 0);
     loop {
         let messages = sqs

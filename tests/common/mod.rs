@@ -21,8 +21,8 @@ use smsreg::adapters::dynamodb::{DynamoStore, ProjectUpdate};
 use smsreg::config::Config;
 use smsreg::domain::project::hash_key;
 use smsreg::domain::{ApiKey, App, Plan};
-use smsreg::functions::sender::Sender;
-use smsreg::ports::{DailyQuota, DeliveryLog, JobQueue, OptOuts, RateSlots, SendLedger, SmsSender};
+use smsreg::functions::sender::SenderFunction;
+use smsreg::ports::{JobQueue, SmsProvider, Store};
 
 pub const DEMO_DOMAIN: &str = "demo";
 pub const DEMO_APP: &str = "abcd1234abcd1234";
@@ -202,12 +202,11 @@ impl Moto {
     /// Hands every job visible on `queue_url` to the sender, as the event source mapping
     /// does (an SQS event in, the batch's failures out, the rest deleted), until none is
     /// left visible. Returns how many deliveries were made.
-    pub async fn deliver<D, I, S>(&self, sender: &Sender<D, I, S>, queue_url: &str) -> usize
-    where
-        D: DailyQuota,
-        I: SendLedger + RateSlots + OptOuts + DeliveryLog,
-        S: SmsSender + JobQueue,
-    {
+    pub async fn deliver<St: Store, Q: JobQueue, P: SmsProvider>(
+        &self,
+        sender: &SenderFunction<St, Q, P>,
+        queue_url: &str,
+    ) -> usize {
         let client = aws_sdk_sqs::Client::new(&self.sdk_config().await);
         let mut delivered = 0;
         loop {

@@ -9,9 +9,7 @@ use super::write::Transacted;
 use super::{DynamoStore, usage_expiry};
 use crate::domain::RegistrationRecord;
 use crate::domain::time::utc_day;
-use crate::ports::{
-    BatchProgress, DayUsage, DeliveryLog, Receipt, ReceiptOutcome, SentSms, StoreError,
-};
+use crate::ports::{BatchProgress, DayUsage, DeliveryLog, ReceiptOutcome, SentSms, StoreError};
 
 const MSG_SK: &str = "MSG";
 /// How long an SMS's item waits for its receipt (SNS logs them within minutes).
@@ -103,7 +101,7 @@ impl DynamoStore {
 impl DeliveryLog for DynamoStore {
     async fn record_receipt(
         &self,
-        receipt: &Receipt,
+        receipt: &crate::domain::receipt::DeliveryReport,
         now: u64,
     ) -> Result<ReceiptOutcome, StoreError> {
         let Some(sms) = self.item(msg_pk(&receipt.message_id), MSG_SK).await? else {

@@ -53,7 +53,7 @@ impl DynamoStore {
         let update = self.client.update_item().table_name(self.table());
         match &job.kind {
             JobKind::Invitation { token, .. } => update
-                .key(PK, s(phone_pk(&job.phone)))
+                .key(PK, s(phone_pk(job.phone.as_str())))
                 .key(SK, s(REGISTRATION_SK))
                 .expression_attribute_names("#token", TOKEN)
                 .expression_attribute_values(":token", s(token)),
@@ -320,7 +320,7 @@ impl SendLedger for DynamoStore {
                 .update(
                     Update::builder()
                         .table_name(self.table())
-                        .key(PK, s(phone_pk(&job.phone)))
+                        .key(PK, s(phone_pk(job.phone.as_str())))
                         .key(SK, s(REGISTRATION_SK))
                         .update_expression(
                             "SET #status = :failed, gsi3pk = :in_failed, \
@@ -363,7 +363,7 @@ impl SendLedger for DynamoStore {
 /// The record of a job: its invitation, or its own item.
 fn job_key(job: &SmsJob) -> (String, &'static str) {
     match job.kind {
-        JobKind::Invitation { .. } => (phone_pk(&job.phone), REGISTRATION_SK),
+        JobKind::Invitation { .. } => (phone_pk(job.phone.as_str()), REGISTRATION_SK),
         JobKind::Message => (job_pk(&job.id), JOB_SK),
     }
 }

@@ -13,13 +13,11 @@ use lambda_http::http::StatusCode;
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::Value;
-use tracing::{Instrument, info, info_span, warn};
+use tracing::{Instrument, info, info_span};
 
 use crate::domain::Project;
-use crate::ports::{
-    DailyQuota, Directory, IdempotencyBegin, IdempotencyStore, InvitationStore, JobQueue,
-    ListQuery, RegistrationEvents, StoredResponse, WorkerStore,
-};
+use crate::ports::{JobQueue, ListQuery, RegistrationEvents, Store, StoredResponse};
+use crate::service::idempotency::{IdempotencyError, Once};
 use crate::service::{Access, RegistrationService};
 pub use error::ApiError;
 use error::json_response;
@@ -28,9 +26,11 @@ use route::Route;
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
-/// The function: the registration service behind HTTP.
-pub struct Api<D, I, S> {
-    pub service: RegistrationService<D, I, S>,
+/// The function: the registration service behind HTTP; `events` hears of each worker
+/// registered through the registration page.
+pub struct Api<St, Q, E> {
+    service: RegistrationService<St, Q>,
+    events: E,
 }
 
 fn request_id(request: &Request) -> String {
@@ -58,14 +58,9 @@ fn stage(request: &Request) -> Option<String> {
     }
 }
 
-impl<D, I, S> Api<D, I, S>
-where
-    D: Directory + DailyQuota + IdempotencyStore,
-    I: InvitationStore + WorkerStore,
-    S: JobQueue + RegistrationEvents,
-{
-    pub fn new(service: RegistrationService<D, I, S>) -> Self {
-        Api { service }
+impl<St: Store, Q: JobQueue, E: RegistrationEvents> Api<St, Q, E> {
+    pub fn new(service: RegistrationService<St, Q>, events: E) -> Self {
+        Api { service, events }
     }
 
     /// Answers one request; every outcome, errors included, is a JSON response.
@@ -114,7 +109,10 @@ where
                 submit,
             } => {
                 tracing::Span::current().record("domain", domain);
-                Ok(register::handle(&self.service, request, domain, token, submit).await)
+                Ok(
+                    register::handle(&self.service, &self.events, request, domain, token, submit)
+                        .await,
+                )
             }
         }
     }
@@ -143,64 +141,30 @@ where
         let Some(idempotency_key) = idempotency_key(request)? else {
             return self.send_from_body(request, &project, sending).await;
         };
-        let store = &self.service.directory;
         // The endpoint is part of the request: one key never serves both sending endpoints.
         let request_hash =
             sha256_hex(&[sending.name().as_bytes(), b"\n", request.body().as_ref()].concat());
-        let begun = store
-            .begin(
-                domain,
-                &idempotency_key,
-                &request_hash,
-                self.service.clock.now(),
-                IDEMPOTENCY_LEASE_SECONDS,
-                IDEMPOTENCY_WINDOW_SECONDS,
-            )
-            .await
-            .map_err(|error| {
-                warn!(%error, "idempotency record unavailable");
-                ApiError::Unavailable
-            })?;
-        let lease = match begun {
-            IdempotencyBegin::Proceed { lease } => lease,
-            IdempotencyBegin::Replay(stored) => {
-                info!(status = stored.status, "replaying the stored response");
-                return Ok(replay(&stored));
-            }
-            IdempotencyBegin::Mismatch => return Err(ApiError::IdempotencyMismatch),
-            IdempotencyBegin::InProgress => return Err(ApiError::IdempotencyInProgress),
-            IdempotencyBegin::Unknown => return Err(ApiError::IdempotencyUnknown),
+        let run = async {
+            self.send_from_body(request, &project, sending)
+                .await
+                .unwrap_or_else(ApiError::into_response)
         };
-        let response = self
-            .send_from_body(request, &project, sending)
-            .await
-            .unwrap_or_else(ApiError::into_response);
-        let status = response.status();
-        // A request that failed as a whole, or was turned away for now, keeps no key.
-        let forget = status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS;
-        let stored = StoredResponse {
-            status: status.as_u16(),
+        let kept = |response: &Response<Body>| StoredResponse {
+            status: response.status().as_u16(),
             body: String::from_utf8_lossy(response.body().as_ref()).into_owned(),
         };
-        for attempt in 1..=STORE_ANSWER_TRIES {
-            let outcome = if forget {
-                store.abandon(domain, &idempotency_key, &lease).await
-            } else {
-                store
-                    .complete(domain, &idempotency_key, &lease, &stored)
-                    .await
-            };
-            match outcome {
-                Ok(()) => break,
-                // A retry of this key gets 409: in progress, then unknown once the lease
-                // has run out. The request is never run twice.
-                Err(error) if attempt == STORE_ANSWER_TRIES => {
-                    warn!(%error, "could not record the idempotent response")
-                }
-                Err(_) => tokio::time::sleep(STORE_ANSWER_PAUSE * attempt).await,
-            }
+        match self
+            .service
+            .once(domain, &idempotency_key, &request_hash, run, kept)
+            .await
+        {
+            Ok(Once::Ran(response)) => Ok(response),
+            Ok(Once::Replay(stored)) => Ok(replay(&stored)),
+            Err(IdempotencyError::Unavailable) => Err(ApiError::Unavailable),
+            Err(IdempotencyError::Mismatch) => Err(ApiError::IdempotencyMismatch),
+            Err(IdempotencyError::InProgress) => Err(ApiError::IdempotencyInProgress),
+            Err(IdempotencyError::Unknown) => Err(ApiError::IdempotencyUnknown),
         }
-        Ok(response)
     }
 
     async fn send_from_body(
@@ -248,29 +212,6 @@ where
         }
     }
 
-    /// `GET .../sms_user_registration/`: a page of the project's invitations, newest first.
-    /// A read of the store, cut off at the request's deadline (less the margin); a failure
-    /// or the cut-off is a 503.
-    async fn read_before_deadline<T>(
-        &self,
-        request: &Request,
-        what: &str,
-        read: impl Future<Output = Result<T, crate::ports::StoreError>>,
-    ) -> Result<T, ApiError> {
-        let until = self.service.work_until(deadline(request));
-        match self.service.bounded(until, read).await {
-            Some(Ok(value)) => Ok(value),
-            Some(Err(error)) => {
-                warn!(%error, what, "read failed");
-                Err(ApiError::Unavailable)
-            }
-            None => {
-                warn!(what, "the deadline cut off the read");
-                Err(ApiError::Unavailable)
-            }
-        }
-    }
-
     /// A create request's progress: its counts, kept as it goes (one read, no scan).
     async fn batch_progress(
         &self,
@@ -279,23 +220,14 @@ where
         batch_id: &str,
     ) -> Result<Response<Body>, ApiError> {
         let project = self.access(request, domain, Access::Read).await?;
-        // Batch ids are made like tokens: anything else names no batch.
-        if !crate::domain::Token::is_well_formed(batch_id) {
-            return Err(ApiError::NotFound);
-        }
         let progress = self
-            .read_before_deadline(
-                request,
-                "batch progress",
-                self.service.store.batch_progress(batch_id),
-            )
-            .await?;
+            .service
+            .batch_progress(&project, batch_id, deadline(request))
+            .await
+            .map_err(|_| ApiError::Unavailable)?;
         match progress {
-            // Another project's batch is as unknown as one that never was.
-            Some(progress) if progress.domain == project.name => {
-                Ok(json_response(StatusCode::OK, &progress))
-            }
-            _ => Err(ApiError::NotFound),
+            Some(progress) => Ok(json_response(StatusCode::OK, &progress)),
+            None => Err(ApiError::NotFound),
         }
     }
 
@@ -306,7 +238,7 @@ where
     ) -> Result<Response<Body>, ApiError> {
         let project = self.access(request, domain, Access::Read).await?;
         let query = listing::parse_query(request.uri().query().unwrap_or_default())?;
-        let now = self.service.clock.now();
+        let now = self.service.now();
         let list_query = ListQuery {
             domain: project.name.clone(),
             status: query.status,
@@ -316,8 +248,10 @@ where
         };
         // One or two queries; still, never past the deadline.
         let mut page = self
-            .read_before_deadline(request, "listing", self.service.store.list(&list_query))
-            .await?;
+            .service
+            .list_invitations(&list_query, deadline(request))
+            .await
+            .map_err(|_| ApiError::Unavailable)?;
         page.items.retain(|record| query.keeps(record));
         Ok(json_response(
             StatusCode::OK,
@@ -341,15 +275,6 @@ impl Sending {
         }
     }
 }
-
-/// How long the answer to an `Idempotency-Key` is replayed.
-pub const IDEMPOTENCY_WINDOW_SECONDS: u64 = 24 * 3600;
-/// How long a running request holds its key: past the function's timeout. After it, a
-/// run that stored no answer is known to have died, and its key answers 409 (unknown).
-pub const IDEMPOTENCY_LEASE_SECONDS: u64 = 120;
-/// Tries at storing a request's answer (or forgetting its key), and the pause between.
-const STORE_ANSWER_TRIES: u32 = 3;
-const STORE_ANSWER_PAUSE: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// The `Idempotency-Key` header: 1 to 255 printable ASCII characters, if present.
 fn idempotency_key(request: &Request) -> Result<Option<String>, ApiError> {

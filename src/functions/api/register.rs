@@ -11,7 +11,7 @@ use super::pages::{self, FormValues};
 use crate::domain::Project;
 use crate::domain::RegistrationRecord;
 use crate::domain::worker::{FormErrors, RegistrationForm};
-use crate::ports::{Directory, InvitationStore, JobQueue, RegistrationEvents, WorkerStore};
+use crate::ports::{JobQueue, RegistrationEvents, Store};
 use crate::service::RegistrationService;
 use crate::service::registration::{Invitation, RegisterError};
 
@@ -95,18 +95,14 @@ fn store_unavailable(json: bool) -> Response<Body> {
     response
 }
 
-pub async fn handle<D, I, S>(
-    service: &RegistrationService<D, I, S>,
+pub async fn handle<St: Store, Q: JobQueue>(
+    service: &RegistrationService<St, Q>,
+    events: &impl RegistrationEvents,
     request: &Request,
     domain: &str,
     token: &str,
     submit: bool,
-) -> Response<Body>
-where
-    D: Directory,
-    I: InvitationStore + WorkerStore,
-    S: JobQueue + RegistrationEvents,
-{
+) -> Response<Body> {
     let json = submit && wants_json(request);
     if !submit {
         return match service.open_invitation(domain, token).await {
@@ -133,7 +129,10 @@ where
         };
     }
     let form = read_form(request, json);
-    match service.complete_registration(domain, token, &form).await {
+    match service
+        .complete_registration(domain, token, &form, events)
+        .await
+    {
         Ok(done) if json => {
             json_response(StatusCode::CREATED, &json!({ "username": done.username }))
         }

@@ -1,0 +1,16 @@
+//! The traits the service needs from the outside world, by concern: the store
+//! ([`store`], with the sender's records in [`ledger`]), the send queue, the SMS provider,
+//! where registration events go, and the clock. Adapters in `adapters` implement them.
+
+pub mod clock;
+pub mod events;
+pub mod ledger;
+pub mod queue;
+pub mod sms;
+pub mod store;
+
+pub use clock::{Clock, SystemClock};
+pub use events::{NoEvents, PublishError, RegistrationEvents};
+pub use queue::{JobQueue, QueueError};
+pub use sms::{SmsError, SmsFailure, SmsProvider};
+pub use store::*;

@@ -1,0 +1,221 @@
+//! The deployment's paces, shared by every sender instance through one record per pace in
+//! the store ([`RateSlots`]): SMS at `SMS_RATE_PER_SECOND`, opt-out questions at the
+//! provider's rate for them.
+
+use std::time::Duration;
+
+use crate::ports::{Clock, RateSlots, SlotTake, StoreError};
+
+/// Delay on the way to SNS that the pace allows for: the slots are spaced so that `rate`
+/// SMS plus this delay take a second, so that no second ever counts `rate + 1` of them
+/// (0.96 of the rate).
+pub const JITTER_ALLOWANCE_US: u64 = 40_000;
+/// Tries at taking a slot that other instances keep moving, before the SMS waits for a
+/// retry of its job.
+const SLOT_TRIES: u32 = 50;
+/// How far ahead a slot is taken when the deployment was idle: past the time the write
+/// that takes it needs, so that the SMS does not leave late, close to the next one.
+const SLOT_LEAD_US: u64 = 250_000;
+/// The same for an opt-out check: just past the write that takes it.
+const CHECK_LEAD_US: u64 = 30_000;
+
+/// The deployment's paces: one SMS per `(1 s + 40 ms) / rate`, and one opt-out check per
+/// `(1 s + 40 ms) / the provider's rate for them`, for every sender instance together,
+/// never a burst.
+#[derive(Debug)]
+pub struct Pacer {
+    sms: Pace,
+    opt_out_checks: Pace,
+}
+
+impl Pacer {
+    /// `checks_per_second`: the SMS provider's own rate for opt-out questions.
+    pub fn new(sms_per_second: u32, checks_per_second: u32) -> Self {
+        Pacer {
+            sms: Pace::new("sms", sms_per_second, SLOT_LEAD_US),
+            // A check needs no exact moment, only its share of the second.
+            opt_out_checks: Pace::new("opt-out-check", checks_per_second, CHECK_LEAD_US),
+        }
+    }
+
+    /// Takes the deployment's next SMS slot and waits for it; returns it (µs since the
+    /// epoch). A slot later than `not_after` (µs) is not taken: [`Turn::Later`].
+    pub async fn wait_turn<L: RateSlots>(
+        &self,
+        slots: &L,
+        clock: &dyn Clock,
+        not_after: Option<u64>,
+    ) -> Result<Turn, StoreError> {
+        self.sms.wait_turn(slots, clock, not_after).await
+    }
+
+    /// Takes the deployment's next slot for asking SNS about an opt-out, and waits for it;
+    /// none later than `not_after` (µs).
+    pub async fn wait_check_turn<L: RateSlots>(
+        &self,
+        slots: &L,
+        clock: &dyn Clock,
+        not_after: Option<u64>,
+    ) -> Result<Turn, StoreError> {
+        self.opt_out_checks.wait_turn(slots, clock, not_after).await
+    }
+}
+
+/// One pace: its slots come from one shared record ([`RateSlots`], named `name`); an
+/// instance takes them one at a time and remembers where the next stood.
+#[derive(Debug)]
+struct Pace {
+    name: &'static str,
+    interval_us: u64,
+    lead_us: u64,
+    known_next: tokio::sync::Mutex<Option<u64>>,
+}
+
+impl Pace {
+    fn new(name: &'static str, rate_per_second: u32, lead_us: u64) -> Self {
+        Pace {
+            name,
+            lead_us,
+            interval_us: (1_000_000 + JITTER_ALLOWANCE_US)
+                .div_ceil(u64::from(rate_per_second.max(1))),
+            known_next: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    async fn wait_turn<L: RateSlots>(
+        &self,
+        slots: &L,
+        clock: &dyn Clock,
+        not_after: Option<u64>,
+    ) -> Result<Turn, StoreError> {
+        let slot = {
+            let mut known = self.known_next.lock().await;
+            let mut tries = 0;
+            loop {
+                let slot = known.unwrap_or(0).max(clock.now_us() + self.lead_us);
+                if not_after.is_some_and(|limit| slot > limit) {
+                    // Left for an instance that can use it: taken now, it would pass
+                    // unused (the rate lost) or be used past the deadline.
+                    return Ok(Turn::Later(slot));
+                }
+                match slots
+                    .take_slot(self.name, *known, slot + self.interval_us)
+                    .await?
+                {
+                    SlotTake::Taken => {
+                        *known = Some(slot + self.interval_us);
+                        break slot;
+                    }
+                    SlotTake::Moved(current) => *known = current,
+                }
+                tries += 1;
+                if tries >= SLOT_TRIES {
+                    return Err(StoreError::Unavailable {
+                        code: "RateSlotContention".into(),
+                    });
+                }
+            }
+        };
+        let wait = slot.saturating_sub(clock.now_us());
+        tokio::time::sleep(Duration::from_micros(wait)).await;
+        Ok(Turn::At(slot))
+    }
+}
+
+/// A turn at the deployment's rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Turn {
+    /// This slot (µs since the epoch) is ours, and has come.
+    At(u64),
+    /// The next free slot is past the limit asked for: none was taken.
+    Later(u64),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::memory::MemoryStore;
+
+    const CHECKS: u32 = 50;
+
+    /// A clock that stands still, so that slots are known to the microsecond.
+    struct Frozen;
+
+    impl Clock for Frozen {
+        fn now(&self) -> u64 {
+            1_800_000_000
+        }
+    }
+
+    const NOW_US: u64 = 1_800_000_000_000_000;
+
+    fn turn(turn: Turn) -> u64 {
+        match turn {
+            Turn::At(slot) => slot,
+            Turn::Later(slot) => panic!("no slot taken: the next is at {slot}"),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slot_past_the_limit_is_not_taken_and_stays_for_the_next_taker() {
+        let store = MemoryStore::new();
+        let (a, b) = (Pacer::new(1, CHECKS), Pacer::new(1, CHECKS));
+        let first = turn(a.wait_turn(&store, &Frozen, None).await.unwrap());
+        // The next slot is 1.04 s later: past a limit 1 s after the first.
+        let later = a
+            .wait_turn(&store, &Frozen, Some(first + 1_000_000))
+            .await
+            .unwrap();
+        assert_eq!(later, Turn::Later(first + 1_040_000));
+        // Nothing was taken: another instance gets exactly that slot.
+        let second = turn(b.wait_turn(&store, &Frozen, None).await.unwrap());
+        assert_eq!(second, first + 1_040_000);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn two_instances_share_one_rate_one_slot_per_interval_between_them() {
+        let store = MemoryStore::new();
+        // Two instances of the sender: one shared record of the next slot.
+        let (a, b) = (Pacer::new(1_000, CHECKS), Pacer::new(1_000, CHECKS));
+        let mut slots = Vec::new();
+        for _ in 0..10 {
+            slots.push(turn(a.wait_turn(&store, &Frozen, None).await.unwrap()));
+            slots.push(turn(b.wait_turn(&store, &Frozen, None).await.unwrap()));
+        }
+        // (1 s + 40 ms) / 1000 apart, whichever instance took them, from 250 ms ahead.
+        let interval = Pacer::new(1_000, CHECKS).sms.interval_us;
+        assert_eq!(interval, 1_040);
+        let expected: Vec<u64> = (0..20)
+            .map(|k| NOW_US + SLOT_LEAD_US + k * interval)
+            .collect();
+        assert_eq!(slots, expected);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn opt_out_checks_have_their_own_shared_pace_of_50_a_second() {
+        let store = MemoryStore::new();
+        let (a, b) = (Pacer::new(1_000, CHECKS), Pacer::new(1_000, CHECKS));
+        assert_eq!(a.opt_out_checks.interval_us, 20_800);
+        let first = turn(a.wait_check_turn(&store, &Frozen, None).await.unwrap());
+        let second = turn(b.wait_check_turn(&store, &Frozen, None).await.unwrap());
+        assert_eq!(first, NOW_US + CHECK_LEAD_US);
+        assert_eq!(second, first + 20_800, "shared between instances");
+        // The SMS pace is another record: its first slot is not pushed back by checks.
+        let sms = turn(a.wait_turn(&store, &Frozen, None).await.unwrap());
+        assert_eq!(sms, NOW_US + SLOT_LEAD_US);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slot_the_other_instance_moved_is_taken_after_it() {
+        let store = MemoryStore::new();
+        let (a, b) = (Pacer::new(1_000, CHECKS), Pacer::new(1_000, CHECKS));
+        let first = turn(a.wait_turn(&store, &Frozen, None).await.unwrap());
+        // b has never seen the record: its first try is refused, its second follows a's.
+        let second = turn(b.wait_turn(&store, &Frozen, None).await.unwrap());
+        assert_eq!(second, first + a.sms.interval_us);
+        assert_eq!(
+            *b.sms.known_next.lock().await,
+            Some(second + b.sms.interval_us)
+        );
+    }
+}
