@@ -88,20 +88,23 @@ impl Config {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         let d = Config::default();
-        let number =
-            |name: &'static str, default: u64, min: u64, max: u64| -> Result<u64, ConfigError> {
-                match get(name) {
-                    None => Ok(default),
-                    Some(v) => match v.trim().parse::<u64>() {
-                        Ok(n) if (min..=max).contains(&n) => Ok(n),
-                        _ => Err(ConfigError {
-                            name,
-                            value: v,
-                            reason: "expected a whole number in the allowed range (see README)",
-                        }),
-                    },
-                }
-            };
+        let number = |name: &'static str,
+                      default: u64,
+                      min: u64,
+                      max: u64|
+         -> Result<u64, ConfigError> {
+            match get(name) {
+                None => Ok(default),
+                Some(v) => match v.trim().parse::<u64>() {
+                    Ok(n) if (min..=max).contains(&n) => Ok(n),
+                    _ => Err(ConfigError {
+                        name,
+                        value: v,
+                        reason: "expected a whole number in the allowed range (see docs/deploying.md)",
+                    }),
+                },
+            }
+        };
         let public_base_url = get("PUBLIC_BASE_URL").unwrap_or(d.public_base_url);
         if !(public_base_url.starts_with("https://") || public_base_url.starts_with("http://")) {
             return Err(ConfigError {

@@ -239,7 +239,9 @@ async fn join_with_a_taken_or_invalid_username_says_so_and_leaves_the_invitation
 async fn replies_without_a_pending_invitation_are_ignored() {
     let e = env(None).await;
     assert_eq!(e.replay(&sns_event("reply-1")).await, ["ignored"]);
-    let garbage = json!({"Records": [{"Sns": {"Message": "not json"}}]});
+    // An SNS notification whose message is not an inbound SMS.
+    let mut garbage = sns_event("reply-other");
+    garbage["Records"][0]["Sns"]["Message"] = "not json".into();
     assert_eq!(e.replay(&garbage).await, ["ignored"]);
     assert!(e.moto.sms().is_empty());
 }

@@ -95,6 +95,13 @@ impl RegistrationStatus {
     }
 }
 
+/// Whether the invitation a failed one replaced is put back (by every store): when the
+/// worker holds a link from it, sent (`pending`) and unexpired at `now`. Otherwise the
+/// failed one stays, `failed`, which frees the number.
+pub fn restorable(status: Option<RegistrationStatus>, expires_at: u64, now: u64) -> bool {
+    status == Some(RegistrationStatus::Pending) && expires_at > now
+}
+
 /// The status a client sees: `expired` is derived from `expires_at`, never stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ShownStatus {
@@ -189,14 +196,14 @@ pub struct RegistrationRecord {
     /// Why sending failed, for a `failed` invitation.
     pub failure_reason: Option<String>,
     /// What the delivery receipt of its first SMS said, once it came.
-    pub delivery: Option<DeliveryReport>,
+    pub delivery: Option<Delivery>,
     /// The first time its link was opened.
     pub opened_at: Option<u64>,
 }
 
-/// An invitation's delivery, from SNS's delivery status log of its first SMS.
+/// An invitation's delivery: the provider's delivery report of its first SMS.
 #[derive(Debug, Clone, PartialEq)]
-pub struct DeliveryReport {
+pub struct Delivery {
     pub delivered: bool,
     /// The provider's response (`Message has been accepted by phone carrier`, ...).
     pub detail: String,
@@ -223,7 +230,7 @@ impl DeliveryFilter {
         }
     }
 
-    pub fn of(delivery: Option<&DeliveryReport>) -> Self {
+    pub fn of(delivery: Option<&Delivery>) -> Self {
         match delivery {
             None => DeliveryFilter::Unknown,
             Some(d) if d.delivered => DeliveryFilter::Delivered,

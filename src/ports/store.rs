@@ -254,29 +254,7 @@ pub trait DailyQuota: Send + Sync {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
-/// A stored answer to a request made with an `Idempotency-Key`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredResponse {
-    pub status: u16,
-    pub body: String,
-}
-
-/// What to do with a request carrying an `Idempotency-Key`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum IdempotencyBegin {
-    /// First use (or the earlier use expired or was abandoned): run it, holding `lease`.
-    Proceed { lease: String },
-    /// Already answered with the same body: answer the same.
-    Replay(StoredResponse),
-    /// The key was used with another body.
-    Mismatch,
-    /// The first request with this key is still running.
-    InProgress,
-    /// The first request with this key stopped without storing its answer (its function
-    /// died or timed out): some of its numbers may have been invited. Never run again,
-    /// since that would text every number a second time.
-    Unknown,
-}
+pub use crate::domain::idempotency::{IdempotencyBegin, StoredResponse};
 
 /// Records of `Idempotency-Key` uses, scoped to a project.
 pub trait IdempotencyStore: Send + Sync {

@@ -269,31 +269,22 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     let config = Config::from_env().map_err(|e| usage(e.to_string()))?;
     let aws = load_aws_config().await;
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), &config.table_name);
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let admin = Admin {
+        aws,
+        config,
+        store,
+        clock: Arc::new(SystemClock),
+    };
     match cli.command {
-        Command::CreateTable => {
-            let created = store.create_table().await.map_err(failed)?;
-            let verb = if created { "created" } else { "already exists" };
-            println!("table {} {verb}", store.table());
-        }
+        Command::CreateTable => admin.create_table().await,
         Command::CreateQueue {
             name,
             max_attempts,
             visibility_timeout,
         } => {
-            let client = aws_sdk_sqs::Client::new(&aws);
-            let url = crate::adapters::sqs::create_queues(
-                &client,
-                &name,
-                max_attempts,
-                visibility_timeout,
-            )
-            .await
-            .map_err(failed)?;
-            eprintln!(
-                "send queue {name} (dead-letter queue {name}-dlq after {max_attempts} receives)"
-            );
-            println!("{url}");
+            admin
+                .create_queue(name, max_attempts, visibility_timeout)
+                .await
         }
         Command::PutDomain {
             domain,
@@ -304,212 +295,348 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             allowed_countries,
             daily_invitation_limit,
         } => {
-            check_domain(&domain)?;
-            store
-                .put_project(&ProjectUpdate {
-                    domain: &domain,
-                    plan: plan.0,
-                    enabled: enable,
-                    display_name: display_name.as_deref(),
-                    allowed_countries: allowed_countries.as_ref().map(|c| c.0.as_slice()),
+            admin
+                .put_domain(
+                    domain,
+                    plan,
+                    enable,
+                    display_name,
+                    allowed_countries,
                     daily_invitation_limit,
-                })
+                )
                 .await
-                .map_err(failed)?;
-            let state = if enable { "enabled" } else { "disabled" };
-            println!("project {domain}: plan {}, registration {state}", plan.0);
         }
         Command::PutApp {
             domain,
             app_id,
             name,
             install_url,
-        } => {
-            check_domain(&domain)?;
-            if app_id.trim().is_empty() || app_id.len() > MAX_APP_ID_BYTES {
-                return Err(usage(format!(
-                    "the app id must be 1 to {MAX_APP_ID_BYTES} bytes"
-                )));
-            }
-            if let Some(url) = &install_url
-                && !(url.starts_with("https://") || url.starts_with("http://"))
-            {
-                return Err(usage(format!(
-                    "--install-url must be an http(s) URL, not {url:?}"
-                )));
-            }
-            let app = App {
-                id: app_id,
-                name,
-                install_url,
-            };
-            if !store.put_app(&domain, &app).await.map_err(failed)? {
-                return Err(failed(format!(
-                    "project {domain:?} does not exist: create it with put-domain first"
-                )));
-            }
-            println!("app {} of project {domain} saved", app.id);
-        }
+        } => admin.put_app(domain, app_id, name, install_url).await,
         Command::CreateKey {
             domain,
             username,
             read_only,
             key_from_stdin,
         } => {
-            check_domain(&domain)?;
-            if username.is_empty()
-                || username.len() > crate::functions::api::auth::MAX_USERNAME_BYTES
-                || username.contains(':')
-                || username.chars().any(char::is_whitespace)
-            {
-                return Err(usage(
-                    "the username must be 1 to 254 bytes, without ':' or spaces",
-                ));
-            }
-            require_project(&store, &domain).await?;
-            let key = if key_from_stdin {
-                let mut line = String::new();
-                std::io::stdin()
-                    .read_line(&mut line)
-                    .map_err(|e| failed(format!("reading the key from stdin: {e}")))?;
-                let key = line.trim().to_owned();
-                if key.len() < 24 || !key.bytes().all(|b| b.is_ascii_graphic()) {
-                    return Err(usage(
-                        "the key must be at least 24 printable characters without spaces",
-                    ));
-                }
-                key
-            } else {
-                generate_key()
-            };
-            let record = ApiKey {
-                username: username.clone(),
-                domain,
-                key_hash: hash_key(&key),
-                can_edit_data: !read_only,
-            };
-            store.put_key(&record, clock.now()).await.map_err(failed)?;
-            println!("{username}:{key}");
+            admin
+                .create_key(domain, username, read_only, key_from_stdin)
+                .await
         }
-        Command::RevokeKey { domain, username } => {
-            check_domain(&domain)?;
-            if !store.delete_key(&domain, &username).await.map_err(failed)? {
-                return Err(failed(format!("{username} has no key in project {domain}")));
-            }
-            println!("key of {username} in project {domain} revoked");
-        }
+        Command::RevokeKey { domain, username } => admin.revoke_key(domain, username).await,
         Command::ListInvitations {
             domain,
             status,
             delivery,
-        } => {
-            check_domain(&domain)?;
-            let status = status.as_deref().and_then(ShownStatus::parse);
-            let delivery = delivery.as_deref().and_then(DeliveryFilter::parse);
-            let mut query = ListQuery {
-                domain: domain.clone(),
-                status,
-                now: clock.now(),
-                limit: 100,
-                after: None,
-            };
-            loop {
-                let page = store.list(&query).await.map_err(failed)?;
-                for r in &page.items {
-                    if delivery.is_none_or(|d| DeliveryFilter::of(r.delivery.as_ref()) == d) {
-                        println!("{}", r.listed(query.now));
-                    }
-                }
-                match page.next {
-                    Some(next) => query.after = Some(next),
-                    None => break,
-                }
-            }
-        }
+        } => admin.list_invitations(domain, status, delivery).await,
         Command::SmsSettings {
             delivery_status_role,
             success_sampling,
         } => {
-            if !delivery_status_role.starts_with("arn:") || !delivery_status_role.contains(":role/")
-            {
-                return Err(usage(format!(
-                    "--delivery-status-role must be an IAM role ARN, not {delivery_status_role:?}"
-                )));
-            }
-            let sns = aws_sdk_sns::Client::new(&aws);
-            let sampling = success_sampling.to_string();
-            sns.set_sms_attributes()
-                .attributes("DeliveryStatusIAMRole", &delivery_status_role)
-                .attributes("DeliveryStatusSuccessSamplingRate", &sampling)
-                .send()
+            admin
+                .sms_settings(delivery_status_role, success_sampling)
                 .await
-                .map_err(|e| {
-                    failed(format!(
-                        "SetSMSAttributes failed: {}",
-                        crate::adapters::error_code(&e)
-                    ))
-                })?;
-            println!("DeliveryStatusIAMRole={delivery_status_role}");
-            println!("DeliveryStatusSuccessSamplingRate={sampling}");
         }
-        Command::Usage { domain, day } => {
-            check_domain(&domain)?;
-            let day = match day {
-                Some(day) if crate::domain::time::day_start(&day).is_some() => day,
-                Some(day) => return Err(usage(format!("--day must be YYYY-MM-DD, not {day:?}"))),
-                None => crate::domain::time::utc_day(clock.now()),
-            };
-            let usage_of_day = store.day_usage(&domain, &day).await.map_err(failed)?;
+        Command::Usage { domain, day } => admin.day_usage(domain, day).await,
+        Command::ReplayReceipts { queue_url } => admin.replay(queue_url).await,
+        Command::ListWorkers { domain } => admin.list_workers(domain).await,
+        Command::MarkRegistered { domain, phone } => admin.mark_registered(domain, phone).await,
+    }
+}
+
+/// What every subcommand works with: the AWS configuration, the table and the clock.
+struct Admin {
+    aws: aws_config::SdkConfig,
+    config: Config,
+    store: DynamoStore,
+    clock: Arc<dyn Clock>,
+}
+
+impl Admin {
+    /// `smsreg-admin create-table`.
+    async fn create_table(&self) -> Result<(), Failure> {
+        let created = self.store.create_table().await.map_err(failed)?;
+        let verb = if created { "created" } else { "already exists" };
+        println!("table {} {verb}", self.store.table());
+        Ok(())
+    }
+
+    /// `smsreg-admin create-queue`.
+    async fn create_queue(
+        &self,
+        name: String,
+        max_attempts: u32,
+        visibility_timeout: u32,
+    ) -> Result<(), Failure> {
+        let client = aws_sdk_sqs::Client::new(&self.aws);
+        let url =
+            crate::adapters::sqs::create_queues(&client, &name, max_attempts, visibility_timeout)
+                .await
+                .map_err(failed)?;
+        eprintln!("send queue {name} (dead-letter queue {name}-dlq after {max_attempts} receives)");
+        println!("{url}");
+        Ok(())
+    }
+
+    /// `smsreg-admin put-domain`.
+    async fn put_domain(
+        &self,
+        domain: String,
+        plan: PlanArg,
+        enable: bool,
+        display_name: Option<String>,
+        allowed_countries: Option<CountryList>,
+        daily_invitation_limit: Option<u32>,
+    ) -> Result<(), Failure> {
+        check_domain(&domain)?;
+        self.store
+            .put_project(&ProjectUpdate {
+                domain: &domain,
+                plan: plan.0,
+                enabled: enable,
+                display_name: display_name.as_deref(),
+                allowed_countries: allowed_countries.as_ref().map(|c| c.0.as_slice()),
+                daily_invitation_limit,
+            })
+            .await
+            .map_err(failed)?;
+        let state = if enable { "enabled" } else { "disabled" };
+        println!("project {domain}: plan {}, registration {state}", plan.0);
+        Ok(())
+    }
+
+    /// `smsreg-admin put-app`.
+    async fn put_app(
+        &self,
+        domain: String,
+        app_id: String,
+        name: String,
+        install_url: Option<String>,
+    ) -> Result<(), Failure> {
+        check_domain(&domain)?;
+        if app_id.trim().is_empty() || app_id.len() > MAX_APP_ID_BYTES {
+            return Err(usage(format!(
+                "the app id must be 1 to {MAX_APP_ID_BYTES} bytes"
+            )));
+        }
+        if let Some(url) = &install_url
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            return Err(usage(format!(
+                "--install-url must be an http(s) URL, not {url:?}"
+            )));
+        }
+        let app = App {
+            id: app_id,
+            name,
+            install_url,
+        };
+        if !self.store.put_app(&domain, &app).await.map_err(failed)? {
+            return Err(failed(format!(
+                "project {domain:?} does not exist: create it with put-domain first"
+            )));
+        }
+        println!("app {} of project {domain} saved", app.id);
+        Ok(())
+    }
+
+    /// `smsreg-admin create-key`.
+    async fn create_key(
+        &self,
+        domain: String,
+        username: String,
+        read_only: bool,
+        key_from_stdin: bool,
+    ) -> Result<(), Failure> {
+        check_domain(&domain)?;
+        if username.is_empty()
+            || username.len() > crate::functions::api::auth::MAX_USERNAME_BYTES
+            || username.contains(':')
+            || username.chars().any(char::is_whitespace)
+        {
+            return Err(usage(
+                "the username must be 1 to 254 bytes, without ':' or spaces",
+            ));
+        }
+        require_project(&self.store, &domain).await?;
+        let key = if key_from_stdin {
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .map_err(|e| failed(format!("reading the key from stdin: {e}")))?;
+            let key = line.trim().to_owned();
+            if key.len() < 24 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(usage(
+                    "the key must be at least 24 printable characters without spaces",
+                ));
+            }
+            key
+        } else {
+            generate_key()
+        };
+        let record = ApiKey {
+            username: username.clone(),
+            domain,
+            key_hash: hash_key(&key),
+            can_edit_data: !read_only,
+        };
+        self.store
+            .put_key(&record, self.clock.now())
+            .await
+            .map_err(failed)?;
+        println!("{username}:{key}");
+        Ok(())
+    }
+
+    /// `smsreg-admin revoke-key`.
+    async fn revoke_key(&self, domain: String, username: String) -> Result<(), Failure> {
+        check_domain(&domain)?;
+        if !self
+            .store
+            .delete_key(&domain, &username)
+            .await
+            .map_err(failed)?
+        {
+            return Err(failed(format!("{username} has no key in project {domain}")));
+        }
+        println!("key of {username} in project {domain} revoked");
+        Ok(())
+    }
+
+    /// `smsreg-admin list-invitations`.
+    async fn list_invitations(
+        &self,
+        domain: String,
+        status: Option<String>,
+        delivery: Option<String>,
+    ) -> Result<(), Failure> {
+        check_domain(&domain)?;
+        let status = status.as_deref().and_then(ShownStatus::parse);
+        let delivery = delivery.as_deref().and_then(DeliveryFilter::parse);
+        let mut query = ListQuery {
+            domain: domain.clone(),
+            status,
+            now: self.clock.now(),
+            limit: 100,
+            after: None,
+        };
+        loop {
+            let page = self.store.list(&query).await.map_err(failed)?;
+            for r in &page.items {
+                if delivery.is_none_or(|d| DeliveryFilter::of(r.delivery.as_ref()) == d) {
+                    println!("{}", r.listed(query.now));
+                }
+            }
+            match page.next {
+                Some(next) => query.after = Some(next),
+                None => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// `smsreg-admin sms-settings`.
+    async fn sms_settings(
+        &self,
+        delivery_status_role: String,
+        success_sampling: u8,
+    ) -> Result<(), Failure> {
+        if !delivery_status_role.starts_with("arn:") || !delivery_status_role.contains(":role/") {
+            return Err(usage(format!(
+                "--delivery-status-role must be an IAM role ARN, not {delivery_status_role:?}"
+            )));
+        }
+        let sns = aws_sdk_sns::Client::new(&self.aws);
+        let sampling = success_sampling.to_string();
+        sns.set_sms_attributes()
+            .attributes("DeliveryStatusIAMRole", &delivery_status_role)
+            .attributes("DeliveryStatusSuccessSamplingRate", &sampling)
+            .send()
+            .await
+            .map_err(|e| {
+                failed(format!(
+                    "SetSMSAttributes failed: {}",
+                    crate::adapters::error_code(&e)
+                ))
+            })?;
+        println!("DeliveryStatusIAMRole={delivery_status_role}");
+        println!("DeliveryStatusSuccessSamplingRate={sampling}");
+        Ok(())
+    }
+
+    /// `smsreg-admin usage`.
+    async fn day_usage(&self, domain: String, day: Option<String>) -> Result<(), Failure> {
+        check_domain(&domain)?;
+        let day = match day {
+            Some(day) if crate::domain::time::day_start(&day).is_some() => day,
+            Some(day) => return Err(usage(format!("--day must be YYYY-MM-DD, not {day:?}"))),
+            None => crate::domain::time::utc_day(self.clock.now()),
+        };
+        let usage_of_day = self.store.day_usage(&domain, &day).await.map_err(failed)?;
+        let line = json!({
+            "domain": domain,
+            "day": day,
+            "invitations": usage_of_day.invitations,
+            "sms_sent": usage_of_day.sms_sent,
+            "delivered": usage_of_day.delivered,
+            "delivery_failed": usage_of_day.delivery_failed,
+            "price_usd": (usage_of_day.price_usd * 1e6).round() / 1e6,
+        });
+        println!("{line}");
+        Ok(())
+    }
+
+    /// `smsreg-admin replay-receipts`.
+    async fn replay(&self, queue_url: String) -> Result<(), Failure> {
+        replay_receipts(
+            &self.aws,
+            self.store.clone(),
+            self.clock.clone(),
+            &queue_url,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// `smsreg-admin list-workers`.
+    async fn list_workers(&self, domain: String) -> Result<(), Failure> {
+        check_domain(&domain)?;
+        for worker in self.store.list_workers(&domain).await.map_err(failed)? {
             let line = json!({
-                "domain": domain,
-                "day": day,
-                "invitations": usage_of_day.invitations,
-                "sms_sent": usage_of_day.sms_sent,
-                "delivered": usage_of_day.delivered,
-                "delivery_failed": usage_of_day.delivery_failed,
-                "price_usd": (usage_of_day.price_usd * 1e6).round() / 1e6,
+                "username": worker.username,
+                "phone_number": worker.phone.as_str(),
+                "email": worker.email,
+                "app_id": worker.app_id,
+                "custom_user_data": worker.custom_user_data,
+                "registered_at": rfc3339(worker.registered_at),
             });
             println!("{line}");
         }
-        Command::ReplayReceipts { queue_url } => {
-            replay_receipts(&aws, store, clock, &queue_url).await?;
-        }
-        Command::ListWorkers { domain } => {
-            check_domain(&domain)?;
-            for worker in store.list_workers(&domain).await.map_err(failed)? {
-                let line = json!({
-                    "username": worker.username,
-                    "phone_number": worker.phone.as_str(),
-                    "email": worker.email,
-                    "app_id": worker.app_id,
-                    "custom_user_data": worker.custom_user_data,
-                    "registered_at": rfc3339(worker.registered_at),
-                });
-                println!("{line}");
-            }
-        }
-        Command::MarkRegistered { domain, phone } => {
-            check_domain(&domain)?;
-            let phone = PhoneNumber::parse(&phone)
-                .map_err(|e| usage(format!("invalid phone number {phone:?}: {e}")))?;
-            require_project(&store, &domain).await?;
-            let now = clock.now();
-            let rules = ClaimRules {
-                domain: &domain,
-                now,
-                stale_before: now.saturating_sub(config.claim_stale_after.as_secs()),
-            };
-            match store
-                .mark_registered(&domain, &phone, rules)
-                .await
-                .map_err(failed)?
-            {
-                MarkRegistered::Registered => println!("{phone} registered in project {domain}"),
-                MarkRegistered::InUseElsewhere => {
-                    return Err(failed(format!("{phone} is in use by another project")));
-                }
-            }
-        }
+        Ok(())
     }
-    Ok(())
+
+    /// `smsreg-admin mark-registered`.
+    async fn mark_registered(&self, domain: String, phone: String) -> Result<(), Failure> {
+        check_domain(&domain)?;
+        let phone = PhoneNumber::parse(&phone)
+            .map_err(|e| usage(format!("invalid phone number {phone:?}: {e}")))?;
+        require_project(&self.store, &domain).await?;
+        let now = self.clock.now();
+        let rules = ClaimRules {
+            domain: &domain,
+            now,
+            stale_before: now.saturating_sub(self.config.claim_stale_after.as_secs()),
+        };
+        match self
+            .store
+            .mark_registered(&domain, &phone, rules)
+            .await
+            .map_err(failed)?
+        {
+            MarkRegistered::Registered => println!("{phone} registered in project {domain}"),
+            MarkRegistered::InUseElsewhere => {
+                return Err(failed(format!("{phone} is in use by another project")));
+            }
+        }
+        Ok(())
+    }
 }

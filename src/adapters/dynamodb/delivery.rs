@@ -110,13 +110,15 @@ impl DeliveryLog for DynamoStore {
         if sms.contains_key("delivery") {
             return Ok(ReceiptOutcome::Duplicate);
         }
-        let (state, counter) = if receipt.delivered {
-            ("delivered", "delivered")
+        let state = if receipt.delivered {
+            "delivered"
         } else {
-            ("failed", "delivery_failed")
+            "failed"
         };
-        let first = get_n(&sms, "part")? == 0;
-        let batch = opt_s(&sms, "batch_id");
+        let part = usize::try_from(get_n(&sms, "part")?).unwrap_or(usize::MAX);
+        let (token, batch) = (opt_s(&sms, "token"), opt_s(&sms, "batch_id"));
+        let effects = receipt.effects(part, token.as_deref(), batch.as_deref());
+        let counter = effects.counter.name();
         let mark = Update::builder()
             .table_name(self.table())
             .key(PK, s(msg_pk(&receipt.message_id)))
@@ -155,14 +157,13 @@ impl DeliveryLog for DynamoStore {
             TransactWriteItem::builder().update(mark).build(),
             TransactWriteItem::builder().update(usage).build(),
         ];
-        if first && let Some(batch) = &batch {
+        if let Some(batch) = effects.batch {
             items.push(self.count_in_batch_item(batch, counter));
         }
         // The invitation shows its first SMS's receipt, under the same condition as the
         // counts: if it is still the same invitation, and only once.
-        let on_invitation = (first)
-            .then(|| opt_s(&sms, "token"))
-            .flatten()
+        let on_invitation = effects
+            .invitation
             .map(|token| {
                 let update = Update::builder()
                     .table_name(self.table())

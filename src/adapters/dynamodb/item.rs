@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use crate::domain::invitation::{DeliveryReport, PhoneType, RegistrationStatus};
+use crate::domain::invitation::{Delivery, PhoneType, RegistrationStatus};
 use crate::domain::worker::Worker;
 use crate::domain::{ApiKey, App, PhoneNumber, RegistrationRecord, Token};
 use crate::ports::StoreError;
@@ -389,7 +389,7 @@ pub fn registration_from_item(item: &Item) -> Result<RegistrationRecord, StoreEr
         batch_id: opt_s(item, "batch_id"),
         delivery: match opt_s(item, "delivery") {
             None => None,
-            Some(state) => Some(DeliveryReport {
+            Some(state) => Some(Delivery {
                 delivered: state == "delivered",
                 detail: opt_s(item, "delivery_detail").unwrap_or_default(),
                 price_usd: opt_usd(item, "delivery_price_usd"),

@@ -295,8 +295,13 @@ impl SendLedger for DynamoStore {
         // The invitation it replaced is put back when the worker holds a link from it
         // (sent, unexpired); otherwise this one stays, `failed`, which frees the number.
         let restore = previous.as_ref().and_then(item_from_json).filter(|p| {
-            opt_s(p, "status").as_deref() == Some("pending")
-                && opt_n(p, "expires_at").ok().flatten().unwrap_or(0) > now
+            crate::domain::invitation::restorable(
+                opt_s(p, "status")
+                    .as_deref()
+                    .and_then(RegistrationStatus::parse),
+                opt_n(p, "expires_at").ok().flatten().unwrap_or(0),
+                now,
+            )
         });
         // Only while queued: once the first SMS went out the worker holds the link, and a
         // later SMS failing (the install link) does not take it away.

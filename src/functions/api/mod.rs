@@ -67,7 +67,9 @@ impl<St: Store, Q: JobQueue, E: RegistrationEvents> Api<St, Q, E> {
     pub async fn handle(&self, request: Request) -> Response<Body> {
         let span = info_span!("request", request_id = %request_id(&request), domain = tracing::field::Empty);
         async {
-            let response = match self.dispatch(&request).await {
+            // On the heap: each endpoint's future is large, and a debug build's frames
+            // that hold it on the stack add up (a test thread has 2 MiB).
+            let response = match Box::pin(self.dispatch(&request)).await {
                 Ok(response) => response,
                 Err(error) => error.into_response(),
             };
@@ -89,11 +91,11 @@ impl<St: Store, Q: JobQueue, E: RegistrationEvents> Api<St, Q, E> {
             Route::MethodNotAllowed { allow } => Err(ApiError::MethodNotAllowed { allow }),
             Route::CreateInvitations { domain } => {
                 tracing::Span::current().record("domain", domain);
-                self.sending(request, domain, Sending::Invitations).await
+                Box::pin(self.sending(request, domain, Sending::Invitations)).await
             }
             Route::Reinstall { domain } => {
                 tracing::Span::current().record("domain", domain);
-                self.sending(request, domain, Sending::Reinstall).await
+                Box::pin(self.sending(request, domain, Sending::Reinstall)).await
             }
             Route::ListInvitations { domain } => {
                 tracing::Span::current().record("domain", domain);
@@ -139,16 +141,16 @@ impl<St: Store, Q: JobQueue, E: RegistrationEvents> Api<St, Q, E> {
     ) -> Result<Response<Body>, ApiError> {
         let project = self.access(request, domain, Access::Edit).await?;
         let Some(idempotency_key) = idempotency_key(request)? else {
-            return self.send_from_body(request, &project, sending).await;
+            return Box::pin(self.send_from_body(request, &project, sending)).await;
         };
         // The endpoint is part of the request: one key never serves both sending endpoints.
         let request_hash =
             sha256_hex(&[sending.name().as_bytes(), b"\n", request.body().as_ref()].concat());
-        let run = async {
+        let run = Box::pin(async {
             self.send_from_body(request, &project, sending)
                 .await
                 .unwrap_or_else(ApiError::into_response)
-        };
+        });
         let kept = |response: &Response<Body>| StoredResponse {
             status: response.status().as_u16(),
             body: String::from_utf8_lossy(response.body().as_ref()).into_owned(),

@@ -1,0 +1,41 @@
+//! In memory: the `OptOuts` port.
+
+use std::collections::HashSet;
+
+use crate::domain::PhoneNumber;
+use crate::domain::invitation::RegistrationStatus;
+use crate::ports::{OptOuts, StoreError};
+
+use super::*;
+
+impl OptOuts for MemoryStore {
+    async fn opt_out(&self, phone: &PhoneNumber, now: u64) -> Result<(), StoreError> {
+        let mut state = self.reachable()?;
+        state.opted_out.insert(phone.as_str().to_owned(), now);
+        let mut batch = None;
+        if let Some(record) = state.records.get_mut(phone.as_str())
+            && record.status.is_open()
+        {
+            record.status = RegistrationStatus::OptedOut;
+            batch = record.batch_id.clone();
+        }
+        if let Some(batch) = batch {
+            state.progress.entry(batch).or_default().opted_out += 1;
+        }
+        Ok(())
+    }
+
+    async fn opt_in(&self, phone: &PhoneNumber) -> Result<(), StoreError> {
+        self.reachable()?.opted_out.remove(phone.as_str());
+        Ok(())
+    }
+
+    async fn opted_out(&self, phones: &[PhoneNumber]) -> Result<HashSet<String>, StoreError> {
+        let state = self.reachable()?;
+        Ok(phones
+            .iter()
+            .filter(|p| state.opted_out.contains_key(p.as_str()))
+            .map(|p| p.as_str().to_owned())
+            .collect())
+    }
+}

@@ -1,0 +1,196 @@
+//! In memory: the SMS provider, the send queue and the events topic in one stand-in,
+//! `MemorySms`, which records every SMS, job and event instead of sending it.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use crate::domain::PhoneNumber;
+use crate::domain::job::SmsJob;
+use crate::domain::receipt::DeliveryReport;
+use crate::ports::{
+    JobQueue, PublishError, QueueError, RegistrationEvents, SmsError, SmsFailure, SmsProvider,
+};
+
+#[derive(Default)]
+struct SmsState {
+    /// Jobs on the in-memory send queue, oldest first.
+    queue: Vec<SmsJob>,
+    failing_enqueue: HashSet<String>,
+    /// The next enqueue takes its jobs, then answers this late.
+    late_enqueue: Option<std::time::Duration>,
+    events: Vec<serde_json::Value>,
+    events_failing: bool,
+    sent: Vec<(String, String)>,
+    failing: HashSet<String>,
+    fail_nth: HashMap<String, usize>,
+    /// Numbers the provider (SNS) has opted out.
+    provider_opted_out: HashSet<String>,
+    opt_out_checks: std::sync::atomic::AtomicUsize,
+}
+
+/// Records every SMS instead of sending it, and stands in for the send queue and the
+/// events topic too: a cheap handle (`Clone`), every clone the same.
+#[derive(Default, Clone)]
+pub struct MemorySms {
+    state: Arc<Mutex<SmsState>>,
+}
+
+impl MemorySms {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, SmsState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Every SMS accepted so far, as (E.164 number, text).
+    pub fn sent(&self) -> Vec<(String, String)> {
+        self.state().sent.clone()
+    }
+
+    pub fn sent_to(&self, phone: &str) -> Vec<String> {
+        self.state()
+            .sent
+            .iter()
+            .filter(|(to, _)| to == phone)
+            .map(|(_, text)| text.clone())
+            .collect()
+    }
+
+    /// Every SMS to `phone` fails.
+    pub fn fail_for(&self, phone: &str) {
+        self.state().failing.insert(phone.to_owned());
+    }
+
+    /// Takes every job off the in-memory send queue, oldest first.
+    pub fn take_jobs(&self) -> Vec<SmsJob> {
+        std::mem::take(&mut self.state().queue)
+    }
+
+    /// Jobs waiting on the in-memory send queue.
+    pub fn queued_jobs(&self) -> Vec<SmsJob> {
+        self.state().queue.clone()
+    }
+
+    /// Jobs for `phone` cannot be queued.
+    /// The next enqueue puts its jobs on the queue, then answers `late` later (an answer
+    /// that the deadline may cut off).
+    pub fn answer_next_enqueue_late(&self, late: std::time::Duration) {
+        self.state().late_enqueue = Some(late);
+    }
+
+    pub fn fail_enqueue_for(&self, phone: &str) {
+        self.state().failing_enqueue.insert(phone.to_owned());
+    }
+
+    /// `worker_registered` events published so far.
+    pub fn events(&self) -> Vec<serde_json::Value> {
+        self.state().events.clone()
+    }
+
+    pub fn fail_events(&self) {
+        self.state().events_failing = true;
+    }
+
+    /// Clears every injected fault.
+    pub fn recover(&self) {
+        let mut state = self.state();
+        state.events_failing = false;
+        state.failing.clear();
+        state.failing_enqueue.clear();
+        state.fail_nth.clear();
+    }
+
+    /// The provider answers that `phone` is opted out.
+    pub fn provider_opts_out(&self, phone: &str) {
+        self.state().provider_opted_out.insert(phone.to_owned());
+    }
+
+    /// How many times the provider was asked whether a number is opted out.
+    pub fn opt_out_checks(&self) -> usize {
+        self.state()
+            .opt_out_checks
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The `n`th SMS (counting from 1) to `phone` fails; earlier ones go through.
+    pub fn fail_nth_for(&self, phone: &str, n: usize) {
+        self.state().fail_nth.insert(phone.to_owned(), n);
+    }
+}
+
+impl SmsProvider for MemorySms {
+    /// As SNS's.
+    const OPT_OUT_CHECKS_PER_SECOND: u32 = 50;
+
+    async fn send(&self, to: &PhoneNumber, text: &str) -> Result<String, SmsError> {
+        let mut state = self.state();
+        let phone = to.as_str();
+        let attempt = state.sent.iter().filter(|(p, _)| p == phone).count() + 1;
+        if state.failing.contains(phone) || state.fail_nth.get(phone) == Some(&attempt) {
+            return Err(SmsError::new(SmsFailure::Failed, "InjectedFault"));
+        }
+        state.sent.push((phone.to_owned(), text.to_owned()));
+        Ok(format!("mem-{}", state.sent.len()))
+    }
+
+    async fn is_opted_out(&self, to: &PhoneNumber) -> Result<bool, SmsError> {
+        let state = self.state();
+        state
+            .opt_out_checks
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(state.provider_opted_out.contains(to.as_str()))
+    }
+
+    /// The stand-in for SNS reads SNS's delivery status log.
+    fn read_report(line: &str) -> Option<DeliveryReport> {
+        crate::adapters::sns::read_delivery_status(line)
+    }
+}
+
+impl JobQueue for MemorySms {
+    async fn enqueue(&self, jobs: &[SmsJob]) -> Vec<Result<(), QueueError>> {
+        let (results, late) = {
+            let mut state = self.state();
+            let results = jobs
+                .iter()
+                .map(|job| {
+                    if state.failing_enqueue.contains(job.phone.as_str()) {
+                        return Err(QueueError {
+                            code: "InjectedFault".into(),
+                        });
+                    }
+                    state.queue.push(job.clone());
+                    Ok(())
+                })
+                .collect();
+            (results, state.late_enqueue.take())
+        };
+        if let Some(late) = late {
+            tokio::time::sleep(late).await;
+        }
+        results
+    }
+
+    async fn retry_later(
+        &self,
+        _receipt_handle: &str,
+        _delay_seconds: u32,
+    ) -> Result<(), QueueError> {
+        Ok(())
+    }
+}
+
+impl RegistrationEvents for MemorySms {
+    async fn worker_registered(&self, event: &serde_json::Value) -> Result<(), PublishError> {
+        let mut state = self.state();
+        if state.events_failing {
+            return Err(PublishError {
+                code: "InjectedFault".into(),
+            });
+        }
+        state.events.push(event.clone());
+        Ok(())
+    }
+}
