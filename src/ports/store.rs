@@ -10,7 +10,8 @@ use crate::domain::{ApiKey, Invitation, PhoneNumber, Project, RegistrationRecord
 pub use super::ledger::*;
 
 /// Every store port at once: the one store type the service is generic over. A store is a
-/// cheap handle (`Clone`), as the DynamoDB client is.
+/// cheap handle (`Clone`), as the DynamoDB client is. Each store says it is one
+/// (`impl Store for DynamoStore {}`), once it implements every port.
 pub trait Store:
     Directory
     + DailyQuota
@@ -26,24 +27,6 @@ pub trait Store:
     + Send
     + Sync
     + 'static
-{
-}
-
-impl<T> Store for T where
-    T: Directory
-        + DailyQuota
-        + IdempotencyStore
-        + InvitationStore
-        + WorkerStore
-        + InboundLog
-        + OptOuts
-        + DeliveryLog
-        + SendLedger
-        + RateSlots
-        + Clone
-        + Send
-        + Sync
-        + 'static
 {
 }
 

@@ -150,3 +150,5 @@ impl DynamoStore {
 pub(crate) fn usage_expiry(day: &str) -> u64 {
     crate::domain::time::day_start(day).map_or(0, |start| start + delivery::USAGE_DAYS * 86_400)
 }
+
+impl crate::ports::Store for DynamoStore {}

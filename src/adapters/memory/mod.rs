@@ -170,3 +170,5 @@ impl MemoryStore {
         state.failing_releases.clear();
     }
 }
+
+impl crate::ports::Store for MemoryStore {}
