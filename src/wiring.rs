@@ -9,6 +9,10 @@ use std::time::Duration;
 use aws_config::SdkConfig;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
+use aws_lambda_events::event::cloudwatch_logs::LogsEvent;
+use aws_lambda_events::event::sns::SnsEvent;
+use aws_lambda_events::event::sqs::SqsEvent;
+use lambda_http::lambda_runtime::{self, LambdaEvent};
 
 use crate::adapters::dynamodb::DynamoStore;
 use crate::adapters::load_aws_config;
@@ -129,4 +133,46 @@ pub fn aws_receipts_use_case(
     config: &Config,
 ) -> Receipts<DynamoStore, SmsProvider> {
     Receipts::new(store(aws, config), Arc::new(SystemClock))
+}
+
+/// Runs the API function under the Lambda Runtime API, configured from the environment.
+pub async fn serve_api() -> Result<(), lambda_http::Error> {
+    // Off the first request, not into init: see `warm_up`. Nothing waits for this thread.
+    std::thread::spawn(crate::domain::phone::warm_up);
+    crate::telemetry::init();
+    let api = aws_api(Config::from_env()?).await?;
+    lambda_http::run(lambda_http::service_fn(|request| async {
+        Ok::<_, lambda_http::Error>(api.handle(request).await)
+    }))
+    .await
+}
+
+/// Runs the sender function, configured from the environment.
+pub async fn serve_sender() -> Result<(), lambda_http::Error> {
+    crate::telemetry::init();
+    let sender = aws_sender(Config::from_env()?).await?;
+    lambda_runtime::run(lambda_runtime::service_fn(
+        |event: LambdaEvent<SqsEvent>| sender.handle(event),
+    ))
+    .await
+}
+
+/// Runs the replies function, configured from the environment.
+pub async fn serve_replies() -> Result<(), lambda_http::Error> {
+    crate::telemetry::init();
+    let replies = aws_replies(Config::from_env()?).await?;
+    lambda_runtime::run(lambda_runtime::service_fn(
+        |event: LambdaEvent<SnsEvent>| replies.handle(event),
+    ))
+    .await
+}
+
+/// Runs the receipts function, configured from the environment.
+pub async fn serve_receipts() -> Result<(), lambda_http::Error> {
+    crate::telemetry::init();
+    let receipts = aws_receipts(Config::from_env()?).await;
+    lambda_runtime::run(lambda_runtime::service_fn(
+        |event: LambdaEvent<LogsEvent>| receipts.handle(event),
+    ))
+    .await
 }

@@ -574,7 +574,10 @@ async fn no_number_is_started_when_the_deadline_is_too_close() {
         .validate(&project, body.as_object().unwrap())
         .unwrap();
     let deadline = Instant::now() + Duration::from_millis(500); // below the 2 s margin
-    let report_ = service.invite(&project, request, Some(deadline)).await;
+    let report_ = service
+        .invite(&project, request, Some(deadline))
+        .await
+        .unwrap();
     assert_eq!(report_.error_numbers, [A, B]);
     assert_eq!(report_.invalid_format_numbers, ["+1617JKL1234"]);
     assert!(w.store.record(A).is_none() && w.store.record(B).is_none());
@@ -1616,7 +1619,8 @@ async fn a_reinstall_cut_off_by_the_deadline_after_sending_is_sent_again_and_goe
     let report = w
         .service()
         .reinstall(&project, request, Some(deadline))
-        .await;
+        .await
+        .unwrap();
     assert!(Instant::now() < deadline, "answered before the deadline");
     assert_eq!(report.success_numbers, [A]);
     assert!(report.error_numbers.is_empty(), "{report:?}");

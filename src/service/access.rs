@@ -95,7 +95,7 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
     }
 
     /// Counts the request's valid numbers against the project's daily limit, all or none.
-    pub async fn reserve_invitations(
+    pub(super) async fn reserve_invitations(
         &self,
         project: &Project,
         users: &[UserEntry],
@@ -123,7 +123,7 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
     }
 
     /// Gives back the reserved invitations that were not sent.
-    pub async fn settle(&self, project: &Project, reservation: Reservation, sent: usize) {
+    pub(super) async fn settle(&self, project: &Project, reservation: Reservation, sent: usize) {
         let sent = u32::try_from(sent).unwrap_or(u32::MAX);
         let unused = reservation.count.saturating_sub(sent);
         if let Err(error) = self

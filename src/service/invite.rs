@@ -8,7 +8,7 @@ use tracing::{debug, info, warn};
 
 use super::deadline::cut_off_error;
 use super::deadline::deadline_error;
-use super::{RegistrationService, Step, split_settled};
+use super::{AccessError, RegistrationService, Step, split_settled};
 use crate::domain::invitation::{ClaimRules, PhoneType, registration_url};
 use crate::domain::job::{JobKind, SmsJob};
 use crate::domain::sms::InvitationSms;
@@ -27,11 +27,25 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
         RegistrationRequest::validate(body, self.validation_context(project))
     }
 
-    /// Invites every number of the request: claims each number (`concurrency` at a
-    /// time), puts one send job per claimed number on the queue (10 per call), and
-    /// records the batch. A number whose job did not reach the queue, or that
-    /// the deadline cut off, is undone and reported in `error_numbers`.
+    /// Invites every number of the request, counted against the project's daily limit
+    /// (all or none up front; what was not sent is given back): see [`Self::invite_numbers`].
     pub async fn invite(
+        &self,
+        project: &Project,
+        request: RegistrationRequest,
+        deadline: Option<Instant>,
+    ) -> Result<RegistrationReport, AccessError> {
+        let reservation = self.reserve_invitations(project, &request.users).await?;
+        let report = self.invite_numbers(project, request, deadline).await;
+        self.settle(project, reservation, report.success_numbers.len())
+            .await;
+        Ok(report)
+    }
+
+    /// Claims each number (`concurrency` at a time), puts one send job per claimed number
+    /// on the queue (10 per call), and records the batch. A number whose job did not reach
+    /// the queue, or that the deadline cut off, is undone and reported in `error_numbers`.
+    async fn invite_numbers(
         &self,
         project: &Project,
         request: RegistrationRequest,

@@ -6,7 +6,7 @@ use tracing::{debug, info, warn};
 
 use super::deadline::cut_off_error;
 use super::invite::OptOutCheck;
-use super::{RegistrationService, Step, split_settled};
+use super::{AccessError, RegistrationService, Step, split_settled};
 use crate::domain::job::{JobKind, SmsJob};
 use crate::domain::outcome::ReinstallReport;
 use crate::domain::request::ReinstallRequest;
@@ -23,10 +23,25 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
         ReinstallRequest::validate(body, self.validation_context(project), PLAY_STORE_URL)
     }
 
+    /// Sends the install link again to each number of the request, counted against the
+    /// project's daily limit (all or none up front; what was not sent is given back).
+    pub async fn reinstall(
+        &self,
+        project: &Project,
+        request: ReinstallRequest,
+        deadline: Option<Instant>,
+    ) -> Result<ReinstallReport, AccessError> {
+        let reservation = self.reserve_invitations(project, &request.users).await?;
+        let report = self.reinstall_numbers(project, request, deadline).await;
+        self.settle(project, reservation, report.success_numbers.len())
+            .await;
+        Ok(report)
+    }
+
     /// Queues the install link again for each number of the request (a Google Play
     /// message, then the app's install-link SMS), unless the number is registered in
     /// another project.
-    pub async fn reinstall(
+    async fn reinstall_numbers(
         &self,
         project: &Project,
         request: ReinstallRequest,

@@ -172,3 +172,41 @@ async fn poll(client: &Client, mapping: &Mapping, arn: &str) {
         }
     }
 }
+
+/// Receives jobs from SEND_QUEUE_URL and invokes the sender with SQS events.
+#[derive(Debug, clap::Parser)]
+#[command(name = "smsreg-local-esm", version)]
+pub struct Args {
+    /// The send queue (default: SEND_QUEUE_URL).
+    #[arg(long, env = "SEND_QUEUE_URL")]
+    queue_url: String,
+    /// The sender's Invoke API URL, e.g.
+    /// http://127.0.0.1:9000/2015-03-31/functions/smsreg-sender/invocations
+    #[arg(long)]
+    invoke_url: String,
+    /// Jobs per invocation (the mapping's BatchSize, at most 10).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(i32).range(1..=10))]
+    batch_size: i32,
+    /// Invocations at once (the mapping's MaximumConcurrency).
+    #[arg(long, default_value_t = 1)]
+    concurrency: usize,
+}
+
+/// `smsreg-local-esm`: the binary only calls this.
+pub async fn main() {
+    crate::telemetry::init();
+    let args = <Args as clap::Parser>::parse();
+    let aws = crate::adapters::load_aws_config().await;
+    let region = aws.region().map(|r| r.to_string()).unwrap_or_default();
+    run(
+        Client::new(&aws),
+        Mapping {
+            queue_url: args.queue_url,
+            invoke_url: args.invoke_url,
+            batch_size: args.batch_size,
+            concurrency: args.concurrency,
+            region,
+        },
+    )
+    .await;
+}

@@ -185,13 +185,7 @@ impl<St: Store, Q: JobQueue, E: RegistrationEvents> Api<St, Q, E> {
                         errors,
                     }
                 })?;
-                let reservation = self
-                    .service
-                    .reserve_invitations(project, &invitations.users)
-                    .await?;
-                let report = self.service.invite(project, invitations, deadline).await;
-                let sent = report.success_numbers.len();
-                self.service.settle(project, reservation, sent).await;
+                let report = self.service.invite(project, invitations, deadline).await?;
                 Ok(json_response(StatusCode::OK, &report))
             }
             Sending::Reinstall => {
@@ -202,13 +196,7 @@ impl<St: Store, Q: JobQueue, E: RegistrationEvents> Api<St, Q, E> {
                             resource: "sms_user_registration_reinstall",
                             errors,
                         })?;
-                let reservation = self
-                    .service
-                    .reserve_invitations(project, &reinstall.users)
-                    .await?;
-                let report = self.service.reinstall(project, reinstall, deadline).await;
-                let sent = report.success_numbers.len();
-                self.service.settle(project, reservation, sent).await;
+                let report = self.service.reinstall(project, reinstall, deadline).await?;
                 Ok(json_response(StatusCode::OK, &report))
             }
         }
