@@ -250,6 +250,40 @@ impl DeliveryFilter {
 /// A new invitation, before its SMS went out.
 pub type Invitation = RegistrationRecord;
 
+impl RegistrationRecord {
+    /// A record of `phone` in `domain` with a fresh token, `status`, made at `created_at`
+    /// and kept until `expires_at`; nothing else known yet (no app, no SMS sent, no
+    /// batch): set what is, with `..RegistrationRecord::new(..)`.
+    pub fn new(
+        domain: &str,
+        phone: PhoneNumber,
+        status: RegistrationStatus,
+        created_at: u64,
+        expires_at: u64,
+    ) -> Self {
+        RegistrationRecord {
+            domain: domain.to_owned(),
+            phone,
+            token: Token::generate(),
+            app_id: None,
+            android_only: false,
+            require_email: false,
+            custom_user_data: None,
+            phone_type: None,
+            status,
+            created_at,
+            expires_at,
+            sent_at: None,
+            registered_at: None,
+            enqueued_at: None,
+            batch_id: None,
+            failure_reason: None,
+            delivery: None,
+            opened_at: None,
+        }
+    }
+}
+
 /// When a claim may replace what is stored for a number.
 #[derive(Debug, Clone, Copy)]
 pub struct ClaimRules<'a> {

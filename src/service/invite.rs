@@ -14,7 +14,7 @@ use crate::domain::job::{JobKind, SmsJob};
 use crate::domain::sms::InvitationSms;
 use crate::domain::{
     FieldErrors, Invitation, InviteOutcome, PhoneNumber, Project, RegistrationReport,
-    RegistrationRequest, RegistrationStatus, RequestedNumber, Token, UserEntry,
+    RegistrationRequest, RegistrationStatus, RequestedNumber, UserEntry,
 };
 use crate::ports::{BatchRecord, Claim, JobQueue, QueueError, Store};
 
@@ -179,24 +179,19 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
 
         let now = self.clock.now();
         let invitation = Invitation {
-            domain: project.name.clone(),
-            phone: phone.clone(),
-            token: Token::generate(),
             app_id: Some(request.app_id.clone()),
             android_only: request.android_only,
             require_email: request.require_email,
             custom_user_data: user.custom_user_data.clone(),
             phone_type: request.android_only.then_some(PhoneType::Android),
-            status: RegistrationStatus::Queued,
-            created_at: now,
-            expires_at: now + self.config.invitation_lifetime.as_secs(),
-            sent_at: None,
-            registered_at: None,
-            enqueued_at: None,
-            failure_reason: None,
-            delivery: None,
-            opened_at: None,
             batch_id: Some(batch_id.to_owned()),
+            ..Invitation::new(
+                &project.name,
+                phone.clone(),
+                RegistrationStatus::Queued,
+                now,
+                now + self.config.invitation_lifetime.as_secs(),
+            )
         };
         let rules = ClaimRules {
             domain: &project.name,

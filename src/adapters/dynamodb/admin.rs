@@ -9,7 +9,7 @@ use super::item::*;
 use super::{DynamoStore, store_error};
 use crate::domain::invitation::{ClaimCheck, ClaimRules, RegistrationStatus};
 use crate::domain::worker::Worker;
-use crate::domain::{ApiKey, App, PhoneNumber, Plan, RegistrationRecord, Token};
+use crate::domain::{ApiKey, App, PhoneNumber, Plan, RegistrationRecord};
 use crate::ports::{InvitationStore, StoreError};
 
 /// A project's settings as the admin CLI sets them.
@@ -274,24 +274,14 @@ impl DynamoStore {
                 return Ok(MarkRegistered::InUseElsewhere);
             }
             _ => RegistrationRecord {
-                domain: domain.to_owned(),
-                phone: phone.clone(),
-                token: Token::generate(),
-                app_id: None,
-                android_only: false,
-                require_email: false,
-                custom_user_data: None,
-                phone_type: None,
-                status: RegistrationStatus::Registered,
-                created_at: rules.now,
-                expires_at: rules.now,
-                sent_at: None,
                 registered_at: Some(rules.now),
-                enqueued_at: None,
-                failure_reason: None,
-                delivery: None,
-                opened_at: None,
-                batch_id: None,
+                ..RegistrationRecord::new(
+                    domain,
+                    phone.clone(),
+                    RegistrationStatus::Registered,
+                    rules.now,
+                    rules.now,
+                )
             },
         };
         let mut put = self

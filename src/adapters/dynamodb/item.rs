@@ -455,26 +455,13 @@ mod tests {
 
     #[test]
     fn a_registered_worker_has_no_ttl() {
-        let mut record = registration_from_item(&registration_item(&RegistrationRecord {
-            domain: "demo".into(),
-            phone: PhoneNumber::parse("+16175551234").unwrap(),
-            token: Token::generate(),
-            app_id: None,
-            android_only: false,
-            require_email: false,
-            custom_user_data: None,
-            phone_type: None,
-            status: RegistrationStatus::Pending,
-            created_at: 1,
-            expires_at: 2,
-            sent_at: None,
-            registered_at: None,
-            enqueued_at: None,
-            failure_reason: None,
-            delivery: None,
-            opened_at: None,
-            batch_id: None,
-        }))
+        let mut record = registration_from_item(&registration_item(&RegistrationRecord::new(
+            "demo",
+            PhoneNumber::parse("+16175551234").unwrap(),
+            RegistrationStatus::Pending,
+            1,
+            2,
+        )))
         .unwrap();
         record.status = RegistrationStatus::Registered;
         assert!(!registration_item(&record).contains_key(TTL));
