@@ -1,5 +1,6 @@
 //! The pure domain: phone numbers, requests, invitations, projects and SMS texts.
 
+pub mod encoding;
 pub mod idempotency;
 pub mod invitation;
 pub mod job;
