@@ -71,6 +71,7 @@ fn demo_project(install_url: Option<&str>) -> Project {
         }],
         allowed_countries: None,
         daily_invitation_limit: 1000,
+        sms: Default::default(),
     }
 }
 
@@ -85,6 +86,7 @@ fn world_with<S: JobQueue + RegistrationEvents + Clone>(sms: S, config: Config) 
         apps: demo_project(None).apps,
         allowed_countries: None,
         daily_invitation_limit: 1000,
+        sms: Default::default(),
     });
     for (user, key, domain, edit) in [
         (DEMO_USER, DEMO_KEY, DEMO_DOMAIN, true),
@@ -247,6 +249,7 @@ fn record_of(domain: &str, phone: &str) -> RegistrationRecord {
 const A: &str = "+16175551234";
 const B: &str = "+16175555512";
 const C: &str = "+16175550123";
+const D: &str = "+16175550124";
 
 fn report(success: &[&str], invalid: &[&str], in_use: &[&str], errors: &[&str]) -> Value {
     json!({
@@ -859,8 +862,13 @@ async fn a_reinstall_queues_one_message_job_per_number_and_stores_no_invitation(
         "users": [{"phone_number": A}, {"phone_number": B}, {"phone_number": "+1617JKL1234"}]});
     let (status, body) = response_parts(&w.api.handle(reinstall_request(&body)).await);
     assert_eq!(status, 200);
+    // The Google Play message (152 characters) and the install link (71): one part each.
     assert_eq!(
-        body,
+        body["sms"],
+        json!({"messages": 2, "parts": 2, "encoding": "GSM-7"})
+    );
+    assert_eq!(
+        without_sms(body),
         json!({"success_numbers": [A], "invalid_format_numbers": ["+1617JKL1234"],
             "error_numbers": [B], "opted_out_numbers": []})
     );
@@ -874,6 +882,56 @@ async fn a_reinstall_queues_one_message_job_per_number_and_stores_no_invitation(
     assert!(texts[0].contains("play.google.com"));
     assert!(texts[1].starts_with("[commcare app - do not delete] "));
     assert!(w.store.record(A).is_none());
+}
+
+#[tokio::test]
+async fn look_alikes_are_replaced_unless_asked_not_to_and_the_answer_counts_parts() {
+    let w = world();
+    // A pasted message: curly quotes and an en dash, 150 characters in all.
+    let pasted = format!("“Don’t wait” – {}", "x".repeat(135));
+    assert_eq!(pasted.chars().count(), 150);
+    let body = json!({"app_id": DEMO_APP, "custom_registration_message": pasted,
+        "users": [{"phone_number": A}, {"phone_number": B}]});
+    let (status, report) = w.post(&body).await;
+    assert_eq!(status, 200, "{report}");
+    let (_, raw) = response_parts(&w.api.handle(lambda_http::request::from_str(&post_event(
+        DEMO_DOMAIN,
+        &json!({"app_id": DEMO_APP, "custom_registration_message": pasted, "users": [{"phone_number": C}]}),
+        &api_key_header(DEMO_USER, DEMO_KEY),
+    )).unwrap()).await);
+    // Smart encoding (the default): GSM-7, one part each.
+    assert_eq!(
+        raw["sms"],
+        json!({"messages": 1, "parts": 1, "encoding": "GSM-7"})
+    );
+    let jobs = w.sms.take_jobs();
+    assert_eq!(jobs.len(), 3);
+    assert!(
+        jobs[0].texts[0].starts_with("\"Don't wait\" - xxx"),
+        "{:?}",
+        jobs[0].texts
+    );
+    // Asked not to: the text goes as written, UCS-2, 150 units in 3 parts.
+    let mut verbatim = body.clone();
+    verbatim["smart_encoding"] = json!(false);
+    verbatim["users"] = json!([{"phone_number": D}]);
+    let (_, raw) = response_parts(
+        &w.api
+            .handle(
+                lambda_http::request::from_str(&post_event(
+                    DEMO_DOMAIN,
+                    &verbatim,
+                    &api_key_header(DEMO_USER, DEMO_KEY),
+                ))
+                .unwrap(),
+            )
+            .await,
+    );
+    assert_eq!(
+        raw["sms"],
+        json!({"messages": 1, "parts": 3, "encoding": "UCS-2"})
+    );
+    assert_eq!(w.sms.take_jobs()[0].texts[0], pasted);
 }
 
 #[tokio::test]
@@ -1551,10 +1609,12 @@ async fn one_idempotency_key_never_serves_both_sending_endpoints() {
 async fn at_one_sms_a_second_jobs_past_the_deadline_go_back_unstarted_and_spend_no_attempt() {
     let w = world();
     w.store.put_project(demo_project(Some(INSTALL_URL)));
-    // 200 Android invitations: 400 SMS, far more than an invocation can send at 1 a second.
+    // 200 Android invitations: 400 SMS of one part each, far more than an invocation can
+    // send at 1 a second.
     let numbers = us_numbers(200);
     let users: Vec<Value> = numbers.iter().map(|n| json!({"phone_number": n})).collect();
-    let body = json!({"app_id": DEMO_APP, "android_only": true, "users": users});
+    let body = json!({"app_id": DEMO_APP, "android_only": true, "users": users,
+        "custom_registration_message": "Register: {}"});
     let (status, report) = w.post(&body).await;
     assert_eq!(status, 200, "{report}");
     let jobs = w.sms.take_jobs();
@@ -1599,6 +1659,50 @@ async fn at_one_sms_a_second_jobs_past_the_deadline_go_back_unstarted_and_spend_
             RegistrationStatus::Pending
         );
     }
+}
+
+#[tokio::test]
+async fn at_one_part_a_second_an_sms_of_two_parts_takes_two_slots() {
+    let w = world();
+    // The default Android text with this deployment's link is 178 characters: 2 parts.
+    let numbers = us_numbers(3);
+    let users: Vec<Value> = numbers.iter().map(|n| json!({"phone_number": n})).collect();
+    let body = json!({"app_id": DEMO_APP, "android_only": true, "users": users});
+    let (_, raw) = response_parts(
+        &w.api
+            .handle(
+                lambda_http::request::from_str(&post_event(
+                    DEMO_DOMAIN,
+                    &body,
+                    &api_key_header(DEMO_USER, DEMO_KEY),
+                ))
+                .unwrap(),
+            )
+            .await,
+    );
+    assert_eq!(
+        raw["sms"],
+        json!({"messages": 3, "parts": 6, "encoding": "GSM-7"})
+    );
+    let jobs = w.sms.take_jobs();
+    let clock: Arc<dyn Clock> = Arc::new(Running(Instant::now()));
+    let sender = w.sender_with(clock, 1);
+    // 4.5 s: the slots are 1.04 s apart from 0.25 s ahead; two SMS of two parts each go at
+    // their second slot (1.29 s, 3.37 s), the third's would be at 5.45 s.
+    let until = Instant::now() + Duration::from_millis(4_500);
+    let started = Instant::now();
+    let results =
+        futures::future::join_all(jobs.iter().map(|job| sender.send_job(job, Some(until)))).await;
+    assert_eq!(w.sms.sent().len(), 2, "two SMS of two parts: four slots");
+    let sent: usize = results
+        .iter()
+        .filter(|r| matches!(r, JobResult::Sent(1)))
+        .count();
+    assert_eq!(sent, 2, "{results:?}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(3_300),
+        "the second waited for its slots"
+    );
 }
 
 #[tokio::test]

@@ -2,6 +2,8 @@
 
 use serde::Serialize;
 
+use super::encoding::{Encoding, measure};
+
 /// What happened to one number of a request; each lands in exactly one list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InviteOutcome {
@@ -29,6 +31,39 @@ pub struct RegistrationReport {
     /// `.../sms_user_registration/batches/{batch_id}/`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub batch_id: Option<String>,
+    /// What will be sent for the queued numbers, when any was queued.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sms: Option<SmsSummary>,
+}
+
+/// What a request's queued SMS cost on the air: SMS, their parts (as carriers bill and
+/// pace them) and the encoding (UCS-2 when any of them is).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SmsSummary {
+    pub messages: usize,
+    pub parts: usize,
+    pub encoding: Encoding,
+}
+
+impl SmsSummary {
+    /// The summary of `texts` (every SMS queued), `None` when there are none.
+    pub fn of<'a>(texts: impl IntoIterator<Item = &'a str>) -> Option<Self> {
+        let mut summary: Option<SmsSummary> = None;
+        for text in texts {
+            let size = measure(text);
+            let sum = summary.get_or_insert(SmsSummary {
+                messages: 0,
+                parts: 0,
+                encoding: Encoding::Gsm7,
+            });
+            sum.messages += 1;
+            sum.parts += size.parts;
+            if size.encoding == Encoding::Ucs2 {
+                sum.encoding = Encoding::Ucs2;
+            }
+        }
+        summary
+    }
 }
 
 impl FromIterator<InviteOutcome> for RegistrationReport {
@@ -54,6 +89,9 @@ pub struct ReinstallReport {
     pub invalid_format_numbers: Vec<String>,
     pub error_numbers: Vec<String>,
     pub opted_out_numbers: Vec<String>,
+    /// What will be sent for the queued numbers, when any was queued.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sms: Option<SmsSummary>,
 }
 
 impl FromIterator<InviteOutcome> for ReinstallReport {

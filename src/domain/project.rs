@@ -80,6 +80,32 @@ pub struct Project {
     /// ISO 3166 codes of the countries it may text; `None` allows every country.
     pub allowed_countries: Option<Vec<String>>,
     pub daily_invitation_limit: u32,
+    /// How its SMS are encoded and how long they may be.
+    pub sms: SmsSettings,
+}
+
+/// A project's SMS settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SmsSettings {
+    /// Characters with a GSM-7 look-alike are replaced (`domain::encoding::smart`), unless
+    /// a request says `"smart_encoding": false`.
+    pub smart_encoding: bool,
+    /// Most parts one SMS of a custom message may take: a longer one is refused.
+    pub max_parts_per_sms: u32,
+}
+
+/// Parts an SMS may take unless the project says otherwise.
+pub const DEFAULT_MAX_PARTS_PER_SMS: u32 = 3;
+/// The most a project may allow: SNS takes 1600 characters, 11 GSM-7 parts.
+pub const MAX_PARTS_PER_SMS: u32 = 11;
+
+impl Default for SmsSettings {
+    fn default() -> Self {
+        SmsSettings {
+            smart_encoding: true,
+            max_parts_per_sms: DEFAULT_MAX_PARTS_PER_SMS,
+        }
+    }
 }
 
 impl Project {
@@ -179,6 +205,7 @@ mod tests {
             apps: vec![],
             allowed_countries: None,
             daily_invitation_limit: 10,
+            sms: SmsSettings::default(),
         };
         assert!(p.may_text(Some("GB")) && p.may_text(None));
         p.allowed_countries = Some(vec!["US".into(), "KE".into()]);
@@ -237,6 +264,7 @@ mod tests {
             apps: vec![],
             allowed_countries: None,
             daily_invitation_limit: DEFAULT_DAILY_INVITATION_LIMIT,
+            sms: SmsSettings::default(),
         };
         assert_eq!(p.title(), "demo");
         p.display_name = Some("Demo Health".into());

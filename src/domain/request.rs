@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use super::encoding;
 use super::phone::{PhoneNumber, lenient};
 use super::project::Project;
 
@@ -59,6 +60,9 @@ pub struct RegistrationRequest {
     pub require_email: bool,
     /// Trimmed and non-empty; `None` means the default message.
     pub custom_registration_message: Option<String>,
+    /// Whether GSM-7 look-alikes are replaced in its SMS: the request's
+    /// `smart_encoding`, else the project's setting.
+    pub smart_encoding: bool,
     pub users: Vec<UserEntry>,
 }
 
@@ -95,6 +99,7 @@ impl RegistrationRequest {
         };
         let android_only = optional_bool("android_only");
         let require_email = optional_bool("require_email");
+        let smart_encoding = smart_encoding(body, ctx, &mut errors);
 
         let custom_registration_message = match body.get("custom_registration_message") {
             None => None,
@@ -103,7 +108,9 @@ impl RegistrationRequest {
                 if trimmed.is_empty() {
                     None
                 } else {
-                    if let Err(message) = check_custom_message(trimmed, android_only, ctx) {
+                    if let Err(message) =
+                        check_custom_message(trimmed, android_only, smart_encoding, ctx)
+                    {
                         errors.add("custom_registration_message", message);
                     }
                     Some(trimmed.to_owned())
@@ -123,6 +130,7 @@ impl RegistrationRequest {
                 android_only,
                 require_email,
                 custom_registration_message,
+                smart_encoding,
                 users,
             }),
             _ => Err(errors),
@@ -130,9 +138,57 @@ impl RegistrationRequest {
     }
 }
 
+/// The request's `smart_encoding` (a bool), else the project's setting.
+fn smart_encoding(
+    body: &Map<String, Value>,
+    ctx: ValidationContext<'_>,
+    errors: &mut FieldErrors,
+) -> bool {
+    match body.get("smart_encoding") {
+        None | Some(Value::Null) => ctx.project.sms.smart_encoding,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            errors.add("smart_encoding", type_name("bool"));
+            ctx.project.sms.smart_encoding
+        }
+    }
+}
+
+/// Refuses a text (the message as it will be sent) of more parts than the project allows,
+/// naming its encoding and parts.
+fn check_parts(text: &str, smart: bool, ctx: ValidationContext<'_>) -> Result<(), String> {
+    let sent = if smart {
+        encoding::smart(text)
+    } else {
+        text.into()
+    };
+    let size = encoding::measure(&sent);
+    let max = ctx.project.sms.max_parts_per_sms as usize;
+    if size.parts <= max {
+        return Ok(());
+    }
+    let (units, why) = match size.encoding {
+        encoding::Encoding::Gsm7 => ("characters", String::new()),
+        encoding::Encoding::Ucs2 => (
+            "UTF-16 units",
+            " (a character outside the GSM-7 alphabet makes the whole SMS UCS-2, at most 70 \
+             characters a part alone and 67 once split)"
+                .to_owned(),
+        ),
+    };
+    Err(format!(
+        "The message would be sent as {} parts in {}, {} {units}{why}: the project allows \
+         at most {max} parts per SMS",
+        size.parts,
+        size.encoding.as_str(),
+        size.units,
+    ))
+}
+
 fn check_custom_message(
     message: &str,
     android_only: bool,
+    smart: bool,
     ctx: ValidationContext<'_>,
 ) -> Result<(), String> {
     let placeholders = message.matches("{}").count();
@@ -152,6 +208,9 @@ fn check_custom_message(
                 ctx.registration_url_chars
             ));
         }
+        // A registration URL is URL-safe ASCII: one GSM-7 septet a character, as `x` is.
+        let url = "x".repeat(ctx.registration_url_chars);
+        check_parts(&message.replacen("{}", &url, 1), smart, ctx)?;
     } else {
         if placeholders != 0 {
             return Err("With android_only false, the message must not contain {}: \
@@ -163,6 +222,7 @@ fn check_custom_message(
                 "The message must be at most {MAX_SMS_CHARS} characters"
             ));
         }
+        check_parts(message, smart, ctx)?;
     }
     Ok(())
 }
@@ -241,6 +301,8 @@ pub struct ReinstallRequest {
     pub app_id: String,
     /// Trimmed and non-empty; `{}` stands for the Google Play link. `None`: the default.
     pub reinstall_message: Option<String>,
+    /// As [`RegistrationRequest::smart_encoding`].
+    pub smart_encoding: bool,
     pub users: Vec<UserEntry>,
 }
 
@@ -252,12 +314,14 @@ impl ReinstallRequest {
     ) -> Result<Self, FieldErrors> {
         let mut errors = FieldErrors::default();
         let app_id = validate_app_id(body, ctx.project, &mut errors);
+        let smart_encoding = smart_encoding(body, ctx, &mut errors);
         let reinstall_message = match body.get("reinstall_message") {
             None => None,
             Some(Value::String(s)) if s.trim().is_empty() => None,
             Some(Value::String(s)) => {
                 let message = s.trim().to_owned();
-                if message.replace("{}", play_store_url).chars().count() > MAX_SMS_CHARS {
+                let sent = message.replace("{}", play_store_url);
+                if sent.chars().count() > MAX_SMS_CHARS {
                     errors.add(
                         "reinstall_message",
                         format!(
@@ -265,6 +329,8 @@ impl ReinstallRequest {
                              Google Play link replaces {{}}"
                         ),
                     );
+                } else if let Err(message) = check_parts(&sent, smart_encoding, ctx) {
+                    errors.add("reinstall_message", message);
                 }
                 Some(message)
             }
@@ -278,6 +344,7 @@ impl ReinstallRequest {
             Some(app_id) if errors.is_empty() => Ok(ReinstallRequest {
                 app_id,
                 reinstall_message,
+                smart_encoding,
                 users,
             }),
             _ => Err(errors),
@@ -374,17 +441,72 @@ mod tests {
             }],
             allowed_countries: None,
             daily_invitation_limit: 1000,
+            sms: Default::default(),
         }
     }
 
     fn validate(body: Value) -> Result<RegistrationRequest, FieldErrors> {
-        let project = project();
+        validate_in(&project(), body)
+    }
+
+    fn validate_in(project: &Project, body: Value) -> Result<RegistrationRequest, FieldErrors> {
         let ctx = ValidationContext {
-            project: &project,
+            project,
             max_users: 500,
             registration_url_chars: 60,
         };
         RegistrationRequest::validate(body.as_object().unwrap(), ctx)
+    }
+
+    /// A project that allows the longest SMS SNS takes (11 parts).
+    fn allowing_11_parts() -> Project {
+        let mut project = project();
+        project.sms.max_parts_per_sms = crate::domain::project::MAX_PARTS_PER_SMS;
+        project
+    }
+
+    #[test]
+    fn a_custom_message_past_the_projects_parts_is_refused_naming_encoding_and_parts() {
+        // 3 parts of GSM-7 fit the default; 4 do not.
+        let three = "x".repeat(153 * 3);
+        assert!(validate(json!({"app_id": "abcd1234abcd1234", "users": [], "custom_registration_message": three})).is_ok());
+        let four = "x".repeat(153 * 3 + 1);
+        let errors = errors_of(
+            json!({"app_id": "abcd1234abcd1234", "users": [], "custom_registration_message": four}),
+        );
+        let message = errors.get("custom_registration_message").unwrap();
+        assert!(message.contains("4 parts in GSM-7"), "{message}");
+        assert!(message.contains("at most 3 parts"), "{message}");
+        // One curly apostrophe, smart encoding off: UCS-2, 459 units, 7 parts.
+        let curly = format!("Don’t {}", "x".repeat(453));
+        let body = json!({"app_id": "abcd1234abcd1234", "users": [], "smart_encoding": false, "custom_registration_message": curly});
+        let errors = errors_of(body);
+        let message = errors.get("custom_registration_message").unwrap();
+        assert!(message.contains("7 parts in UCS-2"), "{message}");
+        // Smart encoding on (the default): the apostrophe is replaced, 3 parts of GSM-7.
+        let body = json!({"app_id": "abcd1234abcd1234", "users": [], "custom_registration_message": curly});
+        assert!(validate(body).unwrap().smart_encoding);
+        // The registration URL counts: its 60 characters replace {}.
+        let fits = format!("{} {{}}", "x".repeat(153 * 3 - 60 - 1));
+        assert!(validate(json!({"app_id": "abcd1234abcd1234", "users": [], "android_only": true, "custom_registration_message": fits})).is_ok());
+        let over = format!("{} {{}}", "x".repeat(153 * 3 - 60));
+        assert!(validate(json!({"app_id": "abcd1234abcd1234", "users": [], "android_only": true, "custom_registration_message": over})).is_err());
+    }
+
+    #[test]
+    fn smart_encoding_is_the_projects_unless_the_request_says() {
+        let body = json!({"app_id": "abcd1234abcd1234", "users": []});
+        assert!(validate(body.clone()).unwrap().smart_encoding);
+        let mut off = project();
+        off.sms.smart_encoding = false;
+        assert!(!validate_in(&off, body).unwrap().smart_encoding);
+        let on = json!({"app_id": "abcd1234abcd1234", "users": [], "smart_encoding": true});
+        assert!(validate_in(&off, on).unwrap().smart_encoding);
+        let bad = json!({"app_id": "abcd1234abcd1234", "users": [], "smart_encoding": "no"});
+        assert_eq!(
+            errors_of(bad).get("smart_encoding").unwrap(),
+            "Expected type: bool"
+        );
     }
 
     fn errors_of(body: Value) -> FieldErrors {
@@ -511,7 +633,7 @@ mod tests {
     fn limits_are_inclusive() {
         assert!(validate(json!({"app_id": "abcd1234abcd1234", "users": users(500)})).is_ok());
         let fits = format!("{} {{}}", "x".repeat(1600 - 60 - 1));
-        assert!(validate(json!({"app_id": "abcd1234abcd1234", "users": [], "android_only": true, "custom_registration_message": fits})).is_ok());
+        assert!(validate_in(&allowing_11_parts(), json!({"app_id": "abcd1234abcd1234", "users": [], "android_only": true, "custom_registration_message": fits})).is_ok());
         let data = json!({"k": "v".repeat(4096 - 8)});
         assert_eq!(serde_json::to_vec(&data).unwrap().len(), 4096);
         assert!(validate(json!({"app_id": "abcd1234abcd1234", "users": [{"phone_number": "+16175551234", "custom_user_data": data}]})).is_ok());

@@ -47,6 +47,21 @@ impl InvitationSms<'_> {
     }
 }
 
+/// The texts as they are sent: with every GSM-7 look-alike replaced when `smart` (see
+/// `encoding::smart`), as they are otherwise.
+pub fn as_sent(texts: Vec<String>, smart: bool) -> Vec<String> {
+    if !smart {
+        return texts;
+    }
+    texts
+        .into_iter()
+        .map(|text| match super::encoding::smart(&text) {
+            std::borrow::Cow::Borrowed(_) => text,
+            std::borrow::Cow::Owned(replaced) => replaced,
+        })
+        .collect()
+}
+
 /// Where Android workers get the CommCare app.
 pub const PLAY_STORE_URL: &str =
     "https://play.google.com/store/apps/details?id=org.commcare.dalvik";

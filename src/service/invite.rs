@@ -11,7 +11,8 @@ use super::deadline::deadline_error;
 use super::{AccessError, RegistrationService, Step, split_settled};
 use crate::domain::invitation::{ClaimRules, PhoneType, registration_url};
 use crate::domain::job::{JobKind, SmsJob};
-use crate::domain::sms::InvitationSms;
+use crate::domain::outcome::SmsSummary;
+use crate::domain::sms::{InvitationSms, as_sent};
 use crate::domain::{
     FieldErrors, Invitation, InviteOutcome, PhoneNumber, Project, RegistrationReport,
     RegistrationRequest, RegistrationStatus, RequestedNumber, UserEntry,
@@ -65,7 +66,13 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
             .into_iter()
             .map(|(i, c)| ((i, c.claim), c.job))
             .unzip();
-        let queued = self.enqueue_all(jobs, until).await;
+        let queued = self.enqueue_all(jobs.clone(), until).await;
+        let sms = SmsSummary::of(
+            jobs.iter()
+                .zip(&queued)
+                .filter(|(_, q)| q.is_ok())
+                .flat_map(|(job, _)| job.texts.iter().map(String::as_str)),
+        );
         let mut on_queue = Vec::new();
         let mut undo = Vec::new();
         for ((i, c), result) in claimed.into_iter().zip(queued) {
@@ -118,6 +125,7 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
         let mut report: RegistrationReport = outcomes.into_iter().flatten().collect();
         if !report.success_numbers.is_empty() {
             report.batch_id = Some(batch_id);
+            report.sms = sms;
         }
         info!(
             users = request.users.len(),
@@ -234,6 +242,7 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
                 .and_then(|app| app.install_url.as_deref()),
         }
         .compose();
+        let texts = as_sent(texts, request.smart_encoding);
         let job = SmsJob {
             id: SmsJob::new_id(),
             domain: project.name.clone(),

@@ -38,15 +38,18 @@ impl Pacer {
         }
     }
 
-    /// Takes the deployment's next SMS slot and waits for it; returns it (µs since the
-    /// epoch). A slot later than `not_after` (µs) is not taken: [`Turn::Later`].
+    /// Takes the deployment's next `parts` SMS slots (an SMS of `parts` parts: carriers
+    /// count parts) and waits for the last of them, when the rate has had room for every
+    /// part; returns that moment (µs since the epoch). Slots whose last is later than
+    /// `not_after` (µs) are not taken: [`Turn::Later`].
     pub async fn wait_turn<L: RateSlots>(
         &self,
         slots: &L,
         clock: &dyn Clock,
         not_after: Option<u64>,
+        parts: usize,
     ) -> Result<Turn, StoreError> {
-        self.sms.wait_turn(slots, clock, not_after).await
+        self.sms.wait_turn(slots, clock, not_after, parts).await
     }
 
     /// Takes the deployment's next slot for asking SNS about an opt-out, and waits for it;
@@ -57,7 +60,9 @@ impl Pacer {
         clock: &dyn Clock,
         not_after: Option<u64>,
     ) -> Result<Turn, StoreError> {
-        self.opt_out_checks.wait_turn(slots, clock, not_after).await
+        self.opt_out_checks
+            .wait_turn(slots, clock, not_after, 1)
+            .await
     }
 }
 
@@ -87,24 +92,25 @@ impl Pace {
         slots: &L,
         clock: &dyn Clock,
         not_after: Option<u64>,
+        parts: usize,
     ) -> Result<Turn, StoreError> {
+        let span = self.interval_us * parts.max(1) as u64;
+        // The last slot of the span: when it comes, the rate had room for every part.
+        let last = span - self.interval_us;
         let slot = {
             let mut known = self.known_next.lock().await;
             let mut tries = 0;
             loop {
                 let slot = known.unwrap_or(0).max(clock.now_us() + self.lead_us);
-                if not_after.is_some_and(|limit| slot > limit) {
+                if not_after.is_some_and(|limit| slot + last > limit) {
                     // Left for an instance that can use it: taken now, it would pass
                     // unused (the rate lost) or be used past the deadline.
                     return Ok(Turn::Later(slot));
                 }
-                match slots
-                    .take_slot(self.name, *known, slot + self.interval_us)
-                    .await?
-                {
+                match slots.take_slot(self.name, *known, slot + span).await? {
                     SlotTake::Taken => {
-                        *known = Some(slot + self.interval_us);
-                        break slot;
+                        *known = Some(slot + span);
+                        break slot + last;
                     }
                     SlotTake::Moved(current) => *known = current,
                 }
@@ -160,15 +166,15 @@ mod tests {
     async fn a_slot_past_the_limit_is_not_taken_and_stays_for_the_next_taker() {
         let store = MemoryStore::new();
         let (a, b) = (Pacer::new(1, CHECKS), Pacer::new(1, CHECKS));
-        let first = turn(a.wait_turn(&store, &Frozen, None).await.unwrap());
+        let first = turn(a.wait_turn(&store, &Frozen, None, 1).await.unwrap());
         // The next slot is 1.04 s later: past a limit 1 s after the first.
         let later = a
-            .wait_turn(&store, &Frozen, Some(first + 1_000_000))
+            .wait_turn(&store, &Frozen, Some(first + 1_000_000), 1)
             .await
             .unwrap();
         assert_eq!(later, Turn::Later(first + 1_040_000));
         // Nothing was taken: another instance gets exactly that slot.
-        let second = turn(b.wait_turn(&store, &Frozen, None).await.unwrap());
+        let second = turn(b.wait_turn(&store, &Frozen, None, 1).await.unwrap());
         assert_eq!(second, first + 1_040_000);
     }
 
@@ -179,8 +185,8 @@ mod tests {
         let (a, b) = (Pacer::new(1_000, CHECKS), Pacer::new(1_000, CHECKS));
         let mut slots = Vec::new();
         for _ in 0..10 {
-            slots.push(turn(a.wait_turn(&store, &Frozen, None).await.unwrap()));
-            slots.push(turn(b.wait_turn(&store, &Frozen, None).await.unwrap()));
+            slots.push(turn(a.wait_turn(&store, &Frozen, None, 1).await.unwrap()));
+            slots.push(turn(b.wait_turn(&store, &Frozen, None, 1).await.unwrap()));
         }
         // (1 s + 40 ms) / 1000 apart, whichever instance took them, from 250 ms ahead.
         let interval = Pacer::new(1_000, CHECKS).sms.interval_us;
@@ -201,7 +207,7 @@ mod tests {
         assert_eq!(first, NOW_US + CHECK_LEAD_US);
         assert_eq!(second, first + 20_800, "shared between instances");
         // The SMS pace is another record: its first slot is not pushed back by checks.
-        let sms = turn(a.wait_turn(&store, &Frozen, None).await.unwrap());
+        let sms = turn(a.wait_turn(&store, &Frozen, None, 1).await.unwrap());
         assert_eq!(sms, NOW_US + SLOT_LEAD_US);
     }
 
@@ -209,13 +215,34 @@ mod tests {
     async fn a_slot_the_other_instance_moved_is_taken_after_it() {
         let store = MemoryStore::new();
         let (a, b) = (Pacer::new(1_000, CHECKS), Pacer::new(1_000, CHECKS));
-        let first = turn(a.wait_turn(&store, &Frozen, None).await.unwrap());
+        let first = turn(a.wait_turn(&store, &Frozen, None, 1).await.unwrap());
         // b has never seen the record: its first try is refused, its second follows a's.
-        let second = turn(b.wait_turn(&store, &Frozen, None).await.unwrap());
+        let second = turn(b.wait_turn(&store, &Frozen, None, 1).await.unwrap());
         assert_eq!(second, first + a.sms.interval_us);
         assert_eq!(
             *b.sms.known_next.lock().await,
             Some(second + b.sms.interval_us)
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_sms_of_three_parts_takes_three_slots_and_goes_at_the_last() {
+        let store = MemoryStore::new();
+        let pacer = Pacer::new(1, CHECKS);
+        let interval = pacer.sms.interval_us;
+        let first = turn(pacer.wait_turn(&store, &Frozen, None, 3).await.unwrap());
+        assert_eq!(first, NOW_US + SLOT_LEAD_US + 2 * interval);
+        // The next SMS's slot follows the three.
+        let next = turn(pacer.wait_turn(&store, &Frozen, None, 1).await.unwrap());
+        assert_eq!(next, NOW_US + SLOT_LEAD_US + 3 * interval);
+        // Three parts whose last slot is past the limit are not taken at all.
+        let other = Pacer::new(1, CHECKS);
+        let later = other
+            .wait_turn(&store, &Frozen, Some(next + interval), 3)
+            .await
+            .unwrap();
+        assert_eq!(later, Turn::Later(next + interval));
+        let after = turn(other.wait_turn(&store, &Frozen, None, 1).await.unwrap());
+        assert_eq!(after, next + interval, "nothing was taken");
     }
 }

@@ -9,8 +9,9 @@ use super::invite::OptOutCheck;
 use super::{AccessError, RegistrationService, Step, split_settled};
 use crate::domain::job::{JobKind, SmsJob};
 use crate::domain::outcome::ReinstallReport;
+use crate::domain::outcome::SmsSummary;
 use crate::domain::request::ReinstallRequest;
-use crate::domain::sms::{PLAY_STORE_URL, reinstall_texts};
+use crate::domain::sms::{PLAY_STORE_URL, as_sent, reinstall_texts};
 use crate::domain::{FieldErrors, InviteOutcome, Project, RegistrationStatus, UserEntry};
 use crate::ports::{JobQueue, Store};
 
@@ -50,10 +51,13 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
         let install_url = project
             .app(&request.app_id)
             .and_then(|app| app.install_url.as_deref());
-        let texts = reinstall_texts(
-            project.title(),
-            request.reinstall_message.as_deref(),
-            install_url,
+        let texts = as_sent(
+            reinstall_texts(
+                project.title(),
+                request.reinstall_message.as_deref(),
+                install_url,
+            ),
+            request.smart_encoding,
         );
         let until = self.work_until(deadline);
         let opted_out = self.opted_out_among(&request.users, until).await;
@@ -81,6 +85,12 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
                 queued[k] = result;
             }
         }
+        let sms = SmsSummary::of(
+            jobs.iter()
+                .zip(&queued)
+                .filter(|(_, q)| q.is_ok())
+                .flat_map(|(job, _)| job.texts.iter().map(String::as_str)),
+        );
         for ((i, job), result) in places.into_iter().zip(&jobs).zip(queued) {
             let phone = job.phone.as_str().to_owned();
             outcomes[i] = Some(match result {
@@ -91,7 +101,8 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
                 }
             });
         }
-        let report: ReinstallReport = outcomes.into_iter().flatten().collect();
+        let mut report: ReinstallReport = outcomes.into_iter().flatten().collect();
+        report.sms = sms;
         info!(
             users = request.users.len(),
             success = report.success_numbers.len(),

@@ -10,6 +10,7 @@ use super::RegistrationService;
 use super::pace::{Pacer, Turn};
 use crate::config::Config;
 use crate::domain::PhoneNumber;
+use crate::domain::encoding;
 use crate::domain::job::SmsJob;
 use crate::ports::{
     JobQueue, QueueError, SendStart, SmsError, SmsFailure, SmsProvider, Store, StoreError,
@@ -227,7 +228,8 @@ impl<St: Store, Q: JobQueue, P: SmsProvider> Sender<St, Q, P> {
                 let wait = gap_end_ms.saturating_sub(clock.now_ms());
                 tokio::time::sleep(Duration::from_millis(wait)).await;
             }
-            match self.pacer.wait_turn(store, clock, not_after).await {
+            let parts = encoding::measure(&job.texts[part]).parts;
+            match self.pacer.wait_turn(store, clock, not_after, parts).await {
                 Ok(Turn::At(_)) => {}
                 Ok(Turn::Later(slot)) => {
                     self.end_lease(job, &delivery).await;

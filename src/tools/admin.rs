@@ -48,30 +48,7 @@ enum Command {
         visibility_timeout: u32,
     },
     /// Creates or updates a project.
-    #[command(group(ArgGroup::new("feature").required(true).args(["enable", "disable"])))]
-    PutDomain {
-        /// Project name: lowercase letters, digits and hyphens.
-        domain: String,
-        /// COMMUNITY, STANDARD, PRO, ADVANCED or ENTERPRISE (the API needs PRO or higher).
-        #[arg(long, value_parser = clap::value_parser!(PlanArg))]
-        plan: PlanArg,
-        /// Turns SMS mobile worker registration on.
-        #[arg(long)]
-        enable: bool,
-        /// Turns SMS mobile worker registration off.
-        #[arg(long)]
-        disable: bool,
-        /// The name workers see in SMS (defaults to the project name).
-        #[arg(long)]
-        display_name: Option<String>,
-        /// Countries the project may text, as ISO codes (`US,CA,KE`); "" allows all.
-        /// Unset keeps the current list (new projects: all countries).
-        #[arg(long, value_parser = parse_countries)]
-        allowed_countries: Option<CountryList>,
-        /// Most invitations per UTC day (new projects: 1000). Unset keeps the current limit.
-        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
-        daily_invitation_limit: Option<u32>,
-    },
+    PutDomain(PutDomainArgs),
     /// Creates or updates an app of a project.
     PutApp {
         domain: String,
@@ -136,9 +113,53 @@ enum Command {
     ListWorkers { domain: String },
 }
 
+/// `put-domain`'s arguments.
+#[derive(Debug, clap::Args)]
+#[command(group(ArgGroup::new("feature").required(true).args(["enable", "disable"])))]
+struct PutDomainArgs {
+    /// Project name: lowercase letters, digits and hyphens.
+    domain: String,
+    /// COMMUNITY, STANDARD, PRO, ADVANCED or ENTERPRISE (the API needs PRO or higher).
+    #[arg(long, value_parser = clap::value_parser!(PlanArg))]
+    plan: PlanArg,
+    /// Turns SMS mobile worker registration on.
+    #[arg(long)]
+    enable: bool,
+    /// Turns SMS mobile worker registration off.
+    #[arg(long)]
+    disable: bool,
+    /// The name workers see in SMS (defaults to the project name).
+    #[arg(long)]
+    display_name: Option<String>,
+    /// Countries the project may text, as ISO codes (`US,CA,KE`); "" allows all.
+    /// Unset keeps the current list (new projects: all countries).
+    #[arg(long, value_parser = parse_countries)]
+    allowed_countries: Option<CountryList>,
+    /// Most invitations per UTC day (new projects: 1000). Unset keeps the current limit.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    daily_invitation_limit: Option<u32>,
+    /// Replace characters that have a GSM-7 look-alike (curly quotes, dashes, ...) so
+    /// that an SMS is not sent as UCS-2 for them: on or off (new projects: on). Unset
+    /// keeps the current setting.
+    #[arg(long, value_parser = parse_on_off)]
+    smart_encoding: Option<bool>,
+    /// Most parts one SMS of a custom message may take, 1 to 11 (new projects: 3);
+    /// a longer message is refused with a 400. Unset keeps the current setting.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=11))]
+    max_parts_per_sms: Option<u32>,
+}
+
 /// Country codes as given on the command line.
 #[derive(Debug, Clone)]
 struct CountryList(Vec<String>);
+
+fn parse_on_off(value: &str) -> Result<bool, String> {
+    match value {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(format!("expected on or off, not {value:?}")),
+    }
+}
 
 fn parse_countries(list: &str) -> Result<CountryList, String> {
     crate::domain::project::parse_country_list(list).map(CountryList)
@@ -286,26 +307,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 .create_queue(name, max_attempts, visibility_timeout)
                 .await
         }
-        Command::PutDomain {
-            domain,
-            plan,
-            enable,
-            disable: _,
-            display_name,
-            allowed_countries,
-            daily_invitation_limit,
-        } => {
-            admin
-                .put_domain(
-                    domain,
-                    plan,
-                    enable,
-                    display_name,
-                    allowed_countries,
-                    daily_invitation_limit,
-                )
-                .await
-        }
+        Command::PutDomain(args) => admin.put_domain(args).await,
         Command::PutApp {
             domain,
             app_id,
@@ -378,15 +380,18 @@ impl Admin {
     }
 
     /// `smsreg-admin put-domain`.
-    async fn put_domain(
-        &self,
-        domain: String,
-        plan: PlanArg,
-        enable: bool,
-        display_name: Option<String>,
-        allowed_countries: Option<CountryList>,
-        daily_invitation_limit: Option<u32>,
-    ) -> Result<(), Failure> {
+    async fn put_domain(&self, args: PutDomainArgs) -> Result<(), Failure> {
+        let PutDomainArgs {
+            domain,
+            plan,
+            enable,
+            disable: _,
+            display_name,
+            allowed_countries,
+            daily_invitation_limit,
+            smart_encoding,
+            max_parts_per_sms,
+        } = args;
         check_domain(&domain)?;
         self.store
             .put_project(&ProjectUpdate {
@@ -396,6 +401,8 @@ impl Admin {
                 display_name: display_name.as_deref(),
                 allowed_countries: allowed_countries.as_ref().map(|c| c.0.as_slice()),
                 daily_invitation_limit,
+                smart_encoding,
+                max_parts_per_sms,
             })
             .await
             .map_err(failed)?;

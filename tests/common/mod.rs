@@ -303,6 +303,8 @@ pub fn project<'a>(
         display_name,
         allowed_countries: None,
         daily_invitation_limit: None,
+        smart_encoding: None,
+        max_parts_per_sms: None,
     }
 }
 
@@ -408,16 +410,38 @@ pub fn us_numbers(n: usize, from: usize) -> Vec<String> {
         .collect()
 }
 
-/// A create response without its `batch_id` (random), once it is checked: present, a
-/// 32-character id, exactly when some number was queued.
-pub fn without_batch_id(mut body: Value) -> Value {
+/// A create or reinstall response without its `sms` summary, once it is checked: present
+/// exactly when some number was queued, at least one SMS a queued number, at least one part
+/// an SMS, in GSM-7 or UCS-2. (Its figures are tested where the texts are known.)
+pub fn without_sms(mut body: Value) -> Value {
+    let queued = body["success_numbers"].as_array().map_or(0, Vec::len);
+    match body.as_object_mut().and_then(|o| o.remove("sms")) {
+        Some(sms) => {
+            assert!(queued > 0, "an sms summary without a queued number: {body}");
+            let messages = sms["messages"].as_u64().expect("messages") as usize;
+            let parts = sms["parts"].as_u64().expect("parts") as usize;
+            assert!(messages >= queued && parts >= messages, "{sms}");
+            assert!(
+                sms["encoding"] == "GSM-7" || sms["encoding"] == "UCS-2",
+                "{sms}"
+            );
+        }
+        None => assert_eq!(queued, 0, "no sms summary for queued numbers: {body}"),
+    }
+    body
+}
+
+/// A create response without its `batch_id` (random) and `sms` summary, once they are
+/// checked: the batch id present, a token-like id, exactly when some number was queued.
+pub fn without_batch_id(body: Value) -> Value {
+    let mut body = without_sms(body);
     let queued = body["success_numbers"]
         .as_array()
         .is_some_and(|s| !s.is_empty());
     match body.as_object_mut().and_then(|o| o.remove("batch_id")) {
         Some(Value::String(id)) => {
             assert!(queued, "a batch id without a queued number: {body}");
-            assert_eq!(id.len(), 32, "{id}");
+            assert!(smsreg::domain::Token::is_well_formed(&id), "{id}");
         }
         Some(other) => panic!("batch_id is not a string: {other}"),
         None => assert!(!queued, "no batch id for queued numbers: {body}"),

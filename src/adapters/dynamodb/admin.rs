@@ -22,6 +22,10 @@ pub struct ProjectUpdate<'a> {
     /// `Some(&[])` removes the allow-list (every country allowed).
     pub allowed_countries: Option<&'a [String]>,
     pub daily_invitation_limit: Option<u32>,
+    /// Unset keeps the current setting (new projects: on).
+    pub smart_encoding: Option<bool>,
+    /// Unset keeps the current setting (new projects: 3).
+    pub max_parts_per_sms: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,6 +154,14 @@ impl DynamoStore {
         if let Some(limit) = update.daily_invitation_limit {
             set.push("daily_invitation_limit = :limit");
             request = request.expression_attribute_values(":limit", n(u64::from(limit)));
+        }
+        if let Some(smart) = update.smart_encoding {
+            set.push("smart_encoding = :smart");
+            request = request.expression_attribute_values(":smart", AttributeValue::Bool(smart));
+        }
+        if let Some(parts) = update.max_parts_per_sms {
+            set.push("max_parts_per_sms = :parts");
+            request = request.expression_attribute_values(":parts", n(u64::from(parts)));
         }
         let mut expression = format!("SET {}", set.join(", "));
         if !remove.is_empty() {

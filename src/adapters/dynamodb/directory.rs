@@ -5,7 +5,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use super::item::*;
 use super::*;
 
-use crate::domain::project::DEFAULT_DAILY_INVITATION_LIMIT;
+use crate::domain::project::{DEFAULT_DAILY_INVITATION_LIMIT, SmsSettings};
 use crate::domain::{ApiKey, Plan, Project};
 use crate::ports::{Directory, StoreError};
 
@@ -54,6 +54,15 @@ impl Directory for DynamoStore {
                 .map_err(|_| StoreError::Malformed("daily_invitation_limit".into()))?,
             None => DEFAULT_DAILY_INVITATION_LIMIT,
         };
+        let defaults = SmsSettings::default();
+        let sms = SmsSettings {
+            smart_encoding: opt_bool(meta, "smart_encoding").unwrap_or(defaults.smart_encoding),
+            max_parts_per_sms: match opt_n(meta, "max_parts_per_sms")? {
+                Some(n) => u32::try_from(n)
+                    .map_err(|_| StoreError::Malformed("max_parts_per_sms".into()))?,
+                None => defaults.max_parts_per_sms,
+            },
+        };
         Ok(Some(Project {
             name: domain.to_owned(),
             display_name: opt_s(meta, "display_name"),
@@ -62,6 +71,7 @@ impl Directory for DynamoStore {
             apps,
             allowed_countries,
             daily_invitation_limit,
+            sms,
         }))
     }
 }

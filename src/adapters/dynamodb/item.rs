@@ -121,6 +121,14 @@ pub fn get_bool(item: &Item, name: &str) -> bool {
     matches!(item.get(name), Some(AttributeValue::Bool(true)))
 }
 
+/// A boolean attribute, if present.
+pub fn opt_bool(item: &Item, name: &str) -> Option<bool> {
+    match item.get(name) {
+        Some(AttributeValue::Bool(b)) => Some(*b),
+        _ => None,
+    }
+}
+
 pub fn worker_pk(domain: &str) -> String {
     format!("WORKER#{domain}")
 }
