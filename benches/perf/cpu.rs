@@ -104,6 +104,7 @@ fn api_with<S: JobQueue + RegistrationEvents + Clone>(sms: S) -> Api<MemoryStore
         }],
         allowed_countries: None,
         daily_invitation_limit: u32::MAX,
+        sms: Default::default(),
     });
     store.put_key(ApiKey {
         username: USER.into(),
