@@ -270,6 +270,24 @@ fn check(seed: u64, run: &Run) {
         (WORKERS as u64, run.sms.len() as u64, WORKERS as u64, 0),
         "seed {seed}: usage {u:?}"
     );
+    // The parts counted are the parts of the SMS that went out, each once; the answer
+    // said as much before they went.
+    let parts: u64 = run
+        .sms
+        .iter()
+        .map(|(_, text)| smsreg::domain::encoding::measure(text).parts as u64)
+        .sum();
+    assert_eq!(
+        (u.parts_sent, p.parts_sent),
+        (parts, parts),
+        "seed {seed}: parts counted once"
+    );
+    assert_eq!(
+        run.create["sms"]["parts"].as_u64(),
+        Some(parts),
+        "seed {seed}: {}",
+        run.create
+    );
     // Every STOP honoured; nothing left queued or failed.
     assert_eq!(
         run.again["opted_out_numbers"],

@@ -219,7 +219,8 @@ async fn a_batch_counts_through_sent_opened_registered_and_its_receipts() {
     assert_eq!(
         counts,
         json!({"batch_id": batch, "queued": 4, "sent": 3, "delivered": 1, "delivery_failed": 1,
-               "send_failed": 0, "opted_out": 1, "opened": 2, "registered": 1})
+               "send_failed": 0, "opted_out": 1, "opened": 2, "registered": 1,
+               "parts_sent": 3, "parts_delivered": 1})
     );
     let (_, listing) = response_parts(&api.handle(get("sms_user_registration/", "")).await);
     let by_phone = |phone: &str| {
@@ -288,9 +289,11 @@ async fn a_batch_counts_through_sent_opened_registered_and_its_receipts() {
             usage["invitations"].as_u64(),
             usage["sms_sent"].as_u64(),
             usage["delivered"].as_u64(),
-            usage["delivery_failed"].as_u64()
+            usage["delivery_failed"].as_u64(),
+            usage["parts_sent"].as_u64(),
+            usage["parts_delivered"].as_u64()
         ),
-        (Some(4), Some(3), Some(1), Some(1)),
+        (Some(4), Some(3), Some(1), Some(1), Some(3), Some(1)),
         "{usage}"
     );
     assert!(

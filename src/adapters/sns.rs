@@ -119,6 +119,13 @@ struct Delivery {
     price_in_usd: f64,
     #[serde(default)]
     dwell_time_ms: u64,
+    #[serde(default = "one_part")]
+    number_of_message_parts: u64,
+}
+
+/// A line without `numberOfMessageParts` was one part.
+fn one_part() -> u64 {
+    1
 }
 
 /// A line of the delivery status log, or `None` when it is not a delivery status this
@@ -142,6 +149,7 @@ pub fn read_delivery_status(line: &str) -> Option<DeliveryReport> {
         provider_response: line.delivery.provider_response,
         price_usd: line.delivery.price_in_usd,
         dwell_ms: line.delivery.dwell_time_ms,
+        parts: line.delivery.number_of_message_parts.max(1),
     })
 }
 
@@ -167,6 +175,15 @@ mod tests {
         let r = read_delivery_status(FAILED).unwrap();
         assert!(!r.delivered);
         assert_eq!(r.price_usd, 0.0);
+    }
+
+    #[test]
+    fn the_parts_an_sms_went_as_are_read_and_one_when_unsaid() {
+        let three = DELIVERED.replace(r#""numberOfMessageParts":1"#, r#""numberOfMessageParts":3"#);
+        assert_eq!(read_delivery_status(&three).unwrap().parts, 3);
+        assert_eq!(read_delivery_status(DELIVERED).unwrap().parts, 1);
+        let unsaid = DELIVERED.replace(r#""numberOfMessageParts":1,"#, "");
+        assert_eq!(read_delivery_status(&unsaid).unwrap().parts, 1);
     }
 
     #[test]

@@ -12,6 +12,8 @@ pub struct DeliveryReport {
     pub provider_response: String,
     pub price_usd: f64,
     pub dwell_ms: u64,
+    /// The carrier parts the SMS went as (SNS's `numberOfMessageParts`).
+    pub parts: u64,
 }
 
 /// The counter a receipt moves, in its day's and its batch's counts.
@@ -37,6 +39,11 @@ impl Counter {
 pub struct Effects<'a> {
     /// Moved in the SMS's day, always.
     pub counter: Counter,
+    /// Parts delivered, added to the day's `parts_delivered` and, for an invitation's SMS
+    /// (any of them), its batch's.
+    pub parts_delivered: u64,
+    /// The batch whose `parts_delivered` grows: every SMS of its invitations.
+    pub parts_batch: Option<&'a str>,
     /// The batch whose count moves too: an invitation's first SMS only (its later SMS,
     /// the install link, do not judge the invitation).
     pub batch: Option<&'a str>,
@@ -56,6 +63,8 @@ impl DeliveryReport {
     ) -> Effects<'a> {
         let first = part == 0;
         Effects {
+            parts_delivered: if self.delivered { self.parts } else { 0 },
+            parts_batch: batch.filter(|_| token.is_some()),
             counter: if self.delivered {
                 Counter::Delivered
             } else {
@@ -88,6 +97,7 @@ mod tests {
             provider_response: "ok".into(),
             price_usd: 0.0065,
             dwell_ms: 10,
+            parts: 2,
         }
     }
 
@@ -98,6 +108,8 @@ mod tests {
             first,
             Effects {
                 counter: Counter::Delivered,
+                parts_delivered: 2,
+                parts_batch: Some("b"),
                 batch: Some("b"),
                 invitation: Some("t"),
             }
@@ -107,6 +119,8 @@ mod tests {
             second,
             Effects {
                 counter: Counter::DeliveryFailed,
+                parts_delivered: 0,
+                parts_batch: Some("b"),
                 batch: None,
                 invitation: None,
             }

@@ -108,6 +108,8 @@ pub struct SentSms {
     pub batch_id: Option<String>,
     /// Which SMS of its job (0: the first, the one an invitation's delivery is judged by).
     pub part: usize,
+    /// The carrier parts (segments) it is sent as, billed and paced by.
+    pub sms_parts: usize,
     /// Seconds since the epoch.
     pub sent_at: u64,
 }
@@ -128,6 +130,7 @@ impl SentSms {
             token,
             batch_id,
             part,
+            sms_parts: crate::domain::encoding::measure(&job.texts[part]).parts,
             sent_at: at_ms / 1000,
         }
     }
@@ -157,6 +160,10 @@ pub struct BatchProgress {
     pub opted_out: u64,
     pub opened: u64,
     pub registered: u64,
+    /// Carrier parts of the batch's SMS sent (every SMS of its invitations).
+    pub parts_sent: u64,
+    /// Of those, the parts of SMS whose receipt says delivered.
+    pub parts_delivered: u64,
 }
 
 /// A project's day: invitations counted, SMS sent, their receipts and cost.
@@ -164,8 +171,12 @@ pub struct BatchProgress {
 pub struct DayUsage {
     pub invitations: u64,
     pub sms_sent: u64,
+    /// Carrier parts of the SMS sent: what carriers bill and pace.
+    pub parts_sent: u64,
     pub delivered: u64,
     pub delivery_failed: u64,
+    /// Carrier parts of the SMS delivered, by their receipts.
+    pub parts_delivered: u64,
     pub price_usd: f64,
 }
 

@@ -584,8 +584,10 @@ impl Admin {
             "day": day,
             "invitations": usage_of_day.invitations,
             "sms_sent": usage_of_day.sms_sent,
+            "parts_sent": usage_of_day.parts_sent,
             "delivered": usage_of_day.delivered,
             "delivery_failed": usage_of_day.delivery_failed,
+            "parts_delivered": usage_of_day.parts_delivered,
             "price_usd": (usage_of_day.price_usd * 1e6).round() / 1e6,
         });
         println!("{line}");

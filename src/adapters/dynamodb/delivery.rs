@@ -88,9 +88,75 @@ impl DynamoStore {
         TransactWriteItem::builder().put(put).build()
     }
 
-    /// The day's `sms_sent`, moved by one SMS.
+    /// A receipt in its batch's counts: `counter` (for an invitation's first SMS) and the
+    /// parts delivered.
+    fn receipt_in_batch_item(
+        &self,
+        batch_id: &str,
+        counter: Option<&str>,
+        parts_delivered: u64,
+    ) -> TransactWriteItem {
+        let mut update = Update::builder()
+            .table_name(self.table())
+            .key(PK, s(batch_pk(batch_id)))
+            .key(SK, s(BATCH_SK))
+            .expression_attribute_values(":parts", n(parts_delivered));
+        update = match counter {
+            Some(counter) => update
+                .update_expression("ADD #counter :one, parts_delivered :parts")
+                .expression_attribute_names("#counter", counter)
+                .expression_attribute_values(":one", n(1)),
+            None => update.update_expression("ADD parts_delivered :parts"),
+        };
+        TransactWriteItem::builder()
+            .update(update.build().expect("update has its required fields"))
+            .build()
+    }
+
+    /// The day's `sms_sent` and `parts_sent`, moved by one SMS.
     pub(crate) fn count_sms_sent_item(&self, sms: &SentSms) -> TransactWriteItem {
-        self.add_to_usage_item(&sms.domain, &utc_day(sms.sent_at), "sms_sent", 1)
+        let day = utc_day(sms.sent_at);
+        let (pk, sk) = Self::usage_key(&sms.domain, &day);
+        let update = Update::builder()
+            .table_name(self.table())
+            .key(PK, s(pk))
+            .key(SK, s(sk))
+            .update_expression(
+                "ADD sms_sent :one, parts_sent :parts SET #ttl = if_not_exists(#ttl, :ttl)",
+            )
+            .expression_attribute_names("#ttl", TTL)
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":parts", n(sms.sms_parts as u64))
+            .expression_attribute_values(":ttl", n(usage_expiry(&day)))
+            .build()
+            .expect("update has its required fields");
+        TransactWriteItem::builder().update(update).build()
+    }
+
+    /// An invitation's SMS in its batch's counts: its parts, and for its first SMS the
+    /// invitation's `sent`.
+    pub(crate) fn count_sent_in_batch_item(
+        &self,
+        batch_id: &str,
+        sms: &SentSms,
+    ) -> TransactWriteItem {
+        let expression = if sms.part == 0 {
+            "ADD sent :one, parts_sent :parts"
+        } else {
+            "ADD parts_sent :parts"
+        };
+        let mut update = Update::builder()
+            .table_name(self.table())
+            .key(PK, s(batch_pk(batch_id)))
+            .key(SK, s(BATCH_SK))
+            .update_expression(expression)
+            .expression_attribute_values(":parts", n(sms.sms_parts as u64));
+        if sms.part == 0 {
+            update = update.expression_attribute_values(":one", n(1));
+        }
+        TransactWriteItem::builder()
+            .update(update.build().expect("update has its required fields"))
+            .build()
     }
 
     fn usage_key(domain: &str, day: &str) -> (String, String) {
@@ -142,12 +208,14 @@ impl DeliveryLog for DynamoStore {
             .key(PK, s(pk))
             .key(SK, s(sk))
             .update_expression(
-                "ADD #counter :one, price_usd :price SET #ttl = if_not_exists(#ttl, :ttl)",
+                "ADD #counter :one, price_usd :price, parts_delivered :parts \
+                 SET #ttl = if_not_exists(#ttl, :ttl)",
             )
             .expression_attribute_names("#counter", counter)
             .expression_attribute_names("#ttl", TTL)
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":price", usd(receipt.price_usd))
+            .expression_attribute_values(":parts", n(effects.parts_delivered))
             .expression_attribute_values(":ttl", n(usage_expiry(&day)))
             .build()
             .expect("update has its required fields");
@@ -157,8 +225,12 @@ impl DeliveryLog for DynamoStore {
             TransactWriteItem::builder().update(mark).build(),
             TransactWriteItem::builder().update(usage).build(),
         ];
-        if let Some(batch) = effects.batch {
-            items.push(self.count_in_batch_item(batch, counter));
+        if let Some(batch) = effects.parts_batch {
+            // One update of the batch's item: a transaction changes an item once.
+            let counter = effects.batch.map(|_| counter);
+            if counter.is_some() || effects.parts_delivered > 0 {
+                items.push(self.receipt_in_batch_item(batch, counter, effects.parts_delivered));
+            }
         }
         // The invitation shows its first SMS's receipt, under the same condition as the
         // counts: if it is still the same invitation, and only once.
@@ -249,6 +321,8 @@ impl DeliveryLog for DynamoStore {
             opted_out: count("opted_out")?,
             opened: count("opened")?,
             registered: count("registered")?,
+            parts_sent: count("parts_sent")?,
+            parts_delivered: count("parts_delivered")?,
         }))
     }
 
@@ -261,8 +335,10 @@ impl DeliveryLog for DynamoStore {
         Ok(DayUsage {
             invitations: count("invitations")?,
             sms_sent: count("sms_sent")?,
+            parts_sent: count("parts_sent")?,
             delivered: count("delivered")?,
             delivery_failed: count("delivery_failed")?,
+            parts_delivered: count("parts_delivered")?,
             price_usd: opt_usd(&item, "price_usd"),
         })
     }

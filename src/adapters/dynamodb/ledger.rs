@@ -216,11 +216,10 @@ impl SendLedger for DynamoStore {
             self.sms_item(&sms),
             self.count_sms_sent_item(&sms),
         ];
-        if part == 0
-            && sms.token.is_some()
+        if sms.token.is_some()
             && let Some(batch) = &sms.batch_id
         {
-            items.push(self.count_in_batch_item(batch, "sent"));
+            items.push(self.count_sent_in_batch_item(batch, &sms));
         }
         Ok(match self.transact_or_fail(items).await? {
             Transacted::Written => true,

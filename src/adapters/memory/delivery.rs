@@ -34,7 +34,15 @@ impl DeliveryLog for MemoryStore {
             Counter::Delivered => day.delivered += 1,
             Counter::DeliveryFailed => day.delivery_failed += 1,
         }
+        day.parts_delivered += effects.parts_delivered;
         day.price_usd += receipt.price_usd;
+        if let Some(batch) = effects.parts_batch {
+            state
+                .progress
+                .entry(batch.to_owned())
+                .or_default()
+                .parts_delivered += effects.parts_delivered;
+        }
         if let Some(batch) = effects.batch {
             let progress = state.progress.entry(batch.to_owned()).or_default();
             match effects.counter {

@@ -82,16 +82,17 @@ impl SendLedger for MemoryStore {
         }
         let sms = SentSms::of(job, part, now_ms, message_id);
         let day = crate::domain::time::utc_day(sms.sent_at);
-        state
-            .days
-            .entry((sms.domain.clone(), day))
-            .or_default()
-            .sms_sent += 1;
-        if sms.part == 0
-            && sms.token.is_some()
+        let usage = state.days.entry((sms.domain.clone(), day)).or_default();
+        usage.sms_sent += 1;
+        usage.parts_sent += sms.sms_parts as u64;
+        if sms.token.is_some()
             && let Some(batch) = &sms.batch_id
         {
-            state.progress.entry(batch.clone()).or_default().sent += 1;
+            let progress = state.progress.entry(batch.clone()).or_default();
+            progress.parts_sent += sms.sms_parts as u64;
+            if sms.part == 0 {
+                progress.sent += 1;
+            }
         }
         state.messages.insert(sms.message_id.clone(), (sms, None));
         Ok(true)
