@@ -109,9 +109,14 @@ impl Env {
 
     /// Answers the request; its jobs stay on the queue.
     async fn post_only(&self, domain: &str, auth: &str, body: &Value) -> (u16, Value) {
-        let request = lambda_http::request::from_str(&post_event(domain, body, auth)).unwrap();
-        let (status, body) = response_parts(&self.api.handle(request).await);
+        let (status, body) = self.post_raw(domain, auth, body).await;
         (status, without_batch_id(body))
+    }
+
+    /// The answer as it is, batch id and SMS summary included; the jobs stay queued.
+    async fn post_raw(&self, domain: &str, auth: &str, body: &Value) -> (u16, Value) {
+        let request = lambda_http::request::from_str(&post_event(domain, body, auth)).unwrap();
+        response_parts(&self.api.handle(request).await)
     }
 
     async fn deliver(&self) -> usize {
@@ -1490,16 +1495,11 @@ async fn a_projects_sms_settings_are_kept_and_applied() {
         })
         .await
         .unwrap();
+    let auth = api_key_header(DEMO_USER, DEMO_KEY);
     let pasted = format!("Don’t wait: {}", "x".repeat(120));
     // 132 UTF-16 units in UCS-2 (the apostrophe stays): two parts, allowed.
     let body = json!({"app_id": DEMO_APP, "custom_registration_message": pasted, "users": [{"phone_number": A}]});
-    let request = lambda_http::request::from_str(&post_event(
-        DEMO_DOMAIN,
-        &body,
-        &api_key_header(DEMO_USER, DEMO_KEY),
-    ))
-    .unwrap();
-    let (status, report) = response_parts(&e.api.handle(request).await);
+    let (status, report) = e.post_raw(DEMO_DOMAIN, &auth, &body).await;
     assert_eq!(status, 200, "{report}");
     assert_eq!(
         report["sms"],
@@ -1517,13 +1517,7 @@ async fn a_projects_sms_settings_are_kept_and_applied() {
     // The request may turn smart encoding back on: then it is one part of GSM-7.
     let body = json!({"app_id": DEMO_APP, "custom_registration_message": longer,
         "smart_encoding": true, "users": [{"phone_number": B}]});
-    let request = lambda_http::request::from_str(&post_event(
-        DEMO_DOMAIN,
-        &body,
-        &api_key_header(DEMO_USER, DEMO_KEY),
-    ))
-    .unwrap();
-    let (status, report) = response_parts(&e.api.handle(request).await);
+    let (status, report) = e.post_raw(DEMO_DOMAIN, &auth, &body).await;
     assert_eq!(status, 200, "{report}");
     assert_eq!(
         report["sms"],

@@ -146,6 +146,14 @@ impl<S: JobQueue + RegistrationEvents + Clone> World<S> {
         self.post_as(DEMO_DOMAIN, &api_key_header(DEMO_USER, DEMO_KEY), body)
             .await
     }
+
+    /// The answer as it is, batch id and SMS summary included.
+    async fn post_raw(&self, body: &Value) -> (u16, Value) {
+        let auth = api_key_header(DEMO_USER, DEMO_KEY);
+        let request =
+            lambda_http::request::from_str(&post_event(DEMO_DOMAIN, body, &auth)).unwrap();
+        response_parts(&self.api.handle(request).await)
+    }
 }
 
 /// The sender, as the event source mapping runs it on the jobs of the send queue. Its pace
@@ -894,11 +902,7 @@ async fn look_alikes_are_replaced_unless_asked_not_to_and_the_answer_counts_part
         "users": [{"phone_number": A}, {"phone_number": B}]});
     let (status, report) = w.post(&body).await;
     assert_eq!(status, 200, "{report}");
-    let (_, raw) = response_parts(&w.api.handle(lambda_http::request::from_str(&post_event(
-        DEMO_DOMAIN,
-        &json!({"app_id": DEMO_APP, "custom_registration_message": pasted, "users": [{"phone_number": C}]}),
-        &api_key_header(DEMO_USER, DEMO_KEY),
-    )).unwrap()).await);
+    let (_, raw) = w.post_raw(&json!({"app_id": DEMO_APP, "custom_registration_message": pasted, "users": [{"phone_number": C}]})).await;
     // Smart encoding (the default): GSM-7, one part each.
     assert_eq!(
         raw["sms"],
@@ -915,18 +919,7 @@ async fn look_alikes_are_replaced_unless_asked_not_to_and_the_answer_counts_part
     let mut verbatim = body.clone();
     verbatim["smart_encoding"] = json!(false);
     verbatim["users"] = json!([{"phone_number": D}]);
-    let (_, raw) = response_parts(
-        &w.api
-            .handle(
-                lambda_http::request::from_str(&post_event(
-                    DEMO_DOMAIN,
-                    &verbatim,
-                    &api_key_header(DEMO_USER, DEMO_KEY),
-                ))
-                .unwrap(),
-            )
-            .await,
-    );
+    let (_, raw) = w.post_raw(&verbatim).await;
     assert_eq!(
         raw["sms"],
         json!({"messages": 1, "parts": 3, "encoding": "UCS-2"})
@@ -1668,18 +1661,7 @@ async fn at_one_part_a_second_an_sms_of_two_parts_takes_two_slots() {
     let numbers = us_numbers(3);
     let users: Vec<Value> = numbers.iter().map(|n| json!({"phone_number": n})).collect();
     let body = json!({"app_id": DEMO_APP, "android_only": true, "users": users});
-    let (_, raw) = response_parts(
-        &w.api
-            .handle(
-                lambda_http::request::from_str(&post_event(
-                    DEMO_DOMAIN,
-                    &body,
-                    &api_key_header(DEMO_USER, DEMO_KEY),
-                ))
-                .unwrap(),
-            )
-            .await,
-    );
+    let (_, raw) = w.post_raw(&body).await;
     assert_eq!(
         raw["sms"],
         json!({"messages": 3, "parts": 6, "encoding": "GSM-7"})
