@@ -1,9 +1,11 @@
 //! Bulk sending at the account's SMS rate, end to end: the API queues a 500-worker batch,
 //! two real `smsreg-sender` processes (the mapping's maximum concurrency) fed by the real
 //! `smsreg-local-esm` text it through a proxy in front of moto that lets `Publish` to phone
-//! numbers through at R per second and throttles the rest, as SNS does past the account's
-//! rate. Checked: every SMS goes out once, no phone gets two SMS less than a second apart,
-//! throttles stay rare, and the two senders together never pass R over any 5 s window.
+//! numbers through at R parts per second (a message of p parts takes p of them) and
+//! throttles the rest, as AWS does past an origination number's throughput. Checked: every
+//! SMS goes out once, no phone gets two SMS less than a second apart, throttles stay rare,
+//! and the senders together never pass R over any 5 s window; an 11-part message at 1 part
+//! per second is never throttled.
 //! The figures (answer time, sending time, rate) are printed; `scripts/bench` reports them.
 
 mod common;
@@ -36,12 +38,34 @@ struct Figures {
 }
 
 /// Invites `users` workers (`android_only`, two SMS each with the app's install link) at
-/// `rate` SMS per second; returns every `Publish` the proxy saw once all SMS went out.
+/// `rate` parts per second; returns every `Publish` the proxy saw once all SMS went out.
 async fn send_batch(users: usize, rate: usize, budget_ms: u64) -> (Vec<Publish>, Figures) {
+    // The Android invitation with this deployment's link is two parts.
+    send(users, rate, budget_ms, None, rate.max(2)).await
+}
+
+/// Invites `users` workers at `rate` parts per second, the origination number holding a
+/// burst of `burst` parts: `android_only` with the install link (two SMS each), or with
+/// `custom` as the one SMS each (`android_only: false`).
+async fn send(
+    users: usize,
+    rate: usize,
+    budget_ms: u64,
+    custom: Option<&str>,
+    burst: usize,
+) -> (Vec<Publish>, Figures) {
     let moto = Moto::start();
-    moto.front.limit_publish_rate(rate);
+    moto.front.limit_publish_parts(rate, burst);
     let store = moto.store(TABLE).await;
     provision_demo(&store, Some(INSTALL_URL)).await;
+    // Long custom messages allowed: SNS's 11 parts.
+    store
+        .put_project(&smsreg::adapters::dynamodb::ProjectUpdate {
+            max_parts_per_sms: Some(11),
+            ..project(DEMO_DOMAIN, Some("Demo Health"), smsreg::domain::Plan::Pro)
+        })
+        .await
+        .unwrap();
     // The template's send queue: maxReceiveCount 50, a safety net.
     let queue_url = moto.send_queue(TABLE, 50).await;
 
@@ -88,8 +112,13 @@ async fn send_batch(users: usize, rate: usize, budget_ms: u64) -> (Vec<Publish>,
     };
     let api = smsreg::wiring::aws_api_with(&moto.sdk_config().await, config).unwrap();
     let numbers = us_numbers(users, 3000);
-    let body = json!({"app_id": DEMO_APP, "android_only": true,
-        "users": numbers.iter().map(|n| json!({"phone_number": n})).collect::<Vec<Value>>()});
+    let users_json: Vec<Value> = numbers.iter().map(|n| json!({"phone_number": n})).collect();
+    let body = match custom {
+        Some(message) => {
+            json!({"app_id": DEMO_APP, "custom_registration_message": message, "users": users_json})
+        }
+        None => json!({"app_id": DEMO_APP, "android_only": true, "users": users_json}),
+    };
     let request = lambda_http::request::from_str(&post_event(
         DEMO_DOMAIN,
         &body,
@@ -106,7 +135,7 @@ async fn send_batch(users: usize, rate: usize, budget_ms: u64) -> (Vec<Publish>,
         "every worker recorded and queued"
     );
 
-    let expected = users * 2;
+    let expected = users * if custom.is_some() { 1 } else { 2 };
     let accepted = |publishes: &[Publish]| publishes.iter().filter(|p| p.accepted).count();
     let give_up = Instant::now() + Duration::from_secs(60 + (expected / rate) as u64 * 3);
     while accepted(&moto.front.publishes()) < expected {
@@ -159,15 +188,21 @@ async fn send_batch(users: usize, rate: usize, budget_ms: u64) -> (Vec<Publish>,
 
 /// The invariants of sending at `rate`, whatever the emulator's speed.
 fn check(publishes: &[Publish], figures: &Figures, users: usize, rate: usize) {
+    let parts: usize = publishes
+        .iter()
+        .filter(|p| p.accepted)
+        .map(|p| p.parts)
+        .sum();
     println!(
-        "sending at R = {rate}: {users} workers answered in {:.2} s; {} SMS sent in {:.1} s \
-         ({:.2} per second, {:.3} R; ideal {:.1} s); {} throttled ({:.1} %)",
+        "sending at R = {rate} parts/s: {users} workers answered in {:.2} s; {} SMS ({parts} \
+         parts) sent in {:.1} s ({:.2} parts per second, {:.3} R; ideal {:.1} s); {} \
+         throttled ({:.1} %)",
         figures.answered.as_secs_f64(),
         figures.accepted,
         figures.sending.as_secs_f64(),
-        figures.accepted as f64 / figures.sending.as_secs_f64(),
-        figures.accepted as f64 / figures.sending.as_secs_f64() / rate as f64,
-        (figures.accepted as f64) / rate as f64,
+        parts as f64 / figures.sending.as_secs_f64(),
+        parts as f64 / figures.sending.as_secs_f64() / rate as f64,
+        parts as f64 / rate as f64,
         figures.throttled,
         100.0 * figures.throttled as f64 / figures.accepted as f64,
     );
@@ -241,4 +276,31 @@ async fn a_toll_free_number_is_paced_at_three_per_second() {
 async fn a_ten_dlc_number_at_one_per_second_keeps_every_deadline() {
     let (publishes, figures) = send_batch(12, 1, 15_000).await;
     check(&publishes, &figures, 12, 1);
+}
+
+/// An 11-part custom message from a 10DLC number allowed 1 part a second: each SMS takes 11
+/// of the rate's slots and leaves when the number has had room for all its parts, so none
+/// is throttled and the parts go at the rate, as AWS counts them (the number's bucket holds
+/// 11 parts, so that such a message can pass at all).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_eleven_part_message_at_one_part_per_second_is_never_throttled() {
+    let message = format!("Demo Health: {}", "x".repeat(153 * 10 + 20));
+    let parts = smsreg::domain::encoding::measure(&message).parts;
+    assert_eq!(parts, 11);
+    let users = 4;
+    let (publishes, figures) = send(users, 1, 60_000, Some(&message), 11).await;
+    let accepted: Vec<&Publish> = publishes.iter().filter(|p| p.accepted).collect();
+    assert_eq!(accepted.len(), users, "each SMS once");
+    assert!(accepted.iter().all(|p| p.parts == 11));
+    // Over the sending, after the first message: parts per second, as AWS counts them.
+    let span = accepted[users - 1].at.duration_since(accepted[0].at);
+    let rate = (11 * (users - 1)) as f64 / span.as_secs_f64();
+    println!(
+        "11-part SMS at 1 part/s: {} throttled, {rate:.3} parts per second over {:.1} s",
+        figures.throttled,
+        span.as_secs_f64()
+    );
+    assert_eq!(figures.throttled, 0, "no part past the number's throughput");
+    assert!(rate >= 0.95, "{rate:.3} parts per second: the rate is used");
+    assert!(figures.overruns.is_empty(), "{:?}", figures.overruns);
 }

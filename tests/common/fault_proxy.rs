@@ -110,8 +110,35 @@ pub struct Publish {
     pub at: Instant,
     pub phone: String,
     pub message: String,
+    /// The carrier parts the message goes as: the tokens it takes.
+    pub parts: usize,
     /// Passed to moto; `false`: answered with SNS's throttling error.
     pub accepted: bool,
+}
+
+/// An origination number's throughput as AWS keeps it: a bucket of parts, refilled at
+/// `rate` a second up to `burst` (full at first); a `Publish` of `p` parts takes `p` of
+/// them, or is throttled and takes none.
+#[derive(Debug, Clone, Copy)]
+struct PartsBucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    at: Instant,
+}
+
+impl PartsBucket {
+    fn take(&mut self, parts: usize, now: Instant) -> bool {
+        let refill = now.duration_since(self.at).as_secs_f64() * self.rate;
+        self.tokens = (self.tokens + refill).min(self.burst);
+        self.at = now;
+        if self.tokens + 1e-9 >= parts as f64 {
+            self.tokens -= parts as f64;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 #[derive(Default)]
@@ -120,8 +147,8 @@ struct State {
     latency: Duration,
     injected: usize,
     forwarded: usize,
-    /// SNS's SMS rate: at most this many `Publish` to phone numbers pass in any second.
-    publish_rate: Option<usize>,
+    /// The origination number's throughput in parts (see [`PartsBucket`]).
+    publish_rate: Option<PartsBucket>,
     publishes: Vec<Publish>,
     /// The operation and body of every call, in order.
     calls: Vec<(String, String)>,
@@ -303,21 +330,17 @@ fn serve(
             let sms_to = (operation == "Publish")
                 .then(|| form_field(&body, "PhoneNumber"))
                 .flatten();
-            let rate_fault = match (sms_to, state.publish_rate) {
-                (Some(phone), Some(rate)) => {
+            let rate_fault = match (sms_to, state.publish_rate.as_mut()) {
+                (Some(phone), Some(bucket)) => {
                     let now = Instant::now();
-                    let in_last_second = state
-                        .publishes
-                        .iter()
-                        .rev()
-                        .take_while(|p| now.duration_since(p.at) < Duration::from_secs(1))
-                        .filter(|p| p.accepted)
-                        .count();
-                    let accepted = in_last_second < rate;
+                    let message = form_field(&body, "Message").unwrap_or_default();
+                    let parts = smsreg::domain::encoding::measure(&message).parts;
+                    let accepted = bucket.take(parts, now);
                     state.publishes.push(Publish {
                         at: now,
                         phone,
-                        message: form_field(&body, "Message").unwrap_or_default(),
+                        message,
+                        parts,
                         accepted,
                     });
                     (!accepted).then_some(Fault::Throttle)
@@ -504,10 +527,16 @@ impl FaultProxy {
         FaultProxy { endpoint, state }
     }
 
-    /// Lets at most `rate` `Publish` calls to phone numbers through in any second, and
-    /// answers the rest with SNS's throttling error, as SNS does past the account's rate.
-    pub fn limit_publish_rate(&self, rate: usize) {
-        self.state.lock().unwrap().publish_rate = Some(rate);
+    /// Lets `Publish` calls to phone numbers through at `rate` parts a second, a burst of
+    /// `burst` parts at most (each message taking its parts), and answers the rest with
+    /// SNS's throttling error, as AWS does past an origination number's throughput.
+    pub fn limit_publish_parts(&self, rate: usize, burst: usize) {
+        self.state.lock().unwrap().publish_rate = Some(PartsBucket {
+            rate: rate as f64,
+            burst: burst as f64,
+            tokens: burst as f64,
+            at: Instant::now(),
+        });
     }
 
     /// Every `Publish` to a phone number seen while a rate was set, in order.
