@@ -2,7 +2,7 @@
 //! and prints the figures (see docs/PERFORMANCE.md). Under `cargo test` (no `--bench`
 //! argument) each runs once on a tiny input, as a smoke test; nothing is timed there.
 //!
-//!     cargo bench --bench perf -- [cpu] [io] [cold]
+//!     cargo bench --bench perf -- [cpu] [io] [cold] [sender]
 
 mod cold;
 mod cpu;
@@ -14,6 +14,7 @@ mod runtime;
 mod sender;
 mod standin;
 mod stats;
+mod tls;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -28,24 +29,55 @@ fn main() {
         return;
     }
     let quick = !args.iter().any(|a| a == "--bench");
-    // `--api-bin PATH` (repeatable): run the cold start on these binaries, taking turns.
-    let mut binaries = Vec::new();
+    // Options that take a value: `--summary FILE`; `--api-bin [LABEL=]PATH` (repeatable),
+    // another build of `smsreg-api` started beside the project's; `--hello-bin PATH`, the
+    // hello-world function (`hello_lambda.rs`); `--cold-runs N`, starts of each build;
+    // `--cold-number NUMBER`, `--only-bench-root`: experiments (see `cold::Experiment`).
+    let mut summary_path = None;
+    let mut builds = vec![cold::Build {
+        label: "smsreg-api".to_owned(),
+        exe: env!("CARGO_BIN_EXE_smsreg-api").to_owned(),
+        kind: cold::Kind::Api,
+    }];
+    let mut hello = None;
+    let mut cold_runs = None;
+    let mut experiment = cold::Experiment::default();
     let mut selected: Vec<&str> = Vec::new();
     let mut rest = args.iter();
     while let Some(arg) = rest.next() {
-        if arg == "--api-bin" {
-            binaries.push(rest.next().expect("a path after --api-bin").clone());
-        } else if !arg.starts_with('-') {
-            selected.push(arg);
+        let mut value = || rest.next().unwrap_or_else(|| panic!("a value after {arg}"));
+        match arg.as_str() {
+            "--summary" => summary_path = Some(value().clone()),
+            "--api-bin" => {
+                let value = value();
+                let (label, exe) = value.split_once('=').unwrap_or((value, value));
+                builds.push(cold::Build {
+                    label: label.to_owned(),
+                    exe: exe.to_owned(),
+                    kind: cold::Kind::Api,
+                });
+            }
+            "--hello-bin" => hello = Some(value().clone()),
+            "--cold-runs" => cold_runs = Some(value().parse().expect("a number of starts")),
+            "--cold-number" => experiment.number = Some(value().clone()),
+            "--only-bench-root" => experiment.only_bench_root = true,
+            _ if !arg.starts_with('-') => selected.push(arg),
+            _ => {}
         }
     }
-    let summary_path = args
-        .iter()
-        .position(|a| a == "--summary")
-        .map(|i| args[i + 1].clone());
-    if let Some(path) = &summary_path {
-        // `--summary FILE` takes a value: it is not a section name.
-        selected.retain(|s| s != path);
+    // Without `--hello-bin`, the example built beside this binary, if there is one
+    // (target/PROFILE/examples/hello-lambda, this being target/PROFILE/deps/perf-HASH).
+    let hello = hello.or_else(|| {
+        let exe = std::env::current_exe().ok()?;
+        let path = exe.parent()?.parent()?.join("examples/hello-lambda");
+        path.is_file().then(|| path.to_string_lossy().into_owned())
+    });
+    if let Some(exe) = hello {
+        builds.push(cold::Build {
+            label: "hello-world".to_owned(),
+            exe,
+            kind: cold::Kind::Hello,
+        });
     }
     if quick {
         println!(
@@ -136,19 +168,41 @@ fn main() {
         }
     }
     if wants("cold") {
-        let f = cold::run(quick, &binaries);
+        let f = cold::run(quick, &builds, cold_runs, &experiment);
+        for m in &f.measured {
+            let transport = m.transport.name();
+            row(
+                &format!("cold start, {}, {transport} (ms)", m.label),
+                m.first_response_ms.show_spread(1),
+                if m.label == "smsreg-api" { "<= 40" } else { "" },
+            );
+            row(
+                "  of which init: spawn -> first /invocation/next (ms)",
+                m.init_ms.show_spread(1),
+                "",
+            );
+            row(
+                "  CPU to the first response, user + system (ms)",
+                m.cpu_ms.show_spread(1),
+                "",
+            );
+            if let Some(hello) = f.hello(m.transport).filter(|_| m.kind == cold::Kind::Api) {
+                let (a, h) = (m.first_response_ms.median, hello.first_response_ms.median);
+                row(
+                    &format!("  overhead over hello-world, {transport}, medians (ms)"),
+                    format!(
+                        "{:.1} = {:.1}x hello-world's {:.1}; smsreg-api / hello-world {:.1}",
+                        a - h,
+                        (a - h) / h,
+                        h,
+                        a / h
+                    ),
+                    "<= 2x hello-world",
+                );
+            }
+        }
         row(
-            "cold start: process start -> first response, 1 user (ms)",
-            f.first_response_ms.show(1),
-            "<= 40",
-        );
-        row(
-            "  of which init: start -> first /invocation/next (ms)",
-            f.init_ms.show(1),
-            "",
-        );
-        row(
-            "peak RSS after a 500-user request (MB)",
+            &format!("peak RSS after a {}-user request (MB)", f.users),
             f.peak_rss_mb.show(1),
             "<= 30",
         );

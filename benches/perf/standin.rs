@@ -41,6 +41,8 @@ pub struct Counts {
     /// `next_us` by pk, kept with their compare-and-set.
     pub rate_records: Mutex<HashMap<String, String>>,
     pub unknown: AtomicUsize,
+    /// When each call arrived (the cold-start benchmark's timeline).
+    pub arrivals: Mutex<Vec<Instant>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,6 +124,11 @@ impl StandIn {
         self.counts.publish_rate.store(rate, Ordering::SeqCst);
         self.counts.publishes.lock().unwrap().clear();
         self.counts.rate_records.lock().unwrap().clear();
+    }
+
+    /// When each call arrived since the last time this was asked, oldest first.
+    pub fn take_arrivals(&self) -> Vec<Instant> {
+        std::mem::take(&mut *self.counts.arrivals.lock().unwrap())
     }
 
     /// Every SMS `Publish` seen since the rate was set: when, and whether it passed.
@@ -264,6 +271,7 @@ fn serve(stream: TcpStream, counts: &Counts, delay_us: &AtomicU64) {
     let project_response = project_query_response();
     let mut n = 0u64;
     while let Some(request) = read_request(&mut reader) {
+        counts.arrivals.lock().unwrap().push(Instant::now());
         n += 1;
         let text = request.text();
         let target = request.header("x-amz-target");

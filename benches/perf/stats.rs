@@ -2,28 +2,35 @@
 
 use std::time::Duration;
 
-/// Median, minimum and maximum of a set of samples.
+/// Median, minimum, maximum and 10th and 90th percentiles of a set of samples.
 #[derive(Debug, Clone, Copy)]
 pub struct Summary {
     pub median: f64,
     pub min: f64,
     pub max: f64,
+    pub p10: f64,
+    pub p90: f64,
     pub runs: usize,
+}
+
+/// The `q` quantile of sorted samples, interpolated between the two nearest ranks (the
+/// median of an even count is the mean of the middle two).
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    let rank = q * (sorted.len() - 1) as f64;
+    let (low, high) = (rank.floor() as usize, rank.ceil() as usize);
+    sorted[low] + (sorted[high] - sorted[low]) * (rank - low as f64)
 }
 
 pub fn summarize(samples: &[f64]) -> Summary {
     let mut sorted = samples.to_vec();
     sorted.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
     let n = sorted.len();
-    let median = if n % 2 == 1 {
-        sorted[n / 2]
-    } else {
-        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
-    };
     Summary {
-        median,
+        median: quantile(&sorted, 0.5),
         min: sorted[0],
         max: sorted[n - 1],
+        p10: quantile(&sorted, 0.1),
+        p90: quantile(&sorted, 0.9),
         runs: n,
     }
 }
@@ -36,6 +43,20 @@ impl Summary {
             self.median,
             self.min,
             self.max,
+            self.runs,
+            d = digits
+        )
+    }
+
+    /// `12.3 (11.9-14.0, p10-p90 12.0-13.1, n=40)`, with `digits` decimals.
+    pub fn show_spread(&self, digits: usize) -> String {
+        format!(
+            "{:.d$} ({:.d$}-{:.d$}, p10-p90 {:.d$}-{:.d$}, n={})",
+            self.median,
+            self.min,
+            self.max,
+            self.p10,
+            self.p90,
             self.runs,
             d = digits
         )
