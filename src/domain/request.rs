@@ -145,7 +145,7 @@ fn smart_encoding(
     errors: &mut FieldErrors,
 ) -> bool {
     match body.get("smart_encoding") {
-        None | Some(Value::Null) => ctx.project.sms.smart_encoding,
+        None => ctx.project.sms.smart_encoding,
         Some(Value::Bool(b)) => *b,
         Some(_) => {
             errors.add("smart_encoding", type_name("bool"));
@@ -502,11 +502,13 @@ mod tests {
         assert!(!validate_in(&off, body).unwrap().smart_encoding);
         let on = json!({"app_id": "abcd1234abcd1234", "users": [], "smart_encoding": true});
         assert!(validate_in(&off, on).unwrap().smart_encoding);
-        let bad = json!({"app_id": "abcd1234abcd1234", "users": [], "smart_encoding": "no"});
-        assert_eq!(
-            errors_of(bad).get("smart_encoding").unwrap(),
-            "Expected type: bool"
-        );
+        for bad in [json!("no"), Value::Null] {
+            let body = json!({"app_id": "abcd1234abcd1234", "users": [], "smart_encoding": bad});
+            assert_eq!(
+                errors_of(body).get("smart_encoding").unwrap(),
+                "Expected type: bool"
+            );
+        }
     }
 
     fn errors_of(body: Value) -> FieldErrors {
