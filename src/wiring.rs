@@ -67,7 +67,7 @@ fn sms_provider(aws: &SdkConfig, config: &Config) -> SmsProvider {
 }
 
 fn store(aws: &SdkConfig, config: &Config) -> DynamoStore {
-    DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), &config.table_name)
+    DynamoStore::new(aws, &config.table_name)
 }
 
 fn events(aws: &SdkConfig, config: &Config) -> SnsTopic {

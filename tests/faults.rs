@@ -77,8 +77,7 @@ async fn env() -> Env {
         .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
         .load()
         .await;
-    let store =
-        smsreg::adapters::dynamodb::DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), TABLE);
+    let store = smsreg::adapters::dynamodb::DynamoStore::new(&aws, TABLE);
     let queue = smsreg::adapters::sqs::SqsQueue::new(
         aws_sdk_sqs::Client::new(&queue_aws),
         config.send_queue_url.clone().unwrap(),

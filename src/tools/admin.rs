@@ -289,7 +289,7 @@ pub async fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<(), Failure> {
     let config = Config::from_env().map_err(|e| usage(e.to_string()))?;
     let aws = load_aws_config().await;
-    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), &config.table_name);
+    let store = DynamoStore::new(&aws, &config.table_name);
     let admin = Admin {
         aws,
         config,

@@ -279,7 +279,7 @@ impl Moto {
 
     pub async fn store(&self, table: &str) -> DynamoStore {
         let aws = self.sdk_config().await;
-        DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table)
+        DynamoStore::new(&aws, table)
     }
 }
 

@@ -38,12 +38,10 @@ pub struct DynamoStore {
 }
 
 impl DynamoStore {
-    /// The store over `client`, which is made to retry a plain write that met a
-    /// transaction in flight (see [`write`]).
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
-        let config = client
-            .config()
-            .to_builder()
+    /// The store over the table `table`, its one client made from `aws` to retry a plain
+    /// write that met a transaction in flight (see [`write`]).
+    pub fn new(aws: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
+        let config = aws_sdk_dynamodb::config::Builder::from(aws)
             .retry_classifier(write::RetryTransactionConflicts)
             .build();
         DynamoStore {
