@@ -66,13 +66,8 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
             .into_iter()
             .map(|(i, c)| ((i, c.claim), c.job))
             .unzip();
-        let queued = self.enqueue_all(jobs.clone(), until).await;
-        let sms = SmsSummary::of(
-            jobs.iter()
-                .zip(&queued)
-                .filter(|(_, q)| q.is_ok())
-                .flat_map(|(job, _)| job.texts.iter().map(String::as_str)),
-        );
+        let queued = self.enqueue_all(&jobs, until).await;
+        let sms = queued_summary(&jobs, &queued);
         let mut on_queue = Vec::new();
         let mut undo = Vec::new();
         for ((i, c), result) in claimed.into_iter().zip(queued) {
@@ -345,38 +340,46 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
     /// result per job, in order. A call cut off by the deadline fails its jobs.
     pub(super) async fn enqueue_all(
         &self,
-        jobs: Vec<SmsJob>,
+        jobs: &[SmsJob],
         until: Option<Instant>,
     ) -> Vec<Result<(), QueueError>> {
-        let mut chunks: Vec<Vec<SmsJob>> = Vec::new();
-        let mut jobs = jobs.into_iter().peekable();
-        while jobs.peek().is_some() {
-            chunks.push(jobs.by_ref().take(Q::MAX_BATCH).collect());
-        }
         let results: Vec<Vec<Result<(), QueueError>>> = self
-            .in_order(
-                chunks
-                    .into_iter()
-                    .map(|chunk| self.enqueue_chunk(chunk, until)),
-            )
+            .in_order((0..jobs.len()).step_by(Q::MAX_BATCH).map(|start| {
+                // By index: a future borrowing `jobs` itself, not a closure argument.
+                let end = (start + Q::MAX_BATCH).min(jobs.len());
+                self.enqueue_chunk(&jobs[start..end], until)
+            }))
             .await;
         results.into_iter().flatten().collect()
     }
 
     async fn enqueue_chunk(
         &self,
-        chunk: Vec<SmsJob>,
+        chunk: &[SmsJob],
         until: Option<Instant>,
     ) -> Vec<Result<(), QueueError>> {
         if self.too_late(until) {
             return vec![Err(deadline_error()); chunk.len()];
         }
-        match self.bounded(until, self.queue.enqueue(&chunk)).await {
+        match self.bounded(until, self.queue.enqueue(chunk)).await {
             Some(results) => results,
             // Sent, perhaps received: its jobs may be on the queue.
             None => vec![Err(cut_off_error()); chunk.len()],
         }
     }
+}
+
+/// What the SMS of the jobs that reached the queue cost on the air.
+pub(super) fn queued_summary(
+    jobs: &[SmsJob],
+    queued: &[Result<(), QueueError>],
+) -> Option<SmsSummary> {
+    SmsSummary::of(
+        jobs.iter()
+            .zip(queued)
+            .filter(|(_, q)| q.is_ok())
+            .flat_map(|(job, _)| job.texts.iter().map(String::as_str)),
+    )
 }
 
 /// The request's numbers that opted out, and those whose lookup failed.

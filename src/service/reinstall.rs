@@ -5,11 +5,10 @@ use std::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::deadline::cut_off_error;
-use super::invite::OptOutCheck;
+use super::invite::{OptOutCheck, queued_summary};
 use super::{AccessError, RegistrationService, Step, split_settled};
 use crate::domain::job::{JobKind, SmsJob};
 use crate::domain::outcome::ReinstallReport;
-use crate::domain::outcome::SmsSummary;
 use crate::domain::request::ReinstallRequest;
 use crate::domain::sms::{PLAY_STORE_URL, as_sent, reinstall_texts};
 use crate::domain::{FieldErrors, InviteOutcome, Project, RegistrationStatus, UserEntry};
@@ -68,7 +67,7 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
             .await;
         let (mut outcomes, jobs) = split_settled(checked);
         let (places, jobs): (Vec<usize>, Vec<SmsJob>) = jobs.into_iter().unzip();
-        let mut queued = self.enqueue_all(jobs.clone(), until).await;
+        let mut queued = self.enqueue_all(&jobs, until).await;
         // A `SendMessageBatch` cut off by the deadline may have put its jobs on the queue:
         // they are sent again in the margin left, the same jobs (the sender sends a job's
         // SMS once, by its id, however many copies arrive), so that no number whose job may
@@ -79,18 +78,16 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
         if !cut.is_empty() {
             let finish_by = deadline.map(|d| d - self.config.deadline_margin / 4);
             let again = self
-                .enqueue_all(cut.iter().map(|&k| jobs[k].clone()).collect(), finish_by)
+                .enqueue_all(
+                    &cut.iter().map(|&k| jobs[k].clone()).collect::<Vec<_>>(),
+                    finish_by,
+                )
                 .await;
             for (k, result) in cut.into_iter().zip(again) {
                 queued[k] = result;
             }
         }
-        let sms = SmsSummary::of(
-            jobs.iter()
-                .zip(&queued)
-                .filter(|(_, q)| q.is_ok())
-                .flat_map(|(job, _)| job.texts.iter().map(String::as_str)),
-        );
+        let sms = queued_summary(&jobs, &queued);
         for ((i, job), result) in places.into_iter().zip(&jobs).zip(queued) {
             let phone = job.phone.as_str().to_owned();
             outcomes[i] = Some(match result {
