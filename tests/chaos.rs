@@ -37,6 +37,9 @@ struct Run {
     progress: smsreg::ports::BatchProgress,
     usage: smsreg::ports::DayUsage,
     statuses: HashMap<String, String>,
+    /// Each invitation's own `parts_sent` and `parts_delivered`, summed (every receipt
+    /// fed is of a one-part SMS: the log line does not say otherwise).
+    invitation_parts: (u64, u64),
     receipts: usize,
 }
 
@@ -192,6 +195,7 @@ async fn run(seed: u64) -> Run {
     let progress = store.batch_progress(&batch_id).await.unwrap().unwrap();
     let usage = store.day_usage(DEMO_DOMAIN, &today()).await.unwrap();
     let mut statuses = HashMap::new();
+    let mut invitation_parts = (0, 0);
     for n in &numbers {
         let record = store
             .find(&PhoneNumber::parse(n).unwrap())
@@ -199,6 +203,8 @@ async fn run(seed: u64) -> Run {
             .unwrap()
             .unwrap();
         statuses.insert(n.clone(), record.status.as_str().to_owned());
+        invitation_parts.0 += record.parts_sent;
+        invitation_parts.1 += record.parts_delivered;
     }
     Run {
         report,
@@ -209,6 +215,7 @@ async fn run(seed: u64) -> Run {
         progress,
         usage,
         statuses,
+        invitation_parts,
         receipts: first.len(),
     }
 }
@@ -278,9 +285,14 @@ fn check(seed: u64, run: &Run) {
         .map(|(_, text)| smsreg::domain::encoding::measure(text).parts as u64)
         .sum();
     assert_eq!(
-        (u.parts_sent, p.parts_sent),
-        (parts, parts),
+        (u.parts_sent, p.parts_sent, run.invitation_parts.0),
+        (parts, parts, parts),
         "seed {seed}: parts counted once"
+    );
+    assert_eq!(
+        (u.parts_delivered, p.parts_delivered, run.invitation_parts.1),
+        (WORKERS as u64, WORKERS as u64, WORKERS as u64),
+        "seed {seed}: delivered parts counted once, in the day, the batch and the invitations"
     );
     assert_eq!(
         run.create["sms"]["parts"].as_u64(),

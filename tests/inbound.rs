@@ -184,7 +184,7 @@ async fn join_registers_the_worker_and_welcomes_them_by_username() {
             .sms_to(A)
             .last()
             .unwrap()
-            .contains("username jane.doe")
+            .contains("username is jane.doe")
     );
 }
 

@@ -254,6 +254,8 @@ fn stored(
         failure_reason: None,
         delivery: None,
         opened_at: None,
+        parts_sent: 0,
+        parts_delivered: 0,
         batch_id: None,
     }
 }

@@ -242,6 +242,14 @@ async fn a_batch_counts_through_sent_opened_registered_and_its_receipts() {
     );
     assert_eq!(by_phone(C)["delivery"], "unknown");
     assert!(by_phone(C)["opened_at"].is_null());
+    // Each invitation's own parts: one sent each, A's delivered.
+    let parts = |phone: &str| {
+        let o = by_phone(phone);
+        (o["parts_sent"].as_u64(), o["parts_delivered"].as_u64())
+    };
+    assert_eq!(parts(A), (Some(1), Some(1)));
+    assert_eq!(parts(B), (Some(1), Some(0)));
+    assert_eq!(parts(C), (Some(1), Some(0)));
     let (_, failed_only) = response_parts(
         &api.handle(get("sms_user_registration/", "delivery=failed"))
             .await,

@@ -250,6 +250,8 @@ fn record_of(domain: &str, phone: &str) -> RegistrationRecord {
         failure_reason: None,
         delivery: None,
         opened_at: None,
+        parts_sent: 0,
+        parts_delivered: 0,
         batch_id: None,
     }
 }
@@ -794,7 +796,7 @@ async fn the_sms_name_the_project_and_carry_a_registration_link_with_a_token() {
     assert!(record.sent_at.is_some());
     let texts = w.sms.sent_to(A);
     assert_eq!(texts.len(), 2);
-    assert!(texts[0].starts_with("Demo Health invites you"));
+    assert!(texts[0].starts_with("Demo Health: register on your Android phone: "));
     assert!(texts[0].ends_with(&format!(
         "http://127.0.0.1:9000/a/demo/register/{}",
         record.token.as_str()
@@ -1250,9 +1252,15 @@ async fn bad_input_never_produces_a_server_error() {
 
 // ---- The registration page -------------------------------------------------------------
 
+/// An event for a registration link: `/a/{domain}/register/{token}`, or the short link
+/// `/r/{token}` when `domain` is empty.
 fn page_event(method: &str, domain: &str, token: &str, content_type: &str, body: &str) -> String {
     let mut event: Value = serde_json::from_str(&post_event(domain, &json!({}), "none")).unwrap();
-    let path = format!("/a/{domain}/register/{token}");
+    let path = if domain.is_empty() {
+        format!("/r/{token}")
+    } else {
+        format!("/a/{domain}/register/{token}")
+    };
     event["rawPath"] = path.clone().into();
     event["requestContext"]["http"]["path"] = path.into();
     event["requestContext"]["http"]["method"] = method.into();
@@ -1384,6 +1392,30 @@ async fn email_is_optional_unless_the_invitation_requires_it() {
         )
         .await;
     assert_eq!((status, body), (201, json!({"username": "jane"})));
+}
+
+#[tokio::test]
+async fn the_short_link_leads_to_the_same_page_and_registers() {
+    let w = world();
+    let token = invited(&w, false).await;
+    assert_eq!(token.len(), 22, "128 bits");
+    let (status, page, _) = w.page("GET", "", &token, "", "").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("<h1>Demo Health</h1>"));
+    assert!(w.store.record(A).unwrap().opened_at.is_some());
+    let form = json!({"username": "jane", "password": "12345678", "password2": "12345678"});
+    let (status, body, _) = w
+        .page("POST", "", &token, "application/json", &form.to_string())
+        .await;
+    assert_eq!((status, body), (201, r#"{"username":"jane"}"#.to_owned()));
+    assert_eq!(
+        w.store.record(A).unwrap().status,
+        RegistrationStatus::Registered
+    );
+    // Used, the link says so through either path.
+    assert_eq!(w.page("GET", "", &token, "", "").await.0, 409);
+    assert_eq!(w.get_page(&token).await.0, 409);
+    assert_eq!(w.page("GET", "", "no-such-token", "", "").await.0, 404);
 }
 
 #[tokio::test]
@@ -1657,10 +1689,12 @@ async fn at_one_sms_a_second_jobs_past_the_deadline_go_back_unstarted_and_spend_
 #[tokio::test]
 async fn at_one_part_a_second_an_sms_of_two_parts_takes_two_slots() {
     let w = world();
-    // The default Android text with this deployment's link is 178 characters: 2 parts.
+    // 140 characters and the link: 2 parts.
     let numbers = us_numbers(3);
     let users: Vec<Value> = numbers.iter().map(|n| json!({"phone_number": n})).collect();
-    let body = json!({"app_id": DEMO_APP, "android_only": true, "users": users});
+    let message = format!("{}{{}}", "a".repeat(140));
+    let body = json!({"app_id": DEMO_APP, "android_only": true, "users": users,
+        "custom_registration_message": message});
     let (_, raw) = w.post_raw(&body).await;
     assert_eq!(
         raw["sms"],

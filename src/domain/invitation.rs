@@ -8,10 +8,13 @@ use serde_json::{Map, Value};
 
 use super::phone::PhoneNumber;
 
-/// Random bytes in a token: 192 bits, well above the 128 the contract asks for.
-const TOKEN_BYTES: usize = 24;
-/// Length of a token as text (URL-safe base64 without padding).
-pub const TOKEN_LEN: usize = TOKEN_BYTES * 4 / 3;
+/// Random bytes in a token: the 128 bits the contract asks for, and no more, since every
+/// character of the link is paid for in the SMS.
+const TOKEN_BYTES: usize = 16;
+/// Length of a token as text (URL-safe base64 without padding): 22 characters.
+pub const TOKEN_LEN: usize = (TOKEN_BYTES * 4).div_ceil(3);
+/// Length of the 192-bit tokens made before: their links stay valid until they expire.
+pub const LEGACY_TOKEN_LEN: usize = 32;
 
 /// The secret part of a registration URL.
 #[derive(Clone, PartialEq, Eq)]
@@ -33,10 +36,11 @@ impl Token {
         &self.0
     }
 
-    /// Whether text could be a token this service made: exactly `TOKEN_LEN` URL-safe
-    /// base64 characters. Anything else names no invitation, and is never looked up.
+    /// Whether text could be a token this service made: exactly `TOKEN_LEN` (or, made
+    /// before, `LEGACY_TOKEN_LEN`) URL-safe base64 characters. Anything else names no
+    /// invitation, and is never looked up.
     pub fn is_well_formed(text: &str) -> bool {
-        text.len() == TOKEN_LEN
+        (text.len() == TOKEN_LEN || text.len() == LEGACY_TOKEN_LEN)
             && text
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
@@ -199,6 +203,10 @@ pub struct RegistrationRecord {
     pub delivery: Option<Delivery>,
     /// The first time its link was opened.
     pub opened_at: Option<u64>,
+    /// Carrier parts of its SMS sent so far (each SMS counted once, when sent).
+    pub parts_sent: u64,
+    /// Carrier parts of its SMS that delivery receipts say reached the phone.
+    pub parts_delivered: u64,
 }
 
 /// An invitation's delivery: the provider's delivery report of its first SMS.
@@ -280,6 +288,8 @@ impl RegistrationRecord {
             failure_reason: None,
             delivery: None,
             opened_at: None,
+            parts_sent: 0,
+            parts_delivered: 0,
         }
     }
 }
@@ -369,6 +379,8 @@ impl RegistrationRecord {
             "delivered_at": self.delivery.as_ref().filter(|d| d.delivered).map(|d| rfc3339(d.at)),
             "opened_at": self.opened_at.map(rfc3339),
             "batch_id": self.batch_id,
+            "parts_sent": self.parts_sent,
+            "parts_delivered": self.parts_delivered,
         })
     }
 
@@ -394,6 +406,32 @@ pub fn registration_url(public_base_url: &str, domain: &str, token: &Token) -> S
     )
 }
 
+/// The same page's short link, `{base}/r/{token}`: the token alone names the invitation.
+pub fn short_registration_url(public_base_url: &str, token: &Token) -> String {
+    format!(
+        "{}/r/{}",
+        public_base_url.trim_end_matches('/'),
+        token.as_str()
+    )
+}
+
+/// Both links to an invitation's page. An SMS carries the full one, unless the short one
+/// makes it fewer parts (see `sms::InvitationSms::compose`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistrationLinks {
+    pub full: String,
+    pub short: String,
+}
+
+impl RegistrationLinks {
+    pub fn new(public_base_url: &str, domain: &str, token: &Token) -> Self {
+        RegistrationLinks {
+            full: registration_url(public_base_url, domain, token),
+            short: short_registration_url(public_base_url, token),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -417,6 +455,8 @@ mod tests {
             failure_reason: None,
             delivery: None,
             opened_at: None,
+            parts_sent: 0,
+            parts_delivered: 0,
             batch_id: Some("b1".into()),
         }
     }
@@ -515,6 +555,11 @@ mod tests {
         let (a, b) = (Token::generate(), Token::generate());
         assert_ne!(a, b);
         assert_eq!(a.as_str().len(), TOKEN_LEN);
+        assert_eq!(TOKEN_LEN, 22, "128 bits in URL-safe base64");
+        assert!(
+            Token::is_well_formed(&"A".repeat(LEGACY_TOKEN_LEN)),
+            "links sent before keep working"
+        );
         assert!(
             a.as_str()
                 .bytes()
@@ -540,6 +585,13 @@ mod tests {
         assert_eq!(
             registration_url("https://sms.example.org/", "demo", &t),
             "https://sms.example.org/a/demo/register/tok"
+        );
+        assert_eq!(
+            RegistrationLinks::new("https://sms.example.org/", "demo", &t),
+            RegistrationLinks {
+                full: "https://sms.example.org/a/demo/register/tok".into(),
+                short: "https://sms.example.org/r/tok".into(),
+            }
         );
     }
 }

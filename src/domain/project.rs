@@ -144,6 +144,23 @@ pub fn parse_country_list(list: &str) -> Result<Vec<String>, String> {
     Ok(codes)
 }
 
+/// The longest display name, in GSM-7 septets (or UTF-16 units for other text): with it,
+/// every default SMS stays in one part with a deployed host of up to 60 characters.
+pub const MAX_DISPLAY_NAME_UNITS: usize = 30;
+
+/// Checks a display name (the name workers see in SMS) for the admin CLI.
+pub fn check_display_name(name: &str) -> Result<(), String> {
+    let size = super::encoding::measure(name);
+    if name.trim().is_empty() || size.units > MAX_DISPLAY_NAME_UNITS {
+        return Err(format!(
+            "the display name must be 1 to {MAX_DISPLAY_NAME_UNITS} characters (each of \
+             ^ {{ }} \\ [ ~ ] | and the euro sign counts as two), so that the default SMS \
+             stay in one part"
+        ));
+    }
+    Ok(())
+}
+
 /// Project names are what CommCare allows: lowercase letters, digits and hyphens.
 pub fn is_valid_project_name(name: &str) -> bool {
     (1..=63).contains(&name.len())
@@ -183,6 +200,16 @@ pub fn generate_key() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn display_names_are_limited_in_septets() {
+        assert!(check_display_name("Kisumu County Health").is_ok());
+        assert!(check_display_name(&"a".repeat(MAX_DISPLAY_NAME_UNITS)).is_ok());
+        assert!(check_display_name(&"a".repeat(MAX_DISPLAY_NAME_UNITS + 1)).is_err());
+        // `[` is two septets: 16 of them are 32.
+        assert!(check_display_name(&"[".repeat(16)).is_err());
+        assert!(check_display_name("  ").is_err());
+    }
 
     #[test]
     fn country_lists_are_checked_and_normalised() {

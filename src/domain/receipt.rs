@@ -50,6 +50,9 @@ pub struct Effects<'a> {
     /// The invitation (by token) that shows the receipt, if it is still that invitation
     /// and shows none yet: an invitation's first SMS only.
     pub invitation: Option<&'a str>,
+    /// The invitation (by token) whose `parts_delivered` grows, if it is still that
+    /// invitation: any of its SMS.
+    pub parts_invitation: Option<&'a str>,
 }
 
 impl DeliveryReport {
@@ -72,6 +75,7 @@ impl DeliveryReport {
             },
             batch: batch.filter(|_| first && token.is_some()),
             invitation: token.filter(|_| first),
+            parts_invitation: token,
         }
     }
 
@@ -112,6 +116,7 @@ mod tests {
                 parts_batch: Some("b"),
                 batch: Some("b"),
                 invitation: Some("t"),
+                parts_invitation: Some("t"),
             }
         );
         let second = report(false).effects(1, Some("t"), Some("b"));
@@ -123,11 +128,15 @@ mod tests {
                 parts_batch: Some("b"),
                 batch: None,
                 invitation: None,
+                parts_invitation: Some("t"),
             }
         );
         // A message (a reply's answer): its day only.
         let message = report(true).effects(0, None, None);
-        assert_eq!((message.batch, message.invitation), (None, None));
+        assert_eq!(
+            (message.batch, message.invitation, message.parts_invitation),
+            (None, None, None)
+        );
         assert_eq!(message.counter.name(), "delivered");
     }
 }

@@ -3,6 +3,9 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
+use super::encoding;
+use super::invitation::RegistrationLinks;
+
 /// The prefix by which the CommCare app recognises an install-link SMS.
 pub const INSTALL_LINK_PREFIX: &str = "[commcare app - do not delete] ";
 
@@ -12,39 +15,90 @@ pub struct InvitationSms<'a> {
     pub project_title: &'a str,
     pub android_only: bool,
     pub custom_message: Option<&'a str>,
-    pub registration_url: &'a str,
+    pub links: &'a RegistrationLinks,
     pub install_url: Option<&'a str>,
+    /// GSM-7 look-alikes replaced (see `encoding::smart`).
+    pub smart_encoding: bool,
 }
 
 impl InvitationSms<'_> {
-    /// The SMS to send, in order.
+    /// The SMS to send, in order, as they are sent.
     pub fn compose(&self) -> Vec<String> {
         if !self.android_only {
             // The URL goes out only once the worker replies that the phone is an Android.
             let first = match self.custom_message {
                 Some(message) => message.to_owned(),
-                None => format!(
-                    "{} invites you to register as a mobile worker. Reply 1 if you have \
-                     an Android phone, or 2 if you have another kind of phone.",
-                    self.project_title
-                ),
+                None => ask_phone_type(self.project_title),
             };
-            return vec![first];
+            return as_sent(vec![first], self.smart_encoding);
         }
-        let first = match self.custom_message {
-            Some(message) => message.replacen("{}", self.registration_url, 1),
-            None => format!(
-                "{} invites you to register as a mobile worker. Open this link on your \
-                 Android phone to register: {}",
-                self.project_title, self.registration_url
-            ),
-        };
+        let first = with_link(self.links, self.smart_encoding, |url| {
+            match self.custom_message {
+                Some(message) => message.replacen("{}", url, 1),
+                None => android_link(self.project_title, url),
+            }
+        });
         let mut texts = vec![first];
         if let Some(url) = self.install_url {
             texts.push(install_link_sms(url));
         }
-        texts
+        as_sent(texts, self.smart_encoding)
     }
+}
+
+/// The text made with the full link, unless the short link makes it fewer parts (as it
+/// will be sent: after smart encoding when `smart`).
+fn with_link(links: &RegistrationLinks, smart: bool, text: impl Fn(&str) -> String) -> String {
+    let full = text(&links.full);
+    let parts = |t: &str| encoding::measure(&sent_form(t, smart)).parts;
+    let short = text(&links.short);
+    if parts(&short) < parts(&full) {
+        short
+    } else {
+        full
+    }
+}
+
+fn sent_form(text: &str, smart: bool) -> std::borrow::Cow<'_, str> {
+    if smart {
+        encoding::smart(text)
+    } else {
+        text.into()
+    }
+}
+
+/// The default first SMS when the phone type is not known: it asks for it.
+pub fn ask_phone_type(project_title: &str) -> String {
+    format!(
+        "{project_title} invites you to register as a mobile worker. Reply 1 if you have an \
+         Android phone, or 2 if you have another kind of phone."
+    )
+}
+
+/// The default SMS with the registration link.
+pub fn android_link(project_title: &str, url: &str) -> String {
+    format!("{project_title}: register on your Android phone: {url}")
+}
+
+/// How a worker without an Android phone registers by SMS.
+pub fn join_instructions(project_title: &str, project_name: &str) -> String {
+    format!(
+        "{project_title}: to register, reply JOIN {project_name} WORKER and the username \
+         you want"
+    )
+}
+
+/// The answer to a JOIN that registered the worker.
+pub fn welcome(project_title: &str, username: &str) -> String {
+    format!("{project_title}: you are registered. Your username is {username}.")
+}
+
+/// The answer to a JOIN whose username cannot be used (`reason`), or is taken.
+pub fn username_refused(project_name: &str, username: &str, reason: &str) -> String {
+    format!(
+        "The username {username} cannot be used: {reason}. Reply JOIN {project_name} WORKER \
+         and another username."
+    )
 }
 
 /// The texts as they are sent: with every GSM-7 look-alike replaced when `smart` (see
@@ -55,7 +109,7 @@ pub fn as_sent(texts: Vec<String>, smart: bool) -> Vec<String> {
     }
     texts
         .into_iter()
-        .map(|text| match super::encoding::smart(&text) {
+        .map(|text| match encoding::smart(&text) {
             std::borrow::Cow::Borrowed(_) => text,
             std::borrow::Cow::Owned(replaced) => replaced,
         })
@@ -76,8 +130,8 @@ pub fn reinstall_texts(
     let first = match custom {
         Some(message) => message.replace("{}", PLAY_STORE_URL),
         None => format!(
-            "{project_title}: to reinstall your app, first install CommCare from the Google \
-             Play store: {PLAY_STORE_URL}"
+            "{project_title}: to reinstall your app, install CommCare from Google Play: \
+             {PLAY_STORE_URL}"
         ),
     };
     let mut texts = vec![first];
@@ -93,9 +147,21 @@ pub fn install_link_sms(install_url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::encoding::{Encoding, measure};
+    use crate::domain::invitation::Token;
+    use crate::domain::keyword::help_text;
+    use crate::domain::project::MAX_DISPLAY_NAME_UNITS;
 
-    const URL: &str = "https://sms.example.org/a/demo/register/TOKEN";
+    const FULL: &str = "https://sms.example.org/a/demo/register/TOKEN";
+    const SHORT: &str = "https://sms.example.org/r/TOKEN";
     const INSTALL: &str = "https://www.commcarehq.org/a/demo/app/install/1";
+
+    fn links() -> RegistrationLinks {
+        RegistrationLinks {
+            full: FULL.into(),
+            short: SHORT.into(),
+        }
+    }
 
     fn sms(
         android_only: bool,
@@ -106,8 +172,9 @@ mod tests {
             project_title: "Demo Health",
             android_only,
             custom_message: custom,
-            registration_url: URL,
+            links: &links(),
             install_url: install,
+            smart_encoding: true,
         }
         .compose()
     }
@@ -119,7 +186,7 @@ mod tests {
             assert_eq!(texts.len(), 1);
             assert!(texts[0].starts_with("Demo Health invites you"));
             assert!(texts[0].contains("Reply 1") && texts[0].contains("or 2"));
-            assert!(!texts[0].contains(URL));
+            assert!(!texts[0].contains("/register/") && !texts[0].contains("/r/"));
         }
     }
 
@@ -132,19 +199,83 @@ mod tests {
     }
 
     #[test]
-    fn android_only_default_gives_the_url() {
+    fn android_only_default_names_the_project_and_gives_the_full_url_when_it_fits() {
         let texts = sms(true, None, None);
-        assert_eq!(texts.len(), 1);
-        assert!(texts[0].starts_with("Demo Health invites you"));
-        assert!(texts[0].ends_with(URL));
+        assert_eq!(
+            texts,
+            vec![format!(
+                "Demo Health: register on your Android phone: {FULL}"
+            )]
+        );
     }
 
     #[test]
     fn android_only_custom_puts_the_url_in_the_placeholder() {
         assert_eq!(
             sms(true, Some("Please register a new user here: {}"), None),
-            vec![format!("Please register a new user here: {URL}")]
+            vec![format!("Please register a new user here: {FULL}")]
         );
+    }
+
+    #[test]
+    fn the_short_link_goes_only_where_the_full_one_would_cost_a_part() {
+        // 160 - 45 (the full link) = 115 characters of message fit one part with the full
+        // link; 116 need the short one (31 characters) to stay in one part.
+        for (len, expected) in [(115, FULL), (116, SHORT)] {
+            let message = format!("{}{{}}", "a".repeat(len));
+            let text = InvitationSms {
+                project_title: "Demo",
+                android_only: true,
+                custom_message: Some(&message),
+                links: &links(),
+                install_url: None,
+                smart_encoding: false,
+            }
+            .compose()
+            .remove(0);
+            assert!(text.ends_with(expected), "{len}: {text}");
+            assert_eq!(measure(&text).parts, 1);
+        }
+        // Past one part with either link, both take two: the full one is kept.
+        let message = format!("{}{{}}", "a".repeat(200));
+        let texts = InvitationSms {
+            project_title: "Demo",
+            android_only: true,
+            custom_message: Some(&message),
+            links: &links(),
+            install_url: None,
+            smart_encoding: false,
+        }
+        .compose();
+        assert!(texts[0].ends_with(FULL));
+    }
+
+    #[test]
+    fn smart_encoding_applies_to_the_composed_text_and_not_to_the_install_link() {
+        let texts = InvitationSms {
+            project_title: "Don\u{2019}s Clinic",
+            android_only: true,
+            custom_message: None,
+            links: &links(),
+            install_url: Some(INSTALL),
+            smart_encoding: true,
+        }
+        .compose();
+        assert!(texts[0].starts_with("Don's Clinic: "));
+        assert_eq!(texts[1], install_link_sms(INSTALL));
+        let kept = InvitationSms {
+            smart_encoding: false,
+            ..InvitationSms {
+                project_title: "Don\u{2019}s Clinic",
+                android_only: false,
+                custom_message: None,
+                links: &links(),
+                install_url: None,
+                smart_encoding: true,
+            }
+        }
+        .compose();
+        assert!(kept[0].starts_with("Don\u{2019}s"));
     }
 
     #[test]
@@ -166,11 +297,91 @@ mod tests {
     fn android_only_with_an_install_link_sends_a_second_sms() {
         let texts = sms(true, Some("Register: {}"), Some(INSTALL));
         assert_eq!(texts.len(), 2);
-        assert_eq!(texts[0], format!("Register: {URL}"));
+        assert_eq!(texts[0], format!("Register: {FULL}"));
         assert_eq!(
             texts[1],
             "[commcare app - do not delete] aHR0cHM6Ly93d3cuY29tbWNhcmVocS5vcmcvYS9kZW1vL2FwcC9pbnN0YWxsLzE="
         );
         assert_eq!(sms(true, None, Some(INSTALL)).len(), 2);
+    }
+
+    /// A deployed base URL with a 60-character host (the longest the contract plans for).
+    fn base_with_60_character_host() -> String {
+        let host = format!(
+            "{}.execute-api.ap-southeast-2.amazonaws.com",
+            "a".repeat(19)
+        );
+        assert_eq!(host.len(), 60);
+        format!("https://{host}")
+    }
+
+    /// Every text the service writes itself, for a project of `title` and `name`.
+    fn default_texts(title: &str, name: &str, base: &str) -> Vec<(&'static str, String)> {
+        let token = Token::generate();
+        let links = RegistrationLinks::new(base, name, &token);
+        let compose = |android_only| {
+            InvitationSms {
+                project_title: title,
+                android_only,
+                custom_message: None,
+                links: &links,
+                install_url: None,
+                smart_encoding: true,
+            }
+            .compose()
+            .remove(0)
+        };
+        vec![
+            ("ask phone type", compose(false)),
+            ("android link", compose(true)),
+            ("reinstall", reinstall_texts(title, None, None).remove(0)),
+            ("help", help_text(Some(title))),
+            ("join instructions", join_instructions(title, name)),
+            ("welcome", welcome(title, &"u".repeat(80))),
+        ]
+    }
+
+    #[test]
+    fn every_default_text_is_one_part_with_a_60_character_host_and_the_longest_title() {
+        let base = base_with_60_character_host();
+        let name = "n".repeat(63);
+        // The longest display name the admin CLI accepts, in its widest GSM-7 form too
+        // (an extension character such as `{` takes two septets).
+        let plain = "T".repeat(MAX_DISPLAY_NAME_UNITS);
+        let extended = "{".repeat(MAX_DISPLAY_NAME_UNITS / 2);
+        for title in [plain.as_str(), extended.as_str()] {
+            for (what, text) in default_texts(title, &name, &base) {
+                let size = measure(&text);
+                assert_eq!(size.encoding, Encoding::Gsm7, "{what}: {text}");
+                assert_eq!(size.parts, 1, "{what} is {} septets: {text}", size.units);
+            }
+        }
+        // The Android link text (the tightest) holds a title of up to 33 septets in one
+        // part with such a host; a 34-septet title (from a project name with no display
+        // name) makes it two.
+        for (units, parts) in [(33, 1), (34, 2)] {
+            let texts = default_texts(&"T".repeat(units), &name, &base);
+            assert_eq!(measure(&texts[1].1).parts, parts, "{}", texts[1].1);
+        }
+    }
+
+    #[test]
+    fn the_android_link_text_uses_the_short_link_only_when_the_full_one_does_not_fit() {
+        let base = base_with_60_character_host();
+        let title = "T".repeat(MAX_DISPLAY_NAME_UNITS);
+        let texts = default_texts(&title, &"n".repeat(63), &base);
+        assert!(texts[1].1.contains("/r/"), "{}", texts[1].1);
+        let texts = default_texts("Demo", "demo", "https://sms.example.org");
+        assert!(texts[1].1.contains("/a/demo/register/"), "{}", texts[1].1);
+    }
+
+    #[test]
+    fn an_install_link_sms_is_one_part_up_to_a_93_byte_link() {
+        // The prefix is 33 septets (`[` and `]` take two each), the base64 four characters
+        // for every three bytes of the link.
+        let url = |n: usize| format!("https://{}", "x".repeat(n - 8));
+        assert_eq!(measure(&install_link_sms(&url(93))).units, 33 + 124);
+        assert_eq!(measure(&install_link_sms(&url(93))).parts, 1);
+        assert_eq!(measure(&install_link_sms(&url(94))).parts, 2);
     }
 }

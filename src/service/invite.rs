@@ -9,10 +9,10 @@ use tracing::{debug, info, warn};
 use super::deadline::cut_off_error;
 use super::deadline::deadline_error;
 use super::{AccessError, RegistrationService, Step, split_settled};
-use crate::domain::invitation::{ClaimRules, PhoneType, registration_url};
+use crate::domain::invitation::{ClaimRules, PhoneType, RegistrationLinks};
 use crate::domain::job::{JobKind, SmsJob};
 use crate::domain::outcome::SmsSummary;
-use crate::domain::sms::{InvitationSms, as_sent};
+use crate::domain::sms::InvitationSms;
 use crate::domain::{
     FieldErrors, Invitation, InviteOutcome, PhoneNumber, Project, RegistrationReport,
     RegistrationRequest, RegistrationStatus, RequestedNumber, UserEntry,
@@ -222,7 +222,7 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
             }
         };
 
-        let url = registration_url(
+        let links = RegistrationLinks::new(
             &self.config.public_base_url,
             &project.name,
             &invitation.token,
@@ -231,13 +231,13 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
             project_title: project.title(),
             android_only: request.android_only,
             custom_message: request.custom_registration_message.as_deref(),
-            registration_url: &url,
+            links: &links,
             install_url: project
                 .app(&request.app_id)
                 .and_then(|app| app.install_url.as_deref()),
+            smart_encoding: request.smart_encoding,
         }
         .compose();
-        let texts = as_sent(texts, request.smart_encoding);
         let job = SmsJob {
             id: SmsJob::new_id(),
             domain: project.name.clone(),

@@ -22,7 +22,7 @@ use futures::StreamExt;
 
 use crate::config::Config;
 use crate::domain::InviteOutcome;
-use crate::domain::invitation::registration_url;
+use crate::domain::invitation::short_registration_url;
 use crate::domain::request::ValidationContext;
 use crate::domain::{Project, Token};
 use crate::ports::{Clock, JobQueue, Store};
@@ -70,9 +70,10 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
 
     /// What validating a request of the project needs.
     fn validation_context<'a>(&self, project: &'a Project) -> ValidationContext<'a> {
-        let sample = registration_url(
+        // The short link: a message is never more parts than it makes (see
+        // `InvitationSms::compose`).
+        let sample = short_registration_url(
             &self.config.public_base_url,
-            &project.name,
             &Token::from_stored("x".repeat(crate::domain::invitation::TOKEN_LEN)),
         );
         ValidationContext {

@@ -45,10 +45,12 @@ pub struct Registered {
 }
 
 impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
-    /// Finds the invitation behind a registration link of `domain`.
+    /// Finds the invitation behind a registration link: of `domain` when the link names
+    /// one (`/a/{domain}/register/{token}`), of the token's own project when it does not
+    /// (`/r/{token}`).
     pub async fn open_invitation(
         &self,
-        domain: &str,
+        domain: Option<&str>,
         token: &str,
     ) -> Result<Invitation, StoreError> {
         if !Token::is_well_formed(token) {
@@ -57,10 +59,10 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
         let Some(record) = self.store.invitation_by_token(token).await? else {
             return Ok(Invitation::NotFound);
         };
-        if record.domain != domain {
+        if domain.is_some_and(|domain| record.domain != domain) {
             return Ok(Invitation::NotFound);
         }
-        let Some(project) = self.store.project(domain).await? else {
+        let Some(project) = self.store.project(&record.domain).await? else {
             return Ok(Invitation::NotFound);
         };
         Ok(match record.shown_status(self.clock.now()) {
@@ -91,7 +93,7 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
     /// `events` hears of it.
     pub async fn complete_registration(
         &self,
-        domain: &str,
+        domain: Option<&str>,
         token: &str,
         form: &RegistrationForm,
         events: &impl RegistrationEvents,
@@ -110,7 +112,7 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
             .await
             .expect("password hashing does not panic");
         let worker = Worker {
-            domain: domain.to_owned(),
+            domain: project.name.clone(),
             username: valid.username.clone(),
             password_hash,
             phone: invitation.phone.clone(),

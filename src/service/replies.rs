@@ -5,10 +5,10 @@ use serde::Deserialize;
 use tracing::{info, warn};
 
 use super::RegistrationService;
-use crate::domain::invitation::{PhoneType, registration_url};
+use crate::domain::invitation::{PhoneType, RegistrationLinks};
 use crate::domain::job::{JobKind, SmsJob};
 use crate::domain::keyword::{Keyword, help_text, keyword};
-use crate::domain::sms::InvitationSms;
+use crate::domain::sms::{self, InvitationSms, as_sent};
 use crate::domain::worker::{RegistrationForm, Worker, hash_password, normalise_username};
 use crate::domain::{PhoneNumber, Project, RegistrationRecord};
 use crate::ports::{JobQueue, QueueError, RegisterOutcome, RegistrationEvents, Store, StoreError};
@@ -213,7 +213,7 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
         }
         match answer {
             PhoneType::Android => {
-                let url = registration_url(
+                let links = RegistrationLinks::new(
                     &self.config.public_base_url,
                     &project.name,
                     &invitation.token,
@@ -227,8 +227,9 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
                     project_title: project.title(),
                     android_only: true,
                     custom_message: None,
-                    registration_url: &url,
+                    links: &links,
                     install_url,
+                    smart_encoding: project.sms.smart_encoding,
                 }
                 .compose();
                 self.answer(&project.name, &phone, texts).await?;
@@ -271,10 +272,7 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
         };
         if let Err(errors) = form.validate(false) {
             let reason = errors.get("username").unwrap_or("it is not valid");
-            let text = format!(
-                "The username {username} cannot be used: {reason}. Reply JOIN {} WORKER <username> with another.",
-                project.name
-            );
+            let text = sms::username_refused(&project.name, &username, reason);
             self.answer(&project.name, phone, vec![text]).await?;
             return Ok(ReplyOutcome::JoinRefused);
         }
@@ -294,10 +292,7 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
         match self.store.register(invitation, &worker).await? {
             RegisterOutcome::Registered => {}
             RegisterOutcome::UsernameTaken => {
-                let text = format!(
-                    "The username {username} is already taken. Reply JOIN {} WORKER <username> with another.",
-                    project.name
-                );
+                let text = sms::username_refused(&project.name, &username, "it is already taken");
                 self.answer(&project.name, phone, vec![text]).await?;
                 return Ok(ReplyOutcome::JoinRefused);
             }
@@ -314,10 +309,7 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
         if let Err(error) = events.worker_registered(&event).await {
             warn!(%error, "worker_registered event not published");
         }
-        let welcome = format!(
-            "Welcome to {}! You are registered as a mobile worker with the username {username}.",
-            project.title()
-        );
+        let welcome = sms::welcome(project.title(), &username);
         self.answer(&project.name, phone, vec![welcome]).await?;
         Ok(ReplyOutcome::Joined(username))
     }
@@ -325,23 +317,11 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
 
 /// The first SMS of an invitation that asks for the phone type.
 fn start_text(project: &Project) -> String {
-    InvitationSms {
-        project_title: project.title(),
-        android_only: false,
-        custom_message: None,
-        registration_url: "",
-        install_url: None,
-    }
-    .compose()
-    .remove(0)
+    let text = sms::ask_phone_type(project.title());
+    as_sent(vec![text], project.sms.smart_encoding).remove(0)
 }
 
 fn join_instructions(project: &Project) -> String {
-    format!(
-        "{}: to register, reply JOIN {} WORKER followed by the username you want, \
-         for example JOIN {} WORKER jane",
-        project.title(),
-        project.name,
-        project.name
-    )
+    let text = sms::join_instructions(project.title(), &project.name);
+    as_sent(vec![text], project.sms.smart_encoding).remove(0)
 }

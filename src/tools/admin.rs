@@ -9,8 +9,11 @@ use serde_json::json;
 use crate::adapters::dynamodb::{DynamoStore, MarkRegistered, ProjectUpdate};
 use crate::adapters::load_aws_config;
 use crate::config::Config;
+use crate::domain::encoding::{Encoding, measure};
 use crate::domain::invitation::{ClaimRules, DeliveryFilter, ShownStatus};
-use crate::domain::project::{generate_key, hash_key, is_valid_project_name};
+use crate::domain::project::{
+    MAX_DISPLAY_NAME_UNITS, check_display_name, generate_key, hash_key, is_valid_project_name,
+};
 use crate::domain::time::rfc3339;
 use crate::domain::{ApiKey, App, PhoneNumber, Plan};
 use crate::ports::{Clock, DeliveryLog, Directory, InvitationStore, ListQuery, SystemClock};
@@ -128,8 +131,9 @@ struct PutDomainArgs {
     /// Turns SMS mobile worker registration off.
     #[arg(long)]
     disable: bool,
-    /// The name workers see in SMS (defaults to the project name).
-    #[arg(long)]
+    /// The name workers see in SMS (defaults to the project name): at most 30
+    /// characters, so that every default SMS stays in one part.
+    #[arg(long, value_parser = parse_display_name)]
     display_name: Option<String>,
     /// Countries the project may text, as ISO codes (`US,CA,KE`); "" allows all.
     /// Unset keeps the current list (new projects: all countries).
@@ -159,6 +163,10 @@ fn parse_on_off(value: &str) -> Result<bool, String> {
         "off" => Ok(false),
         _ => Err(format!("expected on or off, not {value:?}")),
     }
+}
+
+fn parse_display_name(name: &str) -> Result<String, String> {
+    check_display_name(name).map(|()| name.to_owned())
 }
 
 fn parse_countries(list: &str) -> Result<CountryList, String> {
@@ -393,6 +401,18 @@ impl Admin {
             max_parts_per_sms,
         } = args;
         check_domain(&domain)?;
+        match display_name.as_deref() {
+            Some(title) if measure(title).encoding == Encoding::Ucs2 => eprintln!(
+                "note: the display name has characters outside GSM-7: every default SMS \
+                 will be sent as UCS-2 (70 characters a part), about twice the parts"
+            ),
+            None if domain.len() > MAX_DISPLAY_NAME_UNITS => eprintln!(
+                "note: SMS name the project {domain:?} unless it has a display name; names \
+                 over {MAX_DISPLAY_NAME_UNITS} characters can make default SMS two parts \
+                 (set --display-name)"
+            ),
+            _ => {}
+        }
         self.store
             .put_project(&ProjectUpdate {
                 domain: &domain,

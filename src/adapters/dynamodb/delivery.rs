@@ -233,27 +233,36 @@ impl DeliveryLog for DynamoStore {
             }
         }
         // The invitation shows its first SMS's receipt, under the same condition as the
-        // counts: if it is still the same invitation, and only once.
+        // counts: if it is still the same invitation, and only once; and it counts the
+        // parts delivered of every one of its SMS.
         let on_invitation = effects
-            .invitation
+            .parts_invitation
             .map(|token| {
                 let update = Update::builder()
                     .table_name(self.table())
                     .key(PK, s(phone_pk(&get_s(&sms, "phone")?)))
                     .key(SK, s(REGISTRATION_SK))
-                    .update_expression(
-                        "SET delivery = :state, delivery_detail = :detail, \
-                         delivery_price_usd = :price, delivery_at = :now",
-                    )
-                    .condition_expression("#token = :token AND attribute_not_exists(delivery)")
                     .expression_attribute_names("#token", TOKEN)
                     .expression_attribute_values(":token", s(token))
-                    .expression_attribute_values(":state", s(state))
-                    .expression_attribute_values(":detail", s(&receipt.provider_response))
-                    .expression_attribute_values(":price", usd(receipt.price_usd))
-                    .expression_attribute_values(":now", n(now))
-                    .build()
-                    .expect("update has its required fields");
+                    .expression_attribute_values(":parts", n(effects.parts_delivered));
+                let update = if effects.invitation.is_some() {
+                    update
+                        .update_expression(
+                            "SET delivery = :state, delivery_detail = :detail, \
+                             delivery_price_usd = :price, delivery_at = :now \
+                             ADD parts_delivered :parts",
+                        )
+                        .condition_expression("#token = :token AND attribute_not_exists(delivery)")
+                        .expression_attribute_values(":state", s(state))
+                        .expression_attribute_values(":detail", s(&receipt.provider_response))
+                        .expression_attribute_values(":price", usd(receipt.price_usd))
+                        .expression_attribute_values(":now", n(now))
+                } else {
+                    update
+                        .update_expression("ADD parts_delivered :parts")
+                        .condition_expression("#token = :token")
+                };
+                let update = update.build().expect("update has its required fields");
                 Ok::<_, StoreError>(TransactWriteItem::builder().update(update).build())
             })
             .transpose()?;

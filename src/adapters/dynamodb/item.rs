@@ -297,6 +297,12 @@ pub fn registration_item(r: &RegistrationRecord) -> Item {
         item.insert("delivery_price_usd".into(), usd(d.price_usd));
         item.insert("delivery_at".into(), n(d.at));
     }
+    if r.parts_sent > 0 {
+        item.insert("parts_sent".into(), n(r.parts_sent));
+    }
+    if r.parts_delivered > 0 {
+        item.insert("parts_delivered".into(), n(r.parts_delivered));
+    }
     if let Some(t) = r.opened_at {
         item.insert("opened_at".into(), n(t));
     }
@@ -405,6 +411,8 @@ pub fn registration_from_item(item: &Item) -> Result<RegistrationRecord, StoreEr
             }),
         },
         opened_at: opt_n(item, "opened_at")?,
+        parts_sent: opt_n(item, "parts_sent")?.unwrap_or(0),
+        parts_delivered: opt_n(item, "parts_delivered")?.unwrap_or(0),
     })
 }
 
@@ -433,6 +441,8 @@ mod tests {
             failure_reason: None,
             delivery: None,
             opened_at: None,
+            parts_sent: 0,
+            parts_delivered: 0,
             batch_id: Some("b1".into()),
         };
         let item = registration_item(&record);

@@ -177,14 +177,17 @@ impl SendLedger for DynamoStore {
         if part > 0 {
             update = update.expression_attribute_values(":part", n(part as u64));
         }
+        let sms = SentSms::of(job, part, now_ms, message_id);
         // `sent_by`: a retry that finds this very write applied knows it as its own.
         update = match &job.kind {
             JobKind::Invitation { token, .. } => update
                 .update_expression(format!(
                     "SET sent_parts = :next, last_sms_at = :now_ms, sent_by = :me, \
                      #status = :pending, gsi3pk = :in_pending, \
-                     sent_at = if_not_exists(sent_at, :now_s){end_lease}"
+                     sent_at = if_not_exists(sent_at, :now_s) \
+                     ADD parts_sent :sms_parts{end_lease}"
                 ))
+                .expression_attribute_values(":sms_parts", n(sms.sms_parts as u64))
                 // Never over a registration made meanwhile, nor a newer invitation.
                 .condition_expression(format!(
                     "#token = :token AND (#status = :queued OR #status = :pending) AND {}",
@@ -206,7 +209,6 @@ impl SendLedger for DynamoStore {
                 ))
                 .condition_expression(at_part(part)),
         };
-        let sms = SentSms::of(job, part, now_ms, message_id);
         // The SMS, its message id (for its receipt) and the counts it moves, all or
         // nothing: a retried delivery never counts an SMS twice, nor one not recorded.
         let mut items = vec![

@@ -50,12 +50,17 @@ impl DeliveryLog for MemoryStore {
                 Counter::DeliveryFailed => progress.delivery_failed += 1,
             }
         }
-        if let Some(token) = effects.invitation
+        if let Some(token) = effects.parts_invitation
             && let Some(record) = state.records.get_mut(&sms.phone)
             && record.token.as_str() == token
-            && record.delivery.is_none()
         {
-            record.delivery = Some(receipt.on_invitation(now));
+            // As in DynamoDB: the first SMS's receipt shown once, its parts with it.
+            if effects.invitation.is_none() {
+                record.parts_delivered += effects.parts_delivered;
+            } else if record.delivery.is_none() {
+                record.delivery = Some(receipt.on_invitation(now));
+                record.parts_delivered += effects.parts_delivered;
+            }
         }
         Ok(ReceiptOutcome::Recorded)
     }

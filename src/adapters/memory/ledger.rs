@@ -74,13 +74,14 @@ impl SendLedger for MemoryStore {
             entry.lease_until = 0;
             entry.lease_owner = None;
         }
+        let sms = SentSms::of(job, part, now_ms, message_id);
         if let Some(r) = state.records.get_mut(job.phone.as_str())
             && matches!(job.kind, JobKind::Invitation { .. })
         {
             r.status = RegistrationStatus::Pending;
             r.sent_at.get_or_insert(now_ms / 1000);
+            r.parts_sent += sms.sms_parts as u64;
         }
-        let sms = SentSms::of(job, part, now_ms, message_id);
         let day = crate::domain::time::utc_day(sms.sent_at);
         let usage = state.days.entry((sms.domain.clone(), day)).or_default();
         usage.sms_sent += 1;

@@ -110,7 +110,9 @@ impl<St: Store, Q: JobQueue, E: RegistrationEvents> Api<St, Q, E> {
                 token,
                 submit,
             } => {
-                tracing::Span::current().record("domain", domain);
+                if let Some(domain) = domain {
+                    tracing::Span::current().record("domain", domain);
+                }
                 Ok(
                     register::handle(&self.service, &self.events, request, domain, token, submit)
                         .await,

@@ -1,4 +1,4 @@
-//! `GET|POST /a/{domain}/register/{token}`: the page a worker opens from the SMS, as HTML,
+//! `GET|POST /a/{domain}/register/{token}` and its short form `/r/{token}`: the page a worker opens from the SMS, as HTML,
 //! or as JSON for apps that build their own screen.
 
 use lambda_http::http::StatusCode;
@@ -99,7 +99,7 @@ pub async fn handle<St: Store, Q: JobQueue>(
     service: &RegistrationService<St, Q>,
     events: &impl RegistrationEvents,
     request: &Request,
-    domain: &str,
+    domain: Option<&str>,
     token: &str,
     submit: bool,
 ) -> Response<Body> {

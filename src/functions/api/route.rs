@@ -19,9 +19,10 @@ pub enum Route<'a> {
     Reinstall {
         domain: &'a str,
     },
-    /// The registration page of a link sent by SMS: GET shows it, POST submits it.
+    /// The registration page of a link sent by SMS: GET shows it, POST submits it. The
+    /// short link (`/r/{token}`) names no domain: the token alone finds the invitation.
     Registration {
-        domain: &'a str,
+        domain: Option<&'a str>,
         token: &'a str,
         submit: bool,
     },
@@ -71,21 +72,27 @@ pub fn route<'a>(method: &str, path: &'a str, stage: Option<&str>) -> Route<'a> 
                 _ => Route::MethodNotAllowed { allow: "GET" },
             }
         }
-        ["a", domain, "register", token] if !domain.is_empty() && !token.is_empty() => match method
-        {
-            "GET" | "HEAD" => Route::Registration {
-                domain,
-                token,
-                submit: false,
-            },
-            "POST" => Route::Registration {
-                domain,
-                token,
-                submit: true,
-            },
-            _ => Route::MethodNotAllowed { allow: "GET, POST" },
-        },
+        ["a", domain, "register", token] if !domain.is_empty() && !token.is_empty() => {
+            registration(method, Some(domain), token)
+        }
+        ["r", token] if !token.is_empty() => registration(method, None, token),
         _ => Route::NotFound,
+    }
+}
+
+fn registration<'a>(method: &str, domain: Option<&'a str>, token: &'a str) -> Route<'a> {
+    match method {
+        "GET" | "HEAD" => Route::Registration {
+            domain,
+            token,
+            submit: false,
+        },
+        "POST" => Route::Registration {
+            domain,
+            token,
+            submit: true,
+        },
+        _ => Route::MethodNotAllowed { allow: "GET, POST" },
     }
 }
 
@@ -170,11 +177,16 @@ mod tests {
 
     #[test]
     fn registration_links_are_routed_for_get_and_post() {
-        for path in ["/a/demo/register/TOKEN", "/a/demo/register/TOKEN/"] {
+        for (path, domain) in [
+            ("/a/demo/register/TOKEN", Some("demo")),
+            ("/a/demo/register/TOKEN/", Some("demo")),
+            ("/r/TOKEN", None),
+            ("/r/TOKEN/", None),
+        ] {
             assert_eq!(
                 route("GET", path, None),
                 Route::Registration {
-                    domain: "demo",
+                    domain,
                     token: "TOKEN",
                     submit: false
                 }
@@ -182,7 +194,7 @@ mod tests {
             assert_eq!(
                 route("POST", path, None),
                 Route::Registration {
-                    domain: "demo",
+                    domain,
                     token: "TOKEN",
                     submit: true
                 }
@@ -194,6 +206,8 @@ mod tests {
         }
         assert_eq!(route("GET", "/a/demo/register/", None), Route::NotFound);
         assert_eq!(route("GET", "/a/demo/register/T/x", None), Route::NotFound);
+        assert_eq!(route("GET", "/r/", None), Route::NotFound);
+        assert_eq!(route("GET", "/r/T/x", None), Route::NotFound);
     }
 
     #[test]
