@@ -12,6 +12,7 @@ pub mod receipt;
 pub mod request;
 pub mod sms;
 pub mod time;
+pub mod window;
 pub mod worker;
 
 pub use invitation::{Invitation, RegistrationRecord, RegistrationStatus, Token};
