@@ -91,6 +91,11 @@ async fn put_domain_and_put_app_store_what_the_function_reads() {
     assert_eq!(project.plan, smsreg::domain::Plan::Pro);
     assert!(project.registration_enabled);
     assert_eq!(project.title(), "Demo Health");
+    assert_eq!(
+        project.sms.send_window.to_string(),
+        "08:00-21:00",
+        "a new project's send window"
+    );
     let app = project.app(DEMO_APP).unwrap();
     assert_eq!(
         app.install_url.as_deref(),
@@ -160,6 +165,29 @@ async fn put_domain_and_put_app_store_what_the_function_reads() {
         .unwrap();
     assert_eq!(project.allowed_countries, None);
     assert_eq!(project.daily_invitation_limit, 50);
+    assert_eq!(project.sms.send_window.to_string(), "08:00-21:00", "kept");
+    for window in ["07:30-19:00", "any"] {
+        ok(
+            &moto,
+            &[
+                "put-domain",
+                "demo",
+                "--plan",
+                "PRO",
+                "--enable",
+                "--send-window",
+                window,
+            ],
+        );
+        let project = moto
+            .store(TABLE)
+            .await
+            .project("demo")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(project.sms.send_window.to_string(), window);
+    }
 }
 
 #[tokio::test]
@@ -285,6 +313,32 @@ async fn bad_arguments_get_a_clear_message_and_a_non_zero_exit() {
             &["put-domain", "Bad Name", "--plan", "PRO", "--enable"],
             2,
             "invalid project name",
+        ),
+        (
+            &[
+                "put-domain",
+                "demo",
+                "--plan",
+                "PRO",
+                "--enable",
+                "--send-window",
+                "8am-9pm",
+            ],
+            2,
+            "is not a send window",
+        ),
+        (
+            &[
+                "put-domain",
+                "demo",
+                "--plan",
+                "PRO",
+                "--enable",
+                "--display-name",
+                "A display name far too long for one SMS part",
+            ],
+            2,
+            "the display name must be 1 to 30 characters",
         ),
         (
             &["put-app", "nowhere", "app", "--name", "x"],

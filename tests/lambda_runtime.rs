@@ -69,7 +69,10 @@ async fn the_bootstrap_serves_the_contract_under_the_lambda_runtime_api() {
                 "PRO",
                 "--enable",
                 "--display-name",
-                "Demo Health"
+                "Demo Health",
+                // The test runs at any hour: no send window.
+                "--send-window",
+                "any"
             ]
         )
         .0

@@ -256,6 +256,7 @@ fn stored(
         opened_at: None,
         parts_sent: 0,
         parts_delivered: 0,
+        scheduled_for: None,
         batch_id: None,
     }
 }
@@ -1149,6 +1150,7 @@ async fn a_write_of_the_sender_retried_by_the_sdk_finds_its_own_lease_and_record
             previous: None,
             batch_id: None,
         },
+        schedule: Default::default(),
     };
     let at = now() * 1000;
     let go = SendStart::Go {
@@ -1493,6 +1495,7 @@ async fn a_projects_sms_settings_are_kept_and_applied() {
         .put_project(&ProjectUpdate {
             smart_encoding: Some(false),
             max_parts_per_sms: Some(2),
+            send_window: Some(smsreg::domain::window::SendWindow::Any),
             ..project(DEMO_DOMAIN, Some("Demo Health"), smsreg::domain::Plan::Pro)
         })
         .await

@@ -62,6 +62,7 @@ async fn send(
     store
         .put_project(&smsreg::adapters::dynamodb::ProjectUpdate {
             max_parts_per_sms: Some(11),
+            send_window: Some(smsreg::domain::window::SendWindow::Any),
             ..project(DEMO_DOMAIN, Some("Demo Health"), smsreg::domain::Plan::Pro)
         })
         .await

@@ -252,6 +252,7 @@ fn record_of(domain: &str, phone: &str) -> RegistrationRecord {
         opened_at: None,
         parts_sent: 0,
         parts_delivered: 0,
+        scheduled_for: None,
         batch_id: None,
     }
 }
@@ -1751,4 +1752,176 @@ async fn a_reinstall_cut_off_by_the_deadline_after_sending_is_sent_again_and_goe
     assert_eq!(w.send(&jobs[0]).await, JobResult::Sent(2));
     assert_eq!(w.send(&jobs[1]).await, JobResult::Dropped("already sent"));
     assert_eq!(w.sms.sent_to(A).len(), 2);
+}
+
+// ---- Send windows and send_at ------------------------------------------------------------
+
+/// The demo project with a send window.
+fn with_window(w: &World<MemorySms>, window: &str) {
+    let mut project = demo_project(None);
+    project.sms.send_window = window.parse().unwrap();
+    w.store.put_project(project);
+}
+
+/// RFC 3339 of seconds since the epoch.
+fn rfc(at: u64) -> String {
+    smsreg::domain::time::rfc3339(at)
+}
+
+/// Seconds since the epoch of an RFC 3339 instant.
+fn secs(text: &str) -> u64 {
+    text.parse::<jiff::Timestamp>().unwrap().as_second() as u64
+}
+
+const NAIROBI: &str = "+254711123456";
+const DELHI: &str = "+919812345678";
+const KATHMANDU: &str = "+9779812345678";
+
+#[tokio::test]
+async fn a_worker_outside_the_window_is_held_until_it_opens_without_spending_an_attempt() {
+    let w = world();
+    with_window(&w, "08:00-21:00");
+    // T0 is 08:00 UTC: 03:00 in Boston (closed), 11:00 in Nairobi (open).
+    assert_eq!(rfc(T0), "2027-01-15T08:00:00Z");
+    let body =
+        json!({"app_id": DEMO_APP, "users": [{"phone_number": A}, {"phone_number": NAIROBI}]});
+    assert_eq!(w.post(&body).await.0, 200);
+    let boston_opens = secs("2027-01-15T13:00:00Z");
+    let held = w.store.record(A).unwrap();
+    assert_eq!(held.scheduled_for, Some(boston_opens));
+    assert_eq!(
+        held.expires_at,
+        boston_opens + 30 * 86_400,
+        "the lifetime counts from the send"
+    );
+    assert_eq!(w.store.record(NAIROBI).unwrap().scheduled_for, None);
+    let listed = held.listed(T0);
+    assert_eq!(listed["scheduled_for"], "2027-01-15T13:00:00Z");
+
+    let jobs = w.sms.take_jobs();
+    let sender = w.sender();
+    let mut results = Vec::new();
+    for job in &jobs {
+        results.push(sender.send_job(job, None).await);
+    }
+    assert_eq!(results[1], JobResult::Sent(1), "Nairobi's goes now");
+    let JobResult::Later(later) = &results[0] else {
+        panic!("Boston's is held: {results:?}")
+    };
+    assert_eq!(later, &Later::Held { wait: 5 * 3600 });
+    assert_eq!(later.delay(), 5 * 3600, "back when the window opens");
+    assert_eq!(w.sms.sent_to(A).len(), 0);
+    assert_eq!(
+        w.store.record(A).unwrap().status,
+        RegistrationStatus::Queued
+    );
+
+    // Delivered again before the window opens: held again, still nothing spent.
+    w.clock.0.store(boston_opens - 60, Ordering::SeqCst);
+    assert_eq!(
+        sender.send_job(&jobs[0], None).await,
+        JobResult::Later(Later::Held { wait: 60 })
+    );
+    w.clock.0.store(boston_opens, Ordering::SeqCst);
+    assert_eq!(sender.send_job(&jobs[0], None).await, JobResult::Sent(1));
+    assert_eq!(w.sms.sent_to(A).len(), 1);
+}
+
+#[tokio::test]
+async fn at_20_59_local_it_goes_and_at_21_14_local_it_waits_for_the_morning() {
+    let w = world();
+    with_window(&w, "08:00-21:00");
+    // 15:29 UTC: 20:59 in Delhi (+05:30), 21:14 in Kathmandu (+05:45).
+    let at = secs("2027-01-15T15:29:00Z");
+    w.clock.0.store(at, Ordering::SeqCst);
+    let body = json!({"app_id": DEMO_APP, "users": [{"phone_number": DELHI}, {"phone_number": KATHMANDU}]});
+    assert_eq!(w.post(&body).await.0, 200);
+    assert_eq!(w.store.record(DELHI).unwrap().scheduled_for, None);
+    assert_eq!(
+        w.store.record(KATHMANDU).unwrap().scheduled_for,
+        Some(secs("2027-01-16T02:15:00Z")),
+        "08:00 the next morning in Kathmandu"
+    );
+    let results = w.deliver().await;
+    assert!(results.contains(&JobResult::Sent(1)), "{results:?}");
+    assert!(
+        results.contains(&JobResult::Later(Later::Held {
+            wait: secs("2027-01-16T02:15:00Z") - at
+        })),
+        "{results:?}"
+    );
+}
+
+#[tokio::test]
+async fn send_at_holds_every_sms_of_the_request_until_then() {
+    let w = world();
+    let send_at = T0 + 2 * 3600;
+    let body = json!({"app_id": DEMO_APP, "send_at": rfc(send_at),
+        "users": [{"phone_number": A}, {"phone_number": NAIROBI}]});
+    assert_eq!(w.post(&body).await.0, 200);
+    for number in [A, NAIROBI] {
+        let record = w.store.record(number).unwrap();
+        assert_eq!(record.scheduled_for, Some(send_at), "{number}");
+        assert_eq!(record.expires_at, send_at + 30 * 86_400);
+    }
+    let results = w.deliver().await;
+    assert_eq!(
+        results,
+        vec![JobResult::Later(Later::Held { wait: 7200 }); 2],
+        "no SMS before send_at"
+    );
+    assert!(w.sms.sent().is_empty());
+    // The time zone (RFC 3339 offset) is the client's: the same instant.
+    let body = json!({"app_id": DEMO_APP, "send_at": "2027-01-15T13:00:00+03:00",
+        "users": [{"phone_number": B}]});
+    assert_eq!(w.post(&body).await.0, 200);
+    assert_eq!(
+        w.store.record(B).unwrap().scheduled_for,
+        Some(T0 + 2 * 3600)
+    );
+}
+
+#[tokio::test]
+async fn a_bad_send_at_is_a_field_error_and_stores_nothing() {
+    let w = world();
+    for (send_at, message) in [
+        (json!(rfc(T0 - 3600)), "send_at is in the past"),
+        (
+            json!(rfc(T0 + 8 * 86_400)),
+            "send_at is at most 7 days ahead",
+        ),
+        (
+            json!("tomorrow"),
+            "Enter a date and time in RFC 3339 form, such as 2026-12-03T08:00:00+03:00",
+        ),
+        (json!(5), "Expected type: str"),
+    ] {
+        let body = json!({"app_id": DEMO_APP, "send_at": send_at, "users": [{"phone_number": A}]});
+        let (status, answer) = w.post(&body).await;
+        assert_eq!(status, 400, "{send_at}");
+        assert_eq!(
+            answer,
+            json!({"sms_user_registration": {"send_at": message}}),
+            "{send_at}"
+        );
+    }
+    assert!(w.store.record(A).is_none());
+    // A minute late is "now" (clocks differ); null is no send_at.
+    for send_at in [json!(rfc(T0 - 30)), Value::Null] {
+        let body = json!({"app_id": DEMO_APP, "send_at": send_at, "users": [{"phone_number": A}]});
+        assert_eq!(w.post(&body).await.0, 200);
+        assert_eq!(w.store.record(A).unwrap().scheduled_for, None);
+    }
+}
+
+#[tokio::test]
+async fn answers_to_replies_and_projects_without_a_window_go_at_once() {
+    let w = world();
+    // The demo project was stored before windows: no window.
+    w.clock
+        .0
+        .store(secs("2027-01-15T07:00:00Z"), Ordering::SeqCst);
+    let body = json!({"app_id": DEMO_APP, "users": [{"phone_number": A}]});
+    assert_eq!(w.post(&body).await.0, 200);
+    assert_eq!(w.deliver().await, [JobResult::Sent(1)], "02:00 in Boston");
 }

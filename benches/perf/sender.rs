@@ -53,6 +53,7 @@ fn job(i: usize) -> SmsJob {
             previous: None,
             batch_id: None,
         },
+        schedule: Default::default(),
     }
 }
 

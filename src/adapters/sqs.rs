@@ -164,6 +164,8 @@ pub async fn create_queues(
         .create_queue()
         .queue_name(name)
         .attributes(QueueAttributeName::RedrivePolicy, redrive)
+        // As the stack's: long enough for a job held 7 days, then retried.
+        .attributes(QueueAttributeName::MessageRetentionPeriod, "1209600")
         .attributes(
             QueueAttributeName::VisibilityTimeout,
             visibility_timeout_seconds.to_string(),

@@ -207,6 +207,9 @@ pub struct RegistrationRecord {
     pub parts_sent: u64,
     /// Carrier parts of its SMS that delivery receipts say reached the phone.
     pub parts_delivered: u64,
+    /// When its first SMS may go, if it was held when made (for the project's send
+    /// window, or the request's `send_at`).
+    pub scheduled_for: Option<u64>,
 }
 
 /// An invitation's delivery: the provider's delivery report of its first SMS.
@@ -290,6 +293,7 @@ impl RegistrationRecord {
             opened_at: None,
             parts_sent: 0,
             parts_delivered: 0,
+            scheduled_for: None,
         }
     }
 }
@@ -379,6 +383,7 @@ impl RegistrationRecord {
             "delivered_at": self.delivery.as_ref().filter(|d| d.delivered).map(|d| rfc3339(d.at)),
             "opened_at": self.opened_at.map(rfc3339),
             "batch_id": self.batch_id,
+            "scheduled_for": self.scheduled_for.map(rfc3339),
             "parts_sent": self.parts_sent,
             "parts_delivered": self.parts_delivered,
         })
@@ -457,6 +462,7 @@ mod tests {
             opened_at: None,
             parts_sent: 0,
             parts_delivered: 0,
+            scheduled_for: None,
             batch_id: Some("b1".into()),
         }
     }

@@ -19,6 +19,38 @@ pub struct SmsJob {
     pub texts: Vec<String>,
     #[serde(flatten)]
     pub kind: JobKind,
+    /// When its SMS may go: not before `not_before` (a create request's `send_at`, seconds
+    /// since the epoch), and only while `window` is open in the worker's time zones.
+    /// Neither: at once (answers to replies).
+    #[serde(default, skip_serializing_if = "Schedule::is_now")]
+    pub schedule: Schedule,
+}
+
+/// When a job's SMS may go.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Schedule {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<super::window::SendWindow>,
+}
+
+impl Schedule {
+    /// At once: no `send_at`, no window.
+    pub fn is_now(&self) -> bool {
+        self.not_before.is_none()
+            && self
+                .window
+                .is_none_or(|w| w == super::window::SendWindow::Any)
+    }
+
+    /// The moment (seconds since the epoch) before which an SMS to `phone` is held, asked
+    /// at `now`; `None`: it may go now.
+    pub fn hold_until(&self, phone: &PhoneNumber, now: u64) -> Option<u64> {
+        self.window
+            .unwrap_or(super::window::SendWindow::Any)
+            .hold_until(phone, self.not_before, now)
+    }
 }
 
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
@@ -95,6 +127,7 @@ mod tests {
                 previous: None,
                 batch_id: None,
             },
+            schedule: Schedule::default(),
         }
     }
 

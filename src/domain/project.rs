@@ -92,6 +92,10 @@ pub struct SmsSettings {
     pub smart_encoding: bool,
     /// Most parts one SMS of a custom message may take: a longer one is refused.
     pub max_parts_per_sms: u32,
+    /// The hours of the worker's local day in which invitations go. A project stored
+    /// before windows existed has none (`Any`); `put-domain` gives a new project
+    /// `SendWindow::default()` (08:00-21:00).
+    pub send_window: super::window::SendWindow,
 }
 
 /// Parts an SMS may take unless the project says otherwise.
@@ -104,6 +108,7 @@ impl Default for SmsSettings {
         SmsSettings {
             smart_encoding: true,
             max_parts_per_sms: DEFAULT_MAX_PARTS_PER_SMS,
+            send_window: super::window::SendWindow::Any,
         }
     }
 }

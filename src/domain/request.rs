@@ -63,7 +63,44 @@ pub struct RegistrationRequest {
     /// Whether GSM-7 look-alikes are replaced in its SMS: the request's
     /// `smart_encoding`, else the project's setting.
     pub smart_encoding: bool,
+    /// No SMS of the request before it (seconds since the epoch): the request's `send_at`.
+    pub send_at: Option<u64>,
     pub users: Vec<UserEntry>,
+}
+
+/// The furthest ahead `send_at` may be.
+pub const MAX_SEND_AT_AHEAD_SECONDS: u64 = 7 * 24 * 3600;
+/// How far in the past `send_at` may be and still mean "now" (clocks differ).
+const SEND_AT_LEEWAY_SECONDS: u64 = 60;
+
+/// `send_at`: an RFC 3339 instant, not in the past, at most 7 days ahead.
+fn send_at(body: &Map<String, Value>, now: u64, errors: &mut FieldErrors) -> Option<u64> {
+    let text = match body.get("send_at") {
+        None | Some(Value::Null) => return None,
+        Some(Value::String(text)) => text,
+        Some(_) => {
+            errors.add("send_at", type_name("str"));
+            return None;
+        }
+    };
+    let Ok(at) = text.parse::<jiff::Timestamp>() else {
+        errors.add(
+            "send_at",
+            "Enter a date and time in RFC 3339 form, such as 2026-12-03T08:00:00+03:00",
+        );
+        return None;
+    };
+    let at = at.as_second();
+    let now_i = i64::try_from(now).unwrap_or(i64::MAX);
+    if at < now_i - SEND_AT_LEEWAY_SECONDS as i64 {
+        errors.add("send_at", "send_at is in the past");
+        return None;
+    }
+    if at > now_i + MAX_SEND_AT_AHEAD_SECONDS as i64 {
+        errors.add("send_at", "send_at is at most 7 days ahead");
+        return None;
+    }
+    u64::try_from(at).ok().filter(|at| *at > now)
 }
 
 /// What the field rules depend on besides the body itself.
@@ -73,6 +110,8 @@ pub struct ValidationContext<'a> {
     pub max_users: usize,
     /// Characters of a registration URL of this project, for the SMS length rule.
     pub registration_url_chars: usize,
+    /// Seconds since the epoch, for `send_at`.
+    pub now: u64,
 }
 
 fn type_name(expected: &str) -> String {
@@ -100,6 +139,7 @@ impl RegistrationRequest {
         let android_only = optional_bool("android_only");
         let require_email = optional_bool("require_email");
         let smart_encoding = smart_encoding(body, ctx, &mut errors);
+        let send_at = send_at(body, ctx.now, &mut errors);
 
         let custom_registration_message = match body.get("custom_registration_message") {
             None => None,
@@ -131,6 +171,7 @@ impl RegistrationRequest {
                 require_email,
                 custom_registration_message,
                 smart_encoding,
+                send_at,
                 users,
             }),
             _ => Err(errors),
@@ -454,6 +495,7 @@ mod tests {
             project,
             max_users: 500,
             registration_url_chars: 60,
+            now: 1_780_000_000,
         };
         RegistrationRequest::validate(body.as_object().unwrap(), ctx)
     }
@@ -649,6 +691,7 @@ mod tests {
             project: &project,
             max_users: 500,
             registration_url_chars: 60,
+            now: 1_780_000_000,
         };
         let body = json!({"app_id": "abcd1234abcd1234", "users": [
             {"phone_number": "+16175551234"}, {"phone_number": "+442079460958"},

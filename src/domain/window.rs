@@ -90,6 +90,20 @@ impl fmt::Display for SendWindow {
     }
 }
 
+/// As its text (`08:00-21:00`, `any`), in send jobs.
+impl serde::Serialize for SendWindow {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for SendWindow {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// How many days ahead the openings are looked for: a window opens every day, and
 /// `send_at` is at most 7 days ahead.
 const DAYS_AHEAD: i32 = 9;
@@ -133,6 +147,19 @@ impl SendWindow {
                 zone.to_ambiguous_timestamp(local).compatible().ok()
             })
             .collect()
+    }
+
+    /// When an SMS to `phone` may go, asked at `now`, given a `not_before` (the request's
+    /// `send_at`): `None` when it may go now, else the moment (seconds since the epoch).
+    pub fn hold_until(self, phone: &PhoneNumber, not_before: Option<u64>, now: u64) -> Option<u64> {
+        let from = not_before.map_or(now, |t| t.max(now));
+        let at = if self == SendWindow::Any {
+            from
+        } else {
+            let from = i64::try_from(from).unwrap_or(i64::MAX);
+            u64::try_from(self.next_open(&zones_of(phone), from)).unwrap_or(0)
+        };
+        (at > now).then_some(at)
     }
 
     /// The first moment at or after `at` (seconds since the epoch) when the window is open

@@ -10,9 +10,10 @@ use super::deadline::cut_off_error;
 use super::deadline::deadline_error;
 use super::{AccessError, RegistrationService, Step, split_settled};
 use crate::domain::invitation::{ClaimRules, PhoneType, RegistrationLinks};
-use crate::domain::job::{JobKind, SmsJob};
+use crate::domain::job::{JobKind, Schedule, SmsJob};
 use crate::domain::outcome::SmsSummary;
 use crate::domain::sms::InvitationSms;
+use crate::domain::window::SendWindow;
 use crate::domain::{
     FieldErrors, Invitation, InviteOutcome, PhoneNumber, Project, RegistrationReport,
     RegistrationRequest, RegistrationStatus, RequestedNumber, UserEntry,
@@ -94,7 +95,11 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
                 id: batch_id.clone(),
                 domain: project.name.clone(),
                 queued_at: now,
-                expires_at: now + self.config.invitation_lifetime.as_secs(),
+                // Its invitations' lifetimes count from their sends: a week's hold at most.
+                expires_at: now
+                    + crate::domain::request::MAX_SEND_AT_AHEAD_SECONDS
+                    + 2 * 24 * 3600
+                    + self.config.invitation_lifetime.as_secs(),
                 queued: on_queue
                     .iter()
                     .map(|i| i.token.as_str().to_owned())
@@ -181,7 +186,13 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
         let number = phone.as_str().to_owned();
 
         let now = self.clock.now();
+        let schedule = Schedule {
+            not_before: request.send_at,
+            window: Some(project.sms.send_window).filter(|w| *w != SendWindow::Any),
+        };
+        let scheduled_for = schedule.hold_until(phone, now);
         let invitation = Invitation {
+            scheduled_for,
             app_id: Some(request.app_id.clone()),
             android_only: request.android_only,
             require_email: request.require_email,
@@ -193,7 +204,8 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
                 phone.clone(),
                 RegistrationStatus::Queued,
                 now,
-                now + self.config.invitation_lifetime.as_secs(),
+                // The lifetime counts from the send.
+                scheduled_for.unwrap_or(now) + self.config.invitation_lifetime.as_secs(),
             )
         };
         let rules = ClaimRules {
@@ -249,6 +261,7 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
                 previous: previous.as_ref().map(|p| self.store.encode_previous(p)),
                 batch_id: Some(batch_id.to_owned()),
             },
+            schedule,
         };
         Step::GoOn(Claimed {
             claim: Undo {

@@ -80,6 +80,7 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
             project,
             max_users: self.config.max_users_per_request,
             registration_url_chars: sample.chars().count(),
+            now: self.clock.now(),
         }
     }
 

@@ -7,7 +7,7 @@ use tracing::{debug, info, warn};
 use super::deadline::cut_off_error;
 use super::invite::{OptOutCheck, queued_summary};
 use super::{AccessError, RegistrationService, Step, split_settled};
-use crate::domain::job::{JobKind, SmsJob};
+use crate::domain::job::{JobKind, Schedule, SmsJob};
 use crate::domain::outcome::ReinstallReport;
 use crate::domain::request::ReinstallRequest;
 use crate::domain::sms::{PLAY_STORE_URL, as_sent, reinstall_texts};
@@ -145,6 +145,11 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
             phone: phone.clone(),
             texts: texts.to_vec(),
             kind: JobKind::Message,
+            // The install link goes in the project's send window too.
+            schedule: Schedule {
+                not_before: None,
+                window: Some(project.sms.send_window),
+            },
         })
     }
 }

@@ -96,6 +96,8 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
             phone: phone.clone(),
             texts,
             kind: JobKind::Message,
+            // An answer goes at once: the worker just wrote.
+            schedule: Default::default(),
         };
         self.queue
             .enqueue(std::slice::from_ref(&job))

@@ -36,6 +36,8 @@ const BUSY_RETRY_SECONDS: u32 = 30;
 /// The longest a job waiting for the rate is handed back for (SQS's visibility can be set
 /// up to 12 hours; a quarter of an hour keeps the queue's order roughly kept).
 const MAX_HAND_BACK_SECONDS: u32 = 900;
+/// SQS's longest visibility timeout: a longer hold is handed back again.
+const MAX_HOLD_SECONDS: u32 = 12 * 3600;
 
 /// What became of one delivery of a job.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,6 +71,9 @@ pub enum Later {
     Store(StoreError),
     /// The SMS provider could not say whether the number opted out.
     Provider(SmsError),
+    /// Its moment has not come (the project's send window is closed for the worker, or
+    /// the request's `send_at` is ahead): back in `wait` seconds, at most SQS's 12 hours.
+    Held { wait: u64 },
 }
 
 impl Later {
@@ -79,6 +84,9 @@ impl Later {
             Later::Busy => BUSY_RETRY_SECONDS,
             Later::NoSlotBeforeDeadline { wait } => (*wait).min(MAX_HAND_BACK_SECONDS),
             Later::Store(_) | Later::Provider(_) => STORE_RETRY_SECONDS,
+            Later::Held { wait } => u32::try_from(*wait)
+                .unwrap_or(MAX_HOLD_SECONDS)
+                .min(MAX_HOLD_SECONDS),
         }
     }
 
@@ -90,6 +98,7 @@ impl Later {
             Later::NoSlotBeforeDeadline { .. } => "NoSlotBeforeDeadline".into(),
             Later::Store(error) => error.to_string(),
             Later::Provider(error) => error.code.clone(),
+            Later::Held { .. } => "Held".into(),
         }
     }
 }
@@ -178,6 +187,12 @@ impl<St: Store, Q: JobQueue, P: SmsProvider> Sender<St, Q, P> {
     pub async fn send_job(&self, job: &SmsJob, until: Option<Instant>) -> JobResult {
         if until.is_some_and(|u| Instant::now() >= u) {
             return JobResult::Later(Later::DeadlineTooClose);
+        }
+        // Held until its moment: no lease, no slot of the rate, no attempt spent. (A job
+        // whose invitation was replaced or expired meanwhile is dropped when it comes.)
+        let now = self.service.clock.now();
+        if let Some(at) = job.schedule.hold_until(&job.phone, now) {
+            return JobResult::Later(Later::Held { wait: at - now });
         }
         // This delivery of the job: a write of ours that the SDK retries (after a timeout,
         // say) then finds the lease, or the SMS it recorded, its own.

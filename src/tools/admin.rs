@@ -15,6 +15,7 @@ use crate::domain::project::{
     MAX_DISPLAY_NAME_UNITS, check_display_name, generate_key, hash_key, is_valid_project_name,
 };
 use crate::domain::time::rfc3339;
+use crate::domain::window::SendWindow;
 use crate::domain::{ApiKey, App, PhoneNumber, Plan};
 use crate::ports::{Clock, DeliveryLog, Directory, InvitationStore, ListQuery, SystemClock};
 use crate::service::receipts::{Receipts, ReceiptsReport};
@@ -151,6 +152,11 @@ struct PutDomainArgs {
     /// a longer message is refused with a 400. Unset keeps the current setting.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=11))]
     max_parts_per_sms: Option<u32>,
+    /// Hours of the worker's local day (from the number's time zone) in which
+    /// invitations go, HH:MM-HH:MM, or any (new projects: 08:00-21:00). Unset keeps
+    /// the current window.
+    #[arg(long, value_parser = clap::value_parser!(SendWindow))]
+    send_window: Option<SendWindow>,
 }
 
 /// Country codes as given on the command line.
@@ -399,6 +405,7 @@ impl Admin {
             daily_invitation_limit,
             smart_encoding,
             max_parts_per_sms,
+            send_window,
         } = args;
         check_domain(&domain)?;
         match display_name.as_deref() {
@@ -423,6 +430,7 @@ impl Admin {
                 daily_invitation_limit,
                 smart_encoding,
                 max_parts_per_sms,
+                send_window,
             })
             .await
             .map_err(failed)?;

@@ -305,6 +305,8 @@ pub fn project<'a>(
         daily_invitation_limit: None,
         smart_encoding: None,
         max_parts_per_sms: None,
+        // Tests run at any hour: no send window unless a test sets one.
+        send_window: Some(smsreg::domain::window::SendWindow::Any),
     }
 }
 

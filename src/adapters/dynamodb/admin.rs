@@ -26,6 +26,8 @@ pub struct ProjectUpdate<'a> {
     pub smart_encoding: Option<bool>,
     /// Unset keeps the current setting (new projects: 3).
     pub max_parts_per_sms: Option<u32>,
+    /// Unset keeps the current window (new projects: `SendWindow::default()`).
+    pub send_window: Option<crate::domain::window::SendWindow>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,6 +164,17 @@ impl DynamoStore {
         if let Some(parts) = update.max_parts_per_sms {
             set.push("max_parts_per_sms = :parts");
             request = request.expression_attribute_values(":parts", n(u64::from(parts)));
+        }
+        match update.send_window {
+            Some(window) => {
+                set.push("send_window = :window");
+                request = request.expression_attribute_values(":window", s(window.to_string()));
+            }
+            None => {
+                set.push("send_window = if_not_exists(send_window, :window)");
+                let window = crate::domain::window::SendWindow::default();
+                request = request.expression_attribute_values(":window", s(window.to_string()));
+            }
         }
         let mut expression = format!("SET {}", set.join(", "));
         if !remove.is_empty() {

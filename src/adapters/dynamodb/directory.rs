@@ -62,6 +62,12 @@ impl Directory for DynamoStore {
                     .map_err(|_| StoreError::Malformed("max_parts_per_sms".into()))?,
                 None => defaults.max_parts_per_sms,
             },
+            send_window: match opt_s(meta, "send_window") {
+                Some(text) => text
+                    .parse()
+                    .map_err(|_| StoreError::Malformed("send_window".into()))?,
+                None => defaults.send_window,
+            },
         };
         Ok(Some(Project {
             name: domain.to_owned(),

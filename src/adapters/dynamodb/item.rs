@@ -297,6 +297,9 @@ pub fn registration_item(r: &RegistrationRecord) -> Item {
         item.insert("delivery_price_usd".into(), usd(d.price_usd));
         item.insert("delivery_at".into(), n(d.at));
     }
+    if let Some(t) = r.scheduled_for {
+        item.insert("scheduled_for".into(), n(t));
+    }
     if r.parts_sent > 0 {
         item.insert("parts_sent".into(), n(r.parts_sent));
     }
@@ -412,6 +415,7 @@ pub fn registration_from_item(item: &Item) -> Result<RegistrationRecord, StoreEr
         },
         opened_at: opt_n(item, "opened_at")?,
         parts_sent: opt_n(item, "parts_sent")?.unwrap_or(0),
+        scheduled_for: opt_n(item, "scheduled_for")?,
         parts_delivered: opt_n(item, "parts_delivered")?.unwrap_or(0),
     })
 }
@@ -443,6 +447,7 @@ mod tests {
             opened_at: None,
             parts_sent: 0,
             parts_delivered: 0,
+            scheduled_for: None,
             batch_id: Some("b1".into()),
         };
         let item = registration_item(&record);
