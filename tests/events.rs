@@ -76,6 +76,15 @@ fn expectations() -> Vec<(&'static str, Expected)> {
             exactly(400, json!({"error": "Request is not valid JSON."})),
         ),
         (
+            "bad-send-at",
+            exactly(
+                400,
+                json!({"sms_user_registration": {
+                    "send_at": "Enter a date and time in RFC 3339 form, such as 2026-12-03T08:00:00+03:00",
+                }}),
+            ),
+        ),
+        (
             "bad-field-errors",
             exactly(
                 400,
