@@ -11,7 +11,7 @@ use smsreg::adapters::sns::SnsSms;
 use smsreg::adapters::sqs::SqsQueue;
 use smsreg::adapters::topic::SnsTopic;
 use smsreg::config::Config;
-use smsreg::domain::invitation::{ClaimRules, RegistrationStatus, Token};
+use smsreg::domain::invitation::{ClaimRules, RegistrationStatus};
 use smsreg::domain::job::SmsJob;
 use smsreg::domain::{PhoneNumber, RegistrationRecord};
 use smsreg::functions::api::Api;
@@ -230,34 +230,25 @@ fn stored(
     expires_at: u64,
     sent_at: Option<u64>,
 ) -> RegistrationRecord {
+    // Sent: pending, its job long taken; not sent: a claim whose job never reached the
+    // queue (a crash).
+    let status = if sent_at.is_some() {
+        RegistrationStatus::Pending
+    } else {
+        RegistrationStatus::Queued
+    };
     RegistrationRecord {
-        domain: domain.into(),
-        phone: PhoneNumber::parse(phone).unwrap(),
-        token: Token::generate(),
         app_id: Some(DEMO_APP.into()),
-        android_only: false,
-        require_email: false,
         custom_user_data: Some(json!({"team": "north"}).as_object().unwrap().clone()),
-        phone_type: None,
-        // Sent: pending, its job long taken; not sent: a claim whose job never reached
-        // the queue (a crash).
-        status: if sent_at.is_some() {
-            RegistrationStatus::Pending
-        } else {
-            RegistrationStatus::Queued
-        },
-        created_at,
-        expires_at,
         sent_at,
-        registered_at: None,
         enqueued_at: sent_at,
-        failure_reason: None,
-        delivery: None,
-        opened_at: None,
-        parts_sent: 0,
-        parts_delivered: 0,
-        scheduled_for: None,
-        batch_id: None,
+        ..RegistrationRecord::new(
+            domain,
+            PhoneNumber::parse(phone).unwrap(),
+            status,
+            created_at,
+            expires_at,
+        )
     }
 }
 

@@ -10,7 +10,7 @@ use common::*;
 use serde_json::{Value, json};
 use smsreg::adapters::memory::{MemorySms, MemoryStore};
 use smsreg::config::Config;
-use smsreg::domain::invitation::{RegistrationStatus, Token};
+use smsreg::domain::invitation::RegistrationStatus;
 use smsreg::domain::job::{JobKind, SmsJob};
 use smsreg::domain::project::hash_key;
 use smsreg::domain::{ApiKey, App, PhoneNumber, Plan, Project, RegistrationRecord};
@@ -233,27 +233,16 @@ fn invite(numbers: &[&str]) -> Value {
 
 fn record_of(domain: &str, phone: &str) -> RegistrationRecord {
     RegistrationRecord {
-        domain: domain.into(),
-        phone: PhoneNumber::parse(phone).unwrap(),
-        token: Token::generate(),
         app_id: Some(DEMO_APP.into()),
-        android_only: false,
-        require_email: false,
-        custom_user_data: None,
-        phone_type: None,
-        status: RegistrationStatus::Pending,
-        created_at: T0 - 100,
-        expires_at: T0 + 1_000,
         sent_at: Some(T0 - 99),
-        registered_at: None,
         enqueued_at: Some(T0 - 100),
-        failure_reason: None,
-        delivery: None,
-        opened_at: None,
-        parts_sent: 0,
-        parts_delivered: 0,
-        scheduled_for: None,
-        batch_id: None,
+        ..RegistrationRecord::new(
+            domain,
+            PhoneNumber::parse(phone).unwrap(),
+            RegistrationStatus::Pending,
+            T0 - 100,
+            T0 + 1_000,
+        )
     }
 }
 

@@ -443,27 +443,17 @@ mod tests {
 
     fn pending(domain: &str) -> RegistrationRecord {
         RegistrationRecord {
-            domain: domain.into(),
-            phone: PhoneNumber::parse("+16175551234").unwrap(),
-            token: Token::generate(),
             app_id: Some("app".into()),
-            android_only: false,
-            require_email: false,
-            custom_user_data: None,
-            phone_type: None,
-            status: RegistrationStatus::Pending,
-            created_at: 1_000,
-            expires_at: 10_000,
             sent_at: Some(1_001),
-            registered_at: None,
             enqueued_at: Some(1_000),
-            failure_reason: None,
-            delivery: None,
-            opened_at: None,
-            parts_sent: 0,
-            parts_delivered: 0,
-            scheduled_for: None,
             batch_id: Some("b1".into()),
+            ..RegistrationRecord::new(
+                domain,
+                PhoneNumber::parse("+16175551234").unwrap(),
+                RegistrationStatus::Pending,
+                1_000,
+                10_000,
+            )
         }
     }
 

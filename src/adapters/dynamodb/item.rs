@@ -444,10 +444,10 @@ mod tests {
             enqueued_at: Some(100),
             failure_reason: None,
             delivery: None,
-            opened_at: None,
-            parts_sent: 0,
-            parts_delivered: 0,
-            scheduled_for: None,
+            opened_at: Some(102),
+            parts_sent: 3,
+            parts_delivered: 2,
+            scheduled_for: Some(100),
             batch_id: Some("b1".into()),
         };
         let item = registration_item(&record);
