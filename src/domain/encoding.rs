@@ -164,6 +164,11 @@ fn look_alike(c: char) -> Option<&'static str> {
     })
 }
 
+/// `text` as it is sent: through `smart` when smart encoding is `on`, as it is otherwise.
+pub fn as_sent(text: &str, on: bool) -> Cow<'_, str> {
+    if on { smart(text) } else { Cow::Borrowed(text) }
+}
+
 /// `text` with every character that has a GSM-7 look-alike replaced by it (full-width
 /// ASCII by its ASCII form too). Characters without one (Hindi, Amharic, emoji) stay: such
 /// a text remains UCS-2, and is counted as such. Borrowed when nothing changed.

@@ -36,12 +36,17 @@ pub struct Schedule {
 }
 
 impl Schedule {
+    /// Not before `not_before`, within `window` (`Any`: no window, kept as none).
+    pub fn new(not_before: Option<u64>, window: super::window::SendWindow) -> Self {
+        Schedule {
+            not_before,
+            window: Some(window).filter(|w| *w != super::window::SendWindow::Any),
+        }
+    }
+
     /// At once: no `send_at`, no window.
     pub fn is_now(&self) -> bool {
-        self.not_before.is_none()
-            && self
-                .window
-                .is_none_or(|w| w == super::window::SendWindow::Any)
+        self.not_before.is_none() && self.window.is_none()
     }
 
     /// The moment (seconds since the epoch) before which an SMS to `phone` is held, asked

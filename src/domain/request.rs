@@ -198,12 +198,7 @@ fn smart_encoding(
 /// Refuses a text (the message as it will be sent) of more parts than the project allows,
 /// naming its encoding and parts.
 fn check_parts(text: &str, smart: bool, ctx: ValidationContext<'_>) -> Result<(), String> {
-    let sent = if smart {
-        encoding::smart(text)
-    } else {
-        text.into()
-    };
-    let size = encoding::measure(&sent);
+    let size = encoding::measure(&encoding::as_sent(text, smart));
     let max = ctx.project.sms.max_parts_per_sms as usize;
     if size.parts <= max {
         return Ok(());

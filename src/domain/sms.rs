@@ -30,7 +30,7 @@ impl InvitationSms<'_> {
                 Some(message) => message.to_owned(),
                 None => ask_phone_type(self.project_title),
             };
-            return as_sent(vec![first], self.smart_encoding);
+            return vec![sent(first, self.smart_encoding)];
         }
         let first = with_link(self.links, self.smart_encoding, |url| {
             match self.custom_message {
@@ -38,32 +38,31 @@ impl InvitationSms<'_> {
                 None => android_link(self.project_title, url),
             }
         });
+        // The install-link SMS is base64: nothing in it for smart encoding to replace.
         let mut texts = vec![first];
-        if let Some(url) = self.install_url {
-            texts.push(install_link_sms(url));
-        }
-        as_sent(texts, self.smart_encoding)
+        texts.extend(self.install_url.map(install_link_sms));
+        texts
     }
 }
 
-/// The text made with the full link, unless the short link makes it fewer parts (as it
-/// will be sent: after smart encoding when `smart`).
+/// The text made with the full link, unless the short link makes it fewer parts; as it is
+/// sent (after smart encoding when `smart`).
 fn with_link(links: &RegistrationLinks, smart: bool, text: impl Fn(&str) -> String) -> String {
-    let full = text(&links.full);
-    let parts = |t: &str| encoding::measure(&sent_form(t, smart)).parts;
-    let short = text(&links.short);
-    if parts(&short) < parts(&full) {
+    let full = sent(text(&links.full), smart);
+    let short = sent(text(&links.short), smart);
+    if encoding::measure(&short).parts < encoding::measure(&full).parts {
         short
     } else {
         full
     }
 }
 
-fn sent_form(text: &str, smart: bool) -> std::borrow::Cow<'_, str> {
-    if smart {
-        encoding::smart(text)
-    } else {
-        text.into()
+/// One text as it is sent: with every GSM-7 look-alike replaced when `smart` (see
+/// `encoding::smart`), as it is otherwise.
+pub fn sent(text: String, smart: bool) -> String {
+    match encoding::as_sent(&text, smart) {
+        std::borrow::Cow::Borrowed(_) => text,
+        std::borrow::Cow::Owned(replaced) => replaced,
     }
 }
 
@@ -101,19 +100,9 @@ pub fn username_refused(project_name: &str, username: &str, reason: &str) -> Str
     )
 }
 
-/// The texts as they are sent: with every GSM-7 look-alike replaced when `smart` (see
-/// `encoding::smart`), as they are otherwise.
+/// The texts as they are sent (see `sent`).
 pub fn as_sent(texts: Vec<String>, smart: bool) -> Vec<String> {
-    if !smart {
-        return texts;
-    }
-    texts
-        .into_iter()
-        .map(|text| match encoding::smart(&text) {
-            std::borrow::Cow::Borrowed(_) => text,
-            std::borrow::Cow::Owned(replaced) => replaced,
-        })
-        .collect()
+    texts.into_iter().map(|text| sent(text, smart)).collect()
 }
 
 /// Where Android workers get the CommCare app.

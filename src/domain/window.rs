@@ -174,11 +174,16 @@ impl SendWindow {
             return at;
         }
         let ts = timestamp(at);
-        let mut candidates: Vec<Timestamp> = zones
+        // Each zone's openings after `at`, in time order.
+        let openings: Vec<Vec<Timestamp>> = zones
             .iter()
-            .flat_map(|zone| self.openings(zone, ts))
-            .filter(|c| *c > ts)
+            .map(|zone| {
+                let mut later = self.openings(zone, ts);
+                later.retain(|c| *c > ts);
+                later
+            })
             .collect();
+        let mut candidates: Vec<Timestamp> = openings.concat();
         candidates.sort();
         candidates.dedup();
         if let Some(open) = candidates
@@ -187,9 +192,9 @@ impl SendWindow {
         {
             return open.as_second();
         }
-        zones
+        openings
             .iter()
-            .filter_map(|zone| self.openings(zone, ts).into_iter().find(|c| *c > ts))
+            .filter_map(|later| later.first())
             .max()
             .map_or(at, |c| c.as_second())
     }

@@ -13,7 +13,6 @@ use crate::domain::invitation::{ClaimRules, PhoneType, RegistrationLinks};
 use crate::domain::job::{JobKind, Schedule, SmsJob};
 use crate::domain::outcome::SmsSummary;
 use crate::domain::sms::InvitationSms;
-use crate::domain::window::SendWindow;
 use crate::domain::{
     FieldErrors, Invitation, InviteOutcome, PhoneNumber, Project, RegistrationReport,
     RegistrationRequest, RegistrationStatus, RequestedNumber, UserEntry,
@@ -186,10 +185,7 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
         let number = phone.as_str().to_owned();
 
         let now = self.clock.now();
-        let schedule = Schedule {
-            not_before: request.send_at,
-            window: Some(project.sms.send_window).filter(|w| *w != SendWindow::Any),
-        };
+        let schedule = Schedule::new(request.send_at, project.sms.send_window);
         let scheduled_for = schedule.hold_until(phone, now);
         let invitation = Invitation {
             scheduled_for,

@@ -146,10 +146,7 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
             texts: texts.to_vec(),
             kind: JobKind::Message,
             // The install link goes in the project's send window too.
-            schedule: Schedule {
-                not_before: None,
-                window: Some(project.sms.send_window),
-            },
+            schedule: Schedule::new(None, project.sms.send_window),
         })
     }
 }

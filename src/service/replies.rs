@@ -8,7 +8,7 @@ use super::RegistrationService;
 use crate::domain::invitation::{PhoneType, RegistrationLinks};
 use crate::domain::job::{JobKind, SmsJob};
 use crate::domain::keyword::{Keyword, help_text, keyword};
-use crate::domain::sms::{self, InvitationSms, as_sent};
+use crate::domain::sms::{self, InvitationSms};
 use crate::domain::worker::{RegistrationForm, Worker, hash_password, normalise_username};
 use crate::domain::{PhoneNumber, Project, RegistrationRecord};
 use crate::ports::{JobQueue, QueueError, RegisterOutcome, RegistrationEvents, Store, StoreError};
@@ -319,11 +319,13 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
 
 /// The first SMS of an invitation that asks for the phone type.
 fn start_text(project: &Project) -> String {
-    let text = sms::ask_phone_type(project.title());
-    as_sent(vec![text], project.sms.smart_encoding).remove(0)
+    sms::sent(
+        sms::ask_phone_type(project.title()),
+        project.sms.smart_encoding,
+    )
 }
 
 fn join_instructions(project: &Project) -> String {
     let text = sms::join_instructions(project.title(), &project.name);
-    as_sent(vec![text], project.sms.smart_encoding).remove(0)
+    sms::sent(text, project.sms.smart_encoding)
 }
