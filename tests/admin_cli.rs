@@ -7,7 +7,8 @@ use std::process::Command;
 use common::*;
 use serde_json::Value;
 use smsreg::domain::PhoneNumber;
-use smsreg::domain::invitation::RegistrationStatus;
+use smsreg::domain::RegistrationRecord;
+use smsreg::domain::invitation::{ClaimRules, RegistrationStatus};
 use smsreg::ports::Directory;
 use smsreg::ports::InvitationStore;
 
@@ -284,6 +285,47 @@ async fn mark_registered_and_list_invitations_work_together() {
         ""
     );
     assert_eq!(ok(&moto, &["list-invitations", "other"]), "");
+
+    // A queued invitation held for its send_at says so (no window, whatever the hour).
+    ok(
+        &moto,
+        &[
+            "put-domain",
+            "demo",
+            "--plan",
+            "PRO",
+            "--enable",
+            "--send-window",
+            "any",
+        ],
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let held_until = now + 86_400;
+    let held = RegistrationRecord {
+        scheduled_for: Some(held_until),
+        ..RegistrationRecord::new(
+            "demo",
+            PhoneNumber::parse("+16175550123").unwrap(),
+            RegistrationStatus::Queued,
+            now,
+            held_until + 30 * 86_400,
+        )
+    };
+    let rules = ClaimRules {
+        domain: "demo",
+        now,
+        stale_before: 0,
+    };
+    moto.store(TABLE).await.claim(&held, rules).await.unwrap();
+    let listed: Value =
+        serde_json::from_str(ok(&moto, &["list-invitations", "demo", "--status", "queued"]).trim())
+            .unwrap();
+    let until = smsreg::domain::time::rfc3339(held_until);
+    assert_eq!(listed["scheduled_for"], until.as_str());
+    assert_eq!(listed["waiting"], format!("send_at: held until {until}"));
 }
 
 #[tokio::test]

@@ -865,7 +865,8 @@ async fn a_reinstall_queues_one_message_job_per_number_and_stores_no_invitation(
     // The Google Play message (152 characters) and the install link (71): one part each.
     assert_eq!(
         body["sms"],
-        json!({"messages": 2, "parts": 2, "encoding": "GSM-7"})
+        json!({"messages": 2, "parts": 2, "encoding": "GSM-7",
+            "first_at": rfc(T0), "last_at": rfc(T0)})
     );
     assert_eq!(
         without_sms(body),
@@ -898,7 +899,8 @@ async fn look_alikes_are_replaced_unless_asked_not_to_and_the_answer_counts_part
     // Smart encoding (the default): GSM-7, one part each.
     assert_eq!(
         raw["sms"],
-        json!({"messages": 1, "parts": 1, "encoding": "GSM-7"})
+        json!({"messages": 1, "parts": 1, "encoding": "GSM-7",
+            "first_at": rfc(T0), "last_at": rfc(T0)})
     );
     let jobs = w.sms.take_jobs();
     assert_eq!(jobs.len(), 3);
@@ -914,7 +916,8 @@ async fn look_alikes_are_replaced_unless_asked_not_to_and_the_answer_counts_part
     let (_, raw) = w.post_raw(&verbatim).await;
     assert_eq!(
         raw["sms"],
-        json!({"messages": 1, "parts": 3, "encoding": "UCS-2"})
+        json!({"messages": 1, "parts": 3, "encoding": "UCS-2",
+            "first_at": rfc(T0), "last_at": rfc(T0)})
     );
     assert_eq!(w.sms.take_jobs()[0].texts[0], pasted);
 }
@@ -1688,7 +1691,8 @@ async fn at_one_part_a_second_an_sms_of_two_parts_takes_two_slots() {
     let (_, raw) = w.post_raw(&body).await;
     assert_eq!(
         raw["sms"],
-        json!({"messages": 3, "parts": 6, "encoding": "GSM-7"})
+        json!({"messages": 3, "parts": 6, "encoding": "GSM-7",
+            "first_at": rfc(T0), "last_at": rfc(T0)})
     );
     let jobs = w.sms.take_jobs();
     let clock: Arc<dyn Clock> = Arc::new(Running(Instant::now()));
@@ -1774,8 +1778,22 @@ async fn a_worker_outside_the_window_is_held_until_it_opens_without_spending_an_
     assert_eq!(rfc(T0), "2027-01-15T08:00:00Z");
     let body =
         json!({"app_id": DEMO_APP, "users": [{"phone_number": A}, {"phone_number": NAIROBI}]});
-    assert_eq!(w.post(&body).await.0, 200);
+    let (status, raw) = w.post_raw(&body).await;
+    assert_eq!(status, 200);
     let boston_opens = secs("2027-01-15T13:00:00Z");
+    // The answer says when the first and the last SMS are expected: now, and at 13:00.
+    assert_eq!(
+        raw["sms"],
+        json!({"messages": 2, "parts": 2, "encoding": "GSM-7",
+            "first_at": rfc(T0), "last_at": "2027-01-15T13:00:00Z"})
+    );
+    let progress = w
+        .store
+        .batch_progress(raw["batch_id"].as_str().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((progress.queued, progress.scheduled), (2, 1));
     let held = w.store.record(A).unwrap();
     assert_eq!(held.scheduled_for, Some(boston_opens));
     assert_eq!(

@@ -38,11 +38,48 @@ pub struct RegistrationReport {
 
 /// What a request's queued SMS cost on the air: SMS, their parts (as carriers bill and
 /// pace them) and the encoding (UCS-2 when any of them is).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SmsSummary {
     pub messages: usize,
     pub parts: usize,
     pub encoding: Encoding,
+    /// When the first and the last SMS are expected to go (RFC 3339; see `SendEstimate`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_at: Option<String>,
+}
+
+/// When a request's jobs are expected to go: each at its moment (now, or when it is held
+/// until), in the order of those moments, each taking its parts' slots of the
+/// deployment's pace. An estimate: it knows nothing of jobs already queued before them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendEstimate {
+    /// Seconds since the epoch.
+    pub first_at: u64,
+    pub last_at: u64,
+}
+
+impl SendEstimate {
+    /// `jobs`: each job's moment (seconds since the epoch) and parts; `interval_us`: the
+    /// pace's spacing of one part. `None` for no job.
+    pub fn of(mut jobs: Vec<(u64, usize)>, interval_us: u64) -> Option<Self> {
+        jobs.sort_unstable();
+        let first_at = jobs.first()?.0;
+        // The next free slot, in microseconds.
+        let mut free_us = 0u64;
+        let mut last_us = 0u64;
+        for (at, parts) in jobs {
+            let start = free_us.max(at.saturating_mul(1_000_000));
+            // Leaves at the last of its slots (see `Pacer::wait_turn`).
+            last_us = start + interval_us * (parts.max(1) as u64 - 1);
+            free_us = start + interval_us * parts.max(1) as u64;
+        }
+        Some(SendEstimate {
+            first_at,
+            last_at: last_us / 1_000_000,
+        })
+    }
 }
 
 impl SmsSummary {
@@ -55,6 +92,8 @@ impl SmsSummary {
                 messages: 0,
                 parts: 0,
                 encoding: Encoding::Gsm7,
+                first_at: None,
+                last_at: None,
             });
             sum.messages += 1;
             sum.parts += size.parts;
@@ -112,6 +151,25 @@ impl FromIterator<InviteOutcome> for ReinstallReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_estimate_takes_each_job_at_its_moment_and_its_parts_at_the_pace() {
+        const SECOND: u64 = 1_000_000;
+        assert_eq!(SendEstimate::of(vec![], SECOND), None);
+        // At one part a second: 3 one-part jobs now leave at 0, 1 and 2 s; a 2-part job
+        // held until 100 s leaves at its second slot, 101 s.
+        let estimate = SendEstimate::of(vec![(100, 2), (0, 1), (0, 1), (0, 1)], SECOND);
+        assert_eq!(
+            estimate,
+            Some(SendEstimate {
+                first_at: 0,
+                last_at: 101
+            })
+        );
+        // Jobs at one moment queue behind each other: 10 jobs of 3 parts, 30 slots.
+        let estimate = SendEstimate::of(vec![(50, 3); 10], SECOND).unwrap();
+        assert_eq!((estimate.first_at, estimate.last_at), (50, 50 + 29));
+    }
 
     #[test]
     fn outcomes_are_gathered_in_request_order() {

@@ -200,6 +200,32 @@ impl SendWindow {
     }
 }
 
+/// Why a queued invitation of `phone` has not gone yet, asked at `now`: its project's
+/// `window` is closed for the worker, the request's `send_at` (or the window) holds it
+/// until `scheduled_for`, or it waits its turn on the queue.
+pub fn why_waiting(
+    window: SendWindow,
+    phone: &PhoneNumber,
+    scheduled_for: Option<u64>,
+    now: u64,
+) -> String {
+    let zones = zones_of(phone);
+    let at = i64::try_from(now).unwrap_or(i64::MAX);
+    if !window.is_open(&zones, at) {
+        let names: Vec<&str> = zones.iter().filter_map(TimeZone::iana_name).collect();
+        let opens = u64::try_from(window.next_open(&zones, at)).unwrap_or(now);
+        return format!(
+            "send window {window} closed in {}: opens {}",
+            names.join(", "),
+            super::time::rfc3339(opens)
+        );
+    }
+    match scheduled_for {
+        Some(at) if at > now => format!("send_at: held until {}", super::time::rfc3339(at)),
+        _ => "on the send queue: waiting for the rate, or for a retry".to_owned(),
+    }
+}
+
 fn timestamp(at: i64) -> Timestamp {
     Timestamp::from_second(at).unwrap_or(Timestamp::UNIX_EPOCH)
 }
@@ -376,6 +402,30 @@ mod tests {
         assert_eq!(
             w.next_open(&zones, at("2026-12-03T12:00:00Z")),
             at("2026-12-03T18:00:00Z")
+        );
+    }
+
+    #[test]
+    fn why_a_queued_invitation_waits() {
+        let boston = phone("+16175551234");
+        let night = at("2027-01-15T08:00:00Z") as u64;
+        assert_eq!(
+            why_waiting(
+                SendWindow::default(),
+                &boston,
+                Some(night + 5 * 3600),
+                night
+            ),
+            "send window 08:00-21:00 closed in America/New_York: opens 2027-01-15T13:00:00Z"
+        );
+        let day = at("2027-01-15T15:00:00Z") as u64;
+        assert_eq!(
+            why_waiting(SendWindow::default(), &boston, Some(day + 60), day),
+            "send_at: held until 2027-01-15T15:01:00Z"
+        );
+        assert_eq!(
+            why_waiting(SendWindow::Any, &boston, None, night),
+            "on the send queue: waiting for the rate, or for a retry"
         );
     }
 

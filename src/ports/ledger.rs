@@ -153,6 +153,9 @@ pub struct BatchProgress {
     pub domain: String,
     pub batch_id: String,
     pub queued: u64,
+    /// Of the queued, those held when made: their first SMS waits for the worker's send
+    /// window or the request's `send_at`.
+    pub scheduled: u64,
     pub sent: u64,
     pub delivered: u64,
     pub delivery_failed: u64,

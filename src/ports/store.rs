@@ -74,6 +74,9 @@ pub struct BatchRecord {
     pub expires_at: u64,
     /// Tokens of its invitations whose job reached the queue.
     pub queued: Vec<String>,
+    /// Of those, the invitations held when made (for the project's send window or the
+    /// request's `send_at`).
+    pub scheduled: u64,
 }
 
 /// The record of each phone number, written with conditional writes, and the numbers that

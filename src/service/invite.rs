@@ -9,10 +9,12 @@ use tracing::{debug, info, warn};
 use super::deadline::cut_off_error;
 use super::deadline::deadline_error;
 use super::{AccessError, RegistrationService, Step, split_settled};
+use crate::domain::encoding::measure;
 use crate::domain::invitation::{ClaimRules, PhoneType, RegistrationLinks};
 use crate::domain::job::{JobKind, Schedule, SmsJob};
-use crate::domain::outcome::SmsSummary;
+use crate::domain::outcome::{SendEstimate, SmsSummary};
 use crate::domain::sms::InvitationSms;
+use crate::domain::time::rfc3339;
 use crate::domain::{
     FieldErrors, Invitation, InviteOutcome, PhoneNumber, Project, RegistrationReport,
     RegistrationRequest, RegistrationStatus, RequestedNumber, UserEntry,
@@ -67,7 +69,7 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
             .map(|(i, c)| ((i, c.claim), c.job))
             .unzip();
         let queued = self.enqueue_all(&jobs, until).await;
-        let sms = queued_summary(&jobs, &queued);
+        let sms = self.queued_summary(&jobs, &queued);
         let mut on_queue = Vec::new();
         let mut undo = Vec::new();
         for ((i, c), result) in claimed.into_iter().zip(queued) {
@@ -103,6 +105,10 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
                     .iter()
                     .map(|i| i.token.as_str().to_owned())
                     .collect(),
+                scheduled: on_queue
+                    .iter()
+                    .filter(|i| i.scheduled_for.is_some())
+                    .count() as u64,
             };
             match self
                 .bounded(undo_until, self.store.record_batch(&batch))
@@ -378,17 +384,41 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
     }
 }
 
-/// What the SMS of the jobs that reached the queue cost on the air.
-pub(super) fn queued_summary(
-    jobs: &[SmsJob],
-    queued: &[Result<(), QueueError>],
-) -> Option<SmsSummary> {
-    SmsSummary::of(
-        jobs.iter()
+impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
+    /// What the SMS of the jobs that reached the queue cost on the air, and when the
+    /// first and the last are expected to go (see `SendEstimate`).
+    pub(super) fn queued_summary(
+        &self,
+        jobs: &[SmsJob],
+        queued: &[Result<(), QueueError>],
+    ) -> Option<SmsSummary> {
+        let on_queue: Vec<&SmsJob> = jobs
+            .iter()
             .zip(queued)
             .filter(|(_, q)| q.is_ok())
-            .flat_map(|(job, _)| job.texts.iter().map(String::as_str)),
-    )
+            .map(|(job, _)| job)
+            .collect();
+        let mut summary = SmsSummary::of(
+            on_queue
+                .iter()
+                .flat_map(|job| job.texts.iter().map(String::as_str)),
+        )?;
+        let now = self.clock.now();
+        let moments = on_queue
+            .iter()
+            .map(|job| {
+                let at = job.schedule.hold_until(&job.phone, now).unwrap_or(now);
+                let parts = job.texts.iter().map(|t| measure(t).parts).sum();
+                (at, parts)
+            })
+            .collect();
+        let interval = super::pace::interval_us(self.config.sms_rate_per_second);
+        if let Some(estimate) = SendEstimate::of(moments, interval) {
+            summary.first_at = Some(rfc3339(estimate.first_at));
+            summary.last_at = Some(rfc3339(estimate.last_at));
+        }
+        Some(summary)
+    }
 }
 
 /// The request's numbers that opted out, and those whose lookup failed.

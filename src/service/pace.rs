@@ -10,6 +10,11 @@ use crate::ports::{Clock, RateSlots, SlotTake, StoreError};
 /// SMS plus this delay take a second, so that no second ever counts `rate + 1` of them
 /// (0.96 of the rate).
 pub const JITTER_ALLOWANCE_US: u64 = 40_000;
+/// The spacing of a pace of `rate_per_second`: `(1 s + 40 ms) / rate`, in microseconds.
+pub fn interval_us(rate_per_second: u32) -> u64 {
+    (1_000_000 + JITTER_ALLOWANCE_US).div_ceil(u64::from(rate_per_second.max(1)))
+}
+
 /// Tries at taking a slot that other instances keep moving, before the SMS waits for a
 /// retry of its job.
 const SLOT_TRIES: u32 = 50;
@@ -81,8 +86,7 @@ impl Pace {
         Pace {
             name,
             lead_us,
-            interval_us: (1_000_000 + JITTER_ALLOWANCE_US)
-                .div_ceil(u64::from(rate_per_second.max(1))),
+            interval_us: interval_us(rate_per_second),
             known_next: tokio::sync::Mutex::new(None),
         }
     }

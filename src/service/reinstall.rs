@@ -5,7 +5,7 @@ use std::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::deadline::cut_off_error;
-use super::invite::{OptOutCheck, queued_summary};
+use super::invite::OptOutCheck;
 use super::{AccessError, RegistrationService, Step, split_settled};
 use crate::domain::job::{JobKind, Schedule, SmsJob};
 use crate::domain::outcome::ReinstallReport;
@@ -87,7 +87,7 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
                 queued[k] = result;
             }
         }
-        let sms = queued_summary(&jobs, &queued);
+        let sms = self.queued_summary(&jobs, &queued);
         for ((i, job), result) in places.into_iter().zip(&jobs).zip(queued) {
             let phone = job.phone.as_str().to_owned();
             outcomes[i] = Some(match result {

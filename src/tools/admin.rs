@@ -15,7 +15,7 @@ use crate::domain::project::{
     MAX_DISPLAY_NAME_UNITS, check_display_name, generate_key, hash_key, is_valid_project_name,
 };
 use crate::domain::time::rfc3339;
-use crate::domain::window::SendWindow;
+use crate::domain::window::{SendWindow, why_waiting};
 use crate::domain::{ApiKey, App, PhoneNumber, Plan};
 use crate::ports::{Clock, DeliveryLog, Directory, InvitationStore, ListQuery, SystemClock};
 use crate::service::receipts::{Receipts, ReceiptsReport};
@@ -554,11 +554,22 @@ impl Admin {
             limit: 100,
             after: None,
         };
+        // A queued invitation says why it has not gone: the project's window, its
+        // send_at, or the queue.
+        let window = match self.store.project(&domain).await.map_err(failed)? {
+            Some(project) => project.sms.send_window,
+            None => SendWindow::Any,
+        };
         loop {
             let page = self.store.list(&query).await.map_err(failed)?;
             for r in &page.items {
                 if delivery.is_none_or(|d| DeliveryFilter::of(r.delivery.as_ref()) == d) {
-                    println!("{}", r.listed(query.now));
+                    let mut listed = r.listed(query.now);
+                    if r.shown_status(query.now) == ShownStatus::Queued {
+                        listed["waiting"] =
+                            why_waiting(window, &r.phone, r.scheduled_for, query.now).into();
+                    }
+                    println!("{listed}");
                 }
             }
             match page.next {

@@ -427,10 +427,29 @@ pub fn without_sms(mut body: Value) -> Value {
                 sms["encoding"] == "GSM-7" || sms["encoding"] == "UCS-2",
                 "{sms}"
             );
+            sms_counts(&sms);
         }
         None => assert_eq!(queued, 0, "no sms summary for queued numbers: {body}"),
     }
     body
+}
+
+/// An SMS summary's counts, once its times are checked: `first_at` and `last_at` RFC 3339,
+/// the first not after the last.
+pub fn sms_counts(sms: &Value) -> Value {
+    let time = |name: &str| {
+        let text = sms[name]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name} in {sms}"));
+        text.parse::<jiff::Timestamp>()
+            .unwrap_or_else(|e| panic!("{name} {text}: {e}"))
+    };
+    assert!(time("first_at") <= time("last_at"), "{sms}");
+    let mut counts = sms.clone();
+    let object = counts.as_object_mut().expect("an object");
+    object.remove("first_at");
+    object.remove("last_at");
+    counts
 }
 
 /// A create response without its `batch_id` (random) and `sms` summary, once they are

@@ -323,6 +323,7 @@ impl DeliveryLog for DynamoStore {
             domain,
             batch_id: batch_id.to_owned(),
             queued: count("queued_count")?,
+            scheduled: count("scheduled_count")?,
             sent: count("sent")?,
             delivered: count("delivered")?,
             delivery_failed: count("delivery_failed")?,

@@ -143,9 +143,10 @@ impl InvitationStore for DynamoStore {
             .expression_attribute_values(":domain", s(&batch.domain))
             .expression_attribute_values(":at", n(batch.queued_at))
             .expression_attribute_values(":ttl", n(batch.expires_at))
-            .expression_attribute_values(":count", n(batch.queued.len() as u64));
+            .expression_attribute_values(":count", n(batch.queued.len() as u64))
+            .expression_attribute_values(":scheduled", n(batch.scheduled));
         let set = "SET kind = :kind, #domain = :domain, queued_at = :at, #ttl = :ttl, \
-                   queued_count = :count";
+                   queued_count = :count, scheduled_count = :scheduled";
         update = if batch.queued.is_empty() {
             update.update_expression(set)
         } else {

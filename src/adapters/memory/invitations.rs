@@ -49,6 +49,7 @@ impl InvitationStore for MemoryStore {
         let progress = state.progress.entry(batch.id.clone()).or_default();
         progress.domain = batch.domain.clone();
         progress.queued += batch.queued.len() as u64;
+        progress.scheduled += batch.scheduled;
         Ok(())
     }
 
