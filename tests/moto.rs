@@ -1440,9 +1440,10 @@ async fn a_job_on_the_dead_letter_queue_is_given_up_and_a_message_that_is_no_job
     }))
     .unwrap();
     let aws = e.moto.sdk_config().await;
+    let queue_url = e.moto.send_queue("smsreg-held", 50).await;
     let config = Config {
         table_name: TABLE.into(),
-        send_queue_url: Some(e.queue_url.clone()),
+        send_queue_url: Some(queue_url.clone()),
         send_dead_letter_queue_arn: Some(dead_letters.into()),
         ..Config::default()
     };
@@ -1518,5 +1519,238 @@ async fn a_projects_sms_settings_are_kept_and_applied() {
     assert_eq!(
         sms_counts(&report["sms"]),
         json!({"messages": 1, "parts": 1, "encoding": "GSM-7"})
+    );
+}
+
+// ---- Send windows on the real queue ------------------------------------------------------
+
+/// A clock the test sets.
+struct SetClock(std::sync::atomic::AtomicU64);
+
+impl smsreg::ports::Clock for SetClock {
+    fn now(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl SetClock {
+    fn set(&self, at: &str) {
+        let secs = at.parse::<jiff::Timestamp>().unwrap().as_second() as u64;
+        self.0.store(secs, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// The API and the sender over moto, on `clock`, for a demo project with `window`.
+struct Windowed {
+    e: Env,
+    /// A send queue with the stack's maxReceiveCount (50), not the tests' 3.
+    queue_url: String,
+    api: Api<DynamoStore, SqsQueue, smsreg::ports::NoEvents>,
+    sender: SenderFunction<DynamoStore, SqsQueue, SnsSms>,
+}
+
+impl Windowed {
+    /// A create request of the demo project, answered on the test's clock.
+    async fn create(&self, body: &Value) -> (u16, Value) {
+        let auth = api_key_header(DEMO_USER, DEMO_KEY);
+        let request =
+            lambda_http::request::from_str(&post_event(DEMO_DOMAIN, body, &auth)).unwrap();
+        response_parts(&self.api.handle(request).await)
+    }
+}
+
+async fn windowed(window: &str, clock: &Arc<SetClock>) -> Windowed {
+    let e = env().await;
+    e.store
+        .put_project(&ProjectUpdate {
+            send_window: Some(window.parse().unwrap()),
+            ..project(DEMO_DOMAIN, Some("Demo Health"), smsreg::domain::Plan::Pro)
+        })
+        .await
+        .unwrap();
+    let aws = e.moto.sdk_config().await;
+    let queue_url = e.moto.send_queue("smsreg-held", 50).await;
+    let config = Config {
+        table_name: TABLE.into(),
+        send_queue_url: Some(queue_url.clone()),
+        public_base_url: "https://sms.example.org".into(),
+        sms_rate_per_second: 1000,
+        ..Config::default()
+    };
+    let service = RegistrationService::new(
+        e.store.clone(),
+        SqsQueue::new(aws_sdk_sqs::Client::new(&aws), &queue_url),
+        clock.clone(),
+        config,
+    );
+    let sender = SenderFunction::new(Sender::new(
+        service.clone(),
+        SnsSms::new(aws_sdk_sns::Client::new(&aws), None, None),
+    ));
+    Windowed {
+        e,
+        queue_url,
+        api: Api::new(service, smsreg::ports::NoEvents),
+        sender,
+    }
+}
+
+/// One receive of the send queue handed to `sender`, as the event source mapping does:
+/// the sent jobs deleted, the rest left as the sender set them. Returns, for each job
+/// handed back, its receipt handle and how often SQS had delivered it.
+async fn receive_once(w: &Windowed) -> Vec<(String, u32)> {
+    let (sqs, sender) = (
+        aws_sdk_sqs::Client::new(&w.e.moto.sdk_config().await),
+        &w.sender,
+    );
+    let messages = sqs
+        .receive_message()
+        .queue_url(&w.queue_url)
+        .max_number_of_messages(10)
+        .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap_or_default();
+    let event = smsreg::tools::local_esm::sqs_event(
+        &messages,
+        "arn:aws:sqs:us-east-1:123456789012:q",
+        "us-east-1",
+    );
+    let event = serde_json::from_value(event).unwrap();
+    let response = sender.handle_batch(&event, None).await.unwrap();
+    let mut back = Vec::new();
+    for m in &messages {
+        let handle = m.receipt_handle().unwrap().to_owned();
+        if response
+            .batch_item_failures
+            .iter()
+            .any(|f| Some(f.item_identifier.as_str()) == m.message_id())
+        {
+            let count = m
+                .attributes()
+                .and_then(|a| {
+                    a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount)
+                })
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(0);
+            back.push((handle, count));
+        } else {
+            sqs.delete_message()
+                .queue_url(&w.queue_url)
+                .receipt_handle(handle)
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+    back
+}
+
+/// The hold's wait passed: the handed-back jobs visible again (SQS's clock is real time).
+async fn time_passed(w: &Windowed, back: &[(String, u32)]) {
+    let sqs = aws_sdk_sqs::Client::new(&w.e.moto.sdk_config().await);
+    for (handle, _) in back {
+        sqs.change_message_visibility()
+            .queue_url(&w.queue_url)
+            .receipt_handle(handle)
+            .visibility_timeout(0)
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_window_closing_mid_batch_holds_the_rest_on_the_queue_until_the_morning() {
+    let clock = Arc::new(SetClock(0.into()));
+    // 20:59 in Boston (EST): the window is open, the batch is not held.
+    clock.set("2027-01-15T01:59:00Z");
+    let w = windowed("08:00-21:00", &clock).await;
+    let e = &w.e;
+    let numbers = [
+        "+16175551001",
+        "+16175551002",
+        "+16175551003",
+        "+16175551004",
+    ];
+    let (status, report) = w.create(&invite(&numbers)).await;
+    assert_eq!(status, 200, "{report}");
+    for n in numbers {
+        assert_eq!(e.record(n).await.unwrap().scheduled_for, None, "{n}");
+    }
+    // 21:01 when the sender takes them: every one is handed back until 08:00 (13:00 UTC),
+    // nothing sent, no attempt spent.
+    clock.set("2027-01-15T02:01:00Z");
+    let back = receive_once(&w).await;
+    assert_eq!(back.len(), 4);
+    assert!(e.moto.sms().is_empty());
+    assert_eq!(
+        receive_once(&w).await,
+        [],
+        "handed back with a visibility of hours: not received again meanwhile"
+    );
+    // 07:59: still held (redelivered early, as SQS may).
+    time_passed(&w, &back).await;
+    clock.set("2027-01-15T12:59:00Z");
+    let back = receive_once(&w).await;
+    assert_eq!(back.len(), 4);
+    assert!(e.moto.sms().is_empty());
+    // 08:00: every one goes, once.
+    time_passed(&w, &back).await;
+    clock.set("2027-01-15T13:00:00Z");
+    assert_eq!(receive_once(&w).await, []);
+    for n in numbers {
+        assert_eq!(e.moto.sms_to(n).len(), 1, "{n}");
+        let record = e.record(n).await.unwrap();
+        assert_eq!(record.status, RegistrationStatus::Pending);
+    }
+}
+
+#[tokio::test]
+async fn a_job_held_30_hours_comes_back_a_few_times_and_spends_no_attempt() {
+    let clock = Arc::new(SetClock(0.into()));
+    clock.set("2027-01-15T08:00:00Z");
+    let w = windowed("any", &clock).await;
+    let e = &w.e;
+    let body = json!({"app_id": DEMO_APP, "send_at": "2027-01-16T14:00:00Z",
+        "users": [{"phone_number": A}]});
+    let (status, report) = w.create(&body).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["sms"]["first_at"], "2027-01-16T14:00:00Z");
+    // Handed back for at most 12 hours at a time: at 08:00, 20:00, then 08:00 the next
+    // day; sent on the fourth receive, at 14:00.
+    let mut receives = 0;
+    for (at, held) in [
+        ("2027-01-15T08:00:00Z", true),
+        ("2027-01-15T20:00:00Z", true),
+        ("2027-01-16T08:00:00Z", true),
+        ("2027-01-16T14:00:00Z", false),
+    ] {
+        clock.set(at);
+        let back = receive_once(&w).await;
+        receives += 1;
+        assert_eq!(back.len(), usize::from(held), "{at}");
+        if let Some((_, count)) = back.first() {
+            assert_eq!(*count, receives, "{at}");
+        }
+        assert_eq!(
+            e.moto.sms_to(A).len(),
+            usize::from(!held),
+            "{at}: {:?}",
+            e.record(A).await
+        );
+        time_passed(&w, &back).await;
+    }
+    assert!(
+        receives < 50 / 10,
+        "far from the queue's maxReceiveCount (50)"
+    );
+    let record = e.record(A).await.unwrap();
+    assert_eq!(record.status, RegistrationStatus::Pending);
+    assert_eq!(
+        record.expires_at,
+        record.scheduled_for.unwrap() + 30 * 86_400
     );
 }
