@@ -862,7 +862,7 @@ async fn a_reinstall_queues_one_message_job_per_number_and_stores_no_invitation(
         "users": [{"phone_number": A}, {"phone_number": B}, {"phone_number": "+1617JKL1234"}]});
     let (status, body) = response_parts(&w.api.handle(reinstall_request(&body)).await);
     assert_eq!(status, 200);
-    // The Google Play message (152 characters) and the install link (71): one part each.
+    // The Google Play message (136 characters) and the install link (71): one part each.
     assert_eq!(
         body["sms"],
         json!({"messages": 2, "parts": 2, "encoding": "GSM-7",
@@ -1931,4 +1931,31 @@ async fn answers_to_replies_and_projects_without_a_window_go_at_once() {
     let body = json!({"app_id": DEMO_APP, "users": [{"phone_number": A}]});
     assert_eq!(w.post(&body).await.0, 200);
     assert_eq!(w.deliver().await, [JobResult::Sent(1)], "02:00 in Boston");
+}
+
+#[tokio::test]
+async fn a_reinstall_keeps_the_window_and_its_send_at() {
+    let w = world();
+    with_window(&w, "08:00-21:00");
+    // 03:00 in Boston: held until 08:00 (13:00 UTC), and a send_at later than that wins.
+    let body = json!({"app_id": DEMO_APP, "users": [{"phone_number": A}]});
+    let (status, answer) = response_parts(&w.api.handle(reinstall_request(&body)).await);
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["sms"]["last_at"], "2027-01-15T13:00:00Z");
+    let body = json!({"app_id": DEMO_APP, "send_at": "2027-01-15T15:00:00Z",
+        "users": [{"phone_number": NAIROBI}]});
+    let (status, answer) = response_parts(&w.api.handle(reinstall_request(&body)).await);
+    assert_eq!(status, 200, "{answer}");
+    let results = w.deliver().await;
+    assert_eq!(
+        results,
+        [
+            JobResult::Later(Later::Held { wait: 5 * 3600 }),
+            JobResult::Later(Later::Held { wait: 7 * 3600 }),
+        ]
+    );
+    let body = json!({"app_id": DEMO_APP, "send_at": "soon", "users": [{"phone_number": A}]});
+    let (status, answer) = response_parts(&w.api.handle(reinstall_request(&body)).await);
+    assert_eq!(status, 400);
+    assert!(answer.to_string().contains("RFC 3339"), "{answer}");
 }

@@ -339,6 +339,8 @@ pub struct ReinstallRequest {
     pub reinstall_message: Option<String>,
     /// As [`RegistrationRequest::smart_encoding`].
     pub smart_encoding: bool,
+    /// As [`RegistrationRequest::send_at`].
+    pub send_at: Option<u64>,
     pub users: Vec<UserEntry>,
 }
 
@@ -351,6 +353,7 @@ impl ReinstallRequest {
         let mut errors = FieldErrors::default();
         let app_id = validate_app_id(body, ctx.project, &mut errors);
         let smart_encoding = smart_encoding(body, ctx, &mut errors);
+        let send_at = send_at(body, ctx.now, &mut errors);
         let reinstall_message = match body.get("reinstall_message") {
             None => None,
             Some(Value::String(s)) if s.trim().is_empty() => None,
@@ -381,6 +384,7 @@ impl ReinstallRequest {
                 app_id,
                 reinstall_message,
                 smart_encoding,
+                send_at,
                 users,
             }),
             _ => Err(errors),

@@ -58,11 +58,20 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
             ),
             request.smart_encoding,
         );
+        // The install link goes in the project's send window too, and not before send_at.
+        let schedule = Schedule::new(request.send_at, project.sms.send_window);
         let until = self.work_until(deadline);
         let opted_out = self.opted_out_among(&request.users, until).await;
         let checked: Vec<Step<SmsJob>> = self
             .in_order((0..request.users.len()).map(|i| {
-                self.reinstall_check(project, &request.users[i], &texts, &opted_out, until)
+                self.reinstall_check(
+                    project,
+                    &request.users[i],
+                    &texts,
+                    schedule,
+                    &opted_out,
+                    until,
+                )
             }))
             .await;
         let (mut outcomes, jobs) = split_settled(checked);
@@ -117,6 +126,7 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
         project: &Project,
         user: &UserEntry,
         texts: &[String],
+        schedule: Schedule,
         opted_out: &OptOutCheck,
         until: Option<Instant>,
     ) -> Step<SmsJob> {
@@ -145,8 +155,7 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
             phone: phone.clone(),
             texts: texts.to_vec(),
             kind: JobKind::Message,
-            // The install link goes in the project's send window too.
-            schedule: Schedule::new(None, project.sms.send_window),
+            schedule,
         })
     }
 }
