@@ -1959,3 +1959,36 @@ async fn a_reinstall_keeps_the_window_and_its_send_at() {
     assert_eq!(status, 400);
     assert!(answer.to_string().contains("RFC 3339"), "{answer}");
 }
+
+#[tokio::test]
+async fn a_held_job_whose_invitation_was_replaced_or_opted_out_meanwhile_is_dropped_unsent() {
+    let w = world();
+    let send_at = T0 + 2 * 3600;
+    let body = json!({"app_id": DEMO_APP, "send_at": rfc(send_at),
+        "users": [{"phone_number": A}, {"phone_number": B}]});
+    assert_eq!(w.post(&body).await.0, 200);
+    let held = w.sms.take_jobs();
+    // While they wait: A is invited again (a new invitation, sent at once), B replies STOP.
+    let again = json!({"app_id": DEMO_APP, "users": [{"phone_number": A}]});
+    assert_eq!(w.post(&again).await.0, 200);
+    assert_eq!(w.deliver().await, [JobResult::Sent(1)]);
+    smsreg::ports::OptOuts::opt_out(&w.store, &PhoneNumber::parse(B).unwrap(), T0 + 60)
+        .await
+        .unwrap();
+    // Their moment comes: both dropped, nothing more sent.
+    w.clock.0.store(send_at, Ordering::SeqCst);
+    let sender = w.sender();
+    let mut results = Vec::new();
+    for job in &held {
+        results.push(sender.send_job(job, None).await);
+    }
+    assert_eq!(
+        results,
+        [
+            JobResult::Dropped("replaced"),
+            JobResult::Dropped("opted out")
+        ]
+    );
+    assert_eq!(w.sms.sent_to(A).len(), 1, "only the new invitation's SMS");
+    assert!(w.sms.sent_to(B).is_empty());
+}
