@@ -34,6 +34,45 @@ pub struct Config {
     /// `SEND_DEAD_LETTER_QUEUE_ARN`: the send queue's dead-letter queue, which the sender
     /// also consumes: a job there is given up (its invitation `failed`).
     pub send_dead_letter_queue_arn: Option<String>,
+    /// `SMS_PROVIDER`: `sns` (the default) or `end-user-messaging`.
+    pub sms_provider: Provider,
+    /// `SMS_ORIGINATION_IDENTITY` (End User Messaging): the phone number, sender ID or
+    /// pool that sends, by ID or ARN.
+    pub sms_origination_identity: Option<String>,
+    /// `SMS_CONFIGURATION_SET` (End User Messaging): whose event destination carries the
+    /// delivery events.
+    pub sms_configuration_set: Option<String>,
+    /// `SMS_OPT_OUT_LIST` (End User Messaging): the opt-out list STOP and START are kept on
+    /// (default `Default`, the account's).
+    pub sms_opt_out_list: String,
+    /// `SMS_TIME_TO_LIVE_SECONDS` (End User Messaging): an SMS not handed to a carrier
+    /// within this is dropped (default 86400, 5 to 259200).
+    pub sms_time_to_live_seconds: u64,
+    /// `SMS_PROTECT_CONFIGURATION_ID` (End User Messaging): the protect configuration
+    /// (country rules) to send under, if any.
+    pub sms_protect_configuration_id: Option<String>,
+}
+
+/// Who texts the workers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Provider {
+    /// Amazon SNS `Publish` to a phone number.
+    #[default]
+    Sns,
+    /// AWS End User Messaging SMS `SendTextMessage`.
+    EndUserMessaging,
+}
+
+impl std::str::FromStr for Provider {
+    type Err = ();
+
+    fn from_str(text: &str) -> Result<Self, ()> {
+        match text {
+            "sns" => Ok(Provider::Sns),
+            "end-user-messaging" => Ok(Provider::EndUserMessaging),
+            _ => Err(()),
+        }
+    }
 }
 
 pub const DEFAULT_TABLE_NAME: &str = "sms-registration";
@@ -56,6 +95,12 @@ impl Default for Config {
             sms_rate_per_second: 20,
             send_max_attempts: 8,
             send_dead_letter_queue_arn: None,
+            sms_provider: Provider::Sns,
+            sms_origination_identity: None,
+            sms_configuration_set: None,
+            sms_opt_out_list: crate::adapters::end_user_messaging::DEFAULT_OPT_OUT_LIST.into(),
+            sms_time_to_live_seconds: 86_400,
+            sms_protect_configuration_id: None,
         }
     }
 }
@@ -113,6 +158,14 @@ impl Config {
                 reason: "expected an http:// or https:// URL",
             });
         }
+        let sms_provider = match get("SMS_PROVIDER") {
+            None => Provider::Sns,
+            Some(v) => v.trim().parse().map_err(|()| ConfigError {
+                name: "SMS_PROVIDER",
+                value: v,
+                reason: "expected sns or end-user-messaging",
+            })?,
+        };
         Ok(Config {
             table_name: get("TABLE_NAME").unwrap_or(d.table_name),
             public_base_url: public_base_url.trim_end_matches('/').to_owned(),
@@ -130,6 +183,17 @@ impl Config {
             sms_rate_per_second: number("SMS_RATE_PER_SECOND", 20, 1, 1_000)? as u32,
             send_max_attempts: number("SEND_MAX_ATTEMPTS", 8, 2, 20)? as u32,
             send_dead_letter_queue_arn: get("SEND_DEAD_LETTER_QUEUE_ARN"),
+            sms_provider,
+            sms_origination_identity: get("SMS_ORIGINATION_IDENTITY"),
+            sms_configuration_set: get("SMS_CONFIGURATION_SET"),
+            sms_opt_out_list: get("SMS_OPT_OUT_LIST").unwrap_or(d.sms_opt_out_list),
+            sms_time_to_live_seconds: number(
+                "SMS_TIME_TO_LIVE_SECONDS",
+                d.sms_time_to_live_seconds,
+                crate::adapters::end_user_messaging::MIN_TIME_TO_LIVE_SECONDS,
+                crate::adapters::end_user_messaging::MAX_TIME_TO_LIVE_SECONDS,
+            )?,
+            sms_protect_configuration_id: get("SMS_PROTECT_CONFIGURATION_ID"),
         })
     }
 }
@@ -174,6 +238,12 @@ mod tests {
             ),
             ("SMS_RATE_PER_SECOND", "3"),
             ("SEND_MAX_ATTEMPTS", "4"),
+            ("SMS_PROVIDER", "end-user-messaging"),
+            ("SMS_ORIGINATION_IDENTITY", "pool-0123456789abcdef"),
+            ("SMS_CONFIGURATION_SET", "smsreg-events"),
+            ("SMS_OPT_OUT_LIST", "smsreg-optouts"),
+            ("SMS_TIME_TO_LIVE_SECONDS", "3600"),
+            ("SMS_PROTECT_CONFIGURATION_ID", "protect-0123"),
         ])
         .unwrap();
         assert_eq!(c.table_name, "t");
@@ -194,6 +264,18 @@ mod tests {
             "http://127.0.0.1:5005/123456789012/smsreg-send"
         );
         assert_eq!((c.sms_rate_per_second, c.send_max_attempts), (3, 4));
+        assert_eq!(c.sms_provider, Provider::EndUserMessaging);
+        assert_eq!(
+            c.sms_origination_identity.as_deref(),
+            Some("pool-0123456789abcdef")
+        );
+        assert_eq!(c.sms_configuration_set.as_deref(), Some("smsreg-events"));
+        assert_eq!(c.sms_opt_out_list, "smsreg-optouts");
+        assert_eq!(c.sms_time_to_live_seconds, 3600);
+        assert_eq!(
+            c.sms_protect_configuration_id.as_deref(),
+            Some("protect-0123")
+        );
     }
 
     #[test]
@@ -205,6 +287,9 @@ mod tests {
             ("INVITATION_LIFETIME_DAYS", "1000"),
             ("PUBLIC_BASE_URL", "sms.example.org"),
             ("SMS_RATE_PER_SECOND", "0"),
+            ("SMS_PROVIDER", "pinpoint"),
+            ("SMS_TIME_TO_LIVE_SECONDS", "4"),
+            ("SMS_TIME_TO_LIVE_SECONDS", "259201"),
         ] {
             let err = from(&[(name, value)]).unwrap_err();
             assert_eq!(err.name, name);

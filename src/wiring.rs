@@ -15,29 +15,72 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_http::lambda_runtime::{self, LambdaEvent};
 
 use crate::adapters::dynamodb::DynamoStore;
+use crate::adapters::end_user_messaging::{EndUserMessagingSettings, EndUserMessagingSms};
 use crate::adapters::load_aws_config;
 use crate::adapters::sns::SnsSms;
 use crate::adapters::sqs::SqsQueue;
 use crate::adapters::topic::SnsTopic;
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, Provider};
+use crate::domain::PhoneNumber;
+use crate::domain::receipt::DeliveryReport;
 use crate::functions::api::Api;
 use crate::functions::receipts::ReceiptsFunction;
 use crate::functions::replies::RepliesFunction;
 use crate::functions::sender::SenderFunction;
-use crate::ports::SystemClock;
+use crate::ports::{Outgoing, SmsError, SmsProvider as SmsPort, SystemClock};
 use crate::service::RegistrationService;
 use crate::service::receipts::Receipts;
 use crate::service::send::Sender;
 
-/// The SMS provider the deployment sends with. A second provider is one more adapter and
-/// its line here (see docs/architecture.md).
-pub type SmsProvider = SnsSms;
+/// The SMS provider the deployment sends with, chosen by `SMS_PROVIDER` when the function
+/// starts. A provider is one more adapter and its arm here (see docs/architecture.md).
+#[derive(Debug, Clone)]
+pub enum DeployedSms {
+    Sns(SnsSms),
+    EndUserMessaging(EndUserMessagingSms),
+}
+
+impl SmsPort for DeployedSms {
+    fn opt_out_checks_per_second(&self) -> Option<u32> {
+        match self {
+            DeployedSms::Sns(p) => p.opt_out_checks_per_second(),
+            DeployedSms::EndUserMessaging(p) => p.opt_out_checks_per_second(),
+        }
+    }
+
+    async fn send(&self, sms: &Outgoing<'_>) -> Result<String, SmsError> {
+        match self {
+            DeployedSms::Sns(p) => p.send(sms).await,
+            DeployedSms::EndUserMessaging(p) => p.send(sms).await,
+        }
+    }
+
+    async fn is_opted_out(&self, to: &PhoneNumber) -> Result<bool, SmsError> {
+        match self {
+            DeployedSms::Sns(p) => p.is_opted_out(to).await,
+            DeployedSms::EndUserMessaging(p) => p.is_opted_out(to).await,
+        }
+    }
+
+    async fn set_opted_out(&self, to: &PhoneNumber, opted_out: bool) -> Result<(), SmsError> {
+        match self {
+            DeployedSms::Sns(p) => p.set_opted_out(to, opted_out).await,
+            DeployedSms::EndUserMessaging(p) => p.set_opted_out(to, opted_out).await,
+        }
+    }
+
+    /// Either provider's reports: their formats cannot be taken for each other, and the
+    /// receipts function needs no client to read them.
+    fn read_report(line: &str) -> Option<DeliveryReport> {
+        SnsSms::read_report(line).or_else(|| EndUserMessagingSms::read_report(line))
+    }
+}
 
 pub type AwsService = RegistrationService<DynamoStore, SqsQueue>;
 pub type AwsApi = Api<DynamoStore, SqsQueue, SnsTopic>;
-pub type AwsReplies = RepliesFunction<DynamoStore, SqsQueue, SnsTopic>;
-pub type AwsSender = SenderFunction<DynamoStore, SqsQueue, SmsProvider>;
-pub type AwsReceipts = ReceiptsFunction<DynamoStore, SmsProvider>;
+pub type AwsReplies = RepliesFunction<DynamoStore, SqsQueue, SnsTopic, DeployedSms>;
+pub type AwsSender = SenderFunction<DynamoStore, SqsQueue, DeployedSms>;
+pub type AwsReceipts = ReceiptsFunction<DynamoStore, DeployedSms>;
 
 /// The most the sender's SMS client waits for an answer (the sender's own deadline bound
 /// is usually shorter).
@@ -48,22 +91,51 @@ const PUBLISH_TIMEOUT: Duration = Duration::from_secs(20);
 /// job is tried again later instead. A provider may answer an SMS it accepted after
 /// several seconds: a timeout then would send it again, so it is waited for long, each
 /// send bounded by the sender's own deadline.
-fn sms_provider(aws: &SdkConfig, config: &Config) -> SmsProvider {
-    let sns = aws_sdk_sns::config::Builder::from(aws)
-        .retry_config(RetryConfig::disabled())
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(2))
-                .operation_attempt_timeout(PUBLISH_TIMEOUT)
-                .operation_timeout(PUBLISH_TIMEOUT)
-                .build(),
-        )
+pub fn sms_provider(aws: &SdkConfig, config: &Config) -> DeployedSms {
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(2))
+        .operation_attempt_timeout(PUBLISH_TIMEOUT)
+        .operation_timeout(PUBLISH_TIMEOUT)
         .build();
-    SnsSms::new(
-        aws_sdk_sns::Client::from_conf(sns),
-        config.sms_sender_id.clone(),
-        config.sms_origination_number.clone(),
-    )
+    match config.sms_provider {
+        Provider::Sns => {
+            let sns = aws_sdk_sns::config::Builder::from(aws)
+                .retry_config(RetryConfig::disabled())
+                .timeout_config(timeouts)
+                .build();
+            DeployedSms::Sns(SnsSms::new(
+                aws_sdk_sns::Client::from_conf(sns),
+                config.sms_sender_id.clone(),
+                config.sms_origination_number.clone(),
+            ))
+        }
+        Provider::EndUserMessaging => {
+            let eum = aws_sdk_pinpointsmsvoicev2::config::Builder::from(aws)
+                .retry_config(RetryConfig::disabled())
+                .timeout_config(timeouts)
+                .build();
+            DeployedSms::EndUserMessaging(EndUserMessagingSms::new(
+                aws_sdk_pinpointsmsvoicev2::Client::from_conf(eum),
+                end_user_messaging_settings(config),
+            ))
+        }
+    }
+}
+
+/// End User Messaging's settings from the configuration.
+pub fn end_user_messaging_settings(config: &Config) -> EndUserMessagingSettings {
+    EndUserMessagingSettings {
+        origination_identity: config
+            .sms_origination_identity
+            .clone()
+            .or_else(|| config.sms_origination_number.clone())
+            .or_else(|| config.sms_sender_id.clone()),
+        configuration_set: config.sms_configuration_set.clone(),
+        opt_out_list: config.sms_opt_out_list.clone(),
+        time_to_live_seconds: config.sms_time_to_live_seconds,
+        protect_configuration_id: config.sms_protect_configuration_id.clone(),
+        ask_opt_out_first: None,
+    }
 }
 
 fn store(aws: &SdkConfig, config: &Config) -> DynamoStore {
@@ -102,7 +174,13 @@ pub async fn aws_replies(config: Config) -> Result<AwsReplies, ConfigError> {
 
 pub fn aws_replies_with(aws: &SdkConfig, config: Config) -> Result<AwsReplies, ConfigError> {
     let events = events(aws, &config);
-    Ok(RepliesFunction::new(aws_service(aws, config)?, events))
+    // Its client makes no call unless the provider keeps an opt-out list for the service.
+    let provider = sms_provider(aws, &config);
+    Ok(RepliesFunction::new(
+        aws_service(aws, config)?,
+        events,
+        provider,
+    ))
 }
 
 /// The sender, configured from the environment.
@@ -131,7 +209,7 @@ pub fn aws_receipts_with(aws: &SdkConfig, config: &Config) -> AwsReceipts {
 pub fn aws_receipts_use_case(
     aws: &SdkConfig,
     config: &Config,
-) -> Receipts<DynamoStore, SmsProvider> {
+) -> Receipts<DynamoStore, DeployedSms> {
     Receipts::new(store(aws, config), Arc::new(SystemClock))
 }
 

@@ -16,7 +16,9 @@ use smsreg::domain::job::SmsJob;
 use smsreg::domain::{PhoneNumber, RegistrationRecord};
 use smsreg::functions::api::Api;
 use smsreg::functions::sender::SenderFunction;
-use smsreg::ports::{Claim, InvitationStore, SmsError, SmsFailure, SmsProvider, SystemClock};
+use smsreg::ports::{
+    Claim, InvitationStore, Outgoing, SmsError, SmsFailure, SmsProvider, SystemClock,
+};
 use smsreg::service::RegistrationService;
 use smsreg::service::send::Sender;
 
@@ -32,13 +34,15 @@ struct FailingFor {
 }
 
 impl SmsProvider for FailingFor {
-    const OPT_OUT_CHECKS_PER_SECOND: u32 = SnsSms::OPT_OUT_CHECKS_PER_SECOND;
+    fn opt_out_checks_per_second(&self) -> Option<u32> {
+        self.inner.opt_out_checks_per_second()
+    }
 
-    async fn send(&self, to: &PhoneNumber, text: &str) -> Result<String, SmsError> {
-        if self.failing.iter().any(|f| f == to.as_str()) {
+    async fn send(&self, sms: &Outgoing<'_>) -> Result<String, SmsError> {
+        if self.failing.iter().any(|f| f == sms.to.as_str()) {
             return Err(SmsError::new(SmsFailure::Throttled, "Throttling"));
         }
-        self.inner.send(to, text).await
+        self.inner.send(sms).await
     }
 
     async fn is_opted_out(&self, to: &PhoneNumber) -> Result<bool, SmsError> {
@@ -1142,6 +1146,7 @@ async fn a_write_of_the_sender_retried_by_the_sdk_finds_its_own_lease_and_record
             batch_id: None,
         },
         schedule: Default::default(),
+        max_price_per_part: None,
     };
     let at = now() * 1000;
     let go = SendStart::Go {
@@ -1488,6 +1493,7 @@ async fn a_projects_sms_settings_are_kept_and_applied() {
             smart_encoding: Some(false),
             max_parts_per_sms: Some(2),
             send_window: Some(smsreg::domain::window::SendWindow::Any),
+            max_price_per_part: None,
             ..project(DEMO_DOMAIN, Some("Demo Health"), smsreg::domain::Plan::Pro)
         })
         .await
@@ -1564,6 +1570,7 @@ async fn windowed(window: &str, clock: &Arc<SetClock>) -> Windowed {
     e.store
         .put_project(&ProjectUpdate {
             send_window: Some(window.parse().unwrap()),
+            max_price_per_part: None,
             ..project(DEMO_DOMAIN, Some("Demo Health"), smsreg::domain::Plan::Pro)
         })
         .await

@@ -63,6 +63,7 @@ async fn send(
         .put_project(&smsreg::adapters::dynamodb::ProjectUpdate {
             max_parts_per_sms: Some(11),
             send_window: Some(smsreg::domain::window::SendWindow::Any),
+            max_price_per_part: None,
             ..project(DEMO_DOMAIN, Some("Demo Health"), smsreg::domain::Plan::Pro)
         })
         .await

@@ -54,6 +54,7 @@ fn job(i: usize) -> SmsJob {
             batch_id: None,
         },
         schedule: Default::default(),
+        max_price_per_part: None,
     }
 }
 

@@ -1,6 +1,7 @@
 //! Implementations of the ports: DynamoDB, SQS and SNS for real, in-memory for tests.
 
 pub mod dynamodb;
+pub mod end_user_messaging;
 pub mod memory;
 pub mod sns;
 pub mod sqs;

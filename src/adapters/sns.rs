@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use crate::domain::PhoneNumber;
 use crate::domain::receipt::DeliveryReport;
-use crate::ports::{SmsError, SmsFailure, SmsProvider};
+use crate::ports::{Outgoing, SmsError, SmsFailure, SmsProvider};
 
 /// SNS answers `CheckIfPhoneNumberIsOptedOut` at most 50 times a second per account.
 const OPT_OUT_CHECKS_PER_SECOND: u32 = 50;
@@ -59,14 +59,17 @@ fn classify<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> SmsError {
 }
 
 impl SmsProvider for SnsSms {
-    const OPT_OUT_CHECKS_PER_SECOND: u32 = OPT_OUT_CHECKS_PER_SECOND;
+    fn opt_out_checks_per_second(&self) -> Option<u32> {
+        Some(OPT_OUT_CHECKS_PER_SECOND)
+    }
 
-    async fn send(&self, to: &PhoneNumber, text: &str) -> Result<String, SmsError> {
+    /// SNS takes neither a price cap nor a context.
+    async fn send(&self, sms: &Outgoing<'_>) -> Result<String, SmsError> {
         let mut publish = self
             .client
             .publish()
-            .phone_number(to.as_str())
-            .message(text)
+            .phone_number(sms.to.as_str())
+            .message(sms.text)
             .message_attributes("AWS.SNS.SMS.SMSType", string_attribute("Transactional"));
         if let Some(id) = &self.sender_id {
             publish = publish.message_attributes("AWS.SNS.SMS.SenderID", string_attribute(id));

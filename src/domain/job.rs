@@ -24,6 +24,10 @@ pub struct SmsJob {
     /// Neither: at once (answers to replies).
     #[serde(default, skip_serializing_if = "Schedule::is_now")]
     pub schedule: Schedule,
+    /// The project's price cap per part in USD (`put-domain --max-price-per-part`), for
+    /// providers that take one: a dearer SMS is refused, not billed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_price_per_part: Option<String>,
 }
 
 /// When a job's SMS may go.
@@ -133,6 +137,7 @@ mod tests {
                 batch_id: None,
             },
             schedule: Schedule::default(),
+            max_price_per_part: Some("0.05".into()),
         }
     }
 

@@ -85,7 +85,7 @@ pub struct Project {
 }
 
 /// A project's SMS settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SmsSettings {
     /// Characters with a GSM-7 look-alike are replaced (`domain::encoding::smart`), unless
     /// a request says `"smart_encoding": false`.
@@ -96,6 +96,31 @@ pub struct SmsSettings {
     /// before windows existed has none (`Any`); `put-domain` gives a new project
     /// `SendWindow::default()` (08:00-21:00).
     pub send_window: super::window::SendWindow,
+    /// The most one part of an SMS may cost, in USD, for providers that take a cap (End
+    /// User Messaging's `MaxPrice`): a dearer SMS (a premium-rate destination) is refused,
+    /// not billed. `None`: no cap (the default).
+    pub max_price_per_part: Option<String>,
+}
+
+/// Checks a price cap per part as End User Messaging takes it: USD, up to two digits,
+/// a point and one to five decimals (`0.05`, `.00581`, `12.5`).
+pub fn check_max_price(price: &str) -> Result<(), String> {
+    let ok = price.split_once('.').is_some_and(|(whole, cents)| {
+        whole.len() <= 2
+            && (1..=5).contains(&cents.len())
+            && whole
+                .bytes()
+                .chain(cents.bytes())
+                .all(|b| b.is_ascii_digit())
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "a price per part in USD is up to two digits, a point and one to five decimals \
+             (0.05), not {price:?}"
+        ))
+    }
 }
 
 /// Parts an SMS may take unless the project says otherwise.
@@ -109,6 +134,7 @@ impl Default for SmsSettings {
             smart_encoding: true,
             max_parts_per_sms: DEFAULT_MAX_PARTS_PER_SMS,
             send_window: super::window::SendWindow::Any,
+            max_price_per_part: None,
         }
     }
 }

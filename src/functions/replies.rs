@@ -7,19 +7,25 @@ use serde_json::{Value, json};
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::metrics::Metrics;
-use crate::ports::{JobQueue, RegistrationEvents, Store};
+use crate::ports::{JobQueue, RegistrationEvents, SmsProvider, Store};
 use crate::service::RegistrationService;
 use crate::service::replies::{InboundSms, ReplyOutcome};
 
-/// The replies function; `events` hears of each worker registered by `JOIN`.
-pub struct RepliesFunction<St, Q, E> {
+/// The replies function; `events` hears of each worker registered by `JOIN`, the SMS
+/// provider of each STOP and START (for its opt-out list).
+pub struct RepliesFunction<St, Q, E, P> {
     service: RegistrationService<St, Q>,
     events: E,
+    provider: P,
 }
 
-impl<St: Store, Q: JobQueue, E: RegistrationEvents> RepliesFunction<St, Q, E> {
-    pub fn new(service: RegistrationService<St, Q>, events: E) -> Self {
-        RepliesFunction { service, events }
+impl<St: Store, Q: JobQueue, E: RegistrationEvents, P: SmsProvider> RepliesFunction<St, Q, E, P> {
+    pub fn new(service: RegistrationService<St, Q>, events: E, provider: P) -> Self {
+        RepliesFunction {
+            service,
+            events,
+            provider,
+        }
     }
 
     /// Handles every reply of an SNS event. A failure fails the invocation, so that Lambda
@@ -41,7 +47,10 @@ impl<St: Store, Q: JobQueue, E: RegistrationEvents> RepliesFunction<St, Q, E> {
                     continue;
                 }
             };
-            let outcome = self.service.handle_reply(&sms, &self.events).await?;
+            let outcome = self
+                .service
+                .handle_reply(&sms, &self.events, &self.provider)
+                .await?;
             Metrics::new("inbound")
                 .count("RepliesHandled", 1)
                 .count(

@@ -10,7 +10,7 @@ use tracing::{Instrument, error, info, info_span, warn};
 use crate::domain::job::{SmsJob, retry_delay_seconds};
 use crate::metrics::Metrics;
 use crate::ports::{JobQueue, SmsFailure, SmsProvider, Store};
-use crate::service::send::{JobResult, SEND_ALLOWANCE, Sender};
+use crate::service::send::{JobResult, Later, SEND_ALLOWANCE, Sender};
 
 /// No SMS is started with less than this left before the invocation's deadline: the
 /// time SNS is given to answer ([`SEND_ALLOWANCE`]), then 3 s to record the SMS.
@@ -44,13 +44,14 @@ impl<St: Store, Q: JobQueue, P: SmsProvider> SenderFunction<St, Q, P> {
             futures::future::join_all(event.records.iter().map(|m| self.one(m, until))).await;
         let mut response = SqsBatchResponse::default();
         let (mut sent, mut throttled, mut failed) = (0, 0, 0);
-        let (mut unreadable, mut dead_lettered) = (0, 0);
+        let (mut unreadable, mut dead_lettered, mut suspended) = (0, 0, 0);
         for (message, done) in event.records.iter().zip(outcomes) {
             sent += done.sent;
             throttled += usize::from(done.throttled);
             failed += usize::from(done.gave_up);
             unreadable += usize::from(done.unreadable);
             dead_lettered += usize::from(done.dead_lettered);
+            suspended += usize::from(done.suspended);
             if done.retry {
                 let mut failure = BatchItemFailure::default();
                 failure.item_identifier = message.message_id.clone().unwrap_or_default();
@@ -68,6 +69,7 @@ impl<St: Store, Q: JobQueue, P: SmsProvider> SenderFunction<St, Q, P> {
             .count("SmsFailed", failed)
             .count("UnreadableJobs", unreadable)
             .count("DeadLetterJobs", dead_lettered)
+            .count("SmsSuspended", suspended)
             .emit();
         Ok(response)
     }
@@ -166,6 +168,7 @@ impl<St: Store, Q: JobQueue, P: SmsProvider> SenderFunction<St, Q, P> {
                 self.hand_back(message, Some(&job), delay).await;
                 Done {
                     retry: true,
+                    suspended: matches!(later, Later::Suspended(_)),
                     ..Done::default()
                 }
             }
@@ -197,7 +200,7 @@ struct Done {
     retry: bool,
     /// SMS sent now.
     sent: usize,
-    /// SNS refused an SMS for the rate.
+    /// The provider refused an SMS for the rate.
     throttled: bool,
     /// The last attempt failed: the invitation is `failed`.
     gave_up: bool,
@@ -205,6 +208,8 @@ struct Done {
     unreadable: bool,
     /// Taken off the dead-letter queue: its invitation given up.
     dead_lettered: bool,
+    /// Held because the provider cannot send for now (the spend limit): the alarm's metric.
+    suspended: bool,
 }
 
 /// When to stop starting SMS, from the invocation's deadline (ms since the epoch).

@@ -12,5 +12,5 @@ pub mod store;
 pub use clock::{Clock, SystemClock};
 pub use events::{NoEvents, PublishError, RegistrationEvents};
 pub use queue::{JobQueue, QueueError};
-pub use sms::{SmsError, SmsFailure, SmsProvider};
+pub use sms::{Outgoing, SmsContext, SmsError, SmsFailure, SmsProvider};
 pub use store::*;

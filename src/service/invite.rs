@@ -264,6 +264,7 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
                 batch_id: Some(batch_id.to_owned()),
             },
             schedule,
+            max_price_per_part: project.sms.max_price_per_part.clone(),
         };
         Step::GoOn(Claimed {
             claim: Undo {

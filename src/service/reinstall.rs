@@ -156,6 +156,7 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
             texts: texts.to_vec(),
             kind: JobKind::Message,
             schedule,
+            max_price_per_part: project.sms.max_price_per_part.clone(),
         })
     }
 }

@@ -11,7 +11,10 @@ use crate::domain::keyword::{Keyword, help_text, keyword};
 use crate::domain::sms::{self, InvitationSms};
 use crate::domain::worker::{RegistrationForm, Worker, hash_password, normalise_username};
 use crate::domain::{PhoneNumber, Project, RegistrationRecord};
-use crate::ports::{JobQueue, QueueError, RegisterOutcome, RegistrationEvents, Store, StoreError};
+use crate::ports::{
+    JobQueue, QueueError, RegisterOutcome, RegistrationEvents, SmsError, SmsProvider, Store,
+    StoreError,
+};
 
 /// An SMS a worker sent, as End User Messaging SMS publishes it to SNS.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
@@ -74,6 +77,9 @@ pub enum ReplyError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Queue(#[from] QueueError),
+    /// The SMS provider's opt-out list could not be told of a STOP or START.
+    #[error(transparent)]
+    Provider(#[from] SmsError),
 }
 
 /// A random password for accounts made by SMS (the worker sets their own later).
@@ -98,6 +104,8 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
             kind: JobKind::Message,
             // An answer goes at once: the worker just wrote.
             schedule: Default::default(),
+            // An answer goes to a number that wrote to the service.
+            max_price_per_part: None,
         };
         self.queue
             .enqueue(std::slice::from_ref(&job))
@@ -115,6 +123,7 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
         &self,
         sms: &InboundSms,
         events: &impl RegistrationEvents,
+        provider: &impl SmsProvider,
     ) -> Result<ReplyOutcome, ReplyError> {
         if !self
             .store
@@ -124,7 +133,7 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
             info!("reply already handled");
             return Ok(ReplyOutcome::Duplicate);
         }
-        let outcome = self.reply(sms, events).await;
+        let outcome = self.reply(sms, events, provider).await;
         if outcome.is_err()
             && let Err(error) = self.store.forget(&sms.inbound_message_id).await
         {
@@ -137,6 +146,7 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
         &self,
         sms: &InboundSms,
         events: &impl RegistrationEvents,
+        provider: &impl SmsProvider,
     ) -> Result<ReplyOutcome, ReplyError> {
         let Ok(phone) = PhoneNumber::parse(&sms.origination_number) else {
             warn!("reply from an unreadable number ignored");
@@ -147,11 +157,14 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
         match keyword(&sms.message_body) {
             Some(Keyword::OptOut) => {
                 self.store.opt_out(&phone, now).await?;
+                // And on the provider's opt-out list, where it keeps one for the service.
+                provider.set_opted_out(&phone, true).await?;
                 info!(phone = %phone.masked(), "opted out");
                 return Ok(ReplyOutcome::OptedOut);
             }
             Some(Keyword::OptIn) => {
                 self.store.opt_in(&phone).await?;
+                provider.set_opted_out(&phone, false).await?;
                 info!(phone = %phone.masked(), "opted back in");
                 return Ok(ReplyOutcome::OptedIn);
             }

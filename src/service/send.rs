@@ -13,7 +13,7 @@ use crate::domain::PhoneNumber;
 use crate::domain::encoding;
 use crate::domain::job::SmsJob;
 use crate::ports::{
-    JobQueue, QueueError, SendStart, SmsError, SmsFailure, SmsProvider, Store, StoreError,
+    JobQueue, Outgoing, QueueError, SendStart, SmsError, SmsFailure, SmsProvider, Store, StoreError,
 };
 
 /// The gap between two SMS to one phone (AWS refuses a second within a second), with a
@@ -36,6 +36,9 @@ const BUSY_RETRY_SECONDS: u32 = 30;
 /// The longest a job waiting for the rate is handed back for (SQS's visibility can be set
 /// up to 12 hours; a quarter of an hour keeps the queue's order roughly kept).
 const MAX_HAND_BACK_SECONDS: u32 = 900;
+/// When a job the provider could not take for now (the spend limit) is tried again: a
+/// raised limit takes effect within minutes, and the alarm has called someone meanwhile.
+const SUSPENDED_RETRY_SECONDS: u32 = 900;
 /// SQS's longest visibility timeout: a longer hold is handed back again.
 const MAX_HOLD_SECONDS: u32 = 12 * 3600;
 
@@ -71,6 +74,9 @@ pub enum Later {
     Store(StoreError),
     /// The SMS provider could not say whether the number opted out.
     Provider(SmsError),
+    /// The SMS provider cannot send for now ([`SmsFailure::Suspended`]: the account's
+    /// monthly spend limit): held, without an attempt spent, until it can.
+    Suspended(SmsError),
     /// Its moment has not come (the project's send window is closed for the worker, or
     /// the request's `send_at` is ahead): back in `wait` seconds, at most SQS's 12 hours.
     Held { wait: u64 },
@@ -84,6 +90,7 @@ impl Later {
             Later::Busy => BUSY_RETRY_SECONDS,
             Later::NoSlotBeforeDeadline { wait } => (*wait).min(MAX_HAND_BACK_SECONDS),
             Later::Store(_) | Later::Provider(_) => STORE_RETRY_SECONDS,
+            Later::Suspended(_) => SUSPENDED_RETRY_SECONDS,
             Later::Held { wait } => u32::try_from(*wait)
                 .unwrap_or(MAX_HOLD_SECONDS)
                 .min(MAX_HOLD_SECONDS),
@@ -97,7 +104,7 @@ impl Later {
             Later::Busy => "Busy".into(),
             Later::NoSlotBeforeDeadline { .. } => "NoSlotBeforeDeadline".into(),
             Later::Store(error) => error.to_string(),
-            Later::Provider(error) => error.code.clone(),
+            Later::Provider(error) | Later::Suspended(error) => error.code.clone(),
             Later::Held { .. } => "Held".into(),
         }
     }
@@ -115,7 +122,7 @@ impl<St: Store, Q: JobQueue, P: SmsProvider> Sender<St, Q, P> {
     pub fn new(service: RegistrationService<St, Q>, provider: P) -> Self {
         let pacer = Pacer::new(
             service.config.sms_rate_per_second,
-            P::OPT_OUT_CHECKS_PER_SECOND,
+            provider.opt_out_checks_per_second().unwrap_or(1),
         );
         Sender {
             service,
@@ -140,7 +147,8 @@ impl<St: Store, Q: JobQueue, P: SmsProvider> Sender<St, Q, P> {
             .await
     }
 
-    /// Whether the number opted out, by our record (a STOP reply) or the provider's list;
+    /// Whether the number opted out, by our record (a STOP reply) or the provider's list
+    /// (asked only of a provider that does not refuse opted-out numbers when sent to);
     /// then its invitation is marked `opted_out`. Asked before a job's first SMS. `None`:
     /// the provider could not be asked before `not_after` (µs), so the job waits for
     /// another invocation.
@@ -156,6 +164,9 @@ impl<St: Store, Q: JobQueue, P: SmsProvider> Sender<St, Q, P> {
             .await
             .map_err(Later::Store)?;
         if ours.is_empty() {
+            if self.provider.opt_out_checks_per_second().is_none() {
+                return Ok(Some(false));
+            }
             let turn = self
                 .pacer
                 .wait_check_turn(store, clock, not_after)
@@ -172,13 +183,20 @@ impl<St: Store, Q: JobQueue, P: SmsProvider> Sender<St, Q, P> {
                 }
             }
         }
-        // Recorded here too, so that the create call answers it in `opted_out_numbers`.
-        store
-            .opt_out(phone, clock.now())
+        self.record_opt_out(phone).await?;
+        Ok(Some(true))
+    }
+
+    /// Records that the provider has `phone` opted out, so that the create call answers it
+    /// in `opted_out_numbers` and its invitation shows `opted_out`.
+    async fn record_opt_out(&self, phone: &PhoneNumber) -> Result<(), Later> {
+        self.service
+            .store
+            .opt_out(phone, self.service.clock.now())
             .await
             .map_err(Later::Store)?;
         info!(phone = %phone.masked(), "opted out: not texted");
-        Ok(Some(true))
+        Ok(())
     }
 
     /// Sends what is left of a job, unless it is not wanted any more. Stops, to be tried
@@ -261,17 +279,11 @@ impl<St: Store, Q: JobQueue, P: SmsProvider> Sender<St, Q, P> {
             let allowed = until.map_or(SEND_TIMEOUT, |u| {
                 (u + SEND_ALLOWANCE).saturating_duration_since(Instant::now())
             });
-            let sent =
-                tokio::time::timeout(allowed, self.provider.send(phone, &job.texts[part])).await;
+            let outgoing = Outgoing::of(job, &job.texts[part]);
+            let sent = tokio::time::timeout(allowed, self.provider.send(&outgoing)).await;
             let message_id = match sent {
                 Ok(Ok(id)) => id,
-                Ok(Err(error)) => {
-                    if error.failure == SmsFailure::Unknown {
-                        // The one window in which an SMS can go twice.
-                        warn!(job = %job.id, code = error.code, "no answer from the SMS provider: the SMS may have gone");
-                    }
-                    return self.sms_failed(job, &delivery, error).await;
-                }
+                Ok(Err(error)) => return self.refused(job, &delivery, error).await,
                 Err(_) => {
                     // The provider may have taken it: the one window in which an SMS can
                     // go twice.
@@ -302,8 +314,36 @@ impl<St: Store, Q: JobQueue, P: SmsProvider> Sender<St, Q, P> {
         JobResult::Sent(part - first)
     }
 
+    /// The provider did not take an SMS of the job: what its failure means.
+    async fn refused(&self, job: &SmsJob, delivery: &str, error: SmsError) -> JobResult {
+        match error.failure {
+            SmsFailure::OptedOut => {
+                let recorded = self.record_opt_out(&job.phone).await;
+                self.end_lease(job, delivery).await;
+                match recorded {
+                    Ok(()) => JobResult::Dropped("opted out"),
+                    Err(later) => JobResult::Later(later),
+                }
+            }
+            SmsFailure::Suspended => {
+                warn!(job = %job.id, code = error.code, "the SMS provider cannot send for now: held");
+                self.end_lease(job, delivery).await;
+                JobResult::Later(Later::Suspended(error))
+            }
+            SmsFailure::Unknown => {
+                // The one window in which an SMS can go twice.
+                warn!(job = %job.id, code = error.code, "no answer from the SMS provider: the SMS may have gone");
+                self.sms_failed(job, delivery, error).await
+            }
+            SmsFailure::Throttled | SmsFailure::Failed | SmsFailure::Refused => {
+                self.sms_failed(job, delivery, error).await
+            }
+        }
+    }
+
     /// An SMS of the job failed: counted on the job's record with the lease's end; at the
-    /// last attempt, the job is given up.
+    /// last attempt, or at once when the provider refused it for good, the job is given
+    /// up.
     async fn sms_failed(&self, job: &SmsJob, delivery: &str, error: SmsError) -> JobResult {
         let failures = match self.service.store.end_send(job, delivery, true).await {
             Ok(failures) => failures,
@@ -313,8 +353,13 @@ impl<St: Store, Q: JobQueue, P: SmsProvider> Sender<St, Q, P> {
                 return JobResult::Later(Later::Store(store_error));
             }
         };
-        if failures >= self.service.config.send_max_attempts {
-            let reason = format!("SMS not sent after {failures} attempts ({})", error.code);
+        let refused = error.failure == SmsFailure::Refused;
+        if refused || failures >= self.service.config.send_max_attempts {
+            let reason = if refused {
+                format!("SMS refused by the provider ({})", error.code)
+            } else {
+                format!("SMS not sent after {failures} attempts ({})", error.code)
+            };
             if let Err(store_error) = self.give_up(job, &reason).await {
                 warn!(job = %job.id, %store_error, "could not mark the invitation failed");
                 return JobResult::Later(Later::Store(store_error));

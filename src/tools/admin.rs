@@ -157,6 +157,22 @@ struct PutDomainArgs {
     /// the current window.
     #[arg(long, value_parser = clap::value_parser!(SendWindow))]
     send_window: Option<SendWindow>,
+    /// The most one part of an SMS may cost, in USD (0.05), or off (new projects: off).
+    /// With End User Messaging, a dearer SMS (a premium-rate destination) is refused,
+    /// not billed, and its invitation `failed`; SNS takes no cap. Unset keeps the cap.
+    #[arg(long, value_parser = parse_max_price)]
+    max_price_per_part: Option<MaxPrice>,
+}
+
+/// A price cap as given on the command line: `off`, or a price.
+#[derive(Debug, Clone)]
+struct MaxPrice(Option<String>);
+
+fn parse_max_price(value: &str) -> Result<MaxPrice, String> {
+    if value == "off" {
+        return Ok(MaxPrice(None));
+    }
+    crate::domain::project::check_max_price(value).map(|()| MaxPrice(Some(value.to_owned())))
 }
 
 /// Country codes as given on the command line.
@@ -231,7 +247,7 @@ async fn replay_receipts(
     queue_url: &str,
 ) -> Result<(), Failure> {
     let sqs = aws_sdk_sqs::Client::new(aws);
-    let receipts: Receipts<DynamoStore, crate::wiring::SmsProvider> = Receipts::new(store, clock);
+    let receipts: Receipts<DynamoStore, crate::wiring::DeployedSms> = Receipts::new(store, clock);
     let mut report = ReceiptsReport::default();
     let (mut batches, mut kept) = (0, 0);
     loop {
@@ -406,6 +422,7 @@ impl Admin {
             smart_encoding,
             max_parts_per_sms,
             send_window,
+            max_price_per_part,
         } = args;
         check_domain(&domain)?;
         match display_name.as_deref() {
@@ -431,6 +448,7 @@ impl Admin {
                 smart_encoding,
                 max_parts_per_sms,
                 send_window,
+                max_price_per_part: max_price_per_part.as_ref().map(|p| p.0.as_deref()),
             })
             .await
             .map_err(failed)?;

@@ -307,6 +307,7 @@ pub fn project<'a>(
         max_parts_per_sms: None,
         // Tests run at any hour: no send window unless a test sets one.
         send_window: Some(smsreg::domain::window::SendWindow::Any),
+        max_price_per_part: None,
     }
 }
 

@@ -28,6 +28,8 @@ pub struct ProjectUpdate<'a> {
     pub max_parts_per_sms: Option<u32>,
     /// Unset keeps the current window (new projects: `SendWindow::default()`).
     pub send_window: Option<crate::domain::window::SendWindow>,
+    /// `Some(None)` removes the cap; unset keeps it (new projects: none).
+    pub max_price_per_part: Option<Option<&'a str>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,6 +166,14 @@ impl DynamoStore {
         if let Some(parts) = update.max_parts_per_sms {
             set.push("max_parts_per_sms = :parts");
             request = request.expression_attribute_values(":parts", n(u64::from(parts)));
+        }
+        match update.max_price_per_part {
+            Some(Some(price)) => {
+                set.push("max_price_per_part = :price");
+                request = request.expression_attribute_values(":price", s(price));
+            }
+            Some(None) => remove.push("max_price_per_part"),
+            None => {}
         }
         match update.send_window {
             Some(window) => {

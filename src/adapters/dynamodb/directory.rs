@@ -68,6 +68,7 @@ impl Directory for DynamoStore {
                     .map_err(|_| StoreError::Malformed("send_window".into()))?,
                 None => defaults.send_window,
             },
+            max_price_per_part: opt_s(meta, "max_price_per_part"),
         };
         Ok(Some(Project {
             name: domain.to_owned(),

@@ -8,7 +8,8 @@ use crate::domain::PhoneNumber;
 use crate::domain::job::SmsJob;
 use crate::domain::receipt::DeliveryReport;
 use crate::ports::{
-    JobQueue, PublishError, QueueError, RegistrationEvents, SmsError, SmsFailure, SmsProvider,
+    JobQueue, Outgoing, PublishError, QueueError, RegistrationEvents, SmsError, SmsFailure,
+    SmsProvider,
 };
 
 #[derive(Default)]
@@ -25,7 +26,25 @@ struct SmsState {
     fail_nth: HashMap<String, usize>,
     /// Numbers the provider (SNS) has opted out.
     provider_opted_out: HashSet<String>,
+    /// The provider refuses sends to these numbers with this failure (and code).
+    refusing: HashMap<String, SmsError>,
+    /// Whether the provider is asked before a first SMS (SNS) or refuses opted-out
+    /// numbers when sent to (End User Messaging).
+    refuses_opted_out_on_send: bool,
+    /// Each SMS sent, with its price cap and context as the provider received them.
+    outgoing: Vec<SentSms>,
+    /// Opt-outs (`true`) and opt-ins the service told the provider of, in order.
+    told: Vec<(String, bool)>,
     opt_out_checks: std::sync::atomic::AtomicUsize,
+}
+
+/// An SMS the in-memory provider accepted, with what came with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentSms {
+    pub to: String,
+    pub max_price_per_part: Option<String>,
+    /// `project`, `batch` (if any), `job`.
+    pub context: Vec<(String, String)>,
 }
 
 /// Records every SMS instead of sending it, and stands in for the send queue and the
@@ -100,11 +119,35 @@ impl MemorySms {
         state.failing.clear();
         state.failing_enqueue.clear();
         state.fail_nth.clear();
+        state.refusing.clear();
     }
 
     /// The provider answers that `phone` is opted out.
     pub fn provider_opts_out(&self, phone: &str) {
         self.state().provider_opted_out.insert(phone.to_owned());
+    }
+
+    /// Behaves as End User Messaging: not asked about opt-outs before a first SMS; a
+    /// number it has opted out is refused when sent to.
+    pub fn refuse_opted_out_on_send(&self) {
+        self.state().refuses_opted_out_on_send = true;
+    }
+
+    /// Every SMS to `phone` is refused with `failure` and `code`.
+    pub fn refuse_for(&self, phone: &str, failure: SmsFailure, code: &str) {
+        self.state()
+            .refusing
+            .insert(phone.to_owned(), SmsError::new(failure, code));
+    }
+
+    /// Each SMS accepted, with its price cap and context.
+    pub fn outgoing(&self) -> Vec<SentSms> {
+        self.state().outgoing.clone()
+    }
+
+    /// The opt-outs (`true`) and opt-ins the service told the provider of.
+    pub fn told(&self) -> Vec<(String, bool)> {
+        self.state().told.clone()
     }
 
     /// How many times the provider was asked whether a number is opted out.
@@ -121,18 +164,54 @@ impl MemorySms {
 }
 
 impl SmsProvider for MemorySms {
-    /// As SNS's.
-    const OPT_OUT_CHECKS_PER_SECOND: u32 = 50;
+    /// As SNS's, or none as End User Messaging's.
+    fn opt_out_checks_per_second(&self) -> Option<u32> {
+        (!self.state().refuses_opted_out_on_send).then_some(50)
+    }
 
-    async fn send(&self, to: &PhoneNumber, text: &str) -> Result<String, SmsError> {
+    async fn send(&self, sms: &Outgoing<'_>) -> Result<String, SmsError> {
         let mut state = self.state();
-        let phone = to.as_str();
+        let phone = sms.to.as_str();
         let attempt = state.sent.iter().filter(|(p, _)| p == phone).count() + 1;
         if state.failing.contains(phone) || state.fail_nth.get(phone) == Some(&attempt) {
             return Err(SmsError::new(SmsFailure::Failed, "InjectedFault"));
         }
-        state.sent.push((phone.to_owned(), text.to_owned()));
+        if let Some(error) = state.refusing.get(phone) {
+            return Err(error.clone());
+        }
+        if state.refuses_opted_out_on_send && state.provider_opted_out.contains(phone) {
+            return Err(SmsError::new(
+                SmsFailure::OptedOut,
+                "DESTINATION_PHONE_NUMBER_OPTED_OUT",
+            ));
+        }
+        state.sent.push((phone.to_owned(), sms.text.to_owned()));
+        let c = sms.context;
+        let context = [
+            ("project", Some(c.project)),
+            ("batch", c.batch),
+            ("job", Some(c.job)),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned())))
+        .collect();
+        state.outgoing.push(SentSms {
+            to: phone.to_owned(),
+            max_price_per_part: sms.max_price_per_part.map(str::to_owned),
+            context,
+        });
         Ok(format!("mem-{}", state.sent.len()))
+    }
+
+    async fn set_opted_out(&self, to: &PhoneNumber, opted_out: bool) -> Result<(), SmsError> {
+        let mut state = self.state();
+        state.told.push((to.as_str().to_owned(), opted_out));
+        if opted_out {
+            state.provider_opted_out.insert(to.as_str().to_owned());
+        } else {
+            state.provider_opted_out.remove(to.as_str());
+        }
+        Ok(())
     }
 
     async fn is_opted_out(&self, to: &PhoneNumber) -> Result<bool, SmsError> {
