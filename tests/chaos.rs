@@ -57,35 +57,6 @@ fn invite(numbers: &[String]) -> Value {
     json!({"app_id": DEMO_APP, "users": users, "android_only": true})
 }
 
-fn sns_reply(id: &str, from: &str, body: &str) -> aws_lambda_events::event::sns::SnsEvent {
-    let message = json!({
-        "originationNumber": from,
-        "destinationNumber": "+18005550100",
-        "messageKeyword": "KEYWORD_123456789012",
-        "messageBody": body,
-        "inboundMessageId": id,
-    });
-    let event = json!({"Records": [{
-        "EventSource": "aws:sns",
-        "EventVersion": "1.0",
-        "EventSubscriptionArn": "arn:aws:sns:us-east-1:123456789012:replies:1",
-        "Sns": {
-            "Type": "Notification",
-            "MessageId": id,
-            "TopicArn": "arn:aws:sns:us-east-1:123456789012:replies",
-            "Subject": null,
-            "Message": message.to_string(),
-            "Timestamp": "2026-12-03T00:00:00.000Z",
-            "SignatureVersion": "1",
-            "Signature": "x",
-            "SigningCertUrl": "https://sns.us-east-1.amazonaws.com/x.pem",
-            "UnsubscribeUrl": "https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe",
-            "MessageAttributes": {}
-        }
-    }]});
-    serde_json::from_value(event).expect("an SNS event")
-}
-
 /// SNS's delivery status log line for a delivered SMS.
 fn delivered_line(message_id: &str, phone: &str) -> String {
     json!({

@@ -113,6 +113,16 @@ enum Command {
     },
     /// Records that the worker behind a number registered in the project.
     MarkRegistered { domain: String, phone: String },
+    /// Asks End User Messaging SMS what it would do with an invitation SMS to PHONE (a
+    /// `DryRun`: free, nothing sent), from the deployment's origination identity and
+    /// configuration set (SMS_PROVIDER=end-user-messaging and the SMS_* settings). Prints
+    /// one JSON line; exits 1 when it would be refused.
+    CheckSms {
+        phone: String,
+        /// The project whose price cap (`--max-price-per-part`) applies, if any.
+        #[arg(long)]
+        domain: Option<String>,
+    },
     /// Lists a project's worker accounts, one JSON object per line (no password hashes).
     ListWorkers { domain: String },
 }
@@ -372,6 +382,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::ReplayReceipts { queue_url } => admin.replay(queue_url).await,
         Command::ListWorkers { domain } => admin.list_workers(domain).await,
         Command::MarkRegistered { domain, phone } => admin.mark_registered(domain, phone).await,
+        Command::CheckSms { phone, domain } => admin.check_sms(phone, domain).await,
     }
 }
 
@@ -596,6 +607,81 @@ impl Admin {
             }
         }
         Ok(())
+    }
+
+    /// `smsreg-admin check-sms`.
+    async fn check_sms(&self, phone: String, domain: Option<String>) -> Result<(), Failure> {
+        use crate::adapters::end_user_messaging::DryRun;
+        if self.config.sms_provider != crate::config::Provider::EndUserMessaging {
+            return Err(usage(
+                "check-sms asks End User Messaging SMS: set SMS_PROVIDER=end-user-messaging \
+                 (and SMS_ORIGINATION_IDENTITY, SMS_CONFIGURATION_SET as the stack does)",
+            ));
+        }
+        let phone = crate::domain::PhoneNumber::parse(&phone)
+            .map_err(|_| usage(format!("{phone:?} is not a valid phone number")))?;
+        let max_price = match &domain {
+            Some(domain) => {
+                check_domain(domain)?;
+                let project = self
+                    .store
+                    .project(domain)
+                    .await
+                    .map_err(failed)?
+                    .ok_or_else(|| failed(format!("no project {domain}")))?;
+                project.sms.max_price_per_part
+            }
+            None => None,
+        };
+        let client = aws_sdk_pinpointsmsvoicev2::Client::new(&self.aws);
+        let provider = crate::adapters::end_user_messaging::EndUserMessagingSms::new(
+            client,
+            crate::wiring::end_user_messaging_settings(&self.config),
+        );
+        let text = "smsreg check-sms: a dry run, never sent";
+        let job_id = crate::domain::job::SmsJob::new_id();
+        let sms = crate::ports::Outgoing {
+            to: &phone,
+            text,
+            max_price_per_part: max_price.as_deref(),
+            context: crate::ports::SmsContext {
+                project: domain.as_deref().unwrap_or("check-sms"),
+                batch: None,
+                job: &job_id,
+            },
+        };
+        let answer = provider.dry_run(&sms).await.map_err(|e| {
+            failed(format!(
+                "End User Messaging did not answer the dry run: {}",
+                e.code
+            ))
+        })?;
+        let phone = phone.masked().to_string();
+        match answer {
+            DryRun::WouldSend(_) => {
+                println!(
+                    "{}",
+                    serde_json::json!({"phone": phone, "would_send": true, "max_price_per_part": max_price})
+                );
+                Ok(())
+            }
+            DryRun::WouldRefuse(error) => {
+                let outcome = match error.failure {
+                    crate::ports::SmsFailure::OptedOut => "opted_out",
+                    crate::ports::SmsFailure::Suspended => "held",
+                    _ => "failed",
+                };
+                println!(
+                    "{}",
+                    serde_json::json!({"phone": phone, "would_send": false, "reason": error.code,
+                        "invitation_would_be": outcome, "max_price_per_part": max_price})
+                );
+                Err(Failure(
+                    String::from("End User Messaging would refuse this SMS"),
+                    1,
+                ))
+            }
+        }
     }
 
     /// `smsreg-admin sms-settings`.

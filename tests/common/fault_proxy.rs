@@ -3,6 +3,9 @@
 //! publishes. It also answers as AWS does where moto is kinder: DynamoDB key values over
 //! their size limit are refused, and SNS's SMS rate can be set.
 //!
+//! moto has no End User Messaging SMS (`pinpoint-sms-voice-v2`): the proxy answers it
+//! itself (see `eum`), with the same rate, faults and chaos as SNS's `Publish`.
+//!
 //! It hands moto one request at a time. DynamoDB isolates each write and each transaction
 //! from the others; moto does not (a transaction checks its conditions, writes, and on
 //! failure puts back a copy of the whole table taken when it began, on whatever thread
@@ -142,7 +145,7 @@ impl PartsBucket {
 }
 
 #[derive(Default)]
-struct State {
+pub(crate) struct State {
     rules: Vec<Rule>,
     latency: Duration,
     injected: usize,
@@ -156,6 +159,8 @@ struct State {
     chaos_report: ChaosReport,
     /// Answers of the transactions applied, by their `ClientRequestToken`.
     transactions: std::collections::HashMap<String, Vec<u8>>,
+    /// The End User Messaging stand-in's account.
+    pub(crate) eum: super::eum::Account,
 }
 
 /// What the proxy does with one call.
@@ -327,13 +332,15 @@ fn serve(
             let mut state = state.lock().unwrap();
             let body = request.text();
             state.calls.push((operation.clone(), body.clone()));
-            let sms_to = (operation == "Publish")
-                .then(|| form_field(&body, "PhoneNumber"))
-                .flatten();
+            let sms_to = match operation.as_str() {
+                "Publish" => form_field(&body, "PhoneNumber")
+                    .map(|to| (to, form_field(&body, "Message").unwrap_or_default())),
+                "SendTextMessage" => super::eum::sms_of(&body),
+                _ => None,
+            };
             let rate_fault = match (sms_to, state.publish_rate.as_mut()) {
-                (Some(phone), Some(bucket)) => {
+                (Some((phone, message)), Some(bucket)) => {
                     let now = Instant::now();
-                    let message = form_field(&body, "Message").unwrap_or_default();
                     let parts = smsreg::domain::encoding::measure(&message).parts;
                     let accepted = bucket.take(parts, now);
                     state.publishes.push(Publish {
@@ -390,7 +397,9 @@ fn serve(
                 } else if dynamodb && write && rng.next_f64() < chaos.lost_answers {
                     state.chaos_report.lost_answers += 1;
                     *lose = true;
-                } else if operation == "Publish" && chaos.slow_publishes > 0 {
+                } else if matches!(operation.as_str(), "Publish" | "SendTextMessage")
+                    && chaos.slow_publishes > 0
+                {
                     chaos.slow_publishes -= 1;
                     state.chaos_report.slow_publishes += 1;
                     *late = chaos.publish_delay;
@@ -403,6 +412,22 @@ fn serve(
             Plan::Forward { .. } => None,
         };
         std::thread::sleep(latency);
+        if super::eum::is_eum(&request) {
+            match fault {
+                Some(Fault::Hang(duration)) => std::thread::sleep(duration),
+                Some(fault) => {
+                    let _ = writer.write_all(&super::eum::fault_answer(fault));
+                }
+                None => {
+                    let answer = super::eum::answer(&state, &operation, &request.body);
+                    if let Plan::Forward { late, .. } = plan {
+                        std::thread::sleep(late);
+                    }
+                    let _ = writer.write_all(&answer);
+                }
+            }
+            return;
+        }
         let parsed: Option<serde_json::Value> = dynamodb
             .then(|| serde_json::from_slice(&request.body).ok())
             .flatten();
@@ -537,6 +562,11 @@ impl FaultProxy {
             tokens: burst as f64,
             at: Instant::now(),
         });
+    }
+
+    /// The End User Messaging stand-in, to set up and to read what it sent.
+    pub fn eum(&self) -> super::eum::Eum<'_> {
+        super::eum::Eum(&self.state)
     }
 
     /// Every `Publish` to a phone number seen while a rate was set, in order.

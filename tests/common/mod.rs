@@ -1,6 +1,7 @@
 //! Test helpers: a moto server per test, the demo project, event files.
 #![allow(dead_code)]
 
+pub mod eum;
 pub mod fault_proxy;
 pub mod gateway;
 pub mod http1;
@@ -122,10 +123,30 @@ impl Moto {
         ]
     }
 
+    /// Two fields of every SMS sent, oldest first: those moto recorded as published by
+    /// SNS, then those the End User Messaging stand-in accepted (a test uses one provider).
+    fn sms_fields(&self, first: &str, second: &str) -> Vec<(String, String)> {
+        let mut sms = self.sns_sms_fields(first, second);
+        let field = |m: &eum::TextMessage, name: &str| match name {
+            "phone_number" => m.phone.clone(),
+            "message" => m.message.clone(),
+            "message_id" => m.message_id.clone(),
+            _ => panic!("no field {name}"),
+        };
+        sms.extend(
+            self.front
+                .eum()
+                .sent()
+                .iter()
+                .map(|m| (field(m, first), field(m, second))),
+        );
+        sms
+    }
+
     /// Two fields of every SMS moto recorded as published, oldest first. Loudly, if
     /// moto's data changes shape: an empty list would pass every test that checks nothing
     /// was sent.
-    fn sms_fields(&self, first: &str, second: &str) -> Vec<(String, String)> {
+    fn sns_sms_fields(&self, first: &str, second: &str) -> Vec<(String, String)> {
         let body: Value = ureq::get(format!("{}/moto-api/data.json", self.endpoint))
             .call()
             .expect("moto data")
@@ -469,4 +490,35 @@ pub fn without_batch_id(body: Value) -> Value {
         None => assert!(!queued, "no batch id for queued numbers: {body}"),
     }
     body
+}
+
+/// An SNS event carrying one reply, as End User Messaging publishes it to the replies
+/// topic.
+pub fn sns_reply(id: &str, from: &str, body: &str) -> aws_lambda_events::event::sns::SnsEvent {
+    let message = serde_json::json!({
+        "originationNumber": from,
+        "destinationNumber": "+18005550100",
+        "messageKeyword": "KEYWORD_123456789012",
+        "messageBody": body,
+        "inboundMessageId": id,
+    });
+    let event = serde_json::json!({"Records": [{
+        "EventSource": "aws:sns",
+        "EventVersion": "1.0",
+        "EventSubscriptionArn": "arn:aws:sns:us-east-1:123456789012:replies:1",
+        "Sns": {
+            "Type": "Notification",
+            "MessageId": id,
+            "TopicArn": "arn:aws:sns:us-east-1:123456789012:replies",
+            "Subject": null,
+            "Message": message.to_string(),
+            "Timestamp": "2026-12-03T00:00:00.000Z",
+            "SignatureVersion": "1",
+            "Signature": "x",
+            "SigningCertUrl": "https://sns.us-east-1.amazonaws.com/x.pem",
+            "UnsubscribeUrl": "https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe",
+            "MessageAttributes": {}
+        }
+    }]});
+    serde_json::from_value(event).expect("an SNS event")
 }
