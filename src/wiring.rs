@@ -74,6 +74,10 @@ impl SmsPort for DeployedSms {
     fn read_report(line: &str) -> Option<DeliveryReport> {
         SnsSms::read_report(line).or_else(|| EndUserMessagingSms::read_report(line))
     }
+
+    fn is_interim(line: &str) -> bool {
+        SnsSms::is_interim(line) || EndUserMessagingSms::is_interim(line)
+    }
 }
 
 pub type AwsService = RegistrationService<DynamoStore, SqsQueue>;

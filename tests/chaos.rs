@@ -1,7 +1,9 @@
 //! AWS's ordinary faults, at random, through every function at once (Jepsen's way): a
 //! proxy in front of moto loses the answers of 5 % of DynamoDB writes after moto applied
 //! them (the SDK retries and meets its own write), answers 5 % of `UpdateItem` calls with
-//! `TransactionConflictException`, and answers 3 `Publish` calls 3.5 s late. Through it the
+//! `TransactionConflictException`, and answers 3 `Publish` calls 3.5 s late (or 3
+//! `SendTextMessage` calls, with End User Messaging as the provider: the run is made for
+//! both). Through it the
 //! API invites 40 Android workers (80 SMS with the install link), the sender texts them,
 //! 5 reply STOP, and the receipts of the 40 first SMS arrive. Then, for several seeds, the
 //! invariants over everything that happened:
@@ -19,7 +21,7 @@ use std::time::{Duration, Instant};
 use common::fault_proxy::{Chaos, ChaosReport};
 use common::*;
 use serde_json::{Value, json};
-use smsreg::config::Config;
+use smsreg::config::{Config, Provider};
 use smsreg::domain::PhoneNumber;
 use smsreg::ports::{DeliveryLog, InvitationStore};
 
@@ -31,6 +33,10 @@ const STOPS: usize = 5;
 struct Run {
     report: ChaosReport,
     numbers: Vec<String>,
+    provider: Provider,
+    /// SMS the End User Messaging stand-in took, and the numbers on its opt-out list.
+    through_eum: usize,
+    opt_out_list: Vec<String>,
     sms: Vec<(String, String)>,
     create: Value,
     again: Value,
@@ -57,8 +63,19 @@ fn invite(numbers: &[String]) -> Value {
     json!({"app_id": DEMO_APP, "users": users, "android_only": true})
 }
 
-/// SNS's delivery status log line for a delivered SMS.
-fn delivered_line(message_id: &str, phone: &str) -> String {
+/// The provider's delivery report of a delivered one-part SMS: SNS's delivery status log
+/// line, or End User Messaging's `TEXT_DELIVERED` event.
+fn delivered_line(provider: Provider, message_id: &str, phone: &str) -> String {
+    if provider == Provider::EndUserMessaging {
+        return json!({
+            "eventType": "TEXT_DELIVERED", "eventVersion": "1.0", "eventTimestamp": 1_764_720_000_900u64,
+            "isFinal": true, "destinationPhoneNumber": phone, "messageId": message_id,
+            "messageRequestTimestamp": 1_764_720_000_600u64, "messageType": "TRANSACTIONAL",
+            "messageStatus": "DELIVERED", "messageStatusDescription": "Message has been delivered",
+            "totalMessageParts": 1, "totalMessagePrice": 0.00581, "totalCarrierFee": 0.0
+        })
+        .to_string();
+    }
     json!({
         "notification": {"messageId": message_id, "timestamp": "2026-12-03 00:00:00.000"},
         "delivery": {
@@ -72,7 +89,7 @@ fn delivered_line(message_id: &str, phone: &str) -> String {
     .to_string()
 }
 
-async fn run(seed: u64) -> Run {
+async fn run(seed: u64, provider: Provider) -> Run {
     let table = format!("chaos-{seed}");
     let moto = Moto::start();
     provision_demo(&moto.store(&table).await, Some(INSTALL_URL)).await;
@@ -81,6 +98,7 @@ async fn run(seed: u64) -> Run {
         table_name: table.clone(),
         send_queue_url: Some(queue_url.clone()),
         sms_rate_per_second: 1000,
+        sms_provider: provider,
         ..Config::default()
     };
     let aws = moto.sdk_config().await;
@@ -136,7 +154,7 @@ async fn run(seed: u64) -> Run {
     let mut seen = std::collections::HashSet::new();
     for (phone, id) in &ids {
         if seen.insert(phone.clone()) {
-            first.push(delivered_line(id, phone));
+            first.push(delivered_line(provider, id, phone));
         }
     }
     for batch in first.chunks(10) {
@@ -177,9 +195,15 @@ async fn run(seed: u64) -> Run {
         invitation_parts.0 += record.parts_sent;
         invitation_parts.1 += record.parts_delivered;
     }
+    let eum = moto.front.eum();
+    let mut opt_out_list = eum.opted_out("Default");
+    opt_out_list.sort();
     Run {
         report,
         numbers,
+        provider,
+        through_eum: eum.sent().len(),
+        opt_out_list,
         sms: moto.sms(),
         create,
         again,
@@ -219,6 +243,16 @@ fn check(seed: u64, run: &Run) {
         run.sms.len(),
         2 * WORKERS,
         "seed {seed}: no other SMS went out"
+    );
+    // Through the provider chosen; with End User Messaging, every STOP is on its list.
+    let eum = run.provider == Provider::EndUserMessaging;
+    assert_eq!(run.through_eum, if eum { 2 * WORKERS } else { 0 });
+    let mut stops: Vec<String> = run.numbers[..STOPS].to_vec();
+    stops.sort();
+    assert_eq!(
+        run.opt_out_list,
+        if eum { stops } else { Vec::new() },
+        "seed {seed}: the opt-out list"
     );
     assert_eq!(run.receipts, WORKERS);
     // Every count equals what passed.
@@ -287,7 +321,16 @@ fn check(seed: u64, run: &Run) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn under_lost_answers_conflicts_and_slow_sns_every_sms_goes_once_and_every_count_is_right() {
     for seed in [11, 23, 47] {
-        let run = run(seed).await;
+        let run = run(seed, Provider::Sns).await;
+        check(seed, &run);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn through_end_user_messaging_under_the_same_faults_every_sms_goes_once_and_every_count_is_right()
+ {
+    for seed in [11, 23, 47] {
+        let run = run(seed, Provider::EndUserMessaging).await;
         check(seed, &run);
     }
 }

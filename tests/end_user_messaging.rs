@@ -384,3 +384,61 @@ async fn calls_per_job_with_and_without_asking_the_opt_out_list_first() {
     // At the send: one call per job, the refusal included.
     assert_eq!(figures[1], (0, 20));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_delivered_twice_sends_its_sms_once() {
+    let e = env(None).await;
+    e.invite(&[A]).await;
+    // SQS hands the same job out again: a second copy of its message.
+    let client = aws_sdk_sqs::Client::new(&e.moto.sdk_config().await);
+    let message = client
+        .receive_message()
+        .queue_url(&e.queue_url)
+        .visibility_timeout(0)
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap()
+        .remove(0);
+    client
+        .send_message()
+        .queue_url(&e.queue_url)
+        .message_body(message.body().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(e.moto.deliver(&e.sender, &e.queue_url).await, 2);
+    assert_eq!(e.moto.sms_to(A).len(), 1);
+    assert_eq!(e.moto.front.calls("SendTextMessage", A), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn when_every_attempt_fails_the_invitation_fails_and_the_number_is_freed() {
+    let e = env(None).await;
+    // End User Messaging's own failure at every try (its 500).
+    e.moto
+        .front
+        .add(Rule::always("SendTextMessage", Some(B), Fault::ServerError));
+    e.invite(&[A, B]).await;
+    for wait in [0, 5, 10] {
+        tokio::time::sleep(std::time::Duration::from_millis(wait * 1000 + 300)).await;
+        assert!(
+            e.moto.deliver(&e.sender, &e.queue_url).await > 0,
+            "the job comes back after {wait} s"
+        );
+    }
+    assert_eq!(e.moto.sms_to(A).len(), 1);
+    assert!(e.moto.sms_to(B).is_empty());
+    let failed = e.record(B).await;
+    assert_eq!(failed.status, smsreg::domain::RegistrationStatus::Failed);
+    let why = failed.failure_reason.unwrap_or_default();
+    assert!(
+        why.contains("3 attempts") && why.contains("InternalServerException"),
+        "{why}"
+    );
+    assert_eq!(e.moto.front.calls("SendTextMessage", B), 3);
+    assert_eq!(e.moto.queue_depth(&e.queue_url).await, 0);
+    let report = e.invite(&[B]).await;
+    assert_eq!(report["success_numbers"], json!([B]), "freed: {report}");
+}

@@ -18,7 +18,7 @@ use common::process::Process;
 use common::runtime::RuntimeApi;
 use common::*;
 use serde_json::{Value, json};
-use smsreg::config::Config;
+use smsreg::config::{Config, Provider};
 use smsreg::ports::InvitationStore;
 
 const TABLE: &str = "sms-registration-sending";
@@ -39,15 +39,21 @@ struct Figures {
 
 /// Invites `users` workers (`android_only`, two SMS each with the app's install link) at
 /// `rate` parts per second; returns every `Publish` the proxy saw once all SMS went out.
-async fn send_batch(users: usize, rate: usize, budget_ms: u64) -> (Vec<Publish>, Figures) {
+async fn send_batch(
+    provider: Provider,
+    users: usize,
+    rate: usize,
+    budget_ms: u64,
+) -> (Vec<Publish>, Figures) {
     // The Android invitation with this deployment's link is two parts.
-    send(users, rate, budget_ms, None, rate.max(2)).await
+    send(provider, users, rate, budget_ms, None, rate.max(2)).await
 }
 
 /// Invites `users` workers at `rate` parts per second, the origination number holding a
 /// burst of `burst` parts: `android_only` with the install link (two SMS each), or with
 /// `custom` as the one SMS each (`android_only: false`).
 async fn send(
+    provider: Provider,
     users: usize,
     rate: usize,
     budget_ms: u64,
@@ -81,6 +87,16 @@ async fn send(
         ("SEND_MAX_ATTEMPTS", "8".to_string()),
         ("RUST_LOG", "warn".to_string()),
     ]);
+    if provider == Provider::EndUserMessaging {
+        env.extend([
+            ("SMS_PROVIDER", "end-user-messaging".to_string()),
+            (
+                "SMS_ORIGINATION_IDENTITY",
+                "phone-0123456789abcdef".to_string(),
+            ),
+            ("SMS_CONFIGURATION_SET", "smsreg-events".to_string()),
+        ]);
+    }
     // Each sender process on its own address of the Runtime API, so that an invocation past
     // its deadline is ended as Lambda ends it: its process killed and a fresh one started.
     let start = |address: &str, label: String| {
@@ -183,7 +199,16 @@ async fn send(
     assert_eq!(
         moto.sms().len(),
         figures.accepted,
-        "moto recorded what the proxy passed"
+        "moto (or the End User Messaging stand-in) recorded what the proxy passed"
+    );
+    assert_eq!(
+        moto.front.eum().sent().len(),
+        if provider == Provider::EndUserMessaging {
+            figures.accepted
+        } else {
+            0
+        },
+        "every SMS through the provider chosen"
     );
     (publishes, figures)
 }
@@ -260,13 +285,27 @@ fn check(publishes: &[Publish], figures: &Figures, users: usize, rate: usize) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn five_hundred_workers_are_texted_at_twenty_per_second_none_lost_none_doubled() {
-    let (publishes, figures) = send_batch(500, 20, 60_000).await;
+    let (publishes, figures) = send_batch(Provider::Sns, 500, 20, 60_000).await;
+    check(&publishes, &figures, 500, 20);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn through_end_user_messaging_five_hundred_workers_at_twenty_per_second_none_lost_none_doubled()
+ {
+    let (publishes, figures) = send_batch(Provider::EndUserMessaging, 500, 20, 60_000).await;
     check(&publishes, &figures, 500, 20);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_toll_free_number_is_paced_at_three_per_second() {
-    let (publishes, figures) = send_batch(30, 3, 60_000).await;
+    let (publishes, figures) = send_batch(Provider::Sns, 30, 3, 60_000).await;
+    check(&publishes, &figures, 30, 3);
+}
+
+/// End User Messaging's US toll-free number: 3 parts a second.
+#[tokio::test(flavor = "multi_thread")]
+async fn through_end_user_messaging_a_toll_free_number_is_paced_at_three_parts_per_second() {
+    let (publishes, figures) = send_batch(Provider::EndUserMessaging, 30, 3, 60_000).await;
     check(&publishes, &figures, 30, 3);
 }
 
@@ -276,7 +315,13 @@ async fn a_toll_free_number_is_paced_at_three_per_second() {
 /// none may answer past its deadline, and a job handed back spends no attempt.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_ten_dlc_number_at_one_per_second_keeps_every_deadline() {
-    let (publishes, figures) = send_batch(12, 1, 15_000).await;
+    let (publishes, figures) = send_batch(Provider::Sns, 12, 1, 15_000).await;
+    check(&publishes, &figures, 12, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn through_end_user_messaging_a_ten_dlc_number_at_one_per_second_keeps_every_deadline() {
+    let (publishes, figures) = send_batch(Provider::EndUserMessaging, 12, 1, 15_000).await;
     check(&publishes, &figures, 12, 1);
 }
 
@@ -286,11 +331,21 @@ async fn a_ten_dlc_number_at_one_per_second_keeps_every_deadline() {
 /// 11 parts, so that such a message can pass at all).
 #[tokio::test(flavor = "multi_thread")]
 async fn an_eleven_part_message_at_one_part_per_second_is_never_throttled() {
+    eleven_parts_at_one_part_per_second(Provider::Sns).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn through_end_user_messaging_an_eleven_part_message_at_one_part_per_second_is_never_throttled()
+ {
+    eleven_parts_at_one_part_per_second(Provider::EndUserMessaging).await;
+}
+
+async fn eleven_parts_at_one_part_per_second(provider: Provider) {
     let message = format!("Demo Health: {}", "x".repeat(153 * 10 + 20));
     let parts = smsreg::domain::encoding::measure(&message).parts;
     assert_eq!(parts, 11);
     let users = 4;
-    let (publishes, figures) = send(users, 1, 60_000, Some(&message), 11).await;
+    let (publishes, figures) = send(provider, users, 1, 60_000, Some(&message), 11).await;
     let accepted: Vec<&Publish> = publishes.iter().filter(|p| p.accepted).collect();
     assert_eq!(accepted.len(), users, "each SMS once");
     assert!(accepted.iter().all(|p| p.parts == 11));
@@ -298,7 +353,7 @@ async fn an_eleven_part_message_at_one_part_per_second_is_never_throttled() {
     let span = accepted[users - 1].at.duration_since(accepted[0].at);
     let rate = (11 * (users - 1)) as f64 / span.as_secs_f64();
     println!(
-        "11-part SMS at 1 part/s: {} throttled, {rate:.3} parts per second over {:.1} s",
+        "11-part SMS at 1 part/s ({provider:?}): {} throttled, {rate:.3} parts per second over {:.1} s",
         figures.throttled,
         span.as_secs_f64()
     );

@@ -238,6 +238,11 @@ impl SmsProvider for EndUserMessagingSms {
     fn read_report(line: &str) -> Option<DeliveryReport> {
         read_event(line)
     }
+
+    fn is_interim(line: &str) -> bool {
+        serde_json::from_str::<Event>(line)
+            .is_ok_and(|e| !e.is_final && e.event_type.starts_with("TEXT_"))
+    }
 }
 
 /// One event of a configuration set's event destination, as AWS documents it.
@@ -345,7 +350,14 @@ mod tests {
             ("TEXT_PROTECT_BLOCKED", true, Some(false)),
             ("VOICE_COMPLETED", true, None),
         ] {
-            let report = read_event(&event(event_type, is_final));
+            let line = event(event_type, is_final);
+            let interim = !is_final && event_type.starts_with("TEXT_");
+            assert_eq!(
+                EndUserMessagingSms::is_interim(&line),
+                interim,
+                "{event_type}"
+            );
+            let report = read_event(&line);
             assert_eq!(
                 report.as_ref().map(|r| r.delivered),
                 expected,

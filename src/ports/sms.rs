@@ -117,4 +117,12 @@ pub trait SmsProvider: Send + Sync {
     /// One line of the provider's delivery reports (as the receipts function receives
     /// them), read into the provider-neutral report; `None` when it is not one.
     fn read_report(line: &str) -> Option<DeliveryReport>;
+
+    /// Whether a line [`SmsProvider::read_report`] did not read is a report that is not
+    /// final yet (End User Messaging's `TEXT_QUEUED`, `TEXT_CARRIER_UNREACHABLE`, ...): a
+    /// later one will say how the SMS ended.
+    fn is_interim(line: &str) -> bool {
+        let _ = line;
+        false
+    }
 }

@@ -29,6 +29,9 @@ pub struct ReceiptsReport {
     pub unknown: usize,
     /// Not a delivery status line: skipped.
     pub malformed: usize,
+    /// A report that is not final yet (End User Messaging's interim events): skipped, the
+    /// final one will be recorded.
+    pub not_final: usize,
     pub price_usd: f64,
 }
 
@@ -51,6 +54,10 @@ impl<L: DeliveryLog, P: SmsProvider> Receipts<L, P> {
     ) -> Result<(), StoreError> {
         for line in lines {
             let Some(receipt) = P::read_report(line) else {
+                if P::is_interim(line) {
+                    report.not_final += 1;
+                    continue;
+                }
                 // Never the line itself: it holds the phone number.
                 warn!(bytes = line.len(), "not a delivery status line; skipped");
                 report.malformed += 1;
@@ -79,6 +86,7 @@ impl<L: DeliveryLog, P: SmsProvider> Receipts<L, P> {
             duplicate = report.duplicate,
             unknown = report.unknown,
             malformed = report.malformed,
+            not_final = report.not_final,
             "receipts recorded"
         );
         Ok(())
@@ -94,6 +102,7 @@ impl ReceiptsReport {
             "duplicate": self.duplicate,
             "unknown": self.unknown,
             "malformed": self.malformed,
+            "not_final": self.not_final,
         })
     }
 
@@ -104,6 +113,7 @@ impl ReceiptsReport {
             .count("ReceiptsFailed", self.failed)
             .count("ReceiptsUnknown", self.unknown)
             .count("ReceiptsMalformed", self.malformed)
+            .count("ReceiptsNotFinal", self.not_final)
             .value("SmsPriceUSD", Unit::None, self.price_usd)
     }
 }
