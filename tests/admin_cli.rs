@@ -438,6 +438,7 @@ fn every_command_has_help() {
         "revoke-key",
         "list-invitations",
         "mark-registered",
+        "check-sms",
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_smsreg-admin"))
             .args([command, "--help"])
@@ -489,4 +490,139 @@ async fn sms_settings_turns_on_the_accounts_delivery_status_logging_and_says_so(
     ] {
         assert_eq!(admin(&moto, &bad).code, 2, "{bad:?}");
     }
+}
+
+fn admin_with(moto: &Moto, extra: &[(&str, &str)], args: &[&str]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_smsreg-admin"))
+        .args(args)
+        .envs(moto.env(TABLE))
+        .envs(extra.iter().copied())
+        .output()
+        .expect("smsreg-admin runs");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// `check-sms` asks End User Messaging for a dry run (the stand-in in the fault proxy):
+/// nothing sent, what it would do printed, the project's price cap applied.
+#[tokio::test]
+async fn check_sms_prints_what_end_user_messaging_would_do_and_sends_nothing() {
+    let moto = Moto::start();
+    setup(&moto);
+    ok(
+        &moto,
+        &[
+            "put-domain",
+            "demo",
+            "--plan",
+            "PRO",
+            "--enable",
+            "--max-price-per-part",
+            "0.05",
+        ],
+    );
+    let eum = moto.front.eum();
+    eum.block_prefix("+44");
+    eum.price_prefix("+254", 1.25);
+    let env = [
+        ("SMS_PROVIDER", "end-user-messaging"),
+        ("SMS_ORIGINATION_IDENTITY", "pool-0123456789abcdef"),
+    ];
+    let check = |args: &[&str]| admin_with(&moto, &env, args);
+
+    let run = check(&["check-sms", "+16175551234", "--domain", "demo"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let line: Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    assert_eq!(line["would_send"], true, "{line}");
+    assert_eq!(line["max_price_per_part"], "0.05");
+    assert_eq!(line["phone"], "+1617***1234", "masked");
+
+    for (phone, reason, outcome) in [
+        (
+            "+447911123456",
+            "DESTINATION_COUNTRY_BLOCKED_BY_PROTECT_CONFIGURATION",
+            "failed",
+        ),
+        ("+254712345678", "PRICE_OVER_THRESHOLD", "failed"),
+        (
+            "+16175550199",
+            "DESTINATION_PHONE_NUMBER_OPTED_OUT",
+            "opted_out",
+        ),
+    ] {
+        let run = check(&["check-sms", phone, "--domain", "demo"]);
+        assert_eq!(run.code, 1, "{phone}: {}", run.stderr);
+        let line: Value = serde_json::from_str(run.stdout.trim()).unwrap();
+        assert_eq!(
+            (
+                line["would_send"].as_bool(),
+                line["reason"].as_str(),
+                line["invitation_would_be"].as_str()
+            ),
+            (Some(false), Some(reason), Some(outcome)),
+            "{phone}: {line}"
+        );
+    }
+    // Without the project's cap, the premium number would go.
+    let run = check(&["check-sms", "+254712345678"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    eum.spend_limit_reached(true);
+    let run = check(&["check-sms", "+16175551234"]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stdout.contains("MONTHLY_SPEND_LIMIT_REACHED_FOR_TEXT"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains(r#""invitation_would_be":"held""#),
+        "{}",
+        run.stdout
+    );
+
+    assert_eq!(eum.dry_runs(), 2);
+    assert!(eum.sent().is_empty(), "a dry run sends nothing");
+    // Not the provider configured, or a bad number: a usage error, nothing asked.
+    let run = admin(&moto, &["check-sms", "+16175551234"]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("SMS_PROVIDER=end-user-messaging"),
+        "{}",
+        run.stderr
+    );
+    let run = check(&["check-sms", "12"]);
+    assert_eq!(run.code, 2);
+    assert_eq!(eum.calls("SendTextMessage"), 6);
+    // And the cap can be taken off.
+    eum.spend_limit_reached(false);
+    ok(
+        &moto,
+        &[
+            "put-domain",
+            "demo",
+            "--plan",
+            "PRO",
+            "--enable",
+            "--max-price-per-part",
+            "off",
+        ],
+    );
+    let run = check(&["check-sms", "+254712345678", "--domain", "demo"]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    let run = admin(
+        &moto,
+        &[
+            "put-domain",
+            "demo",
+            "--plan",
+            "PRO",
+            "--enable",
+            "--max-price-per-part",
+            "5",
+        ],
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
 }

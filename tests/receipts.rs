@@ -440,3 +440,140 @@ async fn a_log_batch_that_failed_every_try_is_replayed_from_its_queue_by_the_adm
     let usage: Value = serde_json::from_str(admin(&moto, &["usage", DEMO_DOMAIN]).trim()).unwrap();
     assert_eq!(usage["delivered"].as_u64(), Some(1), "{usage}");
 }
+
+/// End User Messaging's delivery events (its configuration set's CloudWatch Logs event
+/// destination, in AWS's documented format) replayed from `events/logs/eum-*.json` through
+/// the real receipts function: delivered, failed with the event type as the reason, or not
+/// final (skipped until the final one comes); price and parts recorded in the same
+/// listing, batch progress and usage as SNS's.
+#[tokio::test(flavor = "multi_thread")]
+async fn end_user_messagings_delivery_events_are_recorded_as_sns_receipts_are() {
+    let moto = Moto::start();
+    let store = moto.store(TABLE).await;
+    provision_demo(&store, None).await;
+    let aws = moto.sdk_config().await;
+    let config = moto
+        .queued(Config {
+            table_name: TABLE.into(),
+            sms_provider: smsreg::config::Provider::EndUserMessaging,
+            ..Config::default()
+        })
+        .await;
+    let queue_url = config.send_queue_url.clone().unwrap();
+    let api = smsreg::wiring::aws_api_with(&aws, config.clone()).unwrap();
+    let sender = smsreg::wiring::aws_sender_with(&aws, config).unwrap();
+    let body = json!({"app_id": DEMO_APP, "users": [{"phone_number": A}, {"phone_number": B}, {"phone_number": C}]});
+    let request = lambda_http::request::from_str(&post_event(
+        DEMO_DOMAIN,
+        &body,
+        &api_key_header(DEMO_USER, DEMO_KEY),
+    ))
+    .unwrap();
+    let (status, report) = response_parts(&api.handle(request).await);
+    assert_eq!(status, 200, "{report}");
+    let batch = report["batch_id"].as_str().unwrap().to_owned();
+    moto.deliver(&sender, &queue_url).await;
+    let ids: std::collections::HashMap<String, String> = moto.sms_ids().into_iter().collect();
+    assert_eq!(
+        moto.front.eum().sent().len(),
+        3,
+        "sent through End User Messaging"
+    );
+
+    let runtime = RuntimeApi::start(60_000);
+    let mut env = moto.env(TABLE);
+    env.extend(runtime.env());
+    env.push(("SMS_PROVIDER", "end-user-messaging".into()));
+    let function = Process::start(
+        env!("CARGO_BIN_EXE_smsreg-receipts"),
+        "receipts-eum",
+        &env,
+        &[],
+    );
+    let invoke = |event: String| {
+        let raw = runtime
+            .invoke(&event, Duration::from_secs(60))
+            .unwrap_or_else(|e| panic!("{e}\n{}", function.log_text()));
+        serde_json::from_str::<Value>(&raw).unwrap()
+    };
+    let id = |n: u8| format!("6d1e7c2a-0b3f-4c5d-8e9f-00000000000{n}");
+    let delivered = invoke(fixture("eum-delivered", Some((&id(1), &ids[A]))));
+    assert_eq!(delivered["delivered"], 1, "{delivered}");
+    let blocked = invoke(fixture("eum-carrier-blocked", Some((&id(2), &ids[B]))));
+    assert_eq!(blocked["failed"], 1, "{blocked}");
+    let interim = invoke(fixture("eum-not-final", Some((&id(3), &ids[C]))));
+    assert_eq!(
+        (interim["not_final"].as_u64(), interim["malformed"].as_u64()),
+        (Some(1), Some(0)),
+        "{interim}"
+    );
+    let (_, listing) = response_parts(&api.handle(get("sms_user_registration/", "")).await);
+    let by_phone = |phone: &str| {
+        listing["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["phone_number"] == phone)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(
+        by_phone(C)["delivery"],
+        "unknown",
+        "not final: no receipt yet"
+    );
+    let expired = invoke(fixture("eum-ttl-expired", Some((&id(3), &ids[C]))));
+    assert_eq!(expired["failed"], 1, "{expired}");
+
+    let (_, listing) = response_parts(&api.handle(get("sms_user_registration/", "")).await);
+    let by_phone = |phone: &str| {
+        listing["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["phone_number"] == phone)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(by_phone(A)["delivery"], "delivered");
+    assert_eq!(by_phone(B)["delivery"], "failed");
+    assert_eq!(
+        by_phone(B)["delivery_detail"],
+        "TEXT_CARRIER_BLOCKED: Blocked as spam by carrier"
+    );
+    assert_eq!(by_phone(C)["delivery"], "failed");
+    assert!(
+        by_phone(C)["delivery_detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("TEXT_TTL_EXPIRED"),
+        "{}",
+        by_phone(C)
+    );
+    let (_, progress) = response_parts(
+        &api.handle(get(&format!("sms_user_registration/batches/{batch}/"), ""))
+            .await,
+    );
+    assert_eq!(
+        (
+            progress["sent"].as_u64(),
+            progress["delivered"].as_u64(),
+            progress["delivery_failed"].as_u64(),
+            progress["parts_delivered"].as_u64()
+        ),
+        (Some(3), Some(1), Some(2), Some(1)),
+        "{progress}"
+    );
+    let usage: Value = serde_json::from_str(admin(&moto, &["usage", DEMO_DOMAIN]).trim()).unwrap();
+    assert_eq!(
+        (
+            usage["delivered"].as_u64(),
+            usage["delivery_failed"].as_u64()
+        ),
+        (Some(1), Some(2)),
+        "{usage}"
+    );
+    // The price of each event, as End User Messaging gave it (0.00581 a part).
+    let cost = usage["price_usd"].as_f64().unwrap();
+    assert!((cost - 3.0 * 0.00581).abs() < 1e-9, "{usage}");
+}
