@@ -374,6 +374,7 @@ EXPECTED_ALARMS = {
     "ReceiptsErrorsAlarm": [
         ("AWS/Lambda", "Errors", [dimension("FunctionName", {"Ref": "ReceiptsFunction"})]),
     ],
+    "SmsSuspendedAlarm": [("SmsRegistration", "SmsSuspended", [dimension("Function", "sender")])],
 }
 ACTIONS = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
 for name, expected in EXPECTED_ALARMS.items():
@@ -432,8 +433,125 @@ for dashboard in dashboards:
         "${ApiFunction}", "${SenderFunction}", "${InboundFunction}", "${ReceiptsFunction}",
         "${SendDeadLetterQueue.QueueName}", "${InboundDeadLetterQueue.QueueName}",
         "SmsPriceUSD", "ReceiptsFailed", "SmsSent", "InvitationsQueued",
+        "${SmsSuspendedAlarm.Arn}", "SmsSuspended", "ReceiptsNotFinal",
     ):
         check(f"the dashboard shows {needed}", needed in body)
+
+# Both SMS providers: SMS_PROVIDER from SmsProvider (sns by default, as src/config.rs);
+# each provider's resources only with it; End User Messaging's delivery events reach the
+# receipts function as SNS's delivery logs do; each function may use only its own part.
+provider = parameters.get("SmsProvider", {})
+check(
+    "SmsProvider is sns or end-user-messaging, sns by default, and sets SMS_PROVIDER",
+    provider.get("AllowedValues") == ["sns", "end-user-messaging"]
+    and provider.get("Default") == "sns"
+    and variables.get("SMS_PROVIDER") == {"Ref": "SmsProvider"}
+    and 'Provider::Sns' in config_rs and '"end-user-messaging" => Ok(Provider::EndUserMessaging)' in config_rs,
+)
+conditions = template.get("Conditions", {})
+check(
+    "the conditions UsesSns and UsesEndUserMessaging test SmsProvider",
+    conditions.get("UsesSns") == {"Fn::Equals": [{"Ref": "SmsProvider"}, "sns"]}
+    and conditions.get("UsesEndUserMessaging")
+    == {"Fn::Equals": [{"Ref": "SmsProvider"}, "end-user-messaging"]},
+)
+rule = template.get("Rules", {}).get("EndUserMessagingNeedsAnIdentity", {})
+check(
+    "a rule refuses end-user-messaging without SmsOriginationIdentityArn",
+    "SmsOriginationIdentityArn" in str(rule.get("Assertions"))
+    and "end-user-messaging" in str(rule.get("RuleCondition")),
+)
+SNS_ONLY = ["SmsDeliveryStatusRole", "ReceiptsInvokeFromSmsDeliveryLogs",
+            "ReceiptsInvokeFromSmsDeliveryFailureLogs", "SmsDeliverySubscription",
+            "SmsDeliveryFailureSubscription"]
+for name in SNS_ONLY:
+    check(f"{name} exists only with SNS", resources.get(name, {}).get("Condition") == "UsesSns")
+for name in ("SmsDeliveryLogGroup", "SmsDeliveryFailureLogGroup"):
+    check(
+        f"{name} exists only with SNS (CreatesDeliveryLogGroups needs UsesSns)",
+        resources.get(name, {}).get("Condition") == "CreatesDeliveryLogGroups"
+        and {"Condition": "UsesSns"} in conditions.get("CreatesDeliveryLogGroups", {}).get("Fn::And", []),
+    )
+config_sets = {n: r for n, r in resources.items() if r["Type"] == "AWS::SMSVOICE::ConfigurationSet"}
+check("one End User Messaging configuration set, only with End User Messaging",
+      len(config_sets) == 1
+      and all(r.get("Condition") == "UsesEndUserMessaging" for r in config_sets.values()))
+for set_name, config_set in config_sets.items():
+    check(
+        f"SMS_CONFIGURATION_SET names {set_name} with End User Messaging",
+        variables.get("SMS_CONFIGURATION_SET")
+        == {"Fn::If": ["UsesEndUserMessaging", {"Ref": set_name}, ""]},
+    )
+    destinations = [
+        d for d in config_set["Properties"].get("EventDestinations", [])
+        if d.get("Enabled") and "CloudWatchLogsDestination" in d
+    ]
+    check(f"{set_name} has an enabled CloudWatch Logs event destination for every SMS event",
+          any("TEXT_ALL" in d.get("MatchingEventTypes", []) for d in destinations))
+    for d in destinations:
+        dest = d["CloudWatchLogsDestination"]
+        group = dest["LogGroupArn"].get("Fn::GetAtt", [None])[0] if isinstance(dest["LogGroupArn"], dict) else None
+        role_name = dest["IamRoleArn"].get("Fn::GetAtt", [None])[0] if isinstance(dest["IamRoleArn"], dict) else None
+        check(f"{set_name}'s events go to a log group of the stack ({group})",
+              resources.get(group, {}).get("Type") == "AWS::Logs::LogGroup"
+              and resources[group].get("Condition") == "UsesEndUserMessaging"
+              and "RetentionInDays" in resources[group]["Properties"])
+        on_group = [f for f in filters if f["Properties"]["LogGroupName"] == {"Ref": group}] if receipts else []
+        check(f"a subscription filter sends {group} to ReceiptsFunction", bool(on_group))
+        group_name = sub_text(resources.get(group, {}).get("Properties", {}).get("LogGroupName", ""))
+        allowing = [
+            name for name, r in permissions.items()
+            if r["Properties"]["Principal"] == "logs.amazonaws.com"
+            and sub_text(r["Properties"].get("SourceArn")) == (
+                "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:" + group_name + ":*")
+            and r["Properties"].get("SourceAccount") == {"Ref": "AWS::AccountId"}
+        ] if receipts else []
+        check(f"logs.amazonaws.com may invoke ReceiptsFunction for {group} only, and the filter waits for it",
+              bool(allowing) and all(set(listed(f.get("DependsOn", []))) & set(allowing) for f in on_group))
+        writer = resources.get(role_name, {})
+        trust = writer.get("Properties", {}).get("AssumeRolePolicyDocument", {}).get("Statement", [])
+        check(f"{role_name} is assumable by sms-voice.amazonaws.com of this account only",
+              any("sms-voice.amazonaws.com" in listed(t.get("Principal", {}).get("Service", []))
+                  and "aws:SourceAccount" in str(t.get("Condition", {})) for t in trust))
+        granted = [st for pol in writer.get("Properties", {}).get("Policies", [])
+                   for st in pol["PolicyDocument"]["Statement"]]
+        check(f"{role_name} may write to {group} and nothing else",
+              bool(granted) and all(group in str(st["Resource"]) for st in granted)
+              and any("logs:PutLogEvents" in listed(st["Action"]) for st in granted))
+sender_statements = list(statements(functions["SenderFunction"]))
+sends = [st for st in sender_statements if "sms-voice:SendTextMessage" in listed(st["Action"])]
+check(
+    "the sender may SendTextMessage from SmsOriginationIdentityArn through the configuration set only",
+    bool(sends)
+    and all("*" not in listed(st["Resource"]) for st in sends)
+    and all({"Ref": "SmsOriginationIdentityArn"} in listed(st["Resource"]) for st in sends)
+    and all(any("SmsConfigurationSet" in str(r) for r in listed(st["Resource"])) for st in sends),
+)
+sns_sends = [st for st in sender_statements if st["Effect"] == "Allow" and "sns:Publish" in listed(st["Action"])]
+check(
+    "the sender's SNS permissions exist only with SNS",
+    all(
+        any(
+            isinstance(raw, dict) and raw.get("Fn::If", [None])[0] == "UsesSns" and st in list(branches(raw))
+            for policy in functions["SenderFunction"].get("Policies", []) if isinstance(policy, dict)
+            for raw in policy.get("Statement", [])
+        )
+        for st in sns_sends
+    ) and bool(sns_sends),
+)
+inbound_list = [st for st in statements(functions["InboundFunction"])
+                if any(a.startswith("sms-voice:") for a in listed(st["Action"]))]
+check(
+    "the replies function may put and delete numbers of the opt-out list only",
+    bool(inbound_list)
+    and all(set(listed(st["Action"])) == {"sms-voice:PutOptedOutNumber", "sms-voice:DeleteOptedOutNumber"}
+            and "opt-out-list/${SmsOptOutListName}" in str(st["Resource"]) for st in inbound_list),
+)
+for function_name, props in functions.items():
+    if function_name in ("SenderFunction", "InboundFunction"):
+        continue
+    check(f"{function_name} has no End User Messaging permission",
+          not any("sms-voice:" in str(st["Action"]) for st in statements(props)))
 
 if failures:
     sys.exit(f"{len(failures)} template fact(s) do not hold")

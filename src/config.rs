@@ -187,12 +187,8 @@ impl Config {
             sms_origination_identity: get("SMS_ORIGINATION_IDENTITY"),
             sms_configuration_set: get("SMS_CONFIGURATION_SET"),
             sms_opt_out_list: get("SMS_OPT_OUT_LIST").unwrap_or(d.sms_opt_out_list),
-            sms_time_to_live_seconds: number(
-                "SMS_TIME_TO_LIVE_SECONDS",
-                d.sms_time_to_live_seconds,
-                crate::adapters::end_user_messaging::MIN_TIME_TO_LIVE_SECONDS,
-                crate::adapters::end_user_messaging::MAX_TIME_TO_LIVE_SECONDS,
-            )?,
+            // End User Messaging's TimeToLive bounds.
+            sms_time_to_live_seconds: number("SMS_TIME_TO_LIVE_SECONDS", 86_400, 5, 259_200)?,
             sms_protect_configuration_id: get("SMS_PROTECT_CONFIGURATION_ID"),
         })
     }

@@ -22,9 +22,6 @@ use crate::ports::{Outgoing, SmsError, SmsFailure, SmsProvider};
 
 /// The opt-out list of an identity that was given none: the account's default list.
 pub const DEFAULT_OPT_OUT_LIST: &str = "Default";
-/// `TimeToLive`'s bounds, in seconds.
-pub const MIN_TIME_TO_LIVE_SECONDS: u64 = 5;
-pub const MAX_TIME_TO_LIVE_SECONDS: u64 = 259_200;
 
 /// Where and how the deployment sends (template parameters, through the environment).
 #[derive(Debug, Clone, PartialEq, Eq)]
