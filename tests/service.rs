@@ -1992,3 +1992,88 @@ async fn a_held_job_whose_invitation_was_replaced_or_opted_out_meanwhile_is_drop
     assert_eq!(w.sms.sent_to(A).len(), 1, "only the new invitation's SMS");
     assert!(w.sms.sent_to(B).is_empty());
 }
+
+/// A provider that refuses an opted-out number at the send (End User Messaging): no
+/// question asked before; the refusal records the STOP and drops the job; the number is
+/// answered opted out from then on.
+#[tokio::test]
+async fn a_provider_that_refuses_opted_out_numbers_at_the_send_is_not_asked_first() {
+    let w = world();
+    w.sms.refuse_opted_out_on_send();
+    w.sms.provider_opts_out(B);
+    w.post(&invite(&[A, B])).await;
+    let results = w.deliver().await;
+    assert_eq!(
+        results,
+        [JobResult::Sent(1), JobResult::Dropped("opted out")]
+    );
+    assert_eq!(w.sms.opt_out_checks(), 0, "not asked before sending");
+    assert_eq!(
+        w.store.record(B).unwrap().status,
+        RegistrationStatus::OptedOut
+    );
+    let (_, again) = w.post(&invite(&[B])).await;
+    assert_eq!(again["opted_out_numbers"], json!([B]), "{again}");
+}
+
+/// Refused for good (a blocked country, a price over the cap): given up at the first
+/// attempt, the number freed, the reason kept.
+#[tokio::test]
+async fn a_refusal_for_good_gives_the_job_up_at_its_first_attempt() {
+    let w = world();
+    w.sms
+        .refuse_for(A, SmsFailure::Refused, "PRICE_OVER_THRESHOLD");
+    w.post(&invite(&[A])).await;
+    let job = w.take_one();
+    let result = w.send(&job).await;
+    assert_eq!(
+        result,
+        JobResult::GaveUp(SmsError::new(SmsFailure::Refused, "PRICE_OVER_THRESHOLD"))
+    );
+    let record = w.store.record(A).unwrap();
+    assert_eq!(record.status, RegistrationStatus::Failed);
+    assert_eq!(
+        record.failure_reason.as_deref(),
+        Some("SMS refused by the provider (PRICE_OVER_THRESHOLD)")
+    );
+    let other = api_key_header("admin@other.example", "other-key");
+    let (_, taken) = w.post_as("other", &other, &invite(&[A])).await;
+    assert_eq!(taken["success_numbers"], json!([A]), "freed: {taken}");
+}
+
+/// The account's spend limit: held with no attempt spent, however often it comes back,
+/// then sent once the provider takes it again.
+#[tokio::test]
+async fn the_spend_limit_holds_a_job_without_spending_its_attempts() {
+    let w = world();
+    w.sms.refuse_for(
+        A,
+        SmsFailure::Suspended,
+        "MONTHLY_SPEND_LIMIT_REACHED_FOR_TEXT",
+    );
+    w.post(&invite(&[A])).await;
+    let job = w.take_one();
+    for _ in 0..(w.max_attempts() + 2) {
+        match w.send(&job).await {
+            JobResult::Later(later @ Later::Suspended(_)) => assert_eq!(later.delay(), 900),
+            other => panic!("held, not {other:?}"),
+        }
+    }
+    assert_eq!(
+        w.store.record(A).unwrap().status,
+        RegistrationStatus::Queued
+    );
+    w.sms.recover();
+    assert_eq!(w.send(&job).await, JobResult::Sent(1));
+    // Its price cap and context went with it, never the number.
+    let sent = w.sms.outgoing();
+    assert_eq!(sent.len(), 1);
+    let keys: Vec<&str> = sent[0].context.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys, ["project", "batch", "job"]);
+    assert!(
+        sent[0]
+            .context
+            .iter()
+            .all(|(_, v)| !v.contains("6175551234"))
+    );
+}
