@@ -25,16 +25,7 @@ const LONG_APP_ID: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa
 const LONG_USERNAME: &str = "uuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuu";
 
 fn admin(moto: &Moto, args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_smsreg-admin"))
-        .args(args)
-        .envs(moto.env(TABLE))
-        .output()
-        .expect("smsreg-admin runs");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    admin_with(moto, &[], args)
 }
 
 fn ok(moto: &Moto, args: &[&str]) -> String {

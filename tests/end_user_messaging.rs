@@ -390,24 +390,7 @@ async fn a_job_delivered_twice_sends_its_sms_once() {
     let e = env(None).await;
     e.invite(&[A]).await;
     // SQS hands the same job out again: a second copy of its message.
-    let client = aws_sdk_sqs::Client::new(&e.moto.sdk_config().await);
-    let message = client
-        .receive_message()
-        .queue_url(&e.queue_url)
-        .visibility_timeout(0)
-        .send()
-        .await
-        .unwrap()
-        .messages
-        .unwrap()
-        .remove(0);
-    client
-        .send_message()
-        .queue_url(&e.queue_url)
-        .message_body(message.body().unwrap())
-        .send()
-        .await
-        .unwrap();
+    e.moto.duplicate_first_job(&e.queue_url).await;
     assert_eq!(e.moto.deliver(&e.sender, &e.queue_url).await, 2);
     assert_eq!(e.moto.sms_to(A).len(), 1);
     assert_eq!(e.moto.front.calls("SendTextMessage", A), 1);

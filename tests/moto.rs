@@ -1233,24 +1233,7 @@ async fn a_job_delivered_twice_sends_each_sms_once() {
     let body = json!({"app_id": DEMO_APP, "android_only": true, "users": [{"phone_number": A}]});
     e.post_only(DEMO_DOMAIN, &auth, &body).await;
     // SQS hands the same job out again: a second copy of its message.
-    let client = aws_sdk_sqs::Client::new(&e.moto.sdk_config().await);
-    let message = client
-        .receive_message()
-        .queue_url(&e.queue_url)
-        .visibility_timeout(0)
-        .send()
-        .await
-        .unwrap()
-        .messages
-        .unwrap()
-        .remove(0);
-    client
-        .send_message()
-        .queue_url(&e.queue_url)
-        .message_body(message.body().unwrap())
-        .send()
-        .await
-        .unwrap();
+    e.moto.duplicate_first_job(&e.queue_url).await;
     assert_eq!(e.deliver().await, 2);
     assert_eq!(
         e.moto.sms_to(A).len(),

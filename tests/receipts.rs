@@ -61,6 +61,17 @@ fn admin(moto: &Moto, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The listing's object for `phone`.
+fn listed(listing: &Value, phone: &str) -> Value {
+    listing["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["phone_number"] == phone)
+        .unwrap_or_else(|| panic!("{phone} listed: {listing}"))
+        .clone()
+}
+
 /// A GET of the API with `path` (after `/a/demo/api/v0_5/`) and `query`.
 fn get(path: &str, query: &str) -> lambda_http::Request {
     let mut event: Value = serde_json::from_str(&post_event(
@@ -223,15 +234,7 @@ async fn a_batch_counts_through_sent_opened_registered_and_its_receipts() {
                "parts_sent": 3, "parts_delivered": 1})
     );
     let (_, listing) = response_parts(&api.handle(get("sms_user_registration/", "")).await);
-    let by_phone = |phone: &str| {
-        listing["objects"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|o| o["phone_number"] == phone)
-            .unwrap()
-            .clone()
-    };
+    let by_phone = |phone: &str| listed(&listing, phone);
     assert_eq!(by_phone(A)["delivery"], "delivered");
     assert!(by_phone(A)["delivered_at"].is_string());
     assert!(by_phone(A)["opened_at"].is_string());
@@ -508,15 +511,7 @@ async fn end_user_messagings_delivery_events_are_recorded_as_sns_receipts_are() 
         "{interim}"
     );
     let (_, listing) = response_parts(&api.handle(get("sms_user_registration/", "")).await);
-    let by_phone = |phone: &str| {
-        listing["objects"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|o| o["phone_number"] == phone)
-            .unwrap()
-            .clone()
-    };
+    let by_phone = |phone: &str| listed(&listing, phone);
     assert_eq!(
         by_phone(C)["delivery"],
         "unknown",
@@ -526,15 +521,7 @@ async fn end_user_messagings_delivery_events_are_recorded_as_sns_receipts_are() 
     assert_eq!(expired["failed"], 1, "{expired}");
 
     let (_, listing) = response_parts(&api.handle(get("sms_user_registration/", "")).await);
-    let by_phone = |phone: &str| {
-        listing["objects"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|o| o["phone_number"] == phone)
-            .unwrap()
-            .clone()
-    };
+    let by_phone = |phone: &str| listed(&listing, phone);
     assert_eq!(by_phone(A)["delivery"], "delivered");
     assert_eq!(by_phone(B)["delivery"], "failed");
     assert_eq!(

@@ -277,6 +277,28 @@ impl Moto {
         }
     }
 
+    /// Puts a second copy of the first job on `queue_url`, as SQS may hand a job out twice.
+    pub async fn duplicate_first_job(&self, queue_url: &str) {
+        let client = aws_sdk_sqs::Client::new(&self.sdk_config().await);
+        let message = client
+            .receive_message()
+            .queue_url(queue_url)
+            .visibility_timeout(0)
+            .send()
+            .await
+            .unwrap()
+            .messages
+            .unwrap()
+            .remove(0);
+        client
+            .send_message()
+            .queue_url(queue_url)
+            .message_body(message.body().unwrap())
+            .send()
+            .await
+            .unwrap();
+    }
+
     /// Messages on a queue (visible or in flight), per SQS's attributes.
     pub async fn queue_depth(&self, queue_url: &str) -> usize {
         use aws_sdk_sqs::types::QueueAttributeName as A;
