@@ -320,6 +320,25 @@ async fn stop_and_start_keep_the_identitys_opt_out_list_in_step() {
     e.replies.handle_records(&stop).await.unwrap();
     assert_eq!(eum.opted_out(&list), vec![B.to_owned()]);
 
+    // A START the list refuses (AWS takes a number off once in 30 days): the reply is
+    // handled, the list keeps the number, and the next send to it is refused and recorded
+    // as a STOP again. One AWS fails once (its 500) is tried again.
+    eum.keep_on_list(B);
+    e.moto
+        .front
+        .add(Rule::always("DeleteOptedOutNumber", Some(B), Fault::ServerError).times(1));
+    let start = sns_reply("in-4", B, "START");
+    assert!(e.replies.handle_records(&start).await.is_err(), "AWS's 500: tried again");
+    e.replies.handle_records(&start).await.unwrap();
+    assert_eq!(eum.opted_out(&list), vec![B.to_owned()]);
+    e.invite(&[B]).await;
+    e.moto.deliver(&e.sender, &e.queue_url).await;
+    assert_eq!(
+        e.record(B).await.status,
+        smsreg::domain::RegistrationStatus::OptedOut
+    );
+    assert!(e.moto.sms_to(B).is_empty());
+
     // A number AWS has on the list (a STOP that reached AWS, not the service) is found
     // at the send and recorded: invited again, it is answered opted out.
     eum.opt_out(&list, C);

@@ -159,11 +159,13 @@ fn classify_send<R>(error: &SdkError<SendTextMessageError, R>) -> SmsError {
     }
 }
 
-/// Any other operation's failure: throttled, unknown (no answer) or failed.
+/// Any other operation's failure: throttled, unknown (no answer, or AWS's own error: worth
+/// another try) or failed (refused).
 fn classify<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> SmsError {
     let code = crate::adapters::error_code(error);
     let failure = match error {
         SdkError::ServiceError(_) if code == "ThrottlingException" => SmsFailure::Throttled,
+        SdkError::ServiceError(_) if code == "InternalServerException" => SmsFailure::Unknown,
         SdkError::ServiceError(_) => SmsFailure::Failed,
         _ => SmsFailure::Unknown,
     };

@@ -120,9 +120,27 @@ pub fn retry_delay_seconds(receive_count: u32) -> u32 {
     (5u32 << doubling).min(900)
 }
 
+/// The wait of a job held because the SMS provider cannot send for now (the account's spend
+/// limit), at its `receive_count`-th receive: 15 minutes, doubling, at most 6 hours. A
+/// raised limit is used within minutes at first; a limit left for days keeps the job on
+/// the queue for about 11 days of its 50 receives (the queue keeps it 14), not failed.
+pub fn suspended_delay_seconds(receive_count: u32) -> u32 {
+    let doubling = receive_count.saturating_sub(1).min(5);
+    (900u32 << doubling).min(6 * 3600)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_job_held_for_the_spend_limit_waits_longer_each_time_and_outlives_its_receives() {
+        let waits: Vec<u32> = (1..=7).map(suspended_delay_seconds).collect();
+        assert_eq!(waits, [900, 1800, 3600, 7200, 14_400, 21_600, 21_600]);
+        // The stack's 50 receives: about 11 days, within the queue's 14 days.
+        let total: u64 = (1..50).map(|n| u64::from(suspended_delay_seconds(n))).sum();
+        assert!(total > 10 * 86_400 && total < 14 * 86_400, "{total}");
+    }
 
     fn job() -> SmsJob {
         SmsJob {

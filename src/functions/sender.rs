@@ -7,7 +7,7 @@ use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent
 use lambda_http::lambda_runtime::{Error, LambdaEvent};
 use tracing::{Instrument, error, info, info_span, warn};
 
-use crate::domain::job::{SmsJob, retry_delay_seconds};
+use crate::domain::job::{SmsJob, retry_delay_seconds, suspended_delay_seconds};
 use crate::metrics::Metrics;
 use crate::ports::{JobQueue, SmsFailure, SmsProvider, Store};
 use crate::service::send::{JobResult, Later, SEND_ALLOWANCE, Sender};
@@ -162,7 +162,13 @@ impl<St: Store, Q: JobQueue, P: SmsProvider> SenderFunction<St, Q, P> {
                 }
             }
             JobResult::Later(later) => {
-                let (reason, delay) = (later.reason(), later.delay());
+                let delay = match later {
+                    // Longer each time it comes back, so that a limit left for days does not
+                    // spend the queue's receives.
+                    Later::Suspended(_) => suspended_delay_seconds(receive_count(message)),
+                    _ => later.delay(),
+                };
+                let reason = later.reason();
                 info!(job = %job.id, kind, phone = %job.masked_phone(), reason, delay,
                     "job handed back, no attempt spent");
                 self.hand_back(message, Some(&job), delay).await;
@@ -210,6 +216,16 @@ struct Done {
     dead_lettered: bool,
     /// Held because the provider cannot send for now (the spend limit): the alarm's metric.
     suspended: bool,
+}
+
+/// How many times SQS has handed this message out (its `ApproximateReceiveCount`), 1 when
+/// it does not say.
+fn receive_count(message: &SqsMessage) -> u32 {
+    message
+        .attributes
+        .get("ApproximateReceiveCount")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1)
 }
 
 /// When to stop starting SMS, from the invocation's deadline (ms since the epoch).

@@ -12,8 +12,8 @@ use crate::domain::sms::{self, InvitationSms};
 use crate::domain::worker::{RegistrationForm, Worker, hash_password, normalise_username};
 use crate::domain::{PhoneNumber, Project, RegistrationRecord};
 use crate::ports::{
-    JobQueue, QueueError, RegisterOutcome, RegistrationEvents, SmsError, SmsProvider, Store,
-    StoreError,
+    JobQueue, QueueError, RegisterOutcome, RegistrationEvents, SmsError, SmsFailure, SmsProvider,
+    Store, StoreError,
 };
 
 /// An SMS a worker sent, as End User Messaging SMS publishes it to SNS.
@@ -164,7 +164,18 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
             }
             Some(Keyword::OptIn) => {
                 self.store.opt_in(&phone).await?;
-                provider.set_opted_out(&phone, false).await?;
+                match provider.set_opted_out(&phone, false).await {
+                    Ok(()) => {}
+                    // Refused (End User Messaging lets a number be taken off a list once
+                    // in 30 days, and takes START itself where it handles keywords): the
+                    // list keeps the number, and a send to it is refused and recorded as
+                    // a STOP again. Not retried: retrying would not change the answer.
+                    Err(error) if error.failure == SmsFailure::Failed => {
+                        warn!(phone = %phone.masked(), code = error.code,
+                            "the provider's opt-out list kept the number");
+                    }
+                    Err(error) => return Err(error.into()),
+                }
                 info!(phone = %phone.masked(), "opted back in");
                 return Ok(ReplyOutcome::OptedIn);
             }

@@ -47,6 +47,8 @@ pub struct Account {
     /// Prices per part by destination prefix (premium-rate numbers).
     prices: Vec<(String, f64)>,
     spend_limit_reached: bool,
+    /// Numbers `DeleteOptedOutNumber` refuses to take off (AWS: once in 30 days).
+    kept_on_list: HashSet<String>,
     pub dry_runs: usize,
     /// Calls by operation.
     pub calls: BTreeMap<String, usize>,
@@ -92,6 +94,12 @@ impl Eum<'_> {
     /// The account's monthly spend limit is reached (`true`) or raised again.
     pub fn spend_limit_reached(&self, reached: bool) {
         self.with(|a| a.spend_limit_reached = reached);
+    }
+
+    /// `DeleteOptedOutNumber` refuses to take `phone` off a list, as AWS does within 30
+    /// days of the last time.
+    pub fn keep_on_list(&self, phone: &str) {
+        self.with(|a| a.kept_on_list.insert(phone.to_owned()));
     }
 
     /// Numbers on the opt-out list `list`.
@@ -253,6 +261,11 @@ pub fn answer(
                     .entry(list.to_owned())
                     .or_default()
                     .insert(number.to_owned());
+            } else if account.kept_on_list.contains(number) {
+                return validation(
+                    "PHONE_NUMBER_CANNOT_BE_OPTED_IN",
+                    "a number can be opted in once in 30 days",
+                );
             } else {
                 let on_list = account
                     .opted_out
