@@ -75,6 +75,45 @@ fn metadata(m: &Metadata) -> loader::Metadata {
     }
 }
 
+/// For +1, the regions a number of each area code (the 3 digits after +1) may belong to,
+/// as libphonenumber picks a +1 number's region: the first region whose leading digits
+/// match the national number, or, for a region without leading digits (the US), whose
+/// number types do. A region whose leading digits match no number of the area code is
+/// never picked for it, so leaving it out changes no answer. Leading digits are tried on
+/// the area code followed by each digit (NANP's are three digits long; a pattern reading
+/// further only adds regions). Returns the distinct sets (region indices in crate order,
+/// the main country first) and each area code's set.
+fn nanp_subsets() -> (Vec<Vec<u8>>, Vec<u8>) {
+    let regions = DATABASE.by_code(&1).expect("+1 has regions");
+    let mut subsets: Vec<Vec<u8>> = Vec::new();
+    let mut areas = Vec::with_capacity(1000);
+    for area in 0..1000u16 {
+        let tries: Vec<String> = std::iter::once(format!("{area:03}"))
+            .chain((0..10).map(|d| format!("{area:03}{d}000000")))
+            .collect();
+        let subset: Vec<u8> = regions
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| match m.leading_digits() {
+                None => true,
+                Some(pattern) => tries
+                    .iter()
+                    .any(|t| pattern.find(t).is_some_and(|found| found.start() == 0)),
+            })
+            .map(|(i, _)| u8::try_from(i).expect("+1 has fewer than 256 regions"))
+            .collect();
+        let index = match subsets.iter().position(|s| *s == subset) {
+            Some(i) => i,
+            None => {
+                subsets.push(subset);
+                subsets.len() - 1
+            }
+        };
+        areas.push(u8::try_from(index).expect("fewer than 256 distinct sets"));
+    }
+    (subsets, areas)
+}
+
 fn main() {
     println!("cargo::rerun-if-changed=build.rs");
     let mut blob = Vec::new();
@@ -98,6 +137,11 @@ fn main() {
         blob.extend_from_slice(&bytes);
         count += 1;
     }
+    let (subsets, areas) = nanp_subsets();
+    let subsets_src: Vec<String> = subsets
+        .iter()
+        .map(|s| format!("&{s:?}"))
+        .collect();
     let out = std::env::var("OUT_DIR").expect("cargo sets OUT_DIR");
     let out = Path::new(&out);
     std::fs::write(out.join("phone_metadata.bin"), &blob).expect("OUT_DIR is writable");
@@ -105,7 +149,15 @@ fn main() {
         "/// Calling codes with the byte range of their part of `PARTS`, by code.\n\
          pub static CODES: [(u16, usize, usize); {count}] = [\n{index}];\n\
          /// Each code's regions, as postcard-serialised `phonenumber` loader metadata.\n\
-         pub static PARTS: &[u8] = include_bytes!(concat!(env!(\"OUT_DIR\"), \"/phone_metadata.bin\"));\n"
+         pub static PARTS: &[u8] = include_bytes!(concat!(env!(\"OUT_DIR\"), \"/phone_metadata.bin\"));\n\
+         /// +1's regions a number needs, by the 3 digits after +1 (`NANP_AREAS`): the\n\
+         /// indices, in +1's part, of the regions without leading digits (the US) and of\n\
+         /// those whose leading digits can match.\n\
+         pub static NANP_SUBSETS: [&[u8]; {}] = [{}];\n\
+         /// For each area code 000 to 999, its index in `NANP_SUBSETS`.\n\
+         pub static NANP_AREAS: [u8; 1000] = {areas:?};\n",
+        subsets_src.len(),
+        subsets_src.join(", ")
     );
     std::fs::write(out.join("phone_metadata.rs"), source).expect("OUT_DIR is writable");
 }

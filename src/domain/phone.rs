@@ -61,6 +61,41 @@ fn database_of_part(i: usize) -> &'static Database {
     })
 }
 
+/// +1's regions, decoded once (a few kilobytes; decoding is cheap, building a database of
+/// them is not).
+fn nanp_regions() -> &'static [loader::Metadata] {
+    static REGIONS: OnceLock<Vec<loader::Metadata>> = OnceLock::new();
+    REGIONS.get_or_init(|| {
+        let (_, start, end) = split::CODES[part_of(1).expect("+1 is a calling code")];
+        postcard::from_bytes(&split::PARTS[start..end]).expect("build.rs wrote this part")
+    })
+}
+
+/// The database of the +1 regions a number of `area` (the 3 digits after +1) may belong
+/// to (`split::NANP_SUBSETS`): a US number builds the US alone, not the 25 regions of +1
+/// (14.5 ms of CPU, the largest part of the API's cold start). The main country (the US)
+/// is in every set, first, as parsing needs; a region left out is one libphonenumber
+/// would skip for that area code. One database per distinct set, built on first use.
+fn nanp_database(area: u16) -> &'static Database {
+    static LOADED: [OnceLock<Database>; split::NANP_SUBSETS.len()] =
+        [const { OnceLock::new() }; split::NANP_SUBSETS.len()];
+    let set = usize::from(split::NANP_AREAS[usize::from(area)]);
+    LOADED[set].get_or_init(|| {
+        let regions = nanp_regions();
+        let part: Vec<loader::Metadata> = split::NANP_SUBSETS[set]
+            .iter()
+            .map(|&i| regions[usize::from(i)].clone())
+            .collect();
+        Database::from(part).expect("libphonenumber's own patterns are valid")
+    })
+}
+
+/// The 3 digits after +1 of `digits` (a number without its plus), if it is a +1 number
+/// with that many.
+fn nanp_area(digits: &str) -> Option<u16> {
+    digits.strip_prefix('1')?.get(..3)?.parse().ok()
+}
+
 /// The database of the calling code `digits` (a number without its plus) starts with,
 /// the code found as libphonenumber finds it: one to three digits, none the start of
 /// another, never a leading 0.
@@ -74,7 +109,7 @@ fn database_for(digits: &str) -> Option<&'static Database> {
         .map(database_of_part)
 }
 
-/// Builds the database of the +1 countries and compiles their most used patterns. The
+/// Builds the database of a US number (`nanp_database`) and compiles its most used patterns. The
 /// function calls it on a thread of its own as it starts, so that cost overlaps its
 /// start-up and the first request's lookups instead of landing on its first number. A
 /// parse that comes before it is done waits only for the rest.
@@ -102,9 +137,27 @@ impl PhoneNumber {
         if digits.len() > MAX_E164_DIGITS {
             return Err(PhoneError::TooLong);
         }
-        let db = database_for(digits).ok_or(PhoneError::Unparseable)?;
+        let guess = nanp_area(digits);
+        let mut db = match guess {
+            Some(area) => nanp_database(area),
+            None => database_for(digits).ok_or(PhoneError::Unparseable)?,
+        };
         let parsed = phonenumber::parse_with(db, None, format!("+{digits}"))
             .map_err(|_| PhoneError::Unparseable)?;
+        // Parsing uses the main country's rules alone (the US, in every +1 set); the set
+        // is right when the national number starts with the digits it was picked by (not
+        // when a national prefix was stripped): otherwise the one for the national number,
+        // or all of +1's regions for one too short to have an area code.
+        if guess.is_some() {
+            let national = parsed.national().to_string();
+            let area: Option<u16> = national.get(..3).and_then(|a| a.parse().ok());
+            if area != guess {
+                db = match area {
+                    Some(area) => nanp_database(area),
+                    None => database_for(digits).ok_or(PhoneError::Unparseable)?,
+                };
+            }
+        }
         // What `parsed.is_valid()`, `parsed.country().id()` and the E.164 formatter each
         // work out again (the metadata of the number, then its type), worked out once:
         // the same answers for a fraction of the regular expression matches.
@@ -411,6 +464,42 @@ mod tests {
             codes += 1;
         }
         assert!(codes > 200, "{codes}");
+    }
+
+    /// Every area code after +1, with numbers of each +1 region's examples' shape and
+    /// others: the region set picked by area code gives libphonenumber's answers, so the
+    /// regions it leaves out are never the number's.
+    #[test]
+    fn every_nanp_area_code_agrees_with_libphonenumber() {
+        let mut checked = 0;
+        for area in 0..1000u16 {
+            for rest in ["5550123", "2345678", "9999999", "0000000", "1212121"] {
+                for raw in [
+                    format!("+1{area:03}{rest}"),
+                    format!("+11{area:03}{rest}"),
+                    format!("+1{area:03}{}", &rest[..5]),
+                ] {
+                    let fast = PhoneNumber::parse(&raw)
+                        .ok()
+                        .map(|p| (p.e164.clone(), p.region().map(str::to_owned)));
+                    assert_eq!(fast, reference(&raw), "input {raw:?}");
+                    checked += 1;
+                }
+            }
+        }
+        assert_eq!(checked, 15_000);
+        // A US number builds the US alone; a Canadian one the US and Canada.
+        let ids = |area: u16| {
+            nanp_database(area)
+                .by_code(&1)
+                .unwrap()
+                .iter()
+                .map(|m| m.id().to_owned())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids(617), ["US"]);
+        assert_eq!(ids(416), ["US", "CA"]);
+        assert_eq!(ids(876), ["US", "JM"]);
     }
 
     #[test]
