@@ -17,8 +17,31 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 /// The shared AWS configuration: region, credentials and `AWS_ENDPOINT_URL` from the
 /// environment, with retries (throttling backs off) bounded so calls end well within a
 /// Lambda invocation.
+///
+/// One HTTPS client serves every SDK client of the process (each would otherwise build its
+/// own, and with it a TLS configuration and a store of the system's ~145 root certificates).
+/// On Lambda, which always puts the region and the function's credentials in the
+/// environment, they are read from there alone: the default chains would also build
+/// instance-metadata and STS clients that a function never uses (docs/PERFORMANCE.md,
+/// section 3).
 pub async fn load_aws_config() -> SdkConfig {
-    aws_config_loader().load().await
+    let mut loader = aws_config_loader().http_client(
+        aws_smithy_http_client::Builder::new()
+            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+                aws_smithy_http_client::tls::rustls_provider::CryptoMode::AwsLc,
+            ))
+            .build_https(),
+    );
+    if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some()
+        && std::env::var_os("AWS_ACCESS_KEY_ID").is_some()
+    {
+        loader = loader
+            .region(aws_config::environment::EnvironmentVariableRegionProvider::new())
+            .credentials_provider(
+                aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
+            );
+    }
+    loader.load().await
 }
 
 /// The loader behind [`load_aws_config`], for callers that set more (tests set the endpoint).
