@@ -77,7 +77,7 @@ fn metadata(m: &Metadata) -> loader::Metadata {
 
 /// For +1, the regions a number of each area code (the 3 digits after +1) may belong to,
 /// as libphonenumber picks a +1 number's region: the first region whose leading digits
-/// match the national number, or, for a region without leading digits (the US), whose
+/// match the national number, or, for a region without leading digits (the US and Canada), whose
 /// number types do. A region whose leading digits match no number of the area code is
 /// never picked for it, so leaving it out changes no answer. Leading digits are tried on
 /// the area code followed by each digit (NANP's are three digits long; a pattern reading
@@ -138,10 +138,7 @@ fn main() {
         count += 1;
     }
     let (subsets, areas) = nanp_subsets();
-    let subsets_src: Vec<String> = subsets
-        .iter()
-        .map(|s| format!("&{s:?}"))
-        .collect();
+    let subsets_src: Vec<String> = subsets.iter().map(|s| format!("&{s:?}")).collect();
     let out = std::env::var("OUT_DIR").expect("cargo sets OUT_DIR");
     let out = Path::new(&out);
     std::fs::write(out.join("phone_metadata.bin"), &blob).expect("OUT_DIR is writable");
@@ -151,7 +148,7 @@ fn main() {
          /// Each code's regions, as postcard-serialised `phonenumber` loader metadata.\n\
          pub static PARTS: &[u8] = include_bytes!(concat!(env!(\"OUT_DIR\"), \"/phone_metadata.bin\"));\n\
          /// +1's regions a number needs, by the 3 digits after +1 (`NANP_AREAS`): the\n\
-         /// indices, in +1's part, of the regions without leading digits (the US) and of\n\
+         /// indices, in +1's part, of the regions without leading digits (the US and Canada) and of\n\
          /// those whose leading digits can match.\n\
          pub static NANP_SUBSETS: [&[u8]; {}] = [{}];\n\
          /// For each area code 000 to 999, its index in `NANP_SUBSETS`.\n\

@@ -328,7 +328,10 @@ async fn stop_and_start_keep_the_identitys_opt_out_list_in_step() {
         .front
         .add(Rule::always("DeleteOptedOutNumber", Some(B), Fault::ServerError).times(1));
     let start = sns_reply("in-4", B, "START");
-    assert!(e.replies.handle_records(&start).await.is_err(), "AWS's 500: tried again");
+    assert!(
+        e.replies.handle_records(&start).await.is_err(),
+        "AWS's 500: tried again"
+    );
     e.replies.handle_records(&start).await.unwrap();
     assert_eq!(eum.opted_out(&list), vec![B.to_owned()]);
     e.invite(&[B]).await;
