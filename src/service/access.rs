@@ -56,8 +56,38 @@ pub struct Reservation {
 }
 
 impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
+    /// Admits the caller to `domain`: authenticates the credentials, then checks, in the
+    /// contract's order, that the key may act there (any key of the project for reading,
+    /// one with `edit_data` for sending) and that the project may send.
+    ///
+    /// The key and the project are looked up at the same time (two reads, one round trip):
+    /// the project is read even for a caller who then fails, but nothing of it is answered
+    /// before the caller is authenticated and authorised, so the errors come as they would
+    /// one after the other.
+    pub async fn admit(
+        &self,
+        credentials: &Credentials,
+        domain: &str,
+        access: Access,
+    ) -> Result<Project, AccessError> {
+        let (key, project) =
+            tokio::join!(self.authenticate(credentials), self.store.project(domain));
+        let key = key?;
+        if key.domain != domain || (access == Access::Edit && !key.can_edit_data) {
+            return Err(AccessError::Forbidden);
+        }
+        let project = project?.ok_or(AccessError::Forbidden)?;
+        if project.plan < Plan::Pro {
+            return Err(AccessError::PlanTooLow);
+        }
+        if !project.registration_enabled {
+            return Err(AccessError::FeatureDisabled);
+        }
+        Ok(project)
+    }
+
     /// Finds the key the credentials present. Which projects exist plays no part.
-    pub async fn authenticate(&self, credentials: &Credentials) -> Result<ApiKey, AccessError> {
+    async fn authenticate(&self, credentials: &Credentials) -> Result<ApiKey, AccessError> {
         let keys = self.store.api_keys_of(&credentials.username).await?;
         // Every candidate is compared, so timing does not tell which one matched.
         let mut found = None;
@@ -67,31 +97,6 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
             }
         }
         found.ok_or(AccessError::Unauthenticated)
-    }
-
-    /// Checks, in the contract's order, that the key may act in `domain`: any key of the
-    /// project for reading, one with `edit_data` for sending.
-    pub async fn authorize(
-        &self,
-        key: &ApiKey,
-        domain: &str,
-        access: Access,
-    ) -> Result<Project, AccessError> {
-        if key.domain != domain || (access == Access::Edit && !key.can_edit_data) {
-            return Err(AccessError::Forbidden);
-        }
-        let project = self
-            .store
-            .project(domain)
-            .await?
-            .ok_or(AccessError::Forbidden)?;
-        if project.plan < Plan::Pro {
-            return Err(AccessError::PlanTooLow);
-        }
-        if !project.registration_enabled {
-            return Err(AccessError::FeatureDisabled);
-        }
-        Ok(project)
     }
 
     /// Counts the request's valid numbers against the project's daily limit, all or none.

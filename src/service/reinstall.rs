@@ -31,8 +31,13 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
         request: ReinstallRequest,
         deadline: Option<Instant>,
     ) -> Result<ReinstallReport, AccessError> {
-        let reservation = self.reserve_invitations(project, &request.users).await?;
-        let report = self.reinstall_numbers(project, request, deadline).await;
+        let until = self.work_until(deadline);
+        let (reservation, opted_out) = self
+            .reserve_and_look_up(project, &request.users, until)
+            .await?;
+        let report = self
+            .reinstall_numbers(project, request, &opted_out, deadline)
+            .await;
         self.settle(project, reservation, report.success_numbers.len())
             .await;
         Ok(report)
@@ -45,6 +50,7 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
         &self,
         project: &Project,
         request: ReinstallRequest,
+        opted_out: &OptOutCheck,
         deadline: Option<Instant>,
     ) -> ReinstallReport {
         let install_url = project
@@ -61,7 +67,6 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
         // The install link goes in the project's send window too, and not before send_at.
         let schedule = Schedule::new(request.send_at, project.sms.send_window);
         let until = self.work_until(deadline);
-        let opted_out = self.opted_out_among(&request.users, until).await;
         let checked: Vec<Step<SmsJob>> = self
             .in_order((0..request.users.len()).map(|i| {
                 self.reinstall_check(
@@ -69,7 +74,7 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
                     &request.users[i],
                     &texts,
                     schedule,
-                    &opted_out,
+                    opted_out,
                     until,
                 )
             }))

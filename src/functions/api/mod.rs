@@ -130,8 +130,7 @@ impl<St: Store, Q: JobQueue, E: RegistrationEvents> Api<St, Q, E> {
     ) -> Result<Project, ApiError> {
         let header = request.headers().get("authorization").map(|v| v.as_bytes());
         let credentials = auth::parse_authorization(header).ok_or(ApiError::Unauthenticated)?;
-        let key = self.service.authenticate(&credentials).await?;
-        Ok(self.service.authorize(&key, domain, access).await?)
+        Ok(self.service.admit(&credentials, domain, access).await?)
     }
 
     /// A request that sends SMS: invitations or reinstall links, with `Idempotency-Key`.
