@@ -25,13 +25,7 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 /// instance-metadata and STS clients that a function never uses (docs/PERFORMANCE.md,
 /// section 3).
 pub async fn load_aws_config() -> SdkConfig {
-    let mut loader = aws_config_loader().http_client(
-        aws_smithy_http_client::Builder::new()
-            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-                aws_smithy_http_client::tls::rustls_provider::CryptoMode::AwsLc,
-            ))
-            .build_https(),
-    );
+    let mut loader = aws_config_loader().http_client(https_client());
     if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some()
         && std::env::var_os("AWS_ACCESS_KEY_ID").is_some()
     {
@@ -42,6 +36,32 @@ pub async fn load_aws_config() -> SdkConfig {
             );
     }
     loader.load().await
+}
+
+/// The HTTPS client (rustls over aws-lc, the system's roots) that every SDK client of the
+/// process shares.
+///
+/// Each SDK client, when it is built, checks its HTTP client by making a connector and
+/// throwing it away; made as the SDK makes it, that is a TLS configuration with the ~145
+/// roots parsed, once per client. Here that check gets a plain connector, and TLS is set up
+/// once, for the first call (the connector is then kept for every client and call with the
+/// same timeouts). `build_with_connector_fn` is the SDK's own hook for this (hidden from its
+/// docs, at the version `Cargo.lock` pins; every test that calls AWS goes through it).
+fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::Connector;
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    aws_smithy_http_client::Builder::new().build_with_connector_fn(|settings, components| {
+        let mut connector = Connector::builder();
+        connector.set_connector_settings(settings.cloned());
+        connector.set_sleep_impl(components.and_then(|c| c.sleep_impl()));
+        match (settings, components) {
+            // The check at the SDK client's construction: this connector is never called.
+            (None, None) => connector.build_http(),
+            _ => connector
+                .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
+                .build(),
+        }
+    })
 }
 
 /// The loader behind [`load_aws_config`], for callers that set more (tests set the endpoint).
