@@ -12,9 +12,46 @@ use std::path::Path;
 
 use phonenumber::metadata::{DATABASE, Descriptor, Format, Metadata, loader};
 
+/// A pattern of the metadata with each `\d` written `[0-9]` (`0-9` inside a class).
+///
+/// In the `regex` crate `\d` is Unicode's decimal digits, some 70 ranges, so every `\d`
+/// of a pattern compiles to a UTF-8 automaton of its own; the patterns of a country hold
+/// hundreds. The function only ever gives libphonenumber ASCII digits (`PhoneNumber::parse`
+/// refuses anything else first), on which the two match alike; the ASCII class compiles
+/// to a single byte range. Checked by the unit tests that compare every answer with the
+/// crate's own database, whose patterns are left as they are.
+fn ascii_digits(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len() + 16);
+    let mut chars = pattern.chars();
+    let mut class_depth = 0usize;
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some('d') if class_depth > 0 => out.push_str("0-9"),
+                Some('d') => out.push_str("[0-9]"),
+                Some(escaped) => {
+                    out.push('\\');
+                    out.push(escaped);
+                }
+                None => out.push('\\'),
+            },
+            '[' => {
+                class_depth += 1;
+                out.push(c);
+            }
+            ']' if class_depth > 0 => {
+                class_depth -= 1;
+                out.push(c);
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
 fn descriptor(d: &Descriptor) -> loader::Descriptor {
     loader::Descriptor {
-        national_number: Some(d.national_number().as_str().to_owned()),
+        national_number: Some(ascii_digits(d.national_number().as_str())),
         possible_length: d.possible_length().to_vec(),
         possible_local_length: d.possible_local_length().to_vec(),
         example: d.example().map(str::to_owned),
@@ -23,12 +60,12 @@ fn descriptor(d: &Descriptor) -> loader::Descriptor {
 
 fn format(f: &Format) -> loader::Format {
     loader::Format {
-        pattern: Some(f.pattern().as_str().to_owned()),
+        pattern: Some(ascii_digits(f.pattern().as_str())),
         format: Some(f.format().to_owned()),
         leading_digits: f
             .leading_digits()
             .iter()
-            .map(|r| r.as_str().to_owned())
+            .map(|r| ascii_digits(r.as_str()))
             .collect(),
         national_prefix_formatting_rule: f.national_prefix().map(str::to_owned),
         national_prefix_optional_when_formatting: f.is_national_prefix_optional(),
@@ -58,18 +95,18 @@ fn metadata(m: &Metadata) -> loader::Metadata {
         no_international: d.no_international().map(descriptor),
         id: Some(m.id().to_owned()),
         country_code: Some(m.country_code()),
-        international_prefix: m.international_prefix().map(|r| r.as_str().to_owned()),
+        international_prefix: m.international_prefix().map(|r| ascii_digits(r.as_str())),
         preferred_international_prefix: text(m.preferred_international_prefix()),
         national_prefix: text(m.national_prefix()),
         preferred_extension_prefix: text(m.preferred_extension_prefix()),
         national_prefix_for_parsing: m
             .national_prefix_for_parsing()
-            .map(|r| r.as_str().to_owned()),
+            .map(|r| ascii_digits(r.as_str())),
         national_prefix_transform_rule: text(m.national_prefix_transform_rule()),
         formats: m.formats().iter().map(format).collect(),
         international_formats: m.international_formats().iter().map(format).collect(),
         main_country_for_code: m.is_main_country_for_code(),
-        leading_digits: m.leading_digits().map(|r| r.as_str().to_owned()),
+        leading_digits: m.leading_digits().map(|r| ascii_digits(r.as_str())),
         mobile_number_portable: m.is_mobile_number_portable(),
         defaults: Default::default(),
     }
