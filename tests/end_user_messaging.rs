@@ -130,22 +130,7 @@ impl Env {
     /// them to the sender (left on the queue: the test hands the same event again).
     async fn received(&self) -> SqsEvent {
         let sqs = aws_sdk_sqs::Client::new(&self.moto.sdk_config().await);
-        let messages = sqs
-            .receive_message()
-            .queue_url(&self.queue_url)
-            .max_number_of_messages(10)
-            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
-            .send()
-            .await
-            .unwrap()
-            .messages
-            .unwrap_or_default();
-        let event = smsreg::tools::local_esm::sqs_event(
-            &messages,
-            "arn:aws:sqs:us-east-1:123456789012:q",
-            "us-east-1",
-        );
-        serde_json::from_value(event).unwrap()
+        common::receive_event(&sqs, &self.queue_url).await.1
     }
 }
 

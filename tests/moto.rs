@@ -1593,22 +1593,7 @@ async fn receive_once(w: &Windowed) -> Vec<(String, u32)> {
         aws_sdk_sqs::Client::new(&w.e.moto.sdk_config().await),
         &w.sender,
     );
-    let messages = sqs
-        .receive_message()
-        .queue_url(&w.queue_url)
-        .max_number_of_messages(10)
-        .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
-        .send()
-        .await
-        .unwrap()
-        .messages
-        .unwrap_or_default();
-    let event = smsreg::tools::local_esm::sqs_event(
-        &messages,
-        "arn:aws:sqs:us-east-1:123456789012:q",
-        "us-east-1",
-    );
-    let event = serde_json::from_value(event).unwrap();
+    let (messages, event) = common::receive_event(&sqs, &w.queue_url).await;
     let response = sender.handle_batch(&event, None).await.unwrap();
     let mut back = Vec::new();
     for m in &messages {

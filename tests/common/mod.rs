@@ -60,6 +60,31 @@ pub struct Moto {
     pub front: fault_proxy::FaultProxy,
 }
 
+/// One receive of up to 10 visible messages of `queue_url`, with the `SqsEvent` the event
+/// source mapping would hand the sender for them (the messages stay on the queue).
+pub async fn receive_event(
+    client: &aws_sdk_sqs::Client,
+    queue_url: &str,
+) -> (Vec<aws_sdk_sqs::types::Message>, SqsEvent) {
+    let messages = client
+        .receive_message()
+        .queue_url(queue_url)
+        .max_number_of_messages(10)
+        .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+        .send()
+        .await
+        .expect("receive from the send queue")
+        .messages
+        .unwrap_or_default();
+    let event = smsreg::tools::local_esm::sqs_event(
+        &messages,
+        "arn:aws:sqs:us-east-1:123456789012:q",
+        "us-east-1",
+    );
+    let event = serde_json::from_value(event).expect("a real SQS event");
+    (messages, event)
+}
+
 impl Moto {
     pub fn start() -> Moto {
         let exe = moto_executable();
@@ -231,26 +256,11 @@ impl Moto {
         let client = aws_sdk_sqs::Client::new(&self.sdk_config().await);
         let mut delivered = 0;
         loop {
-            let messages = client
-                .receive_message()
-                .queue_url(queue_url)
-                .max_number_of_messages(10)
-                .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
-                .send()
-                .await
-                .expect("receive from the send queue")
-                .messages
-                .unwrap_or_default();
+            let (messages, event) = receive_event(&client, queue_url).await;
             if messages.is_empty() {
                 return delivered;
             }
             delivered += messages.len();
-            let event = smsreg::tools::local_esm::sqs_event(
-                &messages,
-                "arn:aws:sqs:us-east-1:123456789012:q",
-                "us-east-1",
-            );
-            let event: SqsEvent = serde_json::from_value(event).expect("a real SQS event");
             let response = sender
                 .handle_batch(&event, None)
                 .await
