@@ -7,7 +7,7 @@ use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent
 use lambda_http::lambda_runtime::{Error, LambdaEvent};
 use tracing::{Instrument, error, info, info_span, warn};
 
-use crate::domain::job::{SmsJob, retry_delay_seconds, suspended_delay_seconds};
+use crate::domain::job::{SmsJob, retry_delay_seconds};
 use crate::metrics::Metrics;
 use crate::ports::{JobQueue, SmsFailure, SmsProvider, Store};
 use crate::service::send::{JobResult, Later, SEND_ALLOWANCE, Sender};
@@ -162,12 +162,7 @@ impl<St: Store, Q: JobQueue, P: SmsProvider> SenderFunction<St, Q, P> {
                 }
             }
             JobResult::Later(later) => {
-                let delay = match later {
-                    // Longer each time it comes back, so that a limit left for days does not
-                    // spend the queue's receives.
-                    Later::Suspended(_) => suspended_delay_seconds(receive_count(message)),
-                    _ => later.delay(),
-                };
+                let delay = later.delay(receive_count(message));
                 let reason = later.reason();
                 info!(job = %job.id, kind, phone = %job.masked_phone(), reason, delay,
                     "job handed back, no attempt spent");

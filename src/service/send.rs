@@ -11,7 +11,7 @@ use super::pace::{Pacer, Turn};
 use crate::config::Config;
 use crate::domain::PhoneNumber;
 use crate::domain::encoding;
-use crate::domain::job::SmsJob;
+use crate::domain::job::{SmsJob, suspended_delay_seconds};
 use crate::ports::{
     JobQueue, Outgoing, QueueError, SendStart, SmsError, SmsFailure, SmsProvider, Store, StoreError,
 };
@@ -36,9 +36,6 @@ const BUSY_RETRY_SECONDS: u32 = 30;
 /// The longest a job waiting for the rate is handed back for (SQS's visibility can be set
 /// up to 12 hours; a quarter of an hour keeps the queue's order roughly kept).
 const MAX_HAND_BACK_SECONDS: u32 = 900;
-/// When a job the provider could not take for now (the spend limit) is tried again: a
-/// raised limit takes effect within minutes, and the alarm has called someone meanwhile.
-const SUSPENDED_RETRY_SECONDS: u32 = 900;
 /// SQS's longest visibility timeout: a longer hold is handed back again.
 const MAX_HOLD_SECONDS: u32 = 12 * 3600;
 
@@ -83,14 +80,16 @@ pub enum Later {
 }
 
 impl Later {
-    /// Seconds until the job is looked at again.
-    pub fn delay(&self) -> u32 {
+    /// Seconds until the job is looked at again, at its `receive_count`-th receive.
+    pub fn delay(&self, receive_count: u32) -> u32 {
         match self {
             Later::DeadlineTooClose => 0,
             Later::Busy => BUSY_RETRY_SECONDS,
             Later::NoSlotBeforeDeadline { wait } => (*wait).min(MAX_HAND_BACK_SECONDS),
             Later::Store(_) | Later::Provider(_) => STORE_RETRY_SECONDS,
-            Later::Suspended(_) => SUSPENDED_RETRY_SECONDS,
+            // Longer each time it comes back, so that a limit left for days does not spend
+            // the queue's receives.
+            Later::Suspended(_) => suspended_delay_seconds(receive_count),
             Later::Held { wait } => u32::try_from(*wait)
                 .unwrap_or(MAX_HOLD_SECONDS)
                 .min(MAX_HOLD_SECONDS),
