@@ -97,7 +97,7 @@ const PUBLISH_TIMEOUT: Duration = Duration::from_secs(20);
 /// send bounded by the sender's own deadline.
 pub fn sms_provider(aws: &SdkConfig, config: &Config) -> DeployedSms {
     let timeouts = TimeoutConfig::builder()
-        .connect_timeout(Duration::from_secs(2))
+        .connect_timeout(crate::adapters::CONNECT_TIMEOUT)
         .operation_attempt_timeout(PUBLISH_TIMEOUT)
         .operation_timeout(PUBLISH_TIMEOUT)
         .build();

@@ -64,6 +64,10 @@ fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
     })
 }
 
+/// How long any AWS call may take to connect. One value for every client, so that they
+/// share one connector (the SDK's HTTP client keeps one per set of connection timeouts).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// The loader behind [`load_aws_config`], for callers that set more (tests set the endpoint).
 pub fn aws_config_loader() -> ConfigLoader {
     aws_config::defaults(BehaviorVersion::latest())
@@ -74,7 +78,7 @@ pub fn aws_config_loader() -> ConfigLoader {
         )
         .timeout_config(
             TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(2))
+                .connect_timeout(CONNECT_TIMEOUT)
                 .operation_attempt_timeout(Duration::from_secs(3))
                 .operation_timeout(Duration::from_secs(8))
                 .build(),
