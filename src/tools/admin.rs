@@ -612,12 +612,14 @@ impl Admin {
     /// `smsreg-admin check-sms`.
     async fn check_sms(&self, phone: String, domain: Option<String>) -> Result<(), Failure> {
         use crate::adapters::end_user_messaging::DryRun;
-        if self.config.sms_provider != crate::config::Provider::EndUserMessaging {
+        let crate::wiring::DeployedSms::EndUserMessaging(provider) =
+            crate::wiring::sms_provider(&self.aws, &self.config)
+        else {
             return Err(usage(
                 "check-sms asks End User Messaging SMS: set SMS_PROVIDER=end-user-messaging \
                  (and SMS_ORIGINATION_IDENTITY, SMS_CONFIGURATION_SET as the stack does)",
             ));
-        }
+        };
         let phone = crate::domain::PhoneNumber::parse(&phone)
             .map_err(|_| usage(format!("{phone:?} is not a valid phone number")))?;
         let max_price = match &domain {
@@ -633,11 +635,6 @@ impl Admin {
             }
             None => None,
         };
-        let client = aws_sdk_pinpointsmsvoicev2::Client::new(&self.aws);
-        let provider = crate::adapters::end_user_messaging::EndUserMessagingSms::new(
-            client,
-            crate::wiring::end_user_messaging_settings(&self.config),
-        );
         let text = "smsreg check-sms: a dry run, never sent";
         let job_id = crate::domain::job::SmsJob::new_id();
         let sms = crate::ports::Outgoing {
