@@ -10,7 +10,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use phonenumber::metadata::{DATABASE, Descriptor, Format, Metadata, loader};
+use phonenumber::metadata::{DATABASE, Descriptor, Metadata, loader};
 
 /// A pattern of the metadata with each `\d` written `[0-9]` (`0-9` inside a class).
 ///
@@ -54,25 +54,17 @@ fn descriptor(d: &Descriptor) -> loader::Descriptor {
         national_number: Some(ascii_digits(d.national_number().as_str())),
         possible_length: d.possible_length().to_vec(),
         possible_local_length: d.possible_local_length().to_vec(),
-        example: d.example().map(str::to_owned),
+        example: None,
     }
 }
 
-fn format(f: &Format) -> loader::Format {
-    loader::Format {
-        pattern: Some(ascii_digits(f.pattern().as_str())),
-        format: Some(f.format().to_owned()),
-        leading_digits: f
-            .leading_digits()
-            .iter()
-            .map(|r| ascii_digits(r.as_str()))
-            .collect(),
-        national_prefix_formatting_rule: f.national_prefix().map(str::to_owned),
-        national_prefix_optional_when_formatting: f.is_national_prefix_optional(),
-        domestic_carrier: f.domestic_carrier().map(str::to_owned),
-    }
-}
-
+/// A region's metadata, as much of it as parsing a number and telling its validity and
+/// region read (`phonenumber::parse_with`, `src/domain/phone.rs`): the general pattern,
+/// the patterns of the number types libphonenumber's `number_type` tries, and the
+/// national and international prefixes. Left out are what only formatting and short
+/// numbers use (the formats, and the emergency, short-code, standard-rate, carrier and
+/// no-international patterns) and the examples: building a database checks the syntax of
+/// every pattern it holds, and these would be checked for nothing.
 fn metadata(m: &Metadata) -> loader::Metadata {
     let d = m.descriptors();
     let text = |s: Option<&str>| s.map(str::to_owned);
@@ -87,12 +79,12 @@ fn metadata(m: &Metadata) -> loader::Metadata {
         voip: d.voip().map(descriptor),
         pager: d.pager().map(descriptor),
         uan: d.uan().map(descriptor),
-        emergency: d.emergency().map(descriptor),
+        emergency: None,
         voicemail: d.voicemail().map(descriptor),
-        short_code: d.short_code().map(descriptor),
-        standard_rate: d.standard_rate().map(descriptor),
-        carrier: d.carrier().map(descriptor),
-        no_international: d.no_international().map(descriptor),
+        short_code: None,
+        standard_rate: None,
+        carrier: None,
+        no_international: None,
         id: Some(m.id().to_owned()),
         country_code: Some(m.country_code()),
         international_prefix: m.international_prefix().map(|r| ascii_digits(r.as_str())),
@@ -103,8 +95,8 @@ fn metadata(m: &Metadata) -> loader::Metadata {
             .national_prefix_for_parsing()
             .map(|r| ascii_digits(r.as_str())),
         national_prefix_transform_rule: text(m.national_prefix_transform_rule()),
-        formats: m.formats().iter().map(format).collect(),
-        international_formats: m.international_formats().iter().map(format).collect(),
+        formats: Vec::new(),
+        international_formats: Vec::new(),
         main_country_for_code: m.is_main_country_for_code(),
         leading_digits: m.leading_digits().map(|r| ascii_digits(r.as_str())),
         mobile_number_portable: m.is_mobile_number_portable(),
