@@ -12,16 +12,30 @@ use std::path::Path;
 
 use phonenumber::metadata::{DATABASE, Descriptor, Metadata, loader};
 
-/// A pattern of the metadata with each `\d` written `[0-9]` (`0-9` inside a class).
+/// A pattern of the metadata as the function compiles it: each `\d` written `[0-9]` (`0-9`
+/// inside a class), and without the layout's whitespace.
 ///
 /// In the `regex` crate `\d` is Unicode's decimal digits, some 70 ranges, so every `\d`
 /// of a pattern compiles to a UTF-8 automaton of its own; the patterns of a country hold
 /// hundreds. The function only ever gives libphonenumber ASCII digits (`PhoneNumber::parse`
 /// refuses anything else first), on which the two match alike; the ASCII class compiles
-/// to a single byte range. Checked by the unit tests that compare every answer with the
-/// crate's own database, whose patterns are left as they are.
-fn ascii_digits(pattern: &str) -> String {
-    let mut out = String::with_capacity(pattern.len() + 16);
+/// to a single byte range.
+///
+/// libphonenumber lays its patterns out over many indented lines (two thirds of the US
+/// fixed-line pattern's 2,020 characters are spaces and line ends), and the crate reads
+/// them in verbose mode (`ignore_whitespace`), where whitespace outside an escape means
+/// nothing, in a class too; every character of it is still read by the syntax check each
+/// pattern gets when a database is built. A `#` would start a comment that a line end
+/// closes: there is none in the metadata, and the build stops if one appears.
+///
+/// Checked by the unit tests that compare every answer with the crate's own database,
+/// whose patterns are left as they are.
+fn compact(pattern: &str) -> String {
+    assert!(
+        !pattern.contains('#'),
+        "a metadata pattern has a verbose-mode comment: {pattern}"
+    );
+    let mut out = String::with_capacity(pattern.len());
     let mut chars = pattern.chars();
     let mut class_depth = 0usize;
     while let Some(c) = chars.next() {
@@ -43,6 +57,7 @@ fn ascii_digits(pattern: &str) -> String {
                 class_depth -= 1;
                 out.push(c);
             }
+            c if c.is_whitespace() => {}
             _ => out.push(c),
         }
     }
@@ -51,7 +66,7 @@ fn ascii_digits(pattern: &str) -> String {
 
 fn descriptor(d: &Descriptor) -> loader::Descriptor {
     loader::Descriptor {
-        national_number: Some(ascii_digits(d.national_number().as_str())),
+        national_number: Some(compact(d.national_number().as_str())),
         possible_length: d.possible_length().to_vec(),
         possible_local_length: d.possible_local_length().to_vec(),
         example: None,
@@ -65,40 +80,58 @@ fn descriptor(d: &Descriptor) -> loader::Descriptor {
 /// numbers use (the formats, and the emergency, short-code, standard-rate, carrier and
 /// no-international patterns) and the examples: building a database checks the syntax of
 /// every pattern it holds, and these would be checked for nothing.
+///
+/// A number type whose pattern and lengths are those of a type before it (the US and
+/// Canada give mobile numbers their fixed-line pattern, 2,020 and 1,006 characters) is
+/// left out too: a number is valid when it has any of the types (`has_a_type` in
+/// `src/domain/phone.rs`), so the copy changes no answer, and its syntax would be checked
+/// again for nothing. Parsing reads the general pattern alone.
 fn metadata(m: &Metadata) -> loader::Metadata {
     let d = m.descriptors();
     let text = |s: Option<&str>| s.map(str::to_owned);
+    let mut kept: Vec<loader::Descriptor> = Vec::new();
+    let mut number_type = |desc: Option<&Descriptor>| {
+        let desc = descriptor(desc?);
+        let same = |k: &loader::Descriptor| {
+            k.national_number == desc.national_number
+                && k.possible_length == desc.possible_length
+                && k.possible_local_length == desc.possible_local_length
+        };
+        if kept.iter().any(same) {
+            return None;
+        }
+        kept.push(desc.clone());
+        Some(desc)
+    };
     loader::Metadata {
         general: Some(descriptor(d.general())),
-        fixed_line: d.fixed_line().map(descriptor),
-        mobile: d.mobile().map(descriptor),
-        toll_free: d.toll_free().map(descriptor),
-        premium_rate: d.premium_rate().map(descriptor),
-        shared_cost: d.shared_cost().map(descriptor),
-        personal_number: d.personal_number().map(descriptor),
-        voip: d.voip().map(descriptor),
-        pager: d.pager().map(descriptor),
-        uan: d.uan().map(descriptor),
+        fixed_line: number_type(d.fixed_line()),
+        mobile: number_type(d.mobile()),
+        toll_free: number_type(d.toll_free()),
+        premium_rate: number_type(d.premium_rate()),
+        shared_cost: number_type(d.shared_cost()),
+        personal_number: number_type(d.personal_number()),
+        voip: number_type(d.voip()),
+        pager: number_type(d.pager()),
+        uan: number_type(d.uan()),
         emergency: None,
-        voicemail: d.voicemail().map(descriptor),
+        voicemail: number_type(d.voicemail()),
         short_code: None,
         standard_rate: None,
         carrier: None,
         no_international: None,
         id: Some(m.id().to_owned()),
         country_code: Some(m.country_code()),
-        international_prefix: m.international_prefix().map(|r| ascii_digits(r.as_str())),
+        international_prefix: m.international_prefix().map(|r| compact(r.as_str())),
         preferred_international_prefix: text(m.preferred_international_prefix()),
         national_prefix: text(m.national_prefix()),
         preferred_extension_prefix: text(m.preferred_extension_prefix()),
-        national_prefix_for_parsing: m
-            .national_prefix_for_parsing()
-            .map(|r| ascii_digits(r.as_str())),
+        national_prefix_for_parsing: m.national_prefix_for_parsing().map(|r| compact(r.as_str())),
         national_prefix_transform_rule: text(m.national_prefix_transform_rule()),
         formats: Vec::new(),
         international_formats: Vec::new(),
         main_country_for_code: m.is_main_country_for_code(),
-        leading_digits: m.leading_digits().map(|r| ascii_digits(r.as_str())),
+        leading_digits: m.leading_digits().map(|r| compact(r.as_str())),
         mobile_number_portable: m.is_mobile_number_portable(),
         defaults: Default::default(),
     }

@@ -1,7 +1,8 @@
 //! JSON logs, one line per event, for CloudWatch.
 
-use tracing_subscriber::EnvFilter;
-use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 /// The filter for a requested level: the level applies to this crate only; every other
 /// crate (the Lambda runtime, the AWS SDK, hyper) logs at `warn` whatever is asked, since
@@ -21,20 +22,46 @@ pub fn init() {
     let requested = std::env::var("RUST_LOG")
         .or_else(|_| std::env::var("AWS_LAMBDA_LOG_LEVEL"))
         .ok();
-    let filter = EnvFilter::new(filter_directives(requested.as_deref()));
     let _ = tracing_subscriber::fmt()
         .json()
-        .with_env_filter(filter)
         .with_current_span(true)
         .with_span_list(false)
         .with_target(false)
         .with_writer(std::io::stderr)
+        .finish()
+        .with(filter(requested.as_deref()))
         .try_init();
+}
+
+/// The filter of [`filter_directives`]: by target prefix alone, which is all it needs
+/// (`EnvFilter`, the alternative, brings the regex crate's DFA builder into the binary,
+/// and with it a dense DFA built for every phone pattern: docs/PERFORMANCE.md).
+fn filter(requested: Option<&str>) -> Targets {
+    filter_directives(requested)
+        .parse()
+        .expect("filter_directives writes a level and a target's level")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_filter_lets_this_crate_through_at_the_requested_level_and_others_at_warn() {
+        use tracing::Level;
+        let debug = filter(Some("debug"));
+        assert!(debug.would_enable("smsreg::service::invite", &Level::DEBUG));
+        assert!(!debug.would_enable("smsreg::service::invite", &Level::TRACE));
+        assert!(debug.would_enable("aws_smithy_runtime", &Level::WARN));
+        assert!(!debug.would_enable("aws_smithy_runtime", &Level::INFO));
+        assert!(!debug.would_enable("lambda_runtime", &Level::DEBUG));
+        let off = filter(Some("off"));
+        assert!(!off.would_enable("smsreg", &Level::ERROR));
+        assert!(off.would_enable("hyper", &Level::ERROR));
+        let default = filter(None);
+        assert!(default.would_enable("smsreg::functions::api", &Level::INFO));
+        assert!(!default.would_enable("smsreg::functions::api", &Level::DEBUG));
+    }
 
     #[test]
     fn only_this_crate_follows_the_requested_level() {

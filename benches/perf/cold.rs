@@ -1,6 +1,6 @@
 //! Benchmark 3 and the RSS part of 4: the release `smsreg-api` binary started as Lambda
 //! starts it (Runtime API stand-in, `AWS_LAMBDA_*`), against the DynamoDB/SQS stand-in,
-//! beside a hello-world `lambda_http` function (`hello_lambda.rs`) started the same way.
+//! beside a hello-world `lambda_http` function (`benches/hello-lambda`) started the same way.
 //!
 //! Cold start = process spawn to the answer of a 1-user request posted to the Runtime API;
 //! init = spawn to the first `GET /invocation/next`; CPU = the process's user + system time
@@ -267,7 +267,7 @@ pub fn run(quick: bool, builds: &[Build], runs: Option<usize>, exp: &Experiment)
     };
     if !builds.iter().any(|b| b.kind == Kind::Hello) {
         println!(
-            "   no hello-world build (scripts/bench builds it: cargo build --release --example hello-lambda): no comparison"
+            "   no hello-world build (scripts/bench builds it: cargo build --release -p hello-lambda): no comparison"
         );
     }
     for build in builds {

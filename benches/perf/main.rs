@@ -31,7 +31,7 @@ fn main() {
     let quick = !args.iter().any(|a| a == "--bench");
     // Options that take a value: `--summary FILE`; `--api-bin [LABEL=]PATH` (repeatable),
     // another build of `smsreg-api` started beside the project's; `--hello-bin PATH`, the
-    // hello-world function (`hello_lambda.rs`); `--cold-runs N`, starts of each build;
+    // hello-world function (`benches/hello-lambda`); `--cold-runs N`, starts of each build;
     // `--cold-number NUMBER`, `--only-bench-root`: experiments (see `cold::Experiment`).
     let mut summary_path = None;
     let mut builds = vec![cold::Build {
@@ -65,11 +65,11 @@ fn main() {
             _ => {}
         }
     }
-    // Without `--hello-bin`, the example built beside this binary, if there is one
-    // (target/PROFILE/examples/hello-lambda, this being target/PROFILE/deps/perf-HASH).
+    // Without `--hello-bin`, the yardstick built beside this binary, if there is one
+    // (target/PROFILE/hello-lambda, this being target/PROFILE/deps/perf-HASH).
     let hello = hello.or_else(|| {
         let exe = std::env::current_exe().ok()?;
-        let path = exe.parent()?.parent()?.join("examples/hello-lambda");
+        let path = exe.parent()?.parent()?.join("hello-lambda");
         path.is_file().then(|| path.to_string_lossy().into_owned())
     });
     if let Some(exe) = hello {

@@ -478,15 +478,32 @@ mod tests {
                     .collect::<Vec<_>>()
             };
             assert_eq!(ids(part), ids(whole), "+{code}");
-            // The patterns are the crate's with ASCII digit classes (build.rs); that they
-            // give the same answers is what the tests on numbers check.
+            // The patterns are the crate's with ASCII digit classes and no layout (build.rs),
+            // and a type that repeats an earlier one is left out; that they give the same
+            // answers is what the tests on numbers check.
             for meta in part.by_code(&code).unwrap() {
                 let general = meta.descriptors().general().national_number().as_str();
                 assert!(!general.contains(r"\d"), "+{code}: {general}");
+                assert!(!general.contains(char::is_whitespace), "+{code}: {general}");
             }
             codes += 1;
         }
         assert!(codes > 200, "{codes}");
+        // The US gives mobile numbers its fixed-line pattern: kept once.
+        let us = database_of_part(part_of(1).unwrap()).by_id("US").unwrap();
+        let crate_us = whole.by_id("US").unwrap();
+        assert_eq!(
+            crate_us
+                .descriptors()
+                .mobile()
+                .map(|d| d.national_number().as_str()),
+            crate_us
+                .descriptors()
+                .fixed_line()
+                .map(|d| d.national_number().as_str())
+        );
+        assert!(us.descriptors().fixed_line().is_some());
+        assert!(us.descriptors().mobile().is_none());
     }
 
     /// Every area code after +1, with numbers of each +1 region's examples' shape and

@@ -1,8 +1,8 @@
 //! The yardstick of benchmark 3: a hello-world `lambda_http` function, as `cargo lambda new`
 //! writes one (the default tracing subscriber, one handler answering 200 with a small JSON
-//! body), built with the project's release profile and its `lambda_http` (same version,
-//! same features). `scripts/bench` builds it (`cargo build --release --example
-//! hello-lambda`) and the cold-start benchmark starts it exactly as it starts
+//! body), built with the workspace's release profile and the project's `lambda_http` (same
+//! version; its own features, `tracing` included). `scripts/bench` builds it (`cargo build
+//! --release -p hello-lambda`) and the cold-start benchmark starts it exactly as it starts
 //! `smsreg-api`. Never deployed.
 
 use lambda_http::{Body, Error, Request, Response, service_fn, tracing};
