@@ -219,10 +219,11 @@ pub fn aws_receipts_use_case(
 
 /// Runs the API function under the Lambda Runtime API, configured from the environment.
 pub async fn serve_api() -> Result<(), lambda_http::Error> {
-    // Off the first request, not into init: see `warm_up` and `read_trust_roots_early`.
-    // Nothing waits for these threads.
-    std::thread::spawn(crate::domain::phone::warm_up);
+    // Off the first request, not into init: see `read_trust_roots_early` and `warm_up`.
+    // Nothing waits for these threads. The roots first: the first AWS call needs them,
+    // the numbers come after it.
     crate::adapters::read_trust_roots_early();
+    std::thread::spawn(crate::domain::phone::warm_up);
     crate::telemetry::init();
     let api = aws_api(Config::from_env()?).await?;
     lambda_http::run(lambda_http::service_fn(|request| async {
