@@ -70,10 +70,9 @@ fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
 /// The SDK reads them once per process, at its first TLS connector, and keeps them: about
 /// 145 certificates, 220 kB of PEM decoded in constant time, 8 million instructions: more
 /// than half of what the API's main thread ran at a cold start (docs/PERFORMANCE.md). Made
-/// on this thread, the throwaway
-/// connector fills that store; the connector of the first call then only turns the stored
-/// certificates into trust anchors (0.5 million). A call that comes first waits for the
-/// store being filled, not for a second reading.
+/// on this thread, the throwaway connector fills that store; the connector of the first
+/// call then only turns the stored certificates into trust anchors (0.5 million). A call
+/// that comes first waits for the store being filled, not for a second reading.
 pub fn read_trust_roots_early() {
     std::thread::spawn(|| {
         use aws_smithy_http_client::Connector;
