@@ -219,17 +219,35 @@ pub fn aws_receipts_use_case(
 
 /// Runs the API function under the Lambda Runtime API, configured from the environment.
 pub async fn serve_api() -> Result<(), lambda_http::Error> {
-    // Off the first request, not into init: see `read_trust_roots_early` and `warm_up`.
-    // Nothing waits for these threads. The roots first: the first AWS call needs them,
-    // the numbers come after it.
-    crate::adapters::read_trust_roots_early();
-    std::thread::spawn(crate::domain::phone::warm_up);
+    // Off the first request, not into init: see `read_trust_roots` and `warm_up`. The
+    // roots first: the first AWS call needs them, the numbers come after it.
+    in_the_background(crate::adapters::read_trust_roots);
+    in_the_background(crate::domain::phone::warm_up);
     crate::telemetry::init();
     let api = aws_api(Config::from_env()?).await?;
     lambda_http::run(lambda_http::service_fn(|request| async {
         Ok::<_, lambda_http::Error>(api.handle(request).await)
     }))
     .await
+}
+
+/// Runs `work` on a thread of its own at the lowest priority (nice 19), so that it takes the
+/// CPU time the function's own thread leaves (while it waits for the Runtime API or AWS)
+/// and never holds up that thread: at 2 vCPUs or at a fraction of one (Lambda below
+/// 1,769 MB), a warm-up that preempted the request it warms up for would only delay it.
+/// Nothing waits for the thread; a caller that needs its result first waits for it (and
+/// then leaves it the CPU).
+fn in_the_background(work: fn()) {
+    std::thread::spawn(move || {
+        #[cfg(target_os = "linux")]
+        // SAFETY: `gettid` has no preconditions; `setpriority` changes only this thread's
+        // nice value (Linux keeps one per thread) and its failure is harmless: the work
+        // then runs at the function's own priority.
+        unsafe {
+            libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 19);
+        }
+        work();
+    });
 }
 
 /// Runs the sender function, configured from the environment.

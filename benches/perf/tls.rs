@@ -188,7 +188,11 @@ impl TlsFront {
         self.endpoint = format!("https://{}", listener.local_addr().unwrap());
         let backend = backend.to_owned();
         std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
+            // Two workers: AWS answers a function's connections on servers of their own, so
+            // the second handshake of a first request (the key and the project are read at
+            // once) must not wait for the first one's signature here either.
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
                 .enable_io()
                 .build()
                 .expect("a runtime for the TLS front");

@@ -64,25 +64,23 @@ fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
     })
 }
 
-/// Reads the system's root certificates on a thread of its own, so that the first AWS call
-/// finds them read: a function calls it as it starts. Nothing waits for the thread.
+/// Reads the system's root certificates into the SDK's store, so that the first AWS call
+/// finds them read: the API calls it on a thread of its own as it starts (`wiring`).
 ///
 /// The SDK reads them once per process, at its first TLS connector, and keeps them: about
 /// 145 certificates, 220 kB of PEM decoded in constant time, 8 million instructions: more
 /// than half of what the API's main thread ran at a cold start (docs/PERFORMANCE.md). Made
-/// on this thread, the throwaway connector fills that store; the connector of the first
-/// call then only turns the stored certificates into trust anchors (0.5 million). A call
-/// that comes first waits for the store being filled, not for a second reading.
-pub fn read_trust_roots_early() {
-    std::thread::spawn(|| {
-        use aws_smithy_http_client::Connector;
-        use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
-        drop(
-            Connector::builder()
-                .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
-                .build(),
-        );
-    });
+/// here, a throwaway connector fills that store; the connector of the first call then only
+/// turns the stored certificates into trust anchors (0.5 million). A call that comes first
+/// waits for the store being filled, not for a second reading.
+pub fn read_trust_roots() {
+    use aws_smithy_http_client::Connector;
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    drop(
+        Connector::builder()
+            .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
+            .build(),
+    );
 }
 
 /// How long any AWS call may take to connect. One value for every client, so that they
