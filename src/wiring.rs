@@ -219,9 +219,10 @@ pub fn aws_receipts_use_case(
 
 /// Runs the API function under the Lambda Runtime API, configured from the environment.
 pub async fn serve_api() -> Result<(), lambda_http::Error> {
-    // Off the first request, not into init: see `read_trust_roots` and `warm_up`. The
-    // roots first: the first AWS call needs them, the numbers come after it.
-    in_the_background(crate::adapters::read_trust_roots);
+    // Off the main thread: see `adapters::warm_up` and `phone::warm_up`. The SDK's first:
+    // init builds the clients and the first AWS call needs the roots; the numbers come
+    // after that call.
+    in_the_background(crate::adapters::warm_up);
     in_the_background(crate::domain::phone::warm_up);
     crate::telemetry::init();
     let api = aws_api(Config::from_env()?).await?;

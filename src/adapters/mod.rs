@@ -64,8 +64,42 @@ fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
     })
 }
 
+/// What the SDK sets up once per process, done ahead: the API calls it on a thread of its
+/// own as it starts (`wiring`), so that its main thread finds it done. First the endpoint
+/// partitions of DynamoDB and SQS, which the first client of each service builds; then the
+/// root certificates, which the first AWS call needs.
+pub fn warm_up() {
+    parse_endpoint_partitions();
+    read_trust_roots();
+}
+
+/// Each SDK crate parses its table of AWS partitions (regions, DNS suffixes: a JSON
+/// document) once per process, when its first client is built: 0.42 million instructions
+/// for DynamoDB's and as much for SQS's, on the main thread during init. Resolving any
+/// endpoint does it; the region here is only there to be resolved.
+fn parse_endpoint_partitions() {
+    use futures::FutureExt;
+    let dynamodb = {
+        use aws_sdk_dynamodb::config::endpoint::{DefaultResolver, Params, ResolveEndpoint};
+        Params::builder().region("us-east-1").build().map(|params| {
+            DefaultResolver::new()
+                .resolve_endpoint(&params)
+                .now_or_never()
+        })
+    };
+    let sqs = {
+        use aws_sdk_sqs::config::endpoint::{DefaultResolver, Params, ResolveEndpoint};
+        Params::builder().region("us-east-1").build().map(|params| {
+            DefaultResolver::new()
+                .resolve_endpoint(&params)
+                .now_or_never()
+        })
+    };
+    drop((dynamodb, sqs));
+}
+
 /// Reads the system's root certificates into the SDK's store, so that the first AWS call
-/// finds them read: the API calls it on a thread of its own as it starts (`wiring`).
+/// finds them read.
 ///
 /// The SDK reads them once per process, at its first TLS connector, and keeps them: about
 /// 145 certificates, 220 kB of PEM decoded in constant time, 8 million instructions: more
