@@ -66,6 +66,18 @@ pub struct Measured {
     pub rss_mb: Summary,
     /// When its first and last AWS call reached the stand-in (`smsreg-api` only).
     pub calls_ms: Option<(Summary, Summary)>,
+    /// The same request again, warm: posted to answered (`smsreg-api` only).
+    pub warm_ms: Option<Summary>,
+}
+
+impl Measured {
+    /// The start's overhead as issue 17 measures it: the first request's time (spawn to
+    /// answer) less a warm request's, in the same build.
+    pub fn start_overhead_ms(&self) -> Option<f64> {
+        self.warm_ms
+            .as_ref()
+            .map(|warm| self.first_response_ms.median - warm.median)
+    }
 }
 
 pub struct ColdFigures {
@@ -191,6 +203,34 @@ fn cold_once(build: &Build, standin: &StandIn, target: &Target, one: &str) -> [f
     figures[FIRST_CALL] = since(calls.first());
     figures[LAST_CALL] = since(calls.last());
     figures
+}
+
+/// A cold start then `requests` more of the same 1-user request, one after another: each
+/// one's time from posted to answered, in ms.
+fn warm_once(
+    build: &Build,
+    standin: &StandIn,
+    target: &Target,
+    one: &str,
+    requests: usize,
+) -> Vec<f64> {
+    standin.set_delay(Duration::ZERO);
+    let runtime = RuntimeApi::start(30_000);
+    let id = runtime.enqueue(one);
+    let child = spawn(&build.exe, &runtime, target);
+    let (_, answer) = runtime.wait(&id, Duration::from_secs(60));
+    check(build.kind, answer, 1);
+    let times = (0..requests)
+        .map(|_| {
+            let posted = Instant::now();
+            let id = runtime.enqueue(one);
+            let (answered, answer) = runtime.wait(&id, Duration::from_secs(60));
+            check(build.kind, answer, 1);
+            millis(answered - posted)
+        })
+        .collect();
+    kill_and_reap(child);
+    times
 }
 
 /// A cold start then a `n`-user request (calls answered after 20 ms): (its ms, peak RSS MB).
@@ -348,10 +388,22 @@ pub fn run(quick: bool, builds: &[Build], runs: Option<usize>, exp: &Experiment)
             std::thread::sleep(Duration::from_millis(if quick { 0 } else { 30 }));
         }
     }
+    // The warm requests, apart: 5 after each of a sixth as many starts, per build and
+    // transport (the hello-world's are not needed: its start is the yardstick).
+    let warm_starts = (runs / 6).max(1);
+    let mut warm = vec![Vec::new(); pairs.len()];
+    for _ in 0..warm_starts {
+        for (i, &(b, t)) in pairs.iter().enumerate() {
+            if builds[b].kind == Kind::Api {
+                warm[i].extend(warm_once(&builds[b], &standin, &target(t), &one, 5));
+            }
+        }
+    }
     let measured: Vec<Measured> = pairs
         .iter()
         .zip(&samples)
-        .map(|(&(b, t), s)| Measured {
+        .zip(&warm)
+        .map(|((&(b, t), s), warm)| Measured {
             label: builds[b].label.clone(),
             kind: builds[b].kind,
             transport: t,
@@ -361,6 +413,7 @@ pub fn run(quick: bool, builds: &[Build], runs: Option<usize>, exp: &Experiment)
             rss_mb: summarize(&s[RSS]),
             calls_ms: (builds[b].kind == Kind::Api)
                 .then(|| (summarize(&s[FIRST_CALL]), summarize(&s[LAST_CALL]))),
+            warm_ms: (!warm.is_empty()).then(|| summarize(warm)),
         })
         .collect();
 
@@ -406,6 +459,12 @@ fn print(figures: &ColdFigures, transports: &[Transport]) {
                 "       CPU, user + system       {}",
                 m.cpu_ms.show_spread(1)
             );
+            if let Some(warm) = &m.warm_ms {
+                println!(
+                    "       warm request, posted -> answered {}",
+                    warm.show_spread(1)
+                );
+            }
             println!("       peak RSS (MB)            {}", m.rss_mb.show(1));
         }
         if let Some(hello) = figures.hello(transport) {
@@ -427,12 +486,20 @@ fn print(figures: &ColdFigures, transports: &[Transport]) {
     );
 }
 
-/// `smsreg-api - hello-world = 9.1 ms = 2.8x hello-world's 3.2 ms (goal <= 2x); ...`
+/// `smsreg-api: start overhead (first - warm) 6.1 ms = 2.1x hello-world's start (3.0 ms; goal <= 2x); smsreg-api - hello-world = ...`
 pub fn overhead_line(api: &Measured, hello: &Measured) -> String {
     let (a, h) = (api.first_response_ms.median, hello.first_response_ms.median);
     let (ca, ch) = (api.cpu_ms.median, hello.cpu_ms.median);
+    let start = api.start_overhead_ms().map_or_else(String::new, |o| {
+        format!(
+            "{}: start overhead (first - warm request) {o:.1} ms = {:.1}x {}'s start ({h:.1} ms; goal <= 2x)\n     ",
+            api.label,
+            o / h,
+            hello.label
+        )
+    });
     format!(
-        "{} - {}: {:.1} ms = {:.1}x {}'s {:.1} ms (goal <= 2x); {} / {} = {:.1}; CPU {:.1} - {:.1} = {:.1} ms",
+        "{start}{} - {}: {:.1} ms = {:.1}x {}'s {:.1} ms; {} / {} = {:.1}; CPU {:.1} - {:.1} = {:.1} ms",
         api.label,
         hello.label,
         a - h,

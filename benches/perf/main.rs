@@ -197,8 +197,15 @@ fn main() {
                         h,
                         a / h
                     ),
-                    "<= 2x hello-world",
+                    "",
                 );
+                if let Some(o) = m.start_overhead_ms() {
+                    row(
+                        &format!("  start overhead (first - warm request), {transport} (ms)"),
+                        format!("{o:.1} = {:.1}x hello-world's start {h:.1}", o / h),
+                        "<= 2x hello-world",
+                    );
+                }
             }
         }
         row(
