@@ -7,12 +7,16 @@ pub mod sns;
 pub mod sqs;
 pub mod topic;
 
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, ConfigLoader, SdkConfig};
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_http_client::Connector;
+use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+use aws_smithy_runtime_api::client::http::HttpConnectorSettings;
 
 /// The shared AWS configuration: region, credentials and `AWS_ENDPOINT_URL` from the
 /// environment, with retries (throttling backs off) bounded so calls end well within a
@@ -45,32 +49,63 @@ pub async fn load_aws_config() -> SdkConfig {
 /// throwing it away; made as the SDK makes it, that is a TLS configuration with the ~145
 /// roots parsed, once per client. Here that check gets a plain connector, and TLS is set up
 /// once, for the first call (the connector is then kept for every client and call with the
-/// same timeouts). `build_with_connector_fn` is the SDK's own hook for this (hidden from its
-/// docs, at the version `Cargo.lock` pins; every test that calls AWS goes through it).
+/// same timeouts), or taken ready from [`warm_up`]. `build_with_connector_fn` is the SDK's
+/// own hook for this (hidden from its docs, at the version `Cargo.lock` pins; every test
+/// that calls AWS goes through it).
 fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
-    use aws_smithy_http_client::Connector;
-    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
     aws_smithy_http_client::Builder::new().build_with_connector_fn(|settings, components| {
-        let mut connector = Connector::builder();
-        connector.set_connector_settings(settings.cloned());
-        connector.set_sleep_impl(components.and_then(|c| c.sleep_impl()));
         match (settings, components) {
             // The check at the SDK client's construction: this connector is never called.
-            (None, None) => connector.build_http(),
-            _ => connector
-                .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
-                .build(),
+            (None, None) => Connector::builder().build_http(),
+            _ => settings
+                .filter(|s| is_shared(s))
+                .and_then(|_| prepared_connector())
+                .unwrap_or_else(|| {
+                    tls_connector(settings.cloned(), components.and_then(|c| c.sleep_impl()))
+                }),
         }
     })
+}
+
+/// A TLS connector as the SDK makes its own.
+fn tls_connector(
+    settings: Option<HttpConnectorSettings>,
+    sleep: Option<aws_smithy_async::rt::sleep::SharedAsyncSleep>,
+) -> Connector {
+    let mut connector = Connector::builder();
+    connector.set_connector_settings(settings);
+    connector.set_sleep_impl(sleep);
+    connector
+        .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
+        .build()
+}
+
+/// The settings every SDK client of the process asks its connector for: those of
+/// [`aws_config_loader`] (a connect timeout; no read timeout).
+fn is_shared(settings: &HttpConnectorSettings) -> bool {
+    settings.connect_timeout() == Some(CONNECT_TIMEOUT) && settings.read_timeout().is_none()
+}
+
+/// The connector made ahead by [`warm_up`], for the first call to take: empty when no
+/// warm-up ran (the functions other than the API) or once taken. A call that comes while it
+/// is being made waits for it instead of making a second one.
+static PREPARED: OnceLock<Mutex<Option<Connector>>> = OnceLock::new();
+
+fn prepared_connector() -> Option<Connector> {
+    PREPARED
+        .get_or_init(|| Mutex::new(None))
+        .lock()
+        .ok()?
+        .take()
 }
 
 /// What the SDK sets up once per process, done ahead: the API calls it on a thread of its
 /// own as it starts (`wiring`), so that its main thread finds it done. First the endpoint
 /// partitions of DynamoDB and SQS, which the first client of each service builds; then the
-/// root certificates, which the first AWS call needs.
+/// TLS connector of the first AWS call, with the root certificates.
 pub fn warm_up() {
     parse_endpoint_partitions();
-    read_trust_roots();
+    prepare_connector();
 }
 
 /// Each SDK crate parses its table of AWS partitions (regions, DNS suffixes: a JSON
@@ -98,23 +133,23 @@ fn parse_endpoint_partitions() {
     drop((dynamodb, sqs));
 }
 
-/// Reads the system's root certificates into the SDK's store, so that the first AWS call
-/// finds them read.
+/// Makes the connector of the first AWS call (see [`https_client`]), for that call to take.
 ///
-/// The SDK reads them once per process, at its first TLS connector, and keeps them: about
-/// 145 certificates, 220 kB of PEM decoded in constant time, 8 million instructions: more
-/// than half of what the API's main thread ran at a cold start (docs/PERFORMANCE.md). Made
-/// here, a throwaway connector fills that store; the connector of the first call then only
-/// turns the stored certificates into trust anchors (0.5 million). A call that comes first
-/// waits for the store being filled, not for a second reading.
-pub fn read_trust_roots() {
-    use aws_smithy_http_client::Connector;
-    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
-    drop(
-        Connector::builder()
-            .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
-            .build(),
-    );
+/// That is the costly part of the call: the SDK reads the system's root certificates once
+/// per process, at its first TLS connector, and keeps them (about 145 certificates, 220 kB
+/// of PEM decoded in constant time, 8 million instructions: more than half of what the
+/// API's main thread ran at a cold start, docs/PERFORMANCE.md); each connector then turns
+/// them into trust anchors (0.5 million more).
+fn prepare_connector() {
+    PREPARED.get_or_init(|| {
+        let settings = HttpConnectorSettings::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .build();
+        let sleep = aws_smithy_async::rt::sleep::SharedAsyncSleep::new(
+            aws_smithy_async::rt::sleep::TokioSleep::new(),
+        );
+        Mutex::new(Some(tls_connector(Some(settings), Some(sleep))))
+    });
 }
 
 /// How long any AWS call may take to connect. One value for every client, so that they
