@@ -64,6 +64,8 @@ pub struct Measured {
     pub init_ms: Summary,
     pub cpu_ms: Summary,
     pub rss_mb: Summary,
+    /// Page faults to the first response.
+    pub faults: Summary,
     /// When its first and last AWS call reached the stand-in (`smsreg-api` only).
     pub calls_ms: Option<(Summary, Summary)>,
     /// The same request again, warm: posted to answered (`smsreg-api` only).
@@ -108,8 +110,9 @@ fn status_kb(pid: u32, field: &str) -> Option<f64> {
         .ok()
 }
 
-/// Kills the process and reaps it; returns its CPU time (user + system), in ms.
-fn kill_and_reap(child: Child) -> f64 {
+/// Kills the process and reaps it; returns its CPU time (user + system), in ms, and its
+/// page faults (minor: none of them read a disk).
+fn kill_and_reap(child: Child) -> (f64, f64) {
     let pid = child.id() as libc::pid_t;
     // SAFETY: `pid` is a child of this process that nothing has reaped (std reaps only in
     // `Child::wait`/`try_wait`, never called here); `usage` is written by `wait4`.
@@ -122,7 +125,10 @@ fn kill_and_reap(child: Child) -> f64 {
         usage.assume_init()
     };
     let ms = |t: libc::timeval| t.tv_sec as f64 * 1e3 + t.tv_usec as f64 / 1e3;
-    ms(usage.ru_utime) + ms(usage.ru_stime)
+    (
+        ms(usage.ru_utime) + ms(usage.ru_stime),
+        usage.ru_minflt as f64,
+    )
 }
 
 fn check(kind: Kind, answer: Result<String, String>, users: usize) {
@@ -172,7 +178,7 @@ fn spawn(exe: &str, runtime: &RuntimeApi, target: &Target) -> Child {
 }
 
 /// What one cold start gives, in ms from the spawn (RSS in MB).
-const FIGURES: usize = 6;
+const FIGURES: usize = 7;
 const FIRST_RESPONSE: usize = 0;
 const INIT: usize = 1;
 const CPU: usize = 2;
@@ -180,6 +186,7 @@ const RSS: usize = 3;
 /// When the stand-in received the function's first and last AWS call (none: NaN).
 const FIRST_CALL: usize = 4;
 const LAST_CALL: usize = 5;
+const FAULTS: usize = 6;
 
 /// One cold start's figures (see `FIGURES`).
 fn cold_once(build: &Build, standin: &StandIn, target: &Target, one: &str) -> [f64; FIGURES] {
@@ -191,7 +198,7 @@ fn cold_once(build: &Build, standin: &StandIn, target: &Target, one: &str) -> [f
     let child = spawn(&build.exe, &runtime, target);
     let (answered, answer) = runtime.wait(&id, Duration::from_secs(60));
     let hwm = status_kb(child.id(), "VmHWM:").unwrap_or(f64::NAN);
-    let cpu = kill_and_reap(child);
+    let (cpu, faults) = kill_and_reap(child);
     check(build.kind, answer, 1);
     let calls = standin.take_arrivals();
     let since = |at: Option<&Instant>| at.map_or(f64::NAN, |at| millis(*at - started));
@@ -202,6 +209,7 @@ fn cold_once(build: &Build, standin: &StandIn, target: &Target, one: &str) -> [f
     figures[RSS] = hwm / 1024.0;
     figures[FIRST_CALL] = since(calls.first());
     figures[LAST_CALL] = since(calls.last());
+    figures[FAULTS] = faults;
     figures
 }
 
@@ -411,6 +419,7 @@ pub fn run(quick: bool, builds: &[Build], runs: Option<usize>, exp: &Experiment)
             init_ms: summarize(&s[INIT]),
             cpu_ms: summarize(&s[CPU]),
             rss_mb: summarize(&s[RSS]),
+            faults: summarize(&s[FAULTS]),
             calls_ms: (builds[b].kind == Kind::Api)
                 .then(|| (summarize(&s[FIRST_CALL]), summarize(&s[LAST_CALL]))),
             warm_ms: (!warm.is_empty()).then(|| summarize(warm)),
@@ -466,6 +475,7 @@ fn print(figures: &ColdFigures, transports: &[Transport]) {
                 );
             }
             println!("       peak RSS (MB)            {}", m.rss_mb.show(1));
+            println!("       page faults              {}", m.faults.show(0));
         }
         if let Some(hello) = figures.hello(transport) {
             for m in figures
