@@ -183,3 +183,31 @@ pub(crate) fn error_code<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> 
     }
     .to_owned()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The connector `warm_up` makes is taken only by a call asking for the same settings:
+    /// those the SDK's orchestrator derives from the loader's timeouts. A timeout added to
+    /// the loader without `is_shared` would leave it unused, and the first call making its own.
+    #[tokio::test]
+    async fn the_clients_ask_for_the_settings_of_the_connector_made_ahead() {
+        let config = aws_config_loader()
+            .region(aws_config::Region::new("us-east-1"))
+            .no_credentials()
+            .load()
+            .await;
+        let timeouts = config.timeout_config().expect("the loader sets timeouts");
+        let mut settings = HttpConnectorSettings::builder();
+        settings.set_connect_timeout(timeouts.connect_timeout());
+        settings.set_read_timeout(timeouts.read_timeout());
+        assert!(is_shared(&settings.build()));
+
+        let with_read_timeout = HttpConnectorSettings::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .read_timeout(Duration::from_secs(1))
+            .build();
+        assert!(!is_shared(&with_read_timeout));
+    }
+}
