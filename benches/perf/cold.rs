@@ -213,6 +213,18 @@ fn cold_once(build: &Build, standin: &StandIn, target: &Target, one: &str) -> [f
     figures
 }
 
+/// A process of `build` started, with the 1-user request `one` answered (calls answered at
+/// once), for the requests that follow it.
+fn started(build: &Build, standin: &StandIn, target: &Target, one: &str) -> (RuntimeApi, Child) {
+    standin.set_delay(Duration::ZERO);
+    let runtime = RuntimeApi::start(30_000);
+    let id = runtime.enqueue(one);
+    let child = spawn(&build.exe, &runtime, target);
+    let (_, answer) = runtime.wait(&id, Duration::from_secs(60));
+    check(build.kind, answer, 1);
+    (runtime, child)
+}
+
 /// A cold start then `requests` more of the same 1-user request, one after another: each
 /// one's time from posted to answered, in ms.
 fn warm_once(
@@ -222,12 +234,7 @@ fn warm_once(
     one: &str,
     requests: usize,
 ) -> Vec<f64> {
-    standin.set_delay(Duration::ZERO);
-    let runtime = RuntimeApi::start(30_000);
-    let id = runtime.enqueue(one);
-    let child = spawn(&build.exe, &runtime, target);
-    let (_, answer) = runtime.wait(&id, Duration::from_secs(60));
-    check(build.kind, answer, 1);
+    let (runtime, child) = started(build, standin, target, one);
     let times = (0..requests)
         .map(|_| {
             let posted = Instant::now();
@@ -242,17 +249,12 @@ fn warm_once(
 }
 
 /// A cold start then a `n`-user request (calls answered after 20 ms): (its ms, peak RSS MB).
-fn batch_once(exe: &str, standin: &StandIn, one: &str, batch: &str, n: usize) -> [f64; 2] {
-    standin.set_delay(Duration::ZERO);
-    let runtime = RuntimeApi::start(30_000);
-    let id = runtime.enqueue(one);
+fn batch_once(build: &Build, standin: &StandIn, one: &str, batch: &str, n: usize) -> [f64; 2] {
     let target = Target {
         endpoint: &standin.endpoint,
         trust_file: None,
     };
-    let child = spawn(exe, &runtime, &target);
-    let (_, answer) = runtime.wait(&id, Duration::from_secs(60));
-    check(Kind::Api, answer, 1);
+    let (runtime, child) = started(build, standin, &target, one);
     standin.set_delay(LATENCY);
     let id = runtime.enqueue(batch);
     let posted = Instant::now();
@@ -429,7 +431,7 @@ pub fn run(quick: bool, builds: &[Build], runs: Option<usize>, exp: &Experiment)
     let batch = event(&request_body(&stats::realistic_mix(n, 11, valid)));
     let mut batch_samples = [Vec::new(), Vec::new()];
     for _ in 0..batch_runs {
-        let figures = batch_once(&builds[0].exe, &standin, &one, &batch, n);
+        let figures = batch_once(&builds[0], &standin, &one, &batch, n);
         for (figure, sample) in figures.iter().zip(&mut batch_samples) {
             sample.push(*figure);
         }
@@ -483,6 +485,9 @@ fn print(figures: &ColdFigures, transports: &[Transport]) {
                 .iter()
                 .filter(|m| m.transport == transport && m.kind == Kind::Api)
             {
+                if let Some(line) = start_overhead_line(m, hello) {
+                    println!("     {line}");
+                }
                 println!("     {}", overhead_line(m, hello));
             }
         }
@@ -496,20 +501,25 @@ fn print(figures: &ColdFigures, transports: &[Transport]) {
     );
 }
 
-/// `smsreg-api: start overhead (first - warm) 6.1 ms = 2.1x hello-world's start (3.0 ms; goal <= 2x); smsreg-api - hello-world = ...`
-pub fn overhead_line(api: &Measured, hello: &Measured) -> String {
-    let (a, h) = (api.first_response_ms.median, hello.first_response_ms.median);
-    let (ca, ch) = (api.cpu_ms.median, hello.cpu_ms.median);
-    let start = api.start_overhead_ms().map_or_else(String::new, |o| {
+/// `smsreg-api: start overhead (first - warm request) 6.1 ms = 2.1x hello-world's start (3.0 ms; goal <= 2x)`
+fn start_overhead_line(api: &Measured, hello: &Measured) -> Option<String> {
+    let h = hello.first_response_ms.median;
+    api.start_overhead_ms().map(|o| {
         format!(
-            "{}: start overhead (first - warm request) {o:.1} ms = {:.1}x {}'s start ({h:.1} ms; goal <= 2x)\n     ",
+            "{}: start overhead (first - warm request) {o:.1} ms = {:.1}x {}'s start ({h:.1} ms; goal <= 2x)",
             api.label,
             o / h,
             hello.label
         )
-    });
+    })
+}
+
+/// `smsreg-api - hello-world: 9.1 ms = 2.8x hello-world's 3.2 ms; ...`
+pub fn overhead_line(api: &Measured, hello: &Measured) -> String {
+    let (a, h) = (api.first_response_ms.median, hello.first_response_ms.median);
+    let (ca, ch) = (api.cpu_ms.median, hello.cpu_ms.median);
     format!(
-        "{start}{} - {}: {:.1} ms = {:.1}x {}'s {:.1} ms; {} / {} = {:.1}; CPU {:.1} - {:.1} = {:.1} ms",
+        "{} - {}: {:.1} ms = {:.1}x {}'s {:.1} ms; {} / {} = {:.1}; CPU {:.1} - {:.1} = {:.1} ms",
         api.label,
         hello.label,
         a - h,
