@@ -1,0 +1,258 @@
+//! The one HTTP client every SDK client of the process shares: the SDK's own connectors
+//! (hyper, rustls over aws-lc, the system's roots), chosen per request by its scheme.
+//!
+//! AWS is always HTTPS. A local emulator (moto, the benches' stand-ins) is plain HTTP, and
+//! a plain-HTTP call needs no TLS: its connector is made without the root certificates,
+//! which are the costly part of a process's first call (docs/PERFORMANCE.md, section 3).
+//! The TLS connector is made at the first HTTPS call, or taken ready from [`warm_up`].
+
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use aws_smithy_async::rt::sleep::{SharedAsyncSleep, TokioSleep};
+use aws_smithy_http_client::Connector;
+use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+use aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata;
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
+    SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+
+use super::CONNECT_TIMEOUT;
+
+/// The process's HTTP client, for [`super::load_aws_config`].
+pub(super) fn shared() -> SharedHttpClient {
+    SharedHttpClient::new(ByScheme::default())
+}
+
+/// Keeps one connector per set of connection timeouts (every SDK client of the process asks
+/// for the same, [`is_shared`]), as the SDK's own client does.
+#[derive(Debug, Default)]
+struct ByScheme {
+    connectors: Mutex<Vec<(Timeouts, SharedHttpConnector)>>,
+}
+
+type Timeouts = (Option<Duration>, Option<Duration>);
+
+impl HttpClient for ByScheme {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        let timeouts = (settings.connect_timeout(), settings.read_timeout());
+        let mut connectors = self
+            .connectors
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((_, connector)) = connectors.iter().find(|(t, _)| *t == timeouts) {
+            return connector.clone();
+        }
+        let connector = SharedHttpConnector::new(SchemeConnector::new(
+            settings.clone(),
+            components.sleep_impl(),
+        ));
+        connectors.push((timeouts, connector.clone()));
+        connector
+    }
+
+    /// As the SDK's own client says it (the user agent's `md/http#hyper-1.x`).
+    fn connector_metadata(&self) -> Option<ConnectorMetadata> {
+        Some(ConnectorMetadata::new("hyper", Some("1.x".into())))
+    }
+}
+
+/// A plain connector for `http://` calls, a TLS one (made at the first `https://` call)
+/// for the others. Each keeps its own pool of connections, as the two schemes never share one.
+#[derive(Debug)]
+struct SchemeConnector {
+    plain: Connector,
+    tls: OnceLock<Connector>,
+    settings: HttpConnectorSettings,
+    sleep: Option<SharedAsyncSleep>,
+}
+
+impl SchemeConnector {
+    fn new(settings: HttpConnectorSettings, sleep: Option<SharedAsyncSleep>) -> Self {
+        let mut plain = Connector::builder();
+        plain.set_connector_settings(Some(settings.clone()));
+        plain.set_sleep_impl(sleep.clone());
+        Self {
+            plain: plain.build_http(),
+            tls: OnceLock::new(),
+            settings,
+            sleep,
+        }
+    }
+
+    fn tls(&self) -> &Connector {
+        self.tls.get_or_init(|| {
+            Some(&self.settings)
+                .filter(|s| is_shared(s))
+                .and_then(|_| prepared_connector())
+                .unwrap_or_else(|| tls_connector(self.settings.clone(), self.sleep.clone()))
+        })
+    }
+}
+
+impl HttpConnector for SchemeConnector {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        if is_plain_http(request.uri()) {
+            self.plain.call(request)
+        } else {
+            self.tls().call(request)
+        }
+    }
+}
+
+fn is_plain_http(uri: &str) -> bool {
+    uri.get(..7)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("http://"))
+}
+
+/// A TLS connector as the SDK makes its own.
+fn tls_connector(settings: HttpConnectorSettings, sleep: Option<SharedAsyncSleep>) -> Connector {
+    let mut connector = Connector::builder();
+    connector.set_connector_settings(Some(settings));
+    connector.set_sleep_impl(sleep);
+    connector
+        .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
+        .build()
+}
+
+/// The settings every SDK client of the process asks its connector for: those of
+/// [`super::aws_config_loader`] (a connect timeout; no read timeout).
+fn is_shared(settings: &HttpConnectorSettings) -> bool {
+    settings.connect_timeout() == Some(CONNECT_TIMEOUT) && settings.read_timeout().is_none()
+}
+
+/// The TLS connector made ahead by [`warm_up`], for the first HTTPS call to take: empty when
+/// no warm-up ran (the functions other than the API) or once taken. A call that comes while
+/// it is being made waits for it instead of making a second one.
+static PREPARED: OnceLock<Mutex<Option<Connector>>> = OnceLock::new();
+
+fn prepared_connector() -> Option<Connector> {
+    PREPARED
+        .get_or_init(|| Mutex::new(None))
+        .lock()
+        .ok()?
+        .take()
+}
+
+/// Makes the TLS connector of the first HTTPS call, for that call to take, unless the
+/// environment sends every call to a plain-HTTP endpoint (`AWS_ENDPOINT_URL`, as locally
+/// and in the tests). A wrong guess costs only time: either this connector goes unused, or
+/// the first HTTPS call makes its own.
+///
+/// That is the costly part of the call: the SDK reads the system's root certificates once
+/// per process, at its first TLS connector, and keeps them (about 145 certificates, 220 kB
+/// of PEM, 8 million instructions: more than half of what the API's main thread ran at a
+/// cold start, docs/PERFORMANCE.md); each connector then turns them into trust anchors
+/// (0.5 million more).
+pub(super) fn warm_up() {
+    if !may_call_https(std::env::vars()) {
+        return;
+    }
+    PREPARED.get_or_init(|| {
+        let settings = HttpConnectorSettings::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .build();
+        let sleep = SharedAsyncSleep::new(TokioSleep::new());
+        Mutex::new(Some(tls_connector(settings, Some(sleep))))
+    });
+}
+
+/// Whether any AWS call may go to an HTTPS endpoint: unless `AWS_ENDPOINT_URL` names a
+/// plain-HTTP one, and no service's own `AWS_ENDPOINT_URL_<SERVICE>` an HTTPS one.
+fn may_call_https(vars: impl Iterator<Item = (String, String)>) -> bool {
+    let mut all_plain = false;
+    for (name, value) in vars {
+        let https_elsewhere = match name.as_str() {
+            "AWS_ENDPOINT_URL" => {
+                all_plain = is_plain_http(&value);
+                false
+            }
+            "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS" => value.eq_ignore_ascii_case("true"),
+            service if service.starts_with("AWS_ENDPOINT_URL_") => !is_plain_http(&value),
+            _ => false,
+        };
+        if https_elsewhere {
+            return true;
+        }
+    }
+    !all_plain
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The connector `warm_up` makes is taken only by a call asking for the same settings:
+    /// those the SDK's orchestrator derives from the loader's timeouts. A timeout added to
+    /// the loader without `is_shared` would leave it unused, and the first call making its own.
+    #[tokio::test]
+    async fn the_clients_ask_for_the_settings_of_the_connector_made_ahead() {
+        let config = super::super::aws_config_loader()
+            .region(aws_config::Region::new("us-east-1"))
+            .no_credentials()
+            .load()
+            .await;
+        let timeouts = config.timeout_config().expect("the loader sets timeouts");
+        let mut settings = HttpConnectorSettings::builder();
+        settings.set_connect_timeout(timeouts.connect_timeout());
+        settings.set_read_timeout(timeouts.read_timeout());
+        assert!(is_shared(&settings.build()));
+
+        let with_read_timeout = HttpConnectorSettings::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .read_timeout(Duration::from_secs(1))
+            .build();
+        assert!(!is_shared(&with_read_timeout));
+    }
+
+    #[test]
+    fn the_scheme_picks_the_connector() {
+        assert!(is_plain_http("http://127.0.0.1:5000/"));
+        assert!(is_plain_http("HTTP://localhost/"));
+        assert!(!is_plain_http("https://dynamodb.eu-west-1.amazonaws.com/"));
+        assert!(!is_plain_http("http:/"));
+        assert!(!is_plain_http(""));
+    }
+
+    #[test]
+    fn the_roots_are_read_ahead_unless_every_endpoint_is_plain_http() {
+        let env = |pairs: &[(&str, &str)]| {
+            may_call_https(
+                pairs
+                    .iter()
+                    .map(|(n, v)| (n.to_string(), v.to_string()))
+                    .collect::<Vec<_>>()
+                    .into_iter(),
+            )
+        };
+        // On AWS: no endpoint set.
+        assert!(env(&[("AWS_REGION", "eu-west-1")]));
+        assert!(env(&[("AWS_ENDPOINT_URL", "https://proxy.example")]));
+        // Locally and in the tests: moto over plain HTTP.
+        assert!(!env(&[("AWS_ENDPOINT_URL", "http://127.0.0.1:5000")]));
+        assert!(!env(&[
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000"),
+            ("AWS_ENDPOINT_URL_SQS", "http://127.0.0.1:5001"),
+        ]));
+        // One service elsewhere over HTTPS, or the endpoints ignored.
+        assert!(env(&[
+            ("AWS_ENDPOINT_URL_SNS", "https://sns.eu-west-1.amazonaws.com"),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000"),
+        ]));
+        assert!(env(&[
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000"),
+            ("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true"),
+        ]));
+        assert!(!env(&[
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000"),
+            ("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "false"),
+        ]));
+    }
+}
