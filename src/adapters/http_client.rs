@@ -243,7 +243,10 @@ mod tests {
         ]));
         // One service elsewhere over HTTPS, or the endpoints ignored.
         assert!(env(&[
-            ("AWS_ENDPOINT_URL_SNS", "https://sns.eu-west-1.amazonaws.com"),
+            (
+                "AWS_ENDPOINT_URL_SNS",
+                "https://sns.eu-west-1.amazonaws.com"
+            ),
             ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000"),
         ]));
         assert!(env(&[
