@@ -31,7 +31,8 @@ fn main() {
     let quick = !args.iter().any(|a| a == "--bench");
     // Options that take a value: `--summary FILE`; `--api-bin [LABEL=]PATH` (repeatable),
     // another build of `smsreg-api` started beside the project's; `--hello-bin PATH`, the
-    // hello-world function (`benches/hello-lambda`); `--cold-runs N`, starts of each build;
+    // hello-world function (`benches/hello-lambda`); `--hello-dynamodb-bin PATH`, the same
+    // reading one DynamoDB item (`benches/hello-dynamodb`); `--cold-runs N`, starts of each build;
     // `--cold-number NUMBER`, `--only-bench-root`: experiments (see `cold::Experiment`).
     let mut summary_path = None;
     let mut builds = vec![cold::Build {
@@ -40,6 +41,7 @@ fn main() {
         kind: cold::Kind::Api,
     }];
     let mut hello = None;
+    let mut hello_dynamodb = None;
     let mut cold_runs = None;
     let mut experiment = cold::Experiment::default();
     let mut selected: Vec<&str> = Vec::new();
@@ -58,6 +60,7 @@ fn main() {
                 });
             }
             "--hello-bin" => hello = Some(value().clone()),
+            "--hello-dynamodb-bin" => hello_dynamodb = Some(value().clone()),
             "--cold-runs" => cold_runs = Some(value().parse().expect("a number of starts")),
             "--cold-number" => experiment.number = Some(value().clone()),
             "--only-bench-root" => experiment.only_bench_root = true,
@@ -65,19 +68,30 @@ fn main() {
             _ => {}
         }
     }
-    // Without `--hello-bin`, the yardstick built beside this binary, if there is one
-    // (target/PROFILE/hello-lambda, this being target/PROFILE/deps/perf-HASH).
-    let hello = hello.or_else(|| {
+    // Without `--hello-bin` (`--hello-dynamodb-bin`), the yardstick built beside this binary,
+    // if there is one (target/PROFILE/hello-lambda, this being target/PROFILE/deps/perf-HASH).
+    let beside = |name: &str| {
         let exe = std::env::current_exe().ok()?;
-        let path = exe.parent()?.parent()?.join("hello-lambda");
+        let path = exe.parent()?.parent()?.join(name);
         path.is_file().then(|| path.to_string_lossy().into_owned())
-    });
-    if let Some(exe) = hello {
-        builds.push(cold::Build {
-            label: "hello-world".to_owned(),
-            exe,
-            kind: cold::Kind::Hello,
-        });
+    };
+    let yardsticks = [
+        (hello, "hello-lambda", "hello-world", cold::Kind::Hello),
+        (
+            hello_dynamodb,
+            "hello-dynamodb",
+            "hello-world + DynamoDB",
+            cold::Kind::HelloDynamoDb,
+        ),
+    ];
+    for (given, file, label, kind) in yardsticks {
+        if let Some(exe) = given.or_else(|| beside(file)) {
+            builds.push(cold::Build {
+                label: label.to_owned(),
+                exe,
+                kind,
+            });
+        }
     }
     if quick {
         println!(
@@ -186,12 +200,12 @@ fn main() {
                 m.cpu_ms.show_spread(1),
                 "",
             );
-            if let Some(hello) = f.hello(m.transport).filter(|_| m.kind == cold::Kind::Api) {
+            if let Some(hello) = f.hello(m.transport).filter(|_| m.kind != cold::Kind::Hello) {
                 let (a, h) = (m.first_response_ms.median, hello.first_response_ms.median);
                 row(
                     &format!("  overhead over hello-world, {transport}, medians (ms)"),
                     format!(
-                        "{:.1} = {:.1}x hello-world's {:.1}; smsreg-api / hello-world {:.1}",
+                        "{:.1} = {:.1}x hello-world's {:.1}; first response / hello-world's {:.1}",
                         a - h,
                         (a - h) / h,
                         h,
@@ -203,7 +217,11 @@ fn main() {
                     row(
                         &format!("  start overhead (first - warm request), {transport} (ms)"),
                         format!("{o:.1} = {:.1}x hello-world's start {h:.1}", o / h),
-                        "<= 2x hello-world",
+                        if m.kind == cold::Kind::Api {
+                            "<= 2x hello-world"
+                        } else {
+                            ""
+                        },
                     );
                 }
             }
