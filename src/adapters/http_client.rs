@@ -22,7 +22,7 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 
 use super::CONNECT_TIMEOUT;
 
-/// The process's HTTP client, for [`super::load_aws_config`].
+/// The HTTP client of a process's SDK clients, for [`super::aws_config_loader`].
 pub(super) fn shared() -> SharedHttpClient {
     SharedHttpClient::new(ByScheme::default())
 }

@@ -19,9 +19,6 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 /// environment, with retries (throttling backs off) bounded so calls end well within a
 /// Lambda invocation.
 ///
-/// One HTTP client serves every SDK client of the process (each would otherwise build its
-/// own, and with it a TLS configuration and a store of the system's ~145 root certificates):
-/// `http_client`.
 /// On Lambda, which always puts the region and the function's credentials in the
 /// environment, they are read from there alone: the default chains would also build
 /// instance-metadata and STS clients that a function never uses (docs/PERFORMANCE.md,
@@ -79,6 +76,10 @@ fn parse_endpoint_partitions() {
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The loader behind [`load_aws_config`], for callers that set more (tests set the endpoint).
+///
+/// Its SDK clients share one HTTP client (`http_client`), which each would otherwise make
+/// its own, and with it a TLS configuration and a store of the system's ~145 root
+/// certificates.
 pub fn aws_config_loader() -> ConfigLoader {
     aws_config::defaults(BehaviorVersion::latest())
         .http_client(http_client::shared())
