@@ -28,7 +28,9 @@ pub(super) fn shared() -> SharedHttpClient {
 }
 
 /// Keeps one connector per set of connection timeouts (every SDK client of the process asks
-/// for the same, [`is_shared`]), as the SDK's own client does.
+/// for the same, [`is_shared`]), as the SDK's own client does. Unlike that client, it makes
+/// nothing when an SDK client is built (the SDK's makes a connector then, to check it, and
+/// throws it away: a TLS configuration with the roots read, once per SDK client).
 #[derive(Debug, Default)]
 struct ByScheme {
     connectors: Mutex<Vec<(Timeouts, SharedHttpConnector)>>,
