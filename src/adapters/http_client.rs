@@ -214,6 +214,53 @@ mod tests {
         assert!(!is_shared(&with_read_timeout));
     }
 
+    fn connector() -> SchemeConnector {
+        SchemeConnector::new(
+            HttpConnectorSettings::builder()
+                .connect_timeout(CONNECT_TIMEOUT)
+                .build(),
+            Some(SharedAsyncSleep::new(TokioSleep::new())),
+        )
+    }
+
+    /// A call to a plain-HTTP endpoint is answered without the TLS connector ever being made
+    /// (nor, with it, the root certificates read).
+    #[tokio::test]
+    async fn a_plain_http_call_makes_no_tls_connector() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut request = [0u8; 1024];
+            let _ = socket.read(&mut request).await;
+            socket
+                .write_all(b"HTTP/1.1 204 No Content\r\n\r\n")
+                .await
+                .unwrap();
+        });
+        let connector = connector();
+        let request = HttpRequest::get(format!("http://{address}/")).unwrap();
+        let response = connector.call(request).await.expect("the stand-in answers");
+        assert_eq!(response.status().as_u16(), 204);
+        assert!(connector.tls.get().is_none());
+    }
+
+    /// An HTTPS call goes through the TLS connector, made at that call.
+    #[tokio::test]
+    async fn an_https_call_makes_the_tls_connector() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        drop(listener);
+        let connector = connector();
+        let request = HttpRequest::get(format!("https://{address}/")).unwrap();
+        assert!(
+            connector.call(request).await.is_err(),
+            "nothing listens there"
+        );
+        assert!(connector.tls.get().is_some());
+    }
+
     #[test]
     fn the_scheme_picks_the_connector() {
         assert!(is_plain_http("http://127.0.0.1:5000/"));
