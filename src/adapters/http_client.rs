@@ -10,8 +10,8 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use aws_smithy_async::rt::sleep::{SharedAsyncSleep, TokioSleep};
-use aws_smithy_http_client::Connector;
 use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+use aws_smithy_http_client::{Connector, ConnectorBuilder};
 use aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata;
 use aws_smithy_runtime_api::client::http::{
     HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
@@ -66,11 +66,12 @@ impl HttpClient for ByScheme {
     }
 }
 
-/// A plain connector for `http://` calls, a TLS one (made at the first `https://` call)
-/// for the others. Each keeps its own pool of connections, as the two schemes never share one.
+/// A plain connector for `http://` calls, a TLS one for the others, each made at the first
+/// call that needs it. Each keeps its own pool of connections, as the two schemes never
+/// share one.
 #[derive(Debug)]
 struct SchemeConnector {
-    plain: Connector,
+    plain: OnceLock<Connector>,
     tls: OnceLock<Connector>,
     settings: HttpConnectorSettings,
     sleep: Option<SharedAsyncSleep>,
@@ -78,23 +79,27 @@ struct SchemeConnector {
 
 impl SchemeConnector {
     fn new(settings: HttpConnectorSettings, sleep: Option<SharedAsyncSleep>) -> Self {
-        let mut plain = Connector::builder();
-        plain.set_connector_settings(Some(settings.clone()));
-        plain.set_sleep_impl(sleep.clone());
         Self {
-            plain: plain.build_http(),
+            plain: OnceLock::new(),
             tls: OnceLock::new(),
             settings,
             sleep,
         }
     }
 
+    fn plain(&self) -> &Connector {
+        self.plain
+            .get_or_init(|| builder(self.settings.clone(), self.sleep.clone()).build_http())
+    }
+
     fn tls(&self) -> &Connector {
         self.tls.get_or_init(|| {
-            Some(&self.settings)
-                .filter(|s| is_shared(s))
-                .and_then(|_| prepared_connector())
-                .unwrap_or_else(|| tls_connector(self.settings.clone(), self.sleep.clone()))
+            let prepared = if is_shared(&self.settings) {
+                prepared_connector()
+            } else {
+                None
+            };
+            prepared.unwrap_or_else(|| tls_connector(self.settings.clone(), self.sleep.clone()))
         })
     }
 }
@@ -102,7 +107,7 @@ impl SchemeConnector {
 impl HttpConnector for SchemeConnector {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
         if is_plain_http(request.uri()) {
-            self.plain.call(request)
+            self.plain().call(request)
         } else {
             self.tls().call(request)
         }
@@ -114,12 +119,17 @@ fn is_plain_http(uri: &str) -> bool {
         .is_some_and(|scheme| scheme.eq_ignore_ascii_case("http://"))
 }
 
+/// A connector's builder with the timeouts asked for and the SDK's sleep.
+fn builder(settings: HttpConnectorSettings, sleep: Option<SharedAsyncSleep>) -> ConnectorBuilder {
+    let mut builder = Connector::builder();
+    builder.set_connector_settings(Some(settings));
+    builder.set_sleep_impl(sleep);
+    builder
+}
+
 /// A TLS connector as the SDK makes its own.
 fn tls_connector(settings: HttpConnectorSettings, sleep: Option<SharedAsyncSleep>) -> Connector {
-    let mut connector = Connector::builder();
-    connector.set_connector_settings(Some(settings));
-    connector.set_sleep_impl(sleep);
-    connector
+    builder(settings, sleep)
         .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
         .build()
 }
