@@ -200,7 +200,7 @@ fn main() {
                 m.cpu_ms.show_spread(1),
                 "",
             );
-            if let Some(hello) = f.hello(m.transport).filter(|_| m.kind != cold::Kind::Hello) {
+            if let Some(hello) = f.hello(m.transport).filter(|_| m.kind.calls_aws()) {
                 let (a, h) = (m.first_response_ms.median, hello.first_response_ms.median);
                 row(
                     &format!("  overhead over hello-world, {transport}, medians (ms)"),
@@ -217,7 +217,7 @@ fn main() {
                     row(
                         &format!("  start overhead (first - warm request), {transport} (ms)"),
                         format!("{o:.1} = {:.1}x hello-world's start {h:.1}", o / h),
-                        if m.kind == cold::Kind::Api {
+                        if m.kind.has_start_goal() {
                             "<= 2x hello-world"
                         } else {
                             ""
