@@ -14,6 +14,9 @@ pub struct Config {
     pub sms_origination_number: Option<String>,
     /// `REGISTRATION_EVENTS_TOPIC_ARN`: SNS topic for `worker_registered` events.
     pub registration_events_topic_arn: Option<String>,
+    /// `EVENT_BUS_NAME`: the EventBridge bus (name or ARN) the events function puts the
+    /// organisation's events on; `default` is the account's own bus.
+    pub event_bus_name: String,
     /// `MAX_USERS_PER_REQUEST`
     pub max_users_per_request: usize,
     /// `CONCURRENCY`: DynamoDB and SNS calls in flight per request.
@@ -86,6 +89,7 @@ impl Default for Config {
             sms_sender_id: None,
             sms_origination_number: None,
             registration_events_topic_arn: None,
+            event_bus_name: "default".into(),
             max_users_per_request: 500,
             concurrency: 16,
             invitation_lifetime: Duration::from_secs(30 * 86_400),
@@ -172,6 +176,7 @@ impl Config {
             sms_sender_id: get("SMS_SENDER_ID"),
             sms_origination_number: get("SMS_ORIGINATION_NUMBER"),
             registration_events_topic_arn: get("REGISTRATION_EVENTS_TOPIC_ARN"),
+            event_bus_name: get("EVENT_BUS_NAME").unwrap_or_else(|| "default".into()),
             max_users_per_request: number("MAX_USERS_PER_REQUEST", 500, 1, 10_000)? as usize,
             concurrency: number("CONCURRENCY", 16, 1, 256)? as usize,
             invitation_lifetime: Duration::from_secs(

@@ -1,7 +1,7 @@
 //! Builds each function from its real adapters, shared by the binaries. Each function
 //! builds only the AWS clients it uses: the API and the replies function DynamoDB and SQS
 //! (and SNS only for a configured events topic), the sender DynamoDB, SQS and the SMS
-//! provider's, the receipts function DynamoDB alone.
+//! provider's, the receipts function DynamoDB alone, the events function EventBridge alone.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,12 +10,14 @@ use aws_config::SdkConfig;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_lambda_events::event::cloudwatch_logs::LogsEvent;
+use aws_lambda_events::event::dynamodb::Event as StreamEvent;
 use aws_lambda_events::event::sns::SnsEvent;
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_http::lambda_runtime::{self, LambdaEvent};
 
 use crate::adapters::dynamodb::DynamoStore;
 use crate::adapters::end_user_messaging::{EndUserMessagingSettings, EndUserMessagingSms};
+use crate::adapters::eventbridge::EventBridgeBus;
 use crate::adapters::load_aws_config;
 use crate::adapters::sns::SnsSms;
 use crate::adapters::sqs::SqsQueue;
@@ -24,11 +26,13 @@ use crate::config::{Config, ConfigError, Provider};
 use crate::domain::PhoneNumber;
 use crate::domain::receipt::DeliveryReport;
 use crate::functions::api::Api;
+use crate::functions::events::EventsFunction;
 use crate::functions::receipts::ReceiptsFunction;
 use crate::functions::replies::RepliesFunction;
 use crate::functions::sender::SenderFunction;
 use crate::ports::{Outgoing, SmsError, SmsProvider as SmsPort, SystemClock};
 use crate::service::RegistrationService;
+use crate::service::publish::Publisher;
 use crate::service::receipts::Receipts;
 use crate::service::send::Sender;
 
@@ -85,6 +89,7 @@ pub type AwsApi = Api<DynamoStore, SqsQueue, SnsTopic>;
 pub type AwsReplies = RepliesFunction<DynamoStore, SqsQueue, SnsTopic, DeployedSms>;
 pub type AwsSender = SenderFunction<DynamoStore, SqsQueue, DeployedSms>;
 pub type AwsReceipts = ReceiptsFunction<DynamoStore, DeployedSms>;
+pub type AwsEvents = EventsFunction<EventBridgeBus>;
 
 /// The most the sender's SMS client waits for an answer (the sender's own deadline bound
 /// is usually shorter).
@@ -217,6 +222,19 @@ pub fn aws_receipts_use_case(
     Receipts::new(store(aws, config), Arc::new(SystemClock))
 }
 
+/// The events function, configured from the environment (it needs only the bus).
+pub async fn aws_events(config: &Config) -> AwsEvents {
+    aws_events_with(&load_aws_config().await, config)
+}
+
+pub fn aws_events_with(aws: &SdkConfig, config: &Config) -> AwsEvents {
+    let bus = EventBridgeBus::new(
+        aws_sdk_eventbridge::Client::new(aws),
+        config.event_bus_name.clone(),
+    );
+    EventsFunction::new(Publisher::new(bus))
+}
+
 /// Runs the API function under the Lambda Runtime API, configured from the environment.
 pub async fn serve_api() -> Result<(), lambda_http::Error> {
     // Off the main thread: see `adapters::warm_up` and `phone::warm_up`. The SDK's first:
@@ -267,6 +285,16 @@ pub async fn serve_replies() -> Result<(), lambda_http::Error> {
     let replies = aws_replies(Config::from_env()?).await?;
     lambda_runtime::run(lambda_runtime::service_fn(
         |event: LambdaEvent<SnsEvent>| replies.handle(event),
+    ))
+    .await
+}
+
+/// Runs the events function, configured from the environment.
+pub async fn serve_events() -> Result<(), lambda_http::Error> {
+    crate::telemetry::init();
+    let events = aws_events(&Config::from_env()?).await;
+    lambda_runtime::run(lambda_runtime::service_fn(
+        |event: LambdaEvent<StreamEvent>| events.handle(event),
     ))
     .await
 }

@@ -2,6 +2,7 @@
 
 pub mod dynamodb;
 pub mod end_user_messaging;
+pub mod eventbridge;
 mod http_client;
 pub mod memory;
 pub mod sns;

@@ -1,6 +1,7 @@
 //! The pure domain: phone numbers, requests, invitations, projects and SMS texts.
 
 pub mod encoding;
+pub mod event;
 pub mod idempotency;
 pub mod invitation;
 pub mod job;

@@ -2,6 +2,7 @@
 //! service call and the answer back, and nothing more.
 
 pub mod api;
+pub mod events;
 pub mod receipts;
 pub mod replies;
 pub mod sender;

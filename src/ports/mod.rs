@@ -2,6 +2,7 @@
 //! ([`store`], with the sender's records in [`ledger`]), the send queue, the SMS provider,
 //! where registration events go, and the clock. Adapters in `adapters` implement them.
 
+pub mod bus;
 pub mod clock;
 pub mod events;
 pub mod ledger;
@@ -9,6 +10,7 @@ pub mod queue;
 pub mod sms;
 pub mod store;
 
+pub use bus::{BusError, EventBus};
 pub use clock::{Clock, SystemClock};
 pub use events::{NoEvents, PublishError, RegistrationEvents};
 pub use queue::{JobQueue, QueueError};

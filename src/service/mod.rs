@@ -10,6 +10,7 @@ pub mod idempotency;
 pub mod invite;
 pub mod listing;
 pub mod pace;
+pub mod publish;
 pub mod receipts;
 pub mod registration;
 pub mod reinstall;

@@ -1,4 +1,5 @@
-//! A local stand-in of Lambda's SQS event source mapping, for the emulator (moto runs no
+//! A local stand-in of Lambda's SQS event source mapping (and, with `local_stream`, of the
+//! table's stream mapping), for the emulator (moto runs no
 //! mappings): it receives jobs from the send queue, invokes the sender with a real SQS
 //! event through the Lambda Invoke API (`cargo lambda watch`, or a Runtime API stand-in),
 //! and deletes every message the function did not report in `batchItemFailures`. A
@@ -190,6 +191,17 @@ pub struct Args {
     /// Invocations at once (the mapping's MaximumConcurrency).
     #[arg(long, default_value_t = 1)]
     concurrency: usize,
+    /// Also feed the events function from the table's stream, at this Invoke API URL, e.g.
+    /// http://127.0.0.1:9000/2015-03-31/functions/smsreg-events/invocations
+    #[arg(long)]
+    events_invoke_url: Option<String>,
+    /// The table whose stream feeds the events function (default: TABLE_NAME).
+    #[arg(long, env = "TABLE_NAME", default_value = "smsreg")]
+    table: String,
+    /// Where a stream batch that failed every try is described (the mapping's on-failure
+    /// destination), if anywhere.
+    #[arg(long)]
+    events_failure_queue_url: Option<String>,
 }
 
 /// `smsreg-local-esm`: the binary only calls this.
@@ -198,15 +210,37 @@ pub async fn main() {
     let args = <Args as clap::Parser>::parse();
     let aws = crate::adapters::load_aws_config().await;
     let region = aws.region().map(|r| r.to_string()).unwrap_or_default();
-    run(
+    let stream = async {
+        let Some(invoke) = args.events_invoke_url.clone() else {
+            return;
+        };
+        let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
+        let stream_arn = match super::local_stream::stream_arn(&dynamodb, &args.table).await {
+            Ok(arn) => arn,
+            Err(reason) => {
+                warn!(reason, "the events function is not fed");
+                return;
+            }
+        };
+        // As the template's mapping: batches of 10, 3 retries.
+        let mapping = super::local_stream::StreamMapping {
+            stream_arn,
+            region: region.clone(),
+            batch_size: 10,
+            max_retries: 3,
+        };
+        super::local_stream::run(&aws, mapping, invoke, args.events_failure_queue_url.clone())
+            .await;
+    };
+    let queue = run(
         Client::new(&aws),
         Mapping {
-            queue_url: args.queue_url,
-            invoke_url: args.invoke_url,
+            queue_url: args.queue_url.clone(),
+            invoke_url: args.invoke_url.clone(),
             batch_size: args.batch_size,
             concurrency: args.concurrency,
-            region,
+            region: region.clone(),
         },
-    )
-    .await;
+    );
+    tokio::join!(queue, stream);
 }

@@ -3,3 +3,4 @@
 
 pub mod admin;
 pub mod local_esm;
+pub mod local_stream;

@@ -2,7 +2,8 @@
 
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
-    KeyType, Projection, ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+    KeyType, Projection, ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
+    TimeToLiveSpecification,
 };
 
 use super::item::*;
@@ -55,9 +56,18 @@ fn string_attribute(name: &str) -> AttributeDefinition {
         .expect("attribute definition has its required fields")
 }
 
+fn stream_specification() -> StreamSpecification {
+    StreamSpecification::builder()
+        .stream_enabled(true)
+        .stream_view_type(StreamViewType::NewImage)
+        .build()
+        .expect("stream specification has its required fields")
+}
+
 impl DynamoStore {
-    /// Creates the table with its index and TTL; does nothing to an existing table.
-    /// Returns whether it created it.
+    /// Creates the table with its indexes, TTL and stream (new images, which the events
+    /// function reads outbox items from, as the template has it); an existing table only
+    /// gets its stream if it has none. Returns whether it created the table.
     pub async fn create_table(&self) -> Result<bool, StoreError> {
         let index = |name: &str, hash: &str, range: Option<&str>| {
             GlobalSecondaryIndex::builder()
@@ -92,6 +102,7 @@ impl DynamoStore {
             .global_secondary_indexes(index(INVITES_INDEX, GSI1_PK, Some(GSI1_SK)))
             .global_secondary_indexes(index(TOKEN_INDEX, TOKEN, None))
             .global_secondary_indexes(index(STATUS_INDEX, GSI3_PK, Some(GSI3_SK)))
+            .stream_specification(stream_specification())
             .send()
             .await;
         match created {
@@ -100,6 +111,7 @@ impl DynamoStore {
                 if e.as_service_error()
                     .is_some_and(|e| e.is_resource_in_use_exception()) =>
             {
+                self.enable_stream().await?;
                 return Ok(false);
             }
             Err(e) => return Err(store_error(&e)),
@@ -118,6 +130,40 @@ impl DynamoStore {
             .await
             .map_err(|e| store_error(&e))?;
         Ok(true)
+    }
+
+    /// The table's stream ARN, if it has a stream.
+    pub async fn stream_arn(&self) -> Result<Option<String>, StoreError> {
+        let described = self
+            .client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+            .map_err(|e| store_error(&e))?;
+        let table = described.table();
+        let enabled = table
+            .and_then(|t| t.stream_specification())
+            .is_some_and(|s| s.stream_enabled());
+        Ok(table
+            .and_then(|t| t.latest_stream_arn())
+            .filter(|_| enabled)
+            .map(str::to_owned))
+    }
+
+    /// Gives a table made before the outbox its stream.
+    async fn enable_stream(&self) -> Result<(), StoreError> {
+        if self.stream_arn().await?.is_some() {
+            return Ok(());
+        }
+        self.client
+            .update_table()
+            .table_name(&self.table)
+            .stream_specification(stream_specification())
+            .send()
+            .await
+            .map_err(|e| store_error(&e))?;
+        Ok(())
     }
 
     /// Creates or updates a project. Settings left `None` keep their stored value.

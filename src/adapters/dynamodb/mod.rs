@@ -10,6 +10,7 @@ mod invitations;
 pub mod item;
 mod ledger;
 mod optout;
+pub mod outbox;
 mod quota;
 mod workers;
 mod write;

@@ -1,6 +1,7 @@
 //! In-memory adapters, with injectable faults: the same rules as the real adapters, for
 //! fast tests. One file per port; the store's state is here.
 
+mod bus;
 mod delivery;
 mod directory;
 mod idempotency;
@@ -12,6 +13,7 @@ mod quota;
 mod sms;
 mod workers;
 
+pub use bus::MemoryBus;
 pub use sms::MemorySms;
 
 use std::collections::{HashMap, HashSet};
