@@ -10,6 +10,7 @@ use common::process::Process;
 use common::runtime::RuntimeApi;
 use common::*;
 use serde_json::{Value, json};
+use smsreg::ports::InvitationStore;
 
 const TABLE: &str = "sms-registration-lambda";
 
@@ -179,4 +180,106 @@ async fn the_bootstrap_serves_the_contract_under_the_lambda_runtime_api() {
     assert_eq!(handled[0]["span"]["request_id"], "invocation-1");
     assert_eq!(handled[0]["span"]["domain"], "demo");
     assert_eq!(handled[0]["fields"]["success"], 1);
+}
+
+/// An API Gateway v2 event for the registration page of `token` in `domain`.
+fn page_event(method: &str, token: &str, content_type: &str, body: &str) -> String {
+    let mut event: Value =
+        serde_json::from_str(&post_event("demo", &json!({}), "none")).expect("an event");
+    let path = format!("/a/demo/register/{token}");
+    event["rawPath"] = path.clone().into();
+    event["requestContext"]["http"]["path"] = path.into();
+    event["requestContext"]["http"]["method"] = method.into();
+    event["headers"] = json!({"content-type": content_type, "host": "sms.example.org"});
+    event["body"] = body.into();
+    event.to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_project_disabled_with_the_admin_cli_closes_its_pending_links() {
+    let moto = Moto::start();
+    let provision: [&[&str]; 3] = [
+        &["create-table"],
+        &[
+            "put-domain",
+            "demo",
+            "--plan",
+            "PRO",
+            "--enable",
+            "--send-window",
+            "any",
+        ],
+        &["put-app", "demo", DEMO_APP, "--name", "Demo app"],
+    ];
+    for args in provision {
+        assert!(admin(&moto, args).0, "{args:?}");
+    }
+    let (ok, key_line, _) = admin(&moto, &["create-key", "demo", "ops@demo.example"]);
+    assert!(ok);
+    let (ok, queue_out, _) = admin(&moto, &["create-queue"]);
+    assert!(ok);
+    let queue_url = queue_out.lines().last().unwrap().trim().to_owned();
+    let runtime = RuntimeApi::start(30_000);
+    let _function = start_binary(
+        env!("CARGO_BIN_EXE_smsreg-api"),
+        "api",
+        &moto,
+        &runtime,
+        &queue_url,
+        &[],
+    );
+    let invite = json!({"app_id": DEMO_APP, "users": [{"phone_number": "+16175551234"}]});
+    let auth = format!("ApiKey {}", key_line.trim());
+    let raw = runtime
+        .invoke(&post_event("demo", &invite, &auth), Duration::from_secs(60))
+        .expect("the invocation succeeds");
+    assert_eq!(parse_response(&raw).0, 200);
+    let store = moto.store(TABLE).await;
+    let phone = smsreg::domain::PhoneNumber::parse("+16175551234").unwrap();
+    let before = store.find(&phone).await.unwrap().expect("the invitation");
+    let token = before.token.as_str().to_owned();
+
+    // GIVEN the operator turns the feature off
+    assert!(admin(&moto, &["put-domain", "demo", "--plan", "PRO", "--disable"]).0);
+
+    // WHEN the worker opens the link and submits the form, as a page and as JSON
+    let answers = [
+        page_event("GET", &token, "", ""),
+        page_event(
+            "POST",
+            &token,
+            "application/x-www-form-urlencoded",
+            "username=jane&password=12345678&password2=12345678",
+        ),
+        page_event(
+            "POST",
+            &token,
+            "application/json",
+            r#"{"username": "jane", "password": "12345678", "password2": "12345678"}"#,
+        ),
+    ]
+    .map(|event| {
+        let raw = runtime
+            .invoke(&event, Duration::from_secs(30))
+            .expect("the invocation succeeds");
+        let response: Value = serde_json::from_str(&raw).expect("the function answers JSON");
+        (
+            response["statusCode"].as_u64().unwrap(),
+            response["body"].as_str().unwrap_or_default().to_owned(),
+        )
+    });
+
+    // THEN each answer is 403 saying registration is closed, and nothing is written
+    for (status, body) in &answers {
+        assert_eq!(*status, 403, "{body}");
+        assert!(body.contains("Registration is closed"), "{body}");
+    }
+    assert!(answers[0].1.contains("<html"), "the GET is a page");
+    let token_error: Value = serde_json::from_str(&answers[2].1).expect("a JSON answer");
+    assert!(token_error["errors"]["token"].is_string(), "{token_error}");
+    let after = store.find(&phone).await.unwrap().expect("the invitation");
+    assert_eq!(after, before, "neither registered nor marked opened");
+    let (ok, workers, _) = admin(&moto, &["list-workers", "demo"]);
+    assert!(ok);
+    assert!(!workers.contains("jane"), "{workers}");
 }

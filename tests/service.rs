@@ -1530,6 +1530,60 @@ async fn a_successful_registration_creates_the_account_and_marks_the_number_regi
 }
 
 #[tokio::test]
+async fn markup_with_an_at_sign_is_not_taken_as_an_email() {
+    let w = world();
+    let token = invited(&w, true).await;
+    let form = json!({"username": "jane", "password": "12345678", "password2": "12345678",
+        "email": "<img/src=x/onerror=alert(1)>@-b.co"});
+    let (status, body) = w.post_json(&token, &form).await;
+    assert_eq!(
+        (status, body),
+        (
+            400,
+            json!({"errors": {"email": "Enter a valid email address"}})
+        )
+    );
+    assert!(w.store.worker(DEMO_DOMAIN, "jane").is_none());
+    assert_eq!(
+        w.store.record(A).unwrap().status,
+        RegistrationStatus::Pending
+    );
+}
+
+#[tokio::test]
+async fn a_link_of_a_project_whose_plan_fell_below_pro_says_registration_is_closed() {
+    let w = world();
+    let token = queued_invitation(&w, false).await;
+    let mut project = demo_project(None);
+    project.plan = Plan::Standard;
+    w.store.put_project(project);
+
+    let (status, page) = w.get_page(&token).await;
+    assert_eq!(status, 403);
+    assert!(page.contains("Registration is closed"), "{page}");
+    let (status, page) = w
+        .post_form(&token, "username=jane&password=12345678&password2=12345678")
+        .await;
+    assert_eq!(status, 403);
+    assert!(page.contains("Registration is closed"), "{page}");
+    let form = json!({"username": "jane", "password": "12345678", "password2": "12345678"});
+    let (status, body) = w.post_json(&token, &form).await;
+    assert_eq!(status, 403);
+    assert!(
+        body["errors"]["token"]
+            .as_str()
+            .unwrap()
+            .contains("Registration is closed"),
+        "{body}"
+    );
+
+    assert!(w.store.worker(DEMO_DOMAIN, "jane").is_none());
+    let record = w.store.record(A).unwrap();
+    assert_eq!(record.status, RegistrationStatus::Queued);
+    assert_eq!(record.opened_at, None, "not marked opened");
+}
+
+#[tokio::test]
 async fn a_taken_username_is_refused_on_its_field() {
     let w = world();
     let token = invited(&w, false).await;

@@ -2,8 +2,9 @@
 //! and prints the figures (see docs/PERFORMANCE.md). Under `cargo test` (no `--bench`
 //! argument) each runs once on a tiny input, as a smoke test; nothing is timed there.
 //!
-//!     cargo bench --bench perf -- [cpu] [io] [cold] [sender]
+//!     cargo bench --bench perf -- [cpu] [io] [cold] [sender] [auth]
 
+mod auth;
 mod cold;
 mod cpu;
 #[path = "../../tests/common/http1.rs"]
@@ -159,6 +160,24 @@ fn main() {
                 },
             );
         }
+    }
+    if wants("auth") {
+        let f = auth::run(quick);
+        row(
+            "401, known username with a wrong key (ns)",
+            f.known_user_wrong_key_ns.show_spread(0),
+            "= unknown username, within noise",
+        );
+        row(
+            "401, unknown username (ns)",
+            f.unknown_user_ns.show_spread(0),
+            "",
+        );
+        row(
+            "  one key hashed and compared (ns)",
+            f.one_comparison_ns.show_spread(0),
+            "",
+        );
     }
     if wants("sender") {
         for r in sender::run(quick) {

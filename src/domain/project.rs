@@ -213,9 +213,41 @@ pub struct ApiKey {
 impl ApiKey {
     /// Compares a presented key with the stored hash in constant time.
     pub fn matches(&self, presented: &str) -> bool {
+        #[cfg(test)]
+        tests::KEY_COMPARISONS.with(|n| n.set(n.get() + 1));
         hash_key(presented).ct_eq(&self.key_hash).into()
     }
 }
+
+/// The stored key among `stored` (one user's keys) that `presented` matches.
+///
+/// Every candidate is compared, so timing does not tell which one matched; a username with
+/// no key is compared against a stand-in no key hashes to, so that it costs the same hash
+/// and comparison as a known username with a wrong key, and timing does not tell which
+/// usernames exist either.
+pub fn find_key(stored: Vec<ApiKey>, presented: &str) -> Option<ApiKey> {
+    if stored.is_empty() {
+        let stand_in = ApiKey {
+            username: String::new(),
+            domain: String::new(),
+            key_hash: UNKNOWN_USER_KEY_HASH,
+            can_edit_data: false,
+        };
+        // Its answer is ignored: even a preimage of the stand-in's hash authenticates nobody.
+        std::hint::black_box(stand_in.matches(presented));
+        return None;
+    }
+    let mut found = None;
+    for key in stored {
+        if key.matches(presented) && found.is_none() {
+            found = Some(key);
+        }
+    }
+    found
+}
+
+/// Not the SHA-256 of any known key (finding one would be a preimage of all zeros).
+const UNKNOWN_USER_KEY_HASH: [u8; 32] = [0; 32];
 
 pub fn hash_key(key: &str) -> [u8; 32] {
     Sha256::digest(key.as_bytes()).into()
@@ -231,6 +263,31 @@ pub fn generate_key() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    thread_local! {
+        /// Stored keys compared on this thread: the work an authentication does, counted.
+        pub(super) static KEY_COMPARISONS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+
+    /// How many stored keys `find_key` compared a wrong key against.
+    fn comparisons_for_a_wrong_key(stored: Vec<ApiKey>) -> usize {
+        KEY_COMPARISONS.with(|n| n.set(0));
+        assert_eq!(find_key(stored, "wrong"), None);
+        KEY_COMPARISONS.with(std::cell::Cell::get)
+    }
+
+    #[test]
+    fn an_unknown_username_costs_the_same_comparison_as_a_known_one_with_a_wrong_key() {
+        let known = ApiKey {
+            username: "admin@example.com".into(),
+            domain: "demo".into(),
+            key_hash: hash_key(&generate_key()),
+            can_edit_data: true,
+        };
+        let for_unknown = comparisons_for_a_wrong_key(vec![]);
+        assert_eq!(for_unknown, comparisons_for_a_wrong_key(vec![known]));
+        assert_eq!(for_unknown, 1);
+    }
 
     #[test]
     fn display_names_are_limited_in_septets() {

@@ -148,9 +148,9 @@ impl RegistrationRequest {
                 if trimmed.is_empty() {
                     None
                 } else {
-                    if let Err(message) =
+                    if let Err(message) = check_characters(s).and_then(|()| {
                         check_custom_message(trimmed, android_only, smart_encoding, ctx)
-                    {
+                    }) {
                         errors.add("custom_registration_message", message);
                     }
                     Some(trimmed.to_owned())
@@ -219,6 +219,40 @@ fn check_parts(text: &str, smart: bool, ctx: ValidationContext<'_>) -> Result<()
         size.encoding.as_str(),
         size.units,
     ))
+}
+
+/// Refuses characters a client never means to text: C0 and C1 controls (NUL, ESC, ...)
+/// other than the line breaks (LF, CR) a textarea sends, and the Unicode bidirectional
+/// controls (Bidi_Control), which reorder what the worker reads (a link shown reversed,
+/// say). Only the trimmed message is texted, so only it is checked; the first character
+/// refused is named by code point and position in `raw`, the message as the client sent
+/// it, counted in characters from 1.
+fn check_characters(raw: &str) -> Result<(), String> {
+    let leading = raw[..raw.len() - raw.trim_start().len()].chars().count();
+    let found = raw
+        .trim()
+        .chars()
+        .enumerate()
+        .find(|(_, c)| (c.is_control() && !matches!(c, '\n' | '\r')) || is_bidi_control(*c));
+    match found {
+        None => Ok(()),
+        Some((index, c)) => {
+            let what = if c.is_control() {
+                "control characters other than line breaks"
+            } else {
+                "bidirectional text controls"
+            };
+            Err(format!(
+                "The message must not contain {what} (U+{:04X} at position {})",
+                u32::from(c),
+                leading + index + 1
+            ))
+        }
+    }
+}
+
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 fn check_custom_message(
@@ -360,7 +394,9 @@ impl ReinstallRequest {
             Some(Value::String(s)) => {
                 let message = s.trim().to_owned();
                 let sent = message.replace("{}", play_store_url);
-                if sent.chars().count() > MAX_SMS_CHARS {
+                if let Err(error) = check_characters(s) {
+                    errors.add("reinstall_message", error);
+                } else if sent.chars().count() > MAX_SMS_CHARS {
                     errors.add(
                         "reinstall_message",
                         format!(
@@ -648,6 +684,88 @@ mod tests {
             );
             assert_eq!(errors.len(), 1, "body {body}: {errors:?}");
         }
+    }
+
+    #[test]
+    fn control_and_bidi_characters_in_a_custom_message_are_refused_naming_the_first() {
+        const CONTROL: &str =
+            "The message must not contain control characters other than line breaks";
+        const BIDI: &str = "The message must not contain bidirectional text controls";
+        let cases = [
+            ("Join\u{0}us", format!("{CONTROL} (U+0000 at position 5)")),
+            (
+                "Hi \u{1b}[31m team",
+                format!("{CONTROL} (U+001B at position 4)"),
+            ),
+            ("Tab\there", format!("{CONTROL} (U+0009 at position 4)")),
+            ("Bell\u{7}", format!("{CONTROL} (U+0007 at position 5)")),
+            ("Del\u{7f}", format!("{CONTROL} (U+007F at position 4)")),
+            (
+                "Next\u{85}line",
+                format!("{CONTROL} (U+0085 at position 5)"),
+            ),
+            // Positions count characters of the message as sent, spaces before it included.
+            ("  é\u{0}", format!("{CONTROL} (U+0000 at position 4)")),
+            ("\u{202e}olleh", format!("{BIDI} (U+202E at position 1)")),
+            ("ab\u{200e}", format!("{BIDI} (U+200E at position 3)")),
+            ("ab\u{200f}", format!("{BIDI} (U+200F at position 3)")),
+            ("a\u{202a}b", format!("{BIDI} (U+202A at position 2)")),
+            ("a\u{202d}b", format!("{BIDI} (U+202D at position 2)")),
+            ("a\u{2066}b", format!("{BIDI} (U+2066 at position 2)")),
+            ("a\u{2069}b", format!("{BIDI} (U+2069 at position 2)")),
+            ("a\u{61c}b", format!("{BIDI} (U+061C at position 2)")),
+            // The first one found is named.
+            ("x\u{202e}\u{0}", format!("{BIDI} (U+202E at position 2)")),
+        ];
+        for (message, expected) in &cases {
+            let body = json!({"app_id": "abcd1234abcd1234", "users": [], "custom_registration_message": message});
+            let errors = validate(body).unwrap_err();
+            assert_eq!(
+                errors.get("custom_registration_message"),
+                Some(expected.as_str()),
+                "{message:?}"
+            );
+            let body =
+                json!({"app_id": "abcd1234abcd1234", "users": [], "reinstall_message": message});
+            let ctx = ValidationContext {
+                project: &project(),
+                max_users: 500,
+                registration_url_chars: 60,
+                now: 1_780_000_000,
+            };
+            let errors =
+                ReinstallRequest::validate(body.as_object().unwrap(), ctx, "https://play.example")
+                    .unwrap_err();
+            assert_eq!(
+                errors.get("reinstall_message"),
+                Some(expected.as_str()),
+                "{message:?}"
+            );
+        }
+        // Line breaks, as a textarea sends them, are kept; white space trimmed off is not
+        // texted, so not refused.
+        for message in [
+            "Line one\nline two",
+            "Line one\r\nline two",
+            "Zero\u{200b}width",
+        ] {
+            let body = json!({"app_id": "abcd1234abcd1234", "users": [], "custom_registration_message": message});
+            assert_eq!(
+                validate(body)
+                    .unwrap()
+                    .custom_registration_message
+                    .as_deref(),
+                Some(message)
+            );
+        }
+        let body = json!({"app_id": "abcd1234abcd1234", "users": [], "custom_registration_message": "\tReply 1\u{85}"});
+        assert_eq!(
+            validate(body)
+                .unwrap()
+                .custom_registration_message
+                .as_deref(),
+            Some("Reply 1")
+        );
     }
 
     #[test]

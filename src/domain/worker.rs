@@ -10,7 +10,12 @@ use super::phone::PhoneNumber;
 
 /// Usernames no worker may take.
 pub const RESERVED_USERNAMES: [&str; 2] = ["admin", "demo_user"];
+pub const MIN_USERNAME_CHARS: usize = 3;
+pub const MAX_USERNAME_CHARS: usize = 80;
 pub const MIN_PASSWORD_CHARS: usize = 8;
+/// Long enough for any passphrase; argon2 over a megabyte of password would be a cheap way
+/// to make the function burn CPU.
+pub const MAX_PASSWORD_CHARS: usize = 128;
 
 /// The registration form as submitted (field names kept from CommCare HQ's form).
 #[derive(Clone, Default, PartialEq, Eq, Deserialize)]
@@ -72,39 +77,74 @@ pub fn normalise_username(raw: &str) -> String {
     raw.trim().to_lowercase()
 }
 
+/// Longest address, local part and domain name, in octets (RFC 5321, 4.5.3.1, with the
+/// path's 256 less its angle brackets for the address).
+const MAX_EMAIL_OCTETS: usize = 254;
+const MAX_LOCAL_PART_OCTETS: usize = 64;
+const MAX_DOMAIN_OCTETS: usize = 255;
+const MAX_LABEL_OCTETS: usize = 63;
+
+/// An address as RFC 5322's dot-atom `local@domain`: the local part of ASCII letters, digits
+/// and ``!#$%&'*+/=?^_`{|}~-`` in dot-separated runs; the domain a host name of at least two
+/// labels. Quoted local parts, comments, address literals and non-ASCII (give an
+/// internationalised domain in its `xn--` form) are refused: no mail service needs them
+/// for a worker's address, and every one of them is a way to carry markup or spaces.
 fn is_valid_email(email: &str) -> bool {
-    let Some((local, domain)) = email.rsplit_once('@') else {
+    if email.len() > MAX_EMAIL_OCTETS {
+        return false;
+    }
+    let Some((local, domain)) = email.split_once('@') else {
         return false;
     };
-    email.len() <= 254
-        && !local.is_empty()
-        && local.len() <= 64
-        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
-        && !local.contains('@')
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && !domain.contains("..")
-        && domain
-            .chars()
-            .all(|c| c.is_alphanumeric() || c == '.' || c == '-')
+    is_dot_atom(local) && is_host_name(domain)
+}
+
+fn is_dot_atom(local: &str) -> bool {
+    local.len() <= MAX_LOCAL_PART_OCTETS
+        && local.split('.').all(|atom| {
+            !atom.is_empty()
+                && atom
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+/=?^_`{|}~-".contains(&b))
+        })
+}
+
+fn is_host_name(domain: &str) -> bool {
+    let labels: Vec<&str> = domain.split('.').collect();
+    domain.len() <= MAX_DOMAIN_OCTETS
+        && labels.len() >= 2
+        && labels.iter().all(|label| {
+            (1..=MAX_LABEL_OCTETS).contains(&label.len())
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+        // An all-digit last label is an IP address, not a host name.
+        && labels
+            .last()
+            .is_some_and(|tld| !tld.bytes().all(|b| b.is_ascii_digit()))
 }
 
 impl RegistrationForm {
     /// Applies every rule; the username's uniqueness is checked when it is stored.
     pub fn validate(&self, require_email: bool) -> Result<ValidForm, FormErrors> {
         let mut errors = BTreeMap::new();
-        let username = normalise_username(&self.username);
+        // Lengths are checked on the value as typed, with bounded counts, before anything
+        // that costs in proportion to it (lower-casing, hashing): a field may be a megabyte.
+        let username = self.username.trim();
+        let username_chars = username.chars().take(MAX_USERNAME_CHARS + 1).count();
         let username_error = if username.is_empty() {
             Some("This field is required")
-        } else if !(3..=80).contains(&username.chars().count()) {
+        } else if !(MIN_USERNAME_CHARS..=MAX_USERNAME_CHARS).contains(&username_chars) {
             Some("Usernames are 3 to 80 characters long")
         } else if !username
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
         {
             Some("Use only letters, digits, '.', '_' and '-'")
-        } else if RESERVED_USERNAMES.contains(&username.as_str()) {
+        } else if RESERVED_USERNAMES.contains(&normalise_username(username).as_str()) {
             Some("This username is reserved; choose another")
         } else {
             None
@@ -112,9 +152,17 @@ impl RegistrationForm {
         if let Some(message) = username_error {
             errors.insert("username".to_owned(), message.to_owned());
         }
+        let password_chars = self.password.chars().take(MAX_PASSWORD_CHARS + 1).count();
         if self.password.is_empty() {
             errors.insert("password".into(), "This field is required".into());
-        } else if self.password.chars().count() < MIN_PASSWORD_CHARS {
+        } else if password_chars > MAX_PASSWORD_CHARS {
+            errors.insert(
+                "password".into(),
+                format!("Passwords have at most {MAX_PASSWORD_CHARS} characters"),
+            );
+        } else if self.password.trim().is_empty() {
+            errors.insert("password".into(), "A password cannot be only spaces".into());
+        } else if password_chars < MIN_PASSWORD_CHARS {
             errors.insert(
                 "password".into(),
                 format!("Passwords have at least {MIN_PASSWORD_CHARS} characters"),
@@ -135,7 +183,7 @@ impl RegistrationForm {
             return Err(FormErrors(errors));
         }
         Ok(ValidForm {
-            username,
+            username: normalise_username(username),
             password: self.password.clone(),
             email: (!email.is_empty()).then(|| email.to_owned()),
         })
@@ -326,6 +374,137 @@ mod tests {
             .validate(true)
             .unwrap_err();
         assert_eq!(errors.get("email"), Some("This field is required"));
+    }
+
+    #[test]
+    fn emails_are_checked_as_addresses() {
+        let local_64 = "l".repeat(64);
+        let label_63 = "d".repeat(63);
+        // 64 + 1 + 189 = 254 octets: the longest address.
+        let longest = format!("{local_64}@{label_63}.{label_63}.{}", "d".repeat(61));
+        let too_long = format!("{local_64}@{label_63}.{label_63}.{}", "d".repeat(62));
+        let valid = [
+            "jane@example.org".to_owned(),
+            "Jane.Doe+tag@Sub.Example.co.uk".to_owned(),
+            "o'brien@example.ie".to_owned(),
+            "!#$%&'*+/=?^_`{|}~-@example.org".to_owned(),
+            "a@b.co".to_owned(),
+            "jane@xn--bcher-kva.example".to_owned(),
+            "jane@my-host.example".to_owned(),
+            "jane@1-2.example".to_owned(),
+            format!("{local_64}@example.org"),
+            format!("jane@{label_63}.org"),
+            longest.clone(),
+        ];
+        for email in &valid {
+            assert!(is_valid_email(email), "{email:?} is valid");
+        }
+        assert_eq!(longest.len(), 254);
+        let invalid = [
+            "<img/src=x/onerror=alert(1)>@-b.co".to_owned(),
+            "<jane@example.org>".to_owned(),
+            "jane(work)@example.org".to_owned(),
+            "\"jane doe\"@example.org".to_owned(),
+            "\"jane\"@example.org".to_owned(),
+            "jane doe@example.org".to_owned(),
+            "jane@exa mple.org".to_owned(),
+            "jané@example.org".to_owned(),
+            "jane@exämple.org".to_owned(),
+            "jane\u{0}@example.org".to_owned(),
+            "jane,doe@example.org".to_owned(),
+            "jane;doe@example.org".to_owned(),
+            "jane:doe@example.org".to_owned(),
+            "jane\\doe@example.org".to_owned(),
+            "not-an-email".to_owned(),
+            "@example.org".to_owned(),
+            "jane@".to_owned(),
+            "jane@@example.org".to_owned(),
+            "ja@ne@example.org".to_owned(),
+            ".jane@example.org".to_owned(),
+            "jane.@example.org".to_owned(),
+            "ja..ne@example.org".to_owned(),
+            "jane@localhost".to_owned(),
+            "a@b".to_owned(),
+            "jane@-example.org".to_owned(),
+            "jane@example-.org".to_owned(),
+            "jane@example.-org".to_owned(),
+            "jane@exa_mple.org".to_owned(),
+            "jane@.example.org".to_owned(),
+            "jane@example.org.".to_owned(),
+            "jane@example..org".to_owned(),
+            "jane@127.0.0.1".to_owned(),
+            "jane@[127.0.0.1]".to_owned(),
+            format!("l{local_64}@example.org"),
+            format!("jane@d{label_63}.org"),
+            too_long,
+        ];
+        for email in &invalid {
+            assert!(!is_valid_email(email), "{email:?} is refused");
+            let errors = form("jane", "12345678", "12345678", email)
+                .validate(false)
+                .unwrap_err();
+            assert_eq!(errors.get("email"), Some("Enter a valid email address"));
+        }
+    }
+
+    #[test]
+    fn a_password_of_only_whitespace_is_refused() {
+        for blank in ["        ", "\t\t\t\t\t\t\t\t", " \u{a0}\u{3000} \n\r   "] {
+            let errors = form("jane", blank, blank, "").validate(false).unwrap_err();
+            assert_eq!(
+                errors.get("password"),
+                Some("A password cannot be only spaces"),
+                "{blank:?}"
+            );
+        }
+        // Spaces inside or around other characters are kept, as typed.
+        let valid = form("jane", " correct horse ", " correct horse ", "")
+            .validate(false)
+            .unwrap();
+        assert_eq!(valid.password, " correct horse ");
+    }
+
+    #[test]
+    fn a_password_longer_than_the_maximum_is_refused_before_it_is_hashed() {
+        let longest = "p".repeat(MAX_PASSWORD_CHARS);
+        assert!(form("jane", &longest, &longest, "").validate(false).is_ok());
+        // Counted in characters, not bytes.
+        let longest = "é".repeat(MAX_PASSWORD_CHARS);
+        assert!(form("jane", &longest, &longest, "").validate(false).is_ok());
+        for too_long in ["p".repeat(MAX_PASSWORD_CHARS + 1), "p".repeat(1 << 20)] {
+            let errors = form("jane", &too_long, &too_long, "")
+                .validate(false)
+                .unwrap_err();
+            assert_eq!(
+                errors.get("password"),
+                Some(format!("Passwords have at most {MAX_PASSWORD_CHARS} characters").as_str())
+            );
+        }
+    }
+
+    #[test]
+    fn over_long_usernames_and_emails_are_refused_on_their_length() {
+        let megabyte = "a".repeat(1 << 20);
+        let errors = form(
+            &megabyte,
+            "12345678",
+            "12345678",
+            &format!("{megabyte}@example.org"),
+        )
+        .validate(false)
+        .unwrap_err();
+        assert_eq!(
+            errors.get("username"),
+            Some("Usernames are 3 to 80 characters long")
+        );
+        assert_eq!(errors.get("email"), Some("Enter a valid email address"));
+        // Whitespace around the username is not counted.
+        let padded = format!("  {}  ", "a".repeat(80));
+        assert!(
+            form(&padded, "12345678", "12345678", "")
+                .validate(false)
+                .is_ok()
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use tracing::warn;
 
 use super::RegistrationService;
+use crate::domain::project::find_key;
 use crate::domain::time::{seconds_to_midnight, utc_day};
 use crate::domain::{ApiKey, Plan, Project, RequestedNumber, UserEntry};
 use crate::ports::{JobQueue, Store, StoreError};
@@ -89,14 +90,7 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
     /// Finds the key the credentials present. Which projects exist plays no part.
     async fn authenticate(&self, credentials: &Credentials) -> Result<ApiKey, AccessError> {
         let keys = self.store.api_keys_of(&credentials.username).await?;
-        // Every candidate is compared, so timing does not tell which one matched.
-        let mut found = None;
-        for key in keys {
-            if key.matches(&credentials.key) && found.is_none() {
-                found = Some(key);
-            }
-        }
-        found.ok_or(AccessError::Unauthenticated)
+        find_key(keys, &credentials.key).ok_or(AccessError::Unauthenticated)
     }
 
     /// Counts the request's valid numbers against the project's daily limit, all or none.

@@ -5,7 +5,7 @@ use tracing::{info, warn};
 use super::RegistrationService;
 use crate::domain::invitation::{ShownStatus, Token};
 use crate::domain::worker::{FormErrors, RegistrationForm, Worker, hash_password};
-use crate::domain::{Project, RegistrationRecord};
+use crate::domain::{Plan, Project, RegistrationRecord};
 use crate::ports::{JobQueue, RegisterOutcome, RegistrationEvents, Store, StoreError};
 
 /// What a registration link leads to.
@@ -14,6 +14,9 @@ pub enum Invitation {
     /// Unknown token, another project's token, or an invitation replaced by a newer one.
     NotFound,
     Expired(Project),
+    /// The project may not register workers now (feature off, or a plan below PRO): the
+    /// link registers nobody and is not marked opened, whatever its invitation's state.
+    Closed(Project),
     Registered(Project, RegistrationRecord),
     Pending(Project, RegistrationRecord),
 }
@@ -65,6 +68,11 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
         let Some(project) = self.store.project(&record.domain).await? else {
             return Ok(Invitation::NotFound);
         };
+        // The same gates as the API's create endpoint: turning the feature off (or the plan
+        // down) stops the links already sent, not only new invitations.
+        if project.plan < Plan::Pro || !project.registration_enabled {
+            return Ok(Invitation::Closed(project));
+        }
         Ok(match record.shown_status(self.clock.now()) {
             ShownStatus::Registered => Invitation::Registered(project, record),
             // A failed invitation's SMS never all went out: like an expired one, it asks

@@ -181,6 +181,18 @@ pub fn expired_page(project: &Project) -> Markup {
     )
 }
 
+pub fn closed_page(project: &Project) -> Markup {
+    layout(
+        project.title(),
+        "Registration closed",
+        html! {
+            h2 { "Registration is closed" }
+            p { (project.title()) " is not registering mobile workers at the moment. \
+                 Ask its administrator when to try again." }
+        },
+    )
+}
+
 pub fn not_found_page() -> Markup {
     layout(
         "Invitation not found",

@@ -50,6 +50,10 @@ fn unavailable(invitation: &Invitation, json: bool) -> Response<Body> {
             StatusCode::CONFLICT,
             "This invitation was already used to register.",
         ),
+        Invitation::Closed(_) => (
+            StatusCode::FORBIDDEN,
+            "Registration is closed for this project.",
+        ),
         _ => (
             StatusCode::NOT_FOUND,
             "This registration link is not valid.",
@@ -60,6 +64,7 @@ fn unavailable(invitation: &Invitation, json: bool) -> Response<Body> {
     }
     let page = match invitation {
         Invitation::Expired(project) => pages::expired_page(project),
+        Invitation::Closed(project) => pages::closed_page(project),
         Invitation::Registered(project, record) => {
             pages::registered_page(project, app_of(project, record))
         }
