@@ -186,6 +186,75 @@ check(
     .get("OnFailure", {}).get("Destination") == {"Fn::GetAtt": ["ReceiptsFailedQueue", "Arn"]},
 )
 
+# The outbox: the table's stream feeds EventsFunction with outbox items inserted, and a
+# batch that fails every try is described on EventsFailedQueue for replay-events.
+table = resources["RegistrationTable"]["Properties"]
+check(
+    "the table has a stream with new images (the outbox)",
+    table.get("StreamSpecification", {}).get("StreamViewType") in ("NEW_IMAGE", "NEW_AND_OLD_IMAGES"),
+)
+outbox_kind = re.search(r'OUTBOX_KIND: &str = "([a-z_]+)"', open("src/adapters/dynamodb/outbox.rs").read())
+events_fn = functions.get("EventsFunction", {})
+check(
+    "EventsFunction builds the binary smsreg-events",
+    resources.get("EventsFunction", {}).get("Metadata", {}).get("BuildProperties", {}).get("Binary")
+    == "smsreg-events",
+)
+streams = [e["Properties"] for e in events_fn.get("Events", {}).values() if e["Type"] == "DynamoDB"]
+check("EventsFunction reads the table's stream", any(
+    m["Stream"] in ({"Fn::GetAtt": ["RegistrationTable", "StreamArn"]}, {"Fn::GetAtt": "RegistrationTable.StreamArn"})
+    for m in streams))
+for m in streams:
+    patterns = [json.loads(f["Pattern"]) for f in m.get("FilterCriteria", {}).get("Filters", [])]
+    check(
+        "the stream mapping's filter keeps outbox items inserted, of the kind src/adapters/dynamodb/outbox.rs writes",
+        outbox_kind is not None
+        and patterns == [{"eventName": ["INSERT"], "dynamodb": {"NewImage": {"kind": {"S": [outbox_kind.group(1)]}}}}],
+    )
+    check("the stream mapping bisects a batch on error", m.get("BisectBatchOnFunctionError") is True)
+    check("the stream mapping reads batchItemFailures", "ReportBatchItemFailures" in m.get("FunctionResponseTypes", []))
+    check(
+        "the stream mapping's retries and record age are bounded, within the stream's 24 h",
+        0 <= int(m.get("MaximumRetryAttempts", -1)) <= 10000
+        and 60 <= int(m.get("MaximumRecordAgeInSeconds", -1)) <= 86400,
+    )
+    check(
+        "the stream mapping's failed batches go to EventsFailedQueue",
+        m.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
+        == {"Fn::GetAtt": ["EventsFailedQueue", "Arn"]},
+    )
+put_events = [
+    s for s in statements(events_fn) if s["Effect"] == "Allow" and "events:PutEvents" in listed(s["Action"])
+]
+check(
+    "EventsFunction may put events on its bus alone (never on *)",
+    bool(put_events) and all(s["Resource"] != "*" for s in put_events),
+)
+check(
+    "EventsFunction is given its bus as EVENT_BUS_NAME",
+    events_fn.get("Environment", {}).get("Variables", {}).get("EVENT_BUS_NAME")
+    == {"Fn::If": ["CreateEventBus", {"Ref": "EventBus"}, {"Ref": "EventBusName"}]},
+)
+rule = resources.get("EventsWebhookRule", {}).get("Properties", {})
+targets = rule.get("Targets", [])
+check(
+    "the webhook rule targets the API destination with a retry policy and a dead-letter queue",
+    bool(targets)
+    and all(
+        t.get("Arn") == {"Fn::GetAtt": ["EventsWebhookDestination", "Arn"]}
+        and "RetryPolicy" in t
+        and "DeadLetterConfig" in t
+        for t in targets
+    ),
+)
+check(
+    "the webhook's connection and destination exist only with EventsWebhookUrl",
+    all(
+        resources.get(name, {}).get("Condition") == "HasEventsWebhook"
+        for name in ("EventsWebhookConnection", "EventsWebhookDestination", "EventsWebhookRule")
+    ),
+)
+
 # Listings by status are served by their index.
 indexes = [
     i["IndexName"]
@@ -373,6 +442,13 @@ EXPECTED_ALARMS = {
     ],
     "ReceiptsErrorsAlarm": [
         ("AWS/Lambda", "Errors", [dimension("FunctionName", {"Ref": "ReceiptsFunction"})]),
+    ],
+    "EventsFailedAlarm": [
+        ("AWS/SQS", "ApproximateNumberOfMessagesVisible",
+         [dimension("QueueName", {"Fn::GetAtt": ["EventsFailedQueue", "QueueName"]})]),
+    ],
+    "EventsErrorsAlarm": [
+        ("AWS/Lambda", "Errors", [dimension("FunctionName", {"Ref": "EventsFunction"})]),
     ],
     "SmsSuspendedAlarm": [("SmsRegistration", "SmsSuspended", [dimension("Function", "sender")])],
 }
