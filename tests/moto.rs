@@ -1729,3 +1729,241 @@ async fn a_job_held_30_hours_comes_back_a_few_times_and_spends_no_attempt() {
         record.scheduled_for.unwrap() + 30 * 86_400
     );
 }
+
+// ---- The emulator itself -----------------------------------------------------------------
+
+/// `scripts/moto-server` alone on a free port (no proxy handing it one request at a time),
+/// its log kept in a file: what it does with concurrent requests, and what it writes.
+struct BareMoto {
+    child: std::process::Child,
+    endpoint: String,
+    log: std::path::PathBuf,
+}
+
+impl BareMoto {
+    fn start(name: &str) -> BareMoto {
+        let exe = repo_root().join("scripts/moto-server");
+        let log = std::env::temp_dir().join(format!("{name}-{}.log", std::process::id()));
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free local port")
+            .port();
+        let child = std::process::Command::new(&exe)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::fs::File::create(&log).expect("a log file"))
+            .stderr(std::fs::File::options().append(true).open(&log).unwrap())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{} starts: {e}", exe.display()));
+        let moto = BareMoto {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            log,
+        };
+        let started = std::time::Instant::now();
+        while ureq::get(format!("{}/moto-api/data.json", moto.endpoint))
+            .call()
+            .is_err()
+        {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(60),
+                "scripts/moto-server did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        moto
+    }
+
+    /// A DynamoDB client that reports every error as it came: no retry hides a 500.
+    async fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
+        let aws = smsreg::adapters::aws_config_loader()
+            .endpoint_url(&self.endpoint)
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "testing", "testing", None, None, "tests",
+            ))
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .load()
+            .await;
+        aws_sdk_dynamodb::Client::new(&aws)
+    }
+}
+
+impl Drop for BareMoto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // Kept when the test failed, for a look at what moto answered.
+        if std::thread::panicking() {
+            eprintln!("moto's log: {}", self.log.display());
+        } else {
+            let _ = std::fs::remove_file(&self.log);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_emulator_answers_concurrent_transactions_as_dynamodb_would_never_with_a_500() {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, KeySchemaElement,
+        KeyType, Put, ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TransactWriteItem,
+    };
+    let moto = BareMoto::start("moto-transactions");
+    let db = moto.dynamodb().await;
+    db.create_table()
+        .table_name("t")
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("pk")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("pk")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("the table is created");
+    // Items beside the ones written: a transaction that copied whole tables (as moto alone
+    // does) would take long enough to meet the others.
+    for chunk in 0..20 {
+        let puts = (0..25).map(|i| {
+            aws_sdk_dynamodb::types::WriteRequest::builder()
+                .put_request(
+                    aws_sdk_dynamodb::types::PutRequest::builder()
+                        .item("pk", AttributeValue::S(format!("OTHER#{chunk}-{i}")))
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+        });
+        db.batch_write_item()
+            .request_items("t", puts.collect())
+            .send()
+            .await
+            .expect("the table is filled");
+    }
+    const TASKS: usize = 16;
+    const EACH: usize = 40;
+    let phone = |task: usize, n: usize| format!("+1617555{:02}{:02}", task, n);
+    let token =
+        |task: usize, n: usize| format!("Tk{task:02}{n:02}q7ZpX4vR9mL2wYc8bN5")[..22].to_owned();
+    let put = |pk: String, token: String| {
+        TransactWriteItem::builder()
+            .put(
+                Put::builder()
+                    .table_name("t")
+                    .item("pk", AttributeValue::S(pk))
+                    .item("token", AttributeValue::S(token))
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+    };
+    // Every second transaction is cancelled by a condition on an item of its task (a number
+    // already held), which it asks back: the wrapper then puts back what it saved, while the
+    // others run, and moto's cancellation carries that item's number and token.
+    for task in 0..TASKS {
+        db.put_item()
+            .table_name("t")
+            .item("pk", AttributeValue::S(format!("HELD#{task}")))
+            .item("phone", AttributeValue::S(phone(task, 99)))
+            .item("token", AttributeValue::S(token(task, 99)))
+            .send()
+            .await
+            .expect("a held number");
+    }
+    let cancelled = |n: usize| n % 2 == 1;
+    let tasks = (0..TASKS).map(|task| {
+        let db = db.clone();
+        tokio::spawn(async move {
+            let mut unexpected = Vec::new();
+            for n in 0..EACH {
+                let mut call = db
+                    .transact_write_items()
+                    .transact_items(put(format!("INV#{}", phone(task, n)), token(task, n)))
+                    .transact_items(put(format!("JOB#{task}-{n}"), token(task, n)));
+                if cancelled(n) {
+                    call = call.transact_items(
+                        TransactWriteItem::builder()
+                            .condition_check(
+                                ConditionCheck::builder()
+                                    .table_name("t")
+                                    .key("pk", AttributeValue::S(format!("HELD#{task}")))
+                                    .condition_expression("attribute_not_exists(pk)")
+                                    .return_values_on_condition_check_failure(
+                                        ReturnValuesOnConditionCheckFailure::AllOld,
+                                    )
+                                    .build()
+                                    .unwrap(),
+                            )
+                            .build(),
+                    );
+                }
+                let answer = call.send().await;
+                let fine = match &answer {
+                    Ok(_) => !cancelled(n),
+                    Err(error) => {
+                        cancelled(n)
+                            && error
+                                .as_service_error()
+                                .is_some_and(|e| e.is_transaction_canceled_exception())
+                    }
+                };
+                if !fine {
+                    let error = answer.err().map(|e| {
+                        let raw = e.raw_response().map(|r| r.status().as_u16());
+                        format!(
+                            "{:?} {raw:?}",
+                            aws_sdk_dynamodb::error::ProvideErrorMetadata::code(&e)
+                        )
+                    });
+                    unexpected.push(format!("{task}-{n}: {error:?}"));
+                }
+            }
+            unexpected
+        })
+    });
+    let unexpected: Vec<String> = futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .flat_map(|r| r.unwrap())
+        .collect();
+    assert!(
+        unexpected.is_empty(),
+        "answers no DynamoDB gives: {unexpected:?}"
+    );
+    // What each transaction wrote is there, all of it or none of it, whatever ran beside it.
+    for task in 0..TASKS {
+        for n in 0..EACH {
+            for pk in [format!("INV#{}", phone(task, n)), format!("JOB#{task}-{n}")] {
+                let item = db
+                    .get_item()
+                    .table_name("t")
+                    .key("pk", AttributeValue::S(pk.clone()))
+                    .send()
+                    .await
+                    .unwrap()
+                    .item;
+                assert_eq!(item.is_some(), !cancelled(n), "{pk}");
+            }
+        }
+    }
+    // Its log holds no number nor token in full.
+    let log = std::fs::read_to_string(&moto.log).unwrap();
+    for task in 0..TASKS {
+        for n in (0..EACH).chain([99]) {
+            assert!(
+                !log.contains(&phone(task, n)[..]),
+                "a full number in moto's log"
+            );
+            assert!(!log.contains(&token(task, n)[..]), "a token in moto's log");
+        }
+    }
+}
