@@ -1529,13 +1529,61 @@ impl SetClock {
     }
 }
 
+/// A hand-back's delay and SQS's answer to it.
+type HandBack = (u32, Result<(), smsreg::ports::QueueError>);
+
+/// The send queue, with every hand-back kept with SQS's answer to it: a hand-back SQS
+/// refuses shows nowhere else (the job just comes back when the queue's own visibility
+/// timeout ends).
+#[derive(Clone)]
+struct Watched {
+    inner: SqsQueue,
+    hand_backs: Arc<std::sync::Mutex<Vec<HandBack>>>,
+}
+
+impl Watched {
+    fn new(inner: SqsQueue) -> Watched {
+        Watched {
+            inner,
+            hand_backs: Arc::default(),
+        }
+    }
+
+    /// The hand-backs since the last call, as (delay, SQS's answer).
+    fn take(&self) -> Vec<HandBack> {
+        std::mem::take(&mut self.hand_backs.lock().unwrap())
+    }
+}
+
+impl smsreg::ports::JobQueue for Watched {
+    async fn enqueue(&self, jobs: &[SmsJob]) -> Vec<Result<(), smsreg::ports::QueueError>> {
+        self.inner.enqueue(jobs).await
+    }
+
+    async fn retry_later(
+        &self,
+        receipt_handle: &str,
+        delay_seconds: u32,
+    ) -> Result<(), smsreg::ports::QueueError> {
+        let answer = self.inner.retry_later(receipt_handle, delay_seconds).await;
+        self.hand_backs
+            .lock()
+            .unwrap()
+            .push((delay_seconds, answer.clone()));
+        answer
+    }
+}
+
 /// The API and the sender over moto, on `clock`, for a demo project with `window`.
 struct Windowed {
     e: Env,
     /// A send queue with the stack's maxReceiveCount (50), not the tests' 3.
     queue_url: String,
-    api: Api<DynamoStore, SqsQueue, smsreg::ports::NoEvents>,
-    sender: SenderFunction<DynamoStore, SqsQueue, SnsSms>,
+    api: Api<DynamoStore, Watched, smsreg::ports::NoEvents>,
+    sender: SenderFunction<DynamoStore, Watched, SnsSms>,
+    queue: Watched,
+    /// The delays of the last receive's hand-backs, every one accepted by SQS.
+    holds: std::sync::Mutex<Vec<u32>>,
 }
 
 impl Windowed {
@@ -1567,12 +1615,8 @@ async fn windowed(window: &str, clock: &Arc<SetClock>) -> Windowed {
         sms_rate_per_second: 1000,
         ..Config::default()
     };
-    let service = RegistrationService::new(
-        e.store.clone(),
-        SqsQueue::new(aws_sdk_sqs::Client::new(&aws), &queue_url),
-        clock.clone(),
-        config,
-    );
+    let queue = Watched::new(SqsQueue::new(aws_sdk_sqs::Client::new(&aws), &queue_url));
+    let service = RegistrationService::new(e.store.clone(), queue.clone(), clock.clone(), config);
     let sender = SenderFunction::new(Sender::new(
         service.clone(),
         SnsSms::new(aws_sdk_sns::Client::new(&aws), None, None),
@@ -1582,6 +1626,8 @@ async fn windowed(window: &str, clock: &Arc<SetClock>) -> Windowed {
         queue_url,
         api: Api::new(service, smsreg::ports::NoEvents),
         sender,
+        queue,
+        holds: Default::default(),
     }
 }
 
@@ -1595,6 +1641,12 @@ async fn receive_once(w: &Windowed) -> Vec<(String, u32)> {
     );
     let (messages, event) = common::receive_event(&sqs, &w.queue_url).await;
     let response = sender.handle_batch(&event, None).await.unwrap();
+    let mut holds = Vec::new();
+    for (delay, answer) in w.queue.take() {
+        assert_eq!(answer, Ok(()), "SQS refused a hand-back of {delay} s");
+        holds.push(delay);
+    }
+    *w.holds.lock().unwrap() = holds;
     let mut back = Vec::new();
     for m in &messages {
         let handle = m.receipt_handle().unwrap().to_owned();
@@ -1694,7 +1746,7 @@ async fn a_job_held_30_hours_comes_back_a_few_times_and_spends_no_attempt() {
     let (status, report) = w.create(&body).await;
     assert_eq!(status, 200, "{report}");
     assert_eq!(report["sms"]["first_at"], "2027-01-16T14:00:00Z");
-    // Handed back for at most 12 hours at a time: at 08:00, 20:00, then 08:00 the next
+    // Handed back for a little under 12 hours at a time: at 08:00, 20:00, then 08:00 the next
     // day; sent on the fourth receive, at 14:00.
     let mut receives = 0;
     for (at, held) in [
@@ -1728,4 +1780,344 @@ async fn a_job_held_30_hours_comes_back_a_few_times_and_spends_no_attempt() {
         record.expires_at,
         record.scheduled_for.unwrap() + 30 * 86_400
     );
+}
+
+/// Creates a request whose `send_at` is `ahead` seconds after the clock, then lets the
+/// sender take its job as often as it comes back, the clock moved on by each hold as it
+/// ends (SQS's own clock is real time: the job is made visible then). Returns how many
+/// receives it took, once the SMS went; checks each receive's count and that nothing went
+/// before `send_at`.
+async fn held_until_sent(ahead: u64) -> u32 {
+    let clock = Arc::new(SetClock(0.into()));
+    clock.set("2027-01-15T08:00:00Z");
+    let w = windowed("any", &clock).await;
+    let e = &w.e;
+    let send_at = smsreg::ports::Clock::now(&*clock) + ahead;
+    let send_at_text = jiff::Timestamp::from_second(send_at as i64)
+        .unwrap()
+        .to_string();
+    let body = json!({"app_id": DEMO_APP, "send_at": send_at_text,
+        "users": [{"phone_number": A}]});
+    let (status, report) = w.create(&body).await;
+    assert_eq!(status, 200, "{report}");
+    let mut receives = 0;
+    loop {
+        let now = smsreg::ports::Clock::now(&*clock);
+        // receive_once checks that SQS accepted every hand-back.
+        let back = receive_once(&w).await;
+        receives += 1;
+        if back.is_empty() {
+            assert_eq!(now, send_at, "sent at its send_at, not before, not later");
+            assert_eq!(e.moto.sms_to(A).len(), 1);
+            assert_eq!(
+                e.record(A).await.unwrap().status,
+                RegistrationStatus::Pending
+            );
+            return receives;
+        }
+        assert!(e.moto.sms_to(A).is_empty(), "sent before its send_at");
+        assert_eq!(back.len(), 1);
+        assert_eq!(back[0].1, receives, "SQS's receive count");
+        let holds = w.holds.lock().unwrap().clone();
+        assert_eq!(holds.len(), 1);
+        let hold = holds[0];
+        assert!(hold > 0 && u64::from(hold) <= send_at - now, "{hold}");
+        assert_eq!(
+            receive_once(&w).await,
+            [],
+            "held: not received again before its hold ends"
+        );
+        assert!(receives < 50, "it would have reached the dead-letter queue");
+        clock
+            .0
+            .fetch_add(u64::from(hold), std::sync::atomic::Ordering::SeqCst);
+        time_passed(&w, &back).await;
+    }
+}
+
+#[tokio::test]
+async fn a_send_at_20_hours_ahead_is_held_as_long_as_sqs_allows_each_time_and_sent_at_its_time() {
+    // Two hand-backs of a little under 12 hours, the SMS at the third receive.
+    assert_eq!(held_until_sent(20 * 3600).await, 3);
+}
+
+#[tokio::test]
+async fn a_send_at_7_days_ahead_is_sent_at_its_time_within_16_receives_of_the_queues_50() {
+    // docs/sending.md's bound: 15 hand-backs, then the receive that sends.
+    let receives = held_until_sent(7 * 86_400).await;
+    assert!(receives <= 16, "{receives} receives");
+}
+
+#[tokio::test]
+async fn a_message_kept_on_the_dead_letter_queue_is_handed_back_as_sqs_allows() {
+    let clock = Arc::new(SetClock(0.into()));
+    clock.set("2027-01-15T08:00:00Z");
+    let w = windowed("any", &clock).await;
+    let aws = w.e.moto.sdk_config().await;
+    let sqs = aws_sdk_sqs::Client::new(&aws);
+    sqs.send_message()
+        .queue_url(&w.queue_url)
+        .message_body("not a send job")
+        .send()
+        .await
+        .unwrap();
+    let (messages, event) = common::receive_event(&sqs, &w.queue_url).await;
+    assert_eq!(messages.len(), 1);
+    // The sender told that this queue is its dead-letter queue (the ARN receive_event gives).
+    let config = Config {
+        table_name: TABLE.into(),
+        send_queue_url: Some(w.queue_url.clone()),
+        send_dead_letter_queue_arn: event.records[0].event_source_arn.clone(),
+        ..Config::default()
+    };
+    let service = RegistrationService::new(w.e.store.clone(), w.queue.clone(), clock, config);
+    let sender = SenderFunction::new(Sender::new(
+        service,
+        SnsSms::new(aws_sdk_sns::Client::new(&aws), None, None),
+    ));
+    let response = sender.handle_batch(&event, None).await.unwrap();
+    assert_eq!(response.batch_item_failures.len(), 1, "kept for inspection");
+    let hand_backs = w.queue.take();
+    assert_eq!(hand_backs.len(), 1);
+    let (delay, answer) = &hand_backs[0];
+    assert_eq!(answer, &Ok(()), "SQS refused a hand-back of {delay} s");
+    assert!(*delay > 11 * 3600, "back about every 12 hours: {delay}");
+}
+
+// ---- The emulator itself -----------------------------------------------------------------
+
+/// `scripts/moto-server` alone on a free port (no proxy handing it one request at a time),
+/// its log kept in a file: what it does with concurrent requests, and what it writes.
+struct BareMoto {
+    child: std::process::Child,
+    endpoint: String,
+    log: std::path::PathBuf,
+}
+
+impl BareMoto {
+    fn start(name: &str) -> BareMoto {
+        let exe = repo_root().join("scripts/moto-server");
+        let log = std::env::temp_dir().join(format!("{name}-{}.log", std::process::id()));
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free local port")
+            .port();
+        let child = std::process::Command::new(&exe)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::fs::File::create(&log).expect("a log file"))
+            .stderr(std::fs::File::options().append(true).open(&log).unwrap())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{} starts: {e}", exe.display()));
+        let moto = BareMoto {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            log,
+        };
+        let started = std::time::Instant::now();
+        while ureq::get(format!("{}/moto-api/data.json", moto.endpoint))
+            .call()
+            .is_err()
+        {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(60),
+                "scripts/moto-server did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        moto
+    }
+
+    /// A DynamoDB client that reports every error as it came: no retry hides a 500.
+    async fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
+        let aws = smsreg::adapters::aws_config_loader()
+            .endpoint_url(&self.endpoint)
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "testing", "testing", None, None, "tests",
+            ))
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .load()
+            .await;
+        aws_sdk_dynamodb::Client::new(&aws)
+    }
+}
+
+impl Drop for BareMoto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // Kept when the test failed, for a look at what moto answered.
+        if std::thread::panicking() {
+            eprintln!("moto's log: {}", self.log.display());
+        } else {
+            let _ = std::fs::remove_file(&self.log);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_emulator_answers_concurrent_transactions_as_dynamodb_would_never_with_a_500() {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, KeySchemaElement,
+        KeyType, Put, ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TransactWriteItem,
+    };
+    let moto = BareMoto::start("moto-transactions");
+    let db = moto.dynamodb().await;
+    db.create_table()
+        .table_name("t")
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("pk")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("pk")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("the table is created");
+    // Items beside the ones written: a transaction that copied whole tables (as moto alone
+    // does) would take long enough to meet the others.
+    for chunk in 0..20 {
+        let puts = (0..25).map(|i| {
+            aws_sdk_dynamodb::types::WriteRequest::builder()
+                .put_request(
+                    aws_sdk_dynamodb::types::PutRequest::builder()
+                        .item("pk", AttributeValue::S(format!("OTHER#{chunk}-{i}")))
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+        });
+        db.batch_write_item()
+            .request_items("t", puts.collect())
+            .send()
+            .await
+            .expect("the table is filled");
+    }
+    const TASKS: usize = 16;
+    const EACH: usize = 40;
+    let phone = |task: usize, n: usize| format!("+1617555{:02}{:02}", task, n);
+    let token =
+        |task: usize, n: usize| format!("Tk{task:02}{n:02}q7ZpX4vR9mL2wYc8bN5")[..22].to_owned();
+    let put = |pk: String, token: String| {
+        TransactWriteItem::builder()
+            .put(
+                Put::builder()
+                    .table_name("t")
+                    .item("pk", AttributeValue::S(pk))
+                    .item("token", AttributeValue::S(token))
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+    };
+    // Every second transaction is cancelled by a condition on an item of its task (a number
+    // already held), which it asks back: the wrapper then puts back what it saved, while the
+    // others run, and moto's cancellation carries that item's number and token.
+    for task in 0..TASKS {
+        db.put_item()
+            .table_name("t")
+            .item("pk", AttributeValue::S(format!("HELD#{task}")))
+            .item("phone", AttributeValue::S(phone(task, 99)))
+            .item("token", AttributeValue::S(token(task, 99)))
+            .send()
+            .await
+            .expect("a held number");
+    }
+    let cancelled = |n: usize| n % 2 == 1;
+    let tasks = (0..TASKS).map(|task| {
+        let db = db.clone();
+        tokio::spawn(async move {
+            let mut unexpected = Vec::new();
+            for n in 0..EACH {
+                let mut call = db
+                    .transact_write_items()
+                    .transact_items(put(format!("INV#{}", phone(task, n)), token(task, n)))
+                    .transact_items(put(format!("JOB#{task}-{n}"), token(task, n)));
+                if cancelled(n) {
+                    call = call.transact_items(
+                        TransactWriteItem::builder()
+                            .condition_check(
+                                ConditionCheck::builder()
+                                    .table_name("t")
+                                    .key("pk", AttributeValue::S(format!("HELD#{task}")))
+                                    .condition_expression("attribute_not_exists(pk)")
+                                    .return_values_on_condition_check_failure(
+                                        ReturnValuesOnConditionCheckFailure::AllOld,
+                                    )
+                                    .build()
+                                    .unwrap(),
+                            )
+                            .build(),
+                    );
+                }
+                let answer = call.send().await;
+                let fine = match &answer {
+                    Ok(_) => !cancelled(n),
+                    Err(error) => {
+                        cancelled(n)
+                            && error
+                                .as_service_error()
+                                .is_some_and(|e| e.is_transaction_canceled_exception())
+                    }
+                };
+                if !fine {
+                    let error = answer.err().map(|e| {
+                        let raw = e.raw_response().map(|r| r.status().as_u16());
+                        format!(
+                            "{:?} {raw:?}",
+                            aws_sdk_dynamodb::error::ProvideErrorMetadata::code(&e)
+                        )
+                    });
+                    unexpected.push(format!("{task}-{n}: {error:?}"));
+                }
+            }
+            unexpected
+        })
+    });
+    let unexpected: Vec<String> = futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .flat_map(|r| r.unwrap())
+        .collect();
+    assert!(
+        unexpected.is_empty(),
+        "answers no DynamoDB gives: {unexpected:?}"
+    );
+    // What each transaction wrote is there, all of it or none of it, whatever ran beside it.
+    for task in 0..TASKS {
+        for n in 0..EACH {
+            for pk in [format!("INV#{}", phone(task, n)), format!("JOB#{task}-{n}")] {
+                let item = db
+                    .get_item()
+                    .table_name("t")
+                    .key("pk", AttributeValue::S(pk.clone()))
+                    .send()
+                    .await
+                    .unwrap()
+                    .item;
+                assert_eq!(item.is_some(), !cancelled(n), "{pk}");
+            }
+        }
+    }
+    // Its log holds no number nor token in full.
+    let log = std::fs::read_to_string(&moto.log).unwrap();
+    for task in 0..TASKS {
+        for n in (0..EACH).chain([99]) {
+            assert!(
+                !log.contains(&phone(task, n)[..]),
+                "a full number in moto's log"
+            );
+            assert!(!log.contains(&token(task, n)[..]), "a token in moto's log");
+        }
+    }
 }

@@ -8,6 +8,7 @@ use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 
 use crate::domain::job::SmsJob;
+use crate::ports::queue::MAX_VISIBILITY_SECONDS;
 use crate::ports::{JobQueue, QueueError};
 
 /// Most entries in one `SendMessageBatch`.
@@ -119,7 +120,9 @@ impl JobQueue for SqsQueue {
             .change_message_visibility()
             .queue_url(&self.url)
             .receipt_handle(receipt_handle)
-            .visibility_timeout(i32::try_from(delay_seconds).unwrap_or(43_200).min(43_200))
+            .visibility_timeout(
+                i32::try_from(delay_seconds.min(MAX_VISIBILITY_SECONDS)).unwrap_or(i32::MAX),
+            )
             .send()
             .await
             .map(|_| ())

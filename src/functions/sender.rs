@@ -9,6 +9,7 @@ use tracing::{Instrument, error, info, info_span, warn};
 
 use crate::domain::job::{SmsJob, retry_delay_seconds};
 use crate::metrics::Metrics;
+use crate::ports::queue::{MAX_VISIBILITY_SECONDS, longest_hand_back};
 use crate::ports::{JobQueue, SmsFailure, SmsProvider, Store};
 use crate::service::send::{JobResult, Later, SEND_ALLOWANCE, Sender};
 
@@ -40,8 +41,11 @@ impl<St: Store, Q: JobQueue, P: SmsProvider> SenderFunction<St, Q, P> {
         event: &SqsEvent,
         until: Option<Instant>,
     ) -> Result<SqsBatchResponse, Error> {
+        // SQS's limit on a hand-back counts from its receive, a little before this.
+        let received = Instant::now();
         let outcomes =
-            futures::future::join_all(event.records.iter().map(|m| self.one(m, until))).await;
+            futures::future::join_all(event.records.iter().map(|m| self.one(m, until, received)))
+                .await;
         let mut response = SqsBatchResponse::default();
         let (mut sent, mut throttled, mut failed) = (0, 0, 0);
         let (mut unreadable, mut dead_lettered, mut suspended) = (0, 0, 0);
@@ -74,8 +78,8 @@ impl<St: Store, Q: JobQueue, P: SmsProvider> SenderFunction<St, Q, P> {
         Ok(response)
     }
 
-    /// Handles one job.
-    async fn one(&self, message: &SqsMessage, until: Option<Instant>) -> Done {
+    /// Handles one job, received by SQS a little before `received`.
+    async fn one(&self, message: &SqsMessage, until: Option<Instant>, received: Instant) -> Done {
         let dead_letter = self
             .sender
             .config()
@@ -97,7 +101,7 @@ impl<St: Store, Q: JobQueue, P: SmsProvider> SenderFunction<St, Q, P> {
             } else {
                 UNREADABLE_HAND_BACK_SECONDS
             };
-            self.hand_back(message, None, delay).await;
+            self.hand_back(message, None, delay, received).await;
             return Done {
                 retry: true,
                 unreadable: true,
@@ -121,7 +125,7 @@ impl<St: Store, Q: JobQueue, P: SmsProvider> SenderFunction<St, Q, P> {
                 },
                 Err(error) => {
                     warn!(job = %job.id, %error, "could not give up the job; tried again");
-                    self.hand_back(message, Some(&job), 60).await;
+                    self.hand_back(message, Some(&job), 60, received).await;
                     Done {
                         retry: true,
                         ..Done::default()
@@ -154,7 +158,7 @@ impl<St: Store, Q: JobQueue, P: SmsProvider> SenderFunction<St, Q, P> {
                 let delay = retry_delay_seconds(failures);
                 warn!(job = %job.id, kind, phone = %job.masked_phone(), code = error.code,
                     failures, delay, "SMS failed: the job is put back to retry");
-                self.hand_back(message, Some(&job), delay).await;
+                self.hand_back(message, Some(&job), delay, received).await;
                 Done {
                     retry: true,
                     throttled: error.failure == SmsFailure::Throttled,
@@ -162,11 +166,13 @@ impl<St: Store, Q: JobQueue, P: SmsProvider> SenderFunction<St, Q, P> {
                 }
             }
             JobResult::Later(later) => {
-                let delay = later.delay(receive_count(message));
+                let delay = later
+                    .delay(receive_count(message))
+                    .min(longest_hand_back(received.elapsed()));
                 let reason = later.reason();
                 info!(job = %job.id, kind, phone = %job.masked_phone(), reason, delay,
                     "job handed back, no attempt spent");
-                self.hand_back(message, Some(&job), delay).await;
+                self.hand_back(message, Some(&job), delay, received).await;
                 Done {
                     retry: true,
                     suspended: matches!(later, Later::Suspended(_)),
@@ -176,8 +182,17 @@ impl<St: Store, Q: JobQueue, P: SmsProvider> SenderFunction<St, Q, P> {
         }
     }
 
-    /// Sets when a message reported failed comes back.
-    async fn hand_back(&self, message: &SqsMessage, job: Option<&SmsJob>, delay: u32) {
+    /// Sets when a message reported failed comes back: after `delay`, or sooner when SQS
+    /// allows no more since the message's receive (a little before `received`). A longer
+    /// wait (a hold for `send_at`) is handed back again when the message comes.
+    async fn hand_back(
+        &self,
+        message: &SqsMessage,
+        job: Option<&SmsJob>,
+        delay: u32,
+        received: Instant,
+    ) {
+        let delay = delay.min(longest_hand_back(received.elapsed()));
         if let Some(receipt) = &message.receipt_handle
             && let Err(error) = self.sender.hand_back(receipt, delay).await
         {
@@ -189,10 +204,10 @@ impl<St: Store, Q: JobQueue, P: SmsProvider> SenderFunction<St, Q, P> {
 
 /// How long a message that is not a send job waits between two receives: it reaches the
 /// dead-letter queue after the queue's `maxReceiveCount` of them, and on that queue it
-/// stays (12 hours between receives) until SQS's retention ends.
+/// stays (about 12 hours between receives) until SQS's retention ends.
 const UNREADABLE_HAND_BACK_SECONDS: u32 = 60;
-/// On the dead-letter queue.
-const DEAD_LETTER_HAND_BACK_SECONDS: u32 = 12 * 3600;
+/// On the dead-letter queue: as long as SQS allows (less what the hand-back must leave).
+const DEAD_LETTER_HAND_BACK_SECONDS: u32 = MAX_VISIBILITY_SECONDS;
 
 /// What one job came to, for the batch's answer and metrics.
 #[derive(Debug, Default)]

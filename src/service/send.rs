@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::domain::PhoneNumber;
 use crate::domain::encoding;
 use crate::domain::job::{SmsJob, suspended_delay_seconds};
+use crate::ports::queue::{MAX_VISIBILITY_SECONDS, RECEIVE_MARGIN_SECONDS};
 use crate::ports::{
     JobQueue, Outgoing, QueueError, SendStart, SmsError, SmsFailure, SmsProvider, Store, StoreError,
 };
@@ -36,8 +37,9 @@ const BUSY_RETRY_SECONDS: u32 = 30;
 /// The longest a job waiting for the rate is handed back for (SQS's visibility can be set
 /// up to 12 hours; a quarter of an hour keeps the queue's order roughly kept).
 const MAX_HAND_BACK_SECONDS: u32 = 900;
-/// SQS's longest visibility timeout: a longer hold is handed back again.
-const MAX_HOLD_SECONDS: u32 = 12 * 3600;
+/// The longest a held job is handed back for: what SQS allows just after the receive (the
+/// sender function takes off the time since); a longer hold is handed back again.
+const MAX_HOLD_SECONDS: u32 = MAX_VISIBILITY_SECONDS - RECEIVE_MARGIN_SECONDS;
 
 /// What became of one delivery of a job.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,7 +77,8 @@ pub enum Later {
     /// monthly spend limit): held, without an attempt spent, until it can.
     Suspended(SmsError),
     /// Its moment has not come (the project's send window is closed for the worker, or
-    /// the request's `send_at` is ahead): back in `wait` seconds, at most SQS's 12 hours.
+    /// the request's `send_at` is ahead): back in `wait` seconds, or a little under SQS's
+    /// 12 hours if that is sooner.
     Held { wait: u64 },
 }
 
