@@ -13,6 +13,11 @@ and the items a cancelled transaction puts back are never ones another transacti
 meanwhile. (Unguarded, two transactions at once turned the copy back on under each other:
 moto answered 500 for writes it had committed.)
 
+A cancelled transaction leaves nothing on the table's stream either, as on DynamoDB: moto
+applies a transaction's items one by one (each adding its stream record) before it finds a
+failed condition and rolls back, and the rollback adds records of its own. The stream is cut
+back to where it was, so the outbox never shows an event whose change was cancelled.
+
 Nothing this adds writes an item's values to the log: an error of its own is reported by
 its kind alone, never chained to moto's cancellation, whose text carries the items.
 
@@ -72,6 +77,24 @@ def _put_back(backend, saved):
             backend.put_item(table_name, attrs)
 
 
+def _stream_lengths(backend, transact_items):
+    lengths = {}
+    for entry in transact_items:
+        try:
+            _, op = next(iter(entry.items()))
+            table = backend.get_table(op["TableName"])
+        except Exception:
+            continue
+        if table.stream_shard is not None:
+            lengths[op["TableName"]] = (table.stream_shard, len(table.stream_shard.items))
+    return lengths
+
+
+def _cut_streams(lengths):
+    for shard, length in lengths.values():
+        del shard.items[length:]
+
+
 def _same_table(table, memo):
     return table
 
@@ -79,12 +102,14 @@ def _same_table(table, memo):
 def transact_write_items(self, transact_items):
     with _one_at_a_time:
         saved = _save(self, transact_items)
+        streams = _stream_lengths(self, transact_items)
         Table.__deepcopy__ = _same_table
         try:
             return _original(self, transact_items)
         except Exception:
             try:
                 _put_back(self, saved)
+                _cut_streams(streams)
             except Exception as error:
                 # By its kind only, and without the cancellation it interrupted: their
                 # texts carry items (numbers, tokens).

@@ -6,6 +6,7 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use super::time::rfc3339;
+use super::worker::Worker;
 use super::{PhoneNumber, RegistrationRecord};
 
 /// The `source` of every event the service puts on a bus.
@@ -73,20 +74,43 @@ pub fn stable_id(parts: &[&str]) -> String {
     hex::encode(&hasher.finalize()[..16])
 }
 
-/// The invitation's id in events: stable, and not its token (a token registers; an id
-/// only names).
-pub fn invitation_id(record: &RegistrationRecord) -> String {
-    stable_id(&["invitation", record.token.as_str()])
+/// The invitation's id in events (and the listing): stable, and not its token (a token
+/// registers; an id only names).
+pub fn invitation_id(token: &str) -> String {
+    stable_id(&["invitation", token])
+}
+
+/// The invitation an event is about, as a send job or a stored record knows it.
+#[derive(Debug, Clone, Copy)]
+pub struct InvitationRef<'a> {
+    pub project: &'a str,
+    pub token: &'a str,
+    pub batch_id: Option<&'a str>,
+    pub phone: &'a PhoneNumber,
+}
+
+impl<'a> From<&'a RegistrationRecord> for InvitationRef<'a> {
+    fn from(record: &'a RegistrationRecord) -> Self {
+        InvitationRef {
+            project: &record.domain,
+            token: record.token.as_str(),
+            batch_id: record.batch_id.as_deref(),
+            phone: &record.phone,
+        }
+    }
 }
 
 /// What every event about one invitation says of it.
-fn invitation_detail(event_id: &str, record: &RegistrationRecord, at: u64) -> Map<String, Value> {
+fn invitation_detail(event_id: &str, invitation: InvitationRef<'_>, at: u64) -> Map<String, Value> {
     let mut detail = Map::new();
     detail.insert("event_id".into(), json!(event_id));
-    detail.insert("project".into(), json!(record.domain));
-    detail.insert("invitation_id".into(), json!(invitation_id(record)));
-    detail.insert("batch_id".into(), json!(record.batch_id));
-    detail.insert("phone_number".into(), json!(record.phone.as_str()));
+    detail.insert("project".into(), json!(invitation.project));
+    detail.insert(
+        "invitation_id".into(),
+        json!(invitation_id(invitation.token)),
+    );
+    detail.insert("batch_id".into(), json!(invitation.batch_id));
+    detail.insert("phone_number".into(), json!(invitation.phone.as_str()));
     detail.insert("time".into(), json!(rfc3339(at)));
     detail
 }
@@ -100,11 +124,22 @@ pub struct Registered<'a> {
     pub custom_user_data: Option<&'a Map<String, Value>>,
 }
 
+impl<'a> From<&'a Worker> for Registered<'a> {
+    fn from(worker: &'a Worker) -> Self {
+        Registered {
+            username: &worker.username,
+            email: worker.email.as_deref(),
+            app_id: worker.app_id.as_deref(),
+            custom_user_data: worker.custom_user_data.as_ref(),
+        }
+    }
+}
+
 impl OrgEvent {
-    /// A worker completed `record` (by the page or by SMS) at `at`.
-    pub fn worker_registered(record: &RegistrationRecord, who: &Registered<'_>, at: u64) -> Self {
-        let event_id = stable_id(&["registered", record.token.as_str()]);
-        let mut detail = invitation_detail(&event_id, record, at);
+    /// A worker completed `invitation` (by the page or by SMS) at `at`.
+    pub fn worker_registered(invitation: InvitationRef<'_>, who: &Registered<'_>, at: u64) -> Self {
+        let event_id = stable_id(&["registered", invitation.token]);
+        let mut detail = invitation_detail(&event_id, invitation, at);
         detail.insert("username".into(), json!(who.username));
         detail.insert("email".into(), json!(who.email));
         detail.insert("app_id".into(), json!(who.app_id));
@@ -117,10 +152,10 @@ impl OrgEvent {
         }
     }
 
-    /// `record`'s SMS could not be sent, for `reason`, after the last attempt.
-    pub fn invitation_failed(record: &RegistrationRecord, reason: &str, at: u64) -> Self {
-        let event_id = stable_id(&["failed", record.token.as_str()]);
-        let mut detail = invitation_detail(&event_id, record, at);
+    /// `invitation`'s SMS could not be sent, for `reason`, after the last attempt.
+    pub fn invitation_failed(invitation: InvitationRef<'_>, reason: &str, at: u64) -> Self {
+        let event_id = stable_id(&["failed", invitation.token]);
+        let mut detail = invitation_detail(&event_id, invitation, at);
         detail.insert("reason".into(), json!(reason));
         OrgEvent {
             event_id,
@@ -219,7 +254,7 @@ mod tests {
             app_id: Some("abcd1234abcd1234"),
             custom_user_data: Some(&data),
         };
-        let event = OrgEvent::worker_registered(&invitation, &who, 1_800_000_000);
+        let event = OrgEvent::worker_registered((&invitation).into(), &who, 1_800_000_000);
         assert_eq!(event.detail_type, DetailType::WorkerRegistered);
         assert_eq!(event.detail["event_id"], json!(event.event_id));
         assert_eq!(event.detail["project"], json!("demo"));
@@ -229,21 +264,21 @@ mod tests {
         let text = event.detail.to_string();
         assert!(!text.contains(invitation.token.as_str()), "{text}");
         // The same change, computed again (a retry): the same id.
-        let again = OrgEvent::worker_registered(&invitation, &who, 1_800_000_999);
+        let again = OrgEvent::worker_registered((&invitation).into(), &who, 1_800_000_999);
         assert_eq!(again.event_id, event.event_id);
     }
 
     #[test]
     fn two_changes_of_one_invitation_have_two_ids() {
         let invitation = record("demo", "+16175551234");
-        let failed = OrgEvent::invitation_failed(&invitation, "carrier refused", 1);
+        let failed = OrgEvent::invitation_failed((&invitation).into(), "carrier refused", 1);
         let who = Registered {
             username: "jane",
             email: None,
             app_id: None,
             custom_user_data: None,
         };
-        let registered = OrgEvent::worker_registered(&invitation, &who, 1);
+        let registered = OrgEvent::worker_registered((&invitation).into(), &who, 1);
         assert_ne!(failed.event_id, registered.event_id);
     }
 

@@ -129,16 +129,25 @@ pub trait OptOuts: Send + Sync {
     /// Most numbers asked about in one [`OptOuts::opted_out`] call.
     const MAX_LOOKUP: usize = 100;
 
-    /// Records that `phone` opted out at `now`, then marks its queued or pending
-    /// invitation `opted_out`.
+    /// Records that `phone` opted out at `now`, with its `Worker Opted Out` event (once:
+    /// a number already opted out changes nothing), then marks its queued or pending
+    /// invitation `opted_out`. `cause`: what told of it (the reply's message id, the send
+    /// job's id), which makes the event's id.
     fn opt_out(
         &self,
         phone: &PhoneNumber,
         now: u64,
+        cause: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Forgets that `phone` opted out.
-    fn opt_in(&self, phone: &PhoneNumber) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Forgets that `phone` opted out, with its `Worker Opted In` event (none when it had
+    /// not opted out).
+    fn opt_in(
+        &self,
+        phone: &PhoneNumber,
+        now: u64,
+        cause: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Which of `phones` (at most [`OptOuts::MAX_LOOKUP`]) opted out, as E.164.
     fn opted_out(

@@ -156,14 +156,18 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
         // Before any other rule (carrier rules and AWS's).
         match keyword(&sms.message_body) {
             Some(Keyword::OptOut) => {
-                self.store.opt_out(&phone, now).await?;
+                self.store
+                    .opt_out(&phone, now, &sms.inbound_message_id)
+                    .await?;
                 // And on the provider's opt-out list, where it keeps one for the service.
                 provider.set_opted_out(&phone, true).await?;
                 info!(phone = %phone.masked(), "opted out");
                 return Ok(ReplyOutcome::OptedOut);
             }
             Some(Keyword::OptIn) => {
-                self.store.opt_in(&phone).await?;
+                self.store
+                    .opt_in(&phone, now, &sms.inbound_message_id)
+                    .await?;
                 match provider.set_opted_out(&phone, false).await {
                     Ok(()) => {}
                     // Refused (End User Messaging lets a number be taken off a list once

@@ -9,7 +9,6 @@ use tracing::{info, warn};
 use super::RegistrationService;
 use super::pace::{Pacer, Turn};
 use crate::config::Config;
-use crate::domain::PhoneNumber;
 use crate::domain::encoding;
 use crate::domain::job::{SmsJob, suspended_delay_seconds};
 use crate::ports::queue::{MAX_VISIBILITY_SECONDS, RECEIVE_MARGIN_SECONDS};
@@ -154,11 +153,8 @@ impl<St: Store, Q: JobQueue, P: SmsProvider> Sender<St, Q, P> {
     /// then its invitation is marked `opted_out`. Asked before a job's first SMS. `None`:
     /// the provider could not be asked before `not_after` (µs), so the job waits for
     /// another invocation.
-    async fn opted_out(
-        &self,
-        phone: &PhoneNumber,
-        not_after: Option<u64>,
-    ) -> Result<Option<bool>, Later> {
+    async fn opted_out(&self, job: &SmsJob, not_after: Option<u64>) -> Result<Option<bool>, Later> {
+        let phone = &job.phone;
         let store = &self.service.store;
         let clock = self.service.clock.as_ref();
         let ours = store
@@ -185,16 +181,17 @@ impl<St: Store, Q: JobQueue, P: SmsProvider> Sender<St, Q, P> {
                 }
             }
         }
-        self.record_opt_out(phone).await?;
+        self.record_opt_out(job).await?;
         Ok(Some(true))
     }
 
-    /// Records that the provider has `phone` opted out, so that the create call answers it
-    /// in `opted_out_numbers` and its invitation shows `opted_out`.
-    async fn record_opt_out(&self, phone: &PhoneNumber) -> Result<(), Later> {
+    /// Records that the provider has the job's number opted out, so that the create call
+    /// answers it in `opted_out_numbers` and its invitation shows `opted_out`.
+    async fn record_opt_out(&self, job: &SmsJob) -> Result<(), Later> {
+        let phone = &job.phone;
         self.service
             .store
-            .opt_out(phone, self.service.clock.now())
+            .opt_out(phone, self.service.clock.now(), &job.id)
             .await
             .map_err(Later::Store)?;
         info!(phone = %phone.masked(), "opted out: not texted");
@@ -228,7 +225,6 @@ impl<St: Store, Q: JobQueue, P: SmsProvider> Sender<St, Q, P> {
             Ok(SendStart::Busy) => return JobResult::Later(Later::Busy),
             Err(error) => return JobResult::Later(Later::Store(error)),
         };
-        let phone = &job.phone;
         let first = part;
         // The last moment an SMS may start, on the clock the slots are kept in.
         let not_after = until.map(|u| {
@@ -236,7 +232,7 @@ impl<St: Store, Q: JobQueue, P: SmsProvider> Sender<St, Q, P> {
             clock.now_us() + left.as_micros() as u64
         });
         if part == 0 {
-            match self.opted_out(phone, not_after).await {
+            match self.opted_out(job, not_after).await {
                 Ok(Some(false)) => {}
                 Ok(Some(true)) => {
                     self.end_lease(job, &delivery).await;
@@ -320,7 +316,7 @@ impl<St: Store, Q: JobQueue, P: SmsProvider> Sender<St, Q, P> {
     async fn refused(&self, job: &SmsJob, delivery: &str, error: SmsError) -> JobResult {
         match error.failure {
             SmsFailure::OptedOut => {
-                let recorded = self.record_opt_out(&job.phone).await;
+                let recorded = self.record_opt_out(job).await;
                 self.end_lease(job, delivery).await;
                 match recorded {
                     Ok(()) => JobResult::Dropped("opted out"),

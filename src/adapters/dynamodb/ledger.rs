@@ -13,6 +13,7 @@ use super::item::*;
 use super::write::Transacted;
 use super::{DynamoStore, store_error};
 use crate::domain::RegistrationStatus;
+use crate::domain::event::{InvitationRef, OrgEvent};
 use crate::domain::job::{JobKind, SmsJob};
 use crate::domain::time::utc_day;
 use crate::ports::{RateSlots, SendLedger, SendStart, SentSms, SlotTake, StoreError};
@@ -359,6 +360,13 @@ impl SendLedger for DynamoStore {
         if let Some(batch) = batch_id {
             items.push(self.count_in_batch_item(batch, "send_failed"));
         }
+        let invitation = InvitationRef {
+            project: &job.domain,
+            token,
+            batch_id: batch_id.as_deref(),
+            phone: &job.phone,
+        };
+        items.push(self.outbox_put(&OrgEvent::invitation_failed(invitation, reason, now)));
         Ok(matches!(
             self.transact_or_fail(items).await?,
             Transacted::Written

@@ -3,11 +3,12 @@
 
 use std::collections::{HashMap, HashSet};
 
-use aws_sdk_dynamodb::types::{KeysAndAttributes, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{Delete, KeysAndAttributes, Put, TransactWriteItem, Update};
 
 use super::item::*;
-use super::{DynamoStore, store_error, written};
+use super::{DynamoStore, store_error};
 use crate::domain::PhoneNumber;
+use crate::domain::event::OrgEvent;
 use crate::domain::invitation::RegistrationStatus;
 use crate::ports::{InvitationStore, OptOuts, StoreError};
 
@@ -20,22 +21,33 @@ fn key(phone: &str) -> Item {
 }
 
 impl OptOuts for DynamoStore {
-    async fn opt_out(&self, phone: &PhoneNumber, now: u64) -> Result<(), StoreError> {
+    async fn opt_out(&self, phone: &PhoneNumber, now: u64, cause: &str) -> Result<(), StoreError> {
+        let record = self.find(phone).await?;
         let mut item = key(phone.as_str());
         item.insert("kind".into(), s("opt_out"));
         item.insert("opted_out_at".into(), n(now));
-        // The first time is kept.
-        written(
-            self.client
-                .put_item()
-                .table_name(self.table())
-                .set_item(Some(item))
-                .condition_expression("attribute_not_exists(pk)")
-                .send()
-                .await,
-        )?;
+        // The first time is kept, and told once: its event comes with it, and a number
+        // already opted out changes nothing and tells nothing.
+        let put = Put::builder()
+            .table_name(self.table())
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .expect("put has its required fields");
+        let event = OrgEvent::opt_change(
+            phone,
+            true,
+            cause,
+            record.as_ref().map(|r| r.domain.as_str()),
+            now,
+        );
+        self.transact_or_fail(vec![
+            TransactWriteItem::builder().put(put).build(),
+            self.outbox_put(&event),
+        ])
+        .await?;
         // The open invitation, if any, shows it; a registered one stays registered.
-        let Some(record) = self.find(phone).await? else {
+        let Some(record) = record else {
             return Ok(());
         };
         if !record.status.is_open() {
@@ -72,14 +84,21 @@ impl OptOuts for DynamoStore {
         Ok(())
     }
 
-    async fn opt_in(&self, phone: &PhoneNumber) -> Result<(), StoreError> {
-        self.client
-            .delete_item()
+    async fn opt_in(&self, phone: &PhoneNumber, now: u64, cause: &str) -> Result<(), StoreError> {
+        let project = self.find(phone).await?.map(|r| r.domain);
+        // Only a number that had opted out opts back in, and is told so once.
+        let delete = Delete::builder()
             .table_name(self.table())
             .set_key(Some(key(phone.as_str())))
-            .send()
-            .await
-            .map_err(|e| store_error(&e))?;
+            .condition_expression("attribute_exists(pk)")
+            .build()
+            .expect("delete has its required fields");
+        let event = OrgEvent::opt_change(phone, false, cause, project.as_deref(), now);
+        self.transact_or_fail(vec![
+            TransactWriteItem::builder().delete(delete).build(),
+            self.outbox_put(&event),
+        ])
+        .await?;
         Ok(())
     }
 

@@ -69,7 +69,6 @@ impl DynamoStore {
     /// `event`'s outbox item, as part of the transaction that makes its change. Written
     /// once: a retry that finds it (its answer lost) is refused, with the change it came
     /// with.
-    #[allow(dead_code)] // Until the changes' transactions write their events.
     pub(crate) fn outbox_put(&self, event: &OrgEvent) -> TransactWriteItem {
         let put = Put::builder()
             .table_name(self.table())

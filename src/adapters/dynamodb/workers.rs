@@ -4,6 +4,7 @@ use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
 
 use super::item::*;
 use super::*;
+use crate::domain::event::OrgEvent;
 
 use crate::domain::worker::Worker;
 use crate::domain::{RegistrationRecord, RegistrationStatus};
@@ -100,13 +101,20 @@ impl WorkerStore for DynamoStore {
         if let Some(batch) = &invitation.batch_id {
             items.push(self.count_in_batch_item(batch, "registered"));
         }
-        // Only a failed condition says something about the data: on the invitation, it
-        // changed; on the account, the username is taken. Cancelled at every try by
-        // transactions in flight on the same items: nothing was stored, try again.
+        // And the organisation hears of it, by the outbox: the event exists if and only if
+        // the registration does.
+        let event =
+            OrgEvent::worker_registered(invitation.into(), &worker.into(), worker.registered_at);
+        items.push(self.outbox_put(&event));
+        // Only a failed condition says something about the data: on the account, the
+        // username is taken; otherwise the invitation changed (registered already, by this
+        // very registration too). Cancelled at every try by transactions in flight on the
+        // same items: nothing was stored, try again.
         Ok(match self.transact(items).await? {
             write::Transacted::Written => RegisterOutcome::Registered,
             refused if refused.refused_at(1) => RegisterOutcome::InvitationChanged,
-            write::Transacted::Refused(_) => RegisterOutcome::UsernameTaken,
+            refused if refused.refused_at(0) => RegisterOutcome::UsernameTaken,
+            write::Transacted::Refused(_) => RegisterOutcome::InvitationChanged,
             write::Transacted::Busy => RegisterOutcome::TryAgain,
         })
     }

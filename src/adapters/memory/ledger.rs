@@ -6,6 +6,7 @@ use crate::domain::job::{JobKind, SmsJob};
 use crate::ports::{RateSlots, SendLedger, SendStart, SentSms, SlotTake, StoreError};
 
 use super::*;
+use crate::domain::event::{InvitationRef, OrgEvent};
 
 impl SendLedger for MemoryStore {
     async fn begin_send(
@@ -157,6 +158,13 @@ impl SendLedger for MemoryStore {
         let day = crate::domain::time::utc_day(*created_at);
         let used = state.usage.entry((job.domain.clone(), day)).or_insert(0);
         *used = used.saturating_sub(1);
+        let invitation = InvitationRef {
+            project: &job.domain,
+            token,
+            batch_id: batch_id.as_deref(),
+            phone: &job.phone,
+        };
+        state.write_event(OrgEvent::invitation_failed(invitation, reason, now));
         Ok(true)
     }
 }

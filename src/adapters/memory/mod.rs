@@ -19,6 +19,7 @@ pub use sms::MemorySms;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
+use crate::domain::event::OrgEvent;
 use crate::domain::job::{JobKind, SmsJob};
 use crate::domain::receipt::DeliveryReport;
 use crate::domain::worker::Worker;
@@ -67,6 +68,18 @@ struct StoreState {
     batches: HashMap<String, HashSet<String>>,
     /// The sender's progress per job.
     ledger: HashMap<String, Progress>,
+    /// The outbox: each event written with its change, by event id, in order.
+    outbox: Vec<OrgEvent>,
+}
+
+impl StoreState {
+    /// Writes `event` to the outbox with its change; an event already there (the same
+    /// change written again) is not written twice.
+    fn write_event(&mut self, event: OrgEvent) {
+        if !self.outbox.iter().any(|e| e.event_id == event.event_id) {
+            self.outbox.push(event);
+        }
+    }
 }
 
 /// What the sender recorded of a job.
@@ -129,6 +142,11 @@ impl MemoryStore {
         self.state()
             .records
             .insert(record.phone.as_str().to_owned(), record);
+    }
+
+    /// Every event of the outbox, in the order the changes were made.
+    pub fn outbox(&self) -> Vec<OrgEvent> {
+        self.state().outbox.clone()
     }
 
     pub fn record(&self, phone: &str) -> Option<RegistrationRecord> {

@@ -3,15 +3,26 @@
 use std::collections::HashSet;
 
 use crate::domain::PhoneNumber;
+use crate::domain::event::OrgEvent;
 use crate::domain::invitation::RegistrationStatus;
 use crate::ports::{OptOuts, StoreError};
 
 use super::*;
 
 impl OptOuts for MemoryStore {
-    async fn opt_out(&self, phone: &PhoneNumber, now: u64) -> Result<(), StoreError> {
+    async fn opt_out(&self, phone: &PhoneNumber, now: u64, cause: &str) -> Result<(), StoreError> {
         let mut state = self.reachable()?;
-        state.opted_out.insert(phone.as_str().to_owned(), now);
+        if !state.opted_out.contains_key(phone.as_str()) {
+            state.opted_out.insert(phone.as_str().to_owned(), now);
+            let project = state.records.get(phone.as_str()).map(|r| r.domain.clone());
+            state.write_event(OrgEvent::opt_change(
+                phone,
+                true,
+                cause,
+                project.as_deref(),
+                now,
+            ));
+        }
         let mut batch = None;
         if let Some(record) = state.records.get_mut(phone.as_str())
             && record.status.is_open()
@@ -25,8 +36,18 @@ impl OptOuts for MemoryStore {
         Ok(())
     }
 
-    async fn opt_in(&self, phone: &PhoneNumber) -> Result<(), StoreError> {
-        self.reachable()?.opted_out.remove(phone.as_str());
+    async fn opt_in(&self, phone: &PhoneNumber, now: u64, cause: &str) -> Result<(), StoreError> {
+        let mut state = self.reachable()?;
+        if state.opted_out.remove(phone.as_str()).is_some() {
+            let project = state.records.get(phone.as_str()).map(|r| r.domain.clone());
+            state.write_event(OrgEvent::opt_change(
+                phone,
+                false,
+                cause,
+                project.as_deref(),
+                now,
+            ));
+        }
         Ok(())
     }
 

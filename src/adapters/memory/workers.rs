@@ -6,6 +6,7 @@ use crate::domain::worker::Worker;
 use crate::ports::{RegisterOutcome, StoreError, WorkerStore};
 
 use super::*;
+use crate::domain::event::OrgEvent;
 
 impl WorkerStore for MemoryStore {
     async fn invitation_by_token(
@@ -46,6 +47,11 @@ impl WorkerStore for MemoryStore {
         if let Some(batch) = &invitation.batch_id {
             state.progress.entry(batch.clone()).or_default().registered += 1;
         }
+        state.write_event(OrgEvent::worker_registered(
+            invitation.into(),
+            &worker.into(),
+            worker.registered_at,
+        ));
         Ok(RegisterOutcome::Registered)
     }
 
