@@ -222,6 +222,22 @@ async fn a_blocked_country_and_a_price_over_the_cap_fail_at_once_with_their_reas
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn an_sms_refused_as_invalid_fails_at_once_with_its_reason() {
+    let e = env(None).await;
+    e.moto
+        .front
+        .add(Rule::always("SendTextMessage", Some(A), Fault::Invalid));
+    e.invite(&[A]).await;
+    e.moto.deliver(&e.sender, &e.queue_url).await;
+    let record = e.record(A).await;
+    assert_eq!(record.status, smsreg::domain::RegistrationStatus::Failed);
+    let why = record.failure_reason.unwrap_or_default();
+    assert!(why.contains("INVALID_PARAMETER"), "{why}");
+    // Sent again it would be refused again: one send, no retry.
+    assert_eq!(e.moto.front.calls("SendTextMessage", A), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn the_monthly_spend_limit_holds_jobs_without_spending_attempts_until_it_is_raised() {
     let e = env(None).await;
     let eum = e.moto.front.eum();

@@ -65,9 +65,26 @@ fn reply(body: &str, id: &str) -> Value {
     event
 }
 
+/// The same event from another number.
+fn from(phone: &str, mut event: Value) -> Value {
+    let mut message: Value =
+        serde_json::from_str(event["Records"][0]["Sns"]["Message"].as_str().unwrap()).unwrap();
+    message["originationNumber"] = phone.into();
+    event["Records"][0]["Sns"]["Message"] = message.to_string().into();
+    event
+}
+
 impl Env {
     async fn invite(&self, phone: &str) {
-        let body = json!({"app_id": DEMO_APP, "users": [{"phone_number": phone, "custom_user_data": {"team": "north"}}]});
+        self.invite_with(phone, json!({})).await;
+    }
+
+    /// Invites `phone` with the request's other fields taken from `fields`.
+    async fn invite_with(&self, phone: &str, fields: Value) {
+        let mut body = json!({"app_id": DEMO_APP, "users": [{"phone_number": phone, "custom_user_data": {"team": "north"}}]});
+        body.as_object_mut()
+            .unwrap()
+            .extend(fields.as_object().unwrap().clone());
         let request = lambda_http::request::from_str(&post_event(
             DEMO_DOMAIN,
             &body,
@@ -360,11 +377,11 @@ async fn a_reply_that_fails_is_handled_when_delivered_again() {
 }
 
 #[tokio::test]
-async fn an_auto_responder_gets_three_answers_a_day_while_keywords_keep_working() {
+async fn an_auto_responder_gets_two_answers_a_day_and_the_third_is_kept_for_the_workers_choice() {
     let e = env(None).await;
     e.invite(A).await;
     let before = e.moto.sms_to(A).len();
-    // "I am away until Monday", thirty times: three answers, then none.
+    // "I am away until Monday", thirty times: two answers, then none.
     let mut outcomes = Vec::new();
     for i in 0..30 {
         outcomes.extend(
@@ -372,20 +389,161 @@ async fn an_auto_responder_gets_three_answers_a_day_while_keywords_keep_working(
                 .await,
         );
     }
-    assert_eq!(outcomes[..3], ["start_resent"; 3]);
+    assert_eq!(outcomes[..2], ["start_resent"; 2]);
     assert!(
-        outcomes[3..].iter().all(|o| o == "not_answered"),
+        outcomes[2..].iter().all(|o| o == "not_answered"),
         "{outcomes:?}"
     );
-    assert_eq!(e.moto.sms_to(A).len(), before + 3, "three answers sent");
+    assert_eq!(e.moto.sms_to(A).len(), before + 2, "two answers sent");
     // A retry of an answered reply keeps its answer (it is a duplicate, sent nothing).
     assert_eq!(
         e.replay(&reply("I am away until Monday", "away-0")).await,
         ["duplicate"]
     );
-    // The keywords still work: 1 picks Android, HELP is answered, STOP is recorded.
+    // The worker's 1 takes the answer kept for it: the link arrives the same day.
     assert_eq!(e.replay(&reply("1", "one")).await, ["android_link_sent"]);
-    assert_eq!(e.replay(&reply("HELP", "help")).await, ["help_sent"]);
+    // That was the day's third answer: HELP is not answered, STOP is still recorded.
+    assert_eq!(e.replay(&reply("HELP", "help")).await, ["not_answered"]);
     assert_eq!(e.replay(&reply("STOP", "stop")).await, ["opted_out"]);
-    assert_eq!(e.moto.sms_to(A).len(), before + 5);
+    assert_eq!(e.moto.sms_to(A).len(), before + 3);
+}
+
+/// HELP as people and auto-responders write it: each is the HELP keyword.
+const HELPS: [&str; 6] = [
+    "HELP",
+    "help me please",
+    "HELP!",
+    "Info: I am out of the office until Monday",
+    "Help desk hours are 9 to 5",
+    "info",
+];
+
+#[tokio::test]
+async fn help_counts_against_the_numbers_three_answers_a_day() {
+    let e = env(None).await;
+    // The phone type is known from the start: nothing waits for the worker's 1 or 2.
+    e.invite_with(A, json!({"android_only": true})).await;
+    let before = e.moto.sms_to(A).len();
+    let mut outcomes = Vec::new();
+    for (i, body) in HELPS.iter().enumerate() {
+        outcomes.extend(e.replay(&reply(body, &format!("help-{i}"))).await);
+    }
+    assert_eq!(outcomes[..3], ["help_sent"; 3], "{outcomes:?}");
+    assert!(
+        outcomes[3..].iter().all(|o| o == "not_answered"),
+        "{outcomes:?}"
+    );
+    assert_eq!(e.moto.sms_to(A).len(), before + 3, "three answers a day");
+    // The cap is the number's, not the invitation's: a new invitation gets no more today.
+    e.invite_with(A, json!({"android_only": true})).await;
+    let invited_again = e.moto.sms_to(A).len();
+    assert_eq!(
+        e.replay(&reply("HELP", "help-after-reinvite")).await,
+        ["not_answered"]
+    );
+    assert_eq!(e.moto.sms_to(A).len(), invited_again);
+}
+
+#[tokio::test]
+async fn a_number_never_invited_gets_one_help_answer_a_day() {
+    let e = env(None).await;
+    let stranger = "+16175550123";
+    let mut outcomes = Vec::new();
+    for (i, body) in HELPS.iter().enumerate() {
+        outcomes.extend(
+            e.replay(&from(stranger, reply(body, &format!("stranger-{i}"))))
+                .await,
+        );
+    }
+    assert_eq!(outcomes[0], "help_sent", "{outcomes:?}");
+    assert!(
+        outcomes[1..].iter().all(|o| o == "not_answered"),
+        "{outcomes:?}"
+    );
+    assert_eq!(e.moto.sms_to(stranger).len(), 1);
+}
+
+#[tokio::test]
+async fn join_on_an_invitation_requiring_an_email_answers_the_registration_link_and_registers_nobody()
+ {
+    let e = env(None).await;
+    e.invite_with(A, json!({"require_email": true})).await;
+    assert_eq!(
+        e.replay(&reply("JOIN demo WORKER jane", "join-email"))
+            .await,
+        ["registration_link_sent"]
+    );
+    let record = e.record().await;
+    assert_eq!(record.status, RegistrationStatus::Pending);
+    let workers = e
+        .moto
+        .store(TABLE)
+        .await
+        .list_workers(DEMO_DOMAIN)
+        .await
+        .unwrap();
+    assert!(workers.is_empty(), "nobody registered without an email");
+    let answer = e.moto.sms_to(A).pop().unwrap();
+    assert!(
+        answer.contains(&format!(
+            "https://sms.example.org/a/demo/register/{}",
+            record.token.as_str()
+        )) || answer.contains(&format!(
+            "https://sms.example.org/r/{}",
+            record.token.as_str()
+        )),
+        "{answer}"
+    );
+    assert!(answer.contains("email"), "{answer}");
+}
+
+#[tokio::test]
+async fn a_join_with_a_2000_character_username_is_refused_in_one_sms_part() {
+    let e = env(None).await;
+    e.invite(A).await;
+    for (i, name) in ["x".repeat(2000), "ж".repeat(2000)].iter().enumerate() {
+        let sent = e.moto.sms_to(A).len();
+        assert_eq!(
+            e.replay(&reply(
+                &format!("JOIN demo WORKER {name}"),
+                &format!("long-{i}")
+            ))
+            .await,
+            ["join_refused"]
+        );
+        let sms = e.moto.sms_to(A);
+        assert_eq!(sms.len(), sent + 1, "the refusal is sent");
+        let refusal = sms.last().unwrap();
+        assert!(refusal.contains("cannot be used"), "{refusal}");
+        assert_eq!(
+            smsreg::domain::encoding::measure(refusal).parts,
+            1,
+            "{refusal}"
+        );
+    }
+    assert_eq!(e.record().await.status, RegistrationStatus::Pending);
+}
+
+#[tokio::test]
+async fn a_reply_with_an_id_too_long_to_store_is_dropped_not_retried() {
+    let e = env(None).await;
+    e.invite(A).await;
+    let sent = e.moto.sms_to(A).len();
+    // DynamoDB refuses a partition key over 2048 bytes (the proxy in front of moto does too).
+    assert_eq!(e.replay(&reply("1", &"x".repeat(3000))).await, ["dropped"]);
+    assert_eq!(e.moto.sms_to(A).len(), sent);
+    assert_eq!(e.record().await.phone_type, None);
+}
+
+#[tokio::test]
+async fn a_reply_the_store_refuses_as_invalid_is_dropped_not_retried() {
+    use common::fault_proxy::{Fault, Rule};
+    let e = env(None).await;
+    e.invite(A).await;
+    let sent = e.moto.sms_to(A).len();
+    e.moto
+        .front
+        .add(Rule::always("PutItem", Some("INBOUND#"), Fault::Invalid));
+    assert_eq!(e.replay(&reply("1", "refused-id")).await, ["dropped"]);
+    assert_eq!(e.moto.sms_to(A).len(), sent);
 }

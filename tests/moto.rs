@@ -329,6 +329,32 @@ async fn a_stale_claim_is_taken_over_only_when_its_batch_never_queued_its_job() 
     assert_eq!(e.record(B).await.unwrap().domain, "other");
 }
 
+#[tokio::test]
+async fn an_sms_that_sns_refuses_as_an_invalid_parameter_fails_at_once_with_that_reason() {
+    use common::fault_proxy::{Fault, Rule};
+    let e = env().await;
+    // Digits alone: the form-encoded body carries the plus as %2B.
+    e.moto
+        .front
+        .add(Rule::always("Publish", Some(&B[1..]), Fault::Invalid));
+    let auth = api_key_header(DEMO_USER, DEMO_KEY);
+    assert_eq!(
+        e.post_as(DEMO_DOMAIN, &auth, &invite(&[A, B])).await.1,
+        lists(&[A, B], &[], &[])
+    );
+    let failed = e.record(B).await.unwrap();
+    assert_eq!(failed.status, RegistrationStatus::Failed, "{failed:?}");
+    let why = failed.failure_reason.unwrap_or_default();
+    assert!(why.contains("InvalidParameter"), "{why}");
+    // Sent again it would be refused again: one Publish, the job done with.
+    assert_eq!(e.moto.front.calls("Publish", &B[1..]), 1);
+    assert_eq!(e.deliver().await, 0);
+    assert_eq!(
+        e.record(A).await.unwrap().status,
+        RegistrationStatus::Pending
+    );
+}
+
 /// Delivers the queued jobs until their attempts (3 here) are spent: SNS refuses each,
 /// and each retry waits longer (5 s, then 10 s).
 /// Delivers the failing job until its last attempt: one failed SMS per delivery, each

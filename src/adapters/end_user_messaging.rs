@@ -11,9 +11,7 @@
 use aws_sdk_pinpointsmsvoicev2::Client;
 use aws_sdk_pinpointsmsvoicev2::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_pinpointsmsvoicev2::operation::send_text_message::SendTextMessageError;
-use aws_sdk_pinpointsmsvoicev2::types::{
-    ConflictExceptionReason, MessageType, ValidationExceptionReason,
-};
+use aws_sdk_pinpointsmsvoicev2::types::{ConflictExceptionReason, MessageType};
 use serde::Deserialize;
 
 use crate::domain::PhoneNumber;
@@ -103,19 +101,6 @@ impl EndUserMessagingSms {
 
 type SendRequest = aws_sdk_pinpointsmsvoicev2::operation::send_text_message::builders::SendTextMessageFluentBuilder;
 
-/// Refusals that name the destination: it will not be sent to, whatever the retries.
-fn refused_destination(reason: &ValidationExceptionReason) -> bool {
-    matches!(
-        reason,
-        ValidationExceptionReason::DestinationCountryBlocked
-            | ValidationExceptionReason::PriceOverThreshold
-            | ValidationExceptionReason::InvalidIdentityForDestinationCountry
-            | ValidationExceptionReason::CountryNotEnabled
-            | ValidationExceptionReason::InternationalSendingNotSupported
-            | ValidationExceptionReason::SenderIdNotSupported
-    )
-}
-
 /// What a `SendTextMessage` failure means for the SMS; the code kept is AWS's reason
 /// where it gives one (`DESTINATION_COUNTRY_BLOCKED_BY_PROTECT_CONFIGURATION`), which
 /// becomes the invitation's `failure_reason`.
@@ -142,13 +127,13 @@ fn classify_send<R>(error: &SdkError<SendTextMessageError, R>) -> SmsError {
             Some(reason) => SmsError::new(SmsFailure::Failed, reason.as_str()),
             None => SmsError::new(SmsFailure::Failed, code()),
         },
-        SendTextMessageError::ValidationException(e) => match e.reason() {
-            Some(reason) if refused_destination(reason) => {
-                SmsError::new(SmsFailure::Refused, reason.as_str())
-            }
-            Some(reason) => SmsError::new(SmsFailure::Failed, reason.as_str()),
-            None => SmsError::new(SmsFailure::Failed, code()),
-        },
+        // Whatever its reason (a destination it will not reach, a body over 1600
+        // characters, a parameter it cannot take), the same request is refused again:
+        // retrying only delays the failure.
+        SendTextMessageError::ValidationException(e) => SmsError::new(
+            SmsFailure::Refused,
+            e.reason().map_or_else(code, |r| r.as_str().to_owned()),
+        ),
         // The monthly spend limit (or another of the account's quotas): nothing goes until
         // it is raised or the month turns.
         SendTextMessageError::ServiceQuotaExceededException(e) => SmsError::new(

@@ -44,8 +44,14 @@ impl SnsSms {
     }
 }
 
-/// What an SNS failure means for the SMS: refused for the rate, refused, or unknown (no
-/// answer, or an answer that could not be read, after SNS may have taken it).
+/// SNS's codes for a request it will refuse however often it is sent (a message over
+/// 1600 bytes, say): `InvalidParameter` and `InvalidParameterValue`'s `ParameterValueInvalid`.
+const INVALID_REQUEST_CODES: [&str; 2] = ["InvalidParameter", "ParameterValueInvalid"];
+
+/// What an SNS failure means for the SMS: refused for the rate, refused for good (the
+/// request itself is invalid: retrying only delays the failure, 8 attempts over 11
+/// minutes), refused, or unknown (no answer, or an answer that could not be read, after
+/// SNS may have taken it).
 fn classify<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> SmsError {
     let code = crate::adapters::error_code(error);
     let failure = match error {
@@ -53,6 +59,9 @@ fn classify<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> SmsError {
             SmsFailure::Unknown
         }
         _ if code.starts_with("Throttl") => SmsFailure::Throttled,
+        SdkError::ServiceError(_) if INVALID_REQUEST_CODES.contains(&code.as_str()) => {
+            SmsFailure::Refused
+        }
         _ => SmsFailure::Failed,
     };
     SmsError::new(failure, code)

@@ -92,12 +92,50 @@ pub fn welcome(project_title: &str, username: &str) -> String {
     format!("{project_title}: you are registered. Your username is {username}.")
 }
 
-/// The answer to a JOIN whose username cannot be used (`reason`), or is taken.
+/// The answer to a JOIN whose username cannot be used (`reason`), or is taken. The
+/// username is the sender's text: it is echoed only as far as the answer stays one part
+/// (cut, with `...`, or left out), so that a 2000-character name costs no more than any
+/// other refusal, and never makes an SMS over the providers' 1600 characters.
 pub fn username_refused(project_name: &str, username: &str, reason: &str) -> String {
-    format!(
-        "The username {username} cannot be used: {reason}. Reply JOIN {project_name} WORKER \
-         and another username."
-    )
+    let with = |shown: &str| {
+        format!(
+            "The username {shown} cannot be used: {reason}. Reply JOIN {project_name} WORKER \
+             and another username."
+        )
+    };
+    let whole = with(username);
+    if encoding::measure(&whole).parts <= 1 {
+        return whole;
+    }
+    let chars: Vec<char> = username.chars().collect();
+    let cut = |n: usize| with(&format!("{}...", chars[..n].iter().collect::<String>()));
+    // Parts only grow with the prefix (a longer one has more units, and can only move the
+    // text from GSM-7 to UCS-2), so the longest prefix that fits is found by halving.
+    let (mut fits, mut over) = (0, chars.len());
+    while over - fits > 1 {
+        let mid = (fits + over) / 2;
+        if encoding::measure(&cut(mid)).parts <= 1 {
+            fits = mid;
+        } else {
+            over = mid;
+        }
+    }
+    if fits > 0 {
+        cut(fits)
+    } else {
+        format!(
+            "That username cannot be used: {reason}. Reply JOIN {project_name} WORKER and \
+             another username."
+        )
+    }
+}
+
+/// The answer to a JOIN on an invitation that requires an email address: no account is
+/// made by SMS (it would have none); the worker registers on the page, which asks for it.
+pub fn email_needed(project_title: &str, links: &RegistrationLinks, smart: bool) -> String {
+    with_link(links, smart, |url| {
+        format!("{project_title}: registering needs an email address. Register here: {url}")
+    })
 }
 
 /// The texts as they are sent (see `sent`).
@@ -361,5 +399,33 @@ mod tests {
         assert_eq!(measure(&install_link_sms(&url(93))).units, 33 + 124);
         assert_eq!(measure(&install_link_sms(&url(93))).parts, 1);
         assert_eq!(measure(&install_link_sms(&url(94))).parts, 2);
+    }
+
+    #[test]
+    fn a_refused_username_is_echoed_only_as_far_as_one_part() {
+        let reason = "Usernames are 3 to 80 characters long";
+        let short = username_refused("demo", "jo", reason);
+        assert!(short.contains("username jo cannot"), "{short}");
+        for (name, shown) in [
+            ("x".repeat(2000), Some("xxx...")),
+            (format!("ab{}", "\u{416}".repeat(2000)), Some("ab...")),
+            ("\u{416}".repeat(2000), None),
+        ] {
+            let text = username_refused("demo", &name, reason);
+            assert_eq!(measure(&text).parts, 1, "{text}");
+            assert_eq!(measure(&text).encoding, Encoding::Gsm7, "{text}");
+            match shown {
+                Some(prefix) => assert!(text.contains(prefix), "{text}"),
+                None => assert!(text.starts_with("That username cannot be used"), "{text}"),
+            }
+            assert!(text.contains("Reply JOIN demo WORKER"), "{text}");
+        }
+    }
+
+    #[test]
+    fn the_email_needed_answer_gives_the_link_in_one_part() {
+        let text = email_needed("Demo Health", &links(), true);
+        assert!(text.contains(FULL) && text.contains("email"), "{text}");
+        assert_eq!(measure(&text).parts, 1);
     }
 }

@@ -61,6 +61,10 @@ impl<St: Store, Q: JobQueue, E: RegistrationEvents, P: SmsProvider> RepliesFunct
                     "RepliesNotAnswered",
                     usize::from(outcome == ReplyOutcome::NotAnswered),
                 )
+                .count(
+                    "RepliesDropped",
+                    usize::from(outcome == ReplyOutcome::Dropped),
+                )
                 .emit();
             let outcome = describe(&outcome);
             info!(outcome, "reply handled");
@@ -78,10 +82,12 @@ fn describe(outcome: &ReplyOutcome) -> &'static str {
         ReplyOutcome::JoinInstructionsSent => "join_instructions_sent",
         ReplyOutcome::StartResent => "start_resent",
         ReplyOutcome::Joined(_) => "joined",
+        ReplyOutcome::RegistrationLinkSent => "registration_link_sent",
         ReplyOutcome::JoinRefused => "join_refused",
         ReplyOutcome::OptedOut => "opted_out",
         ReplyOutcome::OptedIn => "opted_in",
         ReplyOutcome::HelpSent => "help_sent",
         ReplyOutcome::NotAnswered => "not_answered",
+        ReplyOutcome::Dropped => "dropped",
     }
 }

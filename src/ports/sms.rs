@@ -22,7 +22,8 @@ pub enum SmsFailure {
     /// `DESTINATION_PHONE_NUMBER_OPTED_OUT`): not sent, recorded as a STOP.
     OptedOut,
     /// Refused for good: a blocked country, a destination the origination identity cannot
-    /// reach, a price over the project's cap. Not sent, not tried again.
+    /// reach, a price over the project's cap, a request the provider finds invalid (a body
+    /// over its limit). Not sent, not tried again.
     Refused,
     /// The account cannot send for now (the monthly spend limit reached): not sent, held
     /// without an attempt spent until it can.

@@ -40,6 +40,14 @@ pub enum StoreError {
     Malformed(String),
 }
 
+impl StoreError {
+    /// The store refused the request itself (DynamoDB's `ValidationException`: a key over
+    /// its size limit, say): the same request is refused again, however often it is tried.
+    pub fn is_invalid_request(&self) -> bool {
+        matches!(self, StoreError::Unavailable { code } if code == "ValidationException")
+    }
+}
+
 /// Projects, their apps, and API keys: read-only for the function.
 pub trait Directory: Send + Sync {
     /// Every key of a user, one per project the user belongs to.
@@ -333,12 +341,12 @@ pub trait InboundLog: Send + Sync {
     /// Forgets `message_id`, so that a redelivery is handled (after a failure).
     fn forget(&self, message_id: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Counts an answer to reply `message_id` against the invitation `token`'s answers of
-    /// `day`: `false` when `cap` of them were already given (to other replies). The same
-    /// reply asked about again (a retry) keeps its answer.
+    /// Counts an answer to reply `message_id` against the answers of `day` to `phone`:
+    /// `false` when `cap` of them were already given (to other replies). The same reply
+    /// asked about again (a retry) keeps its answer.
     fn may_answer(
         &self,
-        token: &str,
+        phone: &PhoneNumber,
         day: &str,
         message_id: &str,
         cap: usize,

@@ -1,5 +1,6 @@
 //! Replies to the invitation SMS: `1` (Android), `2` (another phone), and
-//! `JOIN <project> WORKER [username]` (registering by SMS).
+//! `JOIN <project> WORKER [username]` (registering by SMS); STOP, START and HELP; and the
+//! one daily cap on answers per number.
 
 use serde::Deserialize;
 use tracing::{info, warn};
@@ -53,6 +54,9 @@ pub enum ReplyOutcome {
     StartResent,
     /// Registered by `JOIN`, with this username.
     Joined(String),
+    /// `JOIN` on an invitation that requires an email address: answered with the link to
+    /// the registration page (which asks for it), nobody registered.
+    RegistrationLinkSent,
     /// `JOIN` refused (username taken or invalid, wrong project): told why.
     JoinRefused,
     /// STOP and the other opt-out words: recorded, never answered.
@@ -61,15 +65,32 @@ pub enum ReplyOutcome {
     OptedIn,
     /// HELP or INFO: answered with who texts and how to stop.
     HelpSent,
-    /// A reply that is no keyword, past the day's [`MAX_ANSWERS_PER_DAY`] answers to such
-    /// replies for the invitation (an auto-responder, say): logged, not answered.
+    /// A reply past the day's answers to its number ([`MAX_ANSWERS_PER_DAY`], or
+    /// [`MAX_HELP_ANSWERS_PER_DAY_UNINVITED`]): an auto-responder, say. Logged, not
+    /// answered, not acted on.
     NotAnswered,
+    /// A reply the store cannot hold (its `inboundMessageId` too long, or refused as
+    /// invalid): logged without the number or the text, and dropped, since retrying it
+    /// would fail the same way for ever.
+    Dropped,
 }
 
-/// Answers a day to replies that are no keyword (not STOP, START, HELP, 1, 2 or JOIN), per
-/// invitation: a phone that answers every SMS automatically must not ping-pong with the
-/// service, each answer paid for and taken from the deployment's rate.
+/// Answers a day to one number's replies, whatever they are (HELP, 1, 2, JOIN and every
+/// other text; STOP and START are never answered): a phone that answers every SMS
+/// automatically must not ping-pong with the service, each answer paid for and taken from
+/// the deployment's rate. While the number's invitation waits for the worker's `1` or `2`,
+/// the last of them is kept for the worker's own step (that choice, or a `JOIN`), so that an
+/// auto-responder cannot leave the worker without the link for the day.
 pub const MAX_ANSWERS_PER_DAY: usize = 3;
+
+/// HELP answers a day to a number the service never invited: anyone can text the
+/// service's number, and each answer is paid for.
+pub const MAX_HELP_ANSWERS_PER_DAY_UNINVITED: usize = 1;
+
+/// The longest `inboundMessageId` kept (bytes). End User Messaging's are UUIDs (36); the
+/// bound leaves room for another format while keeping the `INBOUND#<id>` key far below
+/// DynamoDB's 2048 bytes.
+pub const MAX_INBOUND_MESSAGE_ID_BYTES: usize = 256;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplyError {
@@ -125,13 +146,26 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
         events: &impl RegistrationEvents,
         provider: &impl SmsProvider,
     ) -> Result<ReplyOutcome, ReplyError> {
-        if !self
+        let id_bytes = sms.inbound_message_id.len();
+        if !(1..=MAX_INBOUND_MESSAGE_ID_BYTES).contains(&id_bytes) {
+            warn!(id_bytes, "reply with an id the store cannot hold: dropped");
+            return Ok(ReplyOutcome::Dropped);
+        }
+        match self
             .store
             .first_time(&sms.inbound_message_id, self.clock.now())
-            .await?
+            .await
         {
-            info!("reply already handled");
-            return Ok(ReplyOutcome::Duplicate);
+            Ok(true) => {}
+            Ok(false) => {
+                info!("reply already handled");
+                return Ok(ReplyOutcome::Duplicate);
+            }
+            Err(error) if error.is_invalid_request() => {
+                warn!(%error, "reply the store refuses to record: dropped");
+                return Ok(ReplyOutcome::Dropped);
+            }
+            Err(error) => return Err(error.into()),
         }
         let outcome = self.reply(sms, events, provider).await;
         if outcome.is_err()
@@ -184,7 +218,15 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
                 return Ok(ReplyOutcome::OptedIn);
             }
             Some(Keyword::Help) => {
-                let project = match self.store.find(&phone).await? {
+                let record = self.store.find(&phone).await?;
+                let cap = match &record {
+                    Some(record) => answer_cap(record, now, false),
+                    None => MAX_HELP_ANSWERS_PER_DAY_UNINVITED,
+                };
+                if !self.may_answer(&phone, sms, cap).await? {
+                    return Ok(ReplyOutcome::NotAnswered);
+                }
+                let project = match record {
                     Some(record) => self.store.project(&record.domain).await?,
                     None => None,
                 };
@@ -207,26 +249,18 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
         };
         let body = sms.message_body.trim();
         let words: Vec<&str> = body.split_whitespace().collect();
-        if words
+        let joins = words
             .first()
-            .is_some_and(|w| w.eq_ignore_ascii_case("JOIN"))
-        {
-            return self.join(&project, &invitation, &words, events).await;
-        }
-        let chosen = invitation.phone_type.is_none() && (body == "1" || body == "2");
-        if !chosen
-            && !self
-                .store
-                .may_answer(
-                    invitation.token.as_str(),
-                    &crate::domain::time::utc_day(now),
-                    &sms.inbound_message_id,
-                    MAX_ANSWERS_PER_DAY,
-                )
-                .await?
-        {
-            info!(phone = %phone.masked(), "reply past the day's answers: not answered");
+            .is_some_and(|w| w.eq_ignore_ascii_case("JOIN"));
+        let chooses = invitation.phone_type.is_none() && (body == "1" || body == "2");
+        // Checked before anything is done: past the cap a reply changes nothing (a JOIN
+        // flood makes no accounts and hashes no passwords).
+        let cap = answer_cap(&invitation, now, chooses || joins);
+        if !self.may_answer(&phone, sms, cap).await? {
             return Ok(ReplyOutcome::NotAnswered);
+        }
+        if joins {
+            return self.join(&project, &invitation, &words, events).await;
         }
         let answer = match invitation.phone_type {
             Some(known) => known,
@@ -273,6 +307,25 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
         }
     }
 
+    /// Counts an answer to `sms` against its number's answers of the day; `false` (logged)
+    /// when `cap` were given already.
+    async fn may_answer(
+        &self,
+        phone: &PhoneNumber,
+        sms: &InboundSms,
+        cap: usize,
+    ) -> Result<bool, ReplyError> {
+        let day = crate::domain::time::utc_day(self.clock.now());
+        let allowed = self
+            .store
+            .may_answer(phone, &day, &sms.inbound_message_id, cap)
+            .await?;
+        if !allowed {
+            info!(phone = %phone.masked(), "reply past the day's answers: not answered");
+        }
+        Ok(allowed)
+    }
+
     async fn join(
         &self,
         project: &Project,
@@ -281,6 +334,18 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
         events: &impl RegistrationEvents,
     ) -> Result<ReplyOutcome, ReplyError> {
         let phone = &invitation.phone;
+        if invitation.require_email {
+            // An account made by SMS would have no email: the page asks for it.
+            let links = RegistrationLinks::new(
+                &self.config.public_base_url,
+                &project.name,
+                &invitation.token,
+            );
+            let text = sms::email_needed(project.title(), &links, project.sms.smart_encoding);
+            self.answer(&project.name, phone, vec![text]).await?;
+            info!(phone = %phone.masked(), "JOIN on an invitation requiring an email: link sent");
+            return Ok(ReplyOutcome::RegistrationLinkSent);
+        }
         let well_formed = matches!(words.len(), 3 | 4)
             && words[1].eq_ignore_ascii_case(&project.name)
             && words[2].eq_ignore_ascii_case("WORKER");
@@ -342,6 +407,19 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
         let welcome = sms::welcome(project.title(), &username);
         self.answer(&project.name, phone, vec![welcome]).await?;
         Ok(ReplyOutcome::Joined(username))
+    }
+}
+
+/// The cap on the day's answers to `record`'s number that this reply is answered within:
+/// all of them for a step only the worker takes (the first `1` or `2`, or a `JOIN`), one
+/// fewer for any other reply (HELP included) while a live invitation still waits for the
+/// phone type: the last is kept for the worker, whatever an auto-responder sent first.
+fn answer_cap(record: &RegistrationRecord, now: u64, worker_step: bool) -> usize {
+    let awaits_choice = record.is_live(now) && record.phone_type.is_none();
+    if awaits_choice && !worker_step {
+        MAX_ANSWERS_PER_DAY - 1
+    } else {
+        MAX_ANSWERS_PER_DAY
     }
 }
 

@@ -190,6 +190,7 @@ fn validation(reason: &str, message: &str) -> Vec<u8> {
 pub fn fault_answer(fault: Fault) -> Vec<u8> {
     match fault {
         Fault::Throttle => error("ThrottlingException", "Rate exceeded", json!({})),
+        Fault::Invalid => validation("INVALID_PARAMETER", "injected fault"),
         _ => error("InternalServerException", "injected fault", json!({})),
     }
 }

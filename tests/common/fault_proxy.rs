@@ -35,6 +35,10 @@ pub enum Fault {
     /// A plain write met a transaction in flight on its item: 400
     /// `TransactionConflictException`, nothing applied.
     UpdateConflict,
+    /// The request refused as invalid, nothing applied: 400 `ValidationException`
+    /// (DynamoDB), `InvalidParameter` (SNS), `ValidationException` with reason
+    /// `INVALID_PARAMETER` (End User Messaging).
+    Invalid,
 }
 
 /// Faults drawn at random from a seed, as AWS makes them on an ordinary day, on every call
@@ -288,6 +292,8 @@ fn fault_response(fault: Fault, dynamodb: bool) -> Vec<u8> {
     let (status, code) = match fault {
         Fault::Throttle if dynamodb => ("400 Bad Request", "ThrottlingException"),
         Fault::Throttle => ("400 Bad Request", "Throttling"),
+        Fault::Invalid if dynamodb => ("400 Bad Request", "ValidationException"),
+        Fault::Invalid => ("400 Bad Request", "InvalidParameter"),
         _ if dynamodb => ("500 Internal Server Error", "InternalServerError"),
         _ => ("500 Internal Server Error", "InternalError"),
     };

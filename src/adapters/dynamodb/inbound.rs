@@ -6,7 +6,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailur
 use super::item::*;
 use super::*;
 
-use crate::domain::Token;
+use crate::domain::{PhoneNumber, Token};
 use crate::ports::{InboundLog, StoreError};
 
 impl InboundLog for DynamoStore {
@@ -52,20 +52,22 @@ impl InboundLog for DynamoStore {
 
     async fn may_answer(
         &self,
-        token: &str,
+        phone: &PhoneNumber,
         day: &str,
         message_id: &str,
         cap: usize,
     ) -> Result<bool, StoreError> {
-        // One item per invitation and day: the set of replies answered. Adding to a set is
-        // idempotent, so a retry after a lost answer (or the same reply again) passes by
-        // `contains` and changes nothing.
+        // One item per number and day, beside the number's invitation and opt-out (the
+        // number is already their key): the set of replies answered. Keyed by number, not
+        // by invitation, so that a new invitation, or none, does not start a new count.
+        // Adding to a set is idempotent, so a retry after a lost answer (or the same reply
+        // again) passes by `contains` and changes nothing.
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
-            .key(PK, s(format!("ANSWERS#{token}")))
-            .key(SK, s(day_sk(day)))
+            .key(PK, s(phone_pk(phone.as_str())))
+            .key(SK, s(answers_sk(day)))
             .update_expression("ADD replies :id SET #ttl = if_not_exists(#ttl, :ttl)")
             .condition_expression(
                 "attribute_not_exists(replies) OR size(replies) < :cap OR contains(replies, :reply)",

@@ -188,6 +188,11 @@ pub fn day_sk(day: &str) -> String {
     format!("DAY#{day}")
 }
 
+/// The answers given to a number's replies on `day`, under its `PHONE#<number>` partition.
+pub fn answers_sk(day: &str) -> String {
+    format!("ANSWERS#{day}")
+}
+
 pub fn idempotency_pk(domain: &str) -> String {
     format!("IDEMPOTENCY#{domain}")
 }

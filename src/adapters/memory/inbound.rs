@@ -1,5 +1,6 @@
 //! In memory: the `InboundLog` port.
 
+use crate::domain::PhoneNumber;
 use crate::ports::{InboundLog, StoreError};
 
 use super::*;
@@ -17,7 +18,7 @@ impl InboundLog for MemoryStore {
 
     async fn may_answer(
         &self,
-        token: &str,
+        phone: &PhoneNumber,
         day: &str,
         message_id: &str,
         cap: usize,
@@ -25,7 +26,7 @@ impl InboundLog for MemoryStore {
         let mut state = self.reachable()?;
         let answered = state
             .answers
-            .entry((token.to_owned(), day.to_owned()))
+            .entry((phone.as_str().to_owned(), day.to_owned()))
             .or_default();
         if answered.contains(message_id) {
             return Ok(true);
