@@ -190,10 +190,12 @@ check(
 # batch that fails every try is described on EventsFailedQueue for replay-events.
 table = resources["RegistrationTable"]["Properties"]
 check(
-    "the table has a stream with new images (the outbox)",
-    table.get("StreamSpecification", {}).get("StreamViewType") in ("NEW_IMAGE", "NEW_AND_OLD_IMAGES"),
+    "the table has a stream with new and old images (the outbox, batches' completion)",
+    table.get("StreamSpecification", {}).get("StreamViewType") == "NEW_AND_OLD_IMAGES",
 )
-outbox_kind = re.search(r'OUTBOX_KIND: &str = "([a-z_]+)"', open("src/adapters/dynamodb/outbox.rs").read())
+outbox_rs = open("src/adapters/dynamodb/outbox.rs").read()
+outbox_kind = re.search(r'OUTBOX_KIND: &str = "([a-z_]+)"', outbox_rs)
+batch_kind = re.search(r'BATCH_KIND: &str = "([a-z_]+)"', outbox_rs)
 events_fn = functions.get("EventsFunction", {})
 check(
     "EventsFunction builds the binary smsreg-events",
@@ -207,9 +209,14 @@ check("EventsFunction reads the table's stream", any(
 for m in streams:
     patterns = [json.loads(f["Pattern"]) for f in m.get("FilterCriteria", {}).get("Filters", [])]
     check(
-        "the stream mapping's filter keeps outbox items inserted, of the kind src/adapters/dynamodb/outbox.rs writes",
+        "the stream mapping's filter keeps outbox items inserted and batch items written, "
+        "of the kinds src/adapters/dynamodb/outbox.rs reads",
         outbox_kind is not None
-        and patterns == [{"eventName": ["INSERT"], "dynamodb": {"NewImage": {"kind": {"S": [outbox_kind.group(1)]}}}}],
+        and batch_kind is not None
+        and patterns == [
+            {"eventName": ["INSERT"], "dynamodb": {"NewImage": {"kind": {"S": [outbox_kind.group(1)]}}}},
+            {"eventName": ["INSERT", "MODIFY"], "dynamodb": {"NewImage": {"kind": {"S": [batch_kind.group(1)]}}}},
+        ],
     )
     check("the stream mapping bisects a batch on error", m.get("BisectBatchOnFunctionError") is True)
     check("the stream mapping reads batchItemFailures", "ReportBatchItemFailures" in m.get("FunctionResponseTypes", []))

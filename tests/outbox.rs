@@ -335,7 +335,15 @@ async fn each_change_reaches_the_bus_once_with_what_the_organisation_needs_and_n
     assert_eq!(count("Worker Opted Out"), 1, "{events:#?}");
     assert_eq!(count("Worker Opted In"), 1, "{events:#?}");
     assert_eq!(count("Invitation Failed"), 1, "{events:#?}");
+    // The batch: A and B sent, C failed; told once, though receipts and a registration
+    // changed its counts after.
+    assert_eq!(count("Batch Completed"), 1, "{events:#?}");
+    let completed = &types["Batch Completed"][0]["detail"];
+    assert_eq!(completed["counts"]["queued"], 3);
+    assert_eq!(completed["counts"]["sent"], 2);
+    assert_eq!(completed["counts"]["send_failed"], 1);
     let registered = &types["Worker Registered"][0]["detail"];
+    assert_eq!(completed["batch_id"], registered["batch_id"]);
     assert_eq!(registered["phone_number"], A);
     assert_eq!(registered["project"], DEMO_DOMAIN);
     assert_eq!(registered["username"], "jane");
@@ -369,6 +377,40 @@ async fn each_change_reaches_the_bus_once_with_what_the_organisation_needs_and_n
     // Handed over again (the mapping retries a batch): the same ids again, no new one.
     assert_eq!(e.publish().await, 0);
     assert!(e.seen().await.is_empty(), "nothing new on the stream");
+}
+
+#[tokio::test]
+async fn a_batch_whose_invitation_was_replaced_before_its_sms_completes_when_the_job_is_dropped() {
+    let e = env().await;
+    // Two requests for A before the sender takes the first's job: the first invitation is
+    // replaced, its job dropped unsent, and its batch completes all the same.
+    let users = json!([{"phone_number": A}]);
+    for _ in 0..2 {
+        let body = json!({"app_id": DEMO_APP, "android_only": true, "users": users});
+        let event = post_event(DEMO_DOMAIN, &body, &api_key_header(DEMO_USER, DEMO_KEY));
+        let answer = e
+            .api
+            .handle(lambda_http::request::from_str(&event).unwrap())
+            .await;
+        assert_eq!(answer.status(), 200);
+    }
+    e.moto.deliver(&e.sender, &e.queue_url).await;
+    assert_eq!(
+        e.moto.sms_to(A).len(),
+        1,
+        "the replaced invitation's SMS never goes"
+    );
+    e.publish().await;
+    let events = e.seen().await;
+    assert_valid(&events);
+    let types = by_type(&events);
+    let batches: BTreeSet<&str> = types
+        .get("Batch Completed")
+        .into_iter()
+        .flatten()
+        .map(|e| e["detail"]["batch_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(batches.len(), 2, "both batches complete: {events:#?}");
 }
 
 #[tokio::test]

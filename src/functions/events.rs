@@ -6,7 +6,7 @@ use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventR
 use lambda_http::lambda_runtime::{Error, LambdaEvent};
 use tracing::{Instrument, info, info_span, warn};
 
-use crate::adapters::dynamodb::outbox::event_of_stream_image;
+use crate::adapters::dynamodb::outbox::{batch_completion, event_of_stream_image};
 use crate::metrics::Metrics;
 use crate::ports::EventBus;
 use crate::service::publish::Publisher;
@@ -29,8 +29,9 @@ impl<B: EventBus> EventsFunction<B> {
         Ok(self.handle_records(&event.payload).instrument(span).await)
     }
 
-    /// Publishes the outbox items the batch inserted; any other record (an update, a
-    /// removal by TTL, an item of another kind: a mapping's filter can be changed) is
+    /// Publishes the outbox items the batch inserted, and the completion of a request's
+    /// batch (the change of its item that settled its last invitation); any other record
+    /// (a removal by TTL, an item of another kind: a mapping's filter can be changed) is
     /// passed over. The records whose event the bus did not take are reported, so that
     /// the mapping hands them (and those after them on their shard) over again.
     pub async fn handle_records(&self, batch: &StreamEvent) -> DynamoDbEventResponse {
@@ -38,9 +39,14 @@ impl<B: EventBus> EventsFunction<B> {
         let mut sequence_numbers = Vec::new();
         let mut ignored = 0;
         for record in &batch.records {
-            let event = (record.event_name == "INSERT")
-                .then(|| event_of_stream_image(&record.change.new_image))
-                .flatten();
+            let change = &record.change;
+            let at = change.approximate_creation_date_time.timestamp().max(0) as u64;
+            let event = match record.event_name.as_str() {
+                "INSERT" => event_of_stream_image(&change.new_image)
+                    .or_else(|| batch_completion(&change.new_image, &change.old_image, at)),
+                "MODIFY" => batch_completion(&change.new_image, &change.old_image, at),
+                _ => None,
+            };
             match event {
                 Some(event) => {
                     events.push(event);

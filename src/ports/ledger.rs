@@ -61,6 +61,10 @@ pub trait SendLedger: Send + Sync {
         failed: bool,
     ) -> impl Future<Output = Result<u32, StoreError>> + Send;
 
+    /// An invitation job dropped unsent (its invitation replaced, expired, registered or
+    /// released): settled in its batch, so that the batch can complete. Idempotent.
+    fn settle_dropped(&self, job: &SmsJob) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// After the last attempt: an invitation becomes `failed` with `reason` (or the live,
     /// sent invitation it replaced is put back), never over a registration, its batch
     /// counts it and its day's invitation count is given back, all at once. `true` when

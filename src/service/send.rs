@@ -221,7 +221,13 @@ impl<St: Store, Q: JobQueue, P: SmsProvider> Sender<St, Q, P> {
             .await
         {
             Ok(SendStart::Go { sent, last_sms_ms }) => (sent, last_sms_ms),
-            Ok(SendStart::Drop(reason)) => return JobResult::Dropped(reason),
+            Ok(SendStart::Drop(reason)) => {
+                // Its batch must hear that it is settled, or the batch never completes.
+                if let Err(error) = store.settle_dropped(job).await {
+                    return JobResult::Later(Later::Store(error));
+                }
+                return JobResult::Dropped(reason);
+            }
             Ok(SendStart::Busy) => return JobResult::Later(Later::Busy),
             Err(error) => return JobResult::Later(Later::Store(error)),
         };

@@ -15,7 +15,7 @@ use base64::Engine;
 use serde_json::{Map, Value, json};
 use tracing::{info, warn};
 
-use crate::adapters::dynamodb::outbox::OUTBOX_KIND;
+use crate::adapters::dynamodb::outbox::{BATCH_KIND, OUTBOX_KIND};
 
 /// What the mapping does with a batch, as the template configures it.
 #[derive(Debug, Clone)]
@@ -32,15 +32,17 @@ pub struct StreamMapping {
 /// invocation failed as a whole.
 pub type Invoked = Option<Vec<String>>;
 
-/// The template's filter: an outbox item inserted.
+/// The template's filter: an outbox item inserted, or a batch item written.
 pub fn passes_filter(record: &Record) -> bool {
-    let inserted = record.event_name().is_some_and(|n| n.as_str() == "INSERT");
+    let name = record.event_name().map_or("", |n| n.as_str());
     let kind = record
         .dynamodb()
         .and_then(|d| d.new_image())
         .and_then(|image| image.get("kind"))
-        .and_then(|kind| kind.as_s().ok());
-    inserted && kind.is_some_and(|k| k == OUTBOX_KIND)
+        .and_then(|kind| kind.as_s().ok())
+        .map_or("", String::as_str);
+    (name == "INSERT" && kind == OUTBOX_KIND)
+        || (matches!(name, "INSERT" | "MODIFY") && kind == BATCH_KIND)
 }
 
 /// An attribute value in DynamoDB's JSON, as stream events carry it.

@@ -59,14 +59,14 @@ fn string_attribute(name: &str) -> AttributeDefinition {
 fn stream_specification() -> StreamSpecification {
     StreamSpecification::builder()
         .stream_enabled(true)
-        .stream_view_type(StreamViewType::NewImage)
+        .stream_view_type(StreamViewType::NewAndOldImages)
         .build()
         .expect("stream specification has its required fields")
 }
 
 impl DynamoStore {
-    /// Creates the table with its indexes, TTL and stream (new images, which the events
-    /// function reads outbox items from, as the template has it); an existing table only
+    /// Creates the table with its indexes, TTL and stream (new and old images: the events
+    /// function reads outbox items and batches' completion from it, as the template has it); an existing table only
     /// gets its stream if it has none. Returns whether it created the table.
     pub async fn create_table(&self) -> Result<bool, StoreError> {
         let index = |name: &str, hash: &str, range: Option<&str>| {

@@ -37,6 +37,34 @@ impl DynamoStore {
         TransactWriteItem::builder().update(update).build()
     }
 
+    /// Adds one to a counter of a batch and settles the invitation `token` in it, as part
+    /// of a transaction. An invitation is settled once its fate is known (its first SMS
+    /// sent, failed, opted out, or its job dropped unsent); a batch whose invitations are
+    /// all settled is complete, which its stream record tells the events function. A set,
+    /// so that settling twice (a job delivered twice) counts once.
+    pub(crate) fn settle_in_batch_item(
+        &self,
+        batch_id: &str,
+        counter: Option<&str>,
+        token: &str,
+    ) -> TransactWriteItem {
+        let mut update = Update::builder()
+            .table_name(self.table())
+            .key(PK, s(batch_pk(batch_id)))
+            .key(SK, s(BATCH_SK))
+            .expression_attribute_values(":token", AttributeValue::Ss(vec![token.to_owned()]));
+        update = match counter {
+            Some(counter) => update
+                .update_expression("ADD #counter :one, settled :token")
+                .expression_attribute_names("#counter", counter)
+                .expression_attribute_values(":one", n(1)),
+            None => update.update_expression("ADD settled :token"),
+        };
+        TransactWriteItem::builder()
+            .update(update.build().expect("update has its required fields"))
+            .build()
+    }
+
     /// Adds `by` to a counter of a project's day, as part of a transaction.
     pub(crate) fn add_to_usage_item(
         &self,
@@ -140,7 +168,11 @@ impl DynamoStore {
         batch_id: &str,
         sms: &SentSms,
     ) -> TransactWriteItem {
-        let expression = if sms.part == 0 {
+        // An invitation's first SMS settles it in its batch (see `settle_in_batch_item`).
+        let first_of_invitation = sms.part == 0 && sms.token.is_some();
+        let expression = if first_of_invitation {
+            "ADD sent :one, parts_sent :parts, settled :token"
+        } else if sms.part == 0 {
             "ADD sent :one, parts_sent :parts"
         } else {
             "ADD parts_sent :parts"
@@ -153,6 +185,10 @@ impl DynamoStore {
             .expression_attribute_values(":parts", n(sms.sms_parts as u64));
         if sms.part == 0 {
             update = update.expression_attribute_values(":one", n(1));
+        }
+        if let (true, Some(token)) = (first_of_invitation, &sms.token) {
+            update = update
+                .expression_attribute_values(":token", AttributeValue::Ss(vec![token.clone()]));
         }
         TransactWriteItem::builder()
             .update(update.build().expect("update has its required fields"))

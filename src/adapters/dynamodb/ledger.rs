@@ -284,6 +284,20 @@ impl SendLedger for DynamoStore {
         Ok(opt_n(&record, "send_failures")?.unwrap_or(0) as u32)
     }
 
+    async fn settle_dropped(&self, job: &SmsJob) -> Result<(), StoreError> {
+        let JobKind::Invitation {
+            token,
+            batch_id: Some(batch),
+            ..
+        } = &job.kind
+        else {
+            return Ok(());
+        };
+        self.transact_or_fail(vec![self.settle_in_batch_item(batch, None, token)])
+            .await?;
+        Ok(())
+    }
+
     async fn fail_job(&self, job: &SmsJob, reason: &str, now: u64) -> Result<bool, StoreError> {
         let JobKind::Invitation {
             token,
@@ -358,7 +372,7 @@ impl SendLedger for DynamoStore {
             self.add_to_usage_item(&job.domain, &utc_day(*created_at), "invitations", -1),
         ];
         if let Some(batch) = batch_id {
-            items.push(self.count_in_batch_item(batch, "send_failed"));
+            items.push(self.settle_in_batch_item(batch, Some("send_failed"), token));
         }
         let invitation = InvitationRef {
             project: &job.domain,

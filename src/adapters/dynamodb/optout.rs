@@ -78,7 +78,12 @@ impl OptOuts for DynamoStore {
         // The invitation's state and its count in the batch, together.
         let mut items = vec![TransactWriteItem::builder().update(mark).build()];
         if let Some(batch) = &record.batch_id {
-            items.push(self.count_in_batch_item(batch, "opted_out"));
+            // Settled in its batch only while queued: a sent one was settled by its SMS.
+            items.push(if record.status == RegistrationStatus::Queued {
+                self.settle_in_batch_item(batch, Some("opted_out"), record.token.as_str())
+            } else {
+                self.count_in_batch_item(batch, "opted_out")
+            });
         }
         self.transact_or_fail(items).await?;
         Ok(())

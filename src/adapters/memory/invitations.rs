@@ -50,6 +50,8 @@ impl InvitationStore for MemoryStore {
         progress.domain = batch.domain.clone();
         progress.queued += batch.queued.len() as u64;
         progress.scheduled += batch.scheduled;
+        // Settled before the record came (the sender is quick): complete now.
+        state.complete_batch(&batch.id, batch.queued_at);
         Ok(())
     }
 

@@ -94,6 +94,9 @@ impl SendLedger for MemoryStore {
             progress.parts_sent += sms.sms_parts as u64;
             if sms.part == 0 {
                 progress.sent += 1;
+                if let Some(token) = &sms.token {
+                    state.settle(batch, token, sms.sent_at);
+                }
             }
         }
         state.messages.insert(sms.message_id.clone(), (sms, None));
@@ -118,6 +121,22 @@ impl SendLedger for MemoryStore {
         }
     }
 
+    async fn settle_dropped(&self, job: &SmsJob) -> Result<(), StoreError> {
+        if let JobKind::Invitation {
+            token,
+            batch_id: Some(batch),
+            ..
+        } = &job.kind
+        {
+            // The port takes no time; the event's time is only informative.
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            self.reachable()?.settle(batch, token, now);
+        }
+        Ok(())
+    }
+
     async fn fail_job(&self, job: &SmsJob, reason: &str, now: u64) -> Result<bool, StoreError> {
         let JobKind::Invitation {
             token,
@@ -135,6 +154,7 @@ impl SendLedger for MemoryStore {
             })
         {
             state.progress.entry(batch.clone()).or_default().send_failed += 1;
+            state.settle(batch, token, now);
         }
         let Some(record) = state.records.get_mut(job.phone.as_str()) else {
             return Ok(false);

@@ -70,9 +70,44 @@ struct StoreState {
     ledger: HashMap<String, Progress>,
     /// The outbox: each event written with its change, by event id, in order.
     outbox: Vec<OrgEvent>,
+    /// Each batch's settled invitations (by token): sent, failed, opted out or dropped.
+    settled: HashMap<String, HashSet<String>>,
 }
 
 impl StoreState {
+    /// Settles `token` in `batch`; the batch's completion (every invitation its record
+    /// lists settled) is told once, as the events function tells it from the table's
+    /// stream.
+    fn settle(&mut self, batch: &str, token: &str, now: u64) {
+        self.settled
+            .entry(batch.to_owned())
+            .or_default()
+            .insert(token.to_owned());
+        self.complete_batch(batch, now);
+    }
+
+    fn complete_batch(&mut self, batch: &str, now: u64) {
+        let Some(queued) = self.batches.get(batch).filter(|q| !q.is_empty()) else {
+            return;
+        };
+        let settled = self
+            .settled
+            .get(batch)
+            .map_or(0, |s| s.intersection(queued).count());
+        if settled < queued.len() {
+            return;
+        }
+        let progress = self.progress.get(batch).cloned().unwrap_or_default();
+        let counts = serde_json::json!({
+            "queued": progress.queued,
+            "sent": progress.sent,
+            "send_failed": progress.send_failed,
+            "opted_out": progress.opted_out,
+        });
+        let event = OrgEvent::batch_completed(&progress.domain, batch, counts, now);
+        self.write_event(event);
+    }
+
     /// Writes `event` to the outbox with its change; an event already there (the same
     /// change written again) is not written twice.
     fn write_event(&mut self, event: OrgEvent) {

@@ -27,11 +27,18 @@ impl OptOuts for MemoryStore {
         if let Some(record) = state.records.get_mut(phone.as_str())
             && record.status.is_open()
         {
+            let unsent = record.status == RegistrationStatus::Queued;
             record.status = RegistrationStatus::OptedOut;
-            batch = record.batch_id.clone();
+            batch = record
+                .batch_id
+                .clone()
+                .map(|b| (b, unsent.then(|| record.token.as_str().to_owned())));
         }
-        if let Some(batch) = batch {
-            state.progress.entry(batch).or_default().opted_out += 1;
+        if let Some((batch, unsent)) = batch {
+            state.progress.entry(batch.clone()).or_default().opted_out += 1;
+            if let Some(token) = unsent {
+                state.settle(&batch, &token, now);
+            }
         }
         Ok(())
     }
