@@ -743,6 +743,64 @@ async fn a_body_over_one_mib_is_refused_with_413() {
     assert!(body["error"].is_string());
 }
 
+/// The demo admin's POST of a raw `body` to `path` (create or reinstall), with `content_type`
+/// (no Content-Type header at all when `None`) and `authorization`.
+fn raw_post(
+    path: &str,
+    content_type: Option<&str>,
+    authorization: &str,
+    body: &str,
+) -> lambda_http::Request {
+    let mut event: Value =
+        serde_json::from_str(&post_event(DEMO_DOMAIN, &json!({}), authorization)).unwrap();
+    let path = format!("/a/{DEMO_DOMAIN}/api/v0_5/{path}/");
+    event["rawPath"] = path.clone().into();
+    event["requestContext"]["http"]["path"] = path.into();
+    let headers = event["headers"].as_object_mut().unwrap();
+    headers.remove("content-type");
+    if let Some(content_type) = content_type {
+        headers.insert("content-type".into(), content_type.into());
+    }
+    event["body"] = body.into();
+    lambda_http::request::from_str(&event.to_string()).unwrap()
+}
+
+const SENDING_PATHS: [&str; 2] = ["sms_user_registration", "sms_user_registration_reinstall"];
+
+#[tokio::test]
+async fn a_duplicate_key_at_any_depth_makes_a_sending_body_invalid_json() {
+    let w = world();
+    let auth = api_key_header(DEMO_USER, DEMO_KEY);
+    let bodies = [
+        // The last app_id would be the valid one: no reading of the body may pick it.
+        format!(
+            r#"{{"app_id": "nope", "app_id": "{DEMO_APP}", "users": [{{"phone_number": "{A}"}}]}}"#
+        ),
+        format!(
+            r#"{{"app_id": "{DEMO_APP}", "users": [{{"phone_number": "{B}", "phone_number": "{A}"}}]}}"#
+        ),
+        format!(
+            r#"{{"app_id": "{DEMO_APP}", "users": [{{"phone_number": "{A}", "custom_user_data": {{"k": 1, "k": 2}}}}]}}"#
+        ),
+        // The same key however it is escaped.
+        format!(r#"{{"app_id": "{DEMO_APP}", "\u0061pp_id": "{DEMO_APP}", "users": []}}"#),
+    ];
+    for path in SENDING_PATHS {
+        for body in &bodies {
+            let response = w
+                .api
+                .handle(raw_post(path, Some("application/json"), &auth, body))
+                .await;
+            assert_eq!(
+                response_parts(&response),
+                (400, json!({"error": "Request is not valid JSON."})),
+                "{path} {body}"
+            );
+        }
+    }
+    assert!(w.sms.queued_jobs().is_empty() && w.store.record(A).is_none());
+}
+
 #[tokio::test]
 async fn authentication_does_not_depend_on_the_domain_but_authorisation_does() {
     let w = world();

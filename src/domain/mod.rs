@@ -4,6 +4,7 @@ pub mod encoding;
 pub mod idempotency;
 pub mod invitation;
 pub mod job;
+pub mod json;
 pub mod keyword;
 pub mod outcome;
 pub mod phone;

@@ -300,10 +300,7 @@ fn read_json_object(body: &Body) -> Result<serde_json::Map<String, Value>, ApiEr
     if bytes.len() > MAX_BODY_BYTES {
         return Err(ApiError::PayloadTooLarge);
     }
-    match serde_json::from_slice(bytes) {
-        Ok(Value::Object(map)) => Ok(map),
-        _ => Err(ApiError::InvalidJson),
-    }
+    crate::domain::json::parse_object(bytes).ok_or(ApiError::InvalidJson)
 }
 
 #[cfg(test)]
