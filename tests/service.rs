@@ -768,6 +768,125 @@ fn raw_post(
 const SENDING_PATHS: [&str; 2] = ["sms_user_registration", "sms_user_registration_reinstall"];
 
 #[tokio::test]
+async fn a_body_not_declared_as_json_is_refused_with_415_before_authentication_and_nothing_is_done()
+{
+    let w = world();
+    let body = json!({"app_id": DEMO_APP, "users": [{"phone_number": A}]}).to_string();
+    let good = api_key_header(DEMO_USER, DEMO_KEY);
+    let basic = format!(
+        "Basic {}",
+        base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            format!("{DEMO_USER}:{DEMO_KEY}")
+        )
+    );
+    // What a page of another site can make a browser send, and other types that are not JSON.
+    let refused = [
+        Some("text/plain"),
+        Some("text/plain; charset=utf-8"),
+        Some("application/x-www-form-urlencoded"),
+        Some("multipart/form-data; boundary=x"),
+        Some("application/jsonx"),
+        Some("application/json-patch+json"),
+        Some("text/json"),
+        Some(""),
+        None,
+    ];
+    for path in SENDING_PATHS {
+        for content_type in refused {
+            // Valid credentials, Basic ones (a browser's cache), wrong ones and none: the
+            // answer is the same 415, whatever the credentials.
+            for auth in [
+                good.as_str(),
+                basic.as_str(),
+                "ApiKey admin@demo.example:wrong",
+                "",
+            ] {
+                let response = w
+                    .api
+                    .handle(raw_post(path, content_type, auth, &body))
+                    .await;
+                assert_eq!(
+                    response.headers()["content-type"],
+                    "application/json",
+                    "{path} {content_type:?}"
+                );
+                let (status, answer) = response_parts(&response);
+                assert_eq!(status, 415, "{path} {content_type:?} {auth:?}: {answer}");
+                assert!(
+                    answer["error"]
+                        .as_str()
+                        .unwrap()
+                        .contains("application/json")
+                );
+            }
+        }
+    }
+    assert!(w.sms.queued_jobs().is_empty(), "nothing queued");
+    assert!(w.store.record(A).is_none(), "nothing recorded");
+
+    // JSON in any case, with parameters, is JSON.
+    for (path, content_type) in [
+        ("sms_user_registration", "Application/JSON; charset=utf-8"),
+        ("sms_user_registration_reinstall", "APPLICATION/JSON"),
+    ] {
+        let response = w
+            .api
+            .handle(raw_post(path, Some(content_type), &good, &body))
+            .await;
+        let (status, answer) = response_parts(&response);
+        assert_eq!(status, 200, "{path} {content_type}: {answer}");
+        assert_eq!(answer["success_numbers"], json!([A]));
+    }
+}
+
+#[tokio::test]
+async fn the_401_challenge_names_the_apikey_scheme_alone_while_basic_credentials_still_work() {
+    let w = world();
+    let body = invite(&[A]).to_string();
+    for auth in ["", "ApiKey admin@demo.example:wrong", "Basic !!!"] {
+        let response = w
+            .api
+            .handle(raw_post(
+                SENDING_PATHS[0],
+                Some("application/json"),
+                auth,
+                &body,
+            ))
+            .await;
+        assert_eq!(response.status(), 401);
+        let challenges: Vec<_> = response
+            .headers()
+            .get_all("www-authenticate")
+            .iter()
+            .collect();
+        assert_eq!(
+            challenges,
+            ["ApiKey realm=\"sms-registration\""],
+            "{auth:?}"
+        );
+    }
+    // Basic credentials sent unasked still authenticate.
+    let basic = format!(
+        "Basic {}",
+        base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            format!("{DEMO_USER}:{DEMO_KEY}")
+        )
+    );
+    let response = w
+        .api
+        .handle(raw_post(
+            SENDING_PATHS[0],
+            Some("application/json"),
+            &basic,
+            &body,
+        ))
+        .await;
+    assert_eq!(response_parts(&response).0, 200);
+}
+
+#[tokio::test]
 async fn a_duplicate_key_at_any_depth_makes_a_sending_body_invalid_json() {
     let w = world();
     let auth = api_key_header(DEMO_USER, DEMO_KEY);
