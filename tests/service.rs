@@ -1707,6 +1707,195 @@ async fn a_successful_registration_creates_the_account_and_marks_the_number_regi
 }
 
 #[tokio::test]
+async fn a_registration_body_over_one_mib_is_refused_with_413_and_registers_nobody() {
+    let w = world();
+    let token = invited(&w, false).await;
+    // A 3 MiB form whose username alone is 900 KB.
+    let huge_name = "a".repeat(900 * 1024);
+    let form = format!(
+        "{GOOD_FORM}&username={huge_name}&padding={}",
+        "p".repeat(3 * 1024 * 1024)
+    )
+    .replacen("username=Jane.Doe&", "", 1);
+    let (status, page) = w.post_form(&token, &form).await;
+    assert_eq!(status, 413);
+    assert!(!page.contains(&huge_name[..1000]), "nothing echoed");
+    assert!(
+        page.contains("too large"),
+        "{}",
+        &page[..page.len().min(2000)]
+    );
+    let json = json!({"username": "jane", "password": "12345678", "password2": "12345678",
+        "padding": "p".repeat(1024 * 1024)});
+    let (status, body) = w.post_json(&token, &json).await;
+    assert_eq!(
+        (status, body),
+        (
+            413,
+            json!({"errors": {"body": "Request body is larger than 1 MiB."}})
+        )
+    );
+    assert!(w.store.worker(DEMO_DOMAIN, "jane").is_none());
+    assert_eq!(
+        w.store.record(A).unwrap().status,
+        RegistrationStatus::Pending
+    );
+}
+
+#[tokio::test]
+async fn the_form_never_echoes_a_value_longer_than_its_field_allows() {
+    let w = world();
+    let token = invited(&w, false).await;
+    // Under the body limit, far over the fields' own.
+    let long_name = "b".repeat(900 * 1024);
+    let long_email = format!("{}@example.org", "e".repeat(300));
+    let form = format!(
+        "username={long_name}&password=correct+horse&password2=correct+horse&email={long_email}"
+    );
+    let (status, page) = w.post_form(&token, &form).await;
+    assert_eq!(status, 400);
+    assert!(page.len() < 20_000, "the page is {} bytes", page.len());
+    assert!(!page.contains(
+        "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+    ));
+    assert!(!page.contains(&long_email));
+    assert!(page.contains(r#"name="username" type="text" value="""#));
+    assert!(page.contains(r#"name="email" type="email" value="""#));
+    assert!(page.contains("Usernames are 3 to 80 characters long"));
+    assert!(page.contains("Enter a valid email address"));
+    // At their limits, values are shown back as typed.
+    let name_80 = format!("Jane{}", "x".repeat(76));
+    let email_254 = format!(
+        "{}@{}.{}.{}.org",
+        "e".repeat(64),
+        "d".repeat(63),
+        "c".repeat(63),
+        "b".repeat(57)
+    );
+    assert_eq!(email_254.len(), 254);
+    let form = format!(
+        "username={name_80}&password=short&password2=short&email={}",
+        email_254.replace('@', "%40")
+    );
+    let (status, page) = w.post_form(&token, &form).await;
+    assert_eq!(status, 400);
+    assert!(page.contains("Passwords have at least 8 characters"));
+    assert!(
+        page.contains(&format!(r#"value="{name_80}""#)),
+        "the username kept"
+    );
+    assert!(
+        page.contains(&format!(r#"value="{email_254}""#)),
+        "the email kept"
+    );
+    assert!(
+        w.store
+            .worker(DEMO_DOMAIN, &name_80.to_lowercase())
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn a_registration_body_that_is_not_one_json_object_is_400_invalid_json() {
+    let w = world();
+    let token = invited(&w, false).await;
+    let invalid = json!({"errors": {"body": "Request is not valid JSON."}});
+    for body in [
+        "{",
+        "[]",
+        "\"jane\"",
+        "",
+        r#"{"username": "jane", "password": "12345678", "password2": "12345678", "username": "john"}"#,
+        r#"{"username": "jane", "password": "12345678", "password2": "12345678", "extra": {"a": 1, "a": 2}}"#,
+    ] {
+        let (status, text, headers) = w
+            .page("POST", DEMO_DOMAIN, &token, "application/json", body)
+            .await;
+        assert_eq!(headers["content-type"], "application/json", "{body}");
+        let answer: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!((status, answer), (400, invalid.clone()), "{body}");
+    }
+    // A field of another type than text says so on its field.
+    let (status, body) = w
+        .post_json(
+            &token,
+            &json!({"username": 12, "password": "12345678", "password2": "12345678"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body),
+        (400, json!({"errors": {"username": "Expected type: str"}}))
+    );
+    assert!(w.store.worker(DEMO_DOMAIN, "jane").is_none());
+    assert_eq!(
+        w.store.record(A).unwrap().status,
+        RegistrationStatus::Pending
+    );
+}
+
+#[tokio::test]
+async fn media_types_on_the_registration_page_match_in_any_case_and_others_get_415() {
+    let w = world();
+    let token = invited(&w, false).await;
+    let form = json!({"username": "jane", "password": "12345678", "password2": "12345678"});
+    for content_type in [
+        "text/plain",
+        "multipart/form-data; boundary=x",
+        "application/jsonx",
+        "",
+    ] {
+        let (status, text, headers) = w
+            .page("POST", DEMO_DOMAIN, &token, content_type, &form.to_string())
+            .await;
+        assert_eq!(status, 415, "{content_type:?}");
+        assert_eq!(headers["content-type"], "application/json");
+        let answer: Value = serde_json::from_str(&text).unwrap();
+        assert!(answer["errors"]["body"].is_string(), "{answer}");
+    }
+    assert!(w.store.worker(DEMO_DOMAIN, "jane").is_none());
+    // The form's type in any case, with parameters.
+    let (status, page, _) = w
+        .page(
+            "POST",
+            DEMO_DOMAIN,
+            &token,
+            "Application/X-WWW-Form-URLEncoded; charset=UTF-8",
+            "username=ab&password=12345678&password2=12345678",
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(page.contains("Usernames are 3 to 80 characters long"));
+    // JSON in capitals is JSON, answered in JSON.
+    let (status, text, _) = w
+        .page(
+            "POST",
+            DEMO_DOMAIN,
+            &token,
+            "APPLICATION/JSON",
+            &form.to_string(),
+        )
+        .await;
+    assert_eq!((status, text), (201, r#"{"username":"jane"}"#.to_owned()));
+}
+
+#[tokio::test]
+async fn a_form_with_a_repeated_field_is_refused_and_registers_nobody() {
+    let w = world();
+    let token = invited(&w, false).await;
+    let (status, page) = w
+        .post_form(&token, &format!("{GOOD_FORM}&username=john"))
+        .await;
+    assert_eq!(status, 400);
+    assert!(page.contains("could not be read"), "{page}");
+    assert!(w.store.worker(DEMO_DOMAIN, "jane.doe").is_none());
+    assert!(w.store.worker(DEMO_DOMAIN, "john").is_none());
+    assert_eq!(
+        w.store.record(A).unwrap().status,
+        RegistrationStatus::Pending
+    );
+}
+
+#[tokio::test]
 async fn a_taken_username_is_refused_on_its_field() {
     let w = world();
     let token = invited(&w, false).await;
