@@ -119,8 +119,17 @@ fn expectations() -> Vec<(&'static str, Expected)> {
             Expected {
                 status: 401,
                 body: None,
-                header: Some(("www-authenticate", "Basic")),
+                header: Some(("www-authenticate", "ApiKey")),
             },
+        ),
+        // A page of another site posting a text/plain form with the browser's cached Basic
+        // credentials: refused before they are even checked, nothing recorded or sent.
+        (
+            "bad-cross-site-form",
+            exactly(
+                415,
+                json!({"error": "Send the request body as JSON, with 'Content-Type: application/json'."}),
+            ),
         ),
         ("bad-other-domain", exactly(403, forbidden.clone())),
         ("bad-read-only-key", exactly(403, forbidden)),

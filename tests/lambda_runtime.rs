@@ -143,13 +143,43 @@ async fn the_bootstrap_serves_the_contract_under_the_lambda_runtime_api() {
         .unwrap();
     let (status, headers, body) = parse_response(&raw);
     assert_eq!(status, 401);
-    assert!(
-        headers["www-authenticate"]
-            .as_str()
-            .unwrap()
-            .contains("ApiKey")
+    // ApiKey alone: a Basic challenge would have a browser cache the credentials.
+    assert_eq!(
+        headers["www-authenticate"],
+        "ApiKey realm=\"sms-registration\""
     );
     assert!(body["error"].is_string());
+
+    // A body not declared as JSON (a cross-site text/plain form, or no Content-Type):
+    // 415, whatever the credentials, and nobody is invited.
+    let other = json!({"app_id": DEMO_APP, "users": [{"phone_number": "+16175555512"}]});
+    for (content_type, authorization) in [
+        (Some("text/plain"), auth.as_str()),
+        (Some("text/plain"), "ApiKey ops@demo.example:wrong"),
+        (None, auth.as_str()),
+    ] {
+        let mut event: Value =
+            serde_json::from_str(&post_event("demo", &other, authorization)).unwrap();
+        let headers = event["headers"].as_object_mut().unwrap();
+        headers.remove("content-type");
+        if let Some(content_type) = content_type {
+            headers.insert("content-type".into(), content_type.into());
+        }
+        let raw = runtime
+            .invoke(&event.to_string(), Duration::from_secs(30))
+            .unwrap();
+        let (status, headers, body) = parse_response(&raw);
+        assert_eq!(status, 415, "{content_type:?}: {body}");
+        assert_eq!(headers["content-type"], "application/json");
+        assert!(body["error"].as_str().unwrap().contains("application/json"));
+    }
+    let (ok, all, _) = admin(&moto, &["list-invitations", "demo"]);
+    assert!(ok);
+    assert!(all.contains("+16175551234"), "{all}");
+    assert!(
+        !all.contains("+16175555512"),
+        "invited by a refused request:\n{all}"
+    );
 
     // The listing of the admin CLI shows the invitation.
     let (ok, listing, _) = admin(&moto, &["list-invitations", "demo", "--status", "pending"]);

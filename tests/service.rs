@@ -743,6 +743,183 @@ async fn a_body_over_one_mib_is_refused_with_413() {
     assert!(body["error"].is_string());
 }
 
+/// The demo admin's POST of a raw `body` to `path` (create or reinstall), with `content_type`
+/// (no Content-Type header at all when `None`) and `authorization`.
+fn raw_post(
+    path: &str,
+    content_type: Option<&str>,
+    authorization: &str,
+    body: &str,
+) -> lambda_http::Request {
+    let mut event: Value =
+        serde_json::from_str(&post_event(DEMO_DOMAIN, &json!({}), authorization)).unwrap();
+    let path = format!("/a/{DEMO_DOMAIN}/api/v0_5/{path}/");
+    event["rawPath"] = path.clone().into();
+    event["requestContext"]["http"]["path"] = path.into();
+    let headers = event["headers"].as_object_mut().unwrap();
+    headers.remove("content-type");
+    if let Some(content_type) = content_type {
+        headers.insert("content-type".into(), content_type.into());
+    }
+    event["body"] = body.into();
+    lambda_http::request::from_str(&event.to_string()).unwrap()
+}
+
+const SENDING_PATHS: [&str; 2] = ["sms_user_registration", "sms_user_registration_reinstall"];
+
+#[tokio::test]
+async fn a_body_not_declared_as_json_is_refused_with_415_before_authentication_and_nothing_is_done()
+{
+    let w = world();
+    let body = json!({"app_id": DEMO_APP, "users": [{"phone_number": A}]}).to_string();
+    let good = api_key_header(DEMO_USER, DEMO_KEY);
+    let basic = format!(
+        "Basic {}",
+        base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            format!("{DEMO_USER}:{DEMO_KEY}")
+        )
+    );
+    // What a page of another site can make a browser send, and other types that are not JSON.
+    let refused = [
+        Some("text/plain"),
+        Some("text/plain; charset=utf-8"),
+        Some("application/x-www-form-urlencoded"),
+        Some("multipart/form-data; boundary=x"),
+        Some("application/jsonx"),
+        Some("application/json-patch+json"),
+        Some("text/json"),
+        Some(""),
+        None,
+    ];
+    for path in SENDING_PATHS {
+        for content_type in refused {
+            // Valid credentials, Basic ones (a browser's cache), wrong ones and none: the
+            // answer is the same 415, whatever the credentials.
+            for auth in [
+                good.as_str(),
+                basic.as_str(),
+                "ApiKey admin@demo.example:wrong",
+                "",
+            ] {
+                let response = w
+                    .api
+                    .handle(raw_post(path, content_type, auth, &body))
+                    .await;
+                assert_eq!(
+                    response.headers()["content-type"],
+                    "application/json",
+                    "{path} {content_type:?}"
+                );
+                let (status, answer) = response_parts(&response);
+                assert_eq!(status, 415, "{path} {content_type:?} {auth:?}: {answer}");
+                assert!(
+                    answer["error"]
+                        .as_str()
+                        .unwrap()
+                        .contains("application/json")
+                );
+            }
+        }
+    }
+    assert!(w.sms.queued_jobs().is_empty(), "nothing queued");
+    assert!(w.store.record(A).is_none(), "nothing recorded");
+
+    // JSON in any case, with parameters, is JSON.
+    for (path, content_type) in [
+        ("sms_user_registration", "Application/JSON; charset=utf-8"),
+        ("sms_user_registration_reinstall", "APPLICATION/JSON"),
+    ] {
+        let response = w
+            .api
+            .handle(raw_post(path, Some(content_type), &good, &body))
+            .await;
+        let (status, answer) = response_parts(&response);
+        assert_eq!(status, 200, "{path} {content_type}: {answer}");
+        assert_eq!(answer["success_numbers"], json!([A]));
+    }
+}
+
+#[tokio::test]
+async fn the_401_challenge_names_the_apikey_scheme_alone_while_basic_credentials_still_work() {
+    let w = world();
+    let body = invite(&[A]).to_string();
+    for auth in ["", "ApiKey admin@demo.example:wrong", "Basic !!!"] {
+        let response = w
+            .api
+            .handle(raw_post(
+                SENDING_PATHS[0],
+                Some("application/json"),
+                auth,
+                &body,
+            ))
+            .await;
+        assert_eq!(response.status(), 401);
+        let challenges: Vec<_> = response
+            .headers()
+            .get_all("www-authenticate")
+            .iter()
+            .collect();
+        assert_eq!(
+            challenges,
+            ["ApiKey realm=\"sms-registration\""],
+            "{auth:?}"
+        );
+    }
+    // Basic credentials sent unasked still authenticate.
+    let basic = format!(
+        "Basic {}",
+        base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            format!("{DEMO_USER}:{DEMO_KEY}")
+        )
+    );
+    let response = w
+        .api
+        .handle(raw_post(
+            SENDING_PATHS[0],
+            Some("application/json"),
+            &basic,
+            &body,
+        ))
+        .await;
+    assert_eq!(response_parts(&response).0, 200);
+}
+
+#[tokio::test]
+async fn a_duplicate_key_at_any_depth_makes_a_sending_body_invalid_json() {
+    let w = world();
+    let auth = api_key_header(DEMO_USER, DEMO_KEY);
+    let bodies = [
+        // The last app_id would be the valid one: no reading of the body may pick it.
+        format!(
+            r#"{{"app_id": "nope", "app_id": "{DEMO_APP}", "users": [{{"phone_number": "{A}"}}]}}"#
+        ),
+        format!(
+            r#"{{"app_id": "{DEMO_APP}", "users": [{{"phone_number": "{B}", "phone_number": "{A}"}}]}}"#
+        ),
+        format!(
+            r#"{{"app_id": "{DEMO_APP}", "users": [{{"phone_number": "{A}", "custom_user_data": {{"k": 1, "k": 2}}}}]}}"#
+        ),
+        // The same key however it is escaped.
+        format!(r#"{{"app_id": "{DEMO_APP}", "\u0061pp_id": "{DEMO_APP}", "users": []}}"#),
+    ];
+    for path in SENDING_PATHS {
+        for body in &bodies {
+            let response = w
+                .api
+                .handle(raw_post(path, Some("application/json"), &auth, body))
+                .await;
+            assert_eq!(
+                response_parts(&response),
+                (400, json!({"error": "Request is not valid JSON."})),
+                "{path} {body}"
+            );
+        }
+    }
+    assert!(w.sms.queued_jobs().is_empty() && w.store.record(A).is_none());
+}
+
 #[tokio::test]
 async fn authentication_does_not_depend_on_the_domain_but_authorisation_does() {
     let w = world();
@@ -1530,17 +1707,32 @@ async fn a_successful_registration_creates_the_account_and_marks_the_number_regi
 }
 
 #[tokio::test]
-async fn markup_with_an_at_sign_is_not_taken_as_an_email() {
+async fn a_registration_body_over_one_mib_is_refused_with_413_and_registers_nobody() {
     let w = world();
-    let token = invited(&w, true).await;
-    let form = json!({"username": "jane", "password": "12345678", "password2": "12345678",
-        "email": "<img/src=x/onerror=alert(1)>@-b.co"});
-    let (status, body) = w.post_json(&token, &form).await;
+    let token = invited(&w, false).await;
+    // A 3 MiB form whose username alone is 900 KB.
+    let huge_name = "a".repeat(900 * 1024);
+    let form = format!(
+        "{GOOD_FORM}&username={huge_name}&padding={}",
+        "p".repeat(3 * 1024 * 1024)
+    )
+    .replacen("username=Jane.Doe&", "", 1);
+    let (status, page) = w.post_form(&token, &form).await;
+    assert_eq!(status, 413);
+    assert!(!page.contains(&huge_name[..1000]), "nothing echoed");
+    assert!(
+        page.contains("too large"),
+        "{}",
+        &page[..page.len().min(2000)]
+    );
+    let json = json!({"username": "jane", "password": "12345678", "password2": "12345678",
+        "padding": "p".repeat(1024 * 1024)});
+    let (status, body) = w.post_json(&token, &json).await;
     assert_eq!(
         (status, body),
         (
-            400,
-            json!({"errors": {"email": "Enter a valid email address"}})
+            413,
+            json!({"errors": {"body": "Request body is larger than 1 MiB."}})
         )
     );
     assert!(w.store.worker(DEMO_DOMAIN, "jane").is_none());
@@ -1551,36 +1743,156 @@ async fn markup_with_an_at_sign_is_not_taken_as_an_email() {
 }
 
 #[tokio::test]
-async fn a_link_of_a_project_whose_plan_fell_below_pro_says_registration_is_closed() {
+async fn the_form_never_echoes_a_value_longer_than_its_field_allows() {
     let w = world();
-    let token = queued_invitation(&w, false).await;
-    let mut project = demo_project(None);
-    project.plan = Plan::Standard;
-    w.store.put_project(project);
-
-    let (status, page) = w.get_page(&token).await;
-    assert_eq!(status, 403);
-    assert!(page.contains("Registration is closed"), "{page}");
-    let (status, page) = w
-        .post_form(&token, "username=jane&password=12345678&password2=12345678")
-        .await;
-    assert_eq!(status, 403);
-    assert!(page.contains("Registration is closed"), "{page}");
-    let form = json!({"username": "jane", "password": "12345678", "password2": "12345678"});
-    let (status, body) = w.post_json(&token, &form).await;
-    assert_eq!(status, 403);
-    assert!(
-        body["errors"]["token"]
-            .as_str()
-            .unwrap()
-            .contains("Registration is closed"),
-        "{body}"
+    let token = invited(&w, false).await;
+    // Under the body limit, far over the fields' own.
+    let long_name = "b".repeat(900 * 1024);
+    let long_email = format!("{}@example.org", "e".repeat(300));
+    let form = format!(
+        "username={long_name}&password=correct+horse&password2=correct+horse&email={long_email}"
     );
+    let (status, page) = w.post_form(&token, &form).await;
+    assert_eq!(status, 400);
+    assert!(page.len() < 20_000, "the page is {} bytes", page.len());
+    assert!(!page.contains(
+        "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+    ));
+    assert!(!page.contains(&long_email));
+    assert!(page.contains(r#"name="username" type="text" value="""#));
+    assert!(page.contains(r#"name="email" type="email" value="""#));
+    assert!(page.contains("Usernames are 3 to 80 characters long"));
+    assert!(page.contains("Enter a valid email address"));
+    // At their limits, values are shown back as typed.
+    let name_80 = format!("Jane{}", "x".repeat(76));
+    let email_254 = format!(
+        "{}@{}.{}.{}.org",
+        "e".repeat(64),
+        "d".repeat(63),
+        "c".repeat(63),
+        "b".repeat(57)
+    );
+    assert_eq!(email_254.len(), 254);
+    let form = format!(
+        "username={name_80}&password=short&password2=short&email={}",
+        email_254.replace('@', "%40")
+    );
+    let (status, page) = w.post_form(&token, &form).await;
+    assert_eq!(status, 400);
+    assert!(page.contains("Passwords have at least 8 characters"));
+    assert!(
+        page.contains(&format!(r#"value="{name_80}""#)),
+        "the username kept"
+    );
+    assert!(
+        page.contains(&format!(r#"value="{email_254}""#)),
+        "the email kept"
+    );
+    assert!(
+        w.store
+            .worker(DEMO_DOMAIN, &name_80.to_lowercase())
+            .is_none()
+    );
+}
 
+#[tokio::test]
+async fn a_registration_body_that_is_not_one_json_object_is_400_invalid_json() {
+    let w = world();
+    let token = invited(&w, false).await;
+    let invalid = json!({"errors": {"body": "Request is not valid JSON."}});
+    for body in [
+        "{",
+        "[]",
+        "\"jane\"",
+        "",
+        r#"{"username": "jane", "password": "12345678", "password2": "12345678", "username": "john"}"#,
+        r#"{"username": "jane", "password": "12345678", "password2": "12345678", "extra": {"a": 1, "a": 2}}"#,
+    ] {
+        let (status, text, headers) = w
+            .page("POST", DEMO_DOMAIN, &token, "application/json", body)
+            .await;
+        assert_eq!(headers["content-type"], "application/json", "{body}");
+        let answer: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!((status, answer), (400, invalid.clone()), "{body}");
+    }
+    // A field of another type than text says so on its field.
+    let (status, body) = w
+        .post_json(
+            &token,
+            &json!({"username": 12, "password": "12345678", "password2": "12345678"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body),
+        (400, json!({"errors": {"username": "Expected type: str"}}))
+    );
     assert!(w.store.worker(DEMO_DOMAIN, "jane").is_none());
-    let record = w.store.record(A).unwrap();
-    assert_eq!(record.status, RegistrationStatus::Queued);
-    assert_eq!(record.opened_at, None, "not marked opened");
+    assert_eq!(
+        w.store.record(A).unwrap().status,
+        RegistrationStatus::Pending
+    );
+}
+
+#[tokio::test]
+async fn media_types_on_the_registration_page_match_in_any_case_and_others_get_415() {
+    let w = world();
+    let token = invited(&w, false).await;
+    let form = json!({"username": "jane", "password": "12345678", "password2": "12345678"});
+    for content_type in [
+        "text/plain",
+        "multipart/form-data; boundary=x",
+        "application/jsonx",
+        "",
+    ] {
+        let (status, text, headers) = w
+            .page("POST", DEMO_DOMAIN, &token, content_type, &form.to_string())
+            .await;
+        assert_eq!(status, 415, "{content_type:?}");
+        assert_eq!(headers["content-type"], "application/json");
+        let answer: Value = serde_json::from_str(&text).unwrap();
+        assert!(answer["errors"]["body"].is_string(), "{answer}");
+    }
+    assert!(w.store.worker(DEMO_DOMAIN, "jane").is_none());
+    // The form's type in any case, with parameters.
+    let (status, page, _) = w
+        .page(
+            "POST",
+            DEMO_DOMAIN,
+            &token,
+            "Application/X-WWW-Form-URLEncoded; charset=UTF-8",
+            "username=ab&password=12345678&password2=12345678",
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(page.contains("Usernames are 3 to 80 characters long"));
+    // JSON in capitals is JSON, answered in JSON.
+    let (status, text, _) = w
+        .page(
+            "POST",
+            DEMO_DOMAIN,
+            &token,
+            "APPLICATION/JSON",
+            &form.to_string(),
+        )
+        .await;
+    assert_eq!((status, text), (201, r#"{"username":"jane"}"#.to_owned()));
+}
+
+#[tokio::test]
+async fn a_form_with_a_repeated_field_is_refused_and_registers_nobody() {
+    let w = world();
+    let token = invited(&w, false).await;
+    let (status, page) = w
+        .post_form(&token, &format!("{GOOD_FORM}&username=john"))
+        .await;
+    assert_eq!(status, 400);
+    assert!(page.contains("could not be read"), "{page}");
+    assert!(w.store.worker(DEMO_DOMAIN, "jane.doe").is_none());
+    assert!(w.store.worker(DEMO_DOMAIN, "john").is_none());
+    assert_eq!(
+        w.store.record(A).unwrap().status,
+        RegistrationStatus::Pending
+    );
 }
 
 #[tokio::test]
@@ -2131,3 +2443,58 @@ async fn the_spend_limit_holds_a_job_without_spending_its_attempts() {
             .all(|(_, v)| !v.contains("6175551234"))
     );
 }
+
+#[tokio::test]
+async fn markup_with_an_at_sign_is_not_taken_as_an_email() {
+    let w = world();
+    let token = invited(&w, true).await;
+    let form = json!({"username": "jane", "password": "12345678", "password2": "12345678",
+        "email": "<img/src=x/onerror=alert(1)>@-b.co"});
+    let (status, body) = w.post_json(&token, &form).await;
+    assert_eq!(
+        (status, body),
+        (
+            400,
+            json!({"errors": {"email": "Enter a valid email address"}})
+        )
+    );
+    assert!(w.store.worker(DEMO_DOMAIN, "jane").is_none());
+    assert_eq!(
+        w.store.record(A).unwrap().status,
+        RegistrationStatus::Pending
+    );
+}
+
+#[tokio::test]
+async fn a_link_of_a_project_whose_plan_fell_below_pro_says_registration_is_closed() {
+    let w = world();
+    let token = queued_invitation(&w, false).await;
+    let mut project = demo_project(None);
+    project.plan = Plan::Standard;
+    w.store.put_project(project);
+
+    let (status, page) = w.get_page(&token).await;
+    assert_eq!(status, 403);
+    assert!(page.contains("Registration is closed"), "{page}");
+    let (status, page) = w
+        .post_form(&token, "username=jane&password=12345678&password2=12345678")
+        .await;
+    assert_eq!(status, 403);
+    assert!(page.contains("Registration is closed"), "{page}");
+    let form = json!({"username": "jane", "password": "12345678", "password2": "12345678"});
+    let (status, body) = w.post_json(&token, &form).await;
+    assert_eq!(status, 403);
+    assert!(
+        body["errors"]["token"]
+            .as_str()
+            .unwrap()
+            .contains("Registration is closed"),
+        "{body}"
+    );
+
+    assert!(w.store.worker(DEMO_DOMAIN, "jane").is_none());
+    let record = w.store.record(A).unwrap();
+    assert_eq!(record.status, RegistrationStatus::Queued);
+    assert_eq!(record.opened_at, None, "not marked opened");
+}
+

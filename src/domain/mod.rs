@@ -5,6 +5,7 @@ pub mod event;
 pub mod idempotency;
 pub mod invitation;
 pub mod job;
+pub mod json;
 pub mod keyword;
 pub mod outcome;
 pub mod phone;

@@ -26,6 +26,8 @@ pub enum ApiError {
     FeatureDisabled,
     #[error("request body too large")]
     PayloadTooLarge,
+    #[error("request body not declared as JSON")]
+    UnsupportedMediaType,
     #[error("request body is not a JSON object")]
     InvalidJson,
     /// Field errors, under the name of the resource (`sms_user_registration`, ...).
@@ -75,6 +77,7 @@ impl ApiError {
                 StatusCode::FORBIDDEN
             }
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::InvalidJson
             | ApiError::Validation { .. }
             | ApiError::BadIdempotencyKey
@@ -124,6 +127,9 @@ impl ApiError {
                 "Please first enable SMS mobile worker registration for your project."
             }
             ApiError::PayloadTooLarge => "Request body is larger than 1 MiB.",
+            ApiError::UnsupportedMediaType => {
+                "Send the request body as JSON, with 'Content-Type: application/json'."
+            }
             ApiError::InvalidJson => "Request is not valid JSON.",
             ApiError::Unavailable => "The service is temporarily unavailable. Please retry.",
         };
@@ -135,9 +141,12 @@ impl ApiError {
         let headers = response.headers_mut();
         match self {
             ApiError::Unauthenticated => {
+                // ApiKey alone: a Basic challenge would make a browser ask for and cache
+                // credentials, which any other site's form could then send. Basic
+                // credentials sent unasked are still read.
                 headers.insert(
                     "www-authenticate",
-                    "ApiKey realm=\"sms-registration\", Basic realm=\"sms-registration\""
+                    "ApiKey realm=\"sms-registration\""
                         .parse()
                         .expect("a valid header value"),
                 );

@@ -140,6 +140,12 @@ impl<St: Store, Q: JobQueue, E: RegistrationEvents> Api<St, Q, E> {
         domain: &str,
         sending: Sending,
     ) -> Result<Response<Body>, ApiError> {
+        // Before authentication: it depends on the request alone, so it reveals nothing of
+        // the project, and a browser's cross-site form (text/plain, credentials cached)
+        // costs no key check and never meets a challenge.
+        if body_kind(request) != BodyKind::Json {
+            return Err(ApiError::UnsupportedMediaType);
+        }
         let project = self.access(request, domain, Access::Edit).await?;
         let Some(idempotency_key) = idempotency_key(request)? else {
             return Box::pin(self.send_from_body(request, &project, sending)).await;
@@ -300,9 +306,34 @@ fn read_json_object(body: &Body) -> Result<serde_json::Map<String, Value>, ApiEr
     if bytes.len() > MAX_BODY_BYTES {
         return Err(ApiError::PayloadTooLarge);
     }
-    match serde_json::from_slice(bytes) {
-        Ok(Value::Object(map)) => Ok(map),
-        _ => Err(ApiError::InvalidJson),
+    crate::domain::json::parse_object(bytes).ok_or(ApiError::InvalidJson)
+}
+
+/// What a request's `Content-Type` declares its body to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BodyKind {
+    Json,
+    Form,
+    /// Anything else, or no `Content-Type` at all.
+    Other,
+}
+
+/// The media type of `Content-Type`, compared without its parameters and in any case
+/// (RFC 9110): `Application/JSON; charset=utf-8` is JSON.
+pub(crate) fn body_kind(request: &Request) -> BodyKind {
+    let Some(value) = request.headers().get("content-type") else {
+        return BodyKind::Other;
+    };
+    let Ok(value) = value.to_str() else {
+        return BodyKind::Other;
+    };
+    let essence = value.split(';').next().unwrap_or_default().trim();
+    if essence.eq_ignore_ascii_case("application/json") {
+        BodyKind::Json
+    } else if essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        BodyKind::Form
+    } else {
+        BodyKind::Other
     }
 }
 

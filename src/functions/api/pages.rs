@@ -223,3 +223,25 @@ pub fn unavailable_page() -> Markup {
         html! { p { "The service is temporarily unavailable. Please try again in a moment." } },
     )
 }
+
+pub fn too_large_page() -> Markup {
+    layout(
+        "Please try again",
+        "Not saved",
+        html! {
+            p { "Your registration was not saved: the form sent was too large. Go back, check \
+                 what you typed and submit it again." }
+        },
+    )
+}
+
+pub fn unreadable_page() -> Markup {
+    layout(
+        "Please try again",
+        "Not saved",
+        html! {
+            p { "Your registration was not saved: the form sent could not be read. Go back \
+                 and submit it again." }
+        },
+    )
+}

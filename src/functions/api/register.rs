@@ -1,16 +1,19 @@
 //! `GET|POST /a/{domain}/register/{token}` and its short form `/r/{token}`: the page a worker opens from the SMS, as HTML,
 //! or as JSON for apps that build their own screen.
 
+use std::collections::HashSet;
+
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
-use serde_json::json;
+use serde_json::{Value, json};
 use tracing::warn;
 
 use super::error::json_response;
 use super::pages::{self, FormValues};
+use super::{BodyKind, MAX_BODY_BYTES};
 use crate::domain::Project;
 use crate::domain::RegistrationRecord;
-use crate::domain::worker::{FormErrors, RegistrationForm};
+use crate::domain::worker::{FormErrors, RegistrationForm, normalise_username};
 use crate::ports::{JobQueue, RegistrationEvents, Store};
 use crate::service::RegistrationService;
 use crate::service::registration::{Invitation, RegisterError};
@@ -19,24 +22,142 @@ fn app_of<'a>(project: &'a Project, record: &RegistrationRecord) -> Option<&'a c
     record.app_id.as_deref().and_then(|id| project.app(id))
 }
 
-fn wants_json(request: &Request) -> bool {
-    request
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim_start().starts_with("application/json"))
+/// The longest username and email that `domain::worker`'s rules accept (80 characters once
+/// normalised; 254 bytes): the form shows back nothing longer.
+const MAX_USERNAME_CHARS: usize = 80;
+const MAX_EMAIL_BYTES: usize = 254;
+
+/// Why a POST's body was not read. Nothing is looked up for such a body, so nobody is
+/// registered.
+#[derive(Debug, PartialEq)]
+enum Unread {
+    /// Neither JSON nor a form (or no `Content-Type`).
+    MediaType,
+    /// Over the API's limit, as JSON or as a form.
+    TooLarge { json: bool },
+    /// Not one JSON object, or a key repeated in it.
+    NotJson,
+    /// JSON fields present but not text.
+    NotText(FormErrors),
+    /// A form with a field named twice (or that could not be read at all).
+    UnreadableForm,
 }
 
-/// The form of a POST body: JSON or `application/x-www-form-urlencoded`. A body that is
-/// neither reads as an empty form, whose errors then say what is missing.
-fn read_form(request: &Request, json: bool) -> RegistrationForm {
-    let body: &[u8] = request.body().as_ref();
-    let parsed = if json {
-        serde_json::from_slice(body).ok()
-    } else {
-        serde_urlencoded::from_bytes(body).ok()
+impl Unread {
+    /// In the page's JSON shape, `{"errors": {...}}`, `body` naming the body as a whole
+    /// (as `token` names the link); a browser's form gets a page.
+    fn into_response(self) -> Response<Body> {
+        let body_error = |status: StatusCode, message: &str| {
+            json_response(status, &json!({ "errors": { "body": message } }))
+        };
+        match self {
+            Unread::MediaType => body_error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "Send the form as application/x-www-form-urlencoded, or as JSON with \
+                 'Content-Type: application/json'.",
+            ),
+            Unread::TooLarge { json: true } => body_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Request body is larger than 1 MiB.",
+            ),
+            Unread::TooLarge { json: false } => {
+                pages::html_response(StatusCode::PAYLOAD_TOO_LARGE, pages::too_large_page())
+            }
+            Unread::NotJson => body_error(StatusCode::BAD_REQUEST, "Request is not valid JSON."),
+            Unread::NotText(errors) => {
+                json_response(StatusCode::BAD_REQUEST, &json!({ "errors": errors }))
+            }
+            Unread::UnreadableForm => {
+                pages::html_response(StatusCode::BAD_REQUEST, pages::unreadable_page())
+            }
+        }
+    }
+}
+
+/// The form of a POST, and whether it came as JSON.
+fn read_form(request: &Request) -> Result<(RegistrationForm, bool), Unread> {
+    let json = match super::body_kind(request) {
+        BodyKind::Json => true,
+        BodyKind::Form => false,
+        BodyKind::Other => return Err(Unread::MediaType),
     };
-    parsed.unwrap_or_default()
+    let body: &[u8] = request.body().as_ref();
+    if body.len() > MAX_BODY_BYTES {
+        return Err(Unread::TooLarge { json });
+    }
+    let form = if json {
+        form_from_json(body)?
+    } else {
+        form_from_urlencoded(body)?
+    };
+    Ok((form, json))
+}
+
+fn form_from_json(body: &[u8]) -> Result<RegistrationForm, Unread> {
+    let object = crate::domain::json::parse_object(body).ok_or(Unread::NotJson)?;
+    let mut errors = FormErrors::default();
+    let mut text = |field: &str| match object.get(field) {
+        None => String::new(),
+        Some(Value::String(value)) => value.clone(),
+        // null too: present, and not text (as the API reads its fields).
+        Some(_) => {
+            errors
+                .0
+                .insert(field.to_owned(), "Expected type: str".to_owned());
+            String::new()
+        }
+    };
+    let form = RegistrationForm {
+        username: text("username"),
+        password: text("password"),
+        password2: text("password2"),
+        email: text("email"),
+    };
+    if !errors.0.is_empty() {
+        return Err(Unread::NotText(errors));
+    }
+    Ok(form)
+}
+
+/// A form with a field named twice is refused, as JSON with a key repeated is: no guess
+/// at which of the two values was meant. Unknown fields are ignored.
+fn form_from_urlencoded(body: &[u8]) -> Result<RegistrationForm, Unread> {
+    // Percent-decoding is lossy UTF-8: any bytes read as some form.
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_bytes(body).map_err(|_| Unread::UnreadableForm)?;
+    let mut names = HashSet::new();
+    if !pairs.iter().all(|(name, _)| names.insert(name.as_str())) {
+        return Err(Unread::UnreadableForm);
+    }
+    let mut form = RegistrationForm::default();
+    for (name, value) in pairs {
+        match name.as_str() {
+            "username" => form.username = value,
+            "password" => form.password = value,
+            "password2" => form.password2 = value,
+            "email" => form.email = value,
+            _ => {}
+        }
+    }
+    Ok(form)
+}
+
+/// What the form shows back after errors: each value only when within its field's limit,
+/// so no page carries back more than a valid form holds (a longer value has its error).
+fn shown_back(form: &RegistrationForm) -> FormValues {
+    let username = form.username.trim();
+    let email = form.email.trim();
+    // Lower-casing never shortens, so the normalised length bounds the typed one.
+    let username_fits = normalise_username(username).chars().count() <= MAX_USERNAME_CHARS;
+    FormValues {
+        username: if username_fits { username } else { "" }.to_owned(),
+        email: if email.len() <= MAX_EMAIL_BYTES {
+            email
+        } else {
+            ""
+        }
+        .to_owned(),
+    }
 }
 
 /// The page (or JSON answer) for a link that leads to no pending invitation.
@@ -108,7 +229,6 @@ pub async fn handle<St: Store, Q: JobQueue>(
     token: &str,
     submit: bool,
 ) -> Response<Body> {
-    let json = submit && wants_json(request);
     if !submit {
         return match service.open_invitation(domain, token).await {
             Ok(Invitation::Pending(project, record)) => {
@@ -133,7 +253,10 @@ pub async fn handle<St: Store, Q: JobQueue>(
             }
         };
     }
-    let form = read_form(request, json);
+    let (form, json) = match read_form(request) {
+        Ok(read) => read,
+        Err(unread) => return unread.into_response(),
+    };
     match service
         .complete_registration(domain, token, &form, events)
         .await
@@ -152,21 +275,77 @@ pub async fn handle<St: Store, Q: JobQueue>(
         Err(RegisterError::Form(_, _, errors)) if json => {
             json_response(StatusCode::BAD_REQUEST, &json!({ "errors": errors }))
         }
-        Err(RegisterError::Form(project, record, errors)) => {
-            let values = FormValues {
-                username: form.username.trim().to_owned(),
-                email: form.email.trim().to_owned(),
-            };
-            pages::html_response(
-                StatusCode::BAD_REQUEST,
-                pages::form_page(&project, record.require_email, &values, &errors),
-            )
-        }
+        Err(RegisterError::Form(project, record, errors)) => pages::html_response(
+            StatusCode::BAD_REQUEST,
+            pages::form_page(&project, record.require_email, &shown_back(&form), &errors),
+        ),
         Err(RegisterError::Unavailable(invitation)) => unavailable(&invitation, json),
         Err(RegisterError::TryAgain) => try_again(json),
         Err(RegisterError::Store(error)) => {
             warn!(%error, "registration failed");
             store_unavailable(json)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An address of exactly `bytes` bytes, in labels a strict check accepts.
+    fn email_of(bytes: usize) -> String {
+        let tail = bytes - 64 - 1 - 64 - 64 - 4;
+        format!(
+            "{}@{}.{}.{}.org",
+            "e".repeat(64),
+            "d".repeat(63),
+            "c".repeat(63),
+            "b".repeat(tail)
+        )
+    }
+
+    fn form(username: &str, email: &str) -> RegistrationForm {
+        RegistrationForm {
+            username: username.into(),
+            password: "correct horse".into(),
+            password2: "correct horse".into(),
+            email: email.into(),
+        }
+    }
+
+    #[test]
+    fn the_limits_shown_back_are_the_fields_own() {
+        let at = form(&"a".repeat(MAX_USERNAME_CHARS), &email_of(MAX_EMAIL_BYTES));
+        assert_eq!(at.email.len(), MAX_EMAIL_BYTES);
+        assert!(at.validate(false).is_ok(), "values at the limits are valid");
+        let shown = shown_back(&at);
+        assert_eq!((shown.username, shown.email), (at.username, at.email));
+
+        let past = form(
+            &"a".repeat(MAX_USERNAME_CHARS + 1),
+            &email_of(MAX_EMAIL_BYTES + 1),
+        );
+        let errors = past.validate(false).unwrap_err();
+        assert!(errors.get("username").is_some() && errors.get("email").is_some());
+        let shown = shown_back(&past);
+        assert_eq!((shown.username.as_str(), shown.email.as_str()), ("", ""));
+    }
+
+    #[test]
+    fn a_form_reads_its_four_fields_once_each() {
+        let read =
+            form_from_urlencoded(b"username=Jane&password=a+b&password2=a%20b&x=1&email=").unwrap();
+        assert_eq!(
+            (read.username.as_str(), read.password.as_str()),
+            ("Jane", "a b")
+        );
+        assert_eq!(read.password2, "a b");
+        for repeated in [&b"username=a&username=a"[..], b"x=1&x=2&username=a"] {
+            assert_eq!(form_from_urlencoded(repeated), Err(Unread::UnreadableForm));
+        }
+        assert_eq!(
+            form_from_urlencoded(b"").unwrap(),
+            RegistrationForm::default()
+        );
     }
 }
