@@ -12,8 +12,6 @@ pub struct Config {
     pub sms_sender_id: Option<String>,
     /// `SMS_ORIGINATION_NUMBER`: the number SMS are sent from, in E.164.
     pub sms_origination_number: Option<String>,
-    /// `REGISTRATION_EVENTS_TOPIC_ARN`: SNS topic for `worker_registered` events.
-    pub registration_events_topic_arn: Option<String>,
     /// `EVENT_BUS_NAME`: the EventBridge bus (name or ARN) the events function puts the
     /// organisation's events on; `default` is the account's own bus.
     pub event_bus_name: String,
@@ -88,7 +86,6 @@ impl Default for Config {
             public_base_url: DEFAULT_PUBLIC_BASE_URL.into(),
             sms_sender_id: None,
             sms_origination_number: None,
-            registration_events_topic_arn: None,
             event_bus_name: "default".into(),
             max_users_per_request: 500,
             concurrency: 16,
@@ -175,7 +172,6 @@ impl Config {
             public_base_url: public_base_url.trim_end_matches('/').to_owned(),
             sms_sender_id: get("SMS_SENDER_ID"),
             sms_origination_number: get("SMS_ORIGINATION_NUMBER"),
-            registration_events_topic_arn: get("REGISTRATION_EVENTS_TOPIC_ARN"),
             event_bus_name: get("EVENT_BUS_NAME").unwrap_or_else(|| "default".into()),
             max_users_per_request: number("MAX_USERS_PER_REQUEST", 500, 1, 10_000)? as usize,
             concurrency: number("CONCURRENCY", 16, 1, 256)? as usize,
@@ -224,10 +220,7 @@ mod tests {
             ("PUBLIC_BASE_URL", "https://x.example/"),
             ("SMS_SENDER_ID", "DEMO"),
             ("SMS_ORIGINATION_NUMBER", "+18005550100"),
-            (
-                "REGISTRATION_EVENTS_TOPIC_ARN",
-                "arn:aws:sns:us-east-1:123456789012:events",
-            ),
+            ("EVENT_BUS_NAME", "org-events"),
             ("MAX_USERS_PER_REQUEST", "100"),
             ("CONCURRENCY", "4"),
             ("INVITATION_LIFETIME_DAYS", "7"),
@@ -251,10 +244,7 @@ mod tests {
         assert_eq!(c.public_base_url, "https://x.example");
         assert_eq!(c.sms_sender_id.as_deref(), Some("DEMO"));
         assert_eq!(c.sms_origination_number.as_deref(), Some("+18005550100"));
-        assert_eq!(
-            c.registration_events_topic_arn.as_deref(),
-            Some("arn:aws:sns:us-east-1:123456789012:events")
-        );
+        assert_eq!(c.event_bus_name, "org-events");
         assert_eq!(c.max_users_per_request, 100);
         assert_eq!(c.concurrency, 4);
         assert_eq!(c.invitation_lifetime, Duration::from_secs(7 * 86_400));

@@ -1,6 +1,6 @@
 //! Builds each function from its real adapters, shared by the binaries. Each function
 //! builds only the AWS clients it uses: the API and the replies function DynamoDB and SQS
-//! (and SNS only for a configured events topic), the sender DynamoDB, SQS and the SMS
+//! (the replies function also the SMS provider's, for its opt-out list), the sender DynamoDB, SQS and the SMS
 //! provider's, the receipts function DynamoDB alone, the events function EventBridge alone.
 
 use std::sync::Arc;
@@ -21,7 +21,6 @@ use crate::adapters::eventbridge::EventBridgeBus;
 use crate::adapters::load_aws_config;
 use crate::adapters::sns::SnsSms;
 use crate::adapters::sqs::SqsQueue;
-use crate::adapters::topic::SnsTopic;
 use crate::config::{Config, ConfigError, Provider};
 use crate::domain::PhoneNumber;
 use crate::domain::receipt::DeliveryReport;
@@ -85,8 +84,8 @@ impl SmsPort for DeployedSms {
 }
 
 pub type AwsService = RegistrationService<DynamoStore, SqsQueue>;
-pub type AwsApi = Api<DynamoStore, SqsQueue, SnsTopic>;
-pub type AwsReplies = RepliesFunction<DynamoStore, SqsQueue, SnsTopic, DeployedSms>;
+pub type AwsApi = Api<DynamoStore, SqsQueue>;
+pub type AwsReplies = RepliesFunction<DynamoStore, SqsQueue, DeployedSms>;
 pub type AwsSender = SenderFunction<DynamoStore, SqsQueue, DeployedSms>;
 pub type AwsReceipts = ReceiptsFunction<DynamoStore, DeployedSms>;
 pub type AwsEvents = EventsFunction<EventBridgeBus>;
@@ -151,10 +150,6 @@ fn store(aws: &SdkConfig, config: &Config) -> DynamoStore {
     DynamoStore::new(aws, &config.table_name)
 }
 
-fn events(aws: &SdkConfig, config: &Config) -> SnsTopic {
-    SnsTopic::configured(aws, config.registration_events_topic_arn.as_deref())
-}
-
 /// The service over DynamoDB and SQS; `SEND_QUEUE_URL` is required.
 pub fn aws_service(aws: &SdkConfig, config: Config) -> Result<AwsService, ConfigError> {
     let queue = SqsQueue::new(aws_sdk_sqs::Client::new(aws), config.require_send_queue()?);
@@ -172,8 +167,7 @@ pub async fn aws_api(config: Config) -> Result<AwsApi, ConfigError> {
 }
 
 pub fn aws_api_with(aws: &SdkConfig, config: Config) -> Result<AwsApi, ConfigError> {
-    let events = events(aws, &config);
-    Ok(Api::new(aws_service(aws, config)?, events))
+    Ok(Api::new(aws_service(aws, config)?))
 }
 
 /// The replies function, configured from the environment.
@@ -182,14 +176,9 @@ pub async fn aws_replies(config: Config) -> Result<AwsReplies, ConfigError> {
 }
 
 pub fn aws_replies_with(aws: &SdkConfig, config: Config) -> Result<AwsReplies, ConfigError> {
-    let events = events(aws, &config);
     // Its client makes no call unless the provider keeps an opt-out list for the service.
     let provider = sms_provider(aws, &config);
-    Ok(RepliesFunction::new(
-        aws_service(aws, config)?,
-        events,
-        provider,
-    ))
+    Ok(RepliesFunction::new(aws_service(aws, config)?, provider))
 }
 
 /// The sender, configured from the environment.

@@ -114,6 +114,7 @@ async fn run(seed: u64, provider: Provider) -> Run {
         update_conflicts: 0.05,
         slow_publishes: 3,
         publish_delay: Duration::from_millis(3_500),
+        ..Chaos::default()
     });
 
     // The API records and queues.

@@ -83,15 +83,12 @@ async fn env() -> Env {
         config.send_queue_url.clone().unwrap(),
     );
     Env {
-        api: smsreg::functions::api::Api::new(
-            smsreg::service::RegistrationService::new(
-                store,
-                queue,
-                std::sync::Arc::new(smsreg::ports::SystemClock),
-                config.clone(),
-            ),
-            smsreg::adapters::topic::SnsTopic::default(),
-        ),
+        api: smsreg::functions::api::Api::new(smsreg::service::RegistrationService::new(
+            store,
+            queue,
+            std::sync::Arc::new(smsreg::ports::SystemClock),
+            config.clone(),
+        )),
         sender: smsreg::wiring::aws_sender_with(&direct, config.clone()).unwrap(),
         queue_url: config.send_queue_url.unwrap(),
         moto,

@@ -360,9 +360,11 @@ async fn a_reply_that_fails_is_handled_when_delivered_again() {
     use common::fault_proxy::{Fault, Rule};
     let e = env(None).await;
     e.invite(A).await;
-    e.moto
-        .front
-        .add(Rule::always("PutItem", Some("OPTOUT"), Fault::ServerError));
+    e.moto.front.add(Rule::always(
+        "TransactWriteItems",
+        Some("OPTOUT"),
+        Fault::ServerError,
+    ));
     assert!(
         e.inbound
             .handle_records(&sns(&sns_event("reply-stop")))

@@ -9,7 +9,6 @@ use serde_json::{Value, json};
 use smsreg::adapters::dynamodb::{DynamoStore, MarkRegistered, ProjectUpdate};
 use smsreg::adapters::sns::SnsSms;
 use smsreg::adapters::sqs::SqsQueue;
-use smsreg::adapters::topic::SnsTopic;
 use smsreg::config::Config;
 use smsreg::domain::invitation::{ClaimRules, RegistrationStatus};
 use smsreg::domain::job::SmsJob;
@@ -57,7 +56,7 @@ impl SmsProvider for FailingFor {
 struct Env {
     moto: Moto,
     store: DynamoStore,
-    api: Api<DynamoStore, SqsQueue, SnsTopic>,
+    api: Api<DynamoStore, SqsQueue>,
     sender: SenderFunction<DynamoStore, SqsQueue, FailingFor>,
     queue_url: String,
 }
@@ -83,7 +82,6 @@ async fn env_from(moto: Moto, store: DynamoStore, config: Config, failing: &[&st
         inner: SnsSms::new(aws_sdk_sns::Client::new(&aws), None, None),
         failing: failing.iter().map(|s| s.to_string()).collect(),
     };
-    let events = SnsTopic::configured(&aws, config.registration_events_topic_arn.as_deref());
     let service = RegistrationService::new(
         store.clone(),
         SqsQueue::new(aws_sdk_sqs::Client::new(&aws), &queue_url),
@@ -91,7 +89,7 @@ async fn env_from(moto: Moto, store: DynamoStore, config: Config, failing: &[&st
         config.clone(),
     );
     Env {
-        api: Api::new(service.clone(), events),
+        api: Api::new(service.clone()),
         sender: SenderFunction::new(Sender::new(service, sms)),
         moto,
         store,
@@ -871,96 +869,6 @@ async fn two_submissions_racing_for_one_link_one_wins() {
     assert_eq!(e.store.list_workers(DEMO_DOMAIN).await.unwrap().len(), 1);
 }
 
-/// Collects the bodies POSTed to it, as an HTTP subscriber of an SNS topic.
-fn http_subscriber() -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
-    use std::io::{BufRead, BufReader, Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/events", listener.local_addr().unwrap());
-    let received = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let sink = received.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut length = 0;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-            }
-            let mut body = vec![0; length];
-            let _ = reader.read_exact(&mut body);
-            sink.lock()
-                .unwrap()
-                .push(String::from_utf8_lossy(&body).into_owned());
-            let _ = (&stream)
-                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-        }
-    });
-    (url, received)
-}
-
-#[tokio::test]
-async fn a_registration_publishes_a_worker_registered_event_to_the_topic() {
-    let moto = Moto::start();
-    let aws = moto.sdk_config().await;
-    let store = moto.store(TABLE).await;
-    provision_demo(&store, None).await;
-    let sns = aws_sdk_sns::Client::new(&aws);
-    let topic = sns
-        .create_topic()
-        .name("worker-events")
-        .send()
-        .await
-        .unwrap()
-        .topic_arn
-        .unwrap();
-    let (url, received) = http_subscriber();
-    sns.subscribe()
-        .topic_arn(&topic)
-        .protocol("http")
-        .endpoint(&url)
-        .send()
-        .await
-        .unwrap();
-
-    let config = Config {
-        table_name: TABLE.into(),
-        registration_events_topic_arn: Some(topic),
-        ..Config::default()
-    };
-    let e = env_from(moto, store, config, &[]).await;
-    let body = json!({"app_id": DEMO_APP, "users": [{"phone_number": A, "custom_user_data": {"team": "north"}}]});
-    e.post(&body).await;
-    let token = e.record(A).await.unwrap().token.as_str().to_owned();
-    let form = json!({"username": "jane", "password": "correct horse", "password2": "correct horse", "email": "jane@example.org"});
-    assert_eq!(register_json(&e, &token, &form).await.0, 201);
-
-    let notifications = received.lock().unwrap().clone();
-    let events: Vec<Value> = notifications
-        .iter()
-        .filter_map(|n| serde_json::from_str::<Value>(n).ok())
-        .filter(|n| n["Type"] == "Notification")
-        .map(|n| serde_json::from_str(n["Message"].as_str().unwrap()).unwrap())
-        .collect();
-    assert_eq!(events.len(), 1, "{notifications:?}");
-    let event = &events[0];
-    assert_eq!(event["event"], "worker_registered");
-    assert_eq!(
-        (event["domain"].as_str(), event["username"].as_str()),
-        (Some(DEMO_DOMAIN), Some("jane"))
-    );
-    assert_eq!(event["phone_number"], A);
-    assert_eq!(event["email"], "jane@example.org");
-    assert_eq!(event["custom_user_data"]["team"], "north");
-    assert_eq!(event["app_id"], DEMO_APP);
-    assert!(event["registered_at"].as_str().unwrap().ends_with('Z'));
-    assert!(!notifications.concat().contains("correct horse"));
-}
-
 // ---- Listing and reinstall ----------------------------------------------------------------
 
 async fn get_list(e: &Env, auth: &str, query: &str) -> (u16, Value) {
@@ -1605,7 +1513,7 @@ struct Windowed {
     e: Env,
     /// A send queue with the stack's maxReceiveCount (50), not the tests' 3.
     queue_url: String,
-    api: Api<DynamoStore, Watched, smsreg::ports::NoEvents>,
+    api: Api<DynamoStore, Watched>,
     sender: SenderFunction<DynamoStore, Watched, SnsSms>,
     queue: Watched,
     /// The delays of the last receive's hand-backs, every one accepted by SQS.
@@ -1650,7 +1558,7 @@ async fn windowed(window: &str, clock: &Arc<SetClock>) -> Windowed {
     Windowed {
         e,
         queue_url,
-        api: Api::new(service, smsreg::ports::NoEvents),
+        api: Api::new(service),
         sender,
         queue,
         holds: Default::default(),

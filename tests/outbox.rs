@@ -13,7 +13,6 @@ use smsreg::adapters::dynamodb::DynamoStore;
 use smsreg::adapters::eventbridge::EventBridgeBus;
 use smsreg::adapters::sns::SnsSms;
 use smsreg::adapters::sqs::SqsQueue;
-use smsreg::adapters::topic::SnsTopic;
 use smsreg::config::Config;
 use smsreg::domain::PhoneNumber;
 use smsreg::functions::api::Api;
@@ -65,18 +64,25 @@ impl SmsProvider for Refusing {
 struct Env {
     moto: Moto,
     store: DynamoStore,
-    api: Api<DynamoStore, SqsQueue, SnsTopic>,
+    api: Api<DynamoStore, SqsQueue>,
     sender: SenderFunction<DynamoStore, SqsQueue, Refusing>,
-    replies: RepliesFunction<DynamoStore, SqsQueue, SnsTopic, Refusing>,
+    replies: RepliesFunction<DynamoStore, SqsQueue, Refusing>,
     events: EventsFunction<EventBridgeBus>,
     queue_url: String,
     /// Where the bus's rule sends every event.
     seen_url: String,
+    /// The stream mapping's on-failure destination (`EventsFailedQueue`).
+    failed_url: String,
     stream: tokio::sync::Mutex<StreamReader>,
     stream_arn: String,
 }
 
 async fn env() -> Env {
+    env_publishing_to(BUS).await
+}
+
+/// The stack, its events function putting events on `bus` (which may not exist).
+async fn env_publishing_to(bus: &str) -> Env {
     let moto = Moto::start();
     let store = moto.store(TABLE).await;
     provision_demo(&store, None).await;
@@ -85,7 +91,7 @@ async fn env() -> Env {
         .queued(Config {
             table_name: TABLE.into(),
             public_base_url: "https://sms.example.org".into(),
-            event_bus_name: BUS.into(),
+            event_bus_name: bus.into(),
             ..Config::default()
         })
         .await;
@@ -100,14 +106,6 @@ async fn env() -> Env {
         Arc::new(SystemClock),
         config.clone(),
     );
-    // The organisation's subscription: a rule on the bus sending every event to a queue.
-    let eventbridge = aws_sdk_eventbridge::Client::new(&aws);
-    eventbridge
-        .create_event_bus()
-        .name(BUS)
-        .send()
-        .await
-        .unwrap();
     let sqs = aws_sdk_sqs::Client::new(&aws);
     let seen_url = sqs
         .create_queue()
@@ -117,45 +115,22 @@ async fn env() -> Env {
         .unwrap()
         .queue_url
         .unwrap();
-    let seen_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&seen_url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+    subscribe(&aws, BUS, &seen_url).await;
+    let failed_url = sqs
+        .create_queue()
+        .queue_name("events-failed")
         .send()
         .await
         .unwrap()
-        .attributes
-        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
-        .clone();
-    eventbridge
-        .put_rule()
-        .name("everything")
-        .event_bus_name(BUS)
-        .event_pattern(r#"{"source": ["smsreg"]}"#)
-        .send()
-        .await
-        .unwrap();
-    eventbridge
-        .put_targets()
-        .rule("everything")
-        .event_bus_name(BUS)
-        .targets(
-            aws_sdk_eventbridge::types::Target::builder()
-                .id("queue")
-                .arn(seen_arn)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
+        .queue_url
         .unwrap();
     let stream_arn = local_stream::stream_arn(&aws_sdk_dynamodb::Client::new(&aws), TABLE)
         .await
         .expect("create-table gives the table its stream");
     Env {
-        api: Api::new(service.clone(), SnsTopic::default()),
+        api: Api::new(service.clone()),
         sender: SenderFunction::new(Sender::new(service.clone(), provider.clone())),
-        replies: RepliesFunction::new(service, SnsTopic::default(), provider),
+        replies: RepliesFunction::new(service, provider),
         events: smsreg::wiring::aws_events_with(&aws, &config),
         stream: tokio::sync::Mutex::new(StreamReader::new(
             aws_sdk_dynamodbstreams::Client::new(&aws),
@@ -166,7 +141,53 @@ async fn env() -> Env {
         store,
         queue_url,
         seen_url,
+        failed_url,
     }
+}
+
+/// The organisation's subscription: the bus `bus`, and a rule on it sending every event to
+/// the queue `seen_url`.
+async fn subscribe(aws: &aws_config::SdkConfig, bus: &str, seen_url: &str) {
+    let eventbridge = aws_sdk_eventbridge::Client::new(aws);
+    eventbridge
+        .create_event_bus()
+        .name(bus)
+        .send()
+        .await
+        .unwrap();
+    let sqs = aws_sdk_sqs::Client::new(aws);
+    let seen_arn = sqs
+        .get_queue_attributes()
+        .queue_url(seen_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
+        .clone();
+    eventbridge
+        .put_rule()
+        .name("everything")
+        .event_bus_name(bus)
+        .event_pattern(r#"{"source": ["smsreg"]}"#)
+        .send()
+        .await
+        .unwrap();
+    eventbridge
+        .put_targets()
+        .rule("everything")
+        .event_bus_name(bus)
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("queue")
+                .arn(seen_arn)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
 }
 
 impl Env {
@@ -216,20 +237,35 @@ impl Env {
     /// Hands the stream's new outbox records to the events function as the mapping does;
     /// returns the number of batches that went to the on-failure destination.
     async fn publish(&self) -> usize {
-        let records = self.stream.lock().await.next_records().await.unwrap();
-        let records: Vec<_> = records
-            .into_iter()
-            .filter(local_stream::passes_filter)
-            .collect();
+        let shards = self.stream.lock().await.next_records().await.unwrap();
         let mapping = StreamMapping {
             stream_arn: self.stream_arn.clone(),
             region: "us-east-1".into(),
             batch_size: 10,
             max_retries: 3,
         };
+        let mut dead = 0;
+        for (shard, records) in shards {
+            let records: Vec<_> = records
+                .into_iter()
+                .filter(local_stream::passes_filter)
+                .collect();
+            dead += self.deliver(&shard, &records, &mapping).await;
+        }
+        dead
+    }
+
+    async fn deliver(
+        &self,
+        shard: &str,
+        records: &[aws_sdk_dynamodbstreams::types::Record],
+        mapping: &StreamMapping,
+    ) -> usize {
+        let sqs = aws_sdk_sqs::Client::new(&self.moto.sdk_config().await);
         local_stream::deliver(
-            &records,
-            &mapping,
+            records,
+            shard,
+            mapping,
             |event| async move {
                 let event = serde_json::from_value(event).expect("a DynamoDB stream event");
                 let answer = self.events.handle_records(&event).await;
@@ -241,7 +277,18 @@ impl Env {
                         .collect(),
                 )
             },
-            |_| async {},
+            // The mapping's on-failure destination.
+            |failure| {
+                let sqs = sqs.clone();
+                async move {
+                    sqs.send_message()
+                        .queue_url(&self.failed_url)
+                        .message_body(failure.to_string())
+                        .send()
+                        .await
+                        .unwrap();
+                }
+            },
         )
         .await
     }
@@ -430,4 +477,306 @@ async fn a_registration_refused_writes_no_event() {
         1,
         "{events:#?}"
     );
+}
+
+#[tokio::test]
+async fn a_batch_the_bus_refused_at_every_try_waits_on_the_failure_queue_and_replay_events_publishes_it_once()
+ {
+    // The events function puts events on a bus that does not exist yet: every put fails.
+    let e = env_publishing_to("late-bus").await;
+    e.invite(&[A]).await;
+    assert_eq!(e.register(A, "jane").await, 201);
+    let dead = e.publish().await;
+    assert!(dead >= 1, "the batch went to the on-failure destination");
+    // What the alarm watches: a message on the queue.
+    assert_eq!(e.moto.queue_depth(&e.failed_url).await, dead);
+    assert!(e.seen().await.is_empty());
+
+    // The bus comes; an operator replays the queue with the admin CLI.
+    let aws = e.moto.sdk_config().await;
+    subscribe(&aws, "late-bus", &e.seen_url).await;
+    let mut env = e.moto.env(TABLE);
+    env.push(("EVENT_BUS_NAME", "late-bus".into()));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_smsreg-admin"))
+        .args(["replay-events", "--queue-url", &e.failed_url])
+        .envs(env)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["batches"], dead, "{report}");
+    assert_eq!(report["left_on_queue"], 0, "{report}");
+    assert_eq!(e.moto.queue_depth(&e.failed_url).await, 0);
+    let events = e.seen().await;
+    assert_valid(&events);
+    let types = by_type(&events);
+    assert_eq!(types["Worker Registered"].len(), 1, "{events:#?}");
+    assert_eq!(types["Batch Completed"].len(), 1, "{events:#?}");
+
+    // Replayed again (nothing left): nothing more.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_smsreg-admin"))
+        .args(["replay-events", "--queue-url", &e.failed_url])
+        .envs(e.moto.env(TABLE))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(e.seen().await.is_empty());
+}
+
+#[test]
+fn the_documented_events_match_the_schema() {
+    let api = std::fs::read_to_string(repo_root().join("docs/api.md")).unwrap();
+    let section = &api[api.find("## Events").expect("an Events section")..];
+    let examples: Vec<Value> = section
+        .split("```json")
+        .skip(1)
+        .map(|block| serde_json::from_str(block.split("```").next().unwrap()).unwrap())
+        .collect();
+    let types: BTreeSet<&str> = examples
+        .iter()
+        .map(|e| e["detail-type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types.len(), 5, "one example of each detail type");
+    assert_valid(&examples);
+}
+
+/// Jepsen's way, for several seeds: AWS's ordinary faults at random through the whole path
+/// (lost answers of DynamoDB writes, the outbox's transactions included; update conflicts;
+/// `PutEvents` applied with its answer lost; `PutEvents` with entries refused; the events
+/// function killed mid-batch and its batch handed over again), then the invariants over
+/// everything that happened: every change has exactly one distinct `event_id` on the bus,
+/// every event on the bus stands for a change in the table, none is missing once the
+/// retries settle. Duplicates of an id are allowed, counted and reported.
+#[tokio::test]
+async fn under_faults_every_change_has_exactly_one_event_id_on_the_bus_and_every_event_a_change() {
+    use common::fault_proxy::Chaos;
+    use smsreg::domain::event::stable_id;
+    for seed in [1u64, 2, 3] {
+        let e = env().await;
+        let numbers: Vec<String> = us_numbers(10, 3000 + seed as usize * 100);
+        let refused: Vec<String> = numbers[8..].to_vec();
+        // This seed's provider refuses the last two for good: their invitations fail.
+        let provider_refused = Refusing {
+            inner: SnsSms::new(
+                aws_sdk_sns::Client::new(&e.moto.sdk_config().await),
+                None,
+                None,
+            ),
+            refused: refused.clone(),
+        };
+        let aws = e.moto.sdk_config().await;
+        let config = Config {
+            table_name: TABLE.into(),
+            public_base_url: "https://sms.example.org".into(),
+            event_bus_name: BUS.into(),
+            send_queue_url: Some(e.queue_url.clone()),
+            sms_rate_per_second: 1000,
+            send_max_attempts: 3,
+            ..Config::default()
+        };
+        let service = RegistrationService::new(
+            e.store.clone(),
+            SqsQueue::new(aws_sdk_sqs::Client::new(&aws), &e.queue_url),
+            Arc::new(SystemClock),
+            config,
+        );
+        let sender = SenderFunction::new(Sender::new(service, provider_refused));
+        e.moto.front.chaos(Chaos {
+            seed,
+            lost_answers: 0.05,
+            update_conflicts: 0.05,
+            put_events_lost: 0.2,
+            put_events_partial: 0.2,
+            ..Chaos::default()
+        });
+
+        // The changes: 10 invited (one batch), 4 register, 2 STOP, 1 of them START.
+        let users: Vec<Value> = numbers.iter().map(|n| json!({"phone_number": n})).collect();
+        let body = json!({"app_id": DEMO_APP, "android_only": true, "users": users});
+        let event = post_event(DEMO_DOMAIN, &body, &api_key_header(DEMO_USER, DEMO_KEY));
+        let (status, answer) = response_parts(
+            &e.api
+                .handle(lambda_http::request::from_str(&event).unwrap())
+                .await,
+        );
+        assert_eq!(status, 200, "{answer}");
+        let batch_id = answer["batch_id"].as_str().unwrap().to_owned();
+        let invited = answer["success_numbers"].as_array().unwrap().len();
+        for _ in 0..60 {
+            e.moto.deliver(&sender, &e.queue_url).await;
+            if e.moto.queue_depth(&e.queue_url).await == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+        for (i, n) in numbers[..4].iter().enumerate() {
+            // As a worker would: again after a 503 or a 409 "try again".
+            for _ in 0..10 {
+                match e.register(n, &format!("worker{i}")).await {
+                    201 => break,
+                    _ if e
+                        .store
+                        .list_workers(DEMO_DOMAIN)
+                        .await
+                        .map_or(false, |w| w.iter().any(|w| w.phone.as_str() == n.as_str())) =>
+                    {
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let replies = [
+            ("stop-a", numbers[4].as_str(), "STOP"),
+            ("stop-b", numbers[5].as_str(), "STOP"),
+            ("start-b", numbers[5].as_str(), "START"),
+        ];
+        for (id, from, text) in replies {
+            // As Lambda redelivers a failed invocation.
+            for _ in 0..10 {
+                if e.replies
+                    .handle_records(&sns_reply(id, from, text))
+                    .await
+                    .is_ok()
+                {
+                    break;
+                }
+            }
+        }
+
+        // The stream to the bus, the events function killed now and then mid-batch, until
+        // nothing is left to hand over.
+        let shards = e.stream.lock().await.next_records().await.unwrap();
+        let mapping = StreamMapping {
+            stream_arn: e.stream_arn.clone(),
+            region: "us-east-1".into(),
+            batch_size: 10,
+            max_retries: 10,
+        };
+        let kills = std::sync::atomic::AtomicUsize::new(0);
+        let mut dead = 0;
+        for (shard, records) in shards {
+            let records: Vec<_> = records
+                .into_iter()
+                .filter(local_stream::passes_filter)
+                .collect();
+            dead += local_stream::deliver(
+                &records,
+                &shard,
+                &mapping,
+                |event| {
+                    let n = kills.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let events = &e.events;
+                    async move {
+                        let event = serde_json::from_value(event).unwrap();
+                        // One invocation in three is killed a few milliseconds in.
+                        let budget = if (n as u64 + seed) % 3 == 0 {
+                            std::time::Duration::from_millis(2 + (n as u64 * 7 + seed) % 10)
+                        } else {
+                            std::time::Duration::from_secs(30)
+                        };
+                        let answer =
+                            tokio::time::timeout(budget, events.handle_records(&event)).await;
+                        answer.ok().map(|a| {
+                            a.batch_item_failures
+                                .into_iter()
+                                .filter_map(|f| f.item_identifier)
+                                .collect()
+                        })
+                    }
+                },
+                |_| async {},
+            )
+            .await;
+        }
+        let report = e.moto.front.calm();
+        assert_eq!(dead, 0, "seed {seed}: no batch failed every try");
+
+        // What the table says happened.
+        let mut expected: BTreeMap<String, String> = BTreeMap::new();
+        let workers = e.store.list_workers(DEMO_DOMAIN).await.unwrap();
+        let mut settled = 0;
+        for n in &numbers {
+            let record = e
+                .store
+                .find(&PhoneNumber::parse(n).unwrap())
+                .await
+                .unwrap()
+                .unwrap();
+            let token = record.token.as_str();
+            if workers.iter().any(|w| w.phone.as_str() == n.as_str()) {
+                expected.insert(stable_id(&["registered", token]), format!("registered {n}"));
+            }
+            if record.status == smsreg::domain::RegistrationStatus::Failed {
+                expected.insert(stable_id(&["failed", token]), format!("failed {n}"));
+            }
+            if record.sent_at.is_some()
+                || record.status == smsreg::domain::RegistrationStatus::Failed
+            {
+                settled += 1;
+            }
+        }
+        for (id, from, text) in replies {
+            let kind = if text == "STOP" {
+                "opted-out"
+            } else {
+                "opted-in"
+            };
+            expected.insert(stable_id(&[kind, from, id]), format!("{kind} {from}"));
+        }
+        if settled == invited {
+            expected.insert(stable_id(&["batch-completed", &batch_id]), "batch".into());
+        }
+
+        // What reached the bus.
+        let events = e.seen().await;
+        assert_valid(&events);
+        let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+        let mut ids_of_change: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+        for event in &events {
+            let detail = &event["detail"];
+            let id = detail["event_id"].as_str().unwrap().to_owned();
+            *seen.entry(id.clone()).or_default() += 1;
+            let subject = detail["phone_number"]
+                .as_str()
+                .or(detail["batch_id"].as_str())
+                .unwrap()
+                .to_owned();
+            let kind = event["detail-type"].as_str().unwrap().to_owned();
+            ids_of_change.entry((kind, subject)).or_default().insert(id);
+        }
+        let duplicates: usize = seen.values().map(|n| n - 1).sum();
+        eprintln!(
+            "seed {seed}: {} changes, {} events on the bus ({duplicates} duplicates), \
+             {} invocations, faults {report:?}",
+            expected.len(),
+            events.len(),
+            kills.load(std::sync::atomic::Ordering::Relaxed),
+        );
+        for (id, change) in &expected {
+            assert!(seen.contains_key(id), "seed {seed}: no event for {change}");
+        }
+        for id in seen.keys() {
+            assert!(
+                expected.contains_key(id),
+                "seed {seed}: an event on the bus with no change behind it: {id}"
+            );
+        }
+        for (change, ids) in &ids_of_change {
+            assert_eq!(
+                ids.len(),
+                1,
+                "seed {seed}: two ids for one change {change:?}"
+            );
+        }
+        assert_eq!(workers.len(), 4, "seed {seed}");
+        assert!(
+            report.lost_answers + report.put_events_lost + report.put_events_partial > 0,
+            "seed {seed}: faults were injected: {report:?}"
+        );
+    }
 }

@@ -15,10 +15,7 @@ use smsreg::domain::job::{JobKind, SmsJob};
 use smsreg::domain::project::hash_key;
 use smsreg::domain::{ApiKey, App, PhoneNumber, Plan, Project, RegistrationRecord};
 use smsreg::functions::api::Api;
-use smsreg::ports::{
-    Clock, DeliveryLog, JobQueue, PublishError, QueueError, RegistrationEvents, SmsError,
-    SmsFailure,
-};
+use smsreg::ports::{Clock, DeliveryLog, JobQueue, QueueError, SmsError, SmsFailure};
 use smsreg::service::RegistrationService;
 use smsreg::service::send::{JobResult, Later, Sender};
 
@@ -55,7 +52,7 @@ struct World<S> {
     sms: S,
     clock: Arc<TestClock>,
     config: Config,
-    api: Api<MemoryStore, S, S>,
+    api: Api<MemoryStore, S>,
 }
 
 fn demo_project(install_url: Option<&str>) -> Project {
@@ -75,7 +72,7 @@ fn demo_project(install_url: Option<&str>) -> Project {
     }
 }
 
-fn world_with<S: JobQueue + RegistrationEvents + Clone>(sms: S, config: Config) -> World<S> {
+fn world_with<S: JobQueue + Clone>(sms: S, config: Config) -> World<S> {
     let store = MemoryStore::new();
     store.put_project(demo_project(None));
     store.put_project(Project {
@@ -108,7 +105,7 @@ fn world_with<S: JobQueue + RegistrationEvents + Clone>(sms: S, config: Config) 
         sms: sms.clone(),
         clock,
         config,
-        api: Api::new(service, sms),
+        api: Api::new(service),
     }
 }
 
@@ -116,7 +113,7 @@ fn world() -> World<MemorySms> {
     world_with(MemorySms::new(), Config::default())
 }
 
-impl<S: JobQueue + RegistrationEvents + Clone> World<S> {
+impl<S: JobQueue + Clone> World<S> {
     /// The service the API runs, over the same store, queue and clock.
     fn service(&self) -> RegistrationService<MemoryStore, S> {
         RegistrationService::new(
@@ -624,12 +621,6 @@ impl JobQueue for SlowQueue {
         _receipt_handle: &str,
         _delay_seconds: u32,
     ) -> Result<(), QueueError> {
-        Ok(())
-    }
-}
-
-impl RegistrationEvents for SlowQueue {
-    async fn worker_registered(&self, _event: &Value) -> Result<(), PublishError> {
         Ok(())
     }
 }
@@ -1439,7 +1430,7 @@ fn page_event(method: &str, domain: &str, token: &str, content_type: &str, body:
     event.to_string()
 }
 
-impl<S: JobQueue + RegistrationEvents + Clone> World<S> {
+impl<S: JobQueue + Clone> World<S> {
     async fn page(
         &self,
         method: &str,
@@ -1688,15 +1679,15 @@ async fn a_successful_registration_creates_the_account_and_marks_the_number_regi
         RegistrationStatus::Registered
     );
 
-    // The event for the organisation's systems: never the password.
-    let events = w.sms.events();
+    // The event for the organisation's systems, written with it: never the password.
+    let events = w.store.outbox();
     assert_eq!(events.len(), 1);
-    assert_eq!(events[0]["event"], "worker_registered");
-    assert_eq!(events[0]["username"], "jane.doe");
-    assert_eq!(events[0]["phone_number"], A);
+    assert_eq!(events[0].detail_type.as_str(), "Worker Registered");
+    assert_eq!(events[0].detail["username"], "jane.doe");
+    assert_eq!(events[0].detail["phone_number"], A);
     assert!(
-        !events[0].to_string().contains("correct horse")
-            && !events[0].to_string().contains("argon2")
+        !events[0].detail.to_string().contains("correct horse")
+            && !events[0].detail.to_string().contains("argon2")
     );
 
     // The link now shows the registered page; new invitations find the number in use.
@@ -1940,15 +1931,6 @@ async fn a_replaced_invitation_link_no_longer_works() {
     invited(&w, false).await; // re-invite: new token
     assert_eq!(w.get_page(&old).await.0, 404);
     assert_eq!(w.post_form(&old, GOOD_FORM).await.0, 404);
-}
-
-#[tokio::test]
-async fn a_failed_event_publication_does_not_undo_the_registration() {
-    let w = world();
-    let token = invited(&w, false).await;
-    w.sms.fail_events();
-    assert_eq!(w.post_form(&token, GOOD_FORM).await.0, 200);
-    assert!(w.store.worker(DEMO_DOMAIN, "jane.doe").is_some());
 }
 
 #[tokio::test]
@@ -2338,9 +2320,14 @@ async fn a_held_job_whose_invitation_was_replaced_or_opted_out_meanwhile_is_drop
     let again = json!({"app_id": DEMO_APP, "users": [{"phone_number": A}]});
     assert_eq!(w.post(&again).await.0, 200);
     assert_eq!(w.deliver().await, [JobResult::Sent(1)]);
-    smsreg::ports::OptOuts::opt_out(&w.store, &PhoneNumber::parse(B).unwrap(), T0 + 60)
-        .await
-        .unwrap();
+    smsreg::ports::OptOuts::opt_out(
+        &w.store,
+        &PhoneNumber::parse(B).unwrap(),
+        T0 + 60,
+        "reply-1",
+    )
+    .await
+    .unwrap();
     // Their moment comes: both dropped, nothing more sent.
     w.clock.0.store(send_at, Ordering::SeqCst);
     let sender = w.sender();
@@ -2497,4 +2484,3 @@ async fn a_link_of_a_project_whose_plan_fell_below_pro_says_registration_is_clos
     assert_eq!(record.status, RegistrationStatus::Queued);
     assert_eq!(record.opened_at, None, "not marked opened");
 }
-

@@ -12,7 +12,7 @@ use smsreg::domain::job::SmsJob;
 use smsreg::domain::project::hash_key;
 use smsreg::domain::{ApiKey, App, PhoneNumber, Plan, Project};
 use smsreg::functions::api::Api;
-use smsreg::ports::{JobQueue, PublishError, QueueError, RegistrationEvents, SystemClock};
+use smsreg::ports::{JobQueue, QueueError, SystemClock};
 use smsreg::service::RegistrationService;
 
 use crate::stats::{self, OTHER_COUNTRIES, Summary, micros, millis, summarize};
@@ -80,17 +80,11 @@ impl JobQueue for NullSms {
     }
 }
 
-impl RegistrationEvents for NullSms {
-    async fn worker_registered(&self, _event: &Value) -> Result<(), PublishError> {
-        Ok(())
-    }
-}
-
-fn memory_api() -> Api<MemoryStore, MemorySms, MemorySms> {
+fn memory_api() -> Api<MemoryStore, MemorySms> {
     api_with(MemorySms::new())
 }
 
-fn api_with<S: JobQueue + RegistrationEvents + Clone>(sms: S) -> Api<MemoryStore, S, S> {
+fn api_with<S: JobQueue + Clone>(sms: S) -> Api<MemoryStore, S> {
     let store = MemoryStore::new();
     store.put_project(Project {
         name: DOMAIN.into(),
@@ -116,19 +110,21 @@ fn api_with<S: JobQueue + RegistrationEvents + Clone>(sms: S) -> Api<MemoryStore
         public_base_url: "https://sms.example.org".into(),
         ..Config::default()
     };
-    Api::new(
-        RegistrationService::new(store, sms.clone(), Arc::new(SystemClock), config),
-        sms,
-    )
+    Api::new(RegistrationService::new(
+        store,
+        sms.clone(),
+        Arc::new(SystemClock),
+        config,
+    ))
 }
 
 /// Runs the 500-user request `runs` times (each on a fresh in-memory world, built
 /// outside the timing) and returns the time per request.
-fn time_requests<S: JobQueue + RegistrationEvents + Clone>(
+fn time_requests<S: JobQueue + Clone>(
     numbers: &[String],
     runs: usize,
     warmup: usize,
-    make_api: impl Fn() -> Api<MemoryStore, S, S>,
+    make_api: impl Fn() -> Api<MemoryStore, S>,
 ) -> Vec<Duration> {
     let event = event(&request_body(numbers));
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -7,7 +7,6 @@ mod http_client;
 pub mod memory;
 pub mod sns;
 pub mod sqs;
-pub mod topic;
 
 use std::time::Duration;
 

@@ -215,22 +215,6 @@ impl std::fmt::Debug for Worker {
     }
 }
 
-impl Worker {
-    /// The `worker_registered` event for the organisation's systems (never the password).
-    pub fn registered_event(&self) -> Value {
-        serde_json::json!({
-            "event": "worker_registered",
-            "domain": self.domain,
-            "username": self.username,
-            "phone_number": self.phone.as_str(),
-            "email": self.email,
-            "custom_user_data": self.custom_user_data,
-            "app_id": self.app_id,
-            "registered_at": super::time::rfc3339(self.registered_at),
-        })
-    }
-}
-
 /// Hashes a password with argon2id and a random salt.
 pub fn hash_password(password: &str) -> String {
     use argon2::PasswordHasher;

@@ -29,6 +29,11 @@ impl<B: EventBus> EventsFunction<B> {
         Ok(self.handle_records(&event.payload).instrument(span).await)
     }
 
+    /// Puts `events` on the bus (`replay-events`, for outbox items read from the table).
+    pub async fn publish(&self, events: &[crate::domain::event::OrgEvent]) -> Vec<bool> {
+        self.publisher.publish(events).await
+    }
+
     /// Publishes the outbox items the batch inserted, and the completion of a request's
     /// batch (the change of its item that settled its last invitation); any other record
     /// (a removal by TTL, an item of another kind: a mapping's filter can be changed) is

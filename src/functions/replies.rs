@@ -7,25 +7,20 @@ use serde_json::{Value, json};
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::metrics::Metrics;
-use crate::ports::{JobQueue, RegistrationEvents, SmsProvider, Store};
+use crate::ports::{JobQueue, SmsProvider, Store};
 use crate::service::RegistrationService;
 use crate::service::replies::{InboundSms, ReplyOutcome};
 
-/// The replies function; `events` hears of each worker registered by `JOIN`, the SMS
-/// provider of each STOP and START (for its opt-out list).
-pub struct RepliesFunction<St, Q, E, P> {
+/// The replies function; the SMS provider hears of each STOP and START (for its opt-out
+/// list).
+pub struct RepliesFunction<St, Q, P> {
     service: RegistrationService<St, Q>,
-    events: E,
     provider: P,
 }
 
-impl<St: Store, Q: JobQueue, E: RegistrationEvents, P: SmsProvider> RepliesFunction<St, Q, E, P> {
-    pub fn new(service: RegistrationService<St, Q>, events: E, provider: P) -> Self {
-        RepliesFunction {
-            service,
-            events,
-            provider,
-        }
+impl<St: Store, Q: JobQueue, P: SmsProvider> RepliesFunction<St, Q, P> {
+    pub fn new(service: RegistrationService<St, Q>, provider: P) -> Self {
+        RepliesFunction { service, provider }
     }
 
     /// Handles every reply of an SNS event. A failure fails the invocation, so that Lambda
@@ -47,10 +42,7 @@ impl<St: Store, Q: JobQueue, E: RegistrationEvents, P: SmsProvider> RepliesFunct
                     continue;
                 }
             };
-            let outcome = self
-                .service
-                .handle_reply(&sms, &self.events, &self.provider)
-                .await?;
+            let outcome = self.service.handle_reply(&sms, &self.provider).await?;
             Metrics::new("inbound")
                 .count("RepliesHandled", 1)
                 .count(

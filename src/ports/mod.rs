@@ -1,10 +1,9 @@
 //! The traits the service needs from the outside world, by concern: the store
 //! ([`store`], with the sender's records in [`ledger`]), the send queue, the SMS provider,
-//! where registration events go, and the clock. Adapters in `adapters` implement them.
+//! the bus the organisation's events go to, and the clock. Adapters in `adapters` implement them.
 
 pub mod bus;
 pub mod clock;
-pub mod events;
 pub mod ledger;
 pub mod queue;
 pub mod sms;
@@ -12,7 +11,6 @@ pub mod store;
 
 pub use bus::{BusError, EventBus};
 pub use clock::{Clock, SystemClock};
-pub use events::{NoEvents, PublishError, RegistrationEvents};
 pub use queue::{JobQueue, QueueError};
 pub use sms::{Outgoing, SmsContext, SmsError, SmsFailure, SmsProvider};
 pub use store::*;

@@ -6,7 +6,7 @@ use super::RegistrationService;
 use crate::domain::invitation::{ShownStatus, Token};
 use crate::domain::worker::{FormErrors, RegistrationForm, Worker, hash_password};
 use crate::domain::{Plan, Project, RegistrationRecord};
-use crate::ports::{JobQueue, RegisterOutcome, RegistrationEvents, Store, StoreError};
+use crate::ports::{JobQueue, RegisterOutcome, Store, StoreError};
 
 /// What a registration link leads to.
 #[derive(Debug, Clone, PartialEq)]
@@ -97,14 +97,13 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
         }
     }
 
-    /// Creates the worker's account and marks the invitation registered, both or neither;
-    /// `events` hears of it.
+    /// Creates the worker's account and marks the invitation registered, both or neither,
+    /// with the event that tells the organisation.
     pub async fn complete_registration(
         &self,
         domain: Option<&str>,
         token: &str,
         form: &RegistrationForm,
-        events: &impl RegistrationEvents,
     ) -> Result<Registered, RegisterError> {
         let (project, invitation) = match self.open_invitation(domain, token).await? {
             Invitation::Pending(project, record) => (project, record),
@@ -145,12 +144,8 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
                 }));
             }
         }
+        // Its `Worker Registered` event was written with it (the outbox).
         info!(phone = %worker.phone.masked(), "worker registered");
-        let event = worker.registered_event();
-        if let Err(error) = events.worker_registered(&event).await {
-            // The account exists; the event is lost to the subscriber, so say so loudly.
-            warn!(%error, "worker_registered event not published");
-        }
         Ok(Registered {
             project,
             invitation,

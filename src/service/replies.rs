@@ -13,8 +13,7 @@ use crate::domain::sms::{self, InvitationSms};
 use crate::domain::worker::{RegistrationForm, Worker, hash_password, normalise_username};
 use crate::domain::{PhoneNumber, Project, RegistrationRecord};
 use crate::ports::{
-    JobQueue, QueueError, RegisterOutcome, RegistrationEvents, SmsError, SmsFailure, SmsProvider,
-    Store, StoreError,
+    JobQueue, QueueError, RegisterOutcome, SmsError, SmsFailure, SmsProvider, Store, StoreError,
 };
 
 /// An SMS a worker sent, as End User Messaging SMS publishes it to SNS.
@@ -138,12 +137,12 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
         Ok(())
     }
 
-    /// Handles one reply; `events` hears of a worker who registered by `JOIN`. A
-    /// failure forgets the message, so a redelivery is handled again.
+    /// Handles one reply (a worker who registers by `JOIN` is told to the organisation by
+    /// the outbox, with the registration). A failure forgets the message, so a redelivery
+    /// is handled again.
     pub async fn handle_reply(
         &self,
         sms: &InboundSms,
-        events: &impl RegistrationEvents,
         provider: &impl SmsProvider,
     ) -> Result<ReplyOutcome, ReplyError> {
         let id_bytes = sms.inbound_message_id.len();
@@ -167,7 +166,7 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
             }
             Err(error) => return Err(error.into()),
         }
-        let outcome = self.reply(sms, events, provider).await;
+        let outcome = self.reply(sms, provider).await;
         if outcome.is_err()
             && let Err(error) = self.store.forget(&sms.inbound_message_id).await
         {
@@ -179,7 +178,6 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
     async fn reply(
         &self,
         sms: &InboundSms,
-        events: &impl RegistrationEvents,
         provider: &impl SmsProvider,
     ) -> Result<ReplyOutcome, ReplyError> {
         let Ok(phone) = PhoneNumber::parse(&sms.origination_number) else {
@@ -260,7 +258,7 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
             return Ok(ReplyOutcome::NotAnswered);
         }
         if joins {
-            return self.join(&project, &invitation, &words, events).await;
+            return self.join(&project, &invitation, &words).await;
         }
         let answer = match invitation.phone_type {
             Some(known) => known,
@@ -331,7 +329,6 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
         project: &Project,
         invitation: &RegistrationRecord,
         words: &[&str],
-        events: &impl RegistrationEvents,
     ) -> Result<ReplyOutcome, ReplyError> {
         let phone = &invitation.phone;
         if invitation.require_email {
@@ -400,10 +397,6 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
             }
         }
         info!(phone = %phone.masked(), "worker registered by SMS");
-        let event = worker.registered_event();
-        if let Err(error) = events.worker_registered(&event).await {
-            warn!(%error, "worker_registered event not published");
-        }
         let welcome = sms::welcome(project.title(), &username);
         self.answer(&project.name, phone, vec![welcome]).await?;
         Ok(ReplyOutcome::Joined(username))

@@ -111,6 +111,16 @@ enum Command {
         #[arg(long)]
         queue_url: String,
     },
+    /// Publishes the events of stream batches that the events function failed at every
+    /// try, from its on-failure queue (the stack's output EventsFailedQueueUrl), on
+    /// EVENT_BUS_NAME. Each batch is read again from the table's stream (24 hours), or,
+    /// once the stream no longer has it, its outbox items from the table (14 days).
+    /// Deleted from the queue once every event is on the bus; an event published before is
+    /// published again with the same event_id.
+    ReplayEvents {
+        #[arg(long)]
+        queue_url: String,
+    },
     /// Records that the worker behind a number registered in the project.
     MarkRegistered { domain: String, phone: String },
     /// Asks End User Messaging SMS what it would do with an invitation SMS to PHONE (a
@@ -380,6 +390,11 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Usage { domain, day } => admin.day_usage(domain, day).await,
         Command::ReplayReceipts { queue_url } => admin.replay(queue_url).await,
+        Command::ReplayEvents { queue_url } => {
+            super::replay_events::replay(&admin.aws, &admin.config, &queue_url)
+                .await
+                .map_err(failed)
+        }
         Command::ListWorkers { domain } => admin.list_workers(domain).await,
         Command::MarkRegistered { domain, phone } => admin.mark_registered(domain, phone).await,
         Command::CheckSms { phone, domain } => admin.check_sms(phone, domain).await,

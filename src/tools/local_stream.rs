@@ -133,7 +133,12 @@ fn sequence_number(record: &Record) -> &str {
 /// What the mapping sends its on-failure destination for a batch that failed every try
 /// (Lambda's `DDBStreamBatchInfo` record): where the batch is on the stream, not its
 /// records.
-pub fn failure_record(records: &[Record], mapping: &StreamMapping, invokes: u32) -> Value {
+pub fn failure_record(
+    records: &[Record],
+    shard_id: &str,
+    mapping: &StreamMapping,
+    invokes: u32,
+) -> Value {
     let arrival = |r: Option<&Record>| {
         r.and_then(|r| r.dynamodb())
             .and_then(|d| d.approximate_creation_date_time())
@@ -152,7 +157,7 @@ pub fn failure_record(records: &[Record], mapping: &StreamMapping, invokes: u32)
                 .map_or(0, |d| d.as_secs()),
         ),
         "DDBStreamBatchInfo": {
-            "shardId": "local",
+            "shardId": shard_id,
             "startSequenceNumber": records.first().map(sequence_number),
             "endSequenceNumber": records.last().map(sequence_number),
             "approximateArrivalOfFirstRecord": arrival(records.first()),
@@ -163,11 +168,12 @@ pub fn failure_record(records: &[Record], mapping: &StreamMapping, invokes: u32)
     })
 }
 
-/// Hands `records` (already filtered) to the function in batches, as the mapping does;
-/// `invoke` calls the function with an event, `dead_letter` takes a failure record.
-/// Returns the number of batches that went to the on-failure destination.
+/// Hands `records` (already filtered, of the shard `shard_id`) to the function in batches,
+/// as the mapping does; `invoke` calls the function with an event, `dead_letter` takes a
+/// failure record. Returns the number of batches that went to the on-failure destination.
 pub async fn deliver<I, IF, D, DF>(
     records: &[Record],
+    shard_id: &str,
     mapping: &StreamMapping,
     invoke: I,
     dead_letter: D,
@@ -210,7 +216,7 @@ where
                     records = rest.len(),
                     "a batch failed every try: sent to the on-failure destination"
                 );
-                dead_letter(failure_record(rest, mapping, retries + 1)).await;
+                dead_letter(failure_record(rest, shard_id, mapping, retries + 1)).await;
                 dead += 1;
             }
         }
@@ -287,11 +293,11 @@ impl StreamReader {
         Ok(())
     }
 
-    /// The records written since the last call, every shard's, in each shard's order.
-    pub async fn next_records(&mut self) -> Result<Vec<Record>, String> {
+    /// The records written since the last call, by shard, in each shard's order.
+    pub async fn next_records(&mut self) -> Result<Vec<(String, Vec<Record>)>, String> {
         self.discover().await?;
-        let mut records = Vec::new();
-        for (_, iterator) in &mut self.iterators {
+        let mut shards = Vec::new();
+        for (shard, iterator) in &mut self.iterators {
             let Some(current) = iterator.clone() else {
                 continue;
             };
@@ -302,10 +308,10 @@ impl StreamReader {
                 .send()
                 .await
                 .map_err(|e| crate::adapters::error_code(&e))?;
-            records.extend(page.records().iter().cloned());
+            shards.push((shard.clone(), page.records().to_vec()));
             *iterator = page.next_shard_iterator().map(str::to_owned);
         }
-        Ok(records)
+        Ok(shards)
     }
 }
 
@@ -343,23 +349,50 @@ pub async fn run(
     let mut reader = StreamReader::new(Client::new(aws), mapping.stream_arn.clone());
     let sqs = aws_sdk_sqs::Client::new(aws);
     loop {
-        let records = match reader.next_records().await {
-            Ok(records) => records,
+        let shards = match reader.next_records().await {
+            Ok(shards) => shards,
             Err(code) => {
                 warn!(code, "the stream cannot be read");
                 Vec::new()
             }
         };
-        let records: Vec<Record> = records.into_iter().filter(passes_filter).collect();
-        if records.is_empty() {
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            continue;
+        let mut handed = 0;
+        for (shard, records) in shards {
+            let records: Vec<Record> = records.into_iter().filter(passes_filter).collect();
+            if !records.is_empty() {
+                handed += records.len();
+                run_shard(
+                    &sqs,
+                    &mapping,
+                    &invoke,
+                    &failure_queue_url,
+                    &shard,
+                    &records,
+                )
+                .await;
+            }
         }
-        let dead = deliver(
-            &records,
-            &mapping,
+        if handed == 0 {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+}
+
+/// One shard's new records handed to the function at `invoke`.
+async fn run_shard(
+    sqs: &aws_sdk_sqs::Client,
+    mapping: &StreamMapping,
+    invoke: &str,
+    failure_queue_url: &Option<String>,
+    shard: &str,
+    records: &[Record],
+) {
+    let dead = deliver(
+            records,
+            shard,
+            mapping,
             |event| {
-                let url = invoke.clone();
+                let url = invoke.to_owned();
                 async move {
                     tokio::task::spawn_blocking(move || invoke_url(&url, &event))
                         .await
@@ -384,11 +417,10 @@ pub async fn run(
             },
         )
         .await;
-        info!(
-            records = records.len(),
-            dead, "outbox records handed to the events function"
-        );
-    }
+    info!(
+        records = records.len(),
+        dead, "outbox records handed to the events function"
+    );
 }
 
 #[cfg(test)]
@@ -464,6 +496,7 @@ mod tests {
         let seen = Mutex::new(Vec::new());
         let dead = deliver(
             &records,
+            "shard-1",
             &mapping(),
             |event| {
                 let seqs = sequence_numbers(&event);
@@ -495,6 +528,7 @@ mod tests {
         let failures = Mutex::new(Vec::new());
         let dead = deliver(
             &records,
+            "shard-1",
             &mapping(),
             |_| {
                 *invokes.lock().unwrap() += 1;
@@ -524,6 +558,7 @@ mod tests {
         let failures = Mutex::new(Vec::new());
         let dead = deliver(
             &records,
+            "shard-1",
             &mapping(),
             // Record 00002 makes every invocation that holds it fail.
             |event| {

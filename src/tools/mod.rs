@@ -4,3 +4,4 @@
 pub mod admin;
 pub mod local_esm;
 pub mod local_stream;
+pub mod replay_events;

@@ -43,7 +43,7 @@ pub enum Fault {
 
 /// Faults drawn at random from a seed, as AWS makes them on an ordinary day, on every call
 /// that no rule fails.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Chaos {
     pub seed: u64,
     /// Share of DynamoDB writes (`PutItem`, `UpdateItem`, `DeleteItem`,
@@ -56,6 +56,13 @@ pub struct Chaos {
     /// This many `Publish` calls are answered `publish_delay` late (moto took them).
     pub slow_publishes: usize,
     pub publish_delay: Duration,
+    /// Share of EventBridge `PutEvents` calls that moto applies and whose answer is lost:
+    /// a 500 instead (the events were put).
+    pub put_events_lost: f64,
+    /// Share of `PutEvents` calls answered as EventBridge does under throttling: each
+    /// entry, at even odds, refused (`ThrottlingException` in its result, not put), the
+    /// others put, `FailedEntryCount` > 0, the call itself a 200.
+    pub put_events_partial: f64,
 }
 
 /// What [`Chaos`] injected.
@@ -64,6 +71,10 @@ pub struct ChaosReport {
     pub lost_answers: usize,
     pub update_conflicts: usize,
     pub slow_publishes: usize,
+    pub put_events_lost: usize,
+    /// `PutEvents` calls with entries refused, and the entries refused.
+    pub put_events_partial: usize,
+    pub entries_refused: usize,
     /// Transactions sent again with a `ClientRequestToken` already applied: answered as
     /// DynamoDB does, with the first answer, nothing applied twice.
     pub replayed_transactions: usize,
@@ -175,6 +186,8 @@ enum Plan {
     Forward {
         lose: bool,
         late: Duration,
+        /// `PutEvents`: which entries to refuse (the others are forwarded).
+        refuse: Vec<bool>,
     },
 }
 
@@ -386,10 +399,11 @@ fn serve(
                 None => Plan::Forward {
                     lose: false,
                     late: Duration::ZERO,
+                    refuse: Vec::new(),
                 },
             };
             let state = &mut *state;
-            if let (Plan::Forward { lose, late }, Some((chaos, rng))) =
+            if let (Plan::Forward { lose, late, refuse }, Some((chaos, rng))) =
                 (&mut plan, &mut state.chaos)
             {
                 let write = matches!(
@@ -403,6 +417,20 @@ fn serve(
                 } else if dynamodb && write && rng.next_f64() < chaos.lost_answers {
                     state.chaos_report.lost_answers += 1;
                     *lose = true;
+                } else if operation == "PutEvents" && rng.next_f64() < chaos.put_events_lost {
+                    state.chaos_report.put_events_lost += 1;
+                    *lose = true;
+                } else if operation == "PutEvents" && rng.next_f64() < chaos.put_events_partial {
+                    let entries = serde_json::from_str::<serde_json::Value>(&body)
+                        .ok()
+                        .and_then(|b| b["Entries"].as_array().map(Vec::len))
+                        .unwrap_or(0);
+                    *refuse = (0..entries).map(|_| rng.next_f64() < 0.5).collect();
+                    let refused = refuse.iter().filter(|r| **r).count();
+                    if refused > 0 {
+                        state.chaos_report.put_events_partial += 1;
+                        state.chaos_report.entries_refused += refused;
+                    }
                 } else if matches!(operation.as_str(), "Publish" | "SendTextMessage")
                     && chaos.slow_publishes > 0
                 {
@@ -464,9 +492,9 @@ fn serve(
                 let _ = writer.write_all(&fault_response(fault, dynamodb));
             }
             None => {
-                let (lose, late) = match plan {
-                    Plan::Forward { lose, late } => (lose, late),
-                    Plan::Fail(_) => (false, Duration::ZERO),
+                let (lose, late, refuse) = match plan {
+                    Plan::Forward { lose, late, refuse } => (lose, late, refuse),
+                    Plan::Fail(_) => (false, Duration::ZERO, Vec::new()),
                 };
                 // A transaction whose token was applied already: DynamoDB answers as it
                 // did the first time, and applies nothing (moto knows no tokens).
@@ -511,8 +539,18 @@ fn serve(
                     "content-length: {}\r\nconnection: close\r\n\r\n",
                     request.body.len()
                 ));
+                let refusing = refuse.iter().any(|r| *r);
+                let body = if refusing {
+                    put_events_kept(&request.body, &refuse)
+                } else {
+                    request.body.clone()
+                };
+                let head = head.replace(
+                    &format!("content-length: {}\r\n", request.body.len()),
+                    &format!("content-length: {}\r\n", body.len()),
+                );
                 let mut forwarded = head.into_bytes();
-                forwarded.extend_from_slice(&request.body);
+                forwarded.extend_from_slice(&body);
                 let mut answer = Vec::new();
                 if moto.write_all(&forwarded).is_err() || moto.read_to_end(&mut answer).is_err() {
                     return;
@@ -533,10 +571,62 @@ fn serve(
                     return;
                 }
                 std::thread::sleep(late);
+                if refusing {
+                    answer = put_events_answer(&answer, &refuse);
+                }
                 let _ = writer.write_all(&answer);
             }
         }
     }
+}
+
+/// A `PutEvents` body with only the entries not refused.
+fn put_events_kept(body: &[u8], refuse: &[bool]) -> Vec<u8> {
+    let mut request: serde_json::Value = serde_json::from_slice(body).unwrap();
+    let kept: Vec<serde_json::Value> = request["Entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(refuse)
+        .filter(|(_, refused)| !**refused)
+        .map(|(entry, _)| entry.clone())
+        .collect();
+    request["Entries"] = kept.into();
+    request.to_string().into_bytes()
+}
+
+/// EventBridge's answer to a `PutEvents` whose `refuse`d entries were throttled: one result
+/// per entry in order, moto's for those it put, an error for the others.
+fn put_events_answer(moto_answer: &[u8], refuse: &[bool]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(moto_answer);
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    let put: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+    let mut taken = put["Entries"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter();
+    let entries: Vec<serde_json::Value> = refuse
+        .iter()
+        .map(|refused| {
+            if *refused {
+                serde_json::json!({"ErrorCode": "ThrottlingException",
+                    "ErrorMessage": "Rate exceeded"})
+            } else {
+                taken.next().unwrap_or_default()
+            }
+        })
+        .collect();
+    let failed = entries
+        .iter()
+        .filter(|e| e.get("ErrorCode").is_some())
+        .count();
+    let json = serde_json::json!({"FailedEntryCount": failed, "Entries": entries}).to_string();
+    format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.1\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{json}",
+        json.len()
+    )
+    .into_bytes()
 }
 
 impl FaultProxy {

@@ -3,9 +3,10 @@
 
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 
-use super::DynamoStore;
 use super::item::*;
+use super::{DynamoStore, store_error};
 use crate::domain::event::{DetailType, OrgEvent};
+use crate::ports::StoreError;
 
 /// The `kind` of outbox items, which the event source mapping's filter selects.
 pub const OUTBOX_KIND: &str = "outbox";
@@ -114,6 +115,33 @@ pub fn batch_completion(
 }
 
 impl DynamoStore {
+    /// The outbox items written between `from` and `to` (seconds since the epoch), by a
+    /// scan: for `replay-events` once the stream no longer has them, never for a function.
+    pub async fn outbox_between(&self, from: u64, to: u64) -> Result<Vec<OrgEvent>, StoreError> {
+        let mut events = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(self.table())
+                .filter_expression("kind = :kind AND #at BETWEEN :from AND :to")
+                .expression_attribute_names("#at", "at")
+                .expression_attribute_values(":kind", s(OUTBOX_KIND))
+                .expression_attribute_values(":from", n(from))
+                .expression_attribute_values(":to", n(to))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| store_error(&e))?;
+            events.extend(page.items().iter().filter_map(event_of_item));
+            start = page.last_evaluated_key().cloned();
+            if start.is_none() {
+                return Ok(events);
+            }
+        }
+    }
+
     /// `event`'s outbox item, as part of the transaction that makes its change. Written
     /// once: a retry that finds it (its answer lost) is refused, with the change it came
     /// with.

@@ -1,5 +1,5 @@
-//! In memory: the SMS provider, the send queue and the events topic in one stand-in,
-//! `MemorySms`, which records every SMS, job and event instead of sending it.
+//! In memory: the SMS provider and the send queue in one stand-in, `MemorySms`, which
+//! records every SMS and job instead of sending it.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -7,10 +7,7 @@ use std::sync::{Arc, Mutex};
 use crate::domain::PhoneNumber;
 use crate::domain::job::SmsJob;
 use crate::domain::receipt::DeliveryReport;
-use crate::ports::{
-    JobQueue, Outgoing, PublishError, QueueError, RegistrationEvents, SmsError, SmsFailure,
-    SmsProvider,
-};
+use crate::ports::{JobQueue, Outgoing, QueueError, SmsError, SmsFailure, SmsProvider};
 
 #[derive(Default)]
 struct SmsState {
@@ -19,8 +16,6 @@ struct SmsState {
     failing_enqueue: HashSet<String>,
     /// The next enqueue takes its jobs, then answers this late.
     late_enqueue: Option<std::time::Duration>,
-    events: Vec<serde_json::Value>,
-    events_failing: bool,
     sent: Vec<(String, String)>,
     failing: HashSet<String>,
     fail_nth: HashMap<String, usize>,
@@ -47,8 +42,8 @@ pub struct SentSms {
     pub context: Vec<(String, String)>,
 }
 
-/// Records every SMS instead of sending it, and stands in for the send queue and the
-/// events topic too: a cheap handle (`Clone`), every clone the same.
+/// Records every SMS instead of sending it, and stands in for the send queue too: a
+/// cheap handle (`Clone`), every clone the same.
 #[derive(Default, Clone)]
 pub struct MemorySms {
     state: Arc<Mutex<SmsState>>,
@@ -103,19 +98,9 @@ impl MemorySms {
         self.state().failing_enqueue.insert(phone.to_owned());
     }
 
-    /// `worker_registered` events published so far.
-    pub fn events(&self) -> Vec<serde_json::Value> {
-        self.state().events.clone()
-    }
-
-    pub fn fail_events(&self) {
-        self.state().events_failing = true;
-    }
-
     /// Clears every injected fault.
     pub fn recover(&self) {
         let mut state = self.state();
-        state.events_failing = false;
         state.failing.clear();
         state.failing_enqueue.clear();
         state.fail_nth.clear();
@@ -257,19 +242,6 @@ impl JobQueue for MemorySms {
         _receipt_handle: &str,
         _delay_seconds: u32,
     ) -> Result<(), QueueError> {
-        Ok(())
-    }
-}
-
-impl RegistrationEvents for MemorySms {
-    async fn worker_registered(&self, event: &serde_json::Value) -> Result<(), PublishError> {
-        let mut state = self.state();
-        if state.events_failing {
-            return Err(PublishError {
-                code: "InjectedFault".into(),
-            });
-        }
-        state.events.push(event.clone());
         Ok(())
     }
 }

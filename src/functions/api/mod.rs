@@ -16,7 +16,7 @@ use serde_json::Value;
 use tracing::{Instrument, info, info_span};
 
 use crate::domain::Project;
-use crate::ports::{JobQueue, ListQuery, RegistrationEvents, Store, StoredResponse};
+use crate::ports::{JobQueue, ListQuery, Store, StoredResponse};
 use crate::service::idempotency::{IdempotencyError, Once};
 use crate::service::{Access, RegistrationService};
 pub use error::ApiError;
@@ -26,11 +26,9 @@ use route::Route;
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
-/// The function: the registration service behind HTTP; `events` hears of each worker
-/// registered through the registration page.
-pub struct Api<St, Q, E> {
+/// The function: the registration service behind HTTP.
+pub struct Api<St, Q> {
     service: RegistrationService<St, Q>,
-    events: E,
 }
 
 fn request_id(request: &Request) -> String {
@@ -58,9 +56,9 @@ fn stage(request: &Request) -> Option<String> {
     }
 }
 
-impl<St: Store, Q: JobQueue, E: RegistrationEvents> Api<St, Q, E> {
-    pub fn new(service: RegistrationService<St, Q>, events: E) -> Self {
-        Api { service, events }
+impl<St: Store, Q: JobQueue> Api<St, Q> {
+    pub fn new(service: RegistrationService<St, Q>) -> Self {
+        Api { service }
     }
 
     /// Answers one request; every outcome, errors included, is a JSON response.
@@ -113,10 +111,7 @@ impl<St: Store, Q: JobQueue, E: RegistrationEvents> Api<St, Q, E> {
                 if let Some(domain) = domain {
                     tracing::Span::current().record("domain", domain);
                 }
-                Ok(
-                    register::handle(&self.service, &self.events, request, domain, token, submit)
-                        .await,
-                )
+                Ok(register::handle(&self.service, request, domain, token, submit).await)
             }
         }
     }

@@ -14,7 +14,7 @@ use super::{BodyKind, MAX_BODY_BYTES};
 use crate::domain::Project;
 use crate::domain::RegistrationRecord;
 use crate::domain::worker::{FormErrors, RegistrationForm, normalise_username};
-use crate::ports::{JobQueue, RegistrationEvents, Store};
+use crate::ports::{JobQueue, Store};
 use crate::service::RegistrationService;
 use crate::service::registration::{Invitation, RegisterError};
 
@@ -223,7 +223,6 @@ fn store_unavailable(json: bool) -> Response<Body> {
 
 pub async fn handle<St: Store, Q: JobQueue>(
     service: &RegistrationService<St, Q>,
-    events: &impl RegistrationEvents,
     request: &Request,
     domain: Option<&str>,
     token: &str,
@@ -257,10 +256,7 @@ pub async fn handle<St: Store, Q: JobQueue>(
         Ok(read) => read,
         Err(unread) => return unread.into_response(),
     };
-    match service
-        .complete_registration(domain, token, &form, events)
-        .await
-    {
+    match service.complete_registration(domain, token, &form).await {
         Ok(done) if json => {
             json_response(StatusCode::CREATED, &json!({ "username": done.username }))
         }
