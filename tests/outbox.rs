@@ -622,7 +622,7 @@ async fn under_faults_every_change_has_exactly_one_event_id_on_the_bus_and_every
                         .store
                         .list_workers(DEMO_DOMAIN)
                         .await
-                        .map_or(false, |w| w.iter().any(|w| w.phone.as_str() == n.as_str())) =>
+                        .is_ok_and(|w| w.iter().any(|w| w.phone.as_str() == n.as_str())) =>
                     {
                         break;
                     }
@@ -674,7 +674,7 @@ async fn under_faults_every_change_has_exactly_one_event_id_on_the_bus_and_every
                     async move {
                         let event = serde_json::from_value(event).unwrap();
                         // One invocation in three is killed a few milliseconds in.
-                        let budget = if (n as u64 + seed) % 3 == 0 {
+                        let budget = if (n as u64 + seed).is_multiple_of(3) {
                             std::time::Duration::from_millis(2 + (n as u64 * 7 + seed) % 10)
                         } else {
                             std::time::Duration::from_secs(30)
