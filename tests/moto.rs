@@ -15,43 +15,13 @@ use smsreg::domain::job::SmsJob;
 use smsreg::domain::{PhoneNumber, RegistrationRecord};
 use smsreg::functions::api::Api;
 use smsreg::functions::sender::SenderFunction;
-use smsreg::ports::{
-    Claim, InvitationStore, Outgoing, SmsError, SmsFailure, SmsProvider, SystemClock,
-};
+use smsreg::ports::{Claim, InvitationStore, SystemClock};
 use smsreg::service::RegistrationService;
 use smsreg::service::send::Sender;
 
 const TABLE: &str = "sms-registration-test";
 const A: &str = "+16175551234";
 const B: &str = "+16175555512";
-
-/// Real SNS, except SMS to numbers told to fail: SNS offers no way to make moto refuse.
-#[derive(Clone)]
-struct FailingFor {
-    inner: SnsSms,
-    failing: Vec<String>,
-}
-
-impl SmsProvider for FailingFor {
-    fn opt_out_checks_per_second(&self) -> Option<u32> {
-        self.inner.opt_out_checks_per_second()
-    }
-
-    async fn send(&self, sms: &Outgoing<'_>) -> Result<String, SmsError> {
-        if self.failing.iter().any(|f| f == sms.to.as_str()) {
-            return Err(SmsError::new(SmsFailure::Throttled, "Throttling"));
-        }
-        self.inner.send(sms).await
-    }
-
-    async fn is_opted_out(&self, to: &PhoneNumber) -> Result<bool, SmsError> {
-        self.inner.is_opted_out(to).await
-    }
-
-    fn read_report(line: &str) -> Option<smsreg::domain::receipt::DeliveryReport> {
-        SnsSms::read_report(line)
-    }
-}
 
 struct Env {
     moto: Moto,
@@ -78,10 +48,10 @@ async fn env_from(moto: Moto, store: DynamoStore, config: Config, failing: &[&st
     let aws = moto.sdk_config().await;
     let config = moto.queued(config).await;
     let queue_url = config.send_queue_url.clone().unwrap();
-    let sms = FailingFor {
-        inner: SnsSms::new(aws_sdk_sns::Client::new(&aws), None, None),
-        failing: failing.iter().map(|s| s.to_string()).collect(),
-    };
+    let sms = FailingFor::throttling(
+        SnsSms::new(aws_sdk_sns::Client::new(&aws), None, None),
+        failing,
+    );
     let service = RegistrationService::new(
         store.clone(),
         SqsQueue::new(aws_sdk_sqs::Client::new(&aws), &queue_url),

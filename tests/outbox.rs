@@ -19,7 +19,7 @@ use smsreg::functions::api::Api;
 use smsreg::functions::events::EventsFunction;
 use smsreg::functions::replies::RepliesFunction;
 use smsreg::functions::sender::SenderFunction;
-use smsreg::ports::{InvitationStore, Outgoing, SmsError, SmsFailure, SmsProvider, SystemClock};
+use smsreg::ports::{InvitationStore, SystemClock};
 use smsreg::service::RegistrationService;
 use smsreg::service::send::Sender;
 use smsreg::tools::local_stream::{self, StreamMapping, StreamReader};
@@ -33,40 +33,12 @@ const B: &str = "+16175555512";
 /// Refused by the provider for good: the invitation fails.
 const C: &str = "+16175555513";
 
-/// Real SNS, except numbers refused for good (moto refuses none).
-#[derive(Clone)]
-struct Refusing {
-    inner: SnsSms,
-    refused: Vec<String>,
-}
-
-impl SmsProvider for Refusing {
-    fn opt_out_checks_per_second(&self) -> Option<u32> {
-        self.inner.opt_out_checks_per_second()
-    }
-
-    async fn send(&self, sms: &Outgoing<'_>) -> Result<String, SmsError> {
-        if self.refused.iter().any(|r| r == sms.to.as_str()) {
-            return Err(SmsError::new(SmsFailure::Refused, "InvalidParameter"));
-        }
-        self.inner.send(sms).await
-    }
-
-    async fn is_opted_out(&self, to: &PhoneNumber) -> Result<bool, SmsError> {
-        self.inner.is_opted_out(to).await
-    }
-
-    fn read_report(line: &str) -> Option<smsreg::domain::receipt::DeliveryReport> {
-        SnsSms::read_report(line)
-    }
-}
-
 struct Env {
     moto: Moto,
     store: DynamoStore,
     api: Api<DynamoStore, SqsQueue>,
-    sender: SenderFunction<DynamoStore, SqsQueue, Refusing>,
-    replies: RepliesFunction<DynamoStore, SqsQueue, Refusing>,
+    sender: SenderFunction<DynamoStore, SqsQueue, FailingFor>,
+    replies: RepliesFunction<DynamoStore, SqsQueue, FailingFor>,
     events: EventsFunction<EventBridgeBus>,
     queue_url: String,
     /// Where the bus's rule sends every event.
@@ -96,10 +68,10 @@ async fn env_publishing_to(bus: &str) -> Env {
         })
         .await;
     let queue_url = config.send_queue_url.clone().unwrap();
-    let provider = Refusing {
-        inner: SnsSms::new(aws_sdk_sns::Client::new(&aws), None, None),
-        refused: vec![C.to_owned()],
-    };
+    let provider = FailingFor::refusing(
+        SnsSms::new(aws_sdk_sns::Client::new(&aws), None, None),
+        &[C],
+    );
     let service = RegistrationService::new(
         store.clone(),
         SqsQueue::new(aws_sdk_sqs::Client::new(&aws), &queue_url),
@@ -237,60 +209,68 @@ impl Env {
     /// Hands the stream's new outbox records to the events function as the mapping does;
     /// returns the number of batches that went to the on-failure destination.
     async fn publish(&self) -> usize {
+        self.publish_with(3, |_| None).await.0
+    }
+
+    /// Hands the stream's new records to the events function as the mapping does, with
+    /// `max_retries`; invocation `n` is killed after `kill(n)`, if that is `Some` (Lambda
+    /// ending it mid-batch). Returns the batches sent to the on-failure destination, and
+    /// the invocations made.
+    async fn publish_with(
+        &self,
+        max_retries: u32,
+        kill: impl Fn(usize) -> Option<std::time::Duration>,
+    ) -> (usize, usize) {
         let shards = self.stream.lock().await.next_records().await.unwrap();
         let mapping = StreamMapping {
             stream_arn: self.stream_arn.clone(),
             region: "us-east-1".into(),
             batch_size: 10,
-            max_retries: 3,
+            max_retries,
         };
+        let sqs = aws_sdk_sqs::Client::new(&self.moto.sdk_config().await);
+        let invocations = std::sync::atomic::AtomicUsize::new(0);
         let mut dead = 0;
         for (shard, records) in shards {
             let records: Vec<_> = records
                 .into_iter()
                 .filter(local_stream::passes_filter)
                 .collect();
-            dead += self.deliver(&shard, &records, &mapping).await;
+            dead += local_stream::deliver(
+                &records,
+                &shard,
+                &mapping,
+                |event| {
+                    let n = invocations.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let budget = kill(n).unwrap_or(std::time::Duration::from_secs(60));
+                    async move {
+                        let event = serde_json::from_value(event).expect("a DynamoDB stream event");
+                        let answer =
+                            tokio::time::timeout(budget, self.events.handle_records(&event)).await;
+                        answer.ok().map(|a| {
+                            a.batch_item_failures
+                                .into_iter()
+                                .filter_map(|f| f.item_identifier)
+                                .collect()
+                        })
+                    }
+                },
+                // The mapping's on-failure destination.
+                |failure| {
+                    let sqs = sqs.clone();
+                    async move {
+                        sqs.send_message()
+                            .queue_url(&self.failed_url)
+                            .message_body(failure.to_string())
+                            .send()
+                            .await
+                            .unwrap();
+                    }
+                },
+            )
+            .await;
         }
-        dead
-    }
-
-    async fn deliver(
-        &self,
-        shard: &str,
-        records: &[aws_sdk_dynamodbstreams::types::Record],
-        mapping: &StreamMapping,
-    ) -> usize {
-        let sqs = aws_sdk_sqs::Client::new(&self.moto.sdk_config().await);
-        local_stream::deliver(
-            records,
-            shard,
-            mapping,
-            |event| async move {
-                let event = serde_json::from_value(event).expect("a DynamoDB stream event");
-                let answer = self.events.handle_records(&event).await;
-                Some(
-                    answer
-                        .batch_item_failures
-                        .into_iter()
-                        .filter_map(|f| f.item_identifier)
-                        .collect(),
-                )
-            },
-            // The mapping's on-failure destination.
-            |failure| {
-                let sqs = sqs.clone();
-                async move {
-                    sqs.send_message()
-                        .queue_url(&self.failed_url)
-                        .message_body(failure.to_string())
-                        .send()
-                        .await
-                        .unwrap();
-                }
-            },
-        )
-        .await
+        (dead, invocations.into_inner())
     }
 
     /// Every event the rule delivered so far, as EventBridge delivers them.
@@ -558,16 +538,16 @@ async fn under_faults_every_change_has_exactly_one_event_id_on_the_bus_and_every
     for seed in [1u64, 2, 3] {
         let e = env().await;
         let numbers: Vec<String> = us_numbers(10, 3000 + seed as usize * 100);
-        let refused: Vec<String> = numbers[8..].to_vec();
         // This seed's provider refuses the last two for good: their invitations fail.
-        let provider_refused = Refusing {
-            inner: SnsSms::new(
+        let refused: Vec<&str> = numbers[8..].iter().map(String::as_str).collect();
+        let provider_refused = FailingFor::refusing(
+            SnsSms::new(
                 aws_sdk_sns::Client::new(&e.moto.sdk_config().await),
                 None,
                 None,
             ),
-            refused: refused.clone(),
-        };
+            &refused,
+        );
         let aws = e.moto.sdk_config().await;
         let config = Config {
             table_name: TABLE.into(),
@@ -648,51 +628,15 @@ async fn under_faults_every_change_has_exactly_one_event_id_on_the_bus_and_every
             }
         }
 
-        // The stream to the bus, the events function killed now and then mid-batch, until
-        // nothing is left to hand over.
-        let shards = e.stream.lock().await.next_records().await.unwrap();
-        let mapping = StreamMapping {
-            stream_arn: e.stream_arn.clone(),
-            region: "us-east-1".into(),
-            batch_size: 10,
-            max_retries: 10,
-        };
-        let kills = std::sync::atomic::AtomicUsize::new(0);
-        let mut dead = 0;
-        for (shard, records) in shards {
-            let records: Vec<_> = records
-                .into_iter()
-                .filter(local_stream::passes_filter)
-                .collect();
-            dead += local_stream::deliver(
-                &records,
-                &shard,
-                &mapping,
-                |event| {
-                    let n = kills.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let events = &e.events;
-                    async move {
-                        let event = serde_json::from_value(event).unwrap();
-                        // One invocation in three is killed a few milliseconds in.
-                        let budget = if (n as u64 + seed).is_multiple_of(3) {
-                            std::time::Duration::from_millis(2 + (n as u64 * 7 + seed) % 10)
-                        } else {
-                            std::time::Duration::from_secs(30)
-                        };
-                        let answer =
-                            tokio::time::timeout(budget, events.handle_records(&event)).await;
-                        answer.ok().map(|a| {
-                            a.batch_item_failures
-                                .into_iter()
-                                .filter_map(|f| f.item_identifier)
-                                .collect()
-                        })
-                    }
-                },
-                |_| async {},
-            )
+        // The stream to the bus, one invocation in three of the events function killed a
+        // few milliseconds in, until nothing is left to hand over.
+        let (dead, invocations) = e
+            .publish_with(10, |n| {
+                (n as u64 + seed)
+                    .is_multiple_of(3)
+                    .then(|| std::time::Duration::from_millis(2 + (n as u64 * 7 + seed) % 10))
+            })
             .await;
-        }
         let report = e.moto.front.calm();
         assert_eq!(dead, 0, "seed {seed}: no batch failed every try");
 
@@ -755,7 +699,7 @@ async fn under_faults_every_change_has_exactly_one_event_id_on_the_bus_and_every
              {} invocations, faults {report:?}",
             expected.len(),
             events.len(),
-            kills.load(std::sync::atomic::Ordering::Relaxed),
+            invocations,
         );
         for (id, change) in &expected {
             assert!(seen.contains_key(id), "seed {seed}: no event for {change}");

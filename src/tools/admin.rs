@@ -271,21 +271,9 @@ async fn replay_receipts(
     let mut report = ReceiptsReport::default();
     let (mut batches, mut kept) = (0, 0);
     loop {
-        let messages = sqs
-            .receive_message()
-            .queue_url(queue_url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(1)
-            .send()
+        let messages = super::receive_failed(&sqs, queue_url)
             .await
-            .map_err(|e| {
-                failed(format!(
-                    "cannot read {queue_url}: {}",
-                    crate::adapters::error_code(&e)
-                ))
-            })?
-            .messages
-            .unwrap_or_default();
+            .map_err(failed)?;
         if messages.is_empty() {
             break;
         }
@@ -303,17 +291,9 @@ async fn replay_receipts(
             };
             let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
             receipts.record(&lines, &mut report).await.map_err(failed)?;
-            sqs.delete_message()
-                .queue_url(queue_url)
-                .receipt_handle(message.receipt_handle().unwrap_or_default())
-                .send()
+            super::delete_replayed(&sqs, queue_url, &message, "recorded")
                 .await
-                .map_err(|e| {
-                    failed(format!(
-                        "recorded, but not deleted: {}",
-                        crate::adapters::error_code(&e)
-                    ))
-                })?;
+                .map_err(failed)?;
             batches += 1;
         }
     }

@@ -55,9 +55,10 @@ pub fn sqs_event(messages: &[Message], queue_arn: &str, region: &str) -> Value {
     json!({ "Records": records })
 }
 
-/// Invokes the function and reads the ids it reported failed; `None` when the
-/// invocation failed as a whole.
-fn invoke(url: &str, event: &Value) -> Option<HashSet<String>> {
+/// Invokes the function at `url` (the Lambda Invoke API) and reads the item identifiers it
+/// reported failed (`batchItemFailures`: message ids, or a stream's sequence numbers);
+/// `None` when the invocation failed as a whole.
+pub(crate) fn invoke(url: &str, event: &Value) -> Option<HashSet<String>> {
     let mut response = ureq::post(url)
         .header("content-type", "application/json")
         .send(event.to_string())

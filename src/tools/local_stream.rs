@@ -30,7 +30,7 @@ pub struct StreamMapping {
 
 /// The answer of one invocation: the sequence numbers reported failed, or `None` when the
 /// invocation failed as a whole.
-pub type Invoked = Option<Vec<String>>;
+pub type Invoked = Option<std::collections::HashSet<String>>;
 
 /// The template's filter: an outbox item inserted, or a batch item written.
 pub fn passes_filter(record: &Record) -> bool {
@@ -196,7 +196,7 @@ where
                 Some(failed) => {
                     let from = batch
                         .iter()
-                        .position(|r| failed.iter().any(|f| f == sequence_number(r)))
+                        .position(|r| failed.contains(sequence_number(r)))
                         .unwrap_or(0);
                     &batch[from..]
                 }
@@ -315,29 +315,6 @@ impl StreamReader {
     }
 }
 
-/// Invokes the function at `url` (the Lambda Invoke API) with `event`.
-fn invoke_url(url: &str, event: &Value) -> Invoked {
-    let mut response = ureq::post(url)
-        .header("content-type", "application/json")
-        .send(event.to_string())
-        .ok()?;
-    if response.headers().contains_key("x-amz-function-error") {
-        return None;
-    }
-    let body: Value = serde_json::from_str(&response.body_mut().read_to_string().ok()?).ok()?;
-    if body.get("errorType").is_some() {
-        return None;
-    }
-    Some(
-        body["batchItemFailures"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|f| f["itemIdentifier"].as_str().map(str::to_owned))
-            .collect(),
-    )
-}
-
 /// Feeds the events function at `invoke` from the stream until the process ends; failure
 /// records go to `failure_queue_url` when given.
 pub async fn run(
@@ -394,7 +371,7 @@ async fn run_shard(
             |event| {
                 let url = invoke.to_owned();
                 async move {
-                    tokio::task::spawn_blocking(move || invoke_url(&url, &event))
+                    tokio::task::spawn_blocking(move || super::local_esm::invoke(&url, &event))
                         .await
                         .ok()
                         .flatten()
@@ -504,9 +481,9 @@ mod tests {
                 seen.lock().unwrap().push(seqs);
                 async move {
                     Some(if first {
-                        vec!["00003".to_owned()]
+                        ["00003".to_owned()].into()
                     } else {
-                        vec![]
+                        Default::default()
                     })
                 }
             },
@@ -563,7 +540,7 @@ mod tests {
             // Record 00002 makes every invocation that holds it fail.
             |event| {
                 let bad = sequence_numbers(&event).iter().any(|s| s == "00002");
-                async move { if bad { None } else { Some(vec![]) } }
+                async move { if bad { None } else { Some(Default::default()) } }
             },
             |failure| {
                 failures.lock().unwrap().push(failure);

@@ -105,21 +105,7 @@ pub async fn replay(
     let mut published = 0;
     let mut seen = std::collections::HashSet::new();
     loop {
-        let messages = sqs
-            .receive_message()
-            .queue_url(queue_url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(1)
-            .send()
-            .await
-            .map_err(|e| {
-                format!(
-                    "cannot read {queue_url}: {}",
-                    crate::adapters::error_code(&e)
-                )
-            })?
-            .messages
-            .unwrap_or_default();
+        let messages = super::receive_failed(&sqs, queue_url).await?;
         let fresh: Vec<_> = messages
             .into_iter()
             .filter(|m| seen.insert(m.message_id().unwrap_or_default().to_owned()))
@@ -174,17 +160,7 @@ pub async fn replay(
                 kept += 1;
                 continue;
             }
-            sqs.delete_message()
-                .queue_url(queue_url)
-                .receipt_handle(message.receipt_handle().unwrap_or_default())
-                .send()
-                .await
-                .map_err(|e| {
-                    format!(
-                        "published, but not deleted: {}",
-                        crate::adapters::error_code(&e)
-                    )
-                })?;
+            super::delete_replayed(&sqs, queue_url, &message, "published").await?;
             batches += 1;
         }
     }

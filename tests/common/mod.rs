@@ -23,7 +23,7 @@ use smsreg::config::Config;
 use smsreg::domain::project::hash_key;
 use smsreg::domain::{ApiKey, App, Plan};
 use smsreg::functions::sender::SenderFunction;
-use smsreg::ports::{JobQueue, SmsProvider, Store};
+use smsreg::ports::{JobQueue, Outgoing, SmsError, SmsFailure, SmsProvider, Store};
 
 pub const DEMO_DOMAIN: &str = "demo";
 pub const DEMO_APP: &str = "abcd1234abcd1234";
@@ -553,4 +553,56 @@ pub fn sns_reply(id: &str, from: &str, body: &str) -> aws_lambda_events::event::
         }
     }]});
     serde_json::from_value(event).expect("an SNS event")
+}
+
+/// Real SNS (on moto), except SMS to the numbers in `failing`, which it answers with
+/// `failure` (and `code`) without sending: moto offers no way to make SNS refuse.
+#[derive(Clone)]
+pub struct FailingFor {
+    pub inner: smsreg::adapters::sns::SnsSms,
+    pub failing: Vec<String>,
+    pub failure: SmsFailure,
+    pub code: &'static str,
+}
+
+impl FailingFor {
+    /// SNS throttling the numbers in `failing` (retried, then given up).
+    pub fn throttling(inner: smsreg::adapters::sns::SnsSms, failing: &[&str]) -> Self {
+        FailingFor {
+            inner,
+            failing: failing.iter().map(|s| s.to_string()).collect(),
+            failure: SmsFailure::Throttled,
+            code: "Throttling",
+        }
+    }
+
+    /// SNS refusing the numbers in `failing` for good (an invalid parameter).
+    pub fn refusing(inner: smsreg::adapters::sns::SnsSms, failing: &[&str]) -> Self {
+        FailingFor {
+            failure: SmsFailure::Refused,
+            code: "InvalidParameter",
+            ..FailingFor::throttling(inner, failing)
+        }
+    }
+}
+
+impl SmsProvider for FailingFor {
+    fn opt_out_checks_per_second(&self) -> Option<u32> {
+        self.inner.opt_out_checks_per_second()
+    }
+
+    async fn send(&self, sms: &Outgoing<'_>) -> Result<String, SmsError> {
+        if self.failing.iter().any(|f| f == sms.to.as_str()) {
+            return Err(SmsError::new(self.failure, self.code));
+        }
+        self.inner.send(sms).await
+    }
+
+    async fn is_opted_out(&self, to: &smsreg::domain::PhoneNumber) -> Result<bool, SmsError> {
+        self.inner.is_opted_out(to).await
+    }
+
+    fn read_report(line: &str) -> Option<smsreg::domain::receipt::DeliveryReport> {
+        smsreg::adapters::sns::SnsSms::read_report(line)
+    }
 }
