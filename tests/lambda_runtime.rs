@@ -313,3 +313,162 @@ async fn a_project_disabled_with_the_admin_cli_closes_its_pending_links() {
     assert!(ok);
     assert!(!workers.contains("jane"), "{workers}");
 }
+
+/// The organisation's bus on moto, with a rule sending its events to a queue; returns the
+/// queue's URL.
+async fn subscribed_bus(moto: &Moto, bus: &str) -> String {
+    let aws = moto.sdk_config().await;
+    let eventbridge = aws_sdk_eventbridge::Client::new(&aws);
+    let sqs = aws_sdk_sqs::Client::new(&aws);
+    eventbridge
+        .create_event_bus()
+        .name(bus)
+        .send()
+        .await
+        .unwrap();
+    let url = sqs
+        .create_queue()
+        .queue_name("seen")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
+        .clone();
+    eventbridge
+        .put_rule()
+        .name("all")
+        .event_bus_name(bus)
+        .event_pattern(r#"{"source": ["smsreg"]}"#)
+        .send()
+        .await
+        .unwrap();
+    eventbridge
+        .put_targets()
+        .rule("all")
+        .event_bus_name(bus)
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("seen")
+                .arn(arn)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    url
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_events_bootstrap_puts_the_outbox_on_the_bus_under_the_lambda_runtime_api() {
+    let moto = Moto::start();
+    assert!(admin(&moto, &["create-table"]).0);
+    assert!(
+        admin(
+            &moto,
+            &[
+                "put-domain",
+                "demo",
+                "--plan",
+                "PRO",
+                "--enable",
+                "--send-window",
+                "any"
+            ]
+        )
+        .0
+    );
+    assert!(admin(&moto, &["put-app", "demo", DEMO_APP, "--name", "Demo app"]).0);
+    let (_, key_line, _) = admin(&moto, &["create-key", "demo", "ops@demo.example"]);
+    let (_, queue_out, _) = admin(&moto, &["create-queue"]);
+    let queue_url = queue_out.lines().last().unwrap().trim().to_owned();
+    let seen_url = subscribed_bus(&moto, "org-bus").await;
+
+    // The API, the sender and the events function, each under a runtime API of its own;
+    // the local mappings feed the sender from the queue and the events function from the
+    // table's stream, as Lambda's would.
+    let api_runtime = RuntimeApi::start(30_000);
+    let _api = start_binary(
+        env!("CARGO_BIN_EXE_smsreg-api"),
+        "api",
+        &moto,
+        &api_runtime,
+        &queue_url,
+        &[],
+    );
+    let sender_runtime = RuntimeApi::start(60_000);
+    let _sender = start_binary(
+        env!("CARGO_BIN_EXE_smsreg-sender"),
+        "sender",
+        &moto,
+        &sender_runtime,
+        &queue_url,
+        &[],
+    );
+    let events_runtime = RuntimeApi::start(60_000);
+    let mut env = moto.env(TABLE);
+    env.extend(events_runtime.env());
+    env.push(("EVENT_BUS_NAME", "org-bus".to_owned()));
+    let events = Process::start(env!("CARGO_BIN_EXE_smsreg-events"), "events", &env, &[]);
+    let _mapping = start_binary(
+        env!("CARGO_BIN_EXE_smsreg-local-esm"),
+        "mapping",
+        &moto,
+        &sender_runtime,
+        &queue_url,
+        &[
+            "--invoke-url",
+            &sender_runtime.invoke_url("smsreg-sender"),
+            "--events-invoke-url",
+            &events_runtime.invoke_url("smsreg-events"),
+        ],
+    );
+
+    let body = json!({"app_id": DEMO_APP, "users": [{"phone_number": "+16175551234"}]});
+    let raw = api_runtime
+        .invoke(
+            &post_event("demo", &body, &format!("ApiKey {}", key_line.trim())),
+            Duration::from_secs(60),
+        )
+        .expect("the invocation succeeds");
+    let (status, _, answer) = parse_response(&raw);
+    assert_eq!(status, 200, "{answer}");
+
+    // The SMS goes; the batch completes; its event reaches the bus.
+    let sqs = aws_sdk_sqs::Client::new(&moto.sdk_config().await);
+    let waited = std::time::Instant::now();
+    let mut seen = Vec::new();
+    while seen.is_empty() && waited.elapsed() < Duration::from_secs(60) {
+        let got = sqs
+            .receive_message()
+            .queue_url(&seen_url)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap()
+            .messages
+            .unwrap_or_default();
+        seen.extend(
+            got.iter()
+                .map(|m| serde_json::from_str::<Value>(m.body().unwrap()).unwrap()),
+        );
+    }
+    assert_eq!(seen.len(), 1, "{}", events.log_text());
+    assert_eq!(seen[0]["source"], "smsreg");
+    assert_eq!(seen[0]["detail-type"], "Batch Completed");
+    assert_eq!(seen[0]["detail"]["batch_id"], answer["batch_id"]);
+    // Its log: the batch handled, never a number.
+    let log = events.log_text();
+    assert!(log.contains("stream batch handled"), "{log}");
+    assert!(!log.contains("6175551234"), "{log}");
+}
