@@ -1467,9 +1467,13 @@ impl smsreg::ports::JobQueue for Watched {
     async fn retry_later(
         &self,
         receipt_handle: &str,
+        from: Option<&str>,
         delay_seconds: u32,
     ) -> Result<(), smsreg::ports::QueueError> {
-        let answer = self.inner.retry_later(receipt_handle, delay_seconds).await;
+        let answer = self
+            .inner
+            .retry_later(receipt_handle, from, delay_seconds)
+            .await;
         self.hand_backs
             .lock()
             .unwrap()
@@ -2024,4 +2028,66 @@ async fn the_emulator_answers_concurrent_transactions_as_dynamodb_would_never_wi
             assert!(!log.contains(&token(task, n)[..]), "a token in moto's log");
         }
     }
+}
+
+#[tokio::test]
+async fn a_message_on_the_real_dead_letter_queue_is_handed_back_on_that_queue() {
+    // The send queue and its own dead-letter queue, as the stack makes them: a message the
+    // sender takes off the dead-letter queue is handed back there, under that queue's URL
+    // (its receipt handle means nothing to the send queue).
+    let moto = Moto::start();
+    let store = moto.store(TABLE).await;
+    provision_demo(&store, None).await;
+    let aws = moto.sdk_config().await;
+    let sqs = aws_sdk_sqs::Client::new(&aws);
+    let queue_url = moto.send_queue("dlq-hand-back", 50).await;
+    let dlq_url = format!("{queue_url}-dlq");
+    let dlq_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&dlq_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
+        .clone();
+    sqs.send_message()
+        .queue_url(&dlq_url)
+        .message_body("not a send job")
+        .send()
+        .await
+        .unwrap();
+    // Received with no visibility of its own: only the sender's hand-back hides it.
+    let messages = sqs
+        .receive_message()
+        .queue_url(&dlq_url)
+        .visibility_timeout(0)
+        .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap();
+    assert_eq!(messages.len(), 1);
+    let event = smsreg::tools::local_esm::sqs_event(&messages, &dlq_arn, "us-east-1");
+    let event = serde_json::from_value(event).unwrap();
+    let config = Config {
+        table_name: TABLE.into(),
+        send_queue_url: Some(queue_url.clone()),
+        send_dead_letter_queue_arn: Some(dlq_arn.clone()),
+        ..Config::default()
+    };
+    let sender = smsreg::wiring::aws_sender_with(&aws, config).unwrap();
+    let response = sender.handle_batch(&event, None).await.unwrap();
+    assert_eq!(response.batch_item_failures.len(), 1, "kept for inspection");
+    let visible = sqs
+        .receive_message()
+        .queue_url(&dlq_url)
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap_or_default();
+    assert!(visible.is_empty(), "the hand-back hid it for hours");
 }

@@ -619,6 +619,7 @@ impl JobQueue for SlowQueue {
     async fn retry_later(
         &self,
         _receipt_handle: &str,
+        _from: Option<&str>,
         _delay_seconds: u32,
     ) -> Result<(), QueueError> {
         Ok(())

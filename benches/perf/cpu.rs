@@ -75,7 +75,12 @@ impl JobQueue for NullSms {
         vec![Ok(()); jobs.len()]
     }
 
-    async fn retry_later(&self, _receipt: &str, _delay: u32) -> Result<(), QueueError> {
+    async fn retry_later(
+        &self,
+        _receipt: &str,
+        _from: Option<&str>,
+        _delay: u32,
+    ) -> Result<(), QueueError> {
         Ok(())
     }
 }

@@ -114,11 +114,13 @@ impl JobQueue for SqsQueue {
     async fn retry_later(
         &self,
         receipt_handle: &str,
+        from: Option<&str>,
         delay_seconds: u32,
     ) -> Result<(), QueueError> {
+        let url = from.and_then(|arn| sibling_url(&self.url, arn));
         self.client
             .change_message_visibility()
-            .queue_url(&self.url)
+            .queue_url(url.as_deref().unwrap_or(&self.url))
             .receipt_handle(receipt_handle)
             .visibility_timeout(
                 i32::try_from(delay_seconds.min(MAX_VISIBILITY_SECONDS)).unwrap_or(i32::MAX),
@@ -128,6 +130,18 @@ impl JobQueue for SqsQueue {
             .map(|_| ())
             .map_err(|error| sqs_error(&error))
     }
+}
+
+/// The URL of the queue `arn` (`arn:aws:sqs:REGION:ACCOUNT:NAME`) beside the queue at `url`
+/// (`.../ACCOUNT/NAME` on SQS's endpoint, AWS's or an emulator's): the send queue's
+/// dead-letter queue is of the same account and region. `None` for what is no queue ARN.
+fn sibling_url(url: &str, arn: &str) -> Option<String> {
+    let parts: Vec<&str> = arn.split(':').collect();
+    let [_, _, "sqs", _, account, name] = parts.as_slice() else {
+        return None;
+    };
+    let base = url.trim_end_matches('/').rsplitn(3, '/').nth(2)?;
+    Some(format!("{base}/{account}/{name}"))
 }
 
 /// Creates the send queue and its dead-letter queue (`NAME-dlq`), the send queue moving a
@@ -180,4 +194,35 @@ pub async fn create_queues(
         .queue_url()
         .map(str::to_owned)
         .ok_or_else(|| queue_error("NoQueueUrl"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_dead_letter_queue_is_found_beside_the_send_queue() {
+        let send = "https://sqs.eu-west-1.amazonaws.com/123456789012/stack-SendQueue-AbC";
+        assert_eq!(
+            sibling_url(
+                send,
+                "arn:aws:sqs:eu-west-1:123456789012:stack-SendDeadLetterQueue-XyZ"
+            )
+            .as_deref(),
+            Some("https://sqs.eu-west-1.amazonaws.com/123456789012/stack-SendDeadLetterQueue-XyZ")
+        );
+        assert_eq!(
+            sibling_url(
+                "http://127.0.0.1:5005/123456789012/smsreg-send",
+                "arn:aws:sqs:us-east-1:123456789012:smsreg-send-dlq"
+            )
+            .as_deref(),
+            Some("http://127.0.0.1:5005/123456789012/smsreg-send-dlq")
+        );
+        assert_eq!(sibling_url(send, "not an arn"), None);
+        assert_eq!(
+            sibling_url(send, "arn:aws:sns:eu-west-1:123456789012:topic"),
+            None
+        );
+    }
 }

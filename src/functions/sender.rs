@@ -194,7 +194,10 @@ impl<St: Store, Q: JobQueue, P: SmsProvider> SenderFunction<St, Q, P> {
     ) {
         let delay = delay.min(longest_hand_back(received.elapsed()));
         if let Some(receipt) = &message.receipt_handle
-            && let Err(error) = self.sender.hand_back(receipt, delay).await
+            && let Err(error) = self
+                .sender
+                .hand_back(receipt, message.event_source_arn.as_deref(), delay)
+                .await
         {
             // It comes back when its visibility timeout ends instead.
             warn!(job = ?job.map(|j| &j.id), %error, "could not set the retry delay");

@@ -44,10 +44,13 @@ pub trait JobQueue: Send + Sync {
     fn enqueue(&self, jobs: &[SmsJob]) -> impl Future<Output = Vec<Result<(), QueueError>>> + Send;
 
     /// Makes a received job visible again after `delay_seconds` (a retry later), at most
-    /// [`longest_hand_back`] since the job was received: SQS refuses more.
+    /// [`longest_hand_back`] since the job was received: SQS refuses more. `from`: the ARN
+    /// of the queue it was received from, when not the send queue (its dead-letter queue,
+    /// which the sender consumes too): a receipt handle is good on its own queue only.
     fn retry_later(
         &self,
         receipt_handle: &str,
+        from: Option<&str>,
         delay_seconds: u32,
     ) -> impl Future<Output = Result<(), QueueError>> + Send;
 }

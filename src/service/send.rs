@@ -136,15 +136,17 @@ impl<St: Store, Q: JobQueue, P: SmsProvider> Sender<St, Q, P> {
         &self.service.config
     }
 
-    /// Makes a received job visible again after `delay_seconds`.
+    /// Makes a received job visible again after `delay_seconds`, on the queue `from` (its
+    /// ARN) when it is not the send queue.
     pub async fn hand_back(
         &self,
         receipt_handle: &str,
+        from: Option<&str>,
         delay_seconds: u32,
     ) -> Result<(), QueueError> {
         self.service
             .queue
-            .retry_later(receipt_handle, delay_seconds)
+            .retry_later(receipt_handle, from, delay_seconds)
             .await
     }
 

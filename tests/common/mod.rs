@@ -76,13 +76,25 @@ pub async fn receive_event(
         .expect("receive from the send queue")
         .messages
         .unwrap_or_default();
-    let event = smsreg::tools::local_esm::sqs_event(
-        &messages,
-        "arn:aws:sqs:us-east-1:123456789012:q",
-        "us-east-1",
-    );
+    let arn = queue_arn(client, queue_url).await;
+    let event = smsreg::tools::local_esm::sqs_event(&messages, &arn, "us-east-1");
     let event = serde_json::from_value(event).expect("a real SQS event");
     (messages, event)
+}
+
+/// The ARN of the queue at `queue_url`, as an event source mapping names it in its events.
+pub async fn queue_arn(client: &aws_sdk_sqs::Client, queue_url: &str) -> String {
+    use aws_sdk_sqs::types::QueueAttributeName::QueueArn;
+    client
+        .get_queue_attributes()
+        .queue_url(queue_url)
+        .attribute_names(QueueArn)
+        .send()
+        .await
+        .expect("the queue's attributes")
+        .attributes
+        .and_then(|mut a| a.remove(&QueueArn))
+        .expect("the queue's ARN")
 }
 
 impl Moto {

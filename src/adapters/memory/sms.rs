@@ -240,6 +240,7 @@ impl JobQueue for MemorySms {
     async fn retry_later(
         &self,
         _receipt_handle: &str,
+        _from: Option<&str>,
         _delay_seconds: u32,
     ) -> Result<(), QueueError> {
         Ok(())
