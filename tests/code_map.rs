@@ -64,3 +64,21 @@ fn readme_stays_short() {
         "README.md has {lines} lines, more than {README_MAX_LINES}: move details to docs/"
     );
 }
+
+#[test]
+fn the_token_lengths_the_docs_give_are_the_codes() {
+    use smsreg::domain::invitation::{LEGACY_TOKEN_LEN, TOKEN_LEN};
+    let readme = fs::read_to_string(crate_root().join("README.md")).unwrap();
+    let claim = format!("tokens exactly {TOKEN_LEN} characters ({LEGACY_TOKEN_LEN} for links");
+    assert!(
+        readme.replace("\n ", "").contains(&claim),
+        "README.md's limits say {claim:?}"
+    );
+    let api = fs::read_to_string(crate_root().join("docs/api.md")).unwrap();
+    let claim = format!("exactly {TOKEN_LEN} URL-safe characters ({LEGACY_TOKEN_LEN} for links");
+    assert!(
+        api.replace("\n ", "").contains(&claim),
+        "docs/api.md says {claim:?}"
+    );
+    assert_eq!(smsreg::domain::Token::generate().as_str().len(), TOKEN_LEN);
+}
