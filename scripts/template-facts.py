@@ -230,6 +230,14 @@ for m in streams:
         m.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
         == {"Fn::GetAtt": ["EventsFailedQueue", "Arn"]},
     )
+outbox_days = re.search(r"OUTBOX_DAYS: u64 = ([0-9]+);", outbox_rs)
+check(
+    "outbox items outlive a failed batch on EventsFailedQueue (OUTBOX_DAYS in "
+    "src/adapters/dynamodb/outbox.rs >= the queue's retention), so replay-events finds them",
+    outbox_days is not None
+    and int(outbox_days.group(1)) * 86400
+    >= int(resources["EventsFailedQueue"]["Properties"]["MessageRetentionPeriod"]),
+)
 put_events = [
     s for s in statements(events_fn) if s["Effect"] == "Allow" and "events:PutEvents" in listed(s["Action"])
 ]
