@@ -2489,3 +2489,30 @@ async fn a_link_of_a_project_whose_plan_fell_below_pro_says_registration_is_clos
     assert_eq!(record.status, RegistrationStatus::Queued);
     assert_eq!(record.opened_at, None, "not marked opened");
 }
+
+#[tokio::test]
+async fn the_form_states_each_fields_limits_and_the_browser_keeps_to_them() {
+    use smsreg::domain::worker::{
+        MAX_EMAIL_OCTETS, MAX_PASSWORD_CHARS, MAX_USERNAME_CHARS, MIN_PASSWORD_CHARS,
+    };
+    let w = world();
+    let token = invited(&w, false).await;
+    let (status, page) = w.get_page(&token).await;
+    assert_eq!(status, 200);
+    for (field, max) in [
+        ("username", MAX_USERNAME_CHARS),
+        ("password", MAX_PASSWORD_CHARS),
+        ("password2", MAX_PASSWORD_CHARS),
+        ("email", MAX_EMAIL_OCTETS),
+    ] {
+        let input = &page[page.find(&format!(r#"name="{field}""#)).unwrap()..];
+        let input = &input[..input.find('>').unwrap()];
+        assert!(input.contains(&format!(r#"maxlength="{max}""#)), "{input}");
+    }
+    assert!(
+        page.contains(&format!(
+            "{MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters"
+        )),
+        "the password's hint says its rule"
+    );
+}

@@ -79,7 +79,7 @@ pub fn normalise_username(raw: &str) -> String {
 
 /// Longest address, local part and domain name, in octets (RFC 5321, 4.5.3.1, with the
 /// path's 256 less its angle brackets for the address).
-const MAX_EMAIL_OCTETS: usize = 254;
+pub const MAX_EMAIL_OCTETS: usize = 254;
 const MAX_LOCAL_PART_OCTETS: usize = 64;
 const MAX_DOMAIN_OCTETS: usize = 255;
 const MAX_LABEL_OCTETS: usize = 63;

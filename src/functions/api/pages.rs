@@ -10,7 +10,10 @@ use lambda_http::{Body, Response};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 use sha2::{Digest, Sha256};
 
-use crate::domain::worker::FormErrors;
+use crate::domain::worker::{
+    FormErrors, MAX_EMAIL_OCTETS, MAX_PASSWORD_CHARS, MAX_USERNAME_CHARS, MIN_PASSWORD_CHARS,
+    MIN_USERNAME_CHARS,
+};
 use crate::domain::{App, Project};
 
 /// Where Android workers get the CommCare app.
@@ -97,6 +100,8 @@ struct Field<'a> {
     autocomplete: &'a str,
     required: bool,
     hint: Option<&'a str>,
+    /// The most characters the field's rule allows: a browser stops there.
+    max: Option<usize>,
 }
 
 impl Field<'_> {
@@ -106,7 +111,7 @@ impl Field<'_> {
         html! {
             label for=(self.name) { (self.label) @if !self.required { " (optional)" } }
             input id=(self.name) name=(self.name) type=(self.kind) value=(value)
-                autocomplete=(self.autocomplete) required[self.required]
+                autocomplete=(self.autocomplete) required[self.required] maxlength=[self.max]
                 aria-invalid=[error.map(|_| "true")]
                 aria-describedby=[error.map(|_| error_id.as_str())];
             @if let Some(hint) = self.hint { p.hint { (hint) } }
@@ -122,6 +127,10 @@ pub fn form_page(
     errors: &FormErrors,
 ) -> Markup {
     let title = project.title();
+    // From the rules themselves, so that the page never says other than they do.
+    let username_hint =
+        format!("{MIN_USERNAME_CHARS} to {MAX_USERNAME_CHARS} letters, digits, '.', '_' or '-'");
+    let password_hint = format!("{MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters");
     layout(
         title,
         &format!("Register with {title}"),
@@ -129,16 +138,18 @@ pub fn form_page(
             p { "You are invited to register as a mobile worker. Choose a username and a password." }
             form method="post" {
                 (Field { name: "username", label: "Username", kind: "text", autocomplete: "username",
-                    required: true, hint: Some("3 to 80 letters, digits, '.', '_' or '-'") }
+                    required: true, hint: Some(&username_hint), max: Some(MAX_USERNAME_CHARS) }
                     .render(&values.username, errors))
                 (Field { name: "password", label: "Password", kind: "password",
-                    autocomplete: "new-password", required: true, hint: Some("At least 8 characters") }
+                    autocomplete: "new-password", required: true, hint: Some(&password_hint),
+                    max: Some(MAX_PASSWORD_CHARS) }
                     .render("", errors))
                 (Field { name: "password2", label: "Password again", kind: "password",
-                    autocomplete: "new-password", required: true, hint: None }
+                    autocomplete: "new-password", required: true, hint: None,
+                    max: Some(MAX_PASSWORD_CHARS) }
                     .render("", errors))
                 (Field { name: "email", label: "Email", kind: "email", autocomplete: "email",
-                    required: require_email, hint: None }
+                    required: require_email, hint: None, max: Some(MAX_EMAIL_OCTETS) }
                     .render(&values.email, errors))
                 button type="submit" { "Register" }
             }

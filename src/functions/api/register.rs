@@ -22,10 +22,9 @@ fn app_of<'a>(project: &'a Project, record: &RegistrationRecord) -> Option<&'a c
     record.app_id.as_deref().and_then(|id| project.app(id))
 }
 
-/// The longest username and email that `domain::worker`'s rules accept (80 characters once
-/// normalised; 254 bytes): the form shows back nothing longer.
-const MAX_USERNAME_CHARS: usize = 80;
-const MAX_EMAIL_BYTES: usize = 254;
+// The longest username and email that `domain::worker`'s rules accept (characters once
+// normalised; bytes): the form shows back nothing longer.
+use crate::domain::worker::{MAX_EMAIL_OCTETS as MAX_EMAIL_BYTES, MAX_USERNAME_CHARS};
 
 /// Why a POST's body was not read. Nothing is looked up for such a body, so nobody is
 /// registered.
