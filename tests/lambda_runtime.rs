@@ -467,7 +467,13 @@ async fn the_events_bootstrap_puts_the_outbox_on_the_bus_under_the_lambda_runtim
     assert_eq!(seen[0]["source"], "smsreg");
     assert_eq!(seen[0]["detail-type"], "Batch Completed");
     assert_eq!(seen[0]["detail"]["batch_id"], answer["batch_id"]);
-    // Its log: the batch handled, never a number.
+    // Its log: the batch handled (written just after the put), never a number.
+    let waited = std::time::Instant::now();
+    while !events.log_text().contains("stream batch handled")
+        && waited.elapsed() < Duration::from_secs(10)
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let log = events.log_text();
     assert!(log.contains("stream batch handled"), "{log}");
     assert!(!log.contains("6175551234"), "{log}");

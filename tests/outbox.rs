@@ -96,8 +96,10 @@ async fn env_publishing_to(bus: &str) -> Env {
         .unwrap()
         .queue_url
         .unwrap();
-    let stream_arn = local_stream::stream_arn(&aws_sdk_dynamodb::Client::new(&aws), TABLE)
+    let stream_arn = store
+        .stream_arn()
         .await
+        .unwrap()
         .expect("create-table gives the table its stream");
     Env {
         api: Api::new(service.clone()),

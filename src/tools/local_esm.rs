@@ -215,11 +215,17 @@ pub async fn main() {
         let Some(invoke) = args.events_invoke_url.clone() else {
             return;
         };
-        let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
-        let stream_arn = match super::local_stream::stream_arn(&dynamodb, &args.table).await {
-            Ok(arn) => arn,
-            Err(reason) => {
-                warn!(reason, "the events function is not fed");
+        let store = crate::adapters::dynamodb::DynamoStore::new(&aws, &args.table);
+        let stream_arn = match store.stream_arn().await {
+            Ok(Some(arn)) => arn,
+            Ok(None) => {
+                warn!(
+                    "the table has no stream (run smsreg-admin create-table): the events function is not fed"
+                );
+                return;
+            }
+            Err(error) => {
+                warn!(%error, "the events function is not fed");
                 return;
             }
         };

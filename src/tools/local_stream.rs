@@ -224,24 +224,6 @@ where
     dead
 }
 
-/// The ARN of the latest stream of `table`.
-pub async fn stream_arn(
-    dynamodb: &aws_sdk_dynamodb::Client,
-    table: &str,
-) -> Result<String, String> {
-    let described = dynamodb
-        .describe_table()
-        .table_name(table)
-        .send()
-        .await
-        .map_err(|e| crate::adapters::error_code(&e))?;
-    described
-        .table()
-        .and_then(|t| t.latest_stream_arn())
-        .map(str::to_owned)
-        .ok_or_else(|| "the table has no stream (run smsreg-admin create-table)".to_owned())
-}
-
 /// A reader of every shard of a stream, from its oldest record on.
 pub struct StreamReader {
     client: Client,

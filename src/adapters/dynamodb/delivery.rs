@@ -25,44 +25,51 @@ impl DynamoStore {
     /// Adds one to a counter of a batch, as part of a transaction: counted exactly when
     /// what the transaction records is.
     pub(crate) fn count_in_batch_item(&self, batch_id: &str, counter: &str) -> TransactWriteItem {
-        let update = Update::builder()
-            .table_name(self.table())
-            .key(PK, s(batch_pk(batch_id)))
-            .key(SK, s(BATCH_SK))
-            .update_expression("ADD #counter :one")
-            .expression_attribute_names("#counter", counter)
-            .expression_attribute_values(":one", n(1))
-            .build()
-            .expect("update has its required fields");
-        TransactWriteItem::builder().update(update).build()
+        self.batch_item(batch_id, Some(counter), None)
     }
 
-    /// Adds one to a counter of a batch and settles the invitation `token` in it, as part
-    /// of a transaction. An invitation is settled once its fate is known (its first SMS
-    /// sent, failed, opted out, or its job dropped unsent); a batch whose invitations are
-    /// all settled is complete, which its stream record tells the events function. A set,
-    /// so that settling twice (a job delivered twice) counts once.
+    /// Adds one to a counter of a batch (if any) and settles the invitation `token` in it,
+    /// as part of a transaction. An invitation is settled once its fate is known (its first
+    /// SMS sent, failed, opted out, or its job dropped unsent); a batch whose invitations
+    /// are all settled is complete, which its stream record tells the events function. A
+    /// set, so that settling twice (a job delivered twice) counts once.
     pub(crate) fn settle_in_batch_item(
         &self,
         batch_id: &str,
         counter: Option<&str>,
         token: &str,
     ) -> TransactWriteItem {
+        self.batch_item(batch_id, counter, Some(token))
+    }
+
+    /// The update of a batch's item: one more `counter`, `settles` added to `settled`.
+    fn batch_item(
+        &self,
+        batch_id: &str,
+        counter: Option<&str>,
+        settles: Option<&str>,
+    ) -> TransactWriteItem {
+        let mut adds = Vec::new();
         let mut update = Update::builder()
             .table_name(self.table())
             .key(PK, s(batch_pk(batch_id)))
-            .key(SK, s(BATCH_SK))
-            .expression_attribute_values(":token", AttributeValue::Ss(vec![token.to_owned()]));
-        update = match counter {
-            Some(counter) => update
-                .update_expression("ADD #counter :one, settled :token")
+            .key(SK, s(BATCH_SK));
+        if let Some(counter) = counter {
+            adds.push("#counter :one");
+            update = update
                 .expression_attribute_names("#counter", counter)
-                .expression_attribute_values(":one", n(1)),
-            None => update.update_expression("ADD settled :token"),
-        };
-        TransactWriteItem::builder()
-            .update(update.build().expect("update has its required fields"))
+                .expression_attribute_values(":one", n(1));
+        }
+        if let Some(token) = settles {
+            adds.push("settled :token");
+            update = update
+                .expression_attribute_values(":token", AttributeValue::Ss(vec![token.to_owned()]));
+        }
+        let update = update
+            .update_expression(format!("ADD {}", adds.join(", ")))
             .build()
+            .expect("update has its required fields");
+        TransactWriteItem::builder().update(update).build()
     }
 
     /// Adds `by` to a counter of a project's day, as part of a transaction.
@@ -169,13 +176,11 @@ impl DynamoStore {
         sms: &SentSms,
     ) -> TransactWriteItem {
         // An invitation's first SMS settles it in its batch (see `settle_in_batch_item`).
-        let first_of_invitation = sms.part == 0 && sms.token.is_some();
-        let expression = if first_of_invitation {
-            "ADD sent :one, parts_sent :parts, settled :token"
-        } else if sms.part == 0 {
-            "ADD sent :one, parts_sent :parts"
-        } else {
-            "ADD parts_sent :parts"
+        let settles = sms.token.as_deref().filter(|_| sms.part == 0);
+        let expression = match (sms.part, settles) {
+            (0, Some(_)) => "ADD sent :one, parts_sent :parts, settled :token",
+            (0, None) => "ADD sent :one, parts_sent :parts",
+            _ => "ADD parts_sent :parts",
         };
         let mut update = Update::builder()
             .table_name(self.table())
@@ -186,9 +191,9 @@ impl DynamoStore {
         if sms.part == 0 {
             update = update.expression_attribute_values(":one", n(1));
         }
-        if let (true, Some(token)) = (first_of_invitation, &sms.token) {
+        if let Some(token) = settles {
             update = update
-                .expression_attribute_values(":token", AttributeValue::Ss(vec![token.clone()]));
+                .expression_attribute_values(":token", AttributeValue::Ss(vec![token.to_owned()]));
         }
         TransactWriteItem::builder()
             .update(update.build().expect("update has its required fields"))

@@ -79,10 +79,11 @@ impl OptOuts for DynamoStore {
         let mut items = vec![TransactWriteItem::builder().update(mark).build()];
         if let Some(batch) = &record.batch_id {
             // Settled in its batch only while queued: a sent one was settled by its SMS.
-            items.push(if record.status == RegistrationStatus::Queued {
-                self.settle_in_batch_item(batch, Some("opted_out"), record.token.as_str())
-            } else {
-                self.count_in_batch_item(batch, "opted_out")
+            items.push(match record.status {
+                RegistrationStatus::Queued => {
+                    self.settle_in_batch_item(batch, Some("opted_out"), record.token.as_str())
+                }
+                _ => self.count_in_batch_item(batch, "opted_out"),
             });
         }
         self.transact_or_fail(items).await?;

@@ -23,7 +23,7 @@ use crate::domain::event::OrgEvent;
 use crate::domain::job::{JobKind, SmsJob};
 use crate::domain::receipt::DeliveryReport;
 use crate::domain::worker::Worker;
-use crate::domain::{ApiKey, Project, RegistrationRecord};
+use crate::domain::{ApiKey, PhoneNumber, Project, RegistrationRecord};
 use crate::ports::{BatchProgress, DayUsage, SentSms, StoreError, StoredResponse};
 
 fn unavailable() -> StoreError {
@@ -105,6 +105,14 @@ impl StoreState {
             "opted_out": progress.opted_out,
         });
         let event = OrgEvent::batch_completed(&progress.domain, batch, counts, now);
+        self.write_event(event);
+    }
+
+    /// The event of `phone` opting out (`opted_out`) or back in, for its invitation's
+    /// project.
+    fn write_opt_change(&mut self, phone: &PhoneNumber, opted_out: bool, cause: &str, now: u64) {
+        let project = self.records.get(phone.as_str()).map(|r| r.domain.clone());
+        let event = OrgEvent::opt_change(phone, opted_out, cause, project.as_deref(), now);
         self.write_event(event);
     }
 

@@ -3,7 +3,6 @@
 use std::collections::HashSet;
 
 use crate::domain::PhoneNumber;
-use crate::domain::event::OrgEvent;
 use crate::domain::invitation::RegistrationStatus;
 use crate::ports::{OptOuts, StoreError};
 
@@ -14,14 +13,7 @@ impl OptOuts for MemoryStore {
         let mut state = self.reachable()?;
         if !state.opted_out.contains_key(phone.as_str()) {
             state.opted_out.insert(phone.as_str().to_owned(), now);
-            let project = state.records.get(phone.as_str()).map(|r| r.domain.clone());
-            state.write_event(OrgEvent::opt_change(
-                phone,
-                true,
-                cause,
-                project.as_deref(),
-                now,
-            ));
+            state.write_opt_change(phone, true, cause, now);
         }
         let mut batch = None;
         if let Some(record) = state.records.get_mut(phone.as_str())
@@ -46,14 +38,7 @@ impl OptOuts for MemoryStore {
     async fn opt_in(&self, phone: &PhoneNumber, now: u64, cause: &str) -> Result<(), StoreError> {
         let mut state = self.reachable()?;
         if state.opted_out.remove(phone.as_str()).is_some() {
-            let project = state.records.get(phone.as_str()).map(|r| r.domain.clone());
-            state.write_event(OrgEvent::opt_change(
-                phone,
-                false,
-                cause,
-                project.as_deref(),
-                now,
-            ));
+            state.write_opt_change(phone, false, cause, now);
         }
         Ok(())
     }
