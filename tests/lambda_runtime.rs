@@ -43,6 +43,37 @@ fn start_binary(
     Process::start(exe, label, &env, args)
 }
 
+/// The table, the demo project (PRO, registration on, no send window: the tests run at
+/// any hour), its app, a key and the send queue, made with the admin CLI as an operator
+/// would; returns the key's header value and the queue's URL.
+fn provision(moto: &Moto) -> (String, String) {
+    assert!(admin(moto, &["create-table"]).0);
+    assert!(
+        admin(
+            moto,
+            &[
+                "put-domain",
+                "demo",
+                "--plan",
+                "PRO",
+                "--enable",
+                "--display-name",
+                "Demo Health",
+                "--send-window",
+                "any"
+            ]
+        )
+        .0
+    );
+    assert!(admin(moto, &["put-app", "demo", DEMO_APP, "--name", "Demo app"]).0);
+    let (ok, key_line, _) = admin(moto, &["create-key", "demo", "ops@demo.example"]);
+    assert!(ok);
+    let (ok, queue_out, _) = admin(moto, &["create-queue"]);
+    assert!(ok);
+    let queue_url = queue_out.lines().last().unwrap().trim().to_owned();
+    (key_line.trim().to_owned(), queue_url)
+}
+
 /// Status, headers and JSON body of an API Gateway v2 response.
 fn parse_response(raw: &str) -> (u16, Value, Value) {
     let response: Value = serde_json::from_str(raw).expect("the function answers JSON");
@@ -58,34 +89,7 @@ fn parse_response(raw: &str) -> (u16, Value, Value) {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_bootstrap_serves_the_contract_under_the_lambda_runtime_api() {
     let moto = Moto::start();
-    // Provisioned with the admin CLI, as an operator would.
-    assert!(admin(&moto, &["create-table"]).0);
-    assert!(
-        admin(
-            &moto,
-            &[
-                "put-domain",
-                "demo",
-                "--plan",
-                "PRO",
-                "--enable",
-                "--display-name",
-                "Demo Health",
-                // The test runs at any hour: no send window.
-                "--send-window",
-                "any"
-            ]
-        )
-        .0
-    );
-    assert!(admin(&moto, &["put-app", "demo", DEMO_APP, "--name", "Demo app"]).0);
-    let (ok, key_line, _) = admin(&moto, &["create-key", "demo", "ops@demo.example"]);
-    assert!(ok);
-    let key_line = key_line.trim().to_owned();
-
-    let (ok, queue_out, _) = admin(&moto, &["create-queue"]);
-    assert!(ok);
-    let queue_url = queue_out.lines().last().unwrap().trim().to_owned();
+    let (key_line, queue_url) = provision(&moto);
     let runtime = RuntimeApi::start(30_000);
     let function = start_binary(
         env!("CARGO_BIN_EXE_smsreg-api"),
@@ -314,19 +318,12 @@ async fn a_project_disabled_with_the_admin_cli_closes_its_pending_links() {
     assert!(!workers.contains("jane"), "{workers}");
 }
 
-/// The organisation's bus on moto, with a rule sending its events to a queue; returns the
-/// queue's URL.
-async fn subscribed_bus(moto: &Moto, bus: &str) -> String {
+#[tokio::test(flavor = "multi_thread")]
+async fn the_events_bootstrap_puts_the_outbox_on_the_bus_under_the_lambda_runtime_api() {
+    let moto = Moto::start();
+    let (key_line, queue_url) = provision(&moto);
     let aws = moto.sdk_config().await;
-    let eventbridge = aws_sdk_eventbridge::Client::new(&aws);
-    let sqs = aws_sdk_sqs::Client::new(&aws);
-    eventbridge
-        .create_event_bus()
-        .name(bus)
-        .send()
-        .await
-        .unwrap();
-    let url = sqs
+    let seen_url = aws_sdk_sqs::Client::new(&aws)
         .create_queue()
         .queue_name("seen")
         .send()
@@ -334,65 +331,7 @@ async fn subscribed_bus(moto: &Moto, bus: &str) -> String {
         .unwrap()
         .queue_url
         .unwrap();
-    let arn = sqs
-        .get_queue_attributes()
-        .queue_url(&url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
-        .clone();
-    eventbridge
-        .put_rule()
-        .name("all")
-        .event_bus_name(bus)
-        .event_pattern(r#"{"source": ["smsreg"]}"#)
-        .send()
-        .await
-        .unwrap();
-    eventbridge
-        .put_targets()
-        .rule("all")
-        .event_bus_name(bus)
-        .targets(
-            aws_sdk_eventbridge::types::Target::builder()
-                .id("seen")
-                .arn(arn)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
-    url
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn the_events_bootstrap_puts_the_outbox_on_the_bus_under_the_lambda_runtime_api() {
-    let moto = Moto::start();
-    assert!(admin(&moto, &["create-table"]).0);
-    assert!(
-        admin(
-            &moto,
-            &[
-                "put-domain",
-                "demo",
-                "--plan",
-                "PRO",
-                "--enable",
-                "--send-window",
-                "any"
-            ]
-        )
-        .0
-    );
-    assert!(admin(&moto, &["put-app", "demo", DEMO_APP, "--name", "Demo app"]).0);
-    let (_, key_line, _) = admin(&moto, &["create-key", "demo", "ops@demo.example"]);
-    let (_, queue_out, _) = admin(&moto, &["create-queue"]);
-    let queue_url = queue_out.lines().last().unwrap().trim().to_owned();
-    let seen_url = subscribed_bus(&moto, "org-bus").await;
+    subscribe(&aws, "org-bus", &seen_url).await;
 
     // The API, the sender and the events function, each under a runtime API of its own;
     // the local mappings feed the sender from the queue and the events function from the
@@ -437,7 +376,7 @@ async fn the_events_bootstrap_puts_the_outbox_on_the_bus_under_the_lambda_runtim
     let body = json!({"app_id": DEMO_APP, "users": [{"phone_number": "+16175551234"}]});
     let raw = api_runtime
         .invoke(
-            &post_event("demo", &body, &format!("ApiKey {}", key_line.trim())),
+            &post_event("demo", &body, &format!("ApiKey {key_line}")),
             Duration::from_secs(60),
         )
         .expect("the invocation succeeds");

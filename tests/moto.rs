@@ -2042,16 +2042,7 @@ async fn a_message_on_the_real_dead_letter_queue_is_handed_back_on_that_queue() 
     let sqs = aws_sdk_sqs::Client::new(&aws);
     let queue_url = moto.send_queue("dlq-hand-back", 50).await;
     let dlq_url = format!("{queue_url}-dlq");
-    let dlq_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&dlq_url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
-        .clone();
+    let dlq_arn = common::queue_arn(&sqs, &dlq_url).await;
     sqs.send_message()
         .queue_url(&dlq_url)
         .message_body("not a send job")

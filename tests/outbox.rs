@@ -119,51 +119,6 @@ async fn env_publishing_to(bus: &str) -> Env {
     }
 }
 
-/// The organisation's subscription: the bus `bus`, and a rule on it sending every event to
-/// the queue `seen_url`.
-async fn subscribe(aws: &aws_config::SdkConfig, bus: &str, seen_url: &str) {
-    let eventbridge = aws_sdk_eventbridge::Client::new(aws);
-    eventbridge
-        .create_event_bus()
-        .name(bus)
-        .send()
-        .await
-        .unwrap();
-    let sqs = aws_sdk_sqs::Client::new(aws);
-    let seen_arn = sqs
-        .get_queue_attributes()
-        .queue_url(seen_url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
-        .clone();
-    eventbridge
-        .put_rule()
-        .name("everything")
-        .event_bus_name(bus)
-        .event_pattern(r#"{"source": ["smsreg"]}"#)
-        .send()
-        .await
-        .unwrap();
-    eventbridge
-        .put_targets()
-        .rule("everything")
-        .event_bus_name(bus)
-        .targets(
-            aws_sdk_eventbridge::types::Target::builder()
-                .id("queue")
-                .arn(seen_arn)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
-}
-
 impl Env {
     async fn invite(&self, numbers: &[&str]) {
         let users: Vec<Value> = numbers.iter().map(|n| json!({"phone_number": n})).collect();

@@ -82,6 +82,41 @@ pub async fn receive_event(
     (messages, event)
 }
 
+/// The organisation's subscription: the bus `bus`, and a rule on it sending every event to
+/// the queue `seen_url`.
+pub async fn subscribe(aws: &aws_config::SdkConfig, bus: &str, seen_url: &str) {
+    let eventbridge = aws_sdk_eventbridge::Client::new(aws);
+    eventbridge
+        .create_event_bus()
+        .name(bus)
+        .send()
+        .await
+        .unwrap();
+    let seen_arn = queue_arn(&aws_sdk_sqs::Client::new(aws), seen_url).await;
+    eventbridge
+        .put_rule()
+        .name("everything")
+        .event_bus_name(bus)
+        .event_pattern(r#"{"source": ["smsreg"]}"#)
+        .send()
+        .await
+        .unwrap();
+    eventbridge
+        .put_targets()
+        .rule("everything")
+        .event_bus_name(bus)
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("queue")
+                .arn(seen_arn)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+}
+
 /// The ARN of the queue at `queue_url`, as an event source mapping names it in its events.
 pub async fn queue_arn(client: &aws_sdk_sqs::Client, queue_url: &str) -> String {
     use aws_sdk_sqs::types::QueueAttributeName::QueueArn;
