@@ -62,6 +62,7 @@ async fn env(max_price: Option<&str>) -> Env {
     if let Some(price) = max_price {
         store
             .put_project(&smsreg::adapters::dynamodb::ProjectUpdate {
+                accounts: None,
                 max_price_per_part: Some(Some(price)),
                 ..project(DEMO_DOMAIN, None, smsreg::domain::Plan::Pro)
             })

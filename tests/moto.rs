@@ -1377,6 +1377,7 @@ async fn a_projects_sms_settings_are_kept_and_applied() {
     // Two parts allowed, smart encoding off: stored by put-domain's update.
     e.store
         .put_project(&ProjectUpdate {
+            accounts: None,
             smart_encoding: Some(false),
             max_parts_per_sms: Some(2),
             send_window: Some(smsreg::domain::window::SendWindow::Any),
@@ -1508,6 +1509,7 @@ async fn windowed(window: &str, clock: &Arc<SetClock>) -> Windowed {
     let e = env().await;
     e.store
         .put_project(&ProjectUpdate {
+            accounts: None,
             send_window: Some(window.parse().unwrap()),
             max_price_per_part: None,
             ..project(DEMO_DOMAIN, Some("Demo Health"), smsreg::domain::Plan::Pro)

@@ -67,6 +67,7 @@ async fn send(
     // Long custom messages allowed: SNS's 11 parts.
     store
         .put_project(&smsreg::adapters::dynamodb::ProjectUpdate {
+            accounts: None,
             max_parts_per_sms: Some(11),
             send_window: Some(smsreg::domain::window::SendWindow::Any),
             max_price_per_part: None,

@@ -57,6 +57,7 @@ struct World<S> {
 
 fn demo_project(install_url: Option<&str>) -> Project {
     Project {
+        accounts: Default::default(),
         name: DEMO_DOMAIN.into(),
         display_name: Some("Demo Health".into()),
         plan: Plan::Pro,
@@ -76,6 +77,7 @@ fn world_with<S: JobQueue + Clone>(sms: S, config: Config) -> World<S> {
     let store = MemoryStore::new();
     store.put_project(demo_project(None));
     store.put_project(Project {
+        accounts: Default::default(),
         name: "other".into(),
         display_name: None,
         plan: Plan::Pro,

@@ -28,6 +28,7 @@ pub struct AuthFigures {
 fn service() -> RegistrationService<MemoryStore, MemorySms> {
     let store = MemoryStore::new();
     store.put_project(Project {
+        accounts: Default::default(),
         name: DOMAIN.into(),
         display_name: None,
         plan: Plan::Pro,

@@ -92,6 +92,7 @@ fn memory_api() -> Api<MemoryStore, MemorySms> {
 fn api_with<S: JobQueue + Clone>(sms: S) -> Api<MemoryStore, S> {
     let store = MemoryStore::new();
     store.put_project(Project {
+        accounts: Default::default(),
         name: DOMAIN.into(),
         display_name: Some("Demo Health".into()),
         plan: Plan::Pro,

@@ -210,6 +210,9 @@ pub struct RegistrationRecord {
     /// When its first SMS may go, if it was held when made (for the project's send
     /// window, or the request's `send_at`).
     pub scheduled_for: Option<u64>,
+    /// The worker's account in the project's directory (Cognito, CommCare HQ), once the
+    /// registration page began to make it; `None` for the service's own accounts.
+    pub account: Option<crate::domain::account::AccountState>,
 }
 
 /// An invitation's delivery: the provider's delivery report of its first SMS.
@@ -273,6 +276,7 @@ impl RegistrationRecord {
         expires_at: u64,
     ) -> Self {
         RegistrationRecord {
+            account: None,
             domain: domain.to_owned(),
             phone,
             token: Token::generate(),

@@ -1,5 +1,6 @@
 //! The pure domain: phone numbers, requests, invitations, projects and SMS texts.
 
+pub mod account;
 pub mod encoding;
 pub mod event;
 pub mod idempotency;

@@ -82,6 +82,8 @@ pub struct Project {
     pub daily_invitation_limit: u32,
     /// How its SMS are encoded and how long they may be.
     pub sms: SmsSettings,
+    /// Where its workers' accounts are made (docs/accounts.md).
+    pub accounts: super::account::Accounts,
 }
 
 /// A project's SMS settings.
@@ -320,6 +322,7 @@ mod tests {
             apps: vec![],
             allowed_countries: None,
             daily_invitation_limit: 10,
+            accounts: Default::default(),
             sms: SmsSettings::default(),
         };
         assert!(p.may_text(Some("GB")) && p.may_text(None));
@@ -379,6 +382,7 @@ mod tests {
             apps: vec![],
             allowed_countries: None,
             daily_invitation_limit: DEFAULT_DAILY_INVITATION_LIMIT,
+            accounts: Default::default(),
             sms: SmsSettings::default(),
         };
         assert_eq!(p.title(), "demo");

@@ -506,6 +506,7 @@ mod tests {
 
     fn project() -> Project {
         Project {
+            accounts: Default::default(),
             name: "demo".into(),
             display_name: None,
             plan: Plan::Pro,

@@ -2,6 +2,7 @@
 //! ([`store`], with the sender's records in [`ledger`]), the send queue, the SMS provider,
 //! the bus the organisation's events go to, and the clock. Adapters in `adapters` implement them.
 
+pub mod accounts;
 pub mod bus;
 pub mod clock;
 pub mod ledger;
@@ -9,6 +10,9 @@ pub mod queue;
 pub mod sms;
 pub mod store;
 
+pub use accounts::{
+    AccountDirectory, AccountError, AccountJob, AccountQueue, PasswordSealer, SealError,
+};
 pub use bus::{BusError, EventBus};
 pub use clock::{Clock, SystemClock};
 pub use queue::{JobQueue, QueueError};

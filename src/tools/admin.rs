@@ -445,6 +445,7 @@ impl Admin {
         }
         self.store
             .put_project(&ProjectUpdate {
+                accounts: None,
                 domain: &domain,
                 plan: plan.0,
                 enabled: enable,

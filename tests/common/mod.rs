@@ -397,6 +397,7 @@ pub fn project<'a>(
     plan: Plan,
 ) -> ProjectUpdate<'a> {
     ProjectUpdate {
+        accounts: None,
         domain,
         plan,
         enabled: true,

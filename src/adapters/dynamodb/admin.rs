@@ -31,6 +31,9 @@ pub struct ProjectUpdate<'a> {
     pub send_window: Option<crate::domain::window::SendWindow>,
     /// `Some(None)` removes the cap; unset keeps it (new projects: none).
     pub max_price_per_part: Option<Option<&'a str>>,
+    /// Where its workers' accounts are made; unset keeps the current setting (new
+    /// projects: the service's table).
+    pub accounts: Option<&'a crate::domain::account::Accounts>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -230,6 +233,24 @@ impl DynamoStore {
                 set.push("send_window = if_not_exists(send_window, :window)");
                 let window = crate::domain::window::SendWindow::default();
                 request = request.expression_attribute_values(":window", s(window.to_string()));
+            }
+        }
+        if let Some(accounts) = update.accounts {
+            set.push("accounts = :accounts");
+            request = request.expression_attribute_values(":accounts", s(accounts.kind()));
+            match accounts {
+                crate::domain::account::Accounts::CommCareHq(hq) => {
+                    set.extend([
+                        "hq_base_url = :hq_url",
+                        "hq_domain = :hq_domain",
+                        "hq_key_secret_arn = :hq_secret",
+                    ]);
+                    request = request
+                        .expression_attribute_values(":hq_url", s(&hq.base_url))
+                        .expression_attribute_values(":hq_domain", s(&hq.domain))
+                        .expression_attribute_values(":hq_secret", s(&hq.key_secret_arn));
+                }
+                _ => remove.extend(["hq_base_url", "hq_domain", "hq_key_secret_arn"]),
             }
         }
         let mut expression = format!("SET {}", set.join(", "));

@@ -79,6 +79,7 @@ impl Directory for DynamoStore {
             allowed_countries,
             daily_invitation_limit,
             sms,
+            accounts: accounts_from_item(meta)?,
         }))
     }
 }

@@ -1,5 +1,6 @@
 //! The single-table layout: keys of each kind of item, and conversions to and from items.
 
+use crate::domain::account::{AccountState, AccountStatus, Accounts, HqProject};
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -422,6 +423,37 @@ pub fn registration_from_item(item: &Item) -> Result<RegistrationRecord, StoreEr
         parts_sent: opt_n(item, "parts_sent")?.unwrap_or(0),
         scheduled_for: opt_n(item, "scheduled_for")?,
         parts_delivered: opt_n(item, "parts_delivered")?.unwrap_or(0),
+        account: account_from_item(item)?,
+    })
+}
+
+/// An invitation's account (`account_*` attributes), when it has one.
+pub fn account_from_item(item: &Item) -> Result<Option<AccountState>, StoreError> {
+    let Some(status) = opt_s(item, "account_status") else {
+        return Ok(None);
+    };
+    Ok(Some(AccountState {
+        status: AccountStatus::parse(&status).ok_or_else(|| malformed("account_status"))?,
+        username: get_s(item, "account_username")?,
+        attempt: get_s(item, "account_attempt")?,
+        reason: opt_s(item, "account_reason"),
+        since: get_n(item, "account_since")?,
+        notified: opt_bool(item, "account_notified").unwrap_or(false),
+    }))
+}
+
+/// Where a project's accounts are made (`accounts`, `hq_*` attributes); a project stored
+/// before accounts existed keeps them in the table.
+pub fn accounts_from_item(item: &Item) -> Result<Accounts, StoreError> {
+    Ok(match opt_s(item, "accounts").as_deref() {
+        None | Some("service") => Accounts::Service,
+        Some("cognito") => Accounts::Cognito,
+        Some("commcare-hq") => Accounts::CommCareHq(HqProject {
+            base_url: get_s(item, "hq_base_url")?,
+            domain: get_s(item, "hq_domain")?,
+            key_secret_arn: get_s(item, "hq_key_secret_arn")?,
+        }),
+        Some(_) => return Err(malformed("accounts")),
     })
 }
 
@@ -433,6 +465,7 @@ mod tests {
     #[test]
     fn a_registration_survives_the_round_trip_through_an_item() {
         let record = RegistrationRecord {
+            account: None,
             domain: "demo".into(),
             phone: PhoneNumber::parse("+16175551234").unwrap(),
             token: Token::generate(),
