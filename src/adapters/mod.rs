@@ -1,9 +1,13 @@
 //! Implementations of the ports: DynamoDB, SQS and SNS for real, in-memory for tests.
 
+pub mod accounts;
+pub mod cognito;
+pub mod commcare_hq;
 pub mod dynamodb;
 pub mod end_user_messaging;
 pub mod eventbridge;
 mod http_client;
+pub mod kms;
 pub mod memory;
 pub mod sns;
 pub mod sqs;
