@@ -161,6 +161,8 @@ impl AccountStatus {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountState {
     pub status: AccountStatus,
+    /// The directory's kind ([`Accounts::kind`]).
+    pub directory: String,
     /// The account's username in its directory.
     pub username: String,
     /// Names this attempt to make it, and is written into the account: how the service

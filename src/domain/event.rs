@@ -25,15 +25,21 @@ pub enum DetailType {
     WorkerOptedIn,
     #[serde(rename = "Batch Completed")]
     BatchCompleted,
+    #[serde(rename = "Worker Account Created")]
+    WorkerAccountCreated,
+    #[serde(rename = "Worker Account Failed")]
+    WorkerAccountFailed,
 }
 
 impl DetailType {
-    pub const ALL: [DetailType; 5] = [
+    pub const ALL: [DetailType; 7] = [
         DetailType::WorkerRegistered,
         DetailType::InvitationFailed,
         DetailType::WorkerOptedOut,
         DetailType::WorkerOptedIn,
         DetailType::BatchCompleted,
+        DetailType::WorkerAccountCreated,
+        DetailType::WorkerAccountFailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -43,6 +49,8 @@ impl DetailType {
             DetailType::WorkerOptedOut => "Worker Opted Out",
             DetailType::WorkerOptedIn => "Worker Opted In",
             DetailType::BatchCompleted => "Batch Completed",
+            DetailType::WorkerAccountCreated => "Worker Account Created",
+            DetailType::WorkerAccountFailed => "Worker Account Failed",
         }
     }
 
@@ -147,6 +155,49 @@ impl OrgEvent {
         OrgEvent {
             event_id,
             detail_type: DetailType::WorkerRegistered,
+            at,
+            detail: Value::Object(detail),
+        }
+    }
+
+    /// The worker's account was made in the project's directory (`kind`: `cognito`,
+    /// `commcare-hq`) by `attempt`, with `username`.
+    pub fn account_created(
+        invitation: InvitationRef<'_>,
+        kind: &str,
+        username: &str,
+        attempt: &str,
+        at: u64,
+    ) -> Self {
+        let event_id = stable_id(&["account-created", attempt]);
+        let mut detail = invitation_detail(&event_id, invitation, at);
+        detail.insert("directory".into(), json!(kind));
+        detail.insert("username".into(), json!(username));
+        OrgEvent {
+            event_id,
+            detail_type: DetailType::WorkerAccountCreated,
+            at,
+            detail: Value::Object(detail),
+        }
+    }
+
+    /// The worker's account could not be made, for `reason` (the registration stands).
+    pub fn account_failed(
+        invitation: InvitationRef<'_>,
+        kind: &str,
+        username: &str,
+        attempt: &str,
+        reason: &str,
+        at: u64,
+    ) -> Self {
+        let event_id = stable_id(&["account-failed", attempt]);
+        let mut detail = invitation_detail(&event_id, invitation, at);
+        detail.insert("directory".into(), json!(kind));
+        detail.insert("username".into(), json!(username));
+        detail.insert("reason".into(), json!(reason));
+        OrgEvent {
+            event_id,
+            detail_type: DetailType::WorkerAccountFailed,
             at,
             detail: Value::Object(detail),
         }

@@ -332,6 +332,9 @@ impl RegistrationRecord {
         match self.status {
             RegistrationStatus::Registered => ClaimCheck::InUse,
             RegistrationStatus::Failed | RegistrationStatus::OptedOut => ClaimCheck::Claimable,
+            // Its account is being made: replaced now, the account would have no
+            // registration to belong to.
+            _ if self.account.is_some() => ClaimCheck::InUse,
             _ if self.domain == rules.domain || self.expires_at <= rules.now => {
                 ClaimCheck::Claimable
             }

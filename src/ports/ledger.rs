@@ -167,6 +167,10 @@ pub struct BatchProgress {
     pub opted_out: u64,
     pub opened: u64,
     pub registered: u64,
+    /// Of the registered, those whose account the project's directory made, and those it
+    /// could not (docs/accounts.md); the others' accounts are pending or in the table.
+    pub accounts_created: u64,
+    pub accounts_failed: u64,
     /// Carrier parts of the batch's SMS sent (every SMS of its invitations).
     pub parts_sent: u64,
     /// Of those, the parts of SMS whose receipt says delivered.

@@ -4,6 +4,7 @@
 use std::future::Future;
 
 use crate::domain::invitation::{ClaimRules, PhoneType, ShownStatus};
+use crate::domain::account::AccountState;
 use crate::domain::worker::Worker;
 use crate::domain::{ApiKey, Invitation, PhoneNumber, Project, RegistrationRecord};
 
@@ -18,6 +19,7 @@ pub trait Store:
     + IdempotencyStore
     + InvitationStore
     + WorkerStore
+    + AccountStore
     + InboundLog
     + OptOuts
     + DeliveryLog
@@ -327,6 +329,85 @@ pub trait WorkerStore: Send + Sync {
         invitation: &RegistrationRecord,
         phone_type: PhoneType,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// What a claimed invitation's account came to, as its registration records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountOutcome<'a> {
+    Created,
+    /// Still being made: what it waits for.
+    Pending(&'a str),
+    /// It cannot be made: why.
+    Failed(&'a str),
+}
+
+/// Why an account attempt could not claim its invitation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    Claimed,
+    /// Another attempt holds it (the form posted twice, or from two tabs).
+    InFlight,
+    /// It is no longer the same pending, unexpired invitation.
+    InvitationChanged,
+}
+
+/// Worker accounts in a project's directory (Cognito, CommCare HQ), tracked on their
+/// invitations: claimed while the page makes one, then registered with it pending, made
+/// or failed. A sealed password waits on the invitation until its account is settled.
+pub trait AccountStore: Send + Sync {
+    /// Claims the invitation for `account` (status claimed) with its sealed password, if
+    /// it is still the same pending, unexpired one and no attempt holds it. A retry of
+    /// the same attempt (an answer lost) is `Claimed`.
+    fn claim_account(
+        &self,
+        invitation: &RegistrationRecord,
+        account: &AccountState,
+        sealed_password: &str,
+    ) -> impl Future<Output = Result<ClaimOutcome, StoreError>> + Send;
+
+    /// Drops a claim that made no account (the directory said taken, or refused it): the
+    /// invitation is pending again, as it was.
+    fn release_claim(
+        &self,
+        invitation: &RegistrationRecord,
+        attempt: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// In one transaction: the claimed invitation registered, its account `outcome`, its
+    /// batch's counts and its events (`Worker Registered`, and `Worker Account Created`
+    /// or `Failed`); the sealed password erased unless pending. `false`: the claim was no
+    /// longer this attempt's (this very write applied before, or the invitation changed).
+    fn register_claimed(
+        &self,
+        invitation: &RegistrationRecord,
+        worker: &Worker,
+        attempt: &str,
+        outcome: AccountOutcome<'_>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// A pending account made or failed (its counts, its event, the password erased), or
+    /// (`Pending`) what it waits for now. `false`: not this attempt's pending account.
+    fn settle_account(
+        &self,
+        invitation: &RegistrationRecord,
+        attempt: &str,
+        outcome: AccountOutcome<'_>,
+        now: u64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// The worker was texted that the account is ready.
+    fn mark_account_notified(
+        &self,
+        invitation: &RegistrationRecord,
+        attempt: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The sealed password of `attempt`, while its account waits.
+    fn sealed_password(
+        &self,
+        invitation: &RegistrationRecord,
+        attempt: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
 }
 
 /// Inbound SMS already handled, so that a reply delivered twice is handled once.

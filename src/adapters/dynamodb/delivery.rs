@@ -372,6 +372,8 @@ impl DeliveryLog for DynamoStore {
             opted_out: count("opted_out")?,
             opened: count("opened")?,
             registered: count("registered")?,
+            accounts_created: count("accounts_created")?,
+            accounts_failed: count("accounts_failed")?,
             parts_sent: count("parts_sent")?,
             parts_delivered: count("parts_delivered")?,
         }))

@@ -19,7 +19,7 @@ use crate::ports::{BatchRecord, Claim, InvitationPage, InvitationStore, ListQuer
 /// `RegistrationRecord::claim_check`, which states the same rule in Rust. A stale queued
 /// claim is looked at after a refusal, with its batch's record.
 const CLAIM_CONDITION: &str = "attribute_not_exists(pk) OR #status = :failed OR \
-     #status = :opted_out OR ((#status = :queued OR #status = :pending) AND (#domain = :domain OR expires_at <= :now))";
+     #status = :opted_out OR ((#status = :queued OR #status = :pending) AND attribute_not_exists(account_status) AND (#domain = :domain OR expires_at <= :now))";
 
 impl InvitationStore for DynamoStore {
     type Previous = Item;

@@ -434,6 +434,7 @@ pub fn account_from_item(item: &Item) -> Result<Option<AccountState>, StoreError
     };
     Ok(Some(AccountState {
         status: AccountStatus::parse(&status).ok_or_else(|| malformed("account_status"))?,
+        directory: get_s(item, "account_directory")?,
         username: get_s(item, "account_username")?,
         attempt: get_s(item, "account_attempt")?,
         reason: opt_s(item, "account_reason"),

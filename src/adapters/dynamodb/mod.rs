@@ -1,6 +1,7 @@
 //! DynamoDB adapter: one table holds projects, apps, API keys, registrations and the
 //! sender's records. One file per port; the helpers every file uses are here.
 
+mod accounts;
 mod admin;
 mod delivery;
 mod directory;

@@ -1,6 +1,7 @@
 //! In-memory adapters, with injectable faults: the same rules as the real adapters, for
 //! fast tests. One file per port; the store's state is here.
 
+mod accounts;
 mod bus;
 mod delivery;
 mod directory;
@@ -72,6 +73,8 @@ struct StoreState {
     outbox: Vec<OrgEvent>,
     /// Each batch's settled invitations (by token): sent, failed, opted out or dropped.
     settled: HashMap<String, HashSet<String>>,
+    /// The sealed password of each waiting account, by number.
+    sealed: HashMap<String, String>,
 }
 
 impl StoreState {
