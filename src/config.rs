@@ -52,6 +52,15 @@ pub struct Config {
     /// `SMS_PROTECT_CONFIGURATION_ID` (End User Messaging): the protect configuration
     /// (country rules) to send under, if any.
     pub sms_protect_configuration_id: Option<String>,
+    /// The Cognito user pool of projects whose accounts are `cognito` (`USER_POOL_ID`).
+    pub user_pool_id: Option<String>,
+    /// The KMS key that seals a password while its account waits (`PASSWORD_KEY_ID`).
+    pub password_key_id: Option<String>,
+    /// The queue of accounts still to make (`ACCOUNTS_QUEUE_URL`).
+    pub accounts_queue_url: Option<String>,
+    /// How long the registration page waits for a directory before it answers that the
+    /// account is being made (`ACCOUNT_WAIT_MS`; the page answers within 10 s).
+    pub account_wait: Duration,
 }
 
 /// Who texts the workers.
@@ -102,6 +111,10 @@ impl Default for Config {
             sms_opt_out_list: crate::adapters::end_user_messaging::DEFAULT_OPT_OUT_LIST.into(),
             sms_time_to_live_seconds: 86_400,
             sms_protect_configuration_id: None,
+            user_pool_id: None,
+            password_key_id: None,
+            accounts_queue_url: None,
+            account_wait: Duration::from_secs(6),
         }
     }
 }
@@ -191,6 +204,10 @@ impl Config {
             // End User Messaging's TimeToLive bounds.
             sms_time_to_live_seconds: number("SMS_TIME_TO_LIVE_SECONDS", 86_400, 5, 259_200)?,
             sms_protect_configuration_id: get("SMS_PROTECT_CONFIGURATION_ID"),
+            user_pool_id: get("USER_POOL_ID"),
+            password_key_id: get("PASSWORD_KEY_ID"),
+            accounts_queue_url: get("ACCOUNTS_QUEUE_URL"),
+            account_wait: Duration::from_millis(number("ACCOUNT_WAIT_MS", 6_000, 500, 8_000)?),
         })
     }
 }

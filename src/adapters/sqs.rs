@@ -226,3 +226,38 @@ mod tests {
         );
     }
 }
+
+/// The queue of accounts still to make (`ACCOUNTS_QUEUE_URL`): the same SQS calls as the
+/// send queue's, one job a message.
+#[derive(Clone, Debug)]
+pub struct SqsAccountQueue(SqsQueue);
+
+impl SqsAccountQueue {
+    pub fn new(client: Client, url: impl Into<String>) -> Self {
+        SqsAccountQueue(SqsQueue::new(client, url))
+    }
+}
+
+impl crate::ports::AccountQueue for SqsAccountQueue {
+    async fn put(
+        &self,
+        job: &crate::ports::AccountJob,
+        delay_seconds: u32,
+    ) -> Result<(), QueueError> {
+        let body = serde_json::to_string(job).expect("an account job serialises");
+        self.0
+            .client
+            .send_message()
+            .queue_url(&self.0.url)
+            .message_body(body)
+            .delay_seconds(i32::try_from(delay_seconds.min(900)).unwrap_or(900))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|error| sqs_error(&error))
+    }
+
+    async fn retry_later(&self, receipt_handle: &str, delay_seconds: u32) -> Result<(), QueueError> {
+        JobQueue::retry_later(&self.0, receipt_handle, None, delay_seconds).await
+    }
+}

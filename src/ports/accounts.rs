@@ -3,6 +3,7 @@
 //! waits, and the queue of accounts still to make (docs/accounts.md).
 
 use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -105,4 +106,80 @@ pub trait AccountQueue: Send + Sync {
         job: &AccountJob,
         delay_seconds: u32,
     ) -> impl Future<Output = Result<(), super::QueueError>> + Send;
+
+    /// Makes a received job visible again after `delay_seconds` (a retry later).
+    fn retry_later(
+        &self,
+        receipt_handle: &str,
+        delay_seconds: u32,
+    ) -> impl Future<Output = Result<(), super::QueueError>> + Send;
+}
+
+type Boxed<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The three account ports as one object, so that the service holds them only where a
+/// deployment makes accounts (`RegistrationService::with_accounts`).
+pub trait AccountPorts: Send + Sync {
+    fn create<'a>(
+        &'a self,
+        accounts: &'a Accounts,
+        account: &'a NewAccount,
+    ) -> Boxed<'a, Result<(), AccountError>>;
+    fn seal<'a>(&'a self, context: &'a str, password: &'a Password)
+    -> Boxed<'a, Result<String, SealError>>;
+    fn open<'a>(&'a self, context: &'a str, sealed: &'a str) -> Boxed<'a, Result<Password, SealError>>;
+    fn put_job<'a>(
+        &'a self,
+        job: &'a AccountJob,
+        delay_seconds: u32,
+    ) -> Boxed<'a, Result<(), super::QueueError>>;
+    fn retry_later<'a>(
+        &'a self,
+        receipt_handle: &'a str,
+        delay_seconds: u32,
+    ) -> Boxed<'a, Result<(), super::QueueError>>;
+}
+
+/// A directory, a sealer and a queue, as [`AccountPorts`].
+pub struct AccountBackend<D, K, A> {
+    pub directory: D,
+    pub sealer: K,
+    pub queue: A,
+}
+
+impl<D: AccountDirectory, K: PasswordSealer, A: AccountQueue> AccountPorts
+    for AccountBackend<D, K, A>
+{
+    fn create<'a>(
+        &'a self,
+        accounts: &'a Accounts,
+        account: &'a NewAccount,
+    ) -> Boxed<'a, Result<(), AccountError>> {
+        Box::pin(self.directory.create(accounts, account))
+    }
+
+    fn seal<'a>(&'a self, context: &'a str, password: &'a Password)
+    -> Boxed<'a, Result<String, SealError>> {
+        Box::pin(self.sealer.seal(context, password))
+    }
+
+    fn open<'a>(&'a self, context: &'a str, sealed: &'a str) -> Boxed<'a, Result<Password, SealError>> {
+        Box::pin(self.sealer.open(context, sealed))
+    }
+
+    fn put_job<'a>(
+        &'a self,
+        job: &'a AccountJob,
+        delay_seconds: u32,
+    ) -> Boxed<'a, Result<(), super::QueueError>> {
+        Box::pin(self.queue.put(job, delay_seconds))
+    }
+
+    fn retry_later<'a>(
+        &'a self,
+        receipt_handle: &'a str,
+        delay_seconds: u32,
+    ) -> Boxed<'a, Result<(), super::QueueError>> {
+        Box::pin(self.queue.retry_later(receipt_handle, delay_seconds))
+    }
 }

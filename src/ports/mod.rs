@@ -11,7 +11,8 @@ pub mod sms;
 pub mod store;
 
 pub use accounts::{
-    AccountDirectory, AccountError, AccountJob, AccountQueue, PasswordSealer, SealError,
+    AccountBackend, AccountDirectory, AccountError, AccountJob, AccountPorts, AccountQueue,
+    PasswordSealer, SealError,
 };
 pub use bus::{BusError, EventBus};
 pub use clock::{Clock, SystemClock};

@@ -5,6 +5,7 @@
 //! receipts ([`receipts`]); [`deadline`] keeps each within its Lambda invocation.
 
 pub mod access;
+pub mod accounts;
 pub mod deadline;
 pub mod idempotency;
 pub mod invite;
@@ -26,7 +27,7 @@ use crate::domain::InviteOutcome;
 use crate::domain::invitation::short_registration_url;
 use crate::domain::request::ValidationContext;
 use crate::domain::{Project, Token};
-use crate::ports::{Clock, JobQueue, Store};
+use crate::ports::{AccountPorts, Clock, JobQueue, Store};
 
 pub use access::{Access, AccessError, Credentials, Reservation};
 
@@ -37,6 +38,9 @@ pub struct RegistrationService<St, Q> {
     queue: Q,
     clock: Arc<dyn Clock>,
     config: Arc<Config>,
+    /// Where accounts outside the table are made: `None` when the deployment makes none
+    /// (no `PASSWORD_KEY_ID`, no `ACCOUNTS_QUEUE_URL`).
+    accounts: Option<Arc<dyn AccountPorts>>,
 }
 
 impl<St: Clone, Q: Clone> Clone for RegistrationService<St, Q> {
@@ -46,6 +50,7 @@ impl<St: Clone, Q: Clone> Clone for RegistrationService<St, Q> {
             queue: self.queue.clone(),
             clock: self.clock.clone(),
             config: self.config.clone(),
+            accounts: self.accounts.clone(),
         }
     }
 }
@@ -57,7 +62,14 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
             queue,
             clock,
             config: Arc::new(config),
+            accounts: None,
         }
+    }
+
+    /// The service that makes accounts in directories too (docs/accounts.md).
+    pub fn with_accounts(mut self, accounts: Arc<dyn AccountPorts>) -> Self {
+        self.accounts = Some(accounts);
+        self
     }
 
     pub fn config(&self) -> &Config {

@@ -19,6 +19,9 @@ pub enum Invitation {
     Closed(Project),
     Registered(Project, RegistrationRecord),
     Pending(Project, RegistrationRecord),
+    /// A registration with this link is making its account (the form posted twice, or
+    /// the page ended before it knew): it finishes by itself.
+    Creating(Project, RegistrationRecord),
 }
 
 /// Why a registration did not complete.
@@ -30,6 +33,9 @@ pub enum RegisterError {
     Form(Project, RegistrationRecord, FormErrors),
     /// Another registration with this link was in flight: nothing stored, try again.
     TryAgain,
+    /// The project's directory cannot be used now (the deployment makes no accounts there,
+    /// or its password key is unavailable): nothing stored, the link still works.
+    AccountsUnavailable,
     Store(StoreError),
 }
 
@@ -44,7 +50,10 @@ impl From<StoreError> for RegisterError {
 pub struct Registered {
     pub project: Project,
     pub invitation: RegistrationRecord,
+    /// What the worker signs in with.
     pub username: String,
+    /// The account in the project's directory (`None`: the service's own table).
+    pub account: Option<crate::domain::account::AccountState>,
 }
 
 impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
@@ -82,6 +91,9 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
                 Invitation::Expired(project)
             }
             // Queued: the first SMS is going out (or went out, not yet recorded).
+            ShownStatus::Pending | ShownStatus::Queued if record.account.is_some() => {
+                Invitation::Creating(project, record)
+            }
             ShownStatus::Pending | ShownStatus::Queued => Invitation::Pending(project, record),
         })
     }
@@ -113,6 +125,9 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
             Ok(valid) => valid,
             Err(errors) => return Err(RegisterError::Form(project, invitation, errors)),
         };
+        if project.accounts.is_external() {
+            return self.register_external(project, invitation, valid).await;
+        }
         let password = valid.password.clone();
         // argon2 takes tens of milliseconds of CPU: off the async workers.
         let password_hash = tokio::task::spawn_blocking(move || hash_password(&password))
@@ -150,6 +165,7 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
             project,
             invitation,
             username: worker.username,
+            account: None,
         })
     }
 }

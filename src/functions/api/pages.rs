@@ -169,6 +169,25 @@ pub fn success_page(project: &Project, username: &str, app: Option<&App>) -> Mar
     )
 }
 
+/// The registration is saved, its account not made yet: an SMS follows when it is.
+/// `username`: the name to sign in with, when this very submission made the registration.
+pub fn creating_page(project: &Project, username: Option<&str>, app: Option<&App>) -> Markup {
+    layout(
+        project.title(),
+        "Account being created",
+        html! {
+            h2 { "Thank you, your registration is saved" }
+            @if let Some(username) = username {
+                p { "Your account is being created. Your username will be " strong { (username) } "." }
+            } @else {
+                p { "Your account is being created." }
+            }
+            p { "We will send you an SMS when it is ready. Meanwhile, install the app on your phone:" }
+            (install_links(app))
+        },
+    )
+}
+
 pub fn registered_page(project: &Project, app: Option<&App>) -> Markup {
     layout(
         project.title(),

@@ -170,6 +170,11 @@ fn unavailable(invitation: &Invitation, json: bool) -> Response<Body> {
             StatusCode::CONFLICT,
             "This invitation was already used to register.",
         ),
+        Invitation::Creating(..) => (
+            StatusCode::CONFLICT,
+            "A registration with this link is already creating its account; an SMS will \
+             follow when it is ready.",
+        ),
         Invitation::Closed(_) => (
             StatusCode::FORBIDDEN,
             "Registration is closed for this project.",
@@ -188,9 +193,25 @@ fn unavailable(invitation: &Invitation, json: bool) -> Response<Body> {
         Invitation::Registered(project, record) => {
             pages::registered_page(project, app_of(project, record))
         }
+        Invitation::Creating(project, record) => {
+            pages::creating_page(project, None, app_of(project, record))
+        }
         _ => pages::not_found_page(),
     };
     pages::html_response(status, page)
+}
+
+/// An account as the page's JSON answer and the listing give it.
+pub fn account_json(account: &crate::domain::account::AccountState) -> Value {
+    json!({
+        "status": match account.status {
+            // Shown as pending: the registration is being saved with it.
+            crate::domain::account::AccountStatus::Claimed => "pending",
+            other => other.as_str(),
+        },
+        "username": account.username,
+        "reason": account.reason,
+    })
 }
 
 /// 409: another registration with the link was in flight; nothing was stored.
@@ -257,7 +278,26 @@ pub async fn handle<St: Store, Q: JobQueue>(
     };
     match service.complete_registration(domain, token, &form).await {
         Ok(done) if json => {
-            json_response(StatusCode::CREATED, &json!({ "username": done.username }))
+            // 201: the account exists; 202: it is being made (an SMS follows).
+            let status = match &done.account {
+                Some(account) if !account.status.is_settled() => StatusCode::ACCEPTED,
+                _ => StatusCode::CREATED,
+            };
+            let mut body = json!({ "username": done.username });
+            if let Some(account) = &done.account {
+                body["account"] = account_json(account);
+            }
+            json_response(status, &body)
+        }
+        Ok(done) if done.account.as_ref().is_some_and(|a| !a.status.is_settled()) => {
+            pages::html_response(
+                StatusCode::ACCEPTED,
+                pages::creating_page(
+                    &done.project,
+                    Some(&done.username),
+                    app_of(&done.project, &done.invitation),
+                ),
+            )
         }
         Ok(done) => pages::html_response(
             StatusCode::OK,
@@ -276,6 +316,10 @@ pub async fn handle<St: Store, Q: JobQueue>(
         ),
         Err(RegisterError::Unavailable(invitation)) => unavailable(&invitation, json),
         Err(RegisterError::TryAgain) => try_again(json),
+        Err(RegisterError::AccountsUnavailable) => {
+            warn!("registration refused: the project's directory cannot be used now");
+            store_unavailable(json)
+        }
         Err(RegisterError::Store(error)) => {
             warn!(%error, "registration failed");
             store_unavailable(json)

@@ -1,0 +1,448 @@
+//! Worker accounts in a project's directory (Cognito, CommCare HQ), exactly once
+//! (docs/accounts.md).
+//!
+//! Neither directory takes an idempotency token, so the service writes its own: each
+//! attempt has an id, written into the account it makes, and claims the invitation before
+//! any call. The page then makes the account within its budget and registers the worker
+//! with it; or, when the directory is slow, throttled or down, registers the worker with
+//! the account pending, and answers so. An account job, queued before the claim and seen
+//! a minute later, finishes whatever the page left: the account made by a page that ended
+//! (its answer lost, the function stopped), or still to make, with backoff, until it
+//! exists (the worker is then texted the name to sign in with) or fails for good.
+
+use std::time::{Duration, Instant};
+
+use tracing::{info, warn};
+
+use super::RegistrationService;
+use super::registration::{Invitation, RegisterError, Registered};
+use crate::domain::account::{
+    AccountState, AccountStatus, NewAccount, Password, account_ready_text,
+};
+use crate::domain::job::{Schedule, SmsJob};
+use crate::domain::worker::{FormErrors, ValidForm, Worker};
+use crate::domain::{PhoneNumber, Project, RegistrationRecord, Token};
+use crate::ports::accounts::ACCOUNT_JOB_DELAY_SECONDS;
+use crate::ports::{
+    AccountError, AccountJob, AccountOutcome, AccountPorts,
+    ClaimOutcome, JobQueue, Store, StoreError,
+};
+
+/// An account still not made this long after its attempt began fails for good: an
+/// operator has had a day of alarms (docs/operations.md) to fix the directory.
+pub const ACCOUNT_GIVE_UP_SECONDS: u64 = 86_400;
+/// A pending account older than this is reported as waiting long (metric and alarm).
+pub const ACCOUNT_LONG_WAIT_SECONDS: u64 = 3_600;
+
+/// What became of one account job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccountJobResult {
+    /// Nothing more to do: made, failed, released, or not this job's any more.
+    Done(AccountJobDone),
+    /// Try again after this many seconds (the directory throttled, failed or did not
+    /// answer); `waited_long`: pending past [`ACCOUNT_LONG_WAIT_SECONDS`].
+    RetryIn { seconds: u32, waited_long: bool },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountJobDone {
+    Created,
+    Failed,
+    /// Nothing to do (settled before, or the claim was dropped).
+    Nothing,
+}
+
+/// The wait before retrying an account after `receive_count` receives: the directory's
+/// own when it gave one, else 5 s doubling to 15 minutes.
+pub fn account_retry_seconds(error: &AccountError, receive_count: u32) -> u32 {
+    if let AccountError::Throttled(Some(wait)) = error {
+        return u32::try_from(wait.as_secs().clamp(1, 900)).unwrap_or(900);
+    }
+    crate::domain::job::retry_delay_seconds(receive_count)
+}
+
+/// Why an account waits, in the words the listing shows.
+fn waiting_for(error: &AccountError) -> String {
+    match error {
+        AccountError::Throttled(_) => "the directory is throttling; retrying".into(),
+        AccountError::Unavailable(why) => format!("the directory did not answer ({why}); retrying"),
+        AccountError::Denied(why) => format!("{why}; retrying until an operator fixes it"),
+        AccountError::Taken | AccountError::Invalid(_) => error.to_string(),
+    }
+}
+
+/// The form field a directory's refusal belongs to.
+fn refused_field(message: &str) -> &'static str {
+    if message.to_ascii_lowercase().contains("password") {
+        "password"
+    } else {
+        "username"
+    }
+}
+
+impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
+    fn account_ports(&self) -> Result<&dyn AccountPorts, RegisterError> {
+        self.accounts
+            .as_deref()
+            .ok_or(RegisterError::AccountsUnavailable)
+    }
+
+    /// The account of `record`'s worker as `valid` asks for it, for `attempt`.
+    fn new_account(
+        project: &Project,
+        record: &RegistrationRecord,
+        account: &AccountState,
+        password: Password,
+        email: Option<String>,
+    ) -> NewAccount {
+        NewAccount {
+            project: project.name.clone(),
+            username: account.username.clone(),
+            password,
+            phone: record.phone.clone(),
+            email,
+            app_id: record.app_id.clone(),
+            custom_user_data: record.custom_user_data.clone(),
+            reference: account.attempt.clone(),
+        }
+    }
+
+    /// The registration as the event and the listing tell it; no password hash: the
+    /// directory holds the password.
+    fn registered_worker(
+        record: &RegistrationRecord,
+        account: &AccountState,
+        email: Option<String>,
+        now: u64,
+    ) -> Worker {
+        Worker {
+            domain: record.domain.clone(),
+            username: account.username.clone(),
+            password_hash: String::new(),
+            phone: record.phone.clone(),
+            email,
+            custom_user_data: record.custom_user_data.clone(),
+            app_id: record.app_id.clone(),
+            registered_at: now,
+        }
+    }
+
+    /// The registration page's part for a project whose accounts live in a directory:
+    /// claim, make the account within the page's budget, register.
+    pub(super) async fn register_external(
+        &self,
+        project: Project,
+        invitation: RegistrationRecord,
+        valid: ValidForm,
+    ) -> Result<Registered, RegisterError> {
+        let started = Instant::now();
+        let ports = self.account_ports()?;
+        if let Some(message) = project.accounts.username_error(&project.name, &valid.username) {
+            let errors = FormErrors::single("username", &message);
+            return Err(RegisterError::Form(project, invitation, errors));
+        }
+        let now = self.clock.now();
+        let account = AccountState {
+            status: AccountStatus::Claimed,
+            directory: project.accounts.kind().to_owned(),
+            username: project
+                .accounts
+                .account_username(&project.name, &valid.username),
+            attempt: Token::generate().as_str().to_owned(),
+            reason: None,
+            since: now,
+            notified: false,
+        };
+        let password = Password::new(valid.password.clone());
+        let sealed = ports
+            .seal(&account.attempt, &password)
+            .await
+            .map_err(|error| {
+                warn!(%error, "could not seal a password");
+                RegisterError::AccountsUnavailable
+            })?;
+        // Queued before the claim: whatever happens to this invocation from here on, the
+        // job finds the claim and finishes it.
+        let job = AccountJob {
+            domain: project.name.clone(),
+            phone: invitation.phone.as_str().to_owned(),
+            attempt: account.attempt.clone(),
+        };
+        ports
+            .put_job(&job, ACCOUNT_JOB_DELAY_SECONDS)
+            .await
+            .map_err(|error| {
+                warn!(%error, "could not queue an account job");
+                RegisterError::AccountsUnavailable
+            })?;
+        match self
+            .store
+            .claim_account(&invitation, &account, &sealed)
+            .await?
+        {
+            ClaimOutcome::Claimed => {}
+            ClaimOutcome::InFlight => {
+                return Err(RegisterError::Unavailable(Invitation::Creating(
+                    project, invitation,
+                )));
+            }
+            ClaimOutcome::InvitationChanged => {
+                let token = invitation.token.as_str().to_owned();
+                let now = self.open_invitation(Some(&project.name), &token).await?;
+                return Err(RegisterError::Unavailable(match now {
+                    Invitation::Pending(..) => Invitation::NotFound,
+                    other => other,
+                }));
+            }
+        }
+        let mut record = invitation;
+        record.account = Some(account.clone());
+        let new = Self::new_account(&project, &record, &account, password, valid.email.clone());
+        let budget = self.config.account_wait.saturating_sub(started.elapsed());
+        let made = match tokio::time::timeout(budget, ports.create(&project.accounts, &new)).await
+        {
+            Ok(result) => result,
+            Err(_) => Err(AccountError::Unavailable(format!(
+                "no answer within {} ms",
+                budget.as_millis()
+            ))),
+        };
+        let worker = Self::registered_worker(&record, &account, valid.email, self.clock.now());
+        let (outcome, reason) = match &made {
+            Ok(()) => (AccountOutcome::Created, None),
+            Err(error @ (AccountError::Taken | AccountError::Invalid(_))) => {
+                // Nothing was made: the link works again, the form says why.
+                self.store
+                    .release_claim(&record, &account.attempt)
+                    .await?;
+                let (field, message) = match error {
+                    AccountError::Invalid(message) => (refused_field(message), message.clone()),
+                    _ => ("username", "This username is already taken".to_owned()),
+                };
+                record.account = None;
+                let errors = FormErrors::single(field, &message);
+                return Err(RegisterError::Form(project, record, errors));
+            }
+            Err(error) => (AccountOutcome::Pending(""), Some(waiting_for(error))),
+        };
+        let outcome = match (&outcome, &reason) {
+            (AccountOutcome::Pending(_), Some(why)) => AccountOutcome::Pending(why),
+            _ => outcome,
+        };
+        if !self
+            .store
+            .register_claimed(&record, &worker, &account.attempt, outcome)
+            .await?
+        {
+            // Applied by this very call before its answer was lost, or taken over: what
+            // the table says now is the answer.
+            let now = self.store.find(&record.phone).await?;
+            let Some(now) = now.filter(|r| {
+                r.account.as_ref().map(|a| &a.attempt) == Some(&account.attempt)
+                    && r.status == crate::domain::RegistrationStatus::Registered
+            }) else {
+                return Err(RegisterError::TryAgain);
+            };
+            record = now;
+        }
+        let mut shown = account;
+        match outcome {
+            AccountOutcome::Created => {
+                shown.status = AccountStatus::Created;
+                // The page tells the worker: no SMS needed.
+                if let Err(error) = self
+                    .store
+                    .mark_account_notified(&record, &shown.attempt)
+                    .await
+                {
+                    warn!(%error, "could not record that the worker saw the account");
+                }
+            }
+            AccountOutcome::Pending(why) => {
+                shown.status = AccountStatus::Pending;
+                shown.reason = Some(why.to_owned());
+            }
+            AccountOutcome::Failed(_) => {}
+        }
+        info!(phone = %record.phone.masked(), account = shown.status.as_str(),
+            "worker registered");
+        let username = project.accounts.sign_in_name(&project.name, &valid.username);
+        Ok(Registered {
+            project,
+            invitation: record,
+            username,
+            account: Some(shown),
+        })
+    }
+
+    /// Finishes the account of one account job (the accounts function), `receive_count`
+    /// its receives so far.
+    pub async fn finish_account(
+        &self,
+        job: &AccountJob,
+        receive_count: u32,
+    ) -> Result<AccountJobResult, StoreError> {
+        let nothing = Ok(AccountJobResult::Done(AccountJobDone::Nothing));
+        let Ok(phone) = PhoneNumber::parse(&job.phone) else {
+            warn!(attempt = %job.attempt, "an account job with no valid number: dropped");
+            return nothing;
+        };
+        let Some(record) = self.store.find(&phone).await? else {
+            return nothing;
+        };
+        let Some(account) = record
+            .account
+            .clone()
+            .filter(|a| a.attempt == job.attempt)
+        else {
+            return nothing;
+        };
+        let Some(project) = self.store.project(&record.domain).await? else {
+            return nothing;
+        };
+        match account.status {
+            AccountStatus::Failed => return nothing,
+            AccountStatus::Created => {
+                if !account.notified {
+                    self.tell_ready(&project, &record, &account).await?;
+                }
+                return nothing;
+            }
+            AccountStatus::Claimed | AccountStatus::Pending => {}
+        }
+        let now = self.clock.now();
+        let claimed = account.status == AccountStatus::Claimed;
+        let age = now.saturating_sub(account.since);
+        if age >= ACCOUNT_GIVE_UP_SECONDS {
+            let reason = format!(
+                "not made within a day: {}",
+                account.reason.as_deref().unwrap_or("the directory never answered")
+            );
+            return self.settle_attempt(&record, &account, claimed, AccountOutcome::Failed(&reason)).await;
+        }
+        let Some(ports) = self.accounts.as_deref() else {
+            warn!("an account job, but this deployment makes no accounts: retried");
+            return Ok(AccountJobResult::RetryIn {
+                seconds: 900,
+                waited_long: age >= ACCOUNT_LONG_WAIT_SECONDS,
+            });
+        };
+        let Some(sealed) = self.store.sealed_password(&record, &account.attempt).await? else {
+            let reason = "its password was lost before the account was made";
+            return self.settle_attempt(&record, &account, claimed, AccountOutcome::Failed(reason)).await;
+        };
+        let password = match ports.open(&account.attempt, &sealed).await {
+            Ok(password) => password,
+            Err(crate::ports::SealError::Corrupt(why)) => {
+                let reason = format!("its sealed password cannot be opened ({why})");
+                return self.settle_attempt(&record, &account, claimed, AccountOutcome::Failed(&reason)).await;
+            }
+            Err(error) => {
+                warn!(%error, "could not open a sealed password: retried");
+                return Ok(AccountJobResult::RetryIn {
+                    seconds: crate::domain::job::retry_delay_seconds(receive_count),
+                    waited_long: age >= ACCOUNT_LONG_WAIT_SECONDS,
+                });
+            }
+        };
+        // The email the worker gave is in the `Worker Registered` event, not kept on the
+        // invitation: a finished claim's account is made without it.
+        let new = Self::new_account(&project, &record, &account, password, None);
+        match ports.create(&project.accounts, &new).await {
+            Ok(()) => {
+                let done = self.settle_attempt(&record, &account, claimed, AccountOutcome::Created).await?;
+                if let Some(now) = self.store.find(&phone).await?
+                    && let Some(made) = now.account.as_ref().filter(|a| {
+                        a.attempt == account.attempt && a.status == AccountStatus::Created
+                    })
+                    && !made.notified
+                {
+                    self.tell_ready(&project, &now, made).await?;
+                }
+                Ok(done)
+            }
+            Err(AccountError::Taken | AccountError::Invalid(_)) if claimed => {
+                // A page that ended before it knew: nothing was made, the link works again.
+                self.store.release_claim(&record, &account.attempt).await?;
+                nothing
+            }
+            Err(error @ (AccountError::Taken | AccountError::Invalid(_))) => {
+                let reason = error.to_string();
+                self.settle_attempt(&record, &account, false, AccountOutcome::Failed(&reason)).await
+            }
+            Err(error) => {
+                let why = waiting_for(&error);
+                self.settle_attempt(&record, &account, claimed, AccountOutcome::Pending(&why)).await?;
+                Ok(AccountJobResult::RetryIn {
+                    seconds: account_retry_seconds(&error, receive_count),
+                    waited_long: age >= ACCOUNT_LONG_WAIT_SECONDS,
+                })
+            }
+        }
+    }
+
+    /// Writes `outcome` on a claimed (then registered with it) or pending account.
+    async fn settle_attempt(
+        &self,
+        record: &RegistrationRecord,
+        account: &AccountState,
+        claimed: bool,
+        outcome: AccountOutcome<'_>,
+    ) -> Result<AccountJobResult, StoreError> {
+        let now = self.clock.now();
+        if claimed {
+            let worker = Self::registered_worker(record, account, None, now);
+            self.store
+                .register_claimed(record, &worker, &account.attempt, outcome)
+                .await?;
+        } else {
+            self.store
+                .settle_account(record, &account.attempt, outcome, now)
+                .await?;
+        }
+        Ok(AccountJobResult::Done(match outcome {
+            AccountOutcome::Created => AccountJobDone::Created,
+            AccountOutcome::Failed(_) => AccountJobDone::Failed,
+            AccountOutcome::Pending(_) => AccountJobDone::Nothing,
+        }))
+    }
+
+    /// Texts the worker the name to sign in with, once: the job's id is the attempt's, so
+    /// the sender sends it once however often it is queued.
+    async fn tell_ready(
+        &self,
+        project: &Project,
+        record: &RegistrationRecord,
+        account: &AccountState,
+    ) -> Result<(), StoreError> {
+        let sign_in = match &project.accounts {
+            crate::domain::account::Accounts::CommCareHq(_) => account
+                .username
+                .split_once('@')
+                .map_or(account.username.as_str(), |(name, _)| name),
+            _ => account.username.as_str(),
+        };
+        let job = SmsJob {
+            id: format!("account-ready-{}", account.attempt),
+            domain: record.domain.clone(),
+            phone: record.phone.clone(),
+            texts: vec![account_ready_text(sign_in)],
+            kind: crate::domain::job::JobKind::Message,
+            schedule: Schedule::default(),
+            max_price_per_part: project.sms.max_price_per_part.clone(),
+        };
+        if let Some(Err(error)) = self.queue.enqueue(std::slice::from_ref(&job)).await.pop() {
+            warn!(%error, "could not queue the account's SMS: retried");
+            return Err(StoreError::Unavailable {
+                code: error.code,
+            });
+        }
+        self.store
+            .mark_account_notified(record, &account.attempt)
+            .await
+    }
+}
+
+/// How long an account job waits at most for a throttled directory inside one invocation
+/// before it is handed back instead.
+pub const LONGEST_WAIT_IN_INVOCATION: Duration = Duration::from_secs(5);
