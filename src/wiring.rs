@@ -89,6 +89,7 @@ pub type AwsReplies = RepliesFunction<DynamoStore, SqsQueue, DeployedSms>;
 pub type AwsSender = SenderFunction<DynamoStore, SqsQueue, DeployedSms>;
 pub type AwsReceipts = ReceiptsFunction<DynamoStore, DeployedSms>;
 pub type AwsEvents = EventsFunction<EventBridgeBus>;
+pub type AwsAccounts = crate::functions::accounts::AccountsFunction<DynamoStore, SqsQueue>;
 
 /// The most the sender's SMS client waits for an answer (the sender's own deadline bound
 /// is usually shorter).
@@ -150,15 +151,70 @@ fn store(aws: &SdkConfig, config: &Config) -> DynamoStore {
     DynamoStore::new(aws, &config.table_name)
 }
 
-/// The service over DynamoDB and SQS; `SEND_QUEUE_URL` is required.
+/// The service over DynamoDB and SQS; `SEND_QUEUE_URL` is required. It makes accounts
+/// in directories when the deployment has a password key and an accounts queue.
 pub fn aws_service(aws: &SdkConfig, config: Config) -> Result<AwsService, ConfigError> {
     let queue = SqsQueue::new(aws_sdk_sqs::Client::new(aws), config.require_send_queue()?);
-    Ok(RegistrationService::new(
+    let ports = account_ports(aws, &config);
+    let service = RegistrationService::new(
         store(aws, &config),
         queue,
         Arc::new(SystemClock),
         config,
+    );
+    Ok(match ports {
+        Some(ports) => service.with_accounts(ports),
+        None => service,
+    })
+}
+
+/// Where the deployment makes accounts outside its table (docs/accounts.md): `None`
+/// without `PASSWORD_KEY_ID` and `ACCOUNTS_QUEUE_URL`. The Cognito pool is there when
+/// `USER_POOL_ID` is. Clients are made here, their first call made only when a project
+/// uses them.
+pub fn account_ports(
+    aws: &SdkConfig,
+    config: &Config,
+) -> Option<Arc<dyn crate::ports::AccountPorts>> {
+    let key = config.password_key_id.clone()?;
+    let queue_url = config.accounts_queue_url.clone()?;
+    let cognito = config.user_pool_id.clone().map(|pool| {
+        crate::adapters::cognito::CognitoPool::new(
+            aws_sdk_cognitoidentityprovider::Client::new(aws),
+            pool,
+        )
+    });
+    let hq = crate::adapters::commcare_hq::CommCareHq::default();
+    Some(Arc::new(crate::ports::AccountBackend {
+        directory: crate::adapters::accounts::Directories { cognito, hq },
+        sealer: crate::adapters::kms::KmsSealer::new(aws_sdk_kms::Client::new(aws), key),
+        queue: crate::adapters::sqs::SqsAccountQueue::new(aws_sdk_sqs::Client::new(aws), queue_url),
+    }))
+}
+
+/// The accounts function, configured from the environment: `PASSWORD_KEY_ID` and
+/// `ACCOUNTS_QUEUE_URL` are required.
+pub fn aws_accounts_with(aws: &SdkConfig, config: Config) -> Result<AwsAccounts, ConfigError> {
+    let Some(ports) = account_ports(aws, &config) else {
+        return Err(ConfigError {
+            name: "PASSWORD_KEY_ID",
+            value: config.password_key_id.clone().unwrap_or_default(),
+            reason: "the accounts function needs PASSWORD_KEY_ID and ACCOUNTS_QUEUE_URL \
+                     (docs/accounts.md)",
+        });
+    };
+    let service = aws_service(aws, config)?;
+    Ok(crate::functions::accounts::AccountsFunction::new(service, ports))
+}
+
+/// Runs the accounts function, configured from the environment.
+pub async fn serve_accounts() -> Result<(), lambda_http::Error> {
+    crate::telemetry::init();
+    let accounts = aws_accounts_with(&load_aws_config().await, Config::from_env()?)?;
+    lambda_runtime::run(lambda_runtime::service_fn(
+        |event: LambdaEvent<SqsEvent>| accounts.handle(event),
     ))
+    .await
 }
 
 /// The API, configured from the environment.

@@ -176,6 +176,21 @@ pub struct AccountState {
     pub notified: bool,
 }
 
+impl AccountState {
+    /// As the page's JSON answer and the listings give it.
+    pub fn listed(&self) -> serde_json::Value {
+        serde_json::json!({
+            "status": match self.status {
+                // Shown as pending: the registration is being saved with it.
+                AccountStatus::Claimed => "pending",
+                other => other.as_str(),
+            },
+            "username": self.username,
+            "reason": self.reason,
+        })
+    }
+}
+
 /// A password on its way to a directory. Never printed, never stored as is.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Password(String);

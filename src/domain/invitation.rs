@@ -213,6 +213,8 @@ pub struct RegistrationRecord {
     /// The worker's account in the project's directory (Cognito, CommCare HQ), once the
     /// registration page began to make it; `None` for the service's own accounts.
     pub account: Option<crate::domain::account::AccountState>,
+    /// The username it registered (the service's own accounts), once registered.
+    pub username: Option<String>,
 }
 
 /// An invitation's delivery: the provider's delivery report of its first SMS.
@@ -276,6 +278,7 @@ impl RegistrationRecord {
         expires_at: u64,
     ) -> Self {
         RegistrationRecord {
+            username: None,
             account: None,
             domain: domain.to_owned(),
             phone,
@@ -393,6 +396,23 @@ impl RegistrationRecord {
             "scheduled_for": self.scheduled_for.map(rfc3339),
             "parts_sent": self.parts_sent,
             "parts_delivered": self.parts_delivered,
+            "account": self.listed_account(),
+        })
+    }
+
+    /// A registered invitation's account: in the project's directory, or the service's
+    /// own; `None` before registration.
+    fn listed_account(&self) -> Option<Value> {
+        if self.status != RegistrationStatus::Registered {
+            return None;
+        }
+        Some(match &self.account {
+            Some(account) => account.listed(),
+            None => serde_json::json!({
+                "status": "created",
+                "username": self.username,
+                "reason": null,
+            }),
         })
     }
 

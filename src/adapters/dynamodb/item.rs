@@ -424,6 +424,7 @@ pub fn registration_from_item(item: &Item) -> Result<RegistrationRecord, StoreEr
         scheduled_for: opt_n(item, "scheduled_for")?,
         parts_delivered: opt_n(item, "parts_delivered")?.unwrap_or(0),
         account: account_from_item(item)?,
+        username: opt_s(item, "username"),
     })
 }
 
@@ -466,6 +467,7 @@ mod tests {
     #[test]
     fn a_registration_survives_the_round_trip_through_an_item() {
         let record = RegistrationRecord {
+            username: None,
             account: None,
             domain: "demo".into(),
             phone: PhoneNumber::parse("+16175551234").unwrap(),

@@ -201,19 +201,6 @@ fn unavailable(invitation: &Invitation, json: bool) -> Response<Body> {
     pages::html_response(status, page)
 }
 
-/// An account as the page's JSON answer and the listing give it.
-pub fn account_json(account: &crate::domain::account::AccountState) -> Value {
-    json!({
-        "status": match account.status {
-            // Shown as pending: the registration is being saved with it.
-            crate::domain::account::AccountStatus::Claimed => "pending",
-            other => other.as_str(),
-        },
-        "username": account.username,
-        "reason": account.reason,
-    })
-}
-
 /// 409: another registration with the link was in flight; nothing was stored.
 fn try_again(json: bool) -> Response<Body> {
     let mut response = if json {
@@ -285,7 +272,7 @@ pub async fn handle<St: Store, Q: JobQueue>(
             };
             let mut body = json!({ "username": done.username });
             if let Some(account) = &done.account {
-                body["account"] = account_json(account);
+                body["account"] = account.listed();
             }
             json_response(status, &body)
         }
