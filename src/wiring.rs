@@ -156,12 +156,8 @@ fn store(aws: &SdkConfig, config: &Config) -> DynamoStore {
 pub fn aws_service(aws: &SdkConfig, config: Config) -> Result<AwsService, ConfigError> {
     let queue = SqsQueue::new(aws_sdk_sqs::Client::new(aws), config.require_send_queue()?);
     let ports = account_ports(aws, &config);
-    let service = RegistrationService::new(
-        store(aws, &config),
-        queue,
-        Arc::new(SystemClock),
-        config,
-    );
+    let service =
+        RegistrationService::new(store(aws, &config), queue, Arc::new(SystemClock), config);
     Ok(match ports {
         Some(ports) => service.with_accounts(ports),
         None => service,
@@ -204,7 +200,9 @@ pub fn aws_accounts_with(aws: &SdkConfig, config: Config) -> Result<AwsAccounts,
         });
     };
     let service = aws_service(aws, config)?;
-    Ok(crate::functions::accounts::AccountsFunction::new(service, ports))
+    Ok(crate::functions::accounts::AccountsFunction::new(
+        service, ports,
+    ))
 }
 
 /// Runs the accounts function, configured from the environment.

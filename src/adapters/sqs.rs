@@ -257,7 +257,11 @@ impl crate::ports::AccountQueue for SqsAccountQueue {
             .map_err(|error| sqs_error(&error))
     }
 
-    async fn retry_later(&self, receipt_handle: &str, delay_seconds: u32) -> Result<(), QueueError> {
+    async fn retry_later(
+        &self,
+        receipt_handle: &str,
+        delay_seconds: u32,
+    ) -> Result<(), QueueError> {
         JobQueue::retry_later(&self.0, receipt_handle, None, delay_seconds).await
     }
 }

@@ -61,7 +61,10 @@ impl<St: Store, Q: JobQueue> AccountsFunction<St, Q> {
                 Some(AccountJobResult::Done(AccountJobDone::Created)) => created += 1,
                 Some(AccountJobResult::Done(AccountJobDone::Failed)) => failed += 1,
                 Some(AccountJobResult::Done(AccountJobDone::Nothing)) => {}
-                Some(AccountJobResult::RetryIn { seconds, waited_long }) => {
+                Some(AccountJobResult::RetryIn {
+                    seconds,
+                    waited_long,
+                }) => {
                     waiting += 1;
                     waiting_long += usize::from(waited_long);
                     self.hand_back(message, seconds).await;
@@ -74,7 +77,10 @@ impl<St: Store, Q: JobQueue> AccountsFunction<St, Q> {
                 response.batch_item_failures.push(failure);
             }
         }
-        info!(jobs = event.records.len(), created, failed, waiting, "batch handled");
+        info!(
+            jobs = event.records.len(),
+            created, failed, waiting, "batch handled"
+        );
         Metrics::new("accounts")
             .count("AccountsCreated", created)
             .count("AccountsFailed", failed)
@@ -94,7 +100,8 @@ impl<St: Store, Q: JobQueue> AccountsFunction<St, Q> {
             error!(message_id = ?message.message_id, "a message that is not an account job: dropped");
             return Some(AccountJobResult::Done(AccountJobDone::Nothing));
         };
-        if until.is_some_and(|until| until.saturating_duration_since(Instant::now()) < DEADLINE_MARGIN)
+        if until
+            .is_some_and(|until| until.saturating_duration_since(Instant::now()) < DEADLINE_MARGIN)
         {
             return None;
         }

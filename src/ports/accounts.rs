@@ -125,9 +125,16 @@ pub trait AccountPorts: Send + Sync {
         accounts: &'a Accounts,
         account: &'a NewAccount,
     ) -> Boxed<'a, Result<(), AccountError>>;
-    fn seal<'a>(&'a self, context: &'a str, password: &'a Password)
-    -> Boxed<'a, Result<String, SealError>>;
-    fn open<'a>(&'a self, context: &'a str, sealed: &'a str) -> Boxed<'a, Result<Password, SealError>>;
+    fn seal<'a>(
+        &'a self,
+        context: &'a str,
+        password: &'a Password,
+    ) -> Boxed<'a, Result<String, SealError>>;
+    fn open<'a>(
+        &'a self,
+        context: &'a str,
+        sealed: &'a str,
+    ) -> Boxed<'a, Result<Password, SealError>>;
     fn put_job<'a>(
         &'a self,
         job: &'a AccountJob,
@@ -158,12 +165,19 @@ impl<D: AccountDirectory, K: PasswordSealer, A: AccountQueue> AccountPorts
         Box::pin(self.directory.create(accounts, account))
     }
 
-    fn seal<'a>(&'a self, context: &'a str, password: &'a Password)
-    -> Boxed<'a, Result<String, SealError>> {
+    fn seal<'a>(
+        &'a self,
+        context: &'a str,
+        password: &'a Password,
+    ) -> Boxed<'a, Result<String, SealError>> {
         Box::pin(self.sealer.seal(context, password))
     }
 
-    fn open<'a>(&'a self, context: &'a str, sealed: &'a str) -> Boxed<'a, Result<Password, SealError>> {
+    fn open<'a>(
+        &'a self,
+        context: &'a str,
+        sealed: &'a str,
+    ) -> Boxed<'a, Result<Password, SealError>> {
         Box::pin(self.sealer.open(context, sealed))
     }
 

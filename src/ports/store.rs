@@ -3,8 +3,8 @@
 
 use std::future::Future;
 
-use crate::domain::invitation::{ClaimRules, PhoneType, ShownStatus};
 use crate::domain::account::AccountState;
+use crate::domain::invitation::{ClaimRules, PhoneType, ShownStatus};
 use crate::domain::worker::Worker;
 use crate::domain::{ApiKey, Invitation, PhoneNumber, Project, RegistrationRecord};
 

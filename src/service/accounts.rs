@@ -24,8 +24,8 @@ use crate::domain::worker::{FormErrors, ValidForm, Worker};
 use crate::domain::{PhoneNumber, Project, RegistrationRecord, Token};
 use crate::ports::accounts::ACCOUNT_JOB_DELAY_SECONDS;
 use crate::ports::{
-    AccountError, AccountJob, AccountOutcome, AccountPorts,
-    ClaimOutcome, JobQueue, Store, StoreError,
+    AccountError, AccountJob, AccountOutcome, AccountPorts, ClaimOutcome, JobQueue, Store,
+    StoreError,
 };
 
 /// An account still not made this long after its attempt began fails for good: an
@@ -137,7 +137,10 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
     ) -> Result<Registered, RegisterError> {
         let started = Instant::now();
         let ports = self.account_ports()?;
-        if let Some(message) = project.accounts.username_error(&project.name, &valid.username) {
+        if let Some(message) = project
+            .accounts
+            .username_error(&project.name, &valid.username)
+        {
             let errors = FormErrors::single("username", &message);
             return Err(RegisterError::Form(project, invitation, errors));
         }
@@ -199,8 +202,7 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
         record.account = Some(account.clone());
         let new = Self::new_account(&project, &record, &account, password, valid.email.clone());
         let budget = self.config.account_wait.saturating_sub(started.elapsed());
-        let made = match tokio::time::timeout(budget, ports.create(&project.accounts, &new)).await
-        {
+        let made = match tokio::time::timeout(budget, ports.create(&project.accounts, &new)).await {
             Ok(result) => result,
             Err(_) => Err(AccountError::Unavailable(format!(
                 "no answer within {} ms",
@@ -212,9 +214,7 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
             Ok(()) => (AccountOutcome::Created, None),
             Err(error @ (AccountError::Taken | AccountError::Invalid(_))) => {
                 // Nothing was made: the link works again, the form says why.
-                self.store
-                    .release_claim(&record, &account.attempt)
-                    .await?;
+                self.store.release_claim(&record, &account.attempt).await?;
                 let (field, message) = match error {
                     AccountError::Invalid(message) => (refused_field(message), message.clone()),
                     _ => ("username", "This username is already taken".to_owned()),
@@ -266,7 +266,9 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
         }
         info!(phone = %record.phone.masked(), account = shown.status.as_str(),
             "worker registered");
-        let username = project.accounts.sign_in_name(&project.name, &valid.username);
+        let username = project
+            .accounts
+            .sign_in_name(&project.name, &valid.username);
         Ok(Registered {
             project,
             invitation: record,
@@ -290,11 +292,7 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
         let Some(record) = self.store.find(&phone).await? else {
             return nothing;
         };
-        let Some(account) = record
-            .account
-            .clone()
-            .filter(|a| a.attempt == job.attempt)
-        else {
+        let Some(account) = record.account.clone().filter(|a| a.attempt == job.attempt) else {
             return nothing;
         };
         let Some(project) = self.store.project(&record.domain).await? else {
@@ -316,9 +314,14 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
         if age >= ACCOUNT_GIVE_UP_SECONDS {
             let reason = format!(
                 "not made within a day: {}",
-                account.reason.as_deref().unwrap_or("the directory never answered")
+                account
+                    .reason
+                    .as_deref()
+                    .unwrap_or("the directory never answered")
             );
-            return self.settle_attempt(&record, &account, claimed, AccountOutcome::Failed(&reason)).await;
+            return self
+                .settle_attempt(&record, &account, claimed, AccountOutcome::Failed(&reason))
+                .await;
         }
         let Some(ports) = self.accounts.as_deref() else {
             warn!("an account job, but this deployment makes no accounts: retried");
@@ -327,15 +330,23 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
                 waited_long: age >= ACCOUNT_LONG_WAIT_SECONDS,
             });
         };
-        let Some(sealed) = self.store.sealed_password(&record, &account.attempt).await? else {
+        let Some(sealed) = self
+            .store
+            .sealed_password(&record, &account.attempt)
+            .await?
+        else {
             let reason = "its password was lost before the account was made";
-            return self.settle_attempt(&record, &account, claimed, AccountOutcome::Failed(reason)).await;
+            return self
+                .settle_attempt(&record, &account, claimed, AccountOutcome::Failed(reason))
+                .await;
         };
         let password = match ports.open(&account.attempt, &sealed).await {
             Ok(password) => password,
             Err(crate::ports::SealError::Corrupt(why)) => {
                 let reason = format!("its sealed password cannot be opened ({why})");
-                return self.settle_attempt(&record, &account, claimed, AccountOutcome::Failed(&reason)).await;
+                return self
+                    .settle_attempt(&record, &account, claimed, AccountOutcome::Failed(&reason))
+                    .await;
             }
             Err(error) => {
                 warn!(%error, "could not open a sealed password: retried");
@@ -350,7 +361,9 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
         let new = Self::new_account(&project, &record, &account, password, None);
         match ports.create(&project.accounts, &new).await {
             Ok(()) => {
-                let done = self.settle_attempt(&record, &account, claimed, AccountOutcome::Created).await?;
+                let done = self
+                    .settle_attempt(&record, &account, claimed, AccountOutcome::Created)
+                    .await?;
                 if let Some(now) = self.store.find(&phone).await?
                     && let Some(made) = now.account.as_ref().filter(|a| {
                         a.attempt == account.attempt && a.status == AccountStatus::Created
@@ -368,11 +381,13 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
             }
             Err(error @ (AccountError::Taken | AccountError::Invalid(_))) => {
                 let reason = error.to_string();
-                self.settle_attempt(&record, &account, false, AccountOutcome::Failed(&reason)).await
+                self.settle_attempt(&record, &account, false, AccountOutcome::Failed(&reason))
+                    .await
             }
             Err(error) => {
                 let why = waiting_for(&error);
-                self.settle_attempt(&record, &account, claimed, AccountOutcome::Pending(&why)).await?;
+                self.settle_attempt(&record, &account, claimed, AccountOutcome::Pending(&why))
+                    .await?;
                 Ok(AccountJobResult::RetryIn {
                     seconds: account_retry_seconds(&error, receive_count),
                     waited_long: age >= ACCOUNT_LONG_WAIT_SECONDS,
@@ -433,9 +448,7 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
         };
         if let Some(Err(error)) = self.queue.enqueue(std::slice::from_ref(&job)).await.pop() {
             warn!(%error, "could not queue the account's SMS: retried");
-            return Err(StoreError::Unavailable {
-                code: error.code,
-            });
+            return Err(StoreError::Unavailable { code: error.code });
         }
         self.store
             .mark_account_notified(record, &account.attempt)

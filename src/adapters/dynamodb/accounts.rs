@@ -17,7 +17,10 @@ use crate::ports::{AccountOutcome, AccountStore, ClaimOutcome, StoreError};
 const SEALED: &str = "sealed_password";
 
 impl DynamoStore {
-    fn invitation_update(&self, invitation: &RegistrationRecord) -> update_item::builders::UpdateItemFluentBuilder {
+    fn invitation_update(
+        &self,
+        invitation: &RegistrationRecord,
+    ) -> update_item::builders::UpdateItemFluentBuilder {
         self.client
             .update_item()
             .table_name(&self.table)
@@ -25,16 +28,16 @@ impl DynamoStore {
             .key(SK, s(REGISTRATION_SK))
     }
 
-    /// The batch's account counter and the event of a settled account.
+    /// The event of a settled account, and its batch's counter to add one to.
     fn settled_items(
         &self,
         invitation: &RegistrationRecord,
         account: &AccountState,
         outcome: AccountOutcome<'_>,
         now: u64,
-    ) -> Vec<TransactWriteItem> {
+    ) -> (Option<TransactWriteItem>, Option<&'static str>) {
         let (counter, event) = match outcome {
-            AccountOutcome::Pending(_) => return Vec::new(),
+            AccountOutcome::Pending(_) => return (None, None),
             AccountOutcome::Created => (
                 "accounts_created",
                 OrgEvent::account_created(
@@ -57,16 +60,15 @@ impl DynamoStore {
                 ),
             ),
         };
-        let mut items = vec![self.outbox_put(&event)];
-        if let Some(batch) = &invitation.batch_id {
-            items.push(self.count_in_batch_item(batch, counter));
-        }
-        items
+        (Some(self.outbox_put(&event)), Some(counter))
     }
 }
 
 /// The `SET` and `REMOVE` of an account's new status, with its values.
-fn status_change(update: Update_, outcome: AccountOutcome<'_>) -> (Update_, &'static str, &'static str) {
+fn status_change(
+    update: Update_,
+    outcome: AccountOutcome<'_>,
+) -> (Update_, &'static str, &'static str) {
     match outcome {
         AccountOutcome::Created => (
             update.expression_attribute_values(":account", s(AccountStatus::Created.as_str())),
@@ -208,7 +210,10 @@ impl AccountStore for DynamoStore {
             .expression_attribute_values(":registered", s("registered"))
             .expression_attribute_values(
                 ":in_registered",
-                s(status_pk(&invitation.domain, RegistrationStatus::Registered)),
+                s(status_pk(
+                    &invitation.domain,
+                    RegistrationStatus::Registered,
+                )),
             )
             .expression_attribute_values(":now", n(now))
             .expression_attribute_values(":username", s(&worker.username));
@@ -226,13 +231,16 @@ impl AccountStore for DynamoStore {
             .build()
             .expect("update has its required fields");
         let mut items = vec![TransactWriteItem::builder().update(update).build()];
-        if let Some(batch) = &invitation.batch_id {
-            items.push(self.count_in_batch_item(batch, "registered"));
-        }
         let event =
             OrgEvent::worker_registered(invitation.into(), &worker.into(), worker.registered_at);
         items.push(self.outbox_put(&event));
-        items.extend(self.settled_items(invitation, &account, outcome, now));
+        let (settled, counter) = self.settled_items(invitation, &account, outcome, now);
+        items.extend(settled);
+        // One change of the batch's item: a transaction may change an item only once.
+        if let Some(batch) = &invitation.batch_id {
+            let counters: Vec<&str> = std::iter::once("registered").chain(counter).collect();
+            items.push(self.count_all_in_batch_item(batch, &counters));
+        }
         Ok(match self.transact_or_fail(items).await? {
             write::Transacted::Written => true,
             _ => false,
@@ -265,7 +273,11 @@ impl AccountStore for DynamoStore {
             .build()
             .expect("update has its required fields");
         let mut items = vec![TransactWriteItem::builder().update(update).build()];
-        items.extend(self.settled_items(invitation, &account, outcome, now));
+        let (settled, counter) = self.settled_items(invitation, &account, outcome, now);
+        items.extend(settled);
+        if let (Some(batch), Some(counter)) = (&invitation.batch_id, counter) {
+            items.push(self.count_in_batch_item(batch, counter));
+        }
         Ok(match self.transact_or_fail(items).await? {
             write::Transacted::Written => true,
             _ => false,
@@ -282,7 +294,10 @@ impl AccountStore for DynamoStore {
             .update_expression("SET account_notified = :yes")
             .condition_expression("account_attempt = :attempt")
             .expression_attribute_values(":attempt", s(attempt))
-            .expression_attribute_values(":yes", aws_sdk_dynamodb::types::AttributeValue::Bool(true))
+            .expression_attribute_values(
+                ":yes",
+                aws_sdk_dynamodb::types::AttributeValue::Bool(true),
+            )
             .send()
             .await;
         ok_unless_lost(result)

@@ -28,6 +28,30 @@ impl DynamoStore {
         self.batch_item(batch_id, Some(counter), None)
     }
 
+    /// Adds one to each of `counters` of a batch, as part of a transaction (which may
+    /// change an item only once).
+    pub(crate) fn count_all_in_batch_item(
+        &self,
+        batch_id: &str,
+        counters: &[&str],
+    ) -> TransactWriteItem {
+        let mut update = Update::builder()
+            .table_name(self.table())
+            .key(PK, s(batch_pk(batch_id)))
+            .key(SK, s(BATCH_SK))
+            .expression_attribute_values(":one", n(1));
+        let mut adds = Vec::new();
+        for (i, counter) in counters.iter().enumerate() {
+            adds.push(format!("#c{i} :one"));
+            update = update.expression_attribute_names(format!("#c{i}"), *counter);
+        }
+        let update = update
+            .update_expression(format!("ADD {}", adds.join(", ")))
+            .build()
+            .expect("update has its required fields");
+        TransactWriteItem::builder().update(update).build()
+    }
+
     /// Adds one to a counter of a batch (if any) and settles the invitation `token` in it,
     /// as part of a transaction. An invitation is settled once its fate is known (its first
     /// SMS sent, failed, opted out, or its job dropped unsent); a batch whose invitations

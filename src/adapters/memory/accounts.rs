@@ -17,13 +17,11 @@ impl StoreState {
         attempt: &str,
         status: AccountStatus,
     ) -> Option<&mut RegistrationRecord> {
-        self.records
-            .get_mut(invitation.phone.as_str())
-            .filter(|r| {
-                r.account
-                    .as_ref()
-                    .is_some_and(|a| a.attempt == attempt && a.status == status)
-            })
+        self.records.get_mut(invitation.phone.as_str()).filter(|r| {
+            r.account
+                .as_ref()
+                .is_some_and(|a| a.attempt == attempt && a.status == status)
+        })
     }
 
     /// Writes `outcome` on the account of `phone`; for a settled one, its count and event.

@@ -276,7 +276,12 @@ pub async fn handle<St: Store, Q: JobQueue>(
             }
             json_response(status, &body)
         }
-        Ok(done) if done.account.as_ref().is_some_and(|a| !a.status.is_settled()) => {
+        Ok(done)
+            if done
+                .account
+                .as_ref()
+                .is_some_and(|a| !a.status.is_settled()) =>
+        {
             pages::html_response(
                 StatusCode::ACCEPTED,
                 pages::creating_page(
