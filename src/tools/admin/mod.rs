@@ -134,24 +134,35 @@ enum Command {
     },
     /// Lists a project's worker accounts, one JSON object per line (no password hashes).
     ListWorkers { domain: String },
-    /// Creates a Cognito user pool for worker accounts (--accounts cognito), as the stack
-    /// does: usernames that ignore case, the registration form's password rule (at least
-    /// 8 characters, no character classes), the custom attributes the service writes,
-    /// phone_number and email, no self sign-up; and an app client without a secret
+    /// Creates a Cognito user pool for worker accounts; prints its id, then client_id=ID.
+    ///
+    /// Creates a Cognito user pool for worker accounts (put-domain --accounts cognito), as
+    /// the stack does: usernames that ignore case, the registration form's password rule
+    /// (at least 8 characters, no character classes), the custom attributes the service
+    /// writes, phone_number and email, no self sign-up; and an app client without a secret
     /// (SRP, password and refresh-token sign-in). Each run makes a new pool. Prints the
     /// pool id (for USER_POOL_ID) on the first line and client_id=ID on the second.
     CreateUserPool {
+        /// The pool's name; its app client is NAME-app.
         #[arg(long, default_value = "smsreg-workers")]
         name: String,
     },
+    /// Creates the KMS key that seals waiting passwords; prints its key id.
+    ///
     /// Creates the KMS key that seals workers' passwords while their accounts wait (a
-    /// symmetric encryption key); prints its key id, for PASSWORD_KEY_ID. Each run makes
-    /// a new key.
+    /// symmetric encryption key); prints its key id, for PASSWORD_KEY_ID. Each run makes a
+    /// new key.
     CreatePasswordKey,
+    /// Says whether a project's accounts can be made: prints `ready`, or what is missing.
+    ///
     /// Says whether the directory of a project's accounts (put-domain --accounts) can take
     /// them: prints one line, `ready` (exit 0) or what is missing (exit 1). A cognito
-    /// project needs USER_POOL_ID set, as the functions have it.
-    CheckAccounts { domain: String },
+    /// project needs USER_POOL_ID set, as the functions have it; a service project is
+    /// always ready.
+    CheckAccounts {
+        /// The project.
+        domain: String,
+    },
 }
 
 /// Runs the CLI; the `smsreg-admin` binary only calls this.
