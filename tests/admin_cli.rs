@@ -617,3 +617,368 @@ async fn check_sms_prints_what_end_user_messaging_would_do_and_sends_nothing() {
     );
     assert_eq!(run.code, 2, "{}", run.stderr);
 }
+
+/// The project's stored choice of accounts, as the functions read it.
+async fn stored_accounts(moto: &Moto, domain: &str) -> smsreg::domain::account::Accounts {
+    moto.store(TABLE)
+        .await
+        .project(domain)
+        .await
+        .unwrap()
+        .expect("the project")
+        .accounts
+}
+
+const HQ_SECRET: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:hq/demo-AbCdEf";
+
+/// `put-domain --accounts` stores where the project's accounts live; unset keeps it; the
+/// HQ options come all three with commcare-hq and never otherwise.
+#[tokio::test]
+async fn put_domain_chooses_where_the_accounts_live() {
+    use smsreg::domain::account::{Accounts, HqProject};
+    let moto = Moto::start();
+    setup(&moto);
+    assert_eq!(stored_accounts(&moto, "demo").await, Accounts::Service);
+    let put = |extra: &[&str]| {
+        let mut args = vec!["put-domain", "demo", "--plan", "PRO", "--enable"];
+        args.extend_from_slice(extra);
+        admin(&moto, &args)
+    };
+
+    let run = put(&["--accounts", "cognito"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.stdout,
+        "project demo: plan PRO, registration enabled\naccounts: cognito\n"
+    );
+    assert!(run.stderr.contains("check-accounts demo"), "{}", run.stderr);
+    assert_eq!(stored_accounts(&moto, "demo").await, Accounts::Cognito);
+
+    let hq = [
+        "--accounts",
+        "commcare-hq",
+        "--commcare-hq-url",
+        "https://www.commcarehq.org/",
+        "--commcare-hq-domain",
+        "demo-hq",
+        "--commcare-hq-key-secret",
+        HQ_SECRET,
+    ];
+    let run = put(&hq);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.ends_with("accounts: commcare-hq\n"),
+        "{}",
+        run.stdout
+    );
+    let expected = Accounts::CommCareHq(HqProject {
+        base_url: "https://www.commcarehq.org".into(),
+        domain: "demo-hq".into(),
+        key_secret_arn: HQ_SECRET.into(),
+    });
+    assert_eq!(
+        stored_accounts(&moto, "demo").await,
+        expected,
+        "no trailing slash"
+    );
+
+    // Unset keeps the choice, and prints what it printed before.
+    let run = put(&["--daily-invitation-limit", "20"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout, "project demo: plan PRO, registration enabled\n");
+    assert_eq!(stored_accounts(&moto, "demo").await, expected, "kept");
+
+    // Refused, with the reason, and nothing stored.
+    let without = |flag: &str| {
+        let at = hq.iter().position(|a| *a == flag).unwrap();
+        let mut args = hq.to_vec();
+        args.drain(at..at + 2);
+        args
+    };
+    let bad_url = {
+        let mut args = hq.to_vec();
+        args[3] = "http://www.commcarehq.org";
+        args
+    };
+    let bad_arn = {
+        let mut args = hq.to_vec();
+        args[7] = "ops@example.org:0123456789abcdef0123456789abcdef";
+        args
+    };
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (without("--commcare-hq-url"), "missing --commcare-hq-url"),
+        (
+            without("--commcare-hq-domain"),
+            "missing --commcare-hq-domain",
+        ),
+        (
+            without("--commcare-hq-key-secret"),
+            "missing --commcare-hq-key-secret",
+        ),
+        (bad_url, "https"),
+        (bad_arn, "ARN of a Secrets Manager secret"),
+        (
+            vec!["--commcare-hq-domain", "demo-hq"],
+            "--commcare-hq-domain goes only with --accounts commcare-hq",
+        ),
+        (
+            vec![
+                "--accounts",
+                "cognito",
+                "--commcare-hq-url",
+                "https://x.org",
+            ],
+            "--commcare-hq-url goes only with --accounts commcare-hq",
+        ),
+        (
+            vec![
+                "--accounts",
+                "service",
+                "--commcare-hq-key-secret",
+                HQ_SECRET,
+            ],
+            "--commcare-hq-key-secret goes only with --accounts commcare-hq",
+        ),
+        (vec!["--accounts", "ldap"], "invalid value"),
+    ];
+    for (args, message) in &cases {
+        let run = put(args);
+        assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
+        assert!(run.stderr.contains(message), "{args:?}: {}", run.stderr);
+        assert!(run.stdout.is_empty(), "{args:?}: {}", run.stdout);
+    }
+    let run = put(&cases[4].0);
+    assert!(
+        !run.stderr.contains("0123456789abcdef"),
+        "what was given instead of an ARN is never printed: {}",
+        run.stderr
+    );
+    assert_eq!(stored_accounts(&moto, "demo").await, expected, "unchanged");
+
+    // A stand-in on this machine may be plain http.
+    let mut local = hq.to_vec();
+    local[3] = "http://127.0.0.1:8000/";
+    let run = put(&local);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let Accounts::CommCareHq(stored) = stored_accounts(&moto, "demo").await else {
+        panic!("commcare-hq");
+    };
+    assert_eq!(stored.base_url, "http://127.0.0.1:8000");
+
+    let run = put(&["--accounts", "service"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(stored_accounts(&moto, "demo").await, Accounts::Service);
+}
+
+/// `create-user-pool` makes the pool the service needs; `check-accounts` says so, and
+/// names what is missing when it is not.
+#[tokio::test]
+async fn create_user_pool_then_check_accounts_says_ready() {
+    use aws_sdk_cognitoidentityprovider::types::ExplicitAuthFlowsType;
+    let moto = Moto::start();
+    setup(&moto);
+    ok(
+        &moto,
+        &[
+            "put-domain",
+            "demo",
+            "--plan",
+            "PRO",
+            "--enable",
+            "--accounts",
+            "cognito",
+        ],
+    );
+    let out = ok(&moto, &["create-user-pool", "--name", "smsreg-test"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    let pool_id = lines[0];
+    let client_id = lines[1].strip_prefix("client_id=").expect("client_id=");
+    assert!(pool_id.starts_with("us-east-1_"), "{pool_id}");
+
+    let cognito = aws_sdk_cognitoidentityprovider::Client::new(&moto.sdk_config().await);
+    let described = cognito
+        .describe_user_pool()
+        .user_pool_id(pool_id)
+        .send()
+        .await
+        .unwrap();
+    let pool = described.user_pool().unwrap();
+    assert_eq!(pool.name(), Some("smsreg-test"));
+    assert_eq!(
+        pool.username_configuration().map(|u| u.case_sensitive()),
+        Some(false)
+    );
+    let policy = pool
+        .policies()
+        .and_then(|p| p.password_policy())
+        .expect("a password policy");
+    assert_eq!(policy.minimum_length(), Some(8));
+    assert_eq!(
+        (
+            policy.require_uppercase(),
+            policy.require_lowercase(),
+            policy.require_numbers(),
+            policy.require_symbols()
+        ),
+        (false, false, false, false)
+    );
+    assert_eq!(
+        pool.admin_create_user_config()
+            .map(|c| c.allow_admin_create_user_only()),
+        Some(true)
+    );
+    for name in smsreg::adapters::cognito::CUSTOM_ATTRIBUTES {
+        let attribute = pool
+            .schema_attributes()
+            .iter()
+            .find(|a| a.name() == Some(&format!("custom:{name}")))
+            .unwrap_or_else(|| panic!("custom:{name}"));
+        assert_eq!(attribute.mutable(), Some(true), "{name}");
+        assert_eq!(
+            attribute
+                .string_attribute_constraints()
+                .and_then(|c| c.max_length()),
+            Some("2048"),
+            "{name}"
+        );
+    }
+    let app = cognito
+        .describe_user_pool_client()
+        .user_pool_id(pool_id)
+        .client_id(client_id)
+        .send()
+        .await
+        .unwrap();
+    let app = app.user_pool_client().unwrap();
+    assert_eq!(app.client_secret(), None, "no secret");
+    let mut flows = app.explicit_auth_flows().to_vec();
+    flows.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    assert_eq!(
+        flows,
+        [
+            ExplicitAuthFlowsType::AllowRefreshTokenAuth,
+            ExplicitAuthFlowsType::AllowUserPasswordAuth,
+            ExplicitAuthFlowsType::AllowUserSrpAuth,
+        ]
+    );
+
+    // The form's password rule, and no other: 8 lower-case letters pass, 7 do not.
+    cognito
+        .admin_create_user()
+        .user_pool_id(pool_id)
+        .username("jane@demo")
+        .message_action(aws_sdk_cognitoidentityprovider::types::MessageActionType::Suppress)
+        .send()
+        .await
+        .unwrap();
+    let set_password = |password: &'static str| {
+        cognito
+            .admin_set_user_password()
+            .user_pool_id(pool_id)
+            .username("jane@demo")
+            .password(password)
+            .permanent(true)
+            .send()
+    };
+    set_password("abcdefgh")
+        .await
+        .expect("8 lower-case letters");
+    let refused = set_password("abcdefg").await.expect_err("7 characters");
+    assert_eq!(
+        refused
+            .as_service_error()
+            .map(|e| e.is_invalid_password_exception()),
+        Some(true),
+        "{refused:?}"
+    );
+
+    // Ready with the pool; not without one, nor with a pool that lacks the attributes.
+    let check = |env: &[(&str, &str)]| admin_with(&moto, env, &["check-accounts", "demo"]);
+    let run = check(&[("USER_POOL_ID", pool_id)]);
+    assert_eq!(
+        (run.code, run.stdout.as_str()),
+        (0, "ready\n"),
+        "{}",
+        run.stderr
+    );
+    let run = check(&[]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert_eq!(run.stdout.lines().count(), 1, "{}", run.stdout);
+    assert!(run.stdout.contains("USER_POOL_ID"), "{}", run.stdout);
+    let bare = cognito
+        .create_user_pool()
+        .pool_name("bare")
+        .send()
+        .await
+        .unwrap();
+    let bare = bare.user_pool().and_then(|p| p.id()).unwrap();
+    let run = check(&[("USER_POOL_ID", bare)]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert_eq!(run.stdout.lines().count(), 1, "{}", run.stdout);
+    for name in smsreg::adapters::cognito::CUSTOM_ATTRIBUTES {
+        assert!(run.stdout.contains(name), "{name}: {}", run.stdout);
+    }
+
+    // A project in the service's table is always ready; an unknown one is an error.
+    ok(&moto, &["put-domain", "other", "--plan", "PRO", "--enable"]);
+    let run = admin(&moto, &["check-accounts", "other"]);
+    assert_eq!(
+        (run.code, run.stdout.as_str()),
+        (0, "ready\n"),
+        "{}",
+        run.stderr
+    );
+    let run = admin(&moto, &["check-accounts", "nowhere"]);
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("does not exist"), "{}", run.stderr);
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+}
+
+/// `create-password-key` makes a symmetric KMS key and prints its id.
+#[tokio::test]
+async fn create_password_key_prints_a_key_kms_knows() {
+    let moto = Moto::start();
+    let out = ok(&moto, &["create-password-key"]);
+    let key_id = out.trim();
+    assert_eq!(out.lines().count(), 1, "{out}");
+    let kms = aws_sdk_kms::Client::new(&moto.sdk_config().await);
+    let described = kms.describe_key().key_id(key_id).send().await.unwrap();
+    let key = described.key_metadata().unwrap();
+    assert_eq!(key.key_id(), key_id);
+    assert_eq!(
+        key.description(),
+        Some("smsreg: seals worker passwords while their accounts wait")
+    );
+    assert_eq!(
+        key.key_spec(),
+        Some(&aws_sdk_kms::types::KeySpec::SymmetricDefault)
+    );
+    assert!(key.enabled());
+}
+
+#[test]
+fn the_account_commands_say_what_they_print() {
+    let help = |command: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_smsreg-admin"))
+            .args([command, "--help"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{command}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let pool = help("create-user-pool");
+    assert!(pool.contains("first line"), "{pool}");
+    assert!(pool.contains("client_id="), "{pool}");
+    assert!(help("create-password-key").contains("key id"));
+    assert!(help("check-accounts").contains("ready"));
+    let put_domain = help("put-domain");
+    for flag in [
+        "--accounts",
+        "--commcare-hq-url",
+        "--commcare-hq-domain",
+        "--commcare-hq-key-secret",
+    ] {
+        assert!(put_domain.contains(flag), "{flag}");
+    }
+}

@@ -2,12 +2,14 @@
 
 pub mod accounts;
 pub mod cognito;
+pub mod cognito_admin;
 pub mod commcare_hq;
 pub mod dynamodb;
 pub mod end_user_messaging;
 pub mod eventbridge;
 mod http_client;
 pub mod kms;
+pub mod kms_admin;
 pub mod memory;
 pub mod sns;
 pub mod sqs;

@@ -165,6 +165,27 @@ pub fn read_delivery_status(line: &str) -> Option<DeliveryReport> {
     })
 }
 
+/// Makes SNS log each SMS's delivery status to CloudWatch Logs, writing with `role` and
+/// keeping `success_sampling` percent of the successes (`smsreg-admin sms-settings`): an
+/// account setting of the region, which a stack cannot make. The error is SNS's code.
+pub async fn log_delivery_status(
+    client: &Client,
+    role: &str,
+    success_sampling: u8,
+) -> Result<(), String> {
+    client
+        .set_sms_attributes()
+        .attributes("DeliveryStatusIAMRole", role)
+        .attributes(
+            "DeliveryStatusSuccessSamplingRate",
+            success_sampling.to_string(),
+        )
+        .send()
+        .await
+        .map_err(|e| crate::adapters::error_code(&e))?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
