@@ -9,6 +9,7 @@ pub mod eventbridge;
 mod http_client;
 pub mod kms;
 pub mod memory;
+pub mod secrets;
 pub mod sns;
 pub mod sqs;
 
