@@ -11,6 +11,7 @@ mod http_client;
 pub mod kms;
 pub mod kms_admin;
 pub mod memory;
+pub mod secrets;
 pub mod sns;
 pub mod sqs;
 

@@ -6,6 +6,9 @@
 //! moto has no End User Messaging SMS (`pinpoint-sms-voice-v2`): the proxy answers it
 //! itself (see `eum`), with the same rate, faults and chaos as SNS's `Publish`.
 //!
+//! moto has no CommCare HQ either: the proxy answers HQ's User API itself (see `hq`), on
+//! the paths under `/a/`; rules name its calls `HQ POST user`, `HQ GET domain_usernames`...
+//!
 //! It hands moto one request at a time. DynamoDB isolates each write and each transaction
 //! from the others; moto does not (a transaction checks its conditions, writes, and on
 //! failure puts back a copy of the whole table taken when it began, on whatever thread
@@ -39,6 +42,8 @@ pub enum Fault {
     /// (DynamoDB), `InvalidParameter` (SNS), `ValidationException` with reason
     /// `INVALID_PARAMETER` (End User Messaging).
     Invalid,
+    /// HQ only: the call is applied, and its answer lost on the way (a 500 instead).
+    Lost,
 }
 
 /// Faults drawn at random from a seed, as AWS makes them on an ordinary day, on every call
@@ -63,6 +68,8 @@ pub struct Chaos {
     /// entry, at even odds, refused (`ThrottlingException` in its result, not put), the
     /// others put, `FailedEntryCount` > 0, the call itself a 200.
     pub put_events_partial: f64,
+    /// Share of HQ's user creations (`HQ POST user`) applied whose answer is lost: a 500.
+    pub hq_lost_answers: f64,
 }
 
 /// What [`Chaos`] injected.
@@ -78,6 +85,7 @@ pub struct ChaosReport {
     /// Transactions sent again with a `ClientRequestToken` already applied: answered as
     /// DynamoDB does, with the first answer, nothing applied twice.
     pub replayed_transactions: usize,
+    pub hq_lost_answers: usize,
 }
 
 /// splitmix64: a small, seedable source of the chaos.
@@ -176,6 +184,8 @@ pub(crate) struct State {
     transactions: std::collections::HashMap<String, Vec<u8>>,
     /// The End User Messaging stand-in's account.
     pub(crate) eum: super::eum::Account,
+    /// The CommCare HQ stand-in's projects.
+    pub(crate) hq: super::hq::Server,
 }
 
 /// What the proxy does with one call.
@@ -206,6 +216,9 @@ pub struct FaultProxy {
 
 /// The operation a call is for: DynamoDB's `X-Amz-Target` or SNS's `Action`.
 fn operation_of(request: &Request) -> String {
+    if super::hq::is_hq(request) {
+        return format!("HQ {}", super::hq::kind(request));
+    }
     if let Some(op) = request
         .header("x-amz-target")
         .and_then(|target| target.rsplit('.').next())
@@ -417,6 +430,9 @@ fn serve(
                 } else if dynamodb && write && rng.next_f64() < chaos.lost_answers {
                     state.chaos_report.lost_answers += 1;
                     *lose = true;
+                } else if operation == "HQ POST user" && rng.next_f64() < chaos.hq_lost_answers {
+                    state.chaos_report.hq_lost_answers += 1;
+                    *lose = true;
                 } else if operation == "PutEvents" && rng.next_f64() < chaos.put_events_lost {
                     state.chaos_report.put_events_lost += 1;
                     *lose = true;
@@ -460,6 +476,27 @@ fn serve(
                     let _ = writer.write_all(&answer);
                 }
             }
+            return;
+        }
+        if super::hq::is_hq(&request) {
+            let lose = matches!(plan, Plan::Forward { lose: true, .. });
+            let answer = match fault {
+                Some(Fault::Hang(duration)) => {
+                    std::thread::sleep(duration);
+                    return;
+                }
+                Some(Fault::Lost) => {
+                    super::hq::answer(&state, &request);
+                    super::hq::lost_answer()
+                }
+                Some(fault) => super::hq::fault_answer(fault),
+                None if lose => {
+                    super::hq::answer(&state, &request);
+                    super::hq::lost_answer()
+                }
+                None => super::hq::answer(&state, &request),
+            };
+            let _ = writer.write_all(&answer);
             return;
         }
         let parsed: Option<serde_json::Value> = dynamodb
@@ -663,6 +700,11 @@ impl FaultProxy {
     /// The End User Messaging stand-in, to set up and to read what it sent.
     pub fn eum(&self) -> super::eum::Eum<'_> {
         super::eum::Eum(&self.state)
+    }
+
+    /// The CommCare HQ stand-in, to set up its projects and to read their users.
+    pub fn hq(&self) -> super::hq::Hq<'_> {
+        super::hq::Hq(&self.state)
     }
 
     /// Every `Publish` to a phone number seen while a rate was set, in order.

@@ -4,6 +4,7 @@
 pub mod eum;
 pub mod fault_proxy;
 pub mod gateway;
+pub mod hq;
 pub mod http1;
 pub mod process;
 pub mod runtime;
@@ -172,6 +173,11 @@ impl Moto {
             let _ = child.wait();
         }
         panic!("moto_server did not start");
+    }
+
+    /// The CommCare HQ stand-in (answered by the proxy, at [`Moto::endpoint`]).
+    pub fn hq(&self) -> hq::Hq<'_> {
+        self.front.hq()
     }
 
     /// AWS configuration pointing the real SDK clients at this server.
