@@ -50,8 +50,7 @@ impl Admin {
             });
         let directories = Directories {
             cognito,
-            // HQ client: see wiring
-            hq: CommCareHq::default(),
+            hq: CommCareHq::new(aws_sdk_secretsmanager::Client::new(&self.aws)),
         };
         match directories.check(&project.accounts).await {
             Ok(()) => {
