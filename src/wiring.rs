@@ -180,7 +180,8 @@ pub fn account_ports(
             pool,
         )
     });
-    let hq = crate::adapters::commcare_hq::CommCareHq::new(aws_sdk_secretsmanager::Client::new(aws));
+    let hq =
+        crate::adapters::commcare_hq::CommCareHq::new(aws_sdk_secretsmanager::Client::new(aws));
     Some(Arc::new(crate::ports::AccountBackend {
         directory: crate::adapters::accounts::Directories { cognito, hq },
         sealer: crate::adapters::kms::KmsSealer::new(aws_sdk_kms::Client::new(aws), key),
