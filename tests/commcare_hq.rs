@@ -95,7 +95,9 @@ fn keyless_text(result: &Result<(), String>) {
 #[tokio::test]
 async fn a_user_is_made_with_the_workers_fields_and_password() {
     let e = env().await;
-    let made = e.hq.create(&e.project, &account("jane.doe", "attempt-1")).await;
+    let made =
+        e.hq.create(&e.project, &account("jane.doe", "attempt-1"))
+            .await;
     assert_eq!(made, Ok(()));
     let hq = e.moto.hq();
     let user = hq.user(DOMAIN, "jane.doe").expect("the user");
@@ -122,7 +124,10 @@ async fn a_lost_answer_then_a_retry_finds_the_attempts_own_user() {
         .front
         .add(Rule::always("HQ POST user", None, Fault::Lost).times(1));
     let first = e.hq.create(&e.project, &account("jane", "attempt-7")).await;
-    assert!(matches!(first, Err(AccountError::Unavailable(_))), "{first:?}");
+    assert!(
+        matches!(first, Err(AccountError::Unavailable(_))),
+        "{first:?}"
+    );
     keyless(&first);
     let hq = e.moto.hq();
     assert!(hq.user(DOMAIN, "jane").is_some(), "applied all the same");
@@ -161,19 +166,25 @@ async fn a_user_made_by_someone_else_or_a_reserved_name_is_taken() {
         Some("their password")
     );
     assert_eq!(hq.calls("PUT user"), 0);
-    let reserved = e.hq.create(&e.project, &account("admin", "attempt-2")).await;
+    let reserved =
+        e.hq.create(&e.project, &account("admin", "attempt-2"))
+            .await;
     assert_eq!(reserved, Err(AccountError::Taken));
 }
 
 #[tokio::test]
 async fn what_hq_refuses_is_invalid_with_its_message() {
     let e = env().await;
-    let bad = e.hq.create(&e.project, &account("jane/doe", "attempt-1")).await;
+    let bad =
+        e.hq.create(&e.project, &account("jane/doe", "attempt-1"))
+            .await;
     assert!(
         matches!(&bad, Err(AccountError::Invalid(m)) if m.contains("jane/doe") && m.chars().count() <= 200),
         "{bad:?}"
     );
-    let not_email = e.hq.create(&e.project, &account("jane..doe", "attempt-2")).await;
+    let not_email =
+        e.hq.create(&e.project, &account("jane..doe", "attempt-2"))
+            .await;
     assert!(
         matches!(&not_email, Err(AccountError::Invalid(m)) if m.contains("valid email")),
         "{not_email:?}"
@@ -200,7 +211,10 @@ async fn a_plan_without_api_access_and_a_user_without_permission_are_denied() {
         ))
     );
     let check = e.hq.check(&e.project).await;
-    assert!(matches!(&check, Err(m) if m.contains("plan has no API access")), "{check:?}");
+    assert!(
+        matches!(&check, Err(m) if m.contains("plan has no API access")),
+        "{check:?}"
+    );
 
     hq.api_access(DOMAIN, true);
     hq.permission(DOMAIN, false);
@@ -210,7 +224,10 @@ async fn a_plan_without_api_access_and_a_user_without_permission_are_denied() {
         "{no_permission:?}"
     );
     let check = e.hq.check(&e.project).await;
-    assert!(matches!(&check, Err(m) if m.contains("Edit Access APIs")), "{check:?}");
+    assert!(
+        matches!(&check, Err(m) if m.contains("Edit Access APIs")),
+        "{check:?}"
+    );
     for result in [&no_plan, &no_permission] {
         keyless(result);
     }
@@ -255,16 +272,24 @@ async fn a_failing_or_silent_server_is_unavailable() {
         .front
         .add(Rule::always("HQ POST user", None, Fault::ServerError).times(1));
     let failed = e.hq.create(&e.project, &account("jane", "attempt-1")).await;
-    assert!(matches!(failed, Err(AccountError::Unavailable(_))), "{failed:?}");
+    assert!(
+        matches!(failed, Err(AccountError::Unavailable(_))),
+        "{failed:?}"
+    );
     assert!(e.moto.hq().user(DOMAIN, "jane").is_none());
 
-    e.moto.front.add(
-        Rule::always("HQ POST user", None, Fault::Hang(Duration::from_secs(4))).times(1),
-    );
+    e.moto
+        .front
+        .add(Rule::always("HQ POST user", None, Fault::Hang(Duration::from_secs(4))).times(1));
     let quick = e.hq.clone().with_timeout(Duration::from_secs(1));
     let started = Instant::now();
-    let silent = quick.create(&e.project, &account("jane", "attempt-1")).await;
-    assert!(matches!(silent, Err(AccountError::Unavailable(_))), "{silent:?}");
+    let silent = quick
+        .create(&e.project, &account("jane", "attempt-1"))
+        .await;
+    assert!(
+        matches!(silent, Err(AccountError::Unavailable(_))),
+        "{silent:?}"
+    );
     assert!(started.elapsed() < Duration::from_secs(3));
     keyless(&silent);
 
@@ -323,7 +348,10 @@ async fn a_secret_that_cannot_be_read_or_is_not_email_key_is_denied() {
     );
     keyless(&denied);
     let check = e.hq.check(&missing).await;
-    assert!(matches!(&check, Err(m) if m.contains(missing_arn)), "{check:?}");
+    assert!(
+        matches!(&check, Err(m) if m.contains(missing_arn)),
+        "{check:?}"
+    );
 
     let arn = put_secret(&e.secrets, "hq/no-colon", KEY_PART).await;
     let malformed = HqProject {
@@ -337,7 +365,12 @@ async fn a_secret_that_cannot_be_read_or_is_not_email_key_is_denied() {
     );
     keyless(&denied);
 
-    let arn = put_secret(&e.secrets, "hq/other-key", &format!("ops@example.org:x{KEY_PART}")).await;
+    let arn = put_secret(
+        &e.secrets,
+        "hq/other-key",
+        &format!("ops@example.org:x{KEY_PART}"),
+    )
+    .await;
     let wrong = HqProject {
         key_secret_arn: arn,
         ..e.project.clone()
@@ -349,7 +382,10 @@ async fn a_secret_that_cannot_be_read_or_is_not_email_key_is_denied() {
     );
     keyless(&denied);
     let check = e.hq.check(&wrong).await;
-    assert!(matches!(&check, Err(m) if m.contains("the API key is not accepted")), "{check:?}");
+    assert!(
+        matches!(&check, Err(m) if m.contains("the API key is not accepted")),
+        "{check:?}"
+    );
     keyless_text(&check);
     assert!(e.moto.hq().users(DOMAIN).is_empty());
 }
@@ -373,7 +409,9 @@ async fn the_key_is_read_once_for_five_minutes() {
     let fresh = CommCareHq::new(e.secrets.clone());
     assert_eq!(
         fresh.check(&e.project).await,
-        Err("HQ project demo-hq at ".to_owned() + &e.project.base_url + ": the secret is not email:key")
+        Err("HQ project demo-hq at ".to_owned()
+            + &e.project.base_url
+            + ": the secret is not email:key")
     );
 }
 
@@ -388,15 +426,24 @@ async fn check_names_what_is_missing() {
         ..e.project.clone()
     };
     let check = e.hq.check(&elsewhere).await;
-    assert!(matches!(&check, Err(m) if m.contains("no such HQ project")), "{check:?}");
+    assert!(
+        matches!(&check, Err(m) if m.contains("no such HQ project")),
+        "{check:?}"
+    );
 
     let down = HqProject {
         base_url: "http://127.0.0.1:9".into(),
         ..e.project.clone()
     };
     let check = e.hq.check(&down).await;
-    assert!(matches!(&check, Err(m) if m.contains("cannot be reached")), "{check:?}");
+    assert!(
+        matches!(&check, Err(m) if m.contains("cannot be reached")),
+        "{check:?}"
+    );
     let created = e.hq.create(&down, &account("jane", "attempt-1")).await;
-    assert!(matches!(created, Err(AccountError::Unavailable(_))), "{created:?}");
+    assert!(
+        matches!(created, Err(AccountError::Unavailable(_))),
+        "{created:?}"
+    );
     keyless_text(&check);
 }

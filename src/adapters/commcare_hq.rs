@@ -93,7 +93,9 @@ impl fmt::Debug for CommCareHq {
 /// The local part of an HQ username (`jane` of `jane@project.commcarehq.org`): what the
 /// service sends, as HQ completes it itself.
 fn local_part(username: &str) -> &str {
-    username.split_once('@').map_or(username, |(local, _)| local)
+    username
+        .split_once('@')
+        .map_or(username, |(local, _)| local)
 }
 
 fn truncated(text: &str) -> String {
@@ -259,9 +261,7 @@ impl CommCareHq {
             .await?;
         match answer.status {
             200 | 201 => Ok(()),
-            400 if message_of(&answer).contains(TAKEN) => {
-                self.recognise(hq, &key, account).await
-            }
+            400 if message_of(&answer).contains(TAKEN) => self.recognise(hq, &key, account).await,
             _ => Err(classify(&answer)),
         }
     }
@@ -435,7 +435,9 @@ mod tests {
             classify(&answer(401, "", &[])),
             AccountError::Denied("the API key is not accepted".into())
         );
-        assert!(matches!(classify(&answer(403, "", &[])), AccountError::Denied(m) if m.contains("Edit Mobile Workers")));
+        assert!(
+            matches!(classify(&answer(403, "", &[])), AccountError::Denied(m) if m.contains("Edit Mobile Workers"))
+        );
         assert_eq!(
             classify(&answer(404, "", &[])),
             AccountError::Denied("no such HQ project".into())
@@ -465,7 +467,10 @@ mod tests {
             "objects": [{"user_id": "a1", "user_name": "jane"}, {"user_id": "b2", "user_name": "joe"}]});
         let (users, next) = usernames_page(&tastypie);
         assert_eq!(users.len(), 2);
-        assert_eq!(next.as_deref(), Some("/a/p/api/v0.5/domain_usernames/?offset=2"));
+        assert_eq!(
+            next.as_deref(),
+            Some("/a/p/api/v0.5/domain_usernames/?offset=2")
+        );
         let bare = json!([{"user_id": "a1", "user_name": "jane@p.commcarehq.org"}]);
         let (users, next) = usernames_page(&bare);
         assert_eq!(users, vec![("a1".into(), "jane@p.commcarehq.org".into())]);

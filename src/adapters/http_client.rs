@@ -252,9 +252,7 @@ pub(crate) async fn send(
     request
         .set_method(method)
         .map_err(|_| "a bad method".to_owned())?;
-    request
-        .set_uri(url)
-        .map_err(|_| "a bad URL".to_owned())?;
+    request.set_uri(url).map_err(|_| "a bad URL".to_owned())?;
     for (name, value) in headers {
         request
             .headers_mut()

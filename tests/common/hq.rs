@@ -168,13 +168,7 @@ impl Hq<'_> {
 
     /// Makes a user as someone else would (through HQ's own pages): `local` completed as
     /// HQ completes it. Its id.
-    pub fn add_user(
-        &self,
-        domain: &str,
-        local: &str,
-        password: &str,
-        user_data: Value,
-    ) -> String {
+    pub fn add_user(&self, domain: &str, local: &str, password: &str, user_data: Value) -> String {
         self.with(|s| {
             let id = s.new_id();
             let project = s.projects.get_mut(domain).expect("a registered project");
@@ -308,7 +302,10 @@ pub fn fault_answer(fault: Fault) -> Vec<u8> {
     match fault {
         Fault::Throttle => response("429 TOO MANY REQUESTS", None),
         Fault::Invalid => bad_request("injected fault"),
-        _ => response("500 INTERNAL SERVER ERROR", Some(&json!({"error": "injected fault"}))),
+        _ => response(
+            "500 INTERNAL SERVER ERROR",
+            Some(&json!({"error": "injected fault"})),
+        ),
     }
 }
 
@@ -373,7 +370,9 @@ pub fn answer(state: &Arc<Mutex<State>>, request: &Request) -> Vec<u8> {
                 .collect();
             response(
                 "200 OK",
-                Some(&json!({ "meta": page.meta(&domain, "user", active.len()), "objects": objects })),
+                Some(
+                    &json!({ "meta": page.meta(&domain, "user", active.len()), "objects": objects }),
+                ),
             )
         }
         ("GET", "domain_usernames", None) => {
@@ -388,8 +387,10 @@ pub fn answer(state: &Arc<Mutex<State>>, request: &Request) -> Vec<u8> {
                 .collect();
             response(
                 "200 OK",
-                Some(&json!({ "meta": page.meta(&domain, "domain_usernames", active.len()),
-                              "objects": objects })),
+                Some(
+                    &json!({ "meta": page.meta(&domain, "domain_usernames", active.len()),
+                              "objects": objects }),
+                ),
             )
         }
         (method, "user", Some(id)) => {
