@@ -166,6 +166,26 @@ async fn a_user_made_by_someone_else_or_a_reserved_name_is_taken() {
         Some("their password")
     );
     assert_eq!(hq.calls("PUT user"), 0);
+
+    // A retired user (HQ's DELETE) keeps its name taken, and is listed no more.
+    let id = hq.add_user(DOMAIN, "joe", "theirs", json!({}));
+    let url = format!("{}/a/{DOMAIN}/api/v0.5/user/{id}/", e.moto.endpoint);
+    let auth = format!("ApiKey {}", secret_text());
+    let retired = ureq::delete(&url)
+        .header("authorization", &auth)
+        .call()
+        .unwrap();
+    assert_eq!(retired.status().as_u16(), 202);
+    assert!(!hq.user(DOMAIN, "joe").unwrap().active);
+    let gone = ureq::get(&url).header("authorization", &auth).call();
+    assert!(
+        matches!(gone, Err(ureq::Error::StatusCode(404))),
+        "{gone:?}"
+    );
+    assert_eq!(
+        e.hq.create(&e.project, &account("joe", "attempt-3")).await,
+        Err(AccountError::Taken)
+    );
     let reserved =
         e.hq.create(&e.project, &account("admin", "attempt-2"))
             .await;

@@ -344,7 +344,7 @@ impl CommCareHq {
             AccountError::Unavailable(why) => {
                 format!("HQ at {} cannot be reached ({why})", hq.base_url)
             }
-            AccountError::Taken => "unexpected".into(),
+            AccountError::Taken => format!("HQ at {} answered unexpectedly", hq.base_url),
         };
         let key = self.key(hq).await.map_err(described)?;
         let answer = self
