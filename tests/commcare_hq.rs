@@ -146,6 +146,30 @@ async fn a_lost_answer_then_a_retry_finds_the_attempts_own_user() {
     assert_eq!(hq.calls("PUT user"), 1);
 }
 
+/// HQ lists a project's usernames a page at a time: the user is found past the first page.
+#[tokio::test]
+async fn a_lost_answer_is_recognised_past_the_first_page_of_usernames() {
+    let e = env().await;
+    let hq = e.moto.hq();
+    for i in 0..1000 {
+        hq.add_user(DOMAIN, &format!("worker{i}"), "theirs", json!({}));
+    }
+    e.moto
+        .front
+        .add(Rule::always("HQ POST user", None, Fault::Lost).times(1));
+    let first = e.hq.create(&e.project, &account("zoe", "attempt-9")).await;
+    assert!(
+        matches!(first, Err(AccountError::Unavailable(_))),
+        "{first:?}"
+    );
+    assert_eq!(
+        e.hq.create(&e.project, &account("zoe", "attempt-9")).await,
+        Ok(())
+    );
+    assert_eq!(hq.calls("GET domain_usernames"), 2);
+    assert_eq!(hq.users(DOMAIN).len(), 1001);
+}
+
 #[tokio::test]
 async fn a_user_made_by_someone_else_or_a_reserved_name_is_taken() {
     let e = env().await;
@@ -166,6 +190,26 @@ async fn a_user_made_by_someone_else_or_a_reserved_name_is_taken() {
         Some("their password")
     );
     assert_eq!(hq.calls("PUT user"), 0);
+
+    // A retired user (HQ's DELETE) keeps its name taken, and is listed no more.
+    let id = hq.add_user(DOMAIN, "joe", "theirs", json!({}));
+    let url = format!("{}/a/{DOMAIN}/api/v0.5/user/{id}/", e.moto.endpoint);
+    let auth = format!("ApiKey {}", secret_text());
+    let retired = ureq::delete(&url)
+        .header("authorization", &auth)
+        .call()
+        .unwrap();
+    assert_eq!(retired.status().as_u16(), 202);
+    assert!(!hq.user(DOMAIN, "joe").unwrap().active);
+    let gone = ureq::get(&url).header("authorization", &auth).call();
+    assert!(
+        matches!(gone, Err(ureq::Error::StatusCode(404))),
+        "{gone:?}"
+    );
+    assert_eq!(
+        e.hq.create(&e.project, &account("joe", "attempt-3")).await,
+        Err(AccountError::Taken)
+    );
     let reserved =
         e.hq.create(&e.project, &account("admin", "attempt-2"))
             .await;

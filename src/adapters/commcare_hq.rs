@@ -322,7 +322,9 @@ impl CommCareHq {
             }) {
                 return Ok(Some(id));
             }
-            match next {
+            // tastypie's next page: a path from the server's root, or the whole URL.
+            let base = hq.base_url.trim_end_matches('/');
+            match next.map(|n| n.strip_prefix(base).map_or(n.clone(), str::to_owned)) {
                 Some(next) if next.starts_with('/') => path = next,
                 _ => return Ok(None),
             }
@@ -344,7 +346,7 @@ impl CommCareHq {
             AccountError::Unavailable(why) => {
                 format!("HQ at {} cannot be reached ({why})", hq.base_url)
             }
-            AccountError::Taken => "unexpected".into(),
+            AccountError::Taken => format!("HQ at {} answered unexpectedly", hq.base_url),
         };
         let key = self.key(hq).await.map_err(described)?;
         let answer = self

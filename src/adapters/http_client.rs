@@ -370,6 +370,56 @@ mod tests {
         assert!(connector.tls.get().is_some());
     }
 
+    /// One request out (CommCare HQ's): the status, the headers and a chunked body read
+    /// whole; a server that never answers ends within the timeout.
+    #[tokio::test]
+    async fn send_reads_a_whole_answer_and_times_out() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut request = [0u8; 1024];
+            let read = socket.read(&mut request).await.unwrap();
+            let request = String::from_utf8_lossy(&request[..read]).to_lowercase();
+            assert!(request.starts_with("post /a/p/api/v0.5/user/ http/1.1"));
+            assert!(request.contains("authorization: apikey e:k"));
+            socket
+                .write_all(
+                    b"HTTP/1.1 201 Created\r\nRetry-After: 3\r\ntransfer-encoding: chunked\r\n\r\n\
+                      5\r\n{\"id\"\r\n7\r\n: \"u1\"}\r\n0\r\n\r\n",
+                )
+                .await
+                .unwrap();
+            let (_silent, _) = listener.accept().await.unwrap();
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        });
+        let answer = send(
+            "POST",
+            &format!("http://{address}/a/p/api/v0.5/user/"),
+            &[("authorization", "ApiKey e:k")],
+            b"{}".to_vec(),
+            Duration::from_secs(2),
+        )
+        .await
+        .expect("an answer");
+        assert_eq!(answer.status, 201);
+        assert_eq!(answer.header("Retry-After"), Some("3"));
+        assert_eq!(answer.body, br#"{"id": "u1"}"#);
+
+        let started = std::time::Instant::now();
+        let silent = send(
+            "GET",
+            &format!("http://{address}/"),
+            &[],
+            Vec::new(),
+            Duration::from_millis(500),
+        )
+        .await;
+        assert_eq!(silent.err().as_deref(), Some("timed out"));
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+
     #[test]
     fn the_scheme_picks_the_connector() {
         assert!(is_plain_http("http://127.0.0.1:5000/"));

@@ -219,8 +219,13 @@ impl Hq<'_> {
 impl Server {
     fn new_id(&mut self) -> String {
         self.next_id += 1;
-        format!("{:032x}", 0xc0ffee_0000_0000u64 + self.next_id)
+        user_id(self.next_id)
     }
+}
+
+/// The id of the `n`th user made: 32 hex digits, as HQ's are.
+fn user_id(n: u64) -> String {
+    format!("{:032x}", 0x00c0_ffee_0000_0000_u64 + n)
 }
 
 /// HQ's completion of a username without `@`: whitespace runs to `.`, lower-cased, the
@@ -537,7 +542,7 @@ fn create_user(project: &mut Project, domain: &str, body: &Value, id: u64) -> Ve
     if password.is_empty() {
         return bad_request("Password is required.");
     }
-    let id = format!("{:032x}", 0xc0ffee_0000_0000u64 + id);
+    let id = user_id(id);
     project.users.push(User {
         id: id.clone(),
         username: full,
