@@ -81,10 +81,8 @@ fn refused_field(message: &str) -> &'static str {
 }
 
 impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
-    fn account_ports(&self) -> Result<&dyn AccountPorts, RegisterError> {
-        self.accounts
-            .as_deref()
-            .ok_or(RegisterError::AccountsUnavailable)
+    fn account_ports(&self) -> Option<&dyn AccountPorts> {
+        self.accounts.as_deref()
     }
 
     /// The account of `record`'s worker as `valid` asks for it, for `attempt`.
@@ -136,7 +134,9 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
         valid: ValidForm,
     ) -> Result<Registered, RegisterError> {
         let started = Instant::now();
-        let ports = self.account_ports()?;
+        let ports = self
+            .account_ports()
+            .ok_or(RegisterError::AccountsUnavailable)?;
         if let Some(message) = project
             .accounts
             .username_error(&project.name, &valid.username)

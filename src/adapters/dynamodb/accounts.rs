@@ -241,10 +241,10 @@ impl AccountStore for DynamoStore {
             let counters: Vec<&str> = std::iter::once("registered").chain(counter).collect();
             items.push(self.count_all_in_batch_item(batch, &counters));
         }
-        Ok(match self.transact_or_fail(items).await? {
-            write::Transacted::Written => true,
-            _ => false,
-        })
+        Ok(matches!(
+            self.transact_or_fail(items).await?,
+            write::Transacted::Written
+        ))
     }
 
     async fn settle_account(
@@ -278,10 +278,10 @@ impl AccountStore for DynamoStore {
         if let (Some(batch), Some(counter)) = (&invitation.batch_id, counter) {
             items.push(self.count_in_batch_item(batch, counter));
         }
-        Ok(match self.transact_or_fail(items).await? {
-            write::Transacted::Written => true,
-            _ => false,
-        })
+        Ok(matches!(
+            self.transact_or_fail(items).await?,
+            write::Transacted::Written
+        ))
     }
 
     async fn mark_account_notified(
