@@ -353,10 +353,7 @@ async fn a_slow_pool_gives_a_202_and_the_account_is_made_once_and_the_worker_tex
     assert!(e.signs_in("jane@demo", PASSWORD).await);
     let texts = e.moto.sms_to(A);
     assert_eq!(texts.len(), sms_before + 1, "{texts:?}");
-    assert_eq!(
-        texts.last().unwrap(),
-        "Your account is ready. Username: jane@demo"
-    );
+    assert_eq!(texts.last().unwrap(), "Account ready. Username: jane@demo");
     // The job delivered again (SQS at least once): nothing more.
     assert_eq!(e.run_account_job(A).await, 0);
     assert_eq!(e.moto.sms_to(A).len(), sms_before + 1);

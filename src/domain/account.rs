@@ -230,7 +230,7 @@ pub struct NewAccount {
 /// The one-part SMS that tells a worker, whose page had answered before the account
 /// existed, the name to sign in with (at most 128 characters: one GSM-7 part).
 pub fn account_ready_text(sign_in_name: &str) -> String {
-    format!("Your account is ready. Username: {sign_in_name}")
+    format!("Account ready. Username: {sign_in_name}")
 }
 
 #[cfg(test)]
