@@ -145,13 +145,13 @@ impl AccountStore for DynamoStore {
                 _ => return Err(store_error(&error)),
             },
         };
-        let now = match refused.filter(|i| !i.is_empty()) {
-            Some(item) => Some(item),
-            None => {
-                self.item(phone_pk(invitation.phone.as_str()), REGISTRATION_SK)
-                    .await?
-            }
-        };
+        let now = self
+            .refused_item(
+                refused.as_ref(),
+                phone_pk(invitation.phone.as_str()),
+                REGISTRATION_SK,
+            )
+            .await?;
         let Some(now) = now else {
             return Ok(ClaimOutcome::InvitationChanged);
         };

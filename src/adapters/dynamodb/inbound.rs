@@ -36,13 +36,8 @@ impl InboundLog for DynamoStore {
             Ok(_) => return Ok(true),
             Err(error) => match error.as_service_error() {
                 Some(PutItemError::ConditionalCheckFailedException(refusal)) => {
-                    match refusal.item().filter(|i| !i.is_empty()) {
-                        Some(item) => Some(item.clone()),
-                        None => {
-                            self.item(format!("INBOUND#{message_id}"), "INBOUND")
-                                .await?
-                        }
-                    }
+                    self.refused_item(refusal.item(), format!("INBOUND#{message_id}"), "INBOUND")
+                        .await?
                 }
                 _ => return Err(store_error(&error)),
             },

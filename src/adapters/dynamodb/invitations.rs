@@ -56,18 +56,16 @@ impl InvitationStore for DynamoStore {
             }
             Err(error) => match error.as_service_error() {
                 Some(PutItemError::ConditionalCheckFailedException(refusal)) => {
-                    refusal.item().cloned().filter(|i| !i.is_empty())
+                    // The holder comes back with the refusal (moto may leave it out).
+                    self.refused_item(
+                        refusal.item(),
+                        phone_pk(invitation.phone.as_str()),
+                        REGISTRATION_SK,
+                    )
+                    .await?
                 }
                 _ => return Err(store_error(&error)),
             },
-        };
-        // The holder comes back with the refusal (moto may leave it out: read it then).
-        let holder = match holder {
-            Some(item) => Some(item),
-            None => {
-                self.item(phone_pk(invitation.phone.as_str()), REGISTRATION_SK)
-                    .await?
-            }
         };
         let Some(holder) = holder else {
             return Ok(Claim::InUse);

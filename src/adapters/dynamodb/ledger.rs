@@ -62,10 +62,14 @@ impl DynamoStore {
         }
     }
 
-    /// The record of a job as it is now, when a refused write did not bring it back.
-    async fn job_record(&self, job: &SmsJob) -> Result<Option<Item>, StoreError> {
+    /// The record of a job as a refused write brought it back, or as it is now.
+    async fn job_record(
+        &self,
+        job: &SmsJob,
+        refused: Option<&Item>,
+    ) -> Result<Option<Item>, StoreError> {
         let (pk, sk) = job_key(job);
-        self.item(pk, sk).await
+        self.refused_item(refused, pk, sk).await
     }
 }
 
@@ -137,12 +141,7 @@ impl SendLedger for DynamoStore {
                 _ => return Err(store_error(&error)),
             },
         };
-        // A refusal brings the record back (`ALL_OLD`); moto may leave it out, so an empty
-        // answer is read again.
-        let record = match refused.filter(|i| !i.is_empty()) {
-            Some(record) => Some(record),
-            None => self.job_record(job).await?,
-        };
+        let record = self.job_record(job, refused.as_ref()).await?;
         Ok(match &job.kind {
             JobKind::Invitation { token, .. } => why_not_wanted(job, token, record.as_ref(), now_s),
             JobKind::Message => match record {
@@ -267,12 +266,7 @@ impl SendLedger for DynamoStore {
             Ok(out) => out.attributes.unwrap_or_default(),
             Err(error) => match error.as_service_error() {
                 Some(UpdateItemError::ConditionalCheckFailedException(refusal)) => {
-                    // moto may leave the record out of the refusal: read it then.
-                    let record = match refusal.item().filter(|r| !r.is_empty()) {
-                        Some(r) => Some(r.clone()),
-                        None => self.job_record(job).await?,
-                    };
-                    match record {
+                    match self.job_record(job, refusal.item()).await? {
                         Some(r) if opt_s(&r, "released_by").as_deref() == Some(delivery) => r,
                         // The lease was lost to another delivery: nothing of ours to end.
                         _ => return Ok(0),
@@ -430,11 +424,7 @@ impl RateSlots for DynamoStore {
             Ok(_) => Ok(SlotTake::Taken),
             Err(error) => match error.as_service_error() {
                 Some(UpdateItemError::ConditionalCheckFailedException(refusal)) => {
-                    let current = match refusal.item().filter(|i| !i.is_empty()) {
-                        Some(item) => Some(item.clone()),
-                        // moto may leave it out: read it.
-                        None => self.item(rate_pk, RATE_SK).await?,
-                    };
+                    let current = self.refused_item(refusal.item(), rate_pk, RATE_SK).await?;
                     let Some(current) = current else {
                         return Ok(SlotTake::Moved(None));
                     };

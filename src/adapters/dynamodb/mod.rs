@@ -114,6 +114,20 @@ where
 }
 
 impl DynamoStore {
+    /// The item as a conditional write's refusal brought it back (`ALL_OLD`), or read
+    /// again when the refusal came without it (moto may leave it out).
+    pub(crate) async fn refused_item(
+        &self,
+        refused: Option<&Item>,
+        pk: String,
+        sk: &str,
+    ) -> Result<Option<Item>, StoreError> {
+        match refused.filter(|i| !i.is_empty()) {
+            Some(item) => Ok(Some(item.clone())),
+            None => self.item(pk, sk).await,
+        }
+    }
+
     /// One item, read consistently.
     pub(crate) async fn item(&self, pk: String, sk: &str) -> Result<Option<Item>, StoreError> {
         Ok(self
