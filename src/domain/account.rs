@@ -75,11 +75,14 @@ impl Accounts {
         }
     }
 
-    /// What the worker types to sign in: the CommCare app adds HQ's suffix itself.
-    pub fn sign_in_name(&self, project: &str, username: &str) -> String {
+    /// What the worker types to sign in, from the account's username in the directory:
+    /// the CommCare app adds HQ's suffix itself.
+    pub fn sign_in_name<'a>(&self, account_username: &'a str) -> &'a str {
         match self {
-            Accounts::CommCareHq(_) => username.to_owned(),
-            _ => self.account_username(project, username),
+            Accounts::CommCareHq(_) => account_username
+                .split_once('@')
+                .map_or(account_username, |(name, _)| name),
+            _ => account_username,
         }
     }
 
@@ -256,8 +259,8 @@ mod tests {
             hq().account_username("demo", "jane"),
             "jane@demo-hq.commcarehq.org"
         );
-        assert_eq!(hq().sign_in_name("demo", "jane"), "jane");
-        assert_eq!(Accounts::Cognito.sign_in_name("demo", "jane"), "jane@demo");
+        assert_eq!(hq().sign_in_name("jane@demo-hq.commcarehq.org"), "jane");
+        assert_eq!(Accounts::Cognito.sign_in_name("jane@demo"), "jane@demo");
     }
 
     #[test]

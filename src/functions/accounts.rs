@@ -19,6 +19,10 @@ use crate::service::accounts::{AccountJobDone, AccountJobResult};
 /// directory call's timeout, then the table's writes.
 const DEADLINE_MARGIN: Duration = Duration::from_secs(12);
 
+/// How long an account job waits at most for a throttled directory inside one invocation
+/// before it is handed back instead.
+const LONGEST_WAIT_IN_INVOCATION: Duration = Duration::from_secs(5);
+
 /// The accounts function.
 pub struct AccountsFunction<St, Q> {
     service: RegistrationService<St, Q>,
@@ -119,7 +123,7 @@ impl<St: Store, Q: JobQueue> AccountsFunction<St, Q> {
                     .saturating_duration_since(Instant::now())
                     .saturating_sub(DEADLINE_MARGIN)
             });
-            if wait > room.min(crate::service::accounts::LONGEST_WAIT_IN_INVOCATION) {
+            if wait > room.min(LONGEST_WAIT_IN_INVOCATION) {
                 let seconds = u32::try_from(wait.as_secs() + 1).unwrap_or(900);
                 return Some(AccountJobResult::RetryIn {
                     seconds,

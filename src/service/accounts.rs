@@ -10,7 +10,7 @@
 //! (its answer lost, the function stopped), or still to make, with backoff, until it
 //! exists (the worker is then texted the name to sign in with) or fails for good.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tracing::{info, warn};
 
@@ -24,8 +24,7 @@ use crate::domain::worker::{FormErrors, ValidForm, Worker};
 use crate::domain::{PhoneNumber, Project, RegistrationRecord, Token};
 use crate::ports::accounts::ACCOUNT_JOB_DELAY_SECONDS;
 use crate::ports::{
-    AccountError, AccountJob, AccountOutcome, AccountPorts, ClaimOutcome, JobQueue, Store,
-    StoreError,
+    AccountError, AccountJob, AccountOutcome, ClaimOutcome, JobQueue, Store, StoreError,
 };
 
 /// An account still not made this long after its attempt began fails for good: an
@@ -81,10 +80,6 @@ fn refused_field(message: &str) -> &'static str {
 }
 
 impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
-    fn account_ports(&self) -> Option<&dyn AccountPorts> {
-        self.accounts.as_deref()
-    }
-
     /// The account of `record`'s worker as `valid` asks for it, for `attempt`.
     fn new_account(
         project: &Project,
@@ -135,7 +130,8 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
     ) -> Result<Registered, RegisterError> {
         let started = Instant::now();
         let ports = self
-            .account_ports()
+            .accounts
+            .as_deref()
             .ok_or(RegisterError::AccountsUnavailable)?;
         if let Some(message) = project
             .accounts
@@ -209,9 +205,8 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
                 budget.as_millis()
             ))),
         };
-        let worker = Self::registered_worker(&record, &account, valid.email, self.clock.now());
-        let (outcome, reason) = match &made {
-            Ok(()) => (AccountOutcome::Created, None),
+        let waiting = match &made {
+            Ok(()) => None,
             Err(error @ (AccountError::Taken | AccountError::Invalid(_))) => {
                 // Nothing was made: the link works again, the form says why.
                 self.store.release_claim(&record, &account.attempt).await?;
@@ -223,12 +218,13 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
                 let errors = FormErrors::single(field, &message);
                 return Err(RegisterError::Form(project, record, errors));
             }
-            Err(error) => (AccountOutcome::Pending(""), Some(waiting_for(error))),
+            Err(error) => Some(waiting_for(error)),
         };
-        let outcome = match (&outcome, &reason) {
-            (AccountOutcome::Pending(_), Some(why)) => AccountOutcome::Pending(why),
-            _ => outcome,
+        let outcome = match &waiting {
+            None => AccountOutcome::Created,
+            Some(why) => AccountOutcome::Pending(why),
         };
+        let worker = Self::registered_worker(&record, &account, valid.email, self.clock.now());
         if !self
             .store
             .register_claimed(&record, &worker, &account.attempt, outcome)
@@ -266,9 +262,7 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
         }
         info!(phone = %record.phone.masked(), account = shown.status.as_str(),
             "worker registered");
-        let username = project
-            .accounts
-            .sign_in_name(&project.name, &valid.username);
+        let username = project.accounts.sign_in_name(&shown.username).to_owned();
         Ok(Registered {
             project,
             invitation: record,
@@ -430,13 +424,7 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
         record: &RegistrationRecord,
         account: &AccountState,
     ) -> Result<(), StoreError> {
-        let sign_in = match &project.accounts {
-            crate::domain::account::Accounts::CommCareHq(_) => account
-                .username
-                .split_once('@')
-                .map_or(account.username.as_str(), |(name, _)| name),
-            _ => account.username.as_str(),
-        };
+        let sign_in = project.accounts.sign_in_name(&account.username);
         let job = SmsJob {
             id: format!("account-ready-{}", account.attempt),
             domain: record.domain.clone(),
@@ -455,7 +443,3 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
             .await
     }
 }
-
-/// How long an account job waits at most for a throttled directory inside one invocation
-/// before it is handed back instead.
-pub const LONGEST_WAIT_IN_INVOCATION: Duration = Duration::from_secs(5);

@@ -64,30 +64,28 @@ impl DynamoStore {
     }
 }
 
-/// The `SET` and `REMOVE` of an account's new status, with its values.
+/// The `SET` and `REMOVE` of an account's new status, with its values: a settled one's
+/// sealed password goes, a made one's reason too.
 fn status_change(
     update: Update_,
     outcome: AccountOutcome<'_>,
 ) -> (Update_, &'static str, &'static str) {
-    match outcome {
+    let (status, reason, remove) = match outcome {
         AccountOutcome::Created => (
-            update.expression_attribute_values(":account", s(AccountStatus::Created.as_str())),
-            "account_status = :account",
+            AccountStatus::Created,
+            None,
             "account_reason, sealed_password",
         ),
-        AccountOutcome::Failed(reason) => (
-            update
-                .expression_attribute_values(":account", s(AccountStatus::Failed.as_str()))
-                .expression_attribute_values(":reason", s(reason)),
+        AccountOutcome::Failed(why) => (AccountStatus::Failed, Some(why), "sealed_password"),
+        AccountOutcome::Pending(why) => (AccountStatus::Pending, Some(why), ""),
+    };
+    let update = update.expression_attribute_values(":account", s(status.as_str()));
+    match reason {
+        None => (update, "account_status = :account", remove),
+        Some(why) => (
+            update.expression_attribute_values(":reason", s(why)),
             "account_status = :account, account_reason = :reason",
-            "sealed_password",
-        ),
-        AccountOutcome::Pending(reason) => (
-            update
-                .expression_attribute_values(":account", s(AccountStatus::Pending.as_str()))
-                .expression_attribute_values(":reason", s(reason)),
-            "account_status = :account, account_reason = :reason",
-            "",
+            remove,
         ),
     }
 }
