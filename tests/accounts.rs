@@ -362,6 +362,11 @@ async fn a_slow_pool_gives_a_202_and_the_account_is_made_once_and_the_worker_tex
     // Its events: registered, then the account created, once each.
     let events = e.store.outbox_between(0, u64::MAX).await.unwrap();
     let kinds: Vec<&str> = events.iter().map(|ev| ev.detail_type.as_str()).collect();
+    let delivered: Vec<Value> = events
+        .iter()
+        .map(|ev| json!({"source": "smsreg", "detail-type": ev.detail_type.as_str(), "detail": ev.detail}))
+        .collect();
+    assert_valid_events(&delivered);
     assert_eq!(
         kinds
             .iter()
@@ -393,4 +398,52 @@ async fn a_name_the_pool_holds_for_someone_else_shows_on_the_form_and_the_link_s
     let (status, body) = e.register(&token, "jane.b").await;
     assert_eq!(status, 201, "{body}");
     assert!(e.signs_in("jane.b@demo", PASSWORD).await);
+}
+
+#[tokio::test]
+async fn a_pending_account_whose_name_is_taken_meanwhile_fails_with_its_reason() {
+    let e = env(Duration::from_millis(800)).await;
+    let token = e.invite(A).await;
+    e.moto
+        .front
+        .add(Rule::always("AdminCreateUser", None, Fault::Hang(Duration::from_secs(3))).times(1));
+    assert_eq!(e.register(&token, "jane").await.0, 202);
+    // Someone else takes the name before the accounts function comes.
+    e.cognito
+        .admin_create_user()
+        .user_pool_id(&e.pool_id)
+        .username("jane@demo")
+        .message_action(aws_sdk_cognitoidentityprovider::types::MessageActionType::Suppress)
+        .send()
+        .await
+        .unwrap();
+    let sms_before = e.moto.sms_to(A).len();
+    assert_eq!(
+        e.run_account_job(A).await,
+        0,
+        "failed for good: not retried"
+    );
+    let record = e.record(A).await;
+    assert_eq!(
+        record.status.as_str(),
+        "registered",
+        "the registration stands"
+    );
+    let listed = record.listed(0);
+    assert_eq!(listed["account"]["status"], "failed");
+    assert_eq!(
+        listed["account"]["reason"],
+        "the username is taken in the directory"
+    );
+    assert_eq!(e.moto.sms_to(A).len(), sms_before, "no ready SMS");
+    assert!(!e.everything().await.contains("sealed_password"), "erased");
+    let events = e.store.outbox_between(0, u64::MAX).await.unwrap();
+    let failed: Vec<Value> = events
+        .iter()
+        .filter(|ev| ev.detail_type.as_str() == "Worker Account Failed")
+        .map(|ev| json!({"source": "smsreg", "detail-type": ev.detail_type.as_str(), "detail": ev.detail}))
+        .collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["detail"]["username"], "jane@demo");
+    assert_valid_events(&failed);
 }

@@ -260,37 +260,6 @@ impl Env {
     }
 }
 
-/// Checks every event against docs/events.schema.json with the venv's jsonschema.
-fn assert_valid(events: &[Value]) {
-    let python = repo_root().join(".venv/bin/python");
-    assert!(python.exists(), "the venv's python (scripts/test makes it)");
-    let script = "import json, sys, jsonschema\n\
-        schema = json.load(open('docs/events.schema.json'))\n\
-        v = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())\n\
-        bad = [str(e.message) for ev in json.load(sys.stdin) for e in v.iter_errors(ev)]\n\
-        print('\\n'.join(bad)); sys.exit(1 if bad else 0)";
-    let mut child = std::process::Command::new(python)
-        .args(["-c", script])
-        .current_dir(repo_root())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(Value::from(events.to_vec()).to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "events against docs/events.schema.json: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-}
-
 fn by_type(events: &[Value]) -> BTreeMap<String, Vec<&Value>> {
     let mut map: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
     for event in events {
@@ -312,7 +281,7 @@ async fn each_change_reaches_the_bus_once_with_what_the_organisation_needs_and_n
     e.reply("in-3", B, "START").await;
     assert_eq!(e.publish().await, 0, "no batch failed");
     let events = e.seen().await;
-    assert_valid(&events);
+    assert_valid_events(&events);
     let types = by_type(&events);
     let count = |t: &str| types.get(t).map_or(0, Vec::len);
     assert_eq!(count("Worker Registered"), 1, "{events:#?}");
@@ -386,7 +355,7 @@ async fn a_batch_whose_invitation_was_replaced_before_its_sms_completes_when_the
     );
     e.publish().await;
     let events = e.seen().await;
-    assert_valid(&events);
+    assert_valid_events(&events);
     let types = by_type(&events);
     let batches: BTreeSet<&str> = types
         .get("Batch Completed")
@@ -449,7 +418,7 @@ async fn a_batch_the_bus_refused_at_every_try_waits_on_the_failure_queue_and_rep
     assert_eq!(report["left_on_queue"], 0, "{report}");
     assert_eq!(e.moto.queue_depth(&e.failed_url).await, 0);
     let events = e.seen().await;
-    assert_valid(&events);
+    assert_valid_events(&events);
     let types = by_type(&events);
     assert_eq!(types["Worker Registered"].len(), 1, "{events:#?}");
     assert_eq!(types["Batch Completed"].len(), 1, "{events:#?}");
@@ -478,7 +447,7 @@ fn the_documented_events_match_the_schema() {
         .map(|e| e["detail-type"].as_str().unwrap())
         .collect();
     assert_eq!(types.len(), 5, "one example of each detail type");
-    assert_valid(&examples);
+    assert_valid_events(&examples);
 }
 
 /// Jepsen's way, for several seeds: AWS's ordinary faults at random through the whole path
@@ -635,7 +604,7 @@ async fn under_faults_every_change_has_exactly_one_event_id_on_the_bus_and_every
 
         // What reached the bus.
         let events = e.seen().await;
-        assert_valid(&events);
+        assert_valid_events(&events);
         let mut seen: BTreeMap<String, usize> = BTreeMap::new();
         let mut ids_of_change: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
         for event in &events {

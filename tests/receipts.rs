@@ -231,6 +231,7 @@ async fn a_batch_counts_through_sent_opened_registered_and_its_receipts() {
         counts,
         json!({"batch_id": batch, "queued": 4, "scheduled": 0, "sent": 3, "delivered": 1, "delivery_failed": 1,
                "send_failed": 0, "opted_out": 1, "opened": 2, "registered": 1,
+               "accounts_created": 0, "accounts_failed": 0,
                "parts_sent": 3, "parts_delivered": 1})
     );
     let (_, listing) = response_parts(&api.handle(get("sms_user_registration/", "")).await);

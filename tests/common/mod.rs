@@ -660,3 +660,34 @@ impl SmsProvider for FailingFor {
         smsreg::adapters::sns::SnsSms::read_report(line)
     }
 }
+
+/// Checks every event against docs/events.schema.json with the venv's jsonschema.
+pub fn assert_valid_events(events: &[Value]) {
+    let python = repo_root().join(".venv/bin/python");
+    assert!(python.exists(), "the venv's python (scripts/test makes it)");
+    let script = "import json, sys, jsonschema\n\
+        schema = json.load(open('docs/events.schema.json'))\n\
+        v = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())\n\
+        bad = [str(e.message) for ev in json.load(sys.stdin) for e in v.iter_errors(ev)]\n\
+        print('\\n'.join(bad)); sys.exit(1 if bad else 0)";
+    let mut child = std::process::Command::new(python)
+        .args(["-c", script])
+        .current_dir(repo_root())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(Value::from(events.to_vec()).to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "events against docs/events.schema.json: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
