@@ -1,6 +1,7 @@
-//! A local stand-in of Lambda's SQS event source mapping (and, with `local_stream`, of the
+//! A local stand-in of Lambda's SQS event source mappings (and, with `local_stream`, of the
 //! table's stream mapping), for the emulator (moto runs no
-//! mappings): it receives jobs from the send queue, invokes the sender with a real SQS
+//! mappings): it receives jobs from the send queue (and the accounts queue), invokes the
+//! sender (and the accounts function) with a real SQS
 //! event through the Lambda Invoke API (`cargo lambda watch`, or a Runtime API stand-in),
 //! and deletes every message the function did not report in `batchItemFailures`. A
 //! function error leaves the whole batch to come back after its visibility timeout, as on
@@ -18,6 +19,8 @@ use tracing::{info, warn};
 
 #[derive(Debug, Clone)]
 pub struct Mapping {
+    /// The function fed, for the logs.
+    pub function: &'static str,
     pub queue_url: String,
     /// `http://HOST:PORT/2015-03-31/functions/NAME/invocations`.
     pub invoke_url: String,
@@ -94,7 +97,7 @@ pub async fn run(client: Client, mapping: Mapping) {
             .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
             .unwrap_or_default(),
         Err(error) => {
-            warn!(error = %crate::adapters::error_code(&error), "the send queue cannot be read");
+            warn!(error = %crate::adapters::error_code(&error), queue = mapping.queue_url, "the queue cannot be read");
             String::new()
         }
     };
@@ -141,7 +144,8 @@ async fn poll(client: &Client, mapping: &Mapping, arn: &str) {
         let Some(failed) = failed.ok().flatten() else {
             warn!(
                 jobs = messages.len(),
-                "the sender failed: the batch comes back after its visibility timeout"
+                function = mapping.function,
+                "the function failed: the batch comes back after its visibility timeout"
             );
             continue;
         };
@@ -160,7 +164,8 @@ async fn poll(client: &Client, mapping: &Mapping, arn: &str) {
         info!(
             jobs = messages.len(),
             retried = failed.len(),
-            "batch delivered to the sender"
+            function = mapping.function,
+            "batch delivered"
         );
         if !done.is_empty()
             && let Err(error) = client
@@ -192,6 +197,14 @@ pub struct Args {
     /// Invocations at once (the mapping's MaximumConcurrency).
     #[arg(long, default_value_t = 1)]
     concurrency: usize,
+    /// Also feed the accounts function from this queue (default: ACCOUNTS_QUEUE_URL), one
+    /// batch at a time, at --accounts-invoke-url.
+    #[arg(long, env = "ACCOUNTS_QUEUE_URL")]
+    accounts_queue_url: Option<String>,
+    /// The accounts function's Invoke API URL, e.g.
+    /// http://127.0.0.1:9000/2015-03-31/functions/smsreg-accounts/invocations
+    #[arg(long)]
+    accounts_invoke_url: Option<String>,
     /// Also feed the events function from the table's stream, at this Invoke API URL, e.g.
     /// http://127.0.0.1:9000/2015-03-31/functions/smsreg-events/invocations
     #[arg(long)]
@@ -242,6 +255,7 @@ pub async fn main() {
     let queue = run(
         Client::new(&aws),
         Mapping {
+            function: "sender",
             queue_url: args.queue_url.clone(),
             invoke_url: args.invoke_url.clone(),
             batch_size: args.batch_size,
@@ -249,5 +263,23 @@ pub async fn main() {
             region: region.clone(),
         },
     );
-    tokio::join!(queue, stream);
+    let accounts = async {
+        let (Some(queue_url), Some(invoke_url)) = (
+            args.accounts_queue_url.clone(),
+            args.accounts_invoke_url.clone(),
+        ) else {
+            return;
+        };
+        // As the template's mapping: one batch at a time.
+        let mapping = Mapping {
+            function: "accounts",
+            queue_url,
+            invoke_url,
+            batch_size: 10,
+            concurrency: 1,
+            region: region.clone(),
+        };
+        run(Client::new(&aws), mapping).await;
+    };
+    tokio::join!(queue, stream, accounts);
 }

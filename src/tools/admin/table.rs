@@ -24,7 +24,7 @@ impl Admin {
             crate::adapters::sqs::create_queues(&client, &name, max_attempts, visibility_timeout)
                 .await
                 .map_err(failed)?;
-        eprintln!("send queue {name} (dead-letter queue {name}-dlq after {max_attempts} receives)");
+        eprintln!("queue {name} (dead-letter queue {name}-dlq after {max_attempts} receives)");
         println!("{url}");
         Ok(())
     }
