@@ -1,7 +1,10 @@
 """Checks what template.yaml must hold on AWS that neither validator knows about.
 
 Run by scripts/lint-template with the project's .venv (it reads the template with
-cfn-lint's loader, which understands the short intrinsic-function tags). Exits 1 naming
+cfn-lint's loader, which understands the short intrinsic-function tags, and also runs SAM's
+own transform, offline, to check what only the transformed template shows: the functions'
+generated roles and dependency cycles through them). Where the Rust source holds a number,
+a name or the AWS calls an adapter makes, the facts read it from there. Exits 1 naming
 every fact that does not hold.
 """
 
@@ -466,6 +469,17 @@ EXPECTED_ALARMS = {
         ("AWS/Lambda", "Errors", [dimension("FunctionName", {"Ref": "EventsFunction"})]),
     ],
     "SmsSuspendedAlarm": [("SmsRegistration", "SmsSuspended", [dimension("Function", "sender")])],
+    "AccountsFailedAlarm": [("SmsRegistration", "AccountsFailed", [dimension("Function", "accounts")])],
+    "AccountsWaitingLongAlarm": [
+        ("SmsRegistration", "AccountsWaitingLong", [dimension("Function", "accounts")]),
+    ],
+    "AccountsDeadLetterAlarm": [
+        ("AWS/SQS", "ApproximateNumberOfMessagesVisible",
+         [dimension("QueueName", {"Fn::GetAtt": ["AccountsDeadLetterQueue", "QueueName"]})]),
+    ],
+    "AccountsErrorsAlarm": [
+        ("AWS/Lambda", "Errors", [dimension("FunctionName", {"Ref": "AccountsFunction"})]),
+    ],
 }
 ACTIONS = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
 for name, expected in EXPECTED_ALARMS.items():
@@ -505,7 +519,7 @@ check(
     and spend.get("Threshold") == {"Ref": "DailySmsSpendThresholdUsd"},
 )
 
-# The dashboard shows every function and both dead-letter queues.
+# The dashboard shows every function, the dead-letter queues and the accounts' alarms.
 dashboards = [r for r in resources.values() if r["Type"] == "AWS::CloudWatch::Dashboard"]
 check("a CloudWatch dashboard exists", bool(dashboards))
 for dashboard in dashboards:
@@ -525,6 +539,10 @@ for dashboard in dashboards:
         "${SendDeadLetterQueue.QueueName}", "${InboundDeadLetterQueue.QueueName}",
         "SmsPriceUSD", "ReceiptsFailed", "SmsSent", "InvitationsQueued",
         "${SmsSuspendedAlarm.Arn}", "SmsSuspended", "ReceiptsNotFinal",
+        "${AccountsFunction}", "${AccountsDeadLetterQueue.QueueName}", "${AccountsQueue.QueueName}",
+        "AccountsCreated", "AccountsFailed", "AccountsWaitingLong",
+        "${AccountsFailedAlarm.Arn}", "${AccountsWaitingLongAlarm.Arn}",
+        "${AccountsDeadLetterAlarm.Arn}", "${AccountsErrorsAlarm.Arn}",
     ):
         check(f"the dashboard shows {needed}", needed in body)
 
@@ -643,6 +661,631 @@ for function_name, props in functions.items():
         continue
     check(f"{function_name} has no End User Messaging permission",
           not any("sms-voice:" in str(st["Action"]) for st in statements(props)))
+
+# ---- Worker accounts (docs/accounts.md): the pool, its client, the password key, the
+# accounts queue and function, Secrets Manager. Numbers and names are read from the Rust
+# source where it has them, so that a change there that the template does not follow fails
+# here.
+
+
+def rust_const(path, name, kind=r"[a-z0-9]+"):
+    """The value of `const NAME: TYPE = VALUE;` in a Rust file, as text (None if absent)."""
+    found = re.search(rf"const {name}: {kind} = ([^;]+);", open(path).read())
+    return found.group(1).strip() if found else None
+
+
+def rust_number(path, name):
+    value = rust_const(path, name)
+    return int(value.replace("_", "")) if value and re.fullmatch(r"[0-9_]+", value) else None
+
+
+def rust_duration_secs(path, name):
+    value = rust_const(path, name, "Duration")
+    found = re.fullmatch(r"Duration::from_secs\(([0-9_]+)\)", value or "")
+    return int(found.group(1).replace("_", "")) if found else None
+
+
+def client_calls(text):
+    """The AWS SDK operations a piece of Rust calls on its client (`.client.op()` or
+    `client\n.op()`), as IAM actions' names: generate_data_key -> GenerateDataKey."""
+    calls = re.findall(r"client\s*\.\s*([a-z_]+)\(\)", text)
+    return {"".join(part.capitalize() for part in call.split("_")) for call in calls}
+
+
+def get_att(name):
+    return ({"Fn::GetAtt": [name, "Arn"]}, {"Fn::GetAtt": f"{name}.Arn"})
+
+
+def raw_statements(props):
+    for policy in props.get("Policies", []):
+        if isinstance(policy, dict):
+            yield from policy.get("Statement", [])
+
+
+def only_under(props, condition, statement):
+    """Whether `statement` of a function's policies exists only under `condition` (an
+    `Fn::If` on it whose other branch is AWS::NoValue)."""
+    return any(
+        isinstance(raw, dict)
+        and raw.get("Fn::If", [None])[0] == condition
+        and raw["Fn::If"][1] == statement
+        and raw["Fn::If"][2] == {"Ref": "AWS::NoValue"}
+        for raw in raw_statements(props)
+    )
+
+
+ACCOUNT_FUNCTIONS = ("ApiFunction", "AccountsFunction")
+accounts_fn = functions.get("AccountsFunction", {})
+check(
+    "AccountsFunction builds the binary smsreg-accounts (src/bin/accounts.rs, serve_accounts)",
+    resources.get("AccountsFunction", {}).get("Metadata", {}).get("BuildProperties", {}).get("Binary")
+    == "smsreg-accounts"
+    and 'name = "smsreg-accounts"' in open("Cargo.toml").read()
+    and "serve_accounts" in open("src/bin/accounts.rs").read(),
+)
+
+# The SAM transform: cfn-lint checks the template as written and skips cycles through SAM
+# resources, so a key policy naming a function's generated role while that role's policy
+# names the key would pass it. Transformed here (as sam deploy would), and checked.
+import os  # noqa: E402
+
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+from samtranslator.translator.transform import transform as sam_transform  # noqa: E402
+
+
+class NoManagedPolicies:
+    def load(self):
+        return {}
+
+
+sam_input = json.loads(json.dumps(template))
+for r in sam_input["Resources"].values():
+    if r["Type"] == "AWS::Serverless::Function":
+        r["Properties"]["CodeUri"] = "s3://bucket/key"
+transformed = sam_transform(sam_input, {}, NoManagedPolicies())["Resources"]
+
+
+def references(value, found):
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if k == "Ref" and isinstance(v, str):
+                found.add(v)
+            elif k == "Fn::GetAtt":
+                found.add(v[0] if isinstance(v, list) else v.split(".")[0])
+            elif k == "Fn::Sub":
+                text = v if isinstance(v, str) else v[0]
+                found.update(n.split(".")[0] for n in re.findall(r"\$\{([^}!]+)\}", text))
+                if not isinstance(v, str):
+                    references(v[1], found)
+            else:
+                references(v, found)
+    elif isinstance(value, list):
+        for v in value:
+            references(v, found)
+
+
+depends = {}
+for name, r in transformed.items():
+    found = set()
+    references({k: v for k, v in r.items() if k != "DependsOn"}, found)
+    found.update(listed(r.get("DependsOn", [])))
+    depends[name] = sorted(n for n in found if n in transformed and n != name)
+
+
+def a_cycle():
+    state, path = {}, []
+
+    def visit(n):
+        state[n] = "open"
+        path.append(n)
+        for m in depends[n]:
+            if state.get(m) == "open":
+                return path[path.index(m):] + [m]
+            if m not in state:
+                cycle = visit(m)
+                if cycle:
+                    return cycle
+        state[n] = "done"
+        path.pop()
+        return None
+
+    for n in sorted(depends):
+        if n not in state:
+            cycle = visit(n)
+            if cycle:
+                return cycle
+    return None
+
+
+# cfn-lint on what CloudFormation receives: it then checks the generated roles, mappings
+# and permissions too (a mapped queue's visibility timeout against its function's, say).
+# One known false positive is left out: in a generated role's policy it resolves
+# SmsOriginationIdentityArn to its default "" although the statement exists only with
+# UsesEndUserMessaging, where the rule EndUserMessagingNeedsAnIdentity requires an ARN.
+from cfnlint.api import ManualArgs, lint as cfn_lint  # noqa: E402
+
+transformed_problems = [
+    f"{m.rule.id} {m.message} at {'/'.join(map(str, m.path))}"
+    for m in cfn_lint(
+        json.dumps({**{k: v for k, v in sam_input.items() if k not in ("Transform", "Globals")},
+                    "Resources": transformed}),
+        config=ManualArgs(regions=["us-east-1"]),
+    )
+    if not (m.rule.id == "W1030" and "SmsOriginationIdentityArn" in m.message)
+]
+check(
+    "cfn-lint finds nothing in the SAM-transformed template"
+    + "".join(f"\n       {p}" for p in transformed_problems),
+    not transformed_problems,
+)
+for name, props in functions.items():
+    for event_name, event in props.get("Events", {}).items():
+        if event["Type"] != "SQS":
+            continue
+        queue = event["Properties"]["Queue"]
+        queue_name = queue.get("Fn::GetAtt", [None])[0] if isinstance(queue, dict) else None
+        visibility = int(resources.get(queue_name, {}).get("Properties", {}).get("VisibilityTimeout", 30))
+        check(
+            f"{name}.{event_name}: {queue_name}'s visibility timeout ({visibility} s) is at least "
+            f"6 times the function's timeout ({props['Timeout']} s)",
+            visibility >= 6 * int(props["Timeout"]),
+        )
+
+cycle = a_cycle()
+check(
+    "the SAM-transformed template has no circular dependency"
+    + (f" (found {' -> '.join(cycle)})" if cycle else ""),
+    cycle is None,
+)
+
+# The pool, as src/adapters/cognito_admin.rs makes one.
+min_password = rust_number("src/domain/worker.rs", "MIN_PASSWORD_CHARS")
+max_attribute = rust_number("src/adapters/cognito.rs", "MAX_ATTRIBUTE_CHARS")
+custom_list = rust_const("src/adapters/cognito.rs", "CUSTOM_ATTRIBUTES", r"\[&str; [0-9]+\]")
+custom_attributes = re.findall(r'"([a-z_]+)"', custom_list or "")
+admin_rs = open("src/adapters/cognito_admin.rs").read()
+check(
+    "smsreg-admin create-user-pool still makes the pool these facts describe "
+    "(src/adapters/cognito_admin.rs: case-insensitive, MIN_PASSWORD_CHARS and no class, "
+    "admin-only, CUSTOM_ATTRIBUTES at MAX_ATTRIBUTE_CHARS, phone_number and email)",
+    all(
+        needle in admin_rs
+        for needle in (
+            ".case_sensitive(false)",
+            ".minimum_length(MIN_PASSWORD_CHARS as i32)",
+            ".require_uppercase(false)",
+            ".require_lowercase(false)",
+            ".require_numbers(false)",
+            ".require_symbols(false)",
+            ".allow_admin_create_user_only(true)",
+            ".max_length(MAX_ATTRIBUTE_CHARS.to_string())",
+            'string_attribute("phone_number", false)',
+            'string_attribute("email", false)',
+            ".generate_secret(false)",
+        )
+    )
+    and min_password is not None
+    and max_attribute is not None
+    and bool(custom_attributes),
+)
+user_pool_parameter = parameters.get("UserPool", {})
+pool_pattern = user_pool_parameter.get("AllowedPattern", "")
+check(
+    "the UserPool parameter takes create, none or a pool ID (create by default)",
+    user_pool_parameter.get("Default") == "create"
+    and all(re.fullmatch(pool_pattern, v) for v in ("create", "none", "us-east-1_AbCdEf123", "ap-southeast-2_x1"))
+    and not any(re.fullmatch(pool_pattern, v) for v in ("", "*", "pool", "us-east-1_*")),
+)
+check(
+    "the conditions CreateUserPool, HasUserPool and AllowsPasswordAuth test UserPool and "
+    "UserPoolPasswordAuth",
+    conditions.get("CreateUserPool") == {"Fn::Equals": [{"Ref": "UserPool"}, "create"]}
+    and conditions.get("HasUserPool") == {"Fn::Not": [{"Fn::Equals": [{"Ref": "UserPool"}, "none"]}]}
+    and conditions.get("AllowsPasswordAuth") == {"Fn::Equals": [{"Ref": "UserPoolPasswordAuth"}, "true"]}
+    and parameters.get("UserPoolPasswordAuth", {}).get("AllowedValues") == ["true", "false"],
+)
+pool_resource = resources.get("WorkerUserPool", {})
+pool = pool_resource.get("Properties", {})
+check(
+    "WorkerUserPool is a user pool, only with CreateUserPool, retained on deletion and "
+    "replacement, protected from deletion",
+    pool_resource.get("Type") == "AWS::Cognito::UserPool"
+    and pool_resource.get("Condition") == "CreateUserPool"
+    and pool_resource.get("DeletionPolicy") == "Retain"
+    and pool_resource.get("UpdateReplacePolicy") == "Retain"
+    and pool.get("DeletionProtection") == "ACTIVE",
+)
+check("WorkerUserPool's usernames ignore case",
+      pool.get("UsernameConfiguration", {}).get("CaseSensitive") is False)
+password_policy = pool.get("Policies", {}).get("PasswordPolicy", {})
+check(
+    f"WorkerUserPool's password rule is the form's: at least MIN_PASSWORD_CHARS ({min_password}) "
+    "characters (src/domain/worker.rs), no character class required",
+    password_policy.get("MinimumLength") == min_password
+    and all(
+        password_policy.get(k) is False
+        for k in ("RequireUppercase", "RequireLowercase", "RequireNumbers", "RequireSymbols")
+    ),
+)
+check("only administrators (the service) add users to WorkerUserPool",
+      pool.get("AdminCreateUserConfig", {}).get("AllowAdminCreateUserOnly") is True)
+schema = {a.get("Name"): a for a in pool.get("Schema", [])}
+check(
+    f"WorkerUserPool's schema is the custom attributes {custom_attributes} "
+    "(CUSTOM_ATTRIBUTES in src/adapters/cognito.rs), phone_number and email",
+    bool(custom_attributes) and set(schema) == set(custom_attributes) | {"phone_number", "email"},
+)
+for attribute in custom_attributes:
+    a = schema.get(attribute, {})
+    constraints = a.get("StringAttributeConstraints", {})
+    check(
+        f"custom:{attribute} is a mutable string of up to MAX_ATTRIBUTE_CHARS ({max_attribute}) "
+        "characters",
+        a.get("AttributeDataType") == "String"
+        and a.get("Mutable") is True
+        and str(constraints.get("MaxLength")) == str(max_attribute)
+        and str(constraints.get("MinLength", "0")) == "0",
+    )
+for attribute in ("phone_number", "email"):
+    check(f"{attribute} is a mutable string of WorkerUserPool",
+          schema.get(attribute, {}).get("AttributeDataType") == "String"
+          and schema.get(attribute, {}).get("Mutable") is True)
+
+client_resource = resources.get("WorkerUserPoolClient", {})
+client = client_resource.get("Properties", {})
+check(
+    "WorkerUserPoolClient is WorkerUserPool's app client, only with CreateUserPool, without a secret",
+    client_resource.get("Type") == "AWS::Cognito::UserPoolClient"
+    and client_resource.get("Condition") == "CreateUserPool"
+    and client.get("UserPoolId") == {"Ref": "WorkerUserPool"}
+    and client.get("GenerateSecret") is False,
+)
+flows = client.get("ExplicitAuthFlows")
+flows_if = flows.get("Fn::If", []) if isinstance(flows, dict) else []
+with_password, without_password = (flows_if[1], flows_if[2]) if len(flows_if) == 3 else ([], [])
+check(
+    "the app client allows SRP and refresh tokens always, USER_PASSWORD_AUTH only with "
+    "AllowsPasswordAuth, and no other flow",
+    len(flows_if) == 3
+    and flows_if[0] == "AllowsPasswordAuth"
+    and set(without_password) == {"ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"}
+    and set(with_password) == set(without_password) | {"ALLOW_USER_PASSWORD_AUTH"},
+)
+outputs = template.get("Outputs", {})
+check(
+    "the outputs UserPoolId (with a pool) and UserPoolClientId (with the created pool)",
+    outputs.get("UserPoolId", {}).get("Condition") == "HasUserPool"
+    and outputs.get("UserPoolId", {}).get("Value")
+    == {"Fn::If": ["CreateUserPool", {"Ref": "WorkerUserPool"}, {"Ref": "UserPool"}]}
+    and outputs.get("UserPoolClientId", {}).get("Condition") == "CreateUserPool"
+    and outputs.get("UserPoolClientId", {}).get("Value") == {"Ref": "WorkerUserPoolClient"},
+)
+
+# Every variable the functions read (src/config.rs) reaches the two functions that make
+# accounts; the accounts' three come from the stack's resources, and to those two alone.
+read_variables = sorted(set(re.findall(r'(?:get|number)\("([A-Z_]+)"', config_rs)) - {"EVENT_BUS_NAME"})
+ACCOUNT_VARIABLES = {
+    "USER_POOL_ID": {"Fn::If": ["CreateUserPool", {"Ref": "WorkerUserPool"},
+                                {"Fn::If": ["HasUserPool", {"Ref": "UserPool"}, ""]}]},
+    "PASSWORD_KEY_ID": {"Ref": "PasswordKey"},
+    "ACCOUNTS_QUEUE_URL": {"Ref": "AccountsQueue"},
+}
+check(
+    f"src/config.rs reads the accounts' variables {sorted(ACCOUNT_VARIABLES)}",
+    set(ACCOUNT_VARIABLES) <= set(read_variables),
+)
+for name in ACCOUNT_FUNCTIONS:
+    own = functions.get(name, {}).get("Environment", {}).get("Variables", {})
+    given = {**variables, **own}
+    missing = [v for v in read_variables if v not in given]
+    check(f"{name} is given every variable src/config.rs reads{f' (missing {missing})' if missing else ''}",
+          not missing and "RUST_LOG" in given)
+    for variable, value in ACCOUNT_VARIABLES.items():
+        check(f"{name}'s {variable} is {value}", own.get(variable) == value)
+others = [
+    n for n, p in functions.items()
+    if n not in ACCOUNT_FUNCTIONS
+    and set(ACCOUNT_VARIABLES) & set({**variables, **p.get("Environment", {}).get("Variables", {})})
+]
+check(f"only {', '.join(ACCOUNT_FUNCTIONS)} are given the accounts' variables{f' (also {others})' if others else ''}",
+      not others)
+
+# Who may do what in the pool: the calls src/adapters/cognito.rs makes (the part before
+# `check`, which only smsreg-admin calls), on the pool, for the two functions alone.
+cognito_rs = open("src/adapters/cognito.rs").read()
+cognito_actions = {"cognito-idp:" + c for c in client_calls(cognito_rs.split("pub async fn check")[0])}
+POOL_ARN = {"Fn::If": [
+    "CreateUserPool",
+    {"Fn::GetAtt": ["WorkerUserPool", "Arn"]},
+    {"Fn::Sub": "arn:${AWS::Partition}:cognito-idp:${AWS::Region}:${AWS::AccountId}:userpool/${UserPool}"},
+]}
+check(f"src/adapters/cognito.rs makes accounts with {sorted(cognito_actions)}",
+      cognito_actions == {"cognito-idp:AdminCreateUser", "cognito-idp:AdminSetUserPassword",
+                          "cognito-idp:AdminGetUser"})
+for name, props in functions.items():
+    granted = [s for s in statements(props) if any(str(a).startswith("cognito-idp:") for a in listed(s["Action"]))]
+    if name not in ACCOUNT_FUNCTIONS:
+        check(f"{name} has no Cognito permission", not granted)
+        continue
+    check(
+        f"{name} may only {sorted(cognito_actions)} on the deployment's pool, and only with one",
+        len(granted) == 1
+        and set(listed(granted[0]["Action"])) == cognito_actions
+        and granted[0]["Resource"] == POOL_ARN
+        and only_under(props, "HasUserPool", granted[0]),
+    )
+
+# The password key: the accounts function alone decrypts, the API only makes data keys,
+# each call under the attempt's encryption context, and no IAM policy can add to that.
+kms_rs = open("src/adapters/kms.rs").read()
+context_key = re.search(r'const CONTEXT_KEY: &str = "([^"]+)";', kms_rs)
+context_key = context_key.group(1) if context_key else None
+seal_part = kms_rs.split("async fn seal")[1].split("async fn open")[0] if "async fn seal" in kms_rs else ""
+open_part = kms_rs.split("async fn open")[1] if "async fn open" in kms_rs else ""
+seal_actions = {"kms:" + c for c in client_calls(seal_part)}
+open_actions = {"kms:" + c for c in client_calls(open_part)}
+check(
+    f"src/adapters/kms.rs seals with {sorted(seal_actions)} and opens with {sorted(open_actions)}, "
+    f"under the encryption context key {context_key!r}",
+    seal_actions == {"kms:GenerateDataKey"} and open_actions == {"kms:Decrypt"} and bool(context_key)
+    and ".encryption_context(CONTEXT_KEY, context)" in seal_part
+    and ".encryption_context(CONTEXT_KEY, context)" in open_part,
+)
+key_resource = resources.get("PasswordKey", {})
+key_props = key_resource.get("Properties", {})
+check(
+    "PasswordKey is a symmetric KMS key with rotation",
+    key_resource.get("Type") == "AWS::KMS::Key"
+    and key_props.get("KeySpec", "SYMMETRIC_DEFAULT") == "SYMMETRIC_DEFAULT"
+    and key_props.get("EnableKeyRotation") is True,
+)
+key_statements = key_props.get("KeyPolicy", {}).get("Statement", [])
+ROOT = {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}
+API_ROLE = {"Fn::GetAtt": ["ApiFunctionRole", "Arn"]}
+ACCOUNTS_ROLE = {"Fn::GetAtt": ["AccountsFunctionRole", "Arn"]}
+# Every action that uses the key's material, or lets someone else use it (a grant).
+KEY_USE = ["kms:Encrypt", "kms:Decrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo",
+           "kms:GenerateDataKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:GenerateDataKeyPair",
+           "kms:GenerateDataKeyPairWithoutPlaintext", "kms:GenerateMac", "kms:VerifyMac",
+           "kms:Sign", "kms:Verify", "kms:DeriveSharedSecret", "kms:CreateGrant"]
+
+
+def grants(statement, action):
+    import fnmatch
+
+    return statement.get("Effect") == "Allow" and any(
+        fnmatch.fnmatchcase(action.lower(), str(a).lower()) for a in listed(statement.get("Action", []))
+    )
+
+
+def principals(statement):
+    principal = statement.get("Principal", {})
+    return listed(principal.get("AWS", [])) + listed(principal.get("Service", [])) if isinstance(principal, dict) else [principal]
+
+
+def who_may(action):
+    return [p for s in key_statements if grants(s, action) for p in principals(s)]
+
+
+check("the password key names only the account, ApiFunctionRole and AccountsFunctionRole",
+      all(p in (ROOT, API_ROLE, ACCOUNTS_ROLE) for s in key_statements for p in principals(s)))
+check(
+    "only AccountsFunctionRole may decrypt with the password key (no one may create a grant)",
+    who_may("kms:Decrypt") == [ACCOUNTS_ROLE] and who_may("kms:CreateGrant") == [],
+)
+for role, actions in ((API_ROLE, seal_actions), (ACCOUNTS_ROLE, open_actions)):
+    role_name = role["Fn::GetAtt"][0]
+    allowed = [s for s in key_statements if role in principals(s) and s.get("Effect") == "Allow"]
+    check(
+        f"the password key lets {role_name} only {sorted(actions)}",
+        bool(allowed) and {a for s in allowed for a in listed(s["Action"])} == actions,
+    )
+check(
+    "the account may administer the password key but use it in no way (so no IAM policy can)",
+    not any(a for a in KEY_USE if ROOT in who_may(a))
+    and any(grants(s, "kms:PutKeyPolicy") and ROOT in principals(s) for s in key_statements),
+)
+EXACT_CONTEXT = {
+    "ForAnyValue:StringEquals": {"kms:EncryptionContextKeys": context_key},
+    "ForAllValues:StringEquals": {"kms:EncryptionContextKeys": context_key},
+}
+check(
+    f"every use of the password key requires exactly the encryption context key {context_key!r}",
+    all(
+        s.get("Condition") == EXACT_CONTEXT
+        for s in key_statements
+        if any(grants(s, a) for a in KEY_USE)
+    ),
+)
+role_types = {n: transformed.get(n, {}).get("Type") for n in ("ApiFunctionRole", "AccountsFunctionRole")}
+check("ApiFunctionRole and AccountsFunctionRole are the functions' roles once transformed",
+      set(role_types.values()) == {"AWS::IAM::Role"}
+      and transformed.get("ApiFunction", {}).get("Properties", {}).get("Role") in get_att("ApiFunctionRole")
+      and transformed.get("AccountsFunction", {}).get("Properties", {}).get("Role") in get_att("AccountsFunctionRole"))
+for name, props in functions.items():
+    kms_granted = [s for s in statements(props) if any(str(a).startswith("kms:") for a in listed(s["Action"]))]
+    check(
+        f"{name}'s IAM policy names no KMS key but the HQ secrets' (decrypting through Secrets "
+        "Manager, only when named)",
+        all(
+            set(listed(s["Action"])) == {"kms:Decrypt"}
+            and s["Resource"] == {"Ref": "CommCareHqKeySecretKmsKeyArns"}
+            and s.get("Condition") == {"StringEquals": {"kms:ViaService": {"Fn::Sub": "secretsmanager.${AWS::Region}.amazonaws.com"}}}
+            and only_under(props, "HasCommCareHqSecretKeys", s)
+            for s in kms_granted
+        ),
+    )
+
+# Secrets Manager: the named secrets only, never "*", nothing when none is named.
+secrets_actions = {"secretsmanager:" + c for c in client_calls(open("src/adapters/secrets.rs").read())}
+secret_parameter = parameters.get("CommCareHqKeySecretArns", {})
+secret_pattern = secret_parameter.get("AllowedPattern", "")
+key_pattern = parameters.get("CommCareHqKeySecretKmsKeyArns", {}).get("AllowedPattern", "")
+check(
+    "CommCareHqKeySecretArns is a list of secret ARNs, empty by default, never * "
+    "(nor CommCareHqKeySecretKmsKeyArns)",
+    secret_parameter.get("Type") == "CommaDelimitedList"
+    and secret_parameter.get("Default") == ""
+    and re.fullmatch(secret_pattern, "")
+    and re.fullmatch(secret_pattern, "arn:aws:secretsmanager:us-east-1:123456789012:secret:hq/demo-AbCdEf")
+    and not any(re.fullmatch(secret_pattern, v) for v in (
+        "*", "arn:aws:secretsmanager:us-east-1:123456789012:secret:*",
+        "arn:aws:secretsmanager:*:*:secret:x", "arn:aws:s3:::bucket"))
+    and re.fullmatch(key_pattern, "")
+    and not re.fullmatch(key_pattern, "*")
+    and not re.fullmatch(key_pattern, "arn:aws:kms:us-east-1:123456789012:key/*"),
+)
+check(
+    "HasCommCareHqSecrets and HasCommCareHqSecretKeys hold when their lists name something",
+    conditions.get("HasCommCareHqSecrets")
+    == {"Fn::Not": [{"Fn::Equals": [{"Fn::Join": ["", {"Ref": "CommCareHqKeySecretArns"}]}, ""]}]}
+    and conditions.get("HasCommCareHqSecretKeys")
+    == {"Fn::Not": [{"Fn::Equals": [{"Fn::Join": ["", {"Ref": "CommCareHqKeySecretKmsKeyArns"}]}, ""]}]},
+)
+check(f"src/adapters/secrets.rs reads secrets with {sorted(secrets_actions)}",
+      secrets_actions == {"secretsmanager:GetSecretValue"})
+for name, props in functions.items():
+    granted = [s for s in statements(props) if any(str(a).startswith("secretsmanager:") for a in listed(s["Action"]))]
+    if name not in ACCOUNT_FUNCTIONS:
+        check(f"{name} has no Secrets Manager permission", not granted)
+        continue
+    check(
+        f"{name} may only {sorted(secrets_actions)} on the secrets CommCareHqKeySecretArns names, "
+        "and nothing when it names none",
+        len(granted) == 1
+        and set(listed(granted[0]["Action"])) == secrets_actions
+        and granted[0]["Resource"] == {"Ref": "CommCareHqKeySecretArns"}
+        and only_under(props, "HasCommCareHqSecrets", granted[0]),
+    )
+
+# The accounts queue: a day of retries before the dead-letter queue, and a crashing job
+# there before the queue forgets it.
+job_delay = rust_number("src/ports/accounts.rs", "ACCOUNT_JOB_DELAY_SECONDS")
+give_up = rust_number("src/service/accounts.rs", "ACCOUNT_GIVE_UP_SECONDS")
+job_rs = open("src/domain/job.rs").read()
+backoff = re.search(
+    r"fn retry_delay_seconds\(receive_count: u32\) -> u32 \{\s*"
+    r"let doubling = receive_count\.saturating_sub\(1\)\.min\(([0-9]+)\);\s*"
+    r"\(([0-9]+)u32 << doubling\)\.min\(([0-9_]+)\)\s*\}",
+    job_rs,
+)
+uses_backoff = "crate::domain::job::retry_delay_seconds(receive_count)" in open("src/service/accounts.rs").read()
+
+
+def retry_delay(receive_count):
+    most_doublings, first, longest = (int(g.replace("_", "")) for g in backoff.groups())
+    return min(first << min(max(receive_count - 1, 0), most_doublings), longest)
+
+
+day_receives = None
+if backoff and job_delay is not None and give_up is not None:
+    # Received first after the job's delay; handed back after retry_delay(n) at its n-th
+    # receive; the receive at which the attempt is a day old fails it.
+    at, day_receives = job_delay, 1
+    while at < give_up:
+        at += retry_delay(day_receives)
+        day_receives += 1
+check(
+    f"a day of account retries takes {day_receives} receives (ACCOUNT_JOB_DELAY_SECONDS, "
+    "ACCOUNT_GIVE_UP_SECONDS, account_retry_seconds' backoff retry_delay_seconds)",
+    day_receives is not None and uses_backoff,
+)
+accounts_queue = resources.get("AccountsQueue", {}).get("Properties", {})
+accounts_dlq = resources.get("AccountsDeadLetterQueue", {}).get("Properties", {})
+accounts_redrive = accounts_queue.get("RedrivePolicy", {})
+max_receives = int(accounts_redrive.get("maxReceiveCount", 0))
+accounts_timeout = int(accounts_fn.get("Timeout", 0))
+retention = int(accounts_queue.get("MessageRetentionPeriod", 345600))
+check("AccountsQueue and AccountsDeadLetterQueue are encrypted (SQS-managed)",
+      accounts_queue.get("SqsManagedSseEnabled") is True and accounts_dlq.get("SqsManagedSseEnabled") is True)
+check(
+    "AccountsQueue's visibility timeout is at least 6 times AccountsFunction's timeout",
+    accounts_timeout > 0 and int(accounts_queue.get("VisibilityTimeout", 30)) >= 6 * accounts_timeout,
+)
+check(
+    "AccountsQueue redrives to AccountsDeadLetterQueue",
+    accounts_redrive.get("deadLetterTargetArn") in get_att("AccountsDeadLetterQueue"),
+)
+check(
+    f"AccountsQueue's maxReceiveCount ({max_receives}) is at least twice a day of retries "
+    f"({day_receives}), and at most SQS's 1000",
+    day_receives is not None and 2 * day_receives <= max_receives <= 1000,
+)
+check(
+    "a job crashing the function at every receive reaches AccountsDeadLetterQueue before "
+    "AccountsQueue's retention ends (maxReceiveCount x visibility timeout <= retention)",
+    max_receives * int(accounts_queue.get("VisibilityTimeout", 30)) <= retention,
+)
+check(
+    "AccountsQueue keeps a job at least 4 days, and longer than its day of retries",
+    retention >= 4 * 86400 and give_up is not None and job_delay is not None
+    and retention > give_up + job_delay,
+)
+check("AccountsDeadLetterQueue keeps messages at least as long as AccountsQueue",
+      int(accounts_dlq.get("MessageRetentionPeriod", 345600)) >= retention)
+check(
+    f"an account job's delay ({job_delay} s, ACCOUNT_JOB_DELAY_SECONDS) outlasts the "
+    "registration page (the API's timeout), within SQS's 900 s",
+    job_delay is not None and functions["ApiFunction"]["Timeout"] < job_delay <= 900,
+)
+deadline_margin = rust_duration_secs("src/functions/accounts.rs", "DEADLINE_MARGIN")
+longest_wait = rust_duration_secs("src/functions/accounts.rs", "LONGEST_WAIT_IN_INVOCATION")
+check(
+    f"AccountsFunction's timeout ({accounts_timeout} s) is at least twice its deadline margin "
+    f"({deadline_margin} s) and longest wait in an invocation ({longest_wait} s) together "
+    "(src/functions/accounts.rs)",
+    deadline_margin is not None and longest_wait is not None
+    and accounts_timeout >= 2 * (deadline_margin + longest_wait),
+)
+jobs = [e["Properties"] for e in accounts_fn.get("Events", {}).values() if e["Type"] == "SQS"]
+check(
+    "AccountsFunction takes AccountsQueue's jobs, reporting the ones to retry "
+    "(ReportBatchItemFailures), at most 2 instances at once (the least SQS allows)",
+    len(jobs) == 1
+    and jobs[0]["Queue"] in get_att("AccountsQueue")
+    and "ReportBatchItemFailures" in jobs[0].get("FunctionResponseTypes", [])
+    and jobs[0].get("ScalingConfig", {}).get("MaximumConcurrency") == 2,
+)
+
+
+def allows(props, action, resource):
+    return any(
+        s["Effect"] == "Allow" and action in listed(s["Action"]) and resource in listed(s["Resource"])
+        for s in statements(props)
+    )
+
+
+check("the API may queue account jobs (sqs:SendMessage on AccountsQueue)",
+      allows(functions["ApiFunction"], "sqs:SendMessage", {"Fn::GetAtt": ["AccountsQueue", "Arn"]}))
+check("AccountsFunction may hand jobs back (sqs:ChangeMessageVisibility on AccountsQueue)",
+      allows(accounts_fn, "sqs:ChangeMessageVisibility", {"Fn::GetAtt": ["AccountsQueue", "Arn"]}))
+check("AccountsFunction may queue the Account ready SMS (sqs:SendMessage on SendQueue)",
+      allows(accounts_fn, "sqs:SendMessage", {"Fn::GetAtt": ["SendQueue", "Arn"]}))
+table_actions = {
+    a for s in statements(accounts_fn) if s["Effect"] == "Allow"
+    for a in listed(s["Action"]) if a.startswith("dynamodb:")
+}
+check(
+    "AccountsFunction may only Query, GetItem, PutItem and UpdateItem, on the table alone",
+    table_actions == {"dynamodb:Query", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"}
+    and all(
+        s["Resource"] == {"Fn::GetAtt": ["RegistrationTable", "Arn"]}
+        for s in statements(accounts_fn) if any(a.startswith("dynamodb:") for a in listed(s["Action"]))
+    ),
+)
+check(
+    "AccountsFunction's log group has the stack's retention",
+    resources.get(str(accounts_fn.get("LoggingConfig", {}).get("LogGroup", {}).get("Ref")), {})
+    .get("Properties", {}).get("RetentionInDays") == {"Ref": "LogRetentionDays"},
+)
+accounts_metrics_rs = open("src/functions/accounts.rs").read()
+check(
+    "src/functions/accounts.rs emits AccountsCreated, AccountsFailed, AccountsWaiting and "
+    "AccountsWaitingLong under Function accounts (what the alarms and the dashboard read)",
+    'Metrics::new("accounts")' in accounts_metrics_rs
+    and all(f'"{m}"' in accounts_metrics_rs
+            for m in ("AccountsCreated", "AccountsFailed", "AccountsWaiting", "AccountsWaitingLong")),
+)
 
 if failures:
     sys.exit(f"{len(failures)} template fact(s) do not hold")

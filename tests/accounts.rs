@@ -192,15 +192,12 @@ impl Env {
 
     async fn register(&self, token: &str, username: &str) -> (u16, Value) {
         let form = json!({"username": username, "password": PASSWORD, "password2": PASSWORD});
-        let mut event: Value =
-            serde_json::from_str(&post_event(DEMO_DOMAIN, &json!({}), "none")).unwrap();
-        let path = format!("/a/{DEMO_DOMAIN}/register/{token}");
-        event["rawPath"] = path.clone().into();
-        event["requestContext"]["http"]["path"] = path.into();
-        event["headers"] = json!({"content-type": "application/json"});
-        event["body"] = form.to_string().into();
-        let request = lambda_http::request::from_str(&event.to_string()).unwrap();
-        response_parts(&self.api.handle(request).await)
+        response_parts(
+            &self
+                .api
+                .handle(register_request(DEMO_DOMAIN, token, &form))
+                .await,
+        )
     }
 
     /// Runs the accounts function on `phone`'s account job, as the mapping hands it over.
@@ -248,29 +245,8 @@ impl Env {
             .collect()
     }
 
-    /// Everything the tests can read of the table, the queues, the events and the SMS, as
-    /// text.
     async fn everything(&self) -> String {
-        let aws = self.moto.sdk_config().await;
-        let table = aws_sdk_dynamodb::Client::new(&aws)
-            .scan()
-            .table_name(TABLE)
-            .send()
-            .await
-            .unwrap();
-        let moto = ureq::get(format!("{}/moto-api/data.json", self.moto.endpoint))
-            .call()
-            .unwrap()
-            .body_mut()
-            .read_to_string()
-            .unwrap();
-        // Everything moto holds but the pool itself, which keeps the password as Cognito
-        // does (hashed there, as it is by AWS).
-        let mut moto: Value = serde_json::from_str(&moto).unwrap();
-        moto.as_object_mut()
-            .unwrap()
-            .retain(|service, _| !service.contains("cognito"));
-        format!("{:?}{moto}", table.items())
+        self.moto.everything(TABLE).await
     }
 }
 

@@ -349,7 +349,7 @@ async fn chaos_loses_answers_and_every_retry_ends_with_one_user_each() {
     let e = env().await;
     e.moto.front.chaos(Chaos {
         seed: 7,
-        hq_lost_answers: 0.5,
+        directory_lost: 0.5,
         ..Chaos::default()
     });
     for i in 0..6 {
@@ -365,7 +365,7 @@ async fn chaos_loses_answers_and_every_retry_ends_with_one_user_each() {
         }
     }
     let report = e.moto.front.calm();
-    assert!(report.hq_lost_answers > 0, "{report:?}");
+    assert!(report.directory_lost > 0, "{report:?}");
     let hq = e.moto.hq();
     assert_eq!(hq.users(DOMAIN).len(), 6);
     for i in 0..6 {

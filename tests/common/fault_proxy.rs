@@ -68,8 +68,15 @@ pub struct Chaos {
     /// entry, at even odds, refused (`ThrottlingException` in its result, not put), the
     /// others put, `FailedEntryCount` > 0, the call itself a 200.
     pub put_events_partial: f64,
-    /// Share of HQ's user creations (`HQ POST user`) applied whose answer is lost: a 500.
-    pub hq_lost_answers: f64,
+    /// Share of the directories' account creations (`HQ POST user`, Cognito's
+    /// `AdminCreateUser` and `AdminSetUserPassword`) applied whose answer is lost: a 500.
+    pub directory_lost: f64,
+    /// Share of those calls refused, nothing applied: at even odds throttled (HQ's 429 with
+    /// no body, Cognito's `TooManyRequestsException`) or a 500.
+    pub directory_refused: f64,
+    /// Share of those calls applied and answered `directory_delay` late.
+    pub directory_slow: f64,
+    pub directory_delay: Duration,
 }
 
 /// What [`Chaos`] injected.
@@ -85,15 +92,17 @@ pub struct ChaosReport {
     /// Transactions sent again with a `ClientRequestToken` already applied: answered as
     /// DynamoDB does, with the first answer, nothing applied twice.
     pub replayed_transactions: usize,
-    pub hq_lost_answers: usize,
+    pub directory_lost: usize,
+    pub directory_refused: usize,
+    pub directory_slow: usize,
 }
 
-/// splitmix64: a small, seedable source of the chaos.
+/// splitmix64: a small, seedable source of the chaos (and of a test's own choices).
 #[derive(Debug)]
-struct Rng(u64);
+pub struct Rng(pub u64);
 
 impl Rng {
-    fn next_f64(&mut self) -> f64 {
+    pub fn next_f64(&mut self) -> f64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -346,6 +355,29 @@ fn fault_response(fault: Fault, dynamodb: bool) -> Vec<u8> {
     .into_bytes()
 }
 
+/// The calls that make an account in a directory.
+fn is_account_creation(operation: &str) -> bool {
+    matches!(
+        operation,
+        "HQ POST user" | "AdminCreateUser" | "AdminSetUserPassword"
+    )
+}
+
+/// Cognito's answer to a call refused with `fault` (its JSON protocol).
+fn cognito_fault(fault: Fault) -> Vec<u8> {
+    let (status, code) = match fault {
+        Fault::Throttle => ("400 Bad Request", "TooManyRequestsException"),
+        Fault::Invalid => ("400 Bad Request", "InvalidParameterException"),
+        _ => ("500 Internal Server Error", "InternalErrorException"),
+    };
+    let body = format!(r#"{{"__type":"{code}","message":"injected fault"}}"#);
+    format!(
+        "HTTP/1.1 {status}\r\ncontent-type: application/x-amz-json-1.1\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
 fn serve(
     client: TcpStream,
     upstream: String,
@@ -430,9 +462,24 @@ fn serve(
                 } else if dynamodb && write && rng.next_f64() < chaos.lost_answers {
                     state.chaos_report.lost_answers += 1;
                     *lose = true;
-                } else if operation == "HQ POST user" && rng.next_f64() < chaos.hq_lost_answers {
-                    state.chaos_report.hq_lost_answers += 1;
-                    *lose = true;
+                } else if is_account_creation(&operation) {
+                    let draw = rng.next_f64();
+                    if draw < chaos.directory_lost {
+                        state.chaos_report.directory_lost += 1;
+                        *lose = true;
+                    } else if draw < chaos.directory_lost + chaos.directory_refused {
+                        state.chaos_report.directory_refused += 1;
+                        plan = Plan::Fail(if rng.next_f64() < 0.5 {
+                            Fault::Throttle
+                        } else {
+                            Fault::ServerError
+                        });
+                    } else if draw
+                        < chaos.directory_lost + chaos.directory_refused + chaos.directory_slow
+                    {
+                        state.chaos_report.directory_slow += 1;
+                        *late = chaos.directory_delay;
+                    }
                 } else if operation == "PutEvents" && rng.next_f64() < chaos.put_events_lost {
                     state.chaos_report.put_events_lost += 1;
                     *lose = true;
@@ -479,7 +526,10 @@ fn serve(
             return;
         }
         if super::hq::is_hq(&request) {
-            let lose = matches!(plan, Plan::Forward { lose: true, .. });
+            let (lose, late) = match plan {
+                Plan::Forward { lose, late, .. } => (lose, late),
+                Plan::Fail(_) => (false, Duration::ZERO),
+            };
             let answer = match fault {
                 Some(Fault::Hang(duration)) => {
                     std::thread::sleep(duration);
@@ -494,11 +544,18 @@ fn serve(
                     super::hq::answer(&state, &request);
                     super::hq::lost_answer()
                 }
-                None => super::hq::answer(&state, &request),
+                None => {
+                    let answer = super::hq::answer(&state, &request);
+                    std::thread::sleep(late);
+                    answer
+                }
             };
             let _ = writer.write_all(&answer);
             return;
         }
+        let cognito = request
+            .header("x-amz-target")
+            .is_some_and(|t| t.starts_with("AWSCognitoIdentityProviderService"));
         let parsed: Option<serde_json::Value> = dynamodb
             .then(|| serde_json::from_slice(&request.body).ok())
             .flatten();
@@ -524,6 +581,9 @@ fn serve(
                     .and_then(|p| p["TransactItems"].as_array().map(Vec::len))
                     .unwrap_or(1);
                 let _ = writer.write_all(&transaction_canceled(items, "TransactionConflict"));
+            }
+            Some(fault) if cognito => {
+                let _ = writer.write_all(&cognito_fault(fault));
             }
             Some(fault) => {
                 let _ = writer.write_all(&fault_response(fault, dynamodb));
@@ -604,7 +664,12 @@ fn serve(
                 }
                 if lose {
                     // Applied; the answer lost on the way.
-                    let _ = writer.write_all(&fault_response(Fault::ServerError, dynamodb));
+                    let lost = if cognito {
+                        cognito_fault(Fault::ServerError)
+                    } else {
+                        fault_response(Fault::ServerError, dynamodb)
+                    };
+                    let _ = writer.write_all(&lost);
                     return;
                 }
                 std::thread::sleep(late);

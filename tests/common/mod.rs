@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use aws_config::{Region, SdkConfig};
 use aws_lambda_events::event::sqs::SqsEvent;
 use aws_sdk_dynamodb::config::Credentials;
-use serde_json::Value;
+use serde_json::{Value, json};
 use smsreg::adapters::dynamodb::{DynamoStore, ProjectUpdate};
 use smsreg::config::Config;
 use smsreg::domain::project::hash_key;
@@ -383,6 +383,30 @@ impl Moto {
         get(&A::ApproximateNumberOfMessages) + get(&A::ApproximateNumberOfMessagesNotVisible)
     }
 
+    /// Everything the tests can read of the table `table` and of moto (queues, topics,
+    /// events, SMS) as text; not the user pools, which keep passwords as Cognito does
+    /// (hashed there, as by AWS).
+    pub async fn everything(&self, table: &str) -> String {
+        let aws = self.sdk_config().await;
+        let items = aws_sdk_dynamodb::Client::new(&aws)
+            .scan()
+            .table_name(table)
+            .send()
+            .await
+            .expect("scan the table");
+        let moto = ureq::get(format!("{}/moto-api/data.json", self.endpoint))
+            .call()
+            .expect("moto's data")
+            .body_mut()
+            .read_to_string()
+            .expect("moto's data as text");
+        let mut moto: Value = serde_json::from_str(&moto).expect("moto's data as JSON");
+        if let Some(services) = moto.as_object_mut() {
+            services.retain(|service, _| !service.contains("cognito"));
+        }
+        format!("{:?}{moto}", items.items())
+    }
+
     pub async fn store(&self, table: &str) -> DynamoStore {
         let aws = self.sdk_config().await;
         DynamoStore::new(&aws, table)
@@ -491,6 +515,18 @@ pub fn post_event(domain: &str, body: &Value, authorization: &str) -> String {
 }
 
 /// The demo admin's POST of `body` to the create endpoint, with an `Idempotency-Key`.
+/// The registration page's JSON POST of `form` for the invitation `token`.
+pub fn register_request(domain: &str, token: &str, form: &Value) -> lambda_http::Request {
+    let mut event: Value =
+        serde_json::from_str(&post_event(domain, &json!({}), "none")).expect("an event");
+    let path = format!("/a/{domain}/register/{token}");
+    event["rawPath"] = path.clone().into();
+    event["requestContext"]["http"]["path"] = path.into();
+    event["headers"] = json!({"content-type": "application/json"});
+    event["body"] = form.to_string().into();
+    lambda_http::request::from_str(&event.to_string()).expect("a register request")
+}
+
 pub fn keyed_request(key: &str, body: &Value) -> lambda_http::Request {
     let auth = api_key_header(DEMO_USER, DEMO_KEY);
     let mut event: Value = serde_json::from_str(&post_event(DEMO_DOMAIN, body, &auth)).unwrap();
