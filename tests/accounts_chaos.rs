@@ -127,7 +127,7 @@ struct Env {
     pool: smsreg::adapters::cognito_admin::CreatedPool,
 }
 
-async fn env(seed: u64, directory: Directory) -> Env {
+async fn env(seed: u64, directory: Directory, hq_per_second: f64) -> Env {
     let moto = Moto::start();
     let table = format!("accounts-chaos-{seed}");
     let store = moto.store(&table).await;
@@ -159,8 +159,7 @@ async fn env(seed: u64, directory: Directory) -> Env {
                 .arn
                 .unwrap();
             moto.hq().project(HQ_DOMAIN, HQ_KEY);
-            // A small project's pace: its 429s are part of the run.
-            moto.hq().throttle(HQ_DOMAIN, 4.0);
+            moto.hq().throttle(HQ_DOMAIN, hq_per_second);
             Accounts::CommCareHq(HqProject {
                 base_url: moto.endpoint.clone(),
                 domain: HQ_DOMAIN.into(),
@@ -228,6 +227,35 @@ impl Env {
             Directory::Cognito => format!("{name}@{DEMO_DOMAIN}"),
             Directory::Hq => format!("{name}@{HQ_DOMAIN}.commcarehq.org"),
         }
+    }
+
+    /// Invites `numbers` (Android workers) and sends their SMS: each one's token.
+    async fn invite(&self, numbers: &[String]) -> (String, Vec<String>) {
+        let users: Vec<Value> = numbers.iter().map(|n| json!({"phone_number": n})).collect();
+        let body = json!({"app_id": DEMO_APP, "users": users, "android_only": true});
+        let request = keyed_request(&api_key_header(DEMO_USER, DEMO_KEY), &body);
+        let (status, created) = response_parts(&self.api.handle(request).await);
+        assert_eq!(status, 200, "{created}");
+        self.moto.deliver(&self.sender, &self.send_queue).await;
+        let mut tokens = Vec::new();
+        for n in numbers {
+            let record = self
+                .store
+                .find(&PhoneNumber::parse(n).unwrap())
+                .await
+                .unwrap();
+            tokens.push(record.unwrap().token.as_str().to_owned());
+        }
+        (created["batch_id"].as_str().unwrap().to_owned(), tokens)
+    }
+
+    /// The "Account ready" SMS `phone` got.
+    fn ready_sms(&self, phone: &str) -> Vec<String> {
+        self.moto
+            .sms_to(phone)
+            .into_iter()
+            .filter(|t| t.starts_with(READY))
+            .collect()
     }
 
     async fn post(&self, token: &str, name: &str, password: &str) -> u16 {
@@ -334,20 +362,12 @@ impl Env {
 }
 
 async fn run(seed: u64, directory: Directory) {
-    let e = env(seed, directory).await;
+    // A project throttled a little above the pace the service keeps: its 429s, from the
+    // faults' slow answers and retries, are part of the run.
+    let e = env(seed, directory, 4.0).await;
     let logs = logs();
     let numbers = us_numbers(WORKERS, 4000 + seed as usize * 100);
-    let users: Vec<Value> = numbers.iter().map(|n| json!({"phone_number": n})).collect();
-    let body = json!({"app_id": DEMO_APP, "users": users, "android_only": true});
-    let request = keyed_request(&api_key_header(DEMO_USER, DEMO_KEY), &body);
-    let (status, created) = response_parts(&e.api.handle(request).await);
-    assert_eq!(status, 200, "{created}");
-    e.moto.deliver(&e.sender, &e.send_queue).await;
-    let mut tokens = Vec::new();
-    for n in &numbers {
-        let record = e.store.find(&PhoneNumber::parse(n).unwrap()).await.unwrap();
-        tokens.push(record.unwrap().token.as_str().to_owned());
-    }
+    let (batch_id, tokens) = e.invite(&numbers).await;
 
     let begun = Instant::now();
     let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
@@ -447,12 +467,7 @@ async fn run(seed: u64, directory: Directory) {
         assert_eq!(account.username, account_name, "{context}");
         assert!(e.signs_in(&account_name, &password).await, "{context}");
         expected_accounts.push(account_name.clone());
-        let ready: Vec<String> = e
-            .moto
-            .sms_to(n)
-            .into_iter()
-            .filter(|t| t.starts_with(READY))
-            .collect();
+        let ready = e.ready_sms(n);
         assert!(ready.len() <= 1, "{context}: {ready:?}");
         if answers[i].contains(&201) {
             assert!(ready.is_empty(), "{context}: told by the page, {ready:?}");
@@ -495,8 +510,7 @@ async fn run(seed: u64, directory: Directory) {
         0,
         "{directory:?} seed {seed}"
     );
-    let batch_id = created["batch_id"].as_str().unwrap();
-    let progress = e.store.batch_progress(batch_id).await.unwrap().unwrap();
+    let progress = e.store.batch_progress(&batch_id).await.unwrap().unwrap();
     assert_eq!(
         (progress.accounts_created, progress.accounts_failed),
         (WORKERS as u64, 0),
@@ -530,5 +544,108 @@ async fn cognito_accounts_under_faults_are_made_once_each_with_the_chosen_passwo
 async fn hq_accounts_under_faults_are_made_once_each_with_the_chosen_password() {
     for seed in SEEDS {
         run(seed, Directory::Hq).await;
+    }
+}
+
+/// 200 workers register within a minute in a project HQ lets make one call a second: every
+/// page answers at once (201 while the project's turns last, 202 after), the accounts are
+/// made at HQ's pace, no 429 comes within the back-off a 429 began, and every worker
+/// answered 202 is texted once that the account is ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_hundred_registrations_in_a_minute_are_made_at_hqs_pace_and_each_worker_told_once() {
+    use futures::StreamExt;
+    const COUNT: usize = 200;
+    let e = env(0, Directory::Hq, 1.0).await;
+    let numbers = us_numbers(COUNT, 7000);
+    let invited = Instant::now();
+    let (_, tokens) = e.invite(&numbers).await;
+    println!("invited and texted in {:?}", invited.elapsed());
+    let pages_began = Instant::now();
+    let e = &e;
+    let answers: Vec<(usize, u16, Duration)> = futures::stream::iter(tokens.iter().enumerate())
+        .map(|(i, token)| async move {
+            let (name, password) = form(0, i);
+            let began = Instant::now();
+            let status = e.post(token, &name, &password).await;
+            (i, status, began.elapsed())
+        })
+        .buffer_unordered(10)
+        .collect()
+        .await;
+    let pages = pages_began.elapsed();
+    assert!(pages < Duration::from_secs(60), "200 pages took {pages:?}");
+    for (i, status, took) in &answers {
+        assert!(matches!(status, 201 | 202), "worker {i}: {status}");
+        assert!(
+            *took < Duration::from_secs(10),
+            "worker {i}'s page took {took:?}"
+        );
+    }
+    let made_by_pages = answers.iter().filter(|(_, s, _)| *s == 201).count();
+    let mut rng = Rng(0);
+    let functions_began = Instant::now();
+    while e.moto.queue_depth(&e.accounts_queue).await > 0 {
+        assert!(
+            functions_began.elapsed() < Duration::from_secs(400),
+            "account jobs still queued after 400 s"
+        );
+        e.feed_accounts(&mut rng, 0.0).await;
+    }
+    e.moto.deliver(&e.sender, &e.send_queue).await;
+    println!(
+        "pages {pages:?} ({made_by_pages} accounts made by them), then the accounts function \
+         {:?}; HQ answered 429 {} times",
+        functions_began.elapsed(),
+        e.moto.hq().throttled()
+    );
+    let checks = Instant::now();
+    let sms = e.moto.sms();
+    let mut status_of = vec![0; COUNT];
+    for (i, status, _) in &answers {
+        status_of[*i] = *status;
+    }
+    for (i, n) in numbers.iter().enumerate() {
+        let (name, password) = form(0, i);
+        let record = e
+            .store
+            .find(&PhoneNumber::parse(n).unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        let account = record.account.expect("an account");
+        assert_eq!(account.status.as_str(), "created", "worker {i}");
+        assert!(
+            e.signs_in(&e.account_name(&name), &password).await,
+            "worker {i}"
+        );
+        let ready: Vec<&String> = sms
+            .iter()
+            .filter(|(to, text)| to == n && text.starts_with(READY))
+            .map(|(_, text)| text)
+            .collect();
+        let expected = usize::from(status_of[i] == 202);
+        assert_eq!(
+            ready.len(),
+            expected,
+            "worker {i}, page {}: {ready:?}",
+            status_of[i]
+        );
+    }
+    assert_eq!(e.moto.hq().users(HQ_DOMAIN).len(), COUNT);
+    println!("checked in {:?}", checks.elapsed());
+    // No 429 within the back-off a 429 began (5 s at least, less a scheduling margin).
+    let refusals: Vec<Instant> = e
+        .moto
+        .hq()
+        .log()
+        .into_iter()
+        .filter_map(|(at, _, refused)| refused.then_some(at))
+        .collect();
+    for pair in refusals.windows(2) {
+        let gap = pair[1].duration_since(pair[0]);
+        assert!(
+            gap >= Duration::from_millis(4_500),
+            "two 429s {gap:?} apart"
+        );
     }
 }

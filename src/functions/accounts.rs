@@ -2,8 +2,6 @@
 //! time so that a throttled directory is not asked again before its wait is over; the jobs
 //! to retry handed back with their delay and reported (`ReportBatchItemFailures`).
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
@@ -19,16 +17,14 @@ use crate::service::accounts::{AccountJobDone, AccountJobResult};
 /// directory call's timeout, then the table's writes.
 const DEADLINE_MARGIN: Duration = Duration::from_secs(12);
 
-/// How long an account job waits at most for a throttled directory inside one invocation
-/// before it is handed back instead.
+/// How long an account job waits at most for its turn at the directory's pace inside one
+/// invocation before it is handed back instead.
 const LONGEST_WAIT_IN_INVOCATION: Duration = Duration::from_secs(5);
 
 /// The accounts function.
 pub struct AccountsFunction<St, Q> {
     service: RegistrationService<St, Q>,
     ports: std::sync::Arc<dyn AccountPorts>,
-    /// Per project: not before this instant (a directory's throttling wait).
-    not_before: Mutex<HashMap<String, Instant>>,
 }
 
 impl<St: Store, Q: JobQueue> AccountsFunction<St, Q> {
@@ -36,11 +32,7 @@ impl<St: Store, Q: JobQueue> AccountsFunction<St, Q> {
         service: RegistrationService<St, Q>,
         ports: std::sync::Arc<dyn AccountPorts>,
     ) -> Self {
-        AccountsFunction {
-            service,
-            ports,
-            not_before: Mutex::default(),
-        }
+        AccountsFunction { service, ports }
     }
 
     pub async fn handle(&self, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
@@ -109,45 +101,21 @@ impl<St: Store, Q: JobQueue> AccountsFunction<St, Q> {
         {
             return None;
         }
-        // A throttled directory's wait, shared by the project's jobs in this instance.
-        let wait = self
-            .not_before
-            .lock()
-            .expect("not poisoned")
-            .get(&job.domain)
-            .map(|at| at.saturating_duration_since(Instant::now()))
-            .unwrap_or_default();
-        if !wait.is_zero() {
-            let room = until.map_or(Duration::MAX, |until| {
-                until
-                    .saturating_duration_since(Instant::now())
-                    .saturating_sub(DEADLINE_MARGIN)
-            });
-            if wait > room.min(LONGEST_WAIT_IN_INVOCATION) {
-                let seconds = u32::try_from(wait.as_secs() + 1).unwrap_or(900);
-                return Some(AccountJobResult::RetryIn {
-                    seconds,
-                    waited_long: false,
-                });
-            }
-            tokio::time::sleep(wait).await;
-        }
         let receive_count = message
             .attributes
             .get("ApproximateReceiveCount")
             .and_then(|c| c.parse().ok())
             .unwrap_or(1);
-        match self.service.finish_account(&job, receive_count).await {
-            Ok(result) => {
-                if let AccountJobResult::RetryIn { seconds, .. } = &result {
-                    // Every job of the project waits as long in this instance.
-                    self.not_before.lock().expect("not poisoned").insert(
-                        job.domain.clone(),
-                        Instant::now() + Duration::from_secs(u64::from(*seconds).min(5)),
-                    );
-                }
-                Some(result)
-            }
+        // The directory's turn (a CommCare HQ project's pace, and its pause after a 429,
+        // shared with every page and instance) is waited for here a few seconds at most.
+        let room = until.map_or(LONGEST_WAIT_IN_INVOCATION, |until| {
+            until
+                .saturating_duration_since(Instant::now())
+                .saturating_sub(DEADLINE_MARGIN)
+                .min(LONGEST_WAIT_IN_INVOCATION)
+        });
+        match self.service.finish_account(&job, receive_count, room).await {
+            Ok(result) => Some(result),
             Err(error) => {
                 warn!(%error, attempt = %job.attempt, "account job not handled: retried");
                 None

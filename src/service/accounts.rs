@@ -15,9 +15,10 @@ use std::time::Instant;
 use tracing::{info, warn};
 
 use super::RegistrationService;
+use super::pace::{Pace, Turn};
 use super::registration::{Invitation, RegisterError, Registered};
 use crate::domain::account::{
-    AccountState, AccountStatus, NewAccount, Password, account_ready_text,
+    AccountState, AccountStatus, Accounts, NewAccount, Password, account_ready_text,
 };
 use crate::domain::job::{Schedule, SmsJob};
 use crate::domain::worker::{FormErrors, ValidForm, Worker};
@@ -30,6 +31,10 @@ use crate::ports::{
 /// An account still not made this long after its attempt began fails for good: an
 /// operator has had a day of alarms (docs/operations.md) to fix the directory.
 pub const ACCOUNT_GIVE_UP_SECONDS: u64 = 86_400;
+/// How long a CommCare HQ project is left alone after a 429 that named no wait: its
+/// per-second limit is past by then; a longer limit (per minute, hour or day) meets each
+/// job's own growing retry delay.
+pub const HQ_PAUSE_SECONDS: u64 = 5;
 /// A pending account older than this is reported as waiting long (metric and alarm).
 pub const ACCOUNT_LONG_WAIT_SECONDS: u64 = 3_600;
 
@@ -59,6 +64,9 @@ pub fn account_retry_seconds(error: &AccountError, receive_count: u32) -> u32 {
     }
     crate::domain::job::retry_delay_seconds(receive_count)
 }
+
+/// Why an account waits when the page left it for its turn at the directory's pace.
+const PACED: &str = "waiting its turn: the directory takes one account a second";
 
 /// Why an account waits, in the words the listing shows.
 fn waiting_for(error: &AccountError) -> String {
@@ -117,6 +125,41 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
             custom_user_data: record.custom_user_data.clone(),
             app_id: record.app_id.clone(),
             registered_at: now,
+        }
+    }
+
+    /// Waits for the project's turn at its directory's pace, when it comes by `not_after`
+    /// (µs since the epoch): CommCare HQ's projects take one account a second, shared by
+    /// every page and every accounts function; Cognito's turn is always now.
+    async fn directory_turn(
+        &self,
+        accounts: &Accounts,
+        not_after: Option<u64>,
+    ) -> Result<Turn, StoreError> {
+        match accounts {
+            Accounts::CommCareHq(hq) => {
+                Pace::commcare_hq(hq)
+                    .wait_turn(&self.store, self.clock.as_ref(), not_after, 1)
+                    .await
+            }
+            _ => Ok(Turn::At(self.clock.now_us())),
+        }
+    }
+
+    /// After HQ's 429 (`throttled`): no page and no function calls the project again for
+    /// the wait HQ asked for, or [`HQ_PAUSE_SECONDS`], so that only the first call of the
+    /// pause meets the throttle. (The job itself waits its own, growing, retry delay.)
+    async fn back_off(&self, accounts: &Accounts, throttled: &AccountError) {
+        let Accounts::CommCareHq(hq) = accounts else {
+            return;
+        };
+        let seconds = match throttled {
+            AccountError::Throttled(Some(wait)) => wait.as_secs().clamp(1, 900),
+            _ => HQ_PAUSE_SECONDS,
+        };
+        let until = self.clock.now_us() + seconds * 1_000_000;
+        if let Err(error) = Pace::commcare_hq(hq).hold_until(&self.store, until).await {
+            warn!(%error, "could not hold the directory's pace back");
         }
     }
 
@@ -198,16 +241,29 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
         record.account = Some(account.clone());
         let new = Self::new_account(&project, &record, &account, password, valid.email.clone());
         let budget = self.config.account_wait.saturating_sub(started.elapsed());
-        let made = match tokio::time::timeout(budget, ports.create(&project.accounts, &new)).await {
-            Ok(result) => result,
-            Err(_) => Err(AccountError::Unavailable(format!(
-                "no answer within {} ms",
-                budget.as_millis()
-            ))),
+        // A turn at the directory's pace that leaves half the budget for the call;
+        // otherwise the account waits for the accounts function.
+        let latest = self.clock.now_us() + budget.as_micros() as u64 / 2;
+        let made = match self.directory_turn(&project.accounts, Some(latest)).await? {
+            Turn::Later(_) => Err(None),
+            Turn::At(_) => {
+                let budget = self.config.account_wait.saturating_sub(started.elapsed());
+                match tokio::time::timeout(budget, ports.create(&project.accounts, &new)).await {
+                    Ok(result) => result.map_err(Some),
+                    Err(_) => Err(Some(AccountError::Unavailable(format!(
+                        "no answer within {} ms",
+                        budget.as_millis()
+                    )))),
+                }
+            }
         };
+        if let Err(Some(error @ AccountError::Throttled(_))) = &made {
+            self.back_off(&project.accounts, error).await;
+        }
         let waiting = match &made {
             Ok(()) => None,
-            Err(error @ (AccountError::Taken | AccountError::Invalid(_))) => {
+            Err(None) => Some(PACED.to_owned()),
+            Err(Some(error @ (AccountError::Taken | AccountError::Invalid(_)))) => {
                 // Nothing was made: the link works again, the form says why.
                 self.store.release_claim(&record, &account.attempt).await?;
                 let (field, message) = match error {
@@ -218,7 +274,7 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
                 let errors = FormErrors::single(field, &message);
                 return Err(RegisterError::Form(project, record, errors));
             }
-            Err(error) => Some(waiting_for(error)),
+            Err(Some(error)) => Some(waiting_for(error)),
         };
         let outcome = match &waiting {
             None => AccountOutcome::Created,
@@ -272,11 +328,13 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
     }
 
     /// Finishes the account of one account job (the accounts function), `receive_count`
-    /// its receives so far.
+    /// its receives so far; a call to the directory is started within `room`, or the job
+    /// is handed back.
     pub async fn finish_account(
         &self,
         job: &AccountJob,
         receive_count: u32,
+        room: std::time::Duration,
     ) -> Result<AccountJobResult, StoreError> {
         let nothing = Ok(AccountJobResult::Done(AccountJobDone::Nothing));
         let Ok(phone) = PhoneNumber::parse(&job.phone) else {
@@ -353,6 +411,14 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
         // The email the worker gave is in the `Worker Registered` event, not kept on the
         // invitation: a finished claim's account is made without it.
         let new = Self::new_account(&project, &record, &account, password, None);
+        let latest = self.clock.now_us() + room.as_micros() as u64;
+        if let Turn::Later(slot) = self.directory_turn(&project.accounts, Some(latest)).await? {
+            let wait = slot.saturating_sub(self.clock.now_us()).div_ceil(1_000_000);
+            return Ok(AccountJobResult::RetryIn {
+                seconds: u32::try_from(wait.max(1)).unwrap_or(900),
+                waited_long: age >= ACCOUNT_LONG_WAIT_SECONDS,
+            });
+        }
         match ports.create(&project.accounts, &new).await {
             Ok(()) => {
                 let done = self
@@ -382,6 +448,9 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
                 let why = waiting_for(&error);
                 self.settle_attempt(&record, &account, claimed, AccountOutcome::Pending(&why))
                     .await?;
+                if matches!(error, AccountError::Throttled(_)) {
+                    self.back_off(&project.accounts, &error).await;
+                }
                 Ok(AccountJobResult::RetryIn {
                     seconds: account_retry_seconds(&error, receive_count),
                     waited_long: age >= ACCOUNT_LONG_WAIT_SECONDS,

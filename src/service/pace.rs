@@ -1,6 +1,7 @@
-//! The deployment's paces, shared by every sender instance through one record per pace in
-//! the store ([`RateSlots`]): SMS at `SMS_RATE_PER_SECOND`, opt-out questions at the
-//! provider's rate for them.
+//! The deployment's paces, shared by every instance through one record per pace in the
+//! store ([`RateSlots`]): SMS at `SMS_RATE_PER_SECOND`, opt-out questions at the
+//! provider's rate for them, and each CommCare HQ project's account creations at HQ's
+//! rate for a project ([`Pace::commcare_hq`]).
 
 use std::time::Duration;
 
@@ -71,27 +72,70 @@ impl Pacer {
     }
 }
 
+/// The calls a second CommCare HQ lets a new project make (`../shared/COMMCARE-HQ.md`,
+/// "Throttling"), which its account creations are paced at.
+pub const HQ_CALLS_PER_SECOND: u32 = 1;
+
 /// One pace: its slots come from one shared record ([`RateSlots`], named `name`); an
 /// instance takes them one at a time and remembers where the next stood.
 #[derive(Debug)]
-struct Pace {
-    name: &'static str,
+pub struct Pace {
+    name: String,
     interval_us: u64,
     lead_us: u64,
     known_next: tokio::sync::Mutex<Option<u64>>,
 }
 
 impl Pace {
-    fn new(name: &'static str, rate_per_second: u32, lead_us: u64) -> Self {
+    fn new(name: impl Into<String>, rate_per_second: u32, lead_us: u64) -> Self {
         Pace {
-            name,
+            name: name.into(),
             lead_us,
             interval_us: interval_us(rate_per_second),
             known_next: tokio::sync::Mutex::new(None),
         }
     }
 
-    async fn wait_turn<L: RateSlots>(
+    /// The pace of a CommCare HQ project's account creations, shared by the registration
+    /// pages and the accounts function (and by every project of the service that makes its
+    /// accounts in the same HQ project).
+    pub fn commcare_hq(hq: &crate::domain::account::HqProject) -> Self {
+        let server = hq.base_url.trim_end_matches('/');
+        Pace::new(
+            format!("commcare-hq#{server}#{}", hq.domain),
+            HQ_CALLS_PER_SECOND,
+            CHECK_LEAD_US,
+        )
+    }
+
+    /// Holds every slot back until `until_us` (µs since the epoch), for every instance:
+    /// the directory asked for a pause. A later hold already there stays.
+    pub async fn hold_until<L: RateSlots>(
+        &self,
+        slots: &L,
+        until_us: u64,
+    ) -> Result<(), StoreError> {
+        let mut known = self.known_next.lock().await;
+        for _ in 0..SLOT_TRIES {
+            if known.is_some_and(|next| next >= until_us) {
+                return Ok(());
+            }
+            match slots.take_slot(&self.name, *known, until_us).await? {
+                SlotTake::Taken => {
+                    *known = Some(until_us);
+                    return Ok(());
+                }
+                SlotTake::Moved(current) => *known = current,
+            }
+        }
+        Err(StoreError::Unavailable {
+            code: "RateSlotContention".into(),
+        })
+    }
+
+    /// Takes the next slot and waits for it, when it comes no later than `not_after`
+    /// (µs since the epoch); otherwise takes none: [`Turn::Later`].
+    pub async fn wait_turn<L: RateSlots>(
         &self,
         slots: &L,
         clock: &dyn Clock,
@@ -111,7 +155,7 @@ impl Pace {
                     // unused (the rate lost) or be used past the deadline.
                     return Ok(Turn::Later(slot));
                 }
-                match slots.take_slot(self.name, *known, slot + span).await? {
+                match slots.take_slot(&self.name, *known, slot + span).await? {
                     SlotTake::Taken => {
                         *known = Some(slot + span);
                         break slot + last;
@@ -164,6 +208,44 @@ mod tests {
             Turn::At(slot) => slot,
             Turn::Later(slot) => panic!("no slot taken: the next is at {slot}"),
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_hq_projects_pause_holds_every_taker_back_and_a_shorter_one_changes_nothing() {
+        let store = MemoryStore::new();
+        let hq = |domain: &str| crate::domain::account::HqProject {
+            base_url: "https://www.commcarehq.org/".into(),
+            domain: domain.into(),
+            key_secret_arn: "arn:aws:secretsmanager:us-east-1:1:secret:k".into(),
+        };
+        let (page, function) = (
+            Pace::commcare_hq(&hq("demo")),
+            Pace::commcare_hq(&hq("demo")),
+        );
+        let first = turn(page.wait_turn(&store, &Frozen, None, 1).await.unwrap());
+        assert_eq!(first, NOW_US + CHECK_LEAD_US);
+        // A 429: five seconds' pause, seen by the other taker.
+        function
+            .hold_until(&store, NOW_US + 5_000_000)
+            .await
+            .unwrap();
+        page.hold_until(&store, NOW_US + 2_000_000).await.unwrap();
+        let within = function
+            .wait_turn(&store, &Frozen, Some(NOW_US + 4_000_000), 1)
+            .await
+            .unwrap();
+        assert_eq!(within, Turn::Later(NOW_US + 5_000_000));
+        let after = turn(page.wait_turn(&store, &Frozen, None, 1).await.unwrap());
+        assert_eq!(after, NOW_US + 5_000_000);
+        // One a second (and 40 ms), as HQ lets a new project call.
+        let next = turn(function.wait_turn(&store, &Frozen, None, 1).await.unwrap());
+        assert_eq!(next - after, interval_us(HQ_CALLS_PER_SECOND));
+        // Another HQ project has a pace of its own.
+        let other = Pace::commcare_hq(&hq("other"));
+        assert_eq!(
+            turn(other.wait_turn(&store, &Frozen, None, 1).await.unwrap()),
+            NOW_US + CHECK_LEAD_US
+        );
     }
 
     #[tokio::test(start_paused = true)]

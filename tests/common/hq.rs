@@ -101,6 +101,8 @@ pub struct Server {
     /// `GET domain_usernames`), throttled ones included.
     calls: BTreeMap<String, usize>,
     throttled: usize,
+    /// Every call to a project: when, its kind, whether the throttle refused it.
+    log: Vec<(Instant, String, bool)>,
     next_id: u64,
 }
 
@@ -158,6 +160,12 @@ impl Hq<'_> {
     /// Calls answered 429 by the throttle so far.
     pub fn throttled(&self) -> usize {
         self.with(|s| s.throttled)
+    }
+
+    /// Every call to a project so far: when, its kind (`POST user`, ...), and whether it
+    /// was answered 429.
+    pub fn log(&self) -> Vec<(Instant, String, bool)> {
+        self.with(|s| s.log.clone())
     }
 
     /// Calls of `kind` (`POST user`, `GET user`, `PUT user`, `DELETE user`,
@@ -326,17 +334,16 @@ pub fn answer(state: &Arc<Mutex<State>>, request: &Request) -> Vec<u8> {
     let Some(target) = target(&request.path) else {
         return response("404 NOT FOUND", None);
     };
-    *server
-        .calls
-        .entry(format!("{} {}", request.method, target.resource))
-        .or_default() += 1;
+    let kind = format!("{} {}", request.method, target.resource);
+    *server.calls.entry(kind.clone()).or_default() += 1;
     let id = server.next_id + 1;
     let Some(project) = server.projects.get_mut(target.domain) else {
         return response("404 NOT FOUND", None);
     };
-    if let Some(rate) = project.rate.as_mut()
-        && !rate.take(Instant::now())
-    {
+    let now = Instant::now();
+    let refused = project.rate.as_mut().is_some_and(|rate| !rate.take(now));
+    server.log.push((now, kind, refused));
+    if refused {
         server.throttled += 1;
         return response("429 TOO MANY REQUESTS", None);
     }
