@@ -34,6 +34,7 @@ const TABLE: &str = "accounts-test";
 const A: &str = "+16175551234";
 const B: &str = "+16175555512";
 const PASSWORD: &str = "correct horse";
+const EMAIL: &str = "jane@example.org";
 
 struct Env {
     moto: Moto,
@@ -191,7 +192,8 @@ impl Env {
     }
 
     async fn register(&self, token: &str, username: &str) -> (u16, Value) {
-        let form = json!({"username": username, "password": PASSWORD, "password2": PASSWORD});
+        let form = json!({"username": username, "password": PASSWORD, "password2": PASSWORD,
+            "email": EMAIL});
         response_parts(
             &self
                 .api
@@ -327,6 +329,21 @@ async fn a_slow_pool_gives_a_202_and_the_account_is_made_once_and_the_worker_tex
     let record = e.record(A).await;
     assert_eq!(record.account.as_ref().unwrap().status.as_str(), "created");
     assert!(e.signs_in("jane@demo", PASSWORD).await);
+    // Made by the function, with the email the worker gave on the page.
+    let user = e
+        .cognito
+        .admin_get_user()
+        .user_pool_id(&e.pool_id)
+        .username("jane@demo")
+        .send()
+        .await
+        .unwrap();
+    let email = user
+        .user_attributes()
+        .iter()
+        .find(|a| a.name() == "email")
+        .and_then(|a| a.value());
+    assert_eq!(email, Some(EMAIL));
     let texts = e.moto.sms_to(A);
     assert_eq!(texts.len(), sms_before + 1, "{texts:?}");
     assert_eq!(texts.last().unwrap(), "Account ready. Username: jane@demo");

@@ -177,6 +177,9 @@ pub struct AccountState {
     pub since: u64,
     /// The worker was texted that it is ready (made after the page had answered).
     pub notified: bool,
+    /// The email the worker gave on the form, for the account (kept with the claim, so that
+    /// an account the accounts function finishes has it too).
+    pub email: Option<String>,
 }
 
 impl AccountState {

@@ -94,14 +94,13 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
         record: &RegistrationRecord,
         account: &AccountState,
         password: Password,
-        email: Option<String>,
     ) -> NewAccount {
         NewAccount {
             project: project.name.clone(),
             username: account.username.clone(),
             password,
             phone: record.phone.clone(),
-            email,
+            email: account.email.clone(),
             app_id: record.app_id.clone(),
             custom_user_data: record.custom_user_data.clone(),
             reference: account.attempt.clone(),
@@ -194,6 +193,7 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
             reason: None,
             since: now,
             notified: false,
+            email: valid.email.clone(),
         };
         let password = Password::new(valid.password.clone());
         let sealed = ports
@@ -239,7 +239,7 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
         }
         let mut record = invitation;
         record.account = Some(account.clone());
-        let new = Self::new_account(&project, &record, &account, password, valid.email.clone());
+        let new = Self::new_account(&project, &record, &account, password);
         let budget = self.config.account_wait.saturating_sub(started.elapsed());
         // A turn at the directory's pace that leaves half the budget for the call;
         // otherwise the account waits for the accounts function.
@@ -408,9 +408,7 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
                 });
             }
         };
-        // The email the worker gave is in the `Worker Registered` event, not kept on the
-        // invitation: a finished claim's account is made without it.
-        let new = Self::new_account(&project, &record, &account, password, None);
+        let new = Self::new_account(&project, &record, &account, password);
         let latest = self.clock.now_us() + room.as_micros() as u64;
         if let Turn::Later(slot) = self.directory_turn(&project.accounts, Some(latest)).await? {
             let wait = slot.saturating_sub(self.clock.now_us()).div_ceil(1_000_000);
@@ -469,7 +467,7 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
     ) -> Result<AccountJobResult, StoreError> {
         let now = self.clock.now();
         if claimed {
-            let worker = Self::registered_worker(record, account, None, now);
+            let worker = Self::registered_worker(record, account, account.email.clone(), now);
             self.store
                 .register_claimed(record, &worker, &account.attempt, outcome)
                 .await?;

@@ -107,13 +107,18 @@ impl AccountStore for DynamoStore {
         account: &AccountState,
         sealed_password: &str,
     ) -> Result<ClaimOutcome, StoreError> {
-        let result = self
+        let email = if account.email.is_some() {
+            ", account_email = :email"
+        } else {
+            ""
+        };
+        let update = self
             .invitation_update(invitation)
-            .update_expression(
+            .update_expression(format!(
                 "SET account_status = :claimed, account_directory = :directory, \
                  account_username = :username, account_attempt = :attempt, \
-                 account_since = :since, sealed_password = :sealed",
-            )
+                 account_since = :since, sealed_password = :sealed{email}"
+            ))
             .condition_expression(
                 "#token = :token AND (#status = :queued OR #status = :pending) AND \
                  expires_at > :since AND attribute_not_exists(account_status)",
@@ -131,9 +136,12 @@ impl AccountStore for DynamoStore {
             .expression_attribute_values(":sealed", s(sealed_password))
             .return_values_on_condition_check_failure(
                 aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld,
-            )
-            .send()
-            .await;
+            );
+        let update = match &account.email {
+            Some(email) => update.expression_attribute_values(":email", s(email)),
+            None => update,
+        };
+        let result = update.send().await;
         let refused = match result {
             Ok(_) => return Ok(ClaimOutcome::Claimed),
             Err(error) => match error.as_service_error() {
@@ -173,7 +181,7 @@ impl AccountStore for DynamoStore {
             .invitation_update(invitation)
             .update_expression(
                 "REMOVE account_status, account_directory, account_username, account_attempt, \
-                 account_since, account_reason, account_notified, sealed_password",
+                 account_since, account_reason, account_notified, account_email, sealed_password",
             )
             .condition_expression("account_attempt = :attempt AND account_status = :claimed")
             .expression_attribute_values(":attempt", s(attempt))

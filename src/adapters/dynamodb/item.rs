@@ -441,6 +441,7 @@ pub fn account_from_item(item: &Item) -> Result<Option<AccountState>, StoreError
         reason: opt_s(item, "account_reason"),
         since: get_n(item, "account_since")?,
         notified: opt_bool(item, "account_notified").unwrap_or(false),
+        email: opt_s(item, "account_email"),
     }))
 }
 
