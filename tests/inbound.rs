@@ -500,6 +500,29 @@ async fn join_on_an_invitation_requiring_an_email_answers_the_registration_link_
 }
 
 #[tokio::test]
+async fn join_in_a_project_whose_accounts_live_in_a_directory_answers_the_page_and_registers_nobody()
+ {
+    let e = env(None).await;
+    let store = e.moto.store(TABLE).await;
+    let mut update = project(DEMO_DOMAIN, Some("Demo Health"), smsreg::domain::Plan::Pro);
+    update.accounts = Some(&smsreg::domain::account::Accounts::Cognito);
+    store.put_project(&update).await.unwrap();
+    e.invite(A).await;
+    assert_eq!(
+        e.replay(&reply("JOIN demo WORKER jane", "join-directory"))
+            .await,
+        ["registration_link_sent"]
+    );
+    let record = e.record().await;
+    assert_eq!(record.status, RegistrationStatus::Pending);
+    assert!(record.account.is_none(), "no account begun");
+    assert!(store.list_workers(DEMO_DOMAIN).await.unwrap().is_empty());
+    let answer = e.moto.sms_to(A).pop().unwrap();
+    assert!(answer.contains("choose your password"), "{answer}");
+    assert!(answer.contains(record.token.as_str()), "{answer}");
+}
+
+#[tokio::test]
 async fn a_join_with_a_2000_character_username_is_refused_in_one_sms_part() {
     let e = env(None).await;
     e.invite(A).await;

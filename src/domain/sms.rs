@@ -138,6 +138,14 @@ pub fn email_needed(project_title: &str, links: &RegistrationLinks, smart: bool)
     })
 }
 
+/// The answer to `JOIN` in a project whose accounts live in a directory (Cognito, CommCare
+/// HQ): an account made by SMS would have a password nobody knows; the page asks for one.
+pub fn password_needed(project_title: &str, links: &RegistrationLinks, smart: bool) -> String {
+    with_link(links, smart, |url| {
+        format!("{project_title}: choose your password to register here: {url}")
+    })
+}
+
 /// The texts as they are sent (see `sent`).
 pub fn as_sent(texts: Vec<String>, smart: bool) -> Vec<String> {
     texts.into_iter().map(|text| sent(text, smart)).collect()
@@ -420,6 +428,13 @@ mod tests {
             }
             assert!(text.contains("Reply JOIN demo WORKER"), "{text}");
         }
+    }
+
+    #[test]
+    fn the_password_needed_answer_gives_the_link_in_one_part() {
+        let text = password_needed("Demo Health", &links(), true);
+        assert!(text.contains(FULL) && text.contains("password"), "{text}");
+        assert_eq!(measure(&text).parts, 1);
     }
 
     #[test]

@@ -331,16 +331,24 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
         words: &[&str],
     ) -> Result<ReplyOutcome, ReplyError> {
         let phone = &invitation.phone;
-        if invitation.require_email {
-            // An account made by SMS would have no email: the page asks for it.
-            let links = RegistrationLinks::new(
-                &self.config.public_base_url,
-                &project.name,
-                &invitation.token,
-            );
-            let text = sms::email_needed(project.title(), &links, project.sms.smart_encoding);
+        // An account made by SMS would have no email, or (in a directory) a password
+        // nobody knows: the page asks for them.
+        let links = RegistrationLinks::new(
+            &self.config.public_base_url,
+            &project.name,
+            &invitation.token,
+        );
+        let (title, smart) = (project.title(), project.sms.smart_encoding);
+        let page_needed = if invitation.require_email {
+            Some(sms::email_needed(title, &links, smart))
+        } else if project.accounts.is_external() {
+            Some(sms::password_needed(title, &links, smart))
+        } else {
+            None
+        };
+        if let Some(text) = page_needed {
             self.answer(&project.name, phone, vec![text]).await?;
-            info!(phone = %phone.masked(), "JOIN on an invitation requiring an email: link sent");
+            info!(phone = %phone.masked(), "JOIN answered with the registration page's link");
             return Ok(ReplyOutcome::RegistrationLinkSent);
         }
         let well_formed = matches!(words.len(), 3 | 4)
