@@ -587,7 +587,7 @@ fn worker_for(record: &RegistrationRecord, username: &str, at: u64) -> Worker {
     Worker {
         domain: record.domain.clone(),
         username: username.into(),
-        password_hash: hash_password("correct horse"),
+        password_hash: Some(hash_password("correct horse")),
         phone: record.phone.clone(),
         email: None,
         custom_user_data: record.custom_user_data.clone(),

@@ -1671,7 +1671,7 @@ async fn a_successful_registration_creates_the_account_and_marks_the_number_regi
     let worker = w.store.worker(DEMO_DOMAIN, "jane.doe").unwrap();
     assert!(smsreg::domain::worker::verify_password(
         "correct horse",
-        &worker.password_hash
+        worker.password_hash.as_deref().unwrap()
     ));
     assert_eq!(worker.email.as_deref(), Some("jane@example.org"));
     assert_eq!(worker.phone.as_str(), A);

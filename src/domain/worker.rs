@@ -195,8 +195,9 @@ impl RegistrationForm {
 pub struct Worker {
     pub domain: String,
     pub username: String,
-    /// argon2id, in PHC string form.
-    pub password_hash: String,
+    /// argon2id, in PHC string form; `None` when the project's directory (Cognito,
+    /// CommCare HQ) holds the password (docs/accounts.md).
+    pub password_hash: Option<String>,
     pub phone: PhoneNumber,
     pub email: Option<String>,
     pub custom_user_data: Option<Map<String, Value>>,

@@ -109,18 +109,13 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
 
     /// The registration as the event and the listing tell it; no password hash: the
     /// directory holds the password.
-    fn registered_worker(
-        record: &RegistrationRecord,
-        account: &AccountState,
-        email: Option<String>,
-        now: u64,
-    ) -> Worker {
+    fn registered_worker(record: &RegistrationRecord, account: &AccountState, now: u64) -> Worker {
         Worker {
             domain: record.domain.clone(),
             username: account.username.clone(),
-            password_hash: String::new(),
+            password_hash: None,
             phone: record.phone.clone(),
-            email,
+            email: account.email.clone(),
             custom_user_data: record.custom_user_data.clone(),
             app_id: record.app_id.clone(),
             registered_at: now,
@@ -280,7 +275,7 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
             None => AccountOutcome::Created,
             Some(why) => AccountOutcome::Pending(why),
         };
-        let worker = Self::registered_worker(&record, &account, valid.email, self.clock.now());
+        let worker = Self::registered_worker(&record, &account, self.clock.now());
         if !self
             .store
             .register_claimed(&record, &worker, &account.attempt, outcome)
@@ -467,7 +462,7 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
     ) -> Result<AccountJobResult, StoreError> {
         let now = self.clock.now();
         if claimed {
-            let worker = Self::registered_worker(record, account, account.email.clone(), now);
+            let worker = Self::registered_worker(record, account, now);
             self.store
                 .register_claimed(record, &worker, &account.attempt, outcome)
                 .await?;

@@ -136,7 +136,7 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
         let worker = Worker {
             domain: project.name.clone(),
             username: valid.username.clone(),
-            password_hash,
+            password_hash: Some(password_hash),
             phone: invitation.phone.clone(),
             email: valid.email.clone(),
             custom_user_data: invitation.custom_user_data.clone(),

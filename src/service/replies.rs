@@ -382,7 +382,7 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
         let worker = Worker {
             domain: project.name.clone(),
             username: username.clone(),
-            password_hash,
+            password_hash: Some(password_hash),
             phone: phone.clone(),
             email: None,
             custom_user_data: invitation.custom_user_data.clone(),

@@ -145,10 +145,12 @@ pub fn worker_item(w: &Worker) -> Item {
         ("kind".into(), s("worker")),
         ("domain".into(), s(&w.domain)),
         ("username".into(), s(&w.username)),
-        ("password_hash".into(), s(&w.password_hash)),
         ("phone_number".into(), s(w.phone.as_str())),
         ("registered_at".into(), n(w.registered_at)),
     ]);
+    if let Some(hash) = &w.password_hash {
+        item.insert("password_hash".into(), s(hash));
+    }
     if let Some(email) = &w.email {
         item.insert("email".into(), s(email));
     }
@@ -167,7 +169,7 @@ pub fn worker_from_item(item: &Item) -> Result<Worker, StoreError> {
     Ok(Worker {
         domain: get_s(item, "domain")?,
         username: get_s(item, "username")?,
-        password_hash: get_s(item, "password_hash")?,
+        password_hash: opt_s(item, "password_hash"),
         phone: PhoneNumber::parse(&phone).map_err(|_| malformed("phone_number"))?,
         email: opt_s(item, "email"),
         custom_user_data: match opt_s(item, "custom_user_data") {
