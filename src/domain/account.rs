@@ -46,6 +46,8 @@ impl fmt::Debug for HqProject {
 pub const COGNITO_MAX_USERNAME: usize = 128;
 /// The longest local part of an email address (RFC 5321), which HQ's usernames are.
 pub const HQ_MAX_LOCAL_PART: usize = 64;
+/// Names CommCare HQ keeps for itself ("already taken or reserved").
+pub const HQ_RESERVED_USERNAMES: [&str; 2] = ["admin", "demo_user"];
 
 /// The kinds as `put-domain --accounts` names them.
 pub const KINDS: [&str; 3] = ["service", "cognito", "commcare-hq"];
@@ -112,6 +114,11 @@ impl Accounts {
                     || username.contains("..")
                 {
                     Some("A username cannot begin or end with '.' or have two in a row".into())
+                } else if HQ_RESERVED_USERNAMES
+                    .iter()
+                    .any(|reserved| username.eq_ignore_ascii_case(reserved))
+                {
+                    Some("This username is reserved by CommCare HQ".into())
                 } else {
                     None
                 }
@@ -271,6 +278,13 @@ mod tests {
         assert_eq!(hq().username_error("demo", "jane.doe"), None);
         assert!(hq().username_error("demo", &"a".repeat(65)).is_some());
         assert_eq!(hq().username_error("demo", &"a".repeat(64)), None);
+        for reserved in ["admin", "Demo_User"] {
+            assert_eq!(
+                hq().username_error("demo", reserved).as_deref(),
+                Some("This username is reserved by CommCare HQ")
+            );
+        }
+        assert_eq!(Accounts::Cognito.username_error("demo", "admin"), None);
         for bad in [".jane", "jane.", "ja..ne"] {
             assert!(hq().username_error("demo", bad).is_some(), "{bad}");
         }

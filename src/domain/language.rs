@@ -1,0 +1,270 @@
+//! The languages a worker may read the service in, and the built-in texts in each
+//! (`data/texts/*.json`; docs/languages.md): every SMS, reply answer and page a worker reads
+//! is one of them, filled in.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use serde::{Deserialize, Serialize};
+
+/// A language the service has built-in texts for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Language {
+    En,
+    Fr,
+    Es,
+    Pt,
+    Sw,
+    Hi,
+    Ar,
+}
+
+impl Language {
+    pub const ALL: [Language; 7] = [
+        Language::En,
+        Language::Fr,
+        Language::Es,
+        Language::Pt,
+        Language::Sw,
+        Language::Hi,
+        Language::Ar,
+    ];
+
+    /// Its ISO 639-1 code, as the API and the CLI name it.
+    pub fn code(self) -> &'static str {
+        match self {
+            Language::En => "en",
+            Language::Fr => "fr",
+            Language::Es => "es",
+            Language::Pt => "pt",
+            Language::Sw => "sw",
+            Language::Hi => "hi",
+            Language::Ar => "ar",
+        }
+    }
+
+    /// The language of an ISO 639-1 code (any case); `None` for any other text.
+    pub fn parse(code: &str) -> Option<Language> {
+        Language::ALL
+            .into_iter()
+            .find(|l| l.code().eq_ignore_ascii_case(code.trim()))
+    }
+
+    /// Its name in itself, for the page's links to the other languages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Language::En => "English",
+            Language::Fr => "Français",
+            Language::Es => "Español",
+            Language::Pt => "Português",
+            Language::Sw => "Kiswahili",
+            Language::Hi => "हिन्दी",
+            Language::Ar => "العربية",
+        }
+    }
+
+    /// The page's writing direction (`dir`).
+    pub fn direction(self) -> &'static str {
+        if self == Language::Ar { "rtl" } else { "ltr" }
+    }
+
+    fn source(self) -> &'static str {
+        match self {
+            Language::En => include_str!("../../data/texts/en.json"),
+            Language::Fr => include_str!("../../data/texts/fr.json"),
+            Language::Es => include_str!("../../data/texts/es.json"),
+            Language::Pt => include_str!("../../data/texts/pt.json"),
+            Language::Sw => include_str!("../../data/texts/sw.json"),
+            Language::Hi => include_str!("../../data/texts/hi.json"),
+            Language::Ar => include_str!("../../data/texts/ar.json"),
+        }
+    }
+
+    /// The built-in text `id` in this language, if it has one.
+    pub fn builtin(self, id: &str) -> Option<&'static str> {
+        static TEXTS: OnceLock<HashMap<Language, HashMap<String, String>>> = OnceLock::new();
+        TEXTS
+            .get_or_init(|| {
+                Language::ALL
+                    .into_iter()
+                    .map(|l| {
+                        let texts = serde_json::from_str(l.source())
+                            .expect("data/texts holds a JSON object of texts per language");
+                        (l, texts)
+                    })
+                    .collect()
+            })
+            .get(&self)?
+            .get(id)
+            .map(String::as_str)
+    }
+
+    /// The language a browser asks for first (`Accept-Language`) among `offered`, if any:
+    /// by quality, then order; a region (`fr-SN`) matches its language.
+    pub fn from_accept_language(header: &str, offered: &[Language]) -> Option<Language> {
+        let mut asked: Vec<(f32, usize, Language)> = header
+            .split(',')
+            .enumerate()
+            .filter_map(|(i, part)| {
+                let mut pieces = part.split(';');
+                let tag = pieces.next()?.trim();
+                let primary = tag.split('-').next()?;
+                let quality = pieces
+                    .find_map(|p| p.trim().strip_prefix("q="))
+                    .map_or(Some(1.0), |q| q.trim().parse::<f32>().ok())?;
+                let language = Language::parse(primary)?;
+                (quality > 0.0 && offered.contains(&language)).then_some((quality, i, language))
+            })
+            .collect();
+        asked.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        asked.first().map(|(_, _, language)| *language)
+    }
+}
+
+/// The ids of every built-in text: English has them all.
+pub fn text_ids() -> Vec<&'static str> {
+    static IDS: OnceLock<Vec<String>> = OnceLock::new();
+    IDS.get_or_init(|| {
+        let texts: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(Language::En.source()).expect("en.json is an object");
+        texts.keys().cloned().collect()
+    })
+    .iter()
+    .map(String::as_str)
+    .collect()
+}
+
+/// `template` with each `{name}` of `values` replaced (not `{}`, the link, which
+/// [`super::sms`] places).
+pub fn fill(template: &str, values: &[(&str, &str)]) -> String {
+    let mut text = template.to_owned();
+    for (name, value) in values {
+        text = text.replace(&format!("{{{name}}}"), value);
+    }
+    text
+}
+
+/// The texts one worker reads: in `language`, then the project's default language, then
+/// English, each the project's own text first, then the built-in one (CommCare HQ's
+/// order: `../shared/COMMCARE-HQ.md`, "Languages").
+#[derive(Debug, Clone, Copy)]
+pub struct Texts<'a> {
+    pub language: Language,
+    pub default: Language,
+    pub own: Option<&'a HashMap<Language, HashMap<String, String>>>,
+}
+
+impl<'a> Texts<'a> {
+    /// English only, nothing of a project's own.
+    pub fn english() -> Texts<'static> {
+        Texts {
+            language: Language::En,
+            default: Language::En,
+            own: None,
+        }
+    }
+
+    /// The text `id`, as the order finds it.
+    pub fn get(&self, id: &str) -> &'a str {
+        let own = |l: Language| {
+            self.own
+                .and_then(|own| own.get(&l))
+                .and_then(|texts| texts.get(id))
+                .map(String::as_str)
+        };
+        own(self.language)
+            .or_else(|| own(self.default))
+            .or_else(|| self.language.builtin(id))
+            .or_else(|| self.default.builtin(id))
+            .or_else(|| Language::En.builtin(id))
+            .unwrap_or_else(|| panic!("no built-in text {id}"))
+    }
+
+    /// The text `id` with `values` filled in.
+    pub fn fill(&self, id: &str, values: &[(&str, &str)]) -> String {
+        fill(self.get(id), values)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_round_trip_and_unknown_ones_are_none() {
+        for language in Language::ALL {
+            assert_eq!(Language::parse(language.code()), Some(language));
+            assert_eq!(
+                Language::parse(&language.code().to_uppercase()),
+                Some(language)
+            );
+        }
+        for bad in ["", "xx", "english", "fr-FR", "e"] {
+            assert_eq!(Language::parse(bad), None, "{bad}");
+        }
+        assert_eq!(Language::Ar.direction(), "rtl");
+        assert_eq!(Language::Sw.direction(), "ltr");
+    }
+
+    #[test]
+    fn every_language_has_every_text_with_the_same_placeholders() {
+        let placeholders = |text: &str| {
+            let mut found: Vec<String> = text
+                .match_indices('{')
+                .map(|(at, _)| {
+                    let end = text[at..].find('}').map_or(at, |e| at + e + 1);
+                    text[at..end].to_owned()
+                })
+                .collect();
+            found.sort();
+            found
+        };
+        for id in text_ids() {
+            let english = Language::En.builtin(id).unwrap();
+            for language in Language::ALL {
+                let text = language
+                    .builtin(id)
+                    .unwrap_or_else(|| panic!("{} lacks {id}", language.code()));
+                assert_eq!(
+                    placeholders(text),
+                    placeholders(english),
+                    "{} {id}: {text}",
+                    language.code()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn accept_language_picks_the_best_offered() {
+        let offered = [Language::En, Language::Sw, Language::Fr];
+        let pick = |h| Language::from_accept_language(h, &offered);
+        assert_eq!(pick("sw-KE,sw;q=0.9,en;q=0.8"), Some(Language::Sw));
+        assert_eq!(pick("de-DE,fr;q=0.5,en;q=0.7"), Some(Language::En));
+        assert_eq!(pick("ar,hi"), None);
+        assert_eq!(pick("fr;q=0, sw;q=0.1"), Some(Language::Sw));
+        assert_eq!(pick(""), None);
+        assert_eq!(pick("*"), None);
+    }
+
+    #[test]
+    fn the_order_is_own_then_default_own_then_builtin_then_default_builtin_then_english() {
+        let mut own: HashMap<Language, HashMap<String, String>> = HashMap::new();
+        own.entry(Language::Sw)
+            .or_default()
+            .insert("page.submit".into(), "SW OWN".into());
+        own.entry(Language::Fr)
+            .or_default()
+            .insert("page.username".into(), "FR OWN".into());
+        let texts = Texts {
+            language: Language::Sw,
+            default: Language::Fr,
+            own: Some(&own),
+        };
+        assert_eq!(texts.get("page.submit"), "SW OWN");
+        assert_eq!(texts.get("page.username"), "FR OWN");
+        assert_eq!(texts.get("page.email"), Language::Sw.builtin("page.email").unwrap());
+        assert_eq!(Texts::english().get("page.submit"), "Register");
+    }
+}
