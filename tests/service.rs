@@ -58,6 +58,8 @@ struct World<S> {
 fn demo_project(install_url: Option<&str>) -> Project {
     Project {
         accounts: Default::default(),
+        languages: vec![smsreg::domain::language::Language::En],
+        texts: Default::default(),
         name: DEMO_DOMAIN.into(),
         display_name: Some("Demo Health".into()),
         plan: Plan::Pro,
@@ -78,6 +80,8 @@ fn world_with<S: JobQueue + Clone>(sms: S, config: Config) -> World<S> {
     store.put_project(demo_project(None));
     store.put_project(Project {
         accounts: Default::default(),
+        languages: vec![smsreg::domain::language::Language::En],
+        texts: Default::default(),
         name: "other".into(),
         display_name: None,
         plan: Plan::Pro,

@@ -29,6 +29,8 @@ fn service() -> RegistrationService<MemoryStore, MemorySms> {
     let store = MemoryStore::new();
     store.put_project(Project {
         accounts: Default::default(),
+        languages: vec![smsreg::domain::language::Language::En],
+        texts: Default::default(),
         name: DOMAIN.into(),
         display_name: None,
         plan: Plan::Pro,

@@ -93,6 +93,8 @@ fn api_with<S: JobQueue + Clone>(sms: S) -> Api<MemoryStore, S> {
     let store = MemoryStore::new();
     store.put_project(Project {
         accounts: Default::default(),
+        languages: vec![smsreg::domain::language::Language::En],
+        texts: Default::default(),
         name: DOMAIN.into(),
         display_name: Some("Demo Health".into()),
         plan: Plan::Pro,

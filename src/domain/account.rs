@@ -242,8 +242,8 @@ pub struct NewAccount {
 
 /// The one-part SMS that tells a worker, whose page had answered before the account
 /// existed, the name to sign in with (at most 128 characters: one GSM-7 part).
-pub fn account_ready_text(sign_in_name: &str) -> String {
-    format!("Account ready. Username: {sign_in_name}")
+pub fn account_ready_text(texts: &super::language::Texts, sign_in_name: &str) -> String {
+    texts.fill("sms.account_ready", &[("username", sign_in_name)])
 }
 
 #[cfg(test)]
@@ -302,11 +302,25 @@ mod tests {
     }
 
     #[test]
-    fn the_ready_sms_is_one_part_for_the_longest_username() {
-        let text = account_ready_text(&"a".repeat(COGNITO_MAX_USERNAME));
-        let size = super::super::encoding::measure(&text);
-        assert_eq!(size.parts, 1, "{text}");
-        assert_eq!(size.encoding, super::super::encoding::Encoding::Gsm7);
+    fn the_ready_sms_is_one_part_for_the_longest_username_in_the_latin_languages() {
+        use super::super::language::{Language, Texts};
+        for language in [
+            Language::En,
+            Language::Fr,
+            Language::Es,
+            Language::Pt,
+            Language::Sw,
+        ] {
+            let texts = Texts {
+                language,
+                default: Language::En,
+                own: None,
+            };
+            let text = account_ready_text(&texts, &"a".repeat(COGNITO_MAX_USERNAME));
+            let size = super::super::encoding::measure(&super::super::encoding::smart(&text));
+            assert_eq!(size.parts, 1, "{text}");
+            assert_eq!(size.encoding, super::super::encoding::Encoding::Gsm7);
+        }
     }
 
     #[test]

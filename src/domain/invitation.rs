@@ -215,6 +215,9 @@ pub struct RegistrationRecord {
     pub account: Option<crate::domain::account::AccountState>,
     /// The username it registered (the service's own accounts), once registered.
     pub username: Option<String>,
+    /// The language its worker reads (the request's or the user's own); `None`: the
+    /// project's default for SMS, the browser's choice among the project's on the page.
+    pub language: Option<crate::domain::language::Language>,
 }
 
 /// An invitation's delivery: the provider's delivery report of its first SMS.
@@ -279,6 +282,7 @@ impl RegistrationRecord {
     ) -> Self {
         RegistrationRecord {
             username: None,
+            language: None,
             account: None,
             domain: domain.to_owned(),
             phone,
@@ -397,6 +401,7 @@ impl RegistrationRecord {
             "parts_sent": self.parts_sent,
             "parts_delivered": self.parts_delivered,
             "account": self.listed_account(),
+            "language": self.language.map(|l| l.code()),
         })
     }
 

@@ -1,6 +1,8 @@
 //! The reply keywords every SMS service must honour (carrier rules and AWS's): opting out,
 //! opting back in, and asking for help. They come before any other reply rule.
 
+use super::language::Texts;
+
 /// What a reply asks for, when it is one of the reserved keywords.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Keyword {
@@ -45,14 +47,11 @@ pub fn keyword(body: &str) -> Option<Keyword> {
 }
 
 /// The answer to HELP or INFO: who texts, why, and how to stop.
-pub fn help_text(project_title: Option<&str>) -> String {
-    let who = project_title.map_or_else(
-        || "Mobile worker registration".to_owned(),
-        |title| format!("{title}: mobile worker registration"),
-    );
-    format!(
-        "{who}. You were invited by SMS to register as a mobile worker. Reply STOP to stop these messages."
-    )
+pub fn help_text(texts: &Texts, project_title: Option<&str>) -> String {
+    match project_title {
+        Some(title) => texts.fill("sms.help", &[("title", title)]),
+        None => texts.get("sms.help_unknown_project").to_owned(),
+    }
 }
 
 #[cfg(test)]
@@ -103,9 +102,9 @@ mod tests {
 
     #[test]
     fn the_help_answer_names_the_project_and_how_to_stop() {
-        let text = help_text(Some("Demo Health"));
+        let text = help_text(&Texts::english(), Some("Demo Health"));
         assert!(text.starts_with("Demo Health") && text.contains("Reply STOP"));
-        assert!(help_text(None).contains("Reply STOP"));
+        assert!(help_text(&Texts::english(), None).contains("Reply STOP"));
         assert!(text.chars().count() <= 160, "one SMS segment");
     }
 }

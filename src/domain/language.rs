@@ -264,7 +264,10 @@ mod tests {
         };
         assert_eq!(texts.get("page.submit"), "SW OWN");
         assert_eq!(texts.get("page.username"), "FR OWN");
-        assert_eq!(texts.get("page.email"), Language::Sw.builtin("page.email").unwrap());
+        assert_eq!(
+            texts.get("page.email"),
+            Language::Sw.builtin("page.email").unwrap()
+        );
         assert_eq!(Texts::english().get("page.submit"), "Register");
     }
 }

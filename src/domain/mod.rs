@@ -8,6 +8,7 @@ pub mod invitation;
 pub mod job;
 pub mod json;
 pub mod keyword;
+pub mod language;
 pub mod outcome;
 pub mod phone;
 pub mod project;

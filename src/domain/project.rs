@@ -84,7 +84,17 @@ pub struct Project {
     pub sms: SmsSettings,
     /// Where its workers' accounts are made (docs/accounts.md).
     pub accounts: super::account::Accounts,
+    /// The languages its workers may read, the first its default (English alone unless
+    /// `put-domain --languages` says otherwise); never empty.
+    pub languages: Vec<super::language::Language>,
+    /// Its own texts, by language and text id: each replaces the built-in one
+    /// (`smsreg-admin put-texts`).
+    pub texts: ProjectTexts,
 }
+
+/// A project's own texts, by language and text id.
+pub type ProjectTexts =
+    std::collections::HashMap<super::language::Language, std::collections::HashMap<String, String>>;
 
 /// A project's SMS settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,6 +152,25 @@ impl Default for SmsSettings {
 }
 
 impl Project {
+    /// Its default language: the first of its languages.
+    pub fn default_language(&self) -> super::language::Language {
+        self.languages
+            .first()
+            .copied()
+            .unwrap_or(super::language::Language::En)
+    }
+
+    /// The texts a worker of the project reads in `language` (the project's default when
+    /// none is known).
+    pub fn texts(&self, language: Option<super::language::Language>) -> super::language::Texts<'_> {
+        let default = self.default_language();
+        super::language::Texts {
+            language: language.unwrap_or(default),
+            default,
+            own: (!self.texts.is_empty()).then_some(&self.texts),
+        }
+    }
+
     /// The name workers see in SMS texts.
     pub fn title(&self) -> &str {
         self.display_name.as_deref().unwrap_or(&self.name)
@@ -323,6 +352,8 @@ mod tests {
             allowed_countries: None,
             daily_invitation_limit: 10,
             accounts: Default::default(),
+            languages: vec![crate::domain::language::Language::En],
+            texts: Default::default(),
             sms: SmsSettings::default(),
         };
         assert!(p.may_text(Some("GB")) && p.may_text(None));
@@ -383,6 +414,8 @@ mod tests {
             allowed_countries: None,
             daily_invitation_limit: DEFAULT_DAILY_INVITATION_LIMIT,
             accounts: Default::default(),
+            languages: vec![crate::domain::language::Language::En],
+            texts: Default::default(),
             sms: SmsSettings::default(),
         };
         assert_eq!(p.title(), "demo");

@@ -6,6 +6,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::encoding;
+use super::language::Language;
 use super::phone::{PhoneNumber, lenient};
 use super::project::Project;
 
@@ -50,6 +51,8 @@ pub enum RequestedNumber {
 pub struct UserEntry {
     pub number: RequestedNumber,
     pub custom_user_data: Option<Map<String, Value>>,
+    /// The worker's own language (`users[].language`), one of the project's.
+    pub language: Option<Language>,
 }
 
 /// A request that passed every field rule.
@@ -65,6 +68,9 @@ pub struct RegistrationRequest {
     pub smart_encoding: bool,
     /// No SMS of the request before it (seconds since the epoch): the request's `send_at`.
     pub send_at: Option<u64>,
+    /// The language of every user who names none (`language`), one of the project's;
+    /// `None`: the project's default.
+    pub language: Option<Language>,
     pub users: Vec<UserEntry>,
 }
 
@@ -112,6 +118,55 @@ pub struct ValidationContext<'a> {
     pub registration_url_chars: usize,
     /// Seconds since the epoch, for `send_at`.
     pub now: u64,
+}
+
+/// A `language` field (`field` names it in errors): a code of the service's, and one of
+/// the project's languages.
+fn language(
+    value: Option<&Value>,
+    field: &str,
+    project: &Project,
+    errors: &mut FieldErrors,
+) -> Option<Language> {
+    let code = match value {
+        None | Some(Value::Null) => return None,
+        Some(Value::String(code)) => code,
+        Some(_) => {
+            errors.add(field, type_name("str"));
+            return None;
+        }
+    };
+    let codes = |languages: &[Language]| {
+        languages
+            .iter()
+            .map(|l| l.code())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match Language::parse(code) {
+        None => {
+            errors.add(
+                field,
+                format!(
+                    "Unknown language {code:?}: the service has {}",
+                    codes(&Language::ALL)
+                ),
+            );
+            None
+        }
+        Some(l) if !project.languages.contains(&l) => {
+            errors.add(
+                field,
+                format!(
+                    "This project's languages are {}: {} is not one of them",
+                    codes(&project.languages),
+                    l.code()
+                ),
+            );
+            None
+        }
+        Some(l) => Some(l),
+    }
 }
 
 fn type_name(expected: &str) -> String {
@@ -162,6 +217,7 @@ impl RegistrationRequest {
             }
         };
 
+        let language = language(body.get("language"), "language", ctx.project, &mut errors);
         let users = validate_user_list(body, ctx, &mut errors);
 
         match app_id {
@@ -172,6 +228,7 @@ impl RegistrationRequest {
                 custom_registration_message,
                 smart_encoding,
                 send_at,
+                language,
                 users,
             }),
             _ => Err(errors),
@@ -479,6 +536,12 @@ fn validate_users(
                 None
             }
         };
+        let language = language(
+            user.get("language"),
+            &format!("users[{i}].language"),
+            ctx.project,
+            errors,
+        );
         let Some(number) = number else { continue };
         let (key, shown) = match &number {
             RequestedNumber::Valid(phone) => (phone.as_str().to_owned(), phone.as_str()),
@@ -493,6 +556,7 @@ fn validate_users(
         users.push(UserEntry {
             number,
             custom_user_data,
+            language,
         });
     }
     users
@@ -507,6 +571,8 @@ mod tests {
     fn project() -> Project {
         Project {
             accounts: Default::default(),
+            languages: vec![crate::domain::language::Language::En],
+            texts: Default::default(),
             name: "demo".into(),
             display_name: None,
             plan: Plan::Pro,

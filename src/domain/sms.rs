@@ -5,6 +5,7 @@ use base64::engine::general_purpose::STANDARD;
 
 use super::encoding;
 use super::invitation::RegistrationLinks;
+use super::language::Texts;
 
 /// The prefix by which the CommCare app recognises an install-link SMS.
 pub const INSTALL_LINK_PREFIX: &str = "[commcare app - do not delete] ";
@@ -12,6 +13,8 @@ pub const INSTALL_LINK_PREFIX: &str = "[commcare app - do not delete] ";
 /// What one invitation's SMS depend on.
 #[derive(Debug, Clone, Copy)]
 pub struct InvitationSms<'a> {
+    /// The worker's texts (their language, the project's own).
+    pub texts: Texts<'a>,
     pub project_title: &'a str,
     pub android_only: bool,
     pub custom_message: Option<&'a str>,
@@ -28,14 +31,14 @@ impl InvitationSms<'_> {
             // The URL goes out only once the worker replies that the phone is an Android.
             let first = match self.custom_message {
                 Some(message) => message.to_owned(),
-                None => ask_phone_type(self.project_title),
+                None => ask_phone_type(&self.texts, self.project_title),
             };
             return vec![sent(first, self.smart_encoding)];
         }
         let first = with_link(self.links, self.smart_encoding, |url| {
             match self.custom_message {
                 Some(message) => message.replacen("{}", url, 1),
-                None => android_link(self.project_title, url),
+                None => android_link(&self.texts, self.project_title, url),
             }
         });
         // The install-link SMS is base64: nothing in it for smart encoding to replace.
@@ -67,40 +70,51 @@ pub fn sent(text: String, smart: bool) -> String {
 }
 
 /// The default first SMS when the phone type is not known: it asks for it.
-pub fn ask_phone_type(project_title: &str) -> String {
-    format!(
-        "{project_title} invites you to register as a mobile worker. Reply 1 if you have an \
-         Android phone, or 2 if you have another kind of phone."
-    )
+pub fn ask_phone_type(texts: &Texts, project_title: &str) -> String {
+    texts.fill("sms.ask_phone_type", &[("title", project_title)])
+}
+
+/// A text whose `{}` is a link, with `url` there.
+fn linked(texts: &Texts, id: &str, project_title: &str, url: &str) -> String {
+    texts
+        .fill(id, &[("title", project_title)])
+        .replacen("{}", url, 1)
 }
 
 /// The default SMS with the registration link.
-pub fn android_link(project_title: &str, url: &str) -> String {
-    format!("{project_title}: register on your Android phone: {url}")
+pub fn android_link(texts: &Texts, project_title: &str, url: &str) -> String {
+    linked(texts, "sms.android_link", project_title, url)
 }
 
 /// How a worker without an Android phone registers by SMS.
-pub fn join_instructions(project_title: &str, project_name: &str) -> String {
-    format!(
-        "{project_title}: to register, reply JOIN {project_name} WORKER and the username \
-         you want"
+pub fn join_instructions(texts: &Texts, project_title: &str, project_name: &str) -> String {
+    texts.fill(
+        "sms.join_instructions",
+        &[("title", project_title), ("project", project_name)],
     )
 }
 
 /// The answer to a JOIN that registered the worker.
-pub fn welcome(project_title: &str, username: &str) -> String {
-    format!("{project_title}: you are registered. Your username is {username}.")
+pub fn welcome(texts: &Texts, project_title: &str, username: &str) -> String {
+    texts.fill(
+        "sms.welcome",
+        &[("title", project_title), ("username", username)],
+    )
 }
 
 /// The answer to a JOIN whose username cannot be used (`reason`), or is taken. The
 /// username is the sender's text: it is echoed only as far as the answer stays one part
 /// (cut, with `...`, or left out), so that a 2000-character name costs no more than any
 /// other refusal, and never makes an SMS over the providers' 1600 characters.
-pub fn username_refused(project_name: &str, username: &str, reason: &str) -> String {
+pub fn username_refused(texts: &Texts, project_name: &str, username: &str, reason: &str) -> String {
     let with = |shown: &str| {
-        format!(
-            "The username {shown} cannot be used: {reason}. Reply JOIN {project_name} WORKER \
-             and another username."
+        texts.fill(
+            "sms.username_refused",
+            &[
+                ("username", shown),
+                ("reason", reason),
+                ("project", project_name),
+            ],
         )
     };
     let whole = with(username);
@@ -123,26 +137,36 @@ pub fn username_refused(project_name: &str, username: &str, reason: &str) -> Str
     if fits > 0 {
         cut(fits)
     } else {
-        format!(
-            "That username cannot be used: {reason}. Reply JOIN {project_name} WORKER and \
-             another username."
+        texts.fill(
+            "sms.username_refused_unnamed",
+            &[("reason", reason), ("project", project_name)],
         )
     }
 }
 
 /// The answer to a JOIN on an invitation that requires an email address: no account is
 /// made by SMS (it would have none); the worker registers on the page, which asks for it.
-pub fn email_needed(project_title: &str, links: &RegistrationLinks, smart: bool) -> String {
+pub fn email_needed(
+    texts: &Texts,
+    project_title: &str,
+    links: &RegistrationLinks,
+    smart: bool,
+) -> String {
     with_link(links, smart, |url| {
-        format!("{project_title}: registering needs an email address. Register here: {url}")
+        linked(texts, "sms.email_needed", project_title, url)
     })
 }
 
 /// The answer to `JOIN` in a project whose accounts live in a directory (Cognito, CommCare
 /// HQ): an account made by SMS would have a password nobody knows; the page asks for one.
-pub fn password_needed(project_title: &str, links: &RegistrationLinks, smart: bool) -> String {
+pub fn password_needed(
+    texts: &Texts,
+    project_title: &str,
+    links: &RegistrationLinks,
+    smart: bool,
+) -> String {
     with_link(links, smart, |url| {
-        format!("{project_title}: choose your password to register here: {url}")
+        linked(texts, "sms.password_needed", project_title, url)
     })
 }
 
@@ -158,16 +182,14 @@ pub const PLAY_STORE_URL: &str =
 /// The SMS of a reinstall: the Google Play message (the custom one with `{}` replaced by
 /// the link, or the default), then the app's install-link SMS when it has one.
 pub fn reinstall_texts(
+    texts: &Texts,
     project_title: &str,
     custom: Option<&str>,
     install_url: Option<&str>,
 ) -> Vec<String> {
     let first = match custom {
         Some(message) => message.replace("{}", PLAY_STORE_URL),
-        None => format!(
-            "{project_title}: to reinstall your app, install CommCare from Google Play: \
-             {PLAY_STORE_URL}"
-        ),
+        None => linked(texts, "sms.reinstall", project_title, PLAY_STORE_URL),
     };
     let mut texts = vec![first];
     texts.extend(install_url.map(install_link_sms));
@@ -204,6 +226,7 @@ mod tests {
         install: Option<&'static str>,
     ) -> Vec<String> {
         InvitationSms {
+            texts: Texts::english(),
             project_title: "Demo Health",
             android_only,
             custom_message: custom,
@@ -260,6 +283,7 @@ mod tests {
         for (len, expected, parts) in [(115, FULL, 1), (116, SHORT, 1), (200, FULL, 2)] {
             let message = format!("{}{{}}", "a".repeat(len));
             let text = InvitationSms {
+                texts: Texts::english(),
                 project_title: "Demo",
                 android_only: true,
                 custom_message: Some(&message),
@@ -277,6 +301,7 @@ mod tests {
     #[test]
     fn smart_encoding_applies_to_the_composed_text_and_not_to_the_install_link() {
         let texts = InvitationSms {
+            texts: Texts::english(),
             project_title: "Don\u{2019}s Clinic",
             android_only: true,
             custom_message: None,
@@ -288,8 +313,10 @@ mod tests {
         assert!(texts[0].starts_with("Don's Clinic: "));
         assert_eq!(texts[1], install_link_sms(INSTALL));
         let kept = InvitationSms {
+            texts: Texts::english(),
             smart_encoding: false,
             ..InvitationSms {
+                texts: Texts::english(),
                 project_title: "Don\u{2019}s Clinic",
                 android_only: false,
                 custom_message: None,
@@ -304,7 +331,7 @@ mod tests {
 
     #[test]
     fn a_reinstall_sends_the_play_store_link_then_the_install_link() {
-        let texts = reinstall_texts("Demo", Some("Get it: {}"), Some(INSTALL));
+        let texts = reinstall_texts(&Texts::english(), "Demo", Some("Get it: {}"), Some(INSTALL));
         assert_eq!(
             texts,
             vec![
@@ -312,7 +339,7 @@ mod tests {
                 install_link_sms(INSTALL)
             ]
         );
-        let texts = reinstall_texts("Demo", None, None);
+        let texts = reinstall_texts(&Texts::english(), "Demo", None, None);
         assert_eq!(texts.len(), 1);
         assert!(texts[0].starts_with("Demo: ") && texts[0].ends_with(PLAY_STORE_URL));
     }
@@ -345,6 +372,7 @@ mod tests {
         let links = RegistrationLinks::new(base, name, &token);
         let compose = |android_only| {
             InvitationSms {
+                texts: Texts::english(),
                 project_title: title,
                 android_only,
                 custom_message: None,
@@ -358,10 +386,19 @@ mod tests {
         vec![
             ("ask phone type", compose(false)),
             ("android link", compose(true)),
-            ("reinstall", reinstall_texts(title, None, None).remove(0)),
-            ("help", help_text(Some(title))),
-            ("join instructions", join_instructions(title, name)),
-            ("welcome", welcome(title, &"u".repeat(80))),
+            (
+                "reinstall",
+                reinstall_texts(&Texts::english(), title, None, None).remove(0),
+            ),
+            ("help", help_text(&Texts::english(), Some(title))),
+            (
+                "join instructions",
+                join_instructions(&Texts::english(), title, name),
+            ),
+            (
+                "welcome",
+                welcome(&Texts::english(), title, &"u".repeat(80)),
+            ),
         ]
     }
 
@@ -412,14 +449,14 @@ mod tests {
     #[test]
     fn a_refused_username_is_echoed_only_as_far_as_one_part() {
         let reason = "Usernames are 3 to 80 characters long";
-        let short = username_refused("demo", "jo", reason);
+        let short = username_refused(&Texts::english(), "demo", "jo", reason);
         assert!(short.contains("username jo cannot"), "{short}");
         for (name, shown) in [
             ("x".repeat(2000), Some("xxx...")),
             (format!("ab{}", "\u{416}".repeat(2000)), Some("ab...")),
             ("\u{416}".repeat(2000), None),
         ] {
-            let text = username_refused("demo", &name, reason);
+            let text = username_refused(&Texts::english(), "demo", &name, reason);
             assert_eq!(measure(&text).parts, 1, "{text}");
             assert_eq!(measure(&text).encoding, Encoding::Gsm7, "{text}");
             match shown {
@@ -432,14 +469,14 @@ mod tests {
 
     #[test]
     fn the_password_needed_answer_gives_the_link_in_one_part() {
-        let text = password_needed("Demo Health", &links(), true);
+        let text = password_needed(&Texts::english(), "Demo Health", &links(), true);
         assert!(text.contains(FULL) && text.contains("password"), "{text}");
         assert_eq!(measure(&text).parts, 1);
     }
 
     #[test]
     fn the_email_needed_answer_gives_the_link_in_one_part() {
-        let text = email_needed("Demo Health", &links(), true);
+        let text = email_needed(&Texts::english(), "Demo Health", &links(), true);
         assert!(text.contains(FULL) && text.contains("email"), "{text}");
         assert_eq!(measure(&text).parts, 1);
     }

@@ -491,7 +491,10 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
             id: format!("account-ready-{}", account.attempt),
             domain: record.domain.clone(),
             phone: record.phone.clone(),
-            texts: vec![account_ready_text(sign_in)],
+            texts: vec![crate::domain::sms::sent(
+                account_ready_text(&project.texts(record.language), sign_in),
+                project.sms.smart_encoding,
+            )],
             kind: crate::domain::job::JobKind::Message,
             schedule: Schedule::default(),
             max_price_per_part: project.sms.max_price_per_part.clone(),

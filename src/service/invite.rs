@@ -204,6 +204,7 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
             android_only: request.android_only,
             require_email: request.require_email,
             custom_user_data: user.custom_user_data.clone(),
+            language: user.language.or(request.language),
             phone_type: request.android_only.then_some(PhoneType::Android),
             batch_id: Some(batch_id.to_owned()),
             ..Invitation::new(
@@ -247,6 +248,7 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
             &invitation.token,
         );
         let texts = InvitationSms {
+            texts: project.texts(invitation.language),
             project_title: project.title(),
             android_only: request.android_only,
             custom_message: request.custom_registration_message.as_deref(),

@@ -58,6 +58,7 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
             .and_then(|app| app.install_url.as_deref());
         let texts = as_sent(
             reinstall_texts(
+                &project.texts(None),
                 project.title(),
                 request.reinstall_message.as_deref(),
                 install_url,

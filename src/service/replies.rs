@@ -9,6 +9,7 @@ use super::RegistrationService;
 use crate::domain::invitation::{PhoneType, RegistrationLinks};
 use crate::domain::job::{JobKind, SmsJob};
 use crate::domain::keyword::{Keyword, help_text, keyword};
+use crate::domain::language::Texts;
 use crate::domain::sms::{self, InvitationSms};
 use crate::domain::worker::{RegistrationForm, Worker, hash_password, normalise_username};
 use crate::domain::{PhoneNumber, Project, RegistrationRecord};
@@ -225,11 +226,15 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
                     return Ok(ReplyOutcome::NotAnswered);
                 }
                 let project = match record {
-                    Some(record) => self.store.project(&record.domain).await?,
+                    Some(ref record) => self.store.project(&record.domain).await?,
                     None => None,
                 };
                 let domain = project.as_ref().map_or("", |p| p.name.as_str());
-                let text = help_text(project.as_ref().map(Project::title));
+                let language = record.as_ref().and_then(|r| r.language);
+                let text = match &project {
+                    Some(project) => help_text(&project.texts(language), Some(project.title())),
+                    None => help_text(&Texts::english(), None),
+                };
                 self.answer(domain, &phone, vec![text]).await?;
                 return Ok(ReplyOutcome::HelpSent);
             }
@@ -265,8 +270,12 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
             None if body == "1" => PhoneType::Android,
             None if body == "2" => PhoneType::Other,
             None => {
-                self.answer(&project.name, &phone, vec![start_text(&project)])
-                    .await?;
+                self.answer(
+                    &project.name,
+                    &phone,
+                    vec![start_text(&project, &invitation)],
+                )
+                .await?;
                 return Ok(ReplyOutcome::StartResent);
             }
         };
@@ -286,6 +295,7 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
                     .and_then(|id| project.app(id))
                     .and_then(|app| app.install_url.as_deref());
                 let texts = InvitationSms {
+                    texts: project.texts(invitation.language),
                     project_title: project.title(),
                     android_only: true,
                     custom_message: None,
@@ -298,8 +308,12 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
                 Ok(ReplyOutcome::AndroidLinkSent)
             }
             PhoneType::Other => {
-                self.answer(&project.name, &phone, vec![join_instructions(&project)])
-                    .await?;
+                self.answer(
+                    &project.name,
+                    &phone,
+                    vec![join_instructions(&project, &invitation)],
+                )
+                .await?;
                 Ok(ReplyOutcome::JoinInstructionsSent)
             }
         }
@@ -339,10 +353,11 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
             &invitation.token,
         );
         let (title, smart) = (project.title(), project.sms.smart_encoding);
+        let texts = project.texts(invitation.language);
         let page_needed = if invitation.require_email {
-            Some(sms::email_needed(title, &links, smart))
+            Some(sms::email_needed(&texts, title, &links, smart))
         } else if project.accounts.is_external() {
-            Some(sms::password_needed(title, &links, smart))
+            Some(sms::password_needed(&texts, title, &links, smart))
         } else {
             None
         };
@@ -355,8 +370,12 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
             && words[1].eq_ignore_ascii_case(&project.name)
             && words[2].eq_ignore_ascii_case("WORKER");
         if !well_formed {
-            self.answer(&project.name, phone, vec![join_instructions(project)])
-                .await?;
+            self.answer(
+                &project.name,
+                phone,
+                vec![join_instructions(project, invitation)],
+            )
+            .await?;
             return Ok(ReplyOutcome::JoinRefused);
         }
         let username = words.get(3).map_or_else(
@@ -372,7 +391,7 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
         };
         if let Err(errors) = form.validate(false) {
             let reason = errors.get("username").unwrap_or("it is not valid");
-            let text = sms::username_refused(&project.name, &username, reason);
+            let text = sms::username_refused(&texts, &project.name, &username, reason);
             self.answer(&project.name, phone, vec![text]).await?;
             return Ok(ReplyOutcome::JoinRefused);
         }
@@ -392,7 +411,8 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
         match self.store.register(invitation, &worker).await? {
             RegisterOutcome::Registered => {}
             RegisterOutcome::UsernameTaken => {
-                let text = sms::username_refused(&project.name, &username, "it is already taken");
+                let reason = texts.get("sms.username_taken_reason");
+                let text = sms::username_refused(&texts, &project.name, &username, reason);
                 self.answer(&project.name, phone, vec![text]).await?;
                 return Ok(ReplyOutcome::JoinRefused);
             }
@@ -405,7 +425,7 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
             }
         }
         info!(phone = %phone.masked(), "worker registered by SMS");
-        let welcome = sms::welcome(project.title(), &username);
+        let welcome = sms::welcome(&texts, project.title(), &username);
         self.answer(&project.name, phone, vec![welcome]).await?;
         Ok(ReplyOutcome::Joined(username))
     }
@@ -425,14 +445,16 @@ fn answer_cap(record: &RegistrationRecord, now: u64, worker_step: bool) -> usize
 }
 
 /// The first SMS of an invitation that asks for the phone type.
-fn start_text(project: &Project) -> String {
+fn start_text(project: &Project, invitation: &RegistrationRecord) -> String {
+    let texts = project.texts(invitation.language);
     sms::sent(
-        sms::ask_phone_type(project.title()),
+        sms::ask_phone_type(&texts, project.title()),
         project.sms.smart_encoding,
     )
 }
 
-fn join_instructions(project: &Project) -> String {
-    let text = sms::join_instructions(project.title(), &project.name);
+fn join_instructions(project: &Project, invitation: &RegistrationRecord) -> String {
+    let texts = project.texts(invitation.language);
+    let text = sms::join_instructions(&texts, project.title(), &project.name);
     sms::sent(text, project.sms.smart_encoding)
 }

@@ -428,6 +428,7 @@ pub fn project<'a>(
 ) -> ProjectUpdate<'a> {
     ProjectUpdate {
         accounts: None,
+        languages: None,
         domain,
         plan,
         enabled: true,

@@ -34,6 +34,8 @@ pub struct ProjectUpdate<'a> {
     /// Where its workers' accounts are made; unset keeps the current setting (new
     /// projects: the service's table).
     pub accounts: Option<&'a crate::domain::account::Accounts>,
+    /// Its languages, the first its default; unset keeps them (new projects: English).
+    pub languages: Option<&'a [crate::domain::language::Language]>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -253,6 +255,11 @@ impl DynamoStore {
                 _ => remove.extend(["hq_base_url", "hq_domain", "hq_key_secret_arn"]),
             }
         }
+        if let Some(languages) = update.languages {
+            set.push("languages = :languages");
+            request =
+                request.expression_attribute_values(":languages", s(language_list(languages)));
+        }
         let mut expression = format!("SET {}", set.join(", "));
         if !remove.is_empty() {
             expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
@@ -412,4 +419,13 @@ impl DynamoStore {
             Err(e) => Err(store_error(&e)),
         }
     }
+}
+
+/// A project's languages as stored: their codes, comma-separated, the default first.
+pub fn language_list(languages: &[crate::domain::language::Language]) -> String {
+    languages
+        .iter()
+        .map(|l| l.code())
+        .collect::<Vec<_>>()
+        .join(",")
 }

@@ -80,6 +80,8 @@ impl Directory for DynamoStore {
             daily_invitation_limit,
             sms,
             accounts: accounts_from_item(meta)?,
+            languages: super::item::languages_from_item(meta)?,
+            texts: super::item::texts_from_item(meta)?,
         }))
     }
 }

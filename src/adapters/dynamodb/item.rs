@@ -1,6 +1,7 @@
 //! The single-table layout: keys of each kind of item, and conversions to and from items.
 
 use crate::domain::account::{AccountState, AccountStatus, Accounts, HqProject};
+use crate::domain::language::Language;
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -305,6 +306,9 @@ pub fn registration_item(r: &RegistrationRecord) -> Item {
         item.insert("delivery_price_usd".into(), usd(d.price_usd));
         item.insert("delivery_at".into(), n(d.at));
     }
+    if let Some(language) = r.language {
+        item.insert("language".into(), s(language.code()));
+    }
     if let Some(t) = r.scheduled_for {
         item.insert("scheduled_for".into(), n(t));
     }
@@ -427,6 +431,10 @@ pub fn registration_from_item(item: &Item) -> Result<RegistrationRecord, StoreEr
         parts_delivered: opt_n(item, "parts_delivered")?.unwrap_or(0),
         account: account_from_item(item)?,
         username: opt_s(item, "username"),
+        language: match opt_s(item, "language") {
+            None => None,
+            Some(code) => Some(Language::parse(&code).ok_or_else(|| malformed("language"))?),
+        },
     })
 }
 
@@ -462,6 +470,30 @@ pub fn accounts_from_item(item: &Item) -> Result<Accounts, StoreError> {
     })
 }
 
+/// A project's languages (`languages`: codes, the default first); English alone for a
+/// project stored before languages existed.
+pub fn languages_from_item(item: &Item) -> Result<Vec<Language>, StoreError> {
+    let Some(list) = opt_s(item, "languages") else {
+        return Ok(vec![Language::En]);
+    };
+    let languages = list
+        .split(',')
+        .map(|code| Language::parse(code).ok_or_else(|| malformed("languages")))
+        .collect::<Result<Vec<_>, _>>()?;
+    if languages.is_empty() {
+        return Err(malformed("languages"));
+    }
+    Ok(languages)
+}
+
+/// A project's own texts (`texts`: JSON, by language code and text id).
+pub fn texts_from_item(item: &Item) -> Result<crate::domain::project::ProjectTexts, StoreError> {
+    match opt_s(item, "texts") {
+        None => Ok(Default::default()),
+        Some(json) => serde_json::from_str(&json).map_err(|_| malformed("texts")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -471,6 +503,7 @@ mod tests {
     fn a_registration_survives_the_round_trip_through_an_item() {
         let record = RegistrationRecord {
             username: None,
+            language: Some(Language::Sw),
             account: None,
             domain: "demo".into(),
             phone: PhoneNumber::parse("+16175551234").unwrap(),

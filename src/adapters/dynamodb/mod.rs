@@ -16,7 +16,7 @@ mod quota;
 mod workers;
 mod write;
 
-pub use admin::{MarkRegistered, ProjectUpdate};
+pub use admin::{MarkRegistered, ProjectUpdate, language_list};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;

@@ -1,6 +1,7 @@
 //! `put-domain` and `put-app`: a project's settings, where its workers' accounts live, and
 //! its apps.
 
+use crate::domain::language::Language;
 use clap::ArgGroup;
 
 use super::context::{Admin, Failure, check_domain, failed, usage};
@@ -69,6 +70,10 @@ pub(super) struct PutDomainArgs {
     /// says whether the directory is ready; docs/accounts.md.
     #[arg(long, value_name = "KIND", value_parser = KINDS)]
     accounts: Option<String>,
+    /// The languages its workers may read, comma-separated, the first its default: en,
+    /// fr, es, pt, sw, hi, ar (docs/languages.md). Unset keeps them (new projects: en).
+    #[arg(long, value_name = "CODES", value_parser = parse_languages)]
+    languages: Option<Languages>,
     /// With --accounts commcare-hq: the HQ server, such as https://www.commcarehq.org
     /// (https; http only for localhost and 127.0.0.1).
     #[arg(long, value_name = "URL")]
@@ -267,6 +272,30 @@ fn secret_arn(arn: &str) -> Result<String, String> {
     }
 }
 
+/// `--languages`: known codes, each once, at least one.
+#[derive(Debug, Clone)]
+pub(super) struct Languages(Vec<Language>);
+
+fn parse_languages(list: &str) -> Result<Languages, String> {
+    let mut languages = Vec::new();
+    for code in list.split(',').map(str::trim).filter(|c| !c.is_empty()) {
+        let language = Language::parse(code).ok_or_else(|| {
+            format!(
+                "unknown language {code:?}: the service has {}",
+                Language::ALL.map(Language::code).join(", ")
+            )
+        })?;
+        if languages.contains(&language) {
+            return Err(format!("{code} is listed twice"));
+        }
+        languages.push(language);
+    }
+    if languages.is_empty() {
+        return Err("name at least one language, the default first".into());
+    }
+    Ok(Languages(languages))
+}
+
 impl Admin {
     /// `smsreg-admin put-domain`.
     pub(super) async fn put_domain(&self, args: PutDomainArgs) -> Result<(), Failure> {
@@ -283,6 +312,7 @@ impl Admin {
             send_window,
             max_price_per_part,
             accounts,
+            languages,
             commcare_hq_url,
             commcare_hq_domain,
             commcare_hq_key_secret,
@@ -311,6 +341,7 @@ impl Admin {
         self.store
             .put_project(&ProjectUpdate {
                 accounts: accounts.as_ref(),
+                languages: languages.as_ref().map(|l| l.0.as_slice()),
                 domain: &domain,
                 plan: plan.0,
                 enabled: enable,
@@ -326,6 +357,13 @@ impl Admin {
             .map_err(failed)?;
         let state = if enable { "enabled" } else { "disabled" };
         println!("project {domain}: plan {}, registration {state}", plan.0);
+        if let Some(languages) = &languages {
+            println!(
+                "languages: {} (default {})",
+                crate::adapters::dynamodb::language_list(&languages.0),
+                languages.0[0].code()
+            );
+        }
         if let Some(accounts) = &accounts {
             println!("accounts: {}", accounts.kind());
             if accounts.is_external() {
