@@ -185,6 +185,53 @@ impl<'a> Texts<'a> {
     pub fn fill(&self, id: &str, values: &[(&str, &str)]) -> String {
         fill(self.get(id), values)
     }
+
+    /// A form error, made in English by the rules (`form.*`, filled), in these texts'
+    /// language; a message of no built-in text (a directory's own words) as it is.
+    pub fn localise(&self, english: &str) -> String {
+        for id in text_ids().into_iter().filter(|id| id.starts_with("form.")) {
+            let template = Language::En.builtin(id).expect("English has every text");
+            if let Some(values) = matches(template, english) {
+                let values: Vec<(&str, &str)> = values
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
+                return self.fill(id, &values);
+            }
+        }
+        english.to_owned()
+    }
+}
+
+/// The values of `template`'s `{name}` placeholders that make it `text`, if it does.
+fn matches(template: &str, text: &str) -> Option<Vec<(String, String)>> {
+    let mut values = Vec::new();
+    let mut rest_template = template;
+    let mut rest = text;
+    loop {
+        let Some(open) = rest_template.find('{') else {
+            return (rest == rest_template).then_some(values);
+        };
+        let literal = &rest_template[..open];
+        rest = rest.strip_prefix(literal)?;
+        let close = rest_template[open..].find('}')? + open;
+        let name = &rest_template[open + 1..close];
+        rest_template = &rest_template[close + 1..];
+        // The value runs to the next literal (to the end when none follows).
+        let next = rest_template
+            .find('{')
+            .map_or(rest_template, |at| &rest_template[..at]);
+        let end = if next.is_empty() {
+            rest.len()
+        } else {
+            rest.find(next)?
+        };
+        if end == 0 {
+            return None;
+        }
+        values.push((name.to_owned(), rest[..end].to_owned()));
+        rest = &rest[end..];
+    }
 }
 
 #[cfg(test)]
@@ -234,6 +281,29 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_form_error_is_localised_with_its_values_and_other_words_stay() {
+        let french = Texts {
+            language: Language::Fr,
+            default: Language::En,
+            own: None,
+        };
+        let english = Texts::english();
+        let message = "Usernames are 3 to 80 characters long";
+        assert_eq!(english.localise(message), message);
+        let localised = french.localise(message);
+        assert!(
+            localised.contains('3') && localised.contains("80"),
+            "{localised}"
+        );
+        assert_ne!(localised, message);
+        assert_eq!(
+            french.localise("The two passwords do not match"),
+            Language::Fr.builtin("form.passwords_differ").unwrap()
+        );
+        assert_eq!(french.localise("Cognito refused it"), "Cognito refused it");
     }
 
     #[test]

@@ -8,7 +8,7 @@ use tracing::{info, warn};
 use super::RegistrationService;
 use crate::domain::invitation::{PhoneType, RegistrationLinks};
 use crate::domain::job::{JobKind, SmsJob};
-use crate::domain::keyword::{Keyword, help_text, keyword};
+use crate::domain::keyword::{Keyword, help_text, keyword_in};
 use crate::domain::language::Texts;
 use crate::domain::sms::{self, InvitationSms};
 use crate::domain::worker::{RegistrationForm, Worker, hash_password, normalise_username};
@@ -187,7 +187,8 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
         };
         let now = self.clock.now();
         // Before any other rule (carrier rules and AWS's).
-        match keyword(&sms.message_body) {
+        let asked = keyword_in(&sms.message_body);
+        match asked.map(|(keyword, _)| keyword) {
             Some(Keyword::OptOut) => {
                 self.store
                     .opt_out(&phone, now, &sms.inbound_message_id)
@@ -230,7 +231,10 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
                     None => None,
                 };
                 let domain = project.as_ref().map_or("", |p| p.name.as_str());
-                let language = record.as_ref().and_then(|r| r.language);
+                // In the language of the word itself (AIDE: French), else the invitation's.
+                let language = asked
+                    .and_then(|(_, language)| language)
+                    .or_else(|| record.as_ref().and_then(|r| r.language));
                 let text = match &project {
                     Some(project) => help_text(&project.texts(language), Some(project.title())),
                     None => help_text(&Texts::english(), None),

@@ -10,6 +10,7 @@ use lambda_http::{Body, Response};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 use sha2::{Digest, Sha256};
 
+use crate::domain::language::{Language, Texts};
 use crate::domain::worker::{
     FormErrors, MAX_EMAIL_OCTETS, MAX_PASSWORD_CHARS, MAX_USERNAME_CHARS, MIN_PASSWORD_CHARS,
     MIN_USERNAME_CHARS,
@@ -53,10 +54,13 @@ pub fn html_response(status: StatusCode, page: Markup) -> Response<Body> {
         .expect("a valid HTML response")
 }
 
-fn layout(heading: &str, title: &str, content: Markup) -> Markup {
+/// A page in `t`'s language (`lang`, `dir`), with links to `others`, the same page in
+/// the project's other languages.
+fn layout(t: &Texts, heading: &str, title: &str, others: &[Language], content: Markup) -> Markup {
+    let language = t.language;
     html! {
         (DOCTYPE)
-        html lang="en" {
+        html lang=(language.code()) dir=(language.direction()) {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
@@ -68,18 +72,38 @@ fn layout(heading: &str, title: &str, content: Markup) -> Markup {
                 main {
                     h1 { (heading) }
                     (content)
+                    @if !others.is_empty() {
+                        nav aria-label=(t.get("page.languages")) {
+                            p.hint {
+                                (t.get("page.languages")) ": "
+                                @for (i, other) in others.iter().enumerate() {
+                                    @if i > 0 { " · " }
+                                    a href={ "?lang=" (other.code()) } lang=(other.code())
+                                        hreflang=(other.code()) { (other.name()) }
+                                }
+                            }
+                        }
+                    }
                 }
             }
         }
     }
 }
 
-fn install_links(app: Option<&App>) -> Markup {
+/// `template` with `{username}` shown in bold.
+fn with_bold_username(template: &str, username: &str) -> Markup {
+    let (before, after) = template.split_once("{username}").unwrap_or((template, ""));
+    html! { (before) strong { (username) } (after) }
+}
+
+fn install_links(t: &Texts, app: Option<&App>) -> Markup {
     html! {
         ul {
-            li { a href=(PLAY_STORE_URL) { "Install CommCare from the Google Play store" } }
+            li { a href=(PLAY_STORE_URL) { (t.get("page.install_commcare")) } }
             @if let Some(url) = app.and_then(|a| a.install_url.as_deref()) {
-                li { a href=(url) { "Install " (app.map_or("the app", |a| a.name.as_str())) } }
+                li { a href=(url) {
+                    (t.fill("page.install_app", &[("app", app.map_or(t.get("page.the_app"), |a| a.name.as_str()))]))
+                } }
             }
         }
     }
@@ -105,22 +129,33 @@ struct Field<'a> {
 }
 
 impl Field<'_> {
-    fn render(&self, value: &str, errors: &FormErrors) -> Markup {
-        let error = errors.get(self.name);
+    fn render(&self, t: &Texts, value: &str, errors: &FormErrors) -> Markup {
+        let error = errors.get(self.name).map(|e| t.localise(e));
         let error_id = format!("{}-error", self.name);
         html! {
-            label for=(self.name) { (self.label) @if !self.required { " (optional)" } }
+            label for=(self.name) { (self.label) @if !self.required { " " (t.get("page.optional")) } }
             input id=(self.name) name=(self.name) type=(self.kind) value=(value)
                 autocomplete=(self.autocomplete) required[self.required] maxlength=[self.max]
-                aria-invalid=[error.map(|_| "true")]
-                aria-describedby=[error.map(|_| error_id.as_str())];
+                aria-invalid=[error.as_ref().map(|_| "true")]
+                aria-describedby=[error.as_ref().map(|_| error_id.as_str())];
             @if let Some(hint) = self.hint { p.hint { (hint) } }
             @if let Some(message) = error { p.error id=(error_id) role="alert" { (message) } }
         }
     }
 }
 
+/// The project's languages other than the page's, for its links.
+pub fn other_languages(project: &Project, t: &Texts) -> Vec<Language> {
+    project
+        .languages
+        .iter()
+        .copied()
+        .filter(|l| *l != t.language)
+        .collect()
+}
+
 pub fn form_page(
+    t: &Texts,
     project: &Project,
     require_email: bool,
     values: &FormValues,
@@ -128,150 +163,179 @@ pub fn form_page(
 ) -> Markup {
     let title = project.title();
     // From the rules themselves, so that the page never says other than they do.
-    let username_hint =
-        format!("{MIN_USERNAME_CHARS} to {MAX_USERNAME_CHARS} letters, digits, '.', '_' or '-'");
-    let password_hint = format!("{MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters");
+    let (min_user, max_user) = (
+        MIN_USERNAME_CHARS.to_string(),
+        MAX_USERNAME_CHARS.to_string(),
+    );
+    let username_hint = t.fill(
+        "page.username_hint",
+        &[("min", &min_user), ("max", &max_user)],
+    );
+    let (min_pass, max_pass) = (
+        MIN_PASSWORD_CHARS.to_string(),
+        MAX_PASSWORD_CHARS.to_string(),
+    );
+    let password_hint = t.fill(
+        "page.password_hint",
+        &[("min", &min_pass), ("max", &max_pass)],
+    );
     layout(
+        t,
         title,
-        &format!("Register with {title}"),
+        &t.fill("page.register_title", &[("title", title)]),
+        &other_languages(project, t),
         html! {
-            p { "You are invited to register as a mobile worker. Choose a username and a password." }
+            p { (t.get("page.intro")) }
             form method="post" {
-                (Field { name: "username", label: "Username", kind: "text", autocomplete: "username",
+                (Field { name: "username", label: t.get("page.username"), kind: "text", autocomplete: "username",
                     required: true, hint: Some(&username_hint), max: Some(MAX_USERNAME_CHARS) }
-                    .render(&values.username, errors))
-                (Field { name: "password", label: "Password", kind: "password",
+                    .render(t, &values.username, errors))
+                (Field { name: "password", label: t.get("page.password"), kind: "password",
                     autocomplete: "new-password", required: true, hint: Some(&password_hint),
                     max: Some(MAX_PASSWORD_CHARS) }
-                    .render("", errors))
-                (Field { name: "password2", label: "Password again", kind: "password",
+                    .render(t, "", errors))
+                (Field { name: "password2", label: t.get("page.password2"), kind: "password",
                     autocomplete: "new-password", required: true, hint: None,
                     max: Some(MAX_PASSWORD_CHARS) }
-                    .render("", errors))
-                (Field { name: "email", label: "Email", kind: "email", autocomplete: "email",
+                    .render(t, "", errors))
+                (Field { name: "email", label: t.get("page.email"), kind: "email", autocomplete: "email",
                     required: require_email, hint: None, max: Some(MAX_EMAIL_OCTETS) }
-                    .render(&values.email, errors))
-                button type="submit" { "Register" }
+                    .render(t, &values.email, errors))
+                button type="submit" { (t.get("page.submit")) }
             }
         },
     )
 }
 
-pub fn success_page(project: &Project, username: &str, app: Option<&App>) -> Markup {
+pub fn success_page(t: &Texts, project: &Project, username: &str, app: Option<&App>) -> Markup {
     layout(
+        t,
         project.title(),
-        "Registration complete",
+        t.get("page.complete_title"),
+        &[],
         html! {
-            h2 { "Thank you, you are registered" }
-            p { "Your username is " strong { (username) } ". Next, install the app on your phone:" }
-            (install_links(app))
+            h2 { (t.get("page.complete_heading")) }
+            p { (with_bold_username(t.get("page.complete_text"), username)) }
+            (install_links(t, app))
         },
     )
 }
 
 /// The registration is saved, its account not made yet: an SMS follows when it is.
 /// `username`: the name to sign in with, when this very submission made the registration.
-pub fn creating_page(project: &Project, username: Option<&str>, app: Option<&App>) -> Markup {
+pub fn creating_page(
+    t: &Texts,
+    project: &Project,
+    username: Option<&str>,
+    app: Option<&App>,
+) -> Markup {
     layout(
+        t,
         project.title(),
-        "Account being created",
+        t.get("page.creating_title"),
+        &[],
         html! {
-            h2 { "Thank you, your registration is saved" }
+            h2 { (t.get("page.creating_heading")) }
             @if let Some(username) = username {
-                p { "Your account is being created. Your username will be " strong { (username) } "." }
+                p { (with_bold_username(t.get("page.creating_named"), username)) }
             } @else {
-                p { "Your account is being created." }
+                p { (t.get("page.creating")) }
             }
-            p { "We will send you an SMS when it is ready. Meanwhile, install the app on your phone:" }
-            (install_links(app))
+            p { (t.get("page.creating_sms")) }
+            (install_links(t, app))
         },
     )
 }
 
-pub fn registered_page(project: &Project, app: Option<&App>) -> Markup {
+pub fn registered_page(t: &Texts, project: &Project, app: Option<&App>) -> Markup {
     layout(
+        t,
         project.title(),
-        "Already registered",
+        t.get("page.used_title"),
+        &[],
         html! {
-            h2 { "This invitation was already used" }
-            p { "A worker has already registered with this invitation. To use the app, install it:" }
-            (install_links(app))
+            h2 { (t.get("page.used_heading")) }
+            p { (t.get("page.used_text")) }
+            (install_links(t, app))
         },
     )
 }
 
-pub fn expired_page(project: &Project) -> Markup {
+pub fn expired_page(t: &Texts, project: &Project) -> Markup {
     layout(
+        t,
         project.title(),
-        "Invitation expired",
+        t.get("page.expired_title"),
+        &[],
         html! {
-            h2 { "This invitation has expired" }
-            p { "Ask the administrator of " (project.title()) " to send you a new invitation." }
+            h2 { (t.get("page.expired_heading")) }
+            p { (t.fill("page.expired_text", &[("title", project.title())])) }
         },
     )
 }
 
-pub fn closed_page(project: &Project) -> Markup {
+pub fn closed_page(t: &Texts, project: &Project) -> Markup {
     layout(
+        t,
         project.title(),
-        "Registration closed",
+        t.get("page.closed_title"),
+        &[],
         html! {
-            h2 { "Registration is closed" }
-            p { (project.title()) " is not registering mobile workers at the moment. \
-                 Ask its administrator when to try again." }
+            h2 { (t.get("page.closed_heading")) }
+            p { (t.fill("page.closed_text", &[("title", project.title())])) }
         },
     )
 }
 
-pub fn not_found_page() -> Markup {
+pub fn not_found_page(t: &Texts) -> Markup {
     layout(
-        "Invitation not found",
-        "Invitation not found",
+        t,
+        t.get("page.not_found_title"),
+        t.get("page.not_found_title"),
+        &[],
+        html! { p { (t.get("page.not_found_text")) } },
+    )
+}
+
+pub fn try_again_page(t: &Texts) -> Markup {
+    layout(
+        t,
+        t.get("page.try_again_heading"),
+        t.get("page.not_saved_title"),
+        &[],
         html! {
-            p { "This registration link is not valid. It may have been replaced by a newer invitation: \
-                 use the link in the most recent SMS you received." }
+            p { (t.get("page.conflict_text")) }
+            p { (t.get("page.conflict_registered")) }
         },
     )
 }
 
-pub fn try_again_page() -> Markup {
+pub fn unavailable_page(t: &Texts) -> Markup {
     layout(
-        "Please try again",
-        "Not saved",
-        html! {
-            p { "Your registration was not saved: another submission of this form was being \
-                 processed at the same moment. Go back and submit it again." }
-            p { "If the page then says this invitation was already used, you are registered." }
-        },
+        t,
+        t.get("page.try_again_heading"),
+        t.get("page.unavailable_title"),
+        &[],
+        html! { p { (t.get("page.unavailable_text")) } },
     )
 }
 
-pub fn unavailable_page() -> Markup {
+pub fn too_large_page(t: &Texts) -> Markup {
     layout(
-        "Please try again",
-        "Temporarily unavailable",
-        html! { p { "The service is temporarily unavailable. Please try again in a moment." } },
+        t,
+        t.get("page.try_again_heading"),
+        t.get("page.not_saved_title"),
+        &[],
+        html! { p { (t.get("page.too_large_text")) } },
     )
 }
 
-pub fn too_large_page() -> Markup {
+pub fn unreadable_page(t: &Texts) -> Markup {
     layout(
-        "Please try again",
-        "Not saved",
-        html! {
-            p { "Your registration was not saved: the form sent was too large. Go back, check \
-                 what you typed and submit it again." }
-        },
-    )
-}
-
-pub fn unreadable_page() -> Markup {
-    layout(
-        "Please try again",
-        "Not saved",
-        html! {
-            p { "Your registration was not saved: the form sent could not be read. Go back \
-                 and submit it again." }
-        },
+        t,
+        t.get("page.try_again_heading"),
+        t.get("page.not_saved_title"),
+        &[],
+        html! { p { (t.get("page.unreadable_text")) } },
     )
 }

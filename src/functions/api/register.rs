@@ -13,10 +13,12 @@ use super::pages::{self, FormValues};
 use super::{BodyKind, MAX_BODY_BYTES};
 use crate::domain::Project;
 use crate::domain::RegistrationRecord;
+use crate::domain::language::{Language, Texts};
 use crate::domain::worker::{FormErrors, RegistrationForm, normalise_username};
 use crate::ports::{JobQueue, Store};
 use crate::service::RegistrationService;
 use crate::service::registration::{Invitation, RegisterError};
+use lambda_http::RequestExt;
 
 fn app_of<'a>(project: &'a Project, record: &RegistrationRecord) -> Option<&'a crate::domain::App> {
     record.app_id.as_deref().and_then(|id| project.app(id))
@@ -45,7 +47,7 @@ enum Unread {
 impl Unread {
     /// In the page's JSON shape, `{"errors": {...}}`, `body` naming the body as a whole
     /// (as `token` names the link); a browser's form gets a page.
-    fn into_response(self) -> Response<Body> {
+    fn into_response(self, t: &Texts) -> Response<Body> {
         let body_error = |status: StatusCode, message: &str| {
             json_response(status, &json!({ "errors": { "body": message } }))
         };
@@ -60,14 +62,14 @@ impl Unread {
                 "Request body is larger than 1 MiB.",
             ),
             Unread::TooLarge { json: false } => {
-                pages::html_response(StatusCode::PAYLOAD_TOO_LARGE, pages::too_large_page())
+                pages::html_response(StatusCode::PAYLOAD_TOO_LARGE, pages::too_large_page(t))
             }
             Unread::NotJson => body_error(StatusCode::BAD_REQUEST, "Request is not valid JSON."),
             Unread::NotText(errors) => {
                 json_response(StatusCode::BAD_REQUEST, &json!({ "errors": errors }))
             }
             Unread::UnreadableForm => {
-                pages::html_response(StatusCode::BAD_REQUEST, pages::unreadable_page())
+                pages::html_response(StatusCode::BAD_REQUEST, pages::unreadable_page(t))
             }
         }
     }
@@ -159,8 +161,56 @@ fn shown_back(form: &RegistrationForm) -> FormValues {
     }
 }
 
+/// The page's `?lang=` (a link to the page in another language), if it names one.
+fn asked_language(request: &Request) -> Option<Language> {
+    request
+        .query_string_parameters_ref()
+        .and_then(|q| q.first("lang"))
+        .and_then(Language::parse)
+}
+
+/// The browser's `Accept-Language`, if any.
+fn accept_language(request: &Request) -> Option<&str> {
+    request
+        .headers()
+        .get("accept-language")
+        .and_then(|v| v.to_str().ok())
+}
+
+/// The texts of a page of `project`: in the language its `?lang=` asks for when the
+/// project has it, else the invitation's, else the browser's first among the project's,
+/// else the project's default.
+fn page_texts<'a>(
+    request: &Request,
+    project: &'a Project,
+    record: Option<&RegistrationRecord>,
+) -> Texts<'a> {
+    let offered = &project.languages;
+    let language = asked_language(request)
+        .filter(|l| offered.contains(l))
+        .or_else(|| record.and_then(|r| r.language))
+        .or_else(|| {
+            accept_language(request).and_then(|h| Language::from_accept_language(h, offered))
+        });
+    project.texts(language)
+}
+
+/// The texts of a page of no known project: the language asked for, else the browser's.
+fn bare_texts(request: &Request) -> Texts<'static> {
+    let language = asked_language(request)
+        .or_else(|| {
+            accept_language(request).and_then(|h| Language::from_accept_language(h, &Language::ALL))
+        })
+        .unwrap_or(Language::En);
+    Texts {
+        language,
+        default: Language::En,
+        own: None,
+    }
+}
+
 /// The page (or JSON answer) for a link that leads to no pending invitation.
-fn unavailable(invitation: &Invitation, json: bool) -> Response<Body> {
+fn unavailable(request: &Request, invitation: &Invitation, json: bool) -> Response<Body> {
     let (status, message) = match invitation {
         Invitation::Expired(_) => (
             StatusCode::GONE,
@@ -188,21 +238,30 @@ fn unavailable(invitation: &Invitation, json: bool) -> Response<Body> {
         return json_response(status, &json!({ "errors": { "token": message } }));
     }
     let page = match invitation {
-        Invitation::Expired(project) => pages::expired_page(project),
-        Invitation::Closed(project) => pages::closed_page(project),
-        Invitation::Registered(project, record) => {
-            pages::registered_page(project, app_of(project, record))
+        Invitation::Expired(project) => {
+            pages::expired_page(&page_texts(request, project, None), project)
         }
-        Invitation::Creating(project, record) => {
-            pages::creating_page(project, None, app_of(project, record))
+        Invitation::Closed(project) => {
+            pages::closed_page(&page_texts(request, project, None), project)
         }
-        _ => pages::not_found_page(),
+        Invitation::Registered(project, record) => pages::registered_page(
+            &page_texts(request, project, Some(record)),
+            project,
+            app_of(project, record),
+        ),
+        Invitation::Creating(project, record) => pages::creating_page(
+            &page_texts(request, project, Some(record)),
+            project,
+            None,
+            app_of(project, record),
+        ),
+        _ => pages::not_found_page(&bare_texts(request)),
     };
     pages::html_response(status, page)
 }
 
 /// 409: another registration with the link was in flight; nothing was stored.
-fn try_again(json: bool) -> Response<Body> {
+fn try_again(request: &Request, json: bool) -> Response<Body> {
     let mut response = if json {
         json_response(
             StatusCode::CONFLICT,
@@ -210,18 +269,23 @@ fn try_again(json: bool) -> Response<Body> {
                 processed at the same moment; nothing was saved. Please try again." } }),
         )
     } else {
-        pages::html_response(StatusCode::CONFLICT, pages::try_again_page())
+        pages::html_response(
+            StatusCode::CONFLICT,
+            pages::try_again_page(&bare_texts(request)),
+        )
     };
     response.headers_mut().insert("retry-after", 1.into());
     response
 }
 
-fn store_unavailable(json: bool) -> Response<Body> {
+fn store_unavailable(request: &Request, json: bool) -> Response<Body> {
     if json {
         return super::ApiError::Unavailable.into_response();
     }
-    let mut response =
-        pages::html_response(StatusCode::SERVICE_UNAVAILABLE, pages::unavailable_page());
+    let mut response = pages::html_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        pages::unavailable_page(&bare_texts(request)),
+    );
     response
         .headers_mut()
         .insert("retry-after", super::error::RETRY_AFTER_SECONDS.into());
@@ -245,6 +309,7 @@ pub async fn handle<St: Store, Q: JobQueue>(
                 pages::html_response(
                     StatusCode::OK,
                     pages::form_page(
+                        &page_texts(request, &project, Some(&record)),
                         &project,
                         record.require_email,
                         &FormValues::default(),
@@ -252,16 +317,16 @@ pub async fn handle<St: Store, Q: JobQueue>(
                     ),
                 )
             }
-            Ok(other) => unavailable(&other, false),
+            Ok(other) => unavailable(request, &other, false),
             Err(error) => {
                 warn!(%error, "registration page unavailable");
-                store_unavailable(false)
+                store_unavailable(request, false)
             }
         };
     }
     let (form, json) = match read_form(request) {
         Ok(read) => read,
-        Err(unread) => return unread.into_response(),
+        Err(unread) => return unread.into_response(&bare_texts(request)),
     };
     match service.complete_registration(domain, token, &form).await {
         Ok(done) if json => {
@@ -285,6 +350,7 @@ pub async fn handle<St: Store, Q: JobQueue>(
             pages::html_response(
                 StatusCode::ACCEPTED,
                 pages::creating_page(
+                    &page_texts(request, &done.project, Some(&done.invitation)),
                     &done.project,
                     Some(&done.username),
                     app_of(&done.project, &done.invitation),
@@ -294,27 +360,41 @@ pub async fn handle<St: Store, Q: JobQueue>(
         Ok(done) => pages::html_response(
             StatusCode::OK,
             pages::success_page(
+                &page_texts(request, &done.project, Some(&done.invitation)),
                 &done.project,
                 &done.username,
                 app_of(&done.project, &done.invitation),
             ),
         ),
-        Err(RegisterError::Form(_, _, errors)) if json => {
+        Err(RegisterError::Form(project, record, errors)) if json => {
+            // In the invitation's language (the project's default when it has none).
+            let t = project.texts(record.language);
+            let errors: std::collections::BTreeMap<&String, String> = errors
+                .0
+                .iter()
+                .map(|(field, e)| (field, t.localise(e)))
+                .collect();
             json_response(StatusCode::BAD_REQUEST, &json!({ "errors": errors }))
         }
         Err(RegisterError::Form(project, record, errors)) => pages::html_response(
             StatusCode::BAD_REQUEST,
-            pages::form_page(&project, record.require_email, &shown_back(&form), &errors),
+            pages::form_page(
+                &page_texts(request, &project, Some(&record)),
+                &project,
+                record.require_email,
+                &shown_back(&form),
+                &errors,
+            ),
         ),
-        Err(RegisterError::Unavailable(invitation)) => unavailable(&invitation, json),
-        Err(RegisterError::TryAgain) => try_again(json),
+        Err(RegisterError::Unavailable(invitation)) => unavailable(request, &invitation, json),
+        Err(RegisterError::TryAgain) => try_again(request, json),
         Err(RegisterError::AccountsUnavailable) => {
             warn!("registration refused: the project's directory cannot be used now");
-            store_unavailable(json)
+            store_unavailable(request, json)
         }
         Err(RegisterError::Store(error)) => {
             warn!(%error, "registration failed");
-            store_unavailable(json)
+            store_unavailable(request, json)
         }
     }
 }
