@@ -59,9 +59,9 @@ pub fn keyword_in(body: &str) -> Option<(Keyword, Option<Language>)> {
         return Some((keyword, None));
     }
     languages_words().iter().find_map(|(language, words)| {
-        if words.opt_out.iter().any(|w| *w == word) {
+        if words.opt_out.contains(&word) {
             Some((Keyword::OptOut, Some(*language)))
-        } else if words.help.iter().any(|w| *w == word) {
+        } else if words.help.contains(&word) {
             Some((Keyword::Help, Some(*language)))
         } else {
             None
