@@ -111,12 +111,15 @@ fn random_password() -> String {
 impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
     /// Queues an answer: one job with the SMS for `phone`, sent by the sender at the
     /// account's rate, like every SMS of the service.
+    /// Queues `texts` to `phone` at once, as sent (through smart encoding when `smart`).
     async fn answer(
         &self,
         domain: &str,
+        smart: bool,
         phone: &PhoneNumber,
         texts: Vec<String>,
     ) -> Result<(), ReplyError> {
+        let texts = sms::as_sent(texts, smart);
         let job = SmsJob {
             id: SmsJob::new_id(),
             domain: domain.to_owned(),
@@ -239,7 +242,13 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
                     Some(project) => help_text(&project.texts(language), Some(project.title())),
                     None => help_text(&Texts::english(), None),
                 };
-                self.answer(domain, &phone, vec![text]).await?;
+                self.answer(
+                    domain,
+                    project.as_ref().is_none_or(|p| p.sms.smart_encoding),
+                    &phone,
+                    vec![text],
+                )
+                .await?;
                 return Ok(ReplyOutcome::HelpSent);
             }
             None => {}
@@ -276,6 +285,7 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
             None => {
                 self.answer(
                     &project.name,
+                    project.sms.smart_encoding,
                     &phone,
                     vec![start_text(&project, &invitation)],
                 )
@@ -308,12 +318,14 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
                     smart_encoding: project.sms.smart_encoding,
                 }
                 .compose();
-                self.answer(&project.name, &phone, texts).await?;
+                self.answer(&project.name, project.sms.smart_encoding, &phone, texts)
+                    .await?;
                 Ok(ReplyOutcome::AndroidLinkSent)
             }
             PhoneType::Other => {
                 self.answer(
                     &project.name,
+                    project.sms.smart_encoding,
                     &phone,
                     vec![join_instructions(&project, &invitation)],
                 )
@@ -366,7 +378,8 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
             None
         };
         if let Some(text) = page_needed {
-            self.answer(&project.name, phone, vec![text]).await?;
+            self.answer(&project.name, project.sms.smart_encoding, phone, vec![text])
+                .await?;
             info!(phone = %phone.masked(), "JOIN answered with the registration page's link");
             return Ok(ReplyOutcome::RegistrationLinkSent);
         }
@@ -376,6 +389,7 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
         if !well_formed {
             self.answer(
                 &project.name,
+                project.sms.smart_encoding,
                 phone,
                 vec![join_instructions(project, invitation)],
             )
@@ -396,7 +410,8 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
         if let Err(errors) = form.validate(false) {
             let reason = errors.get("username").unwrap_or("it is not valid");
             let text = sms::username_refused(&texts, &project.name, &username, reason);
-            self.answer(&project.name, phone, vec![text]).await?;
+            self.answer(&project.name, project.sms.smart_encoding, phone, vec![text])
+                .await?;
             return Ok(ReplyOutcome::JoinRefused);
         }
         let password_hash = tokio::task::spawn_blocking(move || hash_password(&password))
@@ -417,7 +432,8 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
             RegisterOutcome::UsernameTaken => {
                 let reason = texts.get("sms.username_taken_reason");
                 let text = sms::username_refused(&texts, &project.name, &username, reason);
-                self.answer(&project.name, phone, vec![text]).await?;
+                self.answer(&project.name, project.sms.smart_encoding, phone, vec![text])
+                    .await?;
                 return Ok(ReplyOutcome::JoinRefused);
             }
             RegisterOutcome::InvitationChanged => return Ok(ReplyOutcome::Ignored),
@@ -430,7 +446,13 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
         }
         info!(phone = %phone.masked(), "worker registered by SMS");
         let welcome = sms::welcome(&texts, project.title(), &username);
-        self.answer(&project.name, phone, vec![welcome]).await?;
+        self.answer(
+            &project.name,
+            project.sms.smart_encoding,
+            phone,
+            vec![welcome],
+        )
+        .await?;
         Ok(ReplyOutcome::Joined(username))
     }
 }
