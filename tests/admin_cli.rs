@@ -982,3 +982,113 @@ fn the_account_commands_say_what_they_print() {
         assert!(put_domain.contains(flag), "{flag}");
     }
 }
+
+#[tokio::test]
+async fn languages_and_a_projects_own_texts_are_set_checked_and_printed() {
+    let moto = Moto::start();
+    setup(&moto);
+    // Languages: known codes only, each once; the first is the default.
+    for bad in ["xx", "sw,sw", ""] {
+        let run = admin(
+            &moto,
+            &[
+                "put-domain",
+                "demo",
+                "--plan",
+                "PRO",
+                "--enable",
+                "--languages",
+                bad,
+            ],
+        );
+        assert_ne!(run.code, 0, "{bad}");
+    }
+    let out = ok(
+        &moto,
+        &[
+            "put-domain",
+            "demo",
+            "--plan",
+            "PRO",
+            "--enable",
+            "--languages",
+            "sw,en",
+        ],
+    );
+    assert!(out.contains("languages: sw,en (default sw)"), "{out}");
+    let texts: serde_json::Value = serde_json::from_str(&ok(&moto, &["texts", "demo"])).unwrap();
+    assert_eq!(
+        texts["sw"]["page.submit"]["text"],
+        smsreg::domain::language::Language::Sw
+            .builtin("page.submit")
+            .unwrap()
+    );
+    assert_eq!(texts["en"]["sms.android_link"]["parts"], 1);
+    assert_eq!(texts["en"]["sms.android_link"]["own"], false);
+    assert!(texts.get("fr").is_none(), "only the project's languages");
+
+    let file = std::env::temp_dir().join(format!("smsreg-texts-{}.json", std::process::id()));
+    // A bad file (a link text without its {}, an unknown id) changes nothing.
+    std::fs::write(
+        &file,
+        r#"{"sms.android_link": "{title}: jisajili hapa", "page.nope": "x", "page.submit": "Tuma"}"#,
+    )
+    .unwrap();
+    let run = admin(
+        &moto,
+        &[
+            "put-texts",
+            "demo",
+            "--language",
+            "sw",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert_ne!(run.code, 0);
+    assert!(
+        run.stderr.contains("sms.android_link") && run.stderr.contains("page.nope"),
+        "{}",
+        run.stderr
+    );
+    let unchanged: serde_json::Value =
+        serde_json::from_str(&ok(&moto, &["texts", "demo"])).unwrap();
+    assert_eq!(unchanged["sw"]["page.submit"]["own"], false);
+    // A language the project lacks.
+    let run = admin(
+        &moto,
+        &[
+            "put-texts",
+            "demo",
+            "--language",
+            "fr",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert_ne!(run.code, 0);
+    assert!(run.stderr.contains("--languages"), "{}", run.stderr);
+    // A good one: stored, its SMS parts printed, and used.
+    std::fs::write(
+        &file,
+        r#"{"sms.android_link": "{title}: jisajili hapa: {}", "page.submit": "Tuma"}"#,
+    )
+    .unwrap();
+    let out = ok(
+        &moto,
+        &[
+            "put-texts",
+            "demo",
+            "--language",
+            "sw",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert!(out.contains("sms.android_link: 1 part(s), GSM-7"), "{out}");
+    let texts: serde_json::Value = serde_json::from_str(&ok(&moto, &["texts", "demo"])).unwrap();
+    assert_eq!(texts["sw"]["page.submit"]["text"], "Tuma");
+    assert_eq!(texts["sw"]["page.submit"]["own"], true);
+    // HQ's order: the project's own text in its default language comes before the
+    // built-in one in the worker's.
+    assert_eq!(texts["en"]["page.submit"]["text"], "Tuma");
+    assert_eq!(texts["en"]["page.email"]["text"], "Email");
+    let _ = std::fs::remove_file(&file);
+}

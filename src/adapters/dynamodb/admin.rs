@@ -172,6 +172,27 @@ impl DynamoStore {
     }
 
     /// Creates or updates a project. Settings left `None` keep their stored value.
+    /// Sets a project's own texts (all its languages'), if the project exists.
+    pub async fn put_project_texts(
+        &self,
+        domain: &str,
+        texts: &crate::domain::project::ProjectTexts,
+    ) -> Result<(), StoreError> {
+        let json = serde_json::to_string(texts).expect("texts serialise");
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(project_pk(domain)))
+            .key(SK, s(PROJECT_SK))
+            .update_expression("SET texts = :texts")
+            .condition_expression("attribute_exists(registration_enabled)")
+            .expression_attribute_values(":texts", s(json))
+            .send()
+            .await
+            .map_err(|e| store_error(&e))?;
+        Ok(())
+    }
+
     pub async fn put_project(&self, update: &ProjectUpdate<'_>) -> Result<(), StoreError> {
         let mut set = vec![
             "kind = :kind",

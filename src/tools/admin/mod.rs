@@ -9,6 +9,7 @@ mod projects;
 mod replay;
 mod sms;
 mod table;
+mod texts;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -163,6 +164,29 @@ enum Command {
         /// The project.
         domain: String,
     },
+    /// Prints, as JSON, each of a project's languages with every text a worker reads.
+    ///
+    /// Prints, as JSON, each of a project's languages with every text a worker reads in
+    /// it (the project's own, else the built-in one: docs/languages.md), whether it is the
+    /// project's own, and each SMS's parts as a worker would get it.
+    Texts {
+        /// The project.
+        domain: String,
+    },
+    /// Sets a project's own texts in one of its languages from a JSON file of text ids.
+    ///
+    /// Sets a project's own texts in one of its languages from a JSON file of the ids
+    /// `texts` prints (`{"sms.android_link": "...: {}"}`). Each must keep the English
+    /// text's placeholders; a bad file changes nothing. Prints each SMS's parts.
+    PutTexts {
+        /// The project.
+        domain: String,
+        /// The language (one of the project's).
+        #[arg(long)]
+        language: String,
+        /// The JSON file.
+        file: std::path::PathBuf,
+    },
 }
 
 /// Runs the CLI; the `smsreg-admin` binary only calls this.
@@ -240,5 +264,11 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::CreateUserPool { name } => admin.create_user_pool(name).await,
         Command::CreatePasswordKey => admin.create_password_key().await,
         Command::CheckAccounts { domain } => admin.check_accounts(domain).await,
+        Command::Texts { domain } => admin.texts(domain).await,
+        Command::PutTexts {
+            domain,
+            language,
+            file,
+        } => admin.put_texts(domain, language, file).await,
     }
 }
