@@ -346,9 +346,29 @@ def check_keywords(keywords: dict, files: dict) -> list[str]:
     return problems
 
 
+def doc_block(path: Path, name: str, body: str, write: bool) -> list:
+    """Keeps the block between `<!-- NAME -->` and `<!-- /NAME -->` of `path` equal to
+    `body` (rewriting it when `write`); a problem when it differs."""
+    text = path.read_text(encoding="utf-8")
+    start, end = f"<!-- {name} -->\n", f"<!-- /{name} -->"
+    if start not in text or end not in text:
+        return [f"{path.name}: no {start.strip()} ... {end} block"]
+    before, rest = text.split(start, 1)
+    current, after = rest.split(end, 1)
+    if current == body:
+        return []
+    if write:
+        path.write_text(before + start + body + end + after, encoding="utf-8")
+        return []
+    return [f"{path.name}: the {name} block differs from the texts: run scripts/check-texts.py --write-docs"]
+
+
 def main() -> int:
     here = Path(__file__).resolve().parent
-    directory = Path(sys.argv[1]) if len(sys.argv) > 1 else here.parent / "data" / "texts"
+    args = [a for a in sys.argv[1:] if a != "--write-docs"]
+    write_docs = "--write-docs" in sys.argv[1:]
+    docs = here.parent / "docs"
+    directory = Path(args[0]) if args else here.parent / "data" / "texts"
     files = {}
     problems = []
     for lang in LANGUAGES:
@@ -384,9 +404,18 @@ def main() -> int:
     print(f"{'text (G: GSM-7, U: UCS-2; parts (units))':<{width}} " + " ".join(
         f"{lang:<10}" for lang in LANGUAGES
     ))
+    md = ["| SMS (parts, encoding) | " + " | ".join(LANGUAGES) + " |",
+          "|---|" + "---|" * len(LANGUAGES)]
     for key, label, binding in rows:
         name = f"{key} [{label}]" if label else key
         cells = []
+        if binding:
+            md_cells = []
+            for lang in LANGUAGES:
+                text = next(t for lbl, t, _ in measured[lang][key] if lbl == label)
+                encoding, _, parts = measure(text)
+                md_cells.append(f"{parts} {'GSM-7' if encoding.startswith('G') else 'UCS-2'}")
+            md.append(f"| `{key}`{' (' + label + ')' if label else ''} | " + " | ".join(md_cells) + " |")
         for lang in LANGUAGES:
             text = next(t for lbl, t, _ in measured[lang][key] if lbl == label)
             encoding, units, parts = measure(text)
@@ -411,6 +440,15 @@ def main() -> int:
     )
     for warning in warnings:
         print(f"warning: {warning}")
+    if not args:
+        problems += doc_block(docs / "sending.md", "texts-parts", "\n".join(md) + "\n", write_docs)
+        words = ["| Language | Opt-out words | Help words |", "|---|---|---|"]
+        for lang in LANGUAGES[1:]:
+            lists = keywords.get(lang, {})
+            words.append(
+                f"| {lang} | {', '.join(lists.get('opt_out', []))} | {', '.join(lists.get('help', []))} |"
+            )
+        problems += doc_block(docs / "languages.md", "keywords", "\n".join(words) + "\n", write_docs)
     if problems:
         print("\n".join(problems), file=sys.stderr)
         return 1

@@ -480,4 +480,71 @@ mod tests {
         assert!(text.contains(FULL) && text.contains("email"), "{text}");
         assert_eq!(measure(&text).parts, 1);
     }
+
+    #[test]
+    fn every_language_sends_each_default_text_in_its_budget() {
+        use crate::domain::encoding::Encoding;
+        use crate::domain::language::Language;
+        // A 60-character host, the longest display name, a 20-character project name.
+        let host = format!("https://{}", "h".repeat(52));
+        let long_links = RegistrationLinks {
+            full: format!("{host}/a/{}/register/{}", "p".repeat(20), "k".repeat(22)),
+            short: format!("{host}/r/{}", "k".repeat(22)),
+        };
+        let title = "T".repeat(MAX_DISPLAY_NAME_UNITS);
+        let name = "p".repeat(20);
+        for language in Language::ALL {
+            let texts = Texts {
+                language,
+                default: Language::En,
+                own: None,
+            };
+            let latin = !matches!(language, Language::Hi | Language::Ar);
+            let taken = texts.get("sms.username_taken_reason");
+            let invitation = InvitationSms {
+                texts,
+                project_title: &title,
+                android_only: true,
+                custom_message: None,
+                links: &long_links,
+                install_url: None,
+                smart_encoding: true,
+            }
+            .compose()
+            .remove(0);
+            for (what, text) in [
+                ("android link", invitation),
+                ("ask", ask_phone_type(&texts, &title)),
+                ("join", join_instructions(&texts, &title, &name)),
+                ("welcome", welcome(&texts, &title, &"u".repeat(20))),
+                (
+                    "refused",
+                    username_refused(&texts, &name, &"u".repeat(20), taken),
+                ),
+                ("email", email_needed(&texts, &title, &long_links, true)),
+                (
+                    "password",
+                    password_needed(&texts, &title, &long_links, true),
+                ),
+                (
+                    "reinstall",
+                    reinstall_texts(&texts, &title, None, None).remove(0),
+                ),
+                ("help", help_text(&texts, Some(&title))),
+            ] {
+                let size = measure(&sent(text.clone(), true));
+                let code = language.code();
+                if latin {
+                    assert_eq!(size.parts, 1, "{code} {what}: {text}");
+                    assert_eq!(size.encoding, Encoding::Gsm7, "{code} {what}: {text}");
+                } else {
+                    assert!(
+                        size.parts <= 3,
+                        "{code} {what}: {} parts: {text}",
+                        size.parts
+                    );
+                }
+            }
+        }
+    }
 }
