@@ -45,12 +45,7 @@ async fn a_worker_registers_from_the_sms_link_in_a_real_browser() {
         let body = json!({"app_id": DEMO_APP, "android_only": true, "require_email": true,
             "custom_registration_message": "Welcome to Demo Health! Register here: {}",
             "users": [{"phone_number": phone}]});
-        let mut response = ureq::post(format!("{served}/a/demo/api/v0_5/sms_user_registration/"))
-            .header("authorization", format!("ApiKey {DEMO_USER}:{DEMO_KEY}"))
-            .content_type("application/json")
-            .send(body.to_string())
-            .unwrap();
-        serde_json::from_str(&response.body_mut().read_to_string().unwrap()).unwrap()
+        invite_over_http(&served, &body)
     };
     assert_eq!(
         invite("+16175551234")["success_numbers"],
@@ -117,6 +112,30 @@ async fn a_worker_registers_from_the_sms_link_in_a_real_browser() {
     );
 }
 
+/// The demo project (as the tests provision it) in `table`, with `update` applied to it.
+async fn demo_store<'a>(
+    moto: &Moto,
+    table: &str,
+    update: impl FnOnce(&mut smsreg::adapters::dynamodb::ProjectUpdate<'a>),
+) -> smsreg::adapters::dynamodb::DynamoStore {
+    let store = moto.store(table).await;
+    provision_demo(&store, Some("https://www.commcarehq.org/a/demo/app/1")).await;
+    let mut project = project(DEMO_DOMAIN, Some("Demo Health"), smsreg::domain::Plan::Pro);
+    update(&mut project);
+    store.put_project(&project).await.unwrap();
+    store
+}
+
+/// The create request `body`, through the gateway at `served`: its answer.
+fn invite_over_http(served: &str, body: &Value) -> Value {
+    let mut response = ureq::post(format!("{served}/a/demo/api/v0_5/sms_user_registration/"))
+        .header("authorization", format!("ApiKey {DEMO_USER}:{DEMO_KEY}"))
+        .content_type("application/json")
+        .send(body.to_string())
+        .unwrap();
+    serde_json::from_str(&response.body_mut().read_to_string().unwrap()).unwrap()
+}
+
 /// A local gateway's base URL, free to listen on.
 fn free_base() -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -129,11 +148,10 @@ async fn a_worker_whose_account_is_slow_to_make_sees_it_being_created_then_is_te
     const ACCOUNTS_TABLE: &str = "sms-registration-browser-accounts";
     const PHONE: &str = "+16175555512";
     let moto = Moto::start();
-    let store = moto.store(ACCOUNTS_TABLE).await;
-    provision_demo(&store, Some("https://www.commcarehq.org/a/demo/app/1")).await;
-    let mut update = project(DEMO_DOMAIN, Some("Demo Health"), smsreg::domain::Plan::Pro);
-    update.accounts = Some(&smsreg::domain::account::Accounts::Cognito);
-    store.put_project(&update).await.unwrap();
+    let store = demo_store(&moto, ACCOUNTS_TABLE, |p| {
+        p.accounts = Some(&smsreg::domain::account::Accounts::Cognito);
+    })
+    .await;
     let aws = moto.sdk_config().await;
     let cognito = aws_sdk_cognitoidentityprovider::Client::new(&aws);
     let pool = smsreg::adapters::cognito_admin::create_user_pool(&cognito, "workers")
@@ -165,13 +183,7 @@ async fn a_worker_whose_account_is_slow_to_make_sees_it_being_created_then_is_te
     let served = common::gateway::serve(smsreg::wiring::aws_api_with(&aws, config).unwrap());
     let body =
         json!({"app_id": DEMO_APP, "android_only": true, "users": [{"phone_number": PHONE}]});
-    let mut response = ureq::post(format!("{served}/a/demo/api/v0_5/sms_user_registration/"))
-        .header("authorization", format!("ApiKey {DEMO_USER}:{DEMO_KEY}"))
-        .content_type("application/json")
-        .send(body.to_string())
-        .unwrap();
-    let created: Value =
-        serde_json::from_str(&response.body_mut().read_to_string().unwrap()).unwrap();
+    let created = invite_over_http(&served, &body);
     assert_eq!(created["success_numbers"], json!([PHONE]));
     moto.deliver(&sender, &queue_url).await;
     let link = moto.sms_to(PHONE)[0].rsplit(' ').next().unwrap().to_owned();
@@ -241,4 +253,90 @@ async fn a_worker_whose_account_is_slow_to_make_sees_it_being_created_then_is_te
     // The link again: already used.
     browser.goto(&format!("{served}{path}")).await;
     browser.wait_for_title("Already registered").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_reads_the_page_in_arabic_switches_to_swahili_and_registers() {
+    use smsreg::domain::language::{Language, fill};
+    const LANGUAGES_TABLE: &str = "sms-registration-browser-languages";
+    const PHONE: &str = "+16175555513";
+    let moto = Moto::start();
+    let languages = [Language::Ar, Language::Sw, Language::En];
+    let store = demo_store(&moto, LANGUAGES_TABLE, |p| p.languages = Some(&languages)).await;
+    let aws = moto.sdk_config().await;
+    let config = moto
+        .queued(Config {
+            table_name: LANGUAGES_TABLE.into(),
+            public_base_url: free_base(),
+            ..Config::default()
+        })
+        .await;
+    let served = common::gateway::serve(smsreg::wiring::aws_api_with(&aws, config).unwrap());
+    let body = json!({"app_id": DEMO_APP, "android_only": true, "language": "ar",
+        "users": [{"phone_number": PHONE}]});
+    let created = invite_over_http(&served, &body);
+    assert_eq!(created["success_numbers"], json!([PHONE]));
+    let record = store
+        .find(&smsreg::domain::PhoneNumber::parse(PHONE).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let shots = repo_root().join("target/browser-screenshots");
+    let title = |language: Language, id: &str| {
+        fill(language.builtin(id).unwrap(), &[("title", "Demo Health")])
+    };
+
+    let browser = Browser::start().await;
+    browser
+        .goto(&format!(
+            "{served}/a/demo/register/{}",
+            record.token.as_str()
+        ))
+        .await;
+    browser
+        .wait_for_title(&title(Language::Ar, "page.register_title"))
+        .await;
+    assert_eq!(
+        browser.attribute("html", "lang").await.as_deref(),
+        Some("ar")
+    );
+    assert_eq!(
+        browser.attribute("html", "dir").await.as_deref(),
+        Some("rtl")
+    );
+    browser.screenshot(&shots.join("6-arabic.png")).await;
+
+    // The link to Swahili: the same invitation, in Swahili.
+    browser.click("a[hreflang=sw]").await;
+    browser
+        .wait_for_title(&title(Language::Sw, "page.register_title"))
+        .await;
+    assert_eq!(
+        browser.attribute("html", "lang").await.as_deref(),
+        Some("sw")
+    );
+    assert_eq!(
+        browser.attribute("html", "dir").await.as_deref(),
+        Some("ltr")
+    );
+    browser.fill("#username", "amina").await;
+    browser.fill("#password", "correct horse").await;
+    browser.fill("#password2", "correct hose").await;
+    browser.click("button[type=submit]").await;
+    browser.wait_for("#password2-error").await;
+    assert_eq!(
+        browser.text("#password2-error").await,
+        Language::Sw.builtin("form.passwords_differ").unwrap()
+    );
+    browser.screenshot(&shots.join("7-swahili-error.png")).await;
+    browser.fill("#password", "correct horse").await;
+    browser.fill("#password2", "correct horse").await;
+    browser.click("button[type=submit]").await;
+    browser
+        .wait_for_title(Language::Sw.builtin("page.complete_title").unwrap())
+        .await;
+    assert_eq!(
+        browser.attribute("html", "lang").await.as_deref(),
+        Some("sw")
+    );
 }

@@ -101,6 +101,10 @@ impl Browser {
         self.find(css).await.text().await.unwrap()
     }
 
+    pub async fn attribute(&self, css: &str, name: &str) -> Option<String> {
+        self.find(css).await.attr(name).await.unwrap()
+    }
+
     pub async fn value(&self, css: &str) -> String {
         let value = self.find(css).await.prop("value").await.unwrap();
         value.unwrap_or_default()
