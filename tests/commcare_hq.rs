@@ -74,6 +74,7 @@ fn account(local: &str, reference: &str) -> NewAccount {
                 .unwrap()
                 .clone(),
         ),
+        language: None,
         reference: reference.into(),
     }
 }

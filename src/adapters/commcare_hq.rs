@@ -155,6 +155,9 @@ fn new_user(account: &NewAccount) -> Value {
     if let Some(email) = &account.email {
         user["email"] = email.clone().into();
     }
+    if let Some(language) = account.language {
+        user["language"] = language.code().into();
+    }
     user
 }
 
@@ -380,6 +383,7 @@ mod tests {
                     .unwrap()
                     .clone(),
             ),
+            language: Some(crate::domain::language::Language::Sw),
             reference: "attempt-1".into(),
         }
     }
@@ -391,6 +395,7 @@ mod tests {
         assert_eq!(user["password"], "correct horse");
         assert_eq!(user["phone_numbers"], json!(["16175551234"]));
         assert_eq!(user["email"], "jane@example.org");
+        assert_eq!(user["language"], "sw");
         assert_eq!(
             user["user_data"],
             json!({"district": "north", "smsreg_ref": "attempt-1",
@@ -398,8 +403,10 @@ mod tests {
         );
         let mut bare = account();
         (bare.email, bare.app_id, bare.custom_user_data) = (None, None, None);
+        bare.language = None;
         let user = new_user(&bare);
         assert!(user.get("email").is_none());
+        assert!(user.get("language").is_none());
         assert!(user["user_data"].get(APP_FIELD).is_none());
     }
 

@@ -236,6 +236,8 @@ pub struct NewAccount {
     pub email: Option<String>,
     pub app_id: Option<String>,
     pub custom_user_data: Option<Map<String, Value>>,
+    /// The worker's language, when the invitation has one (CommCare HQ's `language`).
+    pub language: Option<super::language::Language>,
     /// The attempt ([`AccountState::attempt`]), written into the account.
     pub reference: String,
 }

@@ -103,6 +103,7 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
             email: account.email.clone(),
             app_id: record.app_id.clone(),
             custom_user_data: record.custom_user_data.clone(),
+            language: record.language,
             reference: account.attempt.clone(),
         }
     }
