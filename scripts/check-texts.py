@@ -137,7 +137,7 @@ def measure(text: str) -> tuple[str, int, int]:
 
 TITLE = "T" * 30  # a project's display name: at most 30 units (MAX_DISPLAY_NAME_UNITS)
 PROJECT = "p" * 20  # a project's short name
-USERNAME = "u" * 20  # a username as most workers choose it
+USERNAME = "u" * 80  # the longest username the form allows (MAX_USERNAME_CHARS)
 LONG_USERNAME = "u" * 128  # the longest (COGNITO_MAX_USERNAME), for sms.account_ready
 NUMBER = "128"  # {min} and {max}: the widest limit
 # The registration link as budgeted, 97 characters (https:// and a 52-character host, then
@@ -271,8 +271,11 @@ def sms_cases(texts: dict) -> dict[str, list[tuple[str, str, bool]]]:
         elif key == "sms.username_refused":
             # With a form's longer reason the service cuts the username, or leaves it out
             # (then it is sms.username_refused_unnamed): shown for information only.
+            # The echoed username is cut so that the answer stays one part: measured with
+            # a 20-character one, the 80-character one for information.
             cases[key] = [
-                ("taken", fill(text, reason=taken), True),
+                ("taken", fill(text, reason=taken, username="u" * 20), True),
+                ("taken, 80-character username", fill(text, reason=taken), False),
                 ("longest", fill(text, reason=longest_reason), False),
             ]
         elif key == "sms.username_refused_unnamed":

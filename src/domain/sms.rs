@@ -516,7 +516,7 @@ mod tests {
                 ("android link", invitation),
                 ("ask", ask_phone_type(&texts, &title)),
                 ("join", join_instructions(&texts, &title, &name)),
-                ("welcome", welcome(&texts, &title, &"u".repeat(20))),
+                ("welcome", welcome(&texts, &title, &"u".repeat(80))),
                 (
                     "refused",
                     username_refused(&texts, &name, &"u".repeat(20), taken),
