@@ -366,6 +366,23 @@ def doc_block(path: Path, name: str, body: str, write: bool) -> list:
     return [f"{path.name}: the {name} block differs from the texts: run scripts/check-texts.py --write-docs"]
 
 
+# A quoted default SMS in the docs (*"{Project}: ...: {link}"*), spread over lines.
+QUOTED = re.compile(r'\*"(\{Project\}[^"]*)"\*')
+
+
+def doc_quotes(docs: Path, english: dict) -> list:
+    """Every default SMS the docs quote (`*"{Project}..."*`, with `{link}` for the link)
+    must be the English text itself, so that the docs cannot drift from it."""
+    problems = []
+    texts = set(english.values())
+    for path in sorted(docs.glob("*.md")):
+        for quote in QUOTED.findall(path.read_text(encoding="utf-8")):
+            text = " ".join(quote.split()).replace("{Project}", "{title}").replace("{link}", "{}")
+            if text not in texts:
+                problems.append(f"{path.name} quotes {quote!r}, which is no English text of data/texts/en.json")
+    return problems
+
+
 def main() -> int:
     here = Path(__file__).resolve().parent
     args = [a for a in sys.argv[1:] if a != "--write-docs"]
@@ -452,6 +469,7 @@ def main() -> int:
                 f"| {lang} | {', '.join(lists.get('opt_out', []))} | {', '.join(lists.get('help', []))} |"
             )
         problems += doc_block(docs / "languages.md", "keywords", "\n".join(words) + "\n", write_docs)
+        problems += doc_quotes(docs, files[REFERENCE])
     if problems:
         print("\n".join(problems), file=sys.stderr)
         return 1
