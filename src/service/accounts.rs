@@ -196,7 +196,7 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
             .seal(&account.attempt, &password)
             .await
             .map_err(|error| {
-                warn!(%error, "could not seal a password");
+                warn!(%error, "could not seal the form's secret with the key: no account begun");
                 RegisterError::AccountsUnavailable
             })?;
         // Queued before the claim: whatever happens to this invocation from here on, the
@@ -397,7 +397,7 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
                     .await;
             }
             Err(error) => {
-                warn!(%error, "could not open a sealed password: retried");
+                warn!(%error, "could not open the sealed secret: retried");
                 return Ok(AccountJobResult::RetryIn {
                     seconds: crate::domain::job::retry_delay_seconds(receive_count),
                     waited_long: age >= ACCOUNT_LONG_WAIT_SECONDS,
