@@ -44,6 +44,26 @@ impl Language {
         }
     }
 
+    /// `languages`' codes, as a message lists them (`en, fr`).
+    pub fn codes(languages: &[Language]) -> String {
+        languages
+            .iter()
+            .map(|l| l.code())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The language of `code`, or why there is none: the message names the service's
+    /// languages.
+    pub fn parse_or_explain(code: &str) -> Result<Language, String> {
+        Language::parse(code).ok_or_else(|| {
+            format!(
+                "unknown language {code:?}: the service has {}",
+                Language::codes(&Language::ALL)
+            )
+        })
+    }
+
     /// The language of an ISO 639-1 code (any case); `None` for any other text.
     pub fn parse(code: &str) -> Option<Language> {
         Language::ALL

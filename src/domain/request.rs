@@ -136,20 +136,13 @@ fn language(
             return None;
         }
     };
-    let codes = |languages: &[Language]| {
-        languages
-            .iter()
-            .map(|l| l.code())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
     match Language::parse(code) {
         None => {
             errors.add(
                 field,
                 format!(
                     "Unknown language {code:?}: the service has {}",
-                    codes(&Language::ALL)
+                    Language::codes(&Language::ALL)
                 ),
             );
             None
@@ -159,7 +152,7 @@ fn language(
                 field,
                 format!(
                     "This project's languages are {}: {} is not one of them",
-                    codes(&project.languages),
+                    Language::codes(&project.languages),
                     l.code()
                 ),
             );

@@ -144,30 +144,30 @@ pub fn username_refused(texts: &Texts, project_name: &str, username: &str, reaso
     }
 }
 
-/// The answer to a JOIN on an invitation that requires an email address: no account is
-/// made by SMS (it would have none); the worker registers on the page, which asks for it.
-pub fn email_needed(
-    texts: &Texts,
-    project_title: &str,
-    links: &RegistrationLinks,
-    smart: bool,
-) -> String {
-    with_link(links, smart, |url| {
-        linked(texts, "sms.email_needed", project_title, url)
-    })
+/// Why a `JOIN` is answered with the registration page's link instead of an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageNeeded {
+    /// The invitation requires an email address, which an account made by SMS lacks.
+    Email,
+    /// The project's accounts live in a directory (Cognito, CommCare HQ): an account made
+    /// by SMS would have a password nobody knows.
+    Password,
 }
 
-/// The answer to `JOIN` in a project whose accounts live in a directory (Cognito, CommCare
-/// HQ): an account made by SMS would have a password nobody knows; the page asks for one.
-pub fn password_needed(
+/// The answer to a `JOIN` that the page must finish (`why`): its link, the worker
+/// registering there.
+pub fn page_needed(
     texts: &Texts,
+    why: PageNeeded,
     project_title: &str,
     links: &RegistrationLinks,
     smart: bool,
 ) -> String {
-    with_link(links, smart, |url| {
-        linked(texts, "sms.password_needed", project_title, url)
-    })
+    let id = match why {
+        PageNeeded::Email => "sms.email_needed",
+        PageNeeded::Password => "sms.password_needed",
+    };
+    with_link(links, smart, |url| linked(texts, id, project_title, url))
 }
 
 /// The texts as they are sent (see `sent`).
@@ -469,14 +469,26 @@ mod tests {
 
     #[test]
     fn the_password_needed_answer_gives_the_link_in_one_part() {
-        let text = password_needed(&Texts::english(), "Demo Health", &links(), true);
+        let text = page_needed(
+            &Texts::english(),
+            PageNeeded::Password,
+            "Demo Health",
+            &links(),
+            true,
+        );
         assert!(text.contains(FULL) && text.contains("password"), "{text}");
         assert_eq!(measure(&text).parts, 1);
     }
 
     #[test]
     fn the_email_needed_answer_gives_the_link_in_one_part() {
-        let text = email_needed(&Texts::english(), "Demo Health", &links(), true);
+        let text = page_needed(
+            &Texts::english(),
+            PageNeeded::Email,
+            "Demo Health",
+            &links(),
+            true,
+        );
         assert!(text.contains(FULL) && text.contains("email"), "{text}");
         assert_eq!(measure(&text).parts, 1);
     }
@@ -521,10 +533,13 @@ mod tests {
                     "refused",
                     username_refused(&texts, &name, &"u".repeat(20), taken),
                 ),
-                ("email", email_needed(&texts, &title, &long_links, true)),
+                (
+                    "email",
+                    page_needed(&texts, PageNeeded::Email, &title, &long_links, true),
+                ),
                 (
                     "password",
-                    password_needed(&texts, &title, &long_links, true),
+                    page_needed(&texts, PageNeeded::Password, &title, &long_links, true),
                 ),
                 (
                     "reinstall",

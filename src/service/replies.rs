@@ -368,18 +368,18 @@ impl<St: Store, Q: JobQueue> RegistrationService<St, Q> {
             &project.name,
             &invitation.token,
         );
-        let (title, smart) = (project.title(), project.sms.smart_encoding);
         let texts = project.texts(invitation.language);
         let page_needed = if invitation.require_email {
-            Some(sms::email_needed(&texts, title, &links, smart))
+            Some(sms::PageNeeded::Email)
         } else if project.accounts.is_external() {
-            Some(sms::password_needed(&texts, title, &links, smart))
+            Some(sms::PageNeeded::Password)
         } else {
             None
         };
-        if let Some(text) = page_needed {
-            self.answer(&project.name, project.sms.smart_encoding, phone, vec![text])
-                .await?;
+        if let Some(why) = page_needed {
+            let smart = project.sms.smart_encoding;
+            let text = sms::page_needed(&texts, why, project.title(), &links, smart);
+            self.answer(&project.name, smart, phone, vec![text]).await?;
             info!(phone = %phone.masked(), "JOIN answered with the registration page's link");
             return Ok(ReplyOutcome::RegistrationLinkSent);
         }

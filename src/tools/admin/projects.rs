@@ -279,12 +279,7 @@ pub(super) struct Languages(Vec<Language>);
 fn parse_languages(list: &str) -> Result<Languages, String> {
     let mut languages = Vec::new();
     for code in list.split(',').map(str::trim).filter(|c| !c.is_empty()) {
-        let language = Language::parse(code).ok_or_else(|| {
-            format!(
-                "unknown language {code:?}: the service has {}",
-                Language::ALL.map(Language::code).join(", ")
-            )
-        })?;
+        let language = Language::parse_or_explain(code)?;
         if languages.contains(&language) {
             return Err(format!("{code} is listed twice"));
         }

@@ -98,12 +98,7 @@ impl Admin {
         file: PathBuf,
     ) -> Result<(), Failure> {
         let mut project = self.project_of(&domain).await?;
-        let language = Language::parse(&language).ok_or_else(|| {
-            usage(format!(
-                "unknown language {language:?}: the service has {}",
-                Language::ALL.map(Language::code).join(", ")
-            ))
-        })?;
+        let language = Language::parse_or_explain(&language).map_err(usage)?;
         if !project.languages.contains(&language) {
             return Err(usage(format!(
                 "{domain}'s languages are {}: add {} with put-domain --languages first",
