@@ -11,10 +11,7 @@ use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_cognitoidentityprovider::Client as Cognito;
-use aws_sdk_cognitoidentityprovider::types::{
-    AttributeType, AuthFlowType, ExplicitAuthFlowsType, PasswordPolicyType, SchemaAttributeType,
-    UserPoolPolicyType, UsernameConfigurationType,
-};
+use aws_sdk_cognitoidentityprovider::types::{AttributeType, AuthFlowType};
 use common::fault_proxy::{Fault, Rule};
 use common::*;
 use serde_json::{Value, json};
@@ -48,73 +45,17 @@ struct Env {
     client_id: String,
 }
 
-/// A pool as `smsreg-admin create-user-pool` makes it: case-insensitive usernames, the
-/// form's password rule, the service's custom attributes.
-async fn pool(cognito: &Cognito) -> (String, String) {
-    let custom = |name: &str| {
-        SchemaAttributeType::builder()
-            .name(name)
-            .attribute_data_type(aws_sdk_cognitoidentityprovider::types::AttributeDataType::String)
-            .mutable(true)
-            .build()
-    };
-    let pool = cognito
-        .create_user_pool()
-        .pool_name("workers")
-        .username_configuration(
-            UsernameConfigurationType::builder()
-                .case_sensitive(false)
-                .build()
-                .unwrap(),
-        )
-        .policies(
-            UserPoolPolicyType::builder()
-                .password_policy(
-                    PasswordPolicyType::builder()
-                        .minimum_length(8)
-                        .require_lowercase(false)
-                        .require_uppercase(false)
-                        .require_numbers(false)
-                        .require_symbols(false)
-                        .build(),
-                )
-                .build(),
-        )
-        .set_schema(Some(
-            smsreg::adapters::cognito::CUSTOM_ATTRIBUTES
-                .iter()
-                .map(|n| custom(n))
-                .collect(),
-        ))
-        .send()
-        .await
-        .unwrap();
-    let pool_id = pool.user_pool().unwrap().id().unwrap().to_owned();
-    let client = cognito
-        .create_user_pool_client()
-        .user_pool_id(&pool_id)
-        .client_name("app")
-        .explicit_auth_flows(ExplicitAuthFlowsType::AllowUserPasswordAuth)
-        .explicit_auth_flows(ExplicitAuthFlowsType::AllowUserSrpAuth)
-        .send()
-        .await
-        .unwrap();
-    let client_id = client
-        .user_pool_client()
-        .unwrap()
-        .client_id()
-        .unwrap()
-        .to_owned();
-    (pool_id, client_id)
-}
-
 async fn env(wait: Duration) -> Env {
     let moto = Moto::start();
     let store = moto.store(TABLE).await;
     provision_demo(&store, None).await;
     let aws = moto.sdk_config().await;
     let cognito = Cognito::new(&aws);
-    let (pool_id, client_id) = pool(&cognito).await;
+    // The pool as `smsreg-admin create-user-pool` makes it.
+    let made = smsreg::adapters::cognito_admin::create_user_pool(&cognito, "workers")
+        .await
+        .unwrap();
+    let (pool_id, client_id) = (made.pool_id, made.client_id);
     let key = aws_sdk_kms::Client::new(&aws)
         .create_key()
         .send()

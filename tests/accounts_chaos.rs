@@ -239,14 +239,19 @@ impl Env {
         self.moto.deliver(&self.sender, &self.send_queue).await;
         let mut tokens = Vec::new();
         for n in numbers {
-            let record = self
-                .store
-                .find(&PhoneNumber::parse(n).unwrap())
-                .await
-                .unwrap();
-            tokens.push(record.unwrap().token.as_str().to_owned());
+            tokens.push(self.record(n).await.token.as_str().to_owned());
         }
         (created["batch_id"].as_str().unwrap().to_owned(), tokens)
+    }
+
+    /// The invitation of `phone`.
+    async fn record(&self, phone: &str) -> smsreg::domain::RegistrationRecord {
+        let phone = PhoneNumber::parse(phone).unwrap();
+        self.store
+            .find(&phone)
+            .await
+            .unwrap()
+            .expect("an invitation")
     }
 
     /// The "Account ready" SMS `phone` got.
@@ -429,8 +434,7 @@ async fn run(seed: u64, directory: Directory) {
     e.moto.deliver(&e.sender, &e.send_queue).await;
     // Whoever has no registration yet posts again: the link still works.
     for (i, (n, token)) in numbers.iter().zip(&tokens).enumerate() {
-        let record = e.store.find(&PhoneNumber::parse(n).unwrap()).await.unwrap();
-        if record.unwrap().status.as_str() != "registered" {
+        if e.record(n).await.status.as_str() != "registered" {
             let (name, password) = form(seed, i);
             let status = e.post(token, &name, &password).await;
             assert_eq!(status, 201, "{directory:?} seed {seed}: worker {i} again");
@@ -451,12 +455,7 @@ async fn run(seed: u64, directory: Directory) {
     for (i, n) in numbers.iter().enumerate() {
         let (name, password) = form(seed, i);
         let account_name = e.account_name(&name);
-        let record = e
-            .store
-            .find(&PhoneNumber::parse(n).unwrap())
-            .await
-            .unwrap()
-            .unwrap();
+        let record = e.record(n).await;
         let context = format!(
             "{directory:?} seed {seed} worker {i} answers {:?}",
             answers[i]
@@ -606,12 +605,7 @@ async fn two_hundred_registrations_in_a_minute_are_made_at_hqs_pace_and_each_wor
     }
     for (i, n) in numbers.iter().enumerate() {
         let (name, password) = form(0, i);
-        let record = e
-            .store
-            .find(&PhoneNumber::parse(n).unwrap())
-            .await
-            .unwrap()
-            .unwrap();
+        let record = e.record(n).await;
         let account = record.account.expect("an account");
         assert_eq!(account.status.as_str(), "created", "worker {i}");
         assert!(
